@@ -1,0 +1,105 @@
+"""The ``repogen`` command line: one subcommand per job, each implemented in the module named for it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from repogen import __version__
+from repogen.errors import RepogenError
+
+# subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
+COMMANDS = {
+    "inspect": "repogen.paddle.inspect:run",
+    "ops": "repogen.trt.ops_cmd:run",
+    "check": "repogen.trt.check:run",
+    "build": "repogen.triton.build:run",
+    "validate": "repogen.harness.validate:run",
+    "serve": "repogen.harness.serve:run",
+}
+
+
+def _add_shape_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shape", action="append", default=[], metavar="NAME:DIMS",
+                   help="shorthand for equal min/opt/max shapes, e.g. x:1x3x224x224 (repeatable)")
+    p.add_argument("--min-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]",
+                   help="profile minimum shapes, trtexec style; repeat the option for several profiles")
+    p.add_argument("--opt-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]")
+    p.add_argument("--max-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="repogen", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"repogen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="describe a Paddle inference model")
+    p.add_argument("model", help="model directory, path prefix, or model file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("ops", help="list every op name that has a converter")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("check", help="convert with the NumPy TensorRT backend and compare with Paddle")
+    p.add_argument("model")
+    _add_shape_options(p)
+    p.add_argument("--inputs", help="npz with one array per input name")
+    p.add_argument("--reference", help="npz with one array per output name (default: run Paddle Inference)")
+    p.add_argument("--fp16", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("build", help="write a Triton model repository")
+    p.add_argument("models", nargs="*", help="Paddle models (default: the bundled example)")
+    p.add_argument("--spec", help="repogen.toml listing the models to build")
+    p.add_argument("--out", required=True, help="model repository folder")
+    p.add_argument("--name", help="Triton model name (one model only)")
+    p.add_argument("--version-folder", dest="model_version", type=int, default=1)
+    p.add_argument("--target", choices=["tensorrt", "paddle", "auto"], default="auto")
+    p.add_argument("--fp16", action="store_true")
+    _add_shape_options(p)
+    p.add_argument("--max-batch-size", type=int)
+    p.add_argument("--instances", type=int)
+    p.add_argument("--template", help="custom config.pbtxt Jinja2 template")
+    p.add_argument("--no-check", action="store_true", help="skip the NumPy-backend check against Paddle")
+    p.add_argument("--force", action="store_true", help="replace models that already exist in --out")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("validate", help="serve a repository with Triton and validate it against Paddle")
+    p.add_argument("repo")
+    p.add_argument("--models", help="comma-separated model names (default: all)")
+    p.add_argument("--server", default="local", help="docker, local, or the URL of a running server")
+    p.add_argument("--image", help="tritonserver image for --server docker")
+    p.add_argument("--tritonserver", help="tritonserver binary for --server local")
+    p.add_argument("--protocol", default="http,grpc")
+    p.add_argument("--inputs", help="npz with one array per input name")
+    p.add_argument("--concurrency", default="1,4")
+    p.add_argument("--requests", type=int, default=50, help="timed requests per concurrency level")
+    p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="start Triton on a repository until Ctrl-C")
+    p.add_argument("repo")
+    p.add_argument("--server", default="local", choices=["docker", "local"])
+    p.add_argument("--image")
+    p.add_argument("--tritonserver")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = COMMANDS[args.command].split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(args) or 0)
+    except RepogenError as exc:
+        print(f"repogen {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"repogen {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Errors repogen raises on purpose. Every message names the file, op or field at fault."""
+
+from __future__ import annotations
+
+
+class RepogenError(Exception):
+    """Base class: the CLI prints these as one plain line and exits non-zero."""
+
+
+class ModelFormatError(RepogenError):
+    """A model file is missing, truncated, corrupt or inconsistent with its companion files."""
+
+    def __init__(self, path: object, detail: str, offset: int | None = None):
+        where = f"{path}" + (f" at byte {offset}" if offset is not None else "")
+        super().__init__(f"{where}: {detail}")
+        self.path = path
+        self.offset = offset
+        self.detail = detail
+
+
+class UnsupportedOpError(RepogenError):
+    """One or more ops have no converter."""
+
+    def __init__(self, ops: list[tuple[int, str, list[str]]]):
+        lines = [f"  #{pos} {op_type} -> {', '.join(outs) or '(no outputs)'}" for pos, op_type, outs in ops]
+        super().__init__("no converter for these ops:\n" + "\n".join(lines))
+        self.ops = ops
+
+
+class ConversionError(RepogenError):
+    """A converter could not express an op (bad attribute, unsupported mode, shape mismatch)."""
+
+    def __init__(self, op_type: str, detail: str, position: int | None = None):
+        where = f"op #{position} {op_type}" if position is not None else f"op {op_type}"
+        super().__init__(f"{where}: {detail}")
+        self.op_type = op_type
+
+
+class ConfigError(RepogenError):
+    """A spec file, option or generated Triton config is invalid."""
+
+
+class ServerError(RepogenError):
+    """Triton could not be started, reached or did not load a model."""
