@@ -1,0 +1,418 @@
+"""Start (or attach to) a Triton server for one model repository, and always tear it down.
+
+``launch()`` is the one entry point: a context manager yielding a :class:`TritonServer` whose
+``http_url`` / ``grpc_url`` point at loopback ports. The server runs in its own process group so that
+teardown can end everything it spawned (Python-backend stubs included), whatever way the block exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from repogen.errors import ServerError
+
+DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51, the version the pytriton wheel bundles
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 10.0
+LOG_TAIL_LINES = 40
+_CONTAINER_HTTP, _CONTAINER_GRPC = 8000, 8001
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the kernel's pick); a race remains, so launches retry."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _site_packages() -> list[Path]:
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    return [Path(p) for p in paths]
+
+
+def bundled_tritonserver() -> Path | None:
+    for sp in _site_packages():
+        exe = sp / "pytriton" / "tritonserver" / "bin" / "tritonserver"
+        if exe.is_file():
+            return exe
+    return None
+
+
+def find_tritonserver(explicit: str | None = None) -> Path:
+    """``--tritonserver``, then ``$TRITONSERVER``, then PATH, then the nvidia-pytriton wheel's binary."""
+    for candidate, origin in ((explicit, "--tritonserver"), (os.environ.get("TRITONSERVER"), "$TRITONSERVER")):
+        if candidate:
+            p = Path(candidate)
+            if not (p.is_file() and os.access(p, os.X_OK)):
+                raise ServerError(f"{origin} {candidate}: not an executable file")
+            return p
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return Path(on_path)
+    bundled = bundled_tritonserver()
+    if bundled:
+        return bundled
+    raise ServerError("no tritonserver found: pass --tritonserver, set $TRITONSERVER, put it on PATH, "
+                      "or install nvidia-pytriton (pip install nvidia-pytriton)")
+
+
+def _is_pytriton_bundle(exe: Path) -> bool:
+    return exe.resolve().parent.parent.name == "tritonserver" and exe.resolve().parent.parent.parent.name == "pytriton"
+
+
+def _prepare_pytriton_backend(exe: Path, workdir: Path) -> tuple[Path, dict[str, str]]:
+    """A backend directory holding the wheel's Python backend plus the stub built for this interpreter.
+
+    The wheel ships one stub per Python version; the stub imports numpy / paddle from the environment
+    whose ``bin`` leads PATH, so that must be the running interpreter's (with numpy 1.26, see
+    docs/harness.md)."""
+    root = exe.resolve().parent.parent  # .../pytriton/tritonserver
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / ver / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise ServerError(f"{stub}: nvidia-pytriton has no Python-backend stub for Python {ver}")
+    backends = workdir / "backends"
+    dest = backends / "python"
+    shutil.copytree(root / "backends" / "python", dest, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(stub, dest / "triton_python_backend_stub")
+    libs = root.parent.parent / "nvidia_pytriton.libs"
+    env = {
+        "LD_LIBRARY_PATH": os.pathsep.join(p for p in (str(libs), os.environ.get("LD_LIBRARY_PATH", "")) if p),
+    }
+    return backends, env
+
+
+def _interpreter_path_env() -> dict[str, str]:
+    bindir = str(Path(sys.executable).parent)
+    return {"PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")])}
+
+
+def local_command(exe: Path, repo: Path, http_port: int, grpc_port: int, backend_dir: Path | None,
+                  extra: list[str] | None = None) -> list[str]:
+    cmd = [str(exe), f"--model-repository={repo}", "--model-control-mode=explicit",
+           "--http-address=127.0.0.1", f"--http-port={http_port}",
+           "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
+           "--allow-metrics=false", "--exit-on-error=true", "--strict-readiness=false",
+           "--exit-timeout-secs=5"]
+    if backend_dir is not None:
+        cmd.append(f"--backend-directory={backend_dir}")
+    return cmd + list(extra or [])
+
+
+def gpu_available() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def docker_command(repo: Path, image: str, name: str, http_port: int, grpc_port: int, gpus: bool,
+                   extra: list[str] | None = None) -> list[str]:
+    """The container binds all interfaces inside its own namespace; only 127.0.0.1 is published."""
+    cmd = ["docker", "run", "--rm", "--name", name, "--init", "--shm-size=1g"]
+    if gpus:
+        cmd += ["--gpus", "all"]
+    cmd += ["-p", f"127.0.0.1:{http_port}:{_CONTAINER_HTTP}", "-p", f"127.0.0.1:{grpc_port}:{_CONTAINER_GRPC}",
+            "-v", f"{repo.resolve()}:/models:ro", image,
+            "tritonserver", "--model-repository=/models", "--model-control-mode=explicit",
+            f"--http-port={_CONTAINER_HTTP}", f"--grpc-port={_CONTAINER_GRPC}",
+            "--allow-metrics=false", "--exit-on-error=true", "--strict-readiness=false"]
+    return cmd + list(extra or [])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the harness is SIGKILLed, the kernel still ends the server."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class TritonServer:
+    """A reachable Triton. ``proc`` is None when attached to a server someone else runs."""
+
+    http_url: str  # host:port, the form tritonclient takes
+    grpc_url: str
+    repo: Path | None
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    container: str | None = None
+    kind: str = "url"
+    loaded: dict[str, str | None] = field(default_factory=dict)  # model -> None or Triton's load error
+
+    # -- HTTP helpers with no client dependency: used before the server is known to be up ------------------
+    def _request(self, method: str, path: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, str]:
+        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        req = urllib.request.Request(f"http://{self.http_url}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc is None or self.proc.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no server log: attached to a running server)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def _fail(self, what: str) -> ServerError:
+        code = self.proc.poll() if self.proc is not None else None
+        state = f" (server exited with code {code})" if code is not None else ""
+        return ServerError(f"{what}{state}\n--- tritonserver log, last lines ({self.log_path}) ---\n{self.log_tail()}")
+
+    def wait_live(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise self._fail(f"tritonserver for {self.repo} stopped before it was live")
+            try:
+                status, _ = self._request("GET", "/v2/health/live", timeout=1.0)
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except (OSError, urllib.error.URLError) as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise self._fail(f"tritonserver at {self.http_url} not live after {timeout:.0f} s ({last})")
+
+    def repository_index(self) -> list[dict]:
+        status, text = self._request("POST", "/v2/repository/index", {})
+        if status != 200:
+            raise self._fail(f"repository index failed: HTTP {status} {text}")
+        return json.loads(text or "[]")
+
+    def load(self, models: list[str], timeout: float = 300.0) -> dict[str, str | None]:
+        """Load each model explicitly; returns model -> None, or Triton's reason in plain words."""
+        for name in models:
+            if not self.alive():
+                raise self._fail(f"tritonserver died while loading {name}")
+            try:
+                status, text = self._request("POST", f"/v2/repository/models/{name}/load", {}, timeout=timeout)
+            except (OSError, urllib.error.URLError) as exc:
+                raise self._fail(f"loading {name}: {exc}") from exc
+            if status == 200:
+                self.loaded[name] = None
+                continue
+            try:
+                reason = json.loads(text).get("error", text)
+            except ValueError:
+                reason = text
+            self.loaded[name] = self._index_reason(name) or reason
+        return dict(self.loaded)
+
+    def _index_reason(self, name: str) -> str | None:
+        """The repository index keeps the load error per version; it says more than the load response."""
+        try:
+            rows = [r for r in self.repository_index() if r.get("name") == name]
+        except (ServerError, OSError, ValueError):
+            return None
+        reasons = [r.get("reason", "") for r in rows if r.get("reason")]
+        return "; ".join(reasons) or None
+
+    def require_loaded(self, models: list[str]) -> None:
+        errors = self.load(models)
+        bad = {m: e for m, e in errors.items() if m in models and e}
+        if bad:
+            lines = "\n".join(f"  {m}: {e}" for m, e in bad.items())
+            raise self._fail(f"Triton did not load these models from {self.repo}:\n{lines}")
+
+    # -- teardown ----------------------------------------------------------------------------------------------
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        if self.container:
+            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, timeout=60)
+        if self.proc is None:
+            return
+        kill_process_group(self.proc, grace)
+
+
+def kill_process_group(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM the whole group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
+    pgid = proc.pid  # start_new_session=True made the leader's pid the group id
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not group_alive(pgid):
+            break
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process in group ``pgid``, from /proc (no psutil)."""
+    return bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # the command name sits in parentheses and may contain spaces: fields follow the last ')'
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while a server is up so that ``finally`` blocks run (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    full_env = dict(os.environ)
+    full_env.update(env)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=full_env, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+_PORT_CLASH = ("address already in use", "failed to start grpc", "failed to start http", "port is already allocated")
+
+
+@contextlib.contextmanager
+def launch(repo: str | Path | None, server: str = "local", *, models: list[str] | None = None,
+           image: str | None = None, tritonserver: str | None = None, http_port: int | None = None,
+           grpc_port: int | None = None, ready_timeout: float = READY_TIMEOUT_S,
+           extra_args: list[str] | None = None, require_models: bool = False) -> Iterator[TritonServer]:
+    """Run Triton on ``repo`` for the duration of the block.
+
+    ``server``: "local" (a tritonserver binary), "docker" (the NGC image), or the URL of a running
+    server (``http://host:port`` for its HTTP endpoint; gRPC assumed on HTTP port + 1 unless given as
+    ``http://host:8000,grpc://host:8001``). ``models`` are loaded explicitly (all of the repository when
+    None); load errors land in ``TritonServer.loaded`` unless ``require_models`` raises them.
+    """
+    repo_path = Path(repo).resolve() if repo is not None else None
+    if repo_path is not None and not repo_path.is_dir():
+        raise ServerError(f"{repo}: model repository folder not found")
+    if models is None and repo_path is not None:
+        models = sorted(p.name for p in repo_path.iterdir() if (p / "config.pbtxt").is_file())
+
+    if server not in ("local", "docker"):
+        handle = attach(server)
+        handle.repo = repo_path
+        handle.wait_live(ready_timeout)
+        if models:
+            (handle.require_loaded if require_models else handle.load)(models)
+        yield handle
+        return
+
+    for port, flag in ((http_port, "http"), (grpc_port, "grpc")):
+        if port is not None and port_in_use(port):
+            raise ServerError(f"--{flag}-port {port}: already in use on 127.0.0.1; pick another or leave it unset")
+    workdir = Path(tempfile.mkdtemp(prefix="repogen-triton-"))
+    handle: TritonServer | None = None
+    try:
+        with _terminate_raises():
+            attempts = 1 if (http_port or grpc_port) else 3
+            for attempt in range(attempts):
+                hp, gp = http_port or free_port(), grpc_port or free_port()
+                while gp == hp:
+                    gp = free_port()
+                log_path = workdir / f"tritonserver-{attempt}.log"
+                if server == "docker":
+                    name = f"repogen-triton-{uuid.uuid4().hex[:12]}"
+                    cmd = docker_command(repo_path, image or DEFAULT_IMAGE, name, hp, gp, gpu_available(), extra_args)
+                    env: dict[str, str] = {}
+                else:
+                    name = None
+                    exe = find_tritonserver(tritonserver)
+                    backend_dir, env = (_prepare_pytriton_backend(exe, workdir) if _is_pytriton_bundle(exe)
+                                        else (None, {}))
+                    env.update(_interpreter_path_env())
+                    cmd = local_command(exe, repo_path, hp, gp, backend_dir, extra_args)
+                log_path.write_text("$ " + " ".join(cmd) + "\n")
+                proc = _spawn(cmd, env, log_path)
+                handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server)
+                try:
+                    handle.wait_live(ready_timeout)
+                    break
+                except ServerError:
+                    clash = any(s in handle.log_tail().lower() for s in _PORT_CLASH)
+                    handle.stop()
+                    if clash and attempt + 1 < attempts:
+                        continue
+                    raise
+            if models:
+                (handle.require_loaded if require_models else handle.load)(models)
+            yield handle
+    finally:
+        if handle is not None:
+            handle.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def attach(url: str) -> TritonServer:
+    """A server someone else runs: never started or stopped here."""
+    http, grpc = url, None
+    if "," in url:
+        parts = [p.strip() for p in url.split(",")]
+        http = next((p for p in parts if not p.startswith("grpc")), parts[0])
+        grpc = next((p for p in parts if p.startswith("grpc")), None)
+    http = http.split("://", 1)[-1].rstrip("/")
+    if ":" not in http:
+        raise ServerError(f"--server {url}: expected host:port (for example http://127.0.0.1:8000)")
+    host, port = http.rsplit(":", 1)
+    if grpc is None:
+        grpc = f"{host}:{int(port) + 1}"
+    else:
+        grpc = grpc.split("://", 1)[-1].rstrip("/")
+    return TritonServer(http, grpc, None, kind="url")
