@@ -1,0 +1,143 @@
+"""Read Paddle's serialized DenseTensor records (``.pdiparams`` / ``__params__`` / one file per variable).
+
+Arrays are zero-copy views of a read-only mmap of the file, so loading costs only the header parsing.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from repogen.errors import ModelFormatError
+from repogen.paddle.programdesc import tensor_desc
+from repogen.paddle.wire import Wire
+
+_NP_DTYPE = {
+    "bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
+    "int64": np.int64, "float16": np.float16, "float32": np.float32, "float64": np.float64,
+    "complex64": np.complex64, "complex128": np.complex128,
+    "bfloat16": np.uint16,  # no numpy bfloat16: the raw bits, documented in docs/ir.md
+}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_I32 = struct.Struct("<i")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What the program says a parameter must look like; dims of -1 match anything."""
+
+    name: str
+    dtype: str
+    dims: tuple[int, ...] | None
+
+
+def numpy_dtype(dtype: str) -> np.dtype:
+    return np.dtype(_NP_DTYPE[dtype])
+
+
+def map_file(path: Path) -> memoryview | bytes:
+    """A read-only view of the whole file (an mmap; empty files cannot be mapped)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            if size == 0:
+                return b""
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise ModelFormatError(path, f"cannot read parameters: {exc.strerror or exc}") from None
+
+
+def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray, int]:
+    """Parse one tensor record at pos; return (array view, position after the record)."""
+    size = len(buf)
+    start = pos
+
+    def need(n: int, what: str) -> None:
+        if n > size - pos:
+            raise ModelFormatError(path, f"truncated {what} of parameter {spec.name!r} "
+                                         f"(needs {n} bytes, {size - pos} left)", pos)
+
+    need(4, "tensor version")
+    (version,) = _U32.unpack_from(buf, pos)
+    if version != 0:
+        raise ModelFormatError(path, f"parameter {spec.name!r}: unsupported tensor version {version} "
+                                     "(wrong file, or a file that is not a Paddle parameters file)", pos)
+    pos += 4
+    need(8, "LoD level count")
+    (levels,) = _U64.unpack_from(buf, pos)
+    pos += 8
+    if levels > (size - pos) // 8:
+        raise ModelFormatError(path, f"parameter {spec.name!r}: LoD level count {levels} exceeds the file", pos - 8)
+    for _ in range(levels):
+        need(8, "LoD level size")
+        (nbytes,) = _U64.unpack_from(buf, pos)
+        pos += 8
+        need(nbytes, "LoD level")
+        pos += nbytes
+    need(4, "tensor-desc version")
+    (dversion,) = _U32.unpack_from(buf, pos)
+    if dversion != 0:
+        raise ModelFormatError(path, f"parameter {spec.name!r}: unsupported tensor-desc version {dversion}", pos)
+    pos += 4
+    need(4, "TensorDesc length")
+    (dlen,) = _I32.unpack_from(buf, pos)
+    if dlen < 0:
+        raise ModelFormatError(path, f"parameter {spec.name!r}: negative TensorDesc length {dlen}", pos)
+    pos += 4
+    need(dlen, "TensorDesc")
+    dtype, dims = tensor_desc(Wire(buf, path), pos, pos + dlen)
+    pos += dlen
+    if any(d < 0 for d in dims):
+        raise ModelFormatError(path, f"parameter {spec.name!r}: negative dimension in {dims}", pos - dlen)
+    if spec.dtype != dtype:
+        raise ModelFormatError(path, f"parameter {spec.name!r} is {dtype} {dims} in the parameters file but the "
+                                     f"program declares {spec.dtype} {list(spec.dims or [])} "
+                                     "(parameters file of another model?)", start)
+    if spec.dims is not None and (len(spec.dims) != len(dims)
+                                  or any(a != b for a, b in zip(spec.dims, dims) if a >= 0)):
+        raise ModelFormatError(path, f"parameter {spec.name!r} has shape {dims} in the parameters file but the "
+                                     f"program declares {list(spec.dims)} (parameters file of another model?)", start)
+    np_dtype = numpy_dtype(dtype)
+    numel = 1
+    for d in dims:
+        numel *= d
+    nbytes = numel * np_dtype.itemsize
+    need(nbytes, "data")
+    arr = np.frombuffer(buf, dtype=np_dtype, count=numel, offset=pos).reshape(dims)
+    return arr, pos + nbytes
+
+
+def read_combined(path: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndarray]:
+    """All parameters from one combined file, stored in sorted(name) order."""
+    buf = map_file(path)
+    pos = 0
+    out = {}
+    for spec in sorted(specs, key=lambda s: s.name.encode()):
+        if pos >= len(buf):
+            raise ModelFormatError(path, f"parameters file ends before parameter {spec.name!r} "
+                                         f"({len(out)} of {len(specs)} read)", pos)
+        out[spec.name], pos = read_tensor(buf, pos, path, spec)
+    if pos != len(buf):
+        raise ModelFormatError(path, f"{len(buf) - pos} trailing bytes after the last of {len(specs)} parameters "
+                                     "(parameters file of another model?)", pos)
+    return out
+
+
+def read_separate(folder: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndarray]:
+    """Fluid layout: one file per parameter, named after the variable."""
+    out = {}
+    for spec in specs:
+        path = folder / spec.name
+        if not path.is_file():
+            raise ModelFormatError(path, f"parameter file for {spec.name!r} is missing")
+        buf = map_file(path)
+        out[spec.name], end = read_tensor(buf, 0, path, spec)
+        if end != len(buf):
+            raise ModelFormatError(path, f"{len(buf) - end} trailing bytes after parameter {spec.name!r}", end)
+    return out

@@ -1,0 +1,276 @@
+"""Decode a serialized ``ProgramDesc`` (``__model__`` / ``.pdmodel``) without Paddle or generated protos.
+
+Field numbers follow paddle/fluid/framework/framework.proto. The result is a faithful, un-canonicalized
+view of the file (legacy op names, slots and attrs); repogen.paddle.legacy turns it into the IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from repogen.paddle.wire import FIXED32, FIXED64, LEN, VARINT, Wire, f32, f64, signed
+
+# VarType.Type values that are tensor element types -> ir.DTYPES names.
+DTYPE_OF_VARTYPE = {
+    0: "bool", 1: "int16", 2: "int32", 3: "int64", 4: "float16", 5: "float32", 6: "float64",
+    20: "uint8", 21: "int8", 22: "bfloat16", 23: "complex64", 24: "complex128",
+}
+VARTYPE_OF_DTYPE = {v: k for k, v in DTYPE_OF_VARTYPE.items()}
+DENSE_TENSOR, FEED_MINIBATCH, FETCH_LIST, DENSE_TENSOR_ARRAY = 7, 9, 10, 13
+
+# AttrType enum
+INT, FLOAT, STRING, INTS, FLOATS, STRINGS, BOOLEAN, BOOLEANS, BLOCK, LONG, BLOCKS, LONGS, FLOAT64S, VAR, \
+    VARS, FLOAT64, SCALAR, SCALARS = range(18)
+
+
+@dataclass
+class VarDesc:
+    name: str
+    type: int  # VarType.Type of the variable itself (DENSE_TENSOR, FEED_MINIBATCH, ...)
+    dtype: str | None = None
+    dims: list[int] | None = None
+    persistable: bool = False
+
+
+@dataclass
+class OpDesc:
+    type: str
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+    outputs: dict[str, list[str]] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    block_attrs: dict[str, list[int]] = field(default_factory=dict)  # BLOCK/BLOCKS attrs: sub-block indices
+
+
+@dataclass
+class BlockDesc:
+    idx: int
+    parent_idx: int
+    vars: dict[str, VarDesc] = field(default_factory=dict)
+    ops: list[OpDesc] = field(default_factory=list)
+
+
+def decode_program(data: bytes | memoryview, path: object) -> list[BlockDesc]:
+    w = Wire(data, path)
+    blocks = []
+    for num, wt, val, end in w.fields(0, len(data)):
+        if num == 1:
+            w.expect(wt, LEN, num, val)
+            blocks.append(_block(w, val, end))
+    if not blocks:
+        raise w.fail("ProgramDesc has no blocks (not a Paddle model?)", 0)
+    for i, b in enumerate(blocks):
+        if b.idx != i:
+            raise w.fail(f"block #{i} says its index is {b.idx}", 0)
+        if b.parent_idx >= len(blocks) or (i > 0 and b.parent_idx < 0):
+            raise w.fail(f"block {i} has parent index {b.parent_idx} of {len(blocks)} blocks", 0)
+    for b in blocks:
+        for op in b.ops:
+            for name, idxs in op.block_attrs.items():
+                for i in idxs:
+                    if not 0 < i < len(blocks):
+                        raise w.fail(f"op {op.type} attr {name} names block {i} of {len(blocks)}", 0)
+    return blocks
+
+
+def _block(w: Wire, start: int, end: int) -> BlockDesc:
+    b = BlockDesc(idx=-1, parent_idx=-1)
+    seen = set()
+    for num, wt, val, vend in w.fields(start, end):
+        if num in (1, 2):
+            w.expect(wt, VARINT, num, start)
+            if num == 1:
+                b.idx = signed(val)
+            else:
+                b.parent_idx = signed(val)
+            seen.add(num)
+        elif num == 3:
+            w.expect(wt, LEN, num, val)
+            v = _var(w, val, vend)
+            b.vars[v.name] = v
+        elif num == 4:
+            w.expect(wt, LEN, num, val)
+            b.ops.append(_op(w, val, vend))
+    if seen != {1, 2}:
+        raise w.fail("BlockDesc lacks idx/parent_idx", start)
+    return b
+
+
+def _var(w: Wire, start: int, end: int) -> VarDesc:
+    name = None
+    vtype = None
+    dtype = dims = None
+    persistable = False
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 1:
+            w.expect(wt, LEN, num, val)
+            name = w.string(val, vend)
+        elif num == 2:
+            w.expect(wt, LEN, num, val)
+            vtype, dtype, dims = _vartype(w, val, vend)
+        elif num == 3:
+            w.expect(wt, VARINT, num, start)
+            persistable = bool(val)
+    if name is None or vtype is None:
+        raise w.fail("VarDesc lacks name or type", start)
+    return VarDesc(name, vtype, dtype, dims, persistable)
+
+
+def _vartype(w: Wire, start: int, end: int) -> tuple[int, str | None, list[int] | None]:
+    vtype = None
+    dtype = dims = None
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 1:
+            w.expect(wt, VARINT, num, start)
+            vtype = val
+        elif num in (2, 8, 9, 10, 11):  # TensorDesc directly
+            w.expect(wt, LEN, num, val)
+            dtype, dims = tensor_desc(w, val, vend)
+        elif num in (3, 4):  # DenseTensorDesc / DenseTensorArrayDesc { TensorDesc tensor = 1; lod = 2 }
+            w.expect(wt, LEN, num, val)
+            for n2, wt2, v2, e2 in w.fields(val, vend):
+                if n2 == 1:
+                    w.expect(wt2, LEN, n2, v2)
+                    dtype, dims = tensor_desc(w, v2, e2)
+    if vtype is None:
+        raise w.fail("VarType lacks its type", start)
+    return vtype, dtype, dims
+
+
+def tensor_desc(w: Wire, start: int, end: int) -> tuple[str, list[int]]:
+    """TensorDesc { required Type data_type = 1; repeated int64 dims = 2; }"""
+    code = None
+    dims: list[int] = []
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 1:
+            w.expect(wt, VARINT, num, start)
+            code = val
+        elif num == 2:
+            w.append_ints(dims, wt, val, vend)
+    if code is None:
+        raise w.fail("TensorDesc lacks data_type", start)
+    if code not in DTYPE_OF_VARTYPE:
+        raise w.fail(f"unsupported tensor data type code {code}", start)
+    return DTYPE_OF_VARTYPE[code], dims
+
+
+def _slot(w: Wire, start: int, end: int) -> tuple[str, list[str]]:
+    name = None
+    args = []
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 1:
+            w.expect(wt, LEN, num, val)
+            name = w.string(val, vend)
+        elif num == 2:
+            w.expect(wt, LEN, num, val)
+            args.append(w.string(val, vend))
+    if name is None:
+        raise w.fail("OpDesc.Var lacks its parameter name", start)
+    return name, args
+
+
+def _op(w: Wire, start: int, end: int) -> OpDesc:
+    op = OpDesc(type="")
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 3:
+            w.expect(wt, LEN, num, val)
+            op.type = w.string(val, vend)
+        elif num in (1, 2):
+            w.expect(wt, LEN, num, val)
+            slot, args = _slot(w, val, vend)
+            (op.inputs if num == 1 else op.outputs)[slot] = args
+        elif num == 4:
+            w.expect(wt, LEN, num, val)
+            _attr(w, val, vend, op)
+    if not op.type:
+        raise w.fail("OpDesc lacks its type", start)
+    return op
+
+
+def _scalar(w: Wire, start: int, end: int) -> Any:
+    """Scalar { Type type = 1 (BOOLEAN 1, LONG 2, FLOAT64 3, COMPLEX128 4); b = 2; i = 3; r = 4; c = 5 }"""
+    kind = None
+    vals: dict[int, Any] = {}
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 1:
+            kind = val
+        elif num == 2:
+            vals[2] = bool(val)
+        elif num == 3:
+            vals[3] = signed(val)
+        elif num == 4:
+            w.expect(wt, FIXED64, num, start)
+            vals[4] = f64(val)
+        elif num == 5:
+            w.expect(wt, LEN, num, val)
+            parts = {1: 0.0, 2: 0.0}
+            for n2, wt2, v2, _ in w.fields(val, vend):
+                if wt2 == FIXED64:
+                    parts[n2] = f64(v2)
+            vals[5] = complex(parts[1], parts[2])
+    field_of_kind = {1: 2, 2: 3, 3: 4, 4: 5}
+    if kind not in field_of_kind:
+        raise w.fail(f"Scalar has unknown type {kind}", start)
+    default = {2: False, 3: 0, 4: 0.0, 5: 0j}[field_of_kind[kind]]
+    return vals.get(field_of_kind[kind], default)
+
+
+def _attr(w: Wire, start: int, end: int, op: OpDesc) -> None:
+    name = None
+    atype = None
+    single: dict[int, Any] = {}
+    lists: dict[int, list] = {}
+    for num, wt, val, vend in w.fields(start, end):
+        if num == 1:
+            w.expect(wt, LEN, num, val)
+            name = w.string(val, vend)
+        elif num == 2:
+            atype = val
+        elif num in (3, 10, 12, 13):  # i, b, block_idx, l
+            w.expect(wt, VARINT, num, start)
+            single[num] = bool(val) if num == 10 else signed(val)
+        elif num == 4:
+            w.expect(wt, FIXED32, num, start)
+            single[4] = f32(val)
+        elif num == 19:
+            w.expect(wt, FIXED64, num, start)
+            single[19] = f64(val)
+        elif num in (5, 17):
+            w.expect(wt, LEN, num, val)
+            single[num] = w.string(val, vend)
+        elif num in (6, 11, 14, 15):  # ints, bools, blocks_idx, longs
+            out = lists.setdefault(num, [])
+            w.append_ints(out, wt, val, vend)
+        elif num == 7:
+            w.append_floats(lists.setdefault(7, []), wt, val, vend, double=False)
+        elif num == 16:
+            w.append_floats(lists.setdefault(16, []), wt, val, vend, double=True)
+        elif num in (8, 18):
+            w.expect(wt, LEN, num, val)
+            lists.setdefault(num, []).append(w.string(val, vend))
+        elif num == 20:
+            w.expect(wt, LEN, num, val)
+            single[20] = _scalar(w, val, vend)
+        elif num == 21:
+            w.expect(wt, LEN, num, val)
+            lists.setdefault(21, []).append(_scalar(w, val, vend))
+    if name is None or atype is None:
+        raise w.fail(f"attribute of op {op.type or '?'} lacks its name or type", start)
+    single_field = {INT: (3, 0), FLOAT: (4, 0.0), STRING: (5, ""), BOOLEAN: (10, False), BLOCK: (12, 0),
+                    LONG: (13, 0), VAR: (17, ""), FLOAT64: (19, 0.0), SCALAR: (20, 0)}
+    list_field = {INTS: 6, FLOATS: 7, STRINGS: 8, BOOLEANS: 11, BLOCKS: 14, LONGS: 15, FLOAT64S: 16,
+                  VARS: 18, SCALARS: 21}
+    if atype in single_field:
+        num, default = single_field[atype]
+        value = single.get(num, default)
+    elif atype in list_field:
+        value = lists.get(list_field[atype], [])
+        if atype == BOOLEANS:
+            value = [bool(v) for v in value]
+    else:
+        raise w.fail(f"attribute {name} of op {op.type or '?'} has unknown type {atype}", start)
+    if atype == BLOCK:
+        op.block_attrs[name] = [value]
+    elif atype == BLOCKS:
+        op.block_attrs[name] = list(value)
+    op.attrs[name] = value
