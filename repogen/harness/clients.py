@@ -1,0 +1,79 @@
+"""Thin tritonclient wrappers shared by the correctness checks and the timing loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+from repogen.harness.model_files import ModelFolder
+
+REQUEST_TIMEOUT_S = 60.0  # a dead or wedged server turns into an error, never a hang
+
+
+def module(protocol: str):
+    return grpcclient if protocol == "grpc" else httpclient
+
+
+def make_client(protocol: str, url: str):
+    if protocol == "grpc":
+        return grpcclient.InferenceServerClient(url)
+    return httpclient.InferenceServerClient(url, connection_timeout=REQUEST_TIMEOUT_S,
+                                            network_timeout=REQUEST_TIMEOUT_S)
+
+
+def build_request(protocol: str, model: ModelFolder, feeds: dict[str, np.ndarray]) -> tuple[list, list]:
+    mod = module(protocol)
+    inputs = []
+    for spec in model.inputs:
+        arr = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
+        inp = mod.InferInput(spec.name, list(arr.shape), spec.datatype)
+        if protocol == "http":
+            inp.set_data_from_numpy(arr, binary_data=True)
+        else:
+            inp.set_data_from_numpy(arr)
+        inputs.append(inp)
+    if protocol == "http":
+        outputs = [mod.InferRequestedOutput(s.name, binary_data=True) for s in model.outputs]
+    else:
+        outputs = [mod.InferRequestedOutput(s.name) for s in model.outputs]
+    return inputs, outputs
+
+
+def infer(client, protocol: str, model: ModelFolder, inputs: list, outputs: list):
+    if protocol == "grpc":
+        return client.infer(model.name, inputs, outputs=outputs, client_timeout=REQUEST_TIMEOUT_S)
+    return client.infer(model.name, inputs, outputs=outputs)
+
+
+def infer_arrays(client, protocol: str, model: ModelFolder, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+    inputs, outputs = build_request(protocol, model, feeds)
+    result = infer(client, protocol, model, inputs, outputs)
+    return {s.name: result.as_numpy(s.name) for s in model.outputs}
+
+
+def model_stats(grpc_client, name: str) -> dict:
+    """Cumulative counters (ns and counts) from Triton's statistics extension."""
+    stats = grpc_client.get_inference_statistics(name, as_json=True)
+    rows = stats.get("model_stats") or []
+    out: dict = {"inference_count": 0, "execution_count": 0, "queue_ns": 0, "compute_infer_ns": 0,
+                 "success_count": 0, "batch_counts": {}}
+    for row in rows:
+        out["inference_count"] += int(row.get("inference_count", 0))
+        out["execution_count"] += int(row.get("execution_count", 0))
+        inf = row.get("inference_stats", {})
+        out["queue_ns"] += int(inf.get("queue", {}).get("ns", 0))
+        out["compute_infer_ns"] += int(inf.get("compute_infer", {}).get("ns", 0))
+        out["success_count"] += int(inf.get("success", {}).get("count", 0))
+        for b in row.get("batch_stats", []):
+            size = int(b.get("batch_size", 0))
+            out["batch_counts"][size] = out["batch_counts"].get(size, 0) + int(b.get("compute_infer", {}).get("count", 0))
+    return out
+
+
+def stats_delta(before: dict, after: dict) -> dict:
+    """Counters accumulated between two ``model_stats`` snapshots."""
+    delta = {k: after[k] - before[k] for k in after if k != "batch_counts"}
+    sizes = {s: n - before["batch_counts"].get(s, 0) for s, n in after["batch_counts"].items()}
+    delta["batch_counts"] = {s: n for s, n in sizes.items() if n > 0}
+    return delta

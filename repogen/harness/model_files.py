@@ -1,0 +1,192 @@
+"""What a generated model folder promises: its config.pbtxt, its repogen.json manifest, its test inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from repogen.errors import ConfigError
+
+# Triton data types -> (numpy dtype, tritonclient datatype string)
+TRITON_DTYPES: dict[str, tuple[type, str]] = {
+    "TYPE_FP32": (np.float32, "FP32"), "TYPE_FP16": (np.float16, "FP16"), "TYPE_FP64": (np.float64, "FP64"),
+    "TYPE_INT8": (np.int8, "INT8"), "TYPE_INT16": (np.int16, "INT16"), "TYPE_INT32": (np.int32, "INT32"),
+    "TYPE_INT64": (np.int64, "INT64"), "TYPE_UINT8": (np.uint8, "UINT8"), "TYPE_BOOL": (np.bool_, "BOOL"),
+}
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    dtype: type
+    datatype: str  # tritonclient's spelling, e.g. "FP32"
+    dims: list[int]  # without the batch dimension when the model batches
+
+
+@dataclass
+class ModelFolder:
+    name: str
+    path: Path
+    config: model_config_pb2.ModelConfig
+    manifest: dict
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    @property
+    def max_batch_size(self) -> int:
+        return int(self.config.max_batch_size)
+
+    @property
+    def rtol(self) -> float:
+        return float((self.manifest.get("tolerance") or {}).get("rtol", 1e-5))
+
+    @property
+    def version_dir(self) -> Path:
+        version = self.manifest.get("version")
+        if version is not None and (self.path / str(version)).is_dir():
+            return self.path / str(version)
+        numeric = sorted((p for p in self.path.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+        if not numeric:
+            raise ConfigError(f"{self.path}: no numeric version folder")
+        return numeric[-1]
+
+
+def parse_config(path: Path) -> model_config_pb2.ModelConfig:
+    cfg = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(path.read_text(), cfg)
+    except (text_format.ParseError, OSError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return cfg
+
+
+def _specs(path: Path, tensors) -> list[TensorSpec]:
+    out = []
+    for t in tensors:
+        type_name = model_config_pb2.DataType.Name(t.data_type)
+        if type_name not in TRITON_DTYPES:
+            raise ConfigError(f"{path}: tensor {t.name}: data_type {type_name} not supported by the harness")
+        dtype, datatype = TRITON_DTYPES[type_name]
+        out.append(TensorSpec(t.name, dtype, datatype, list(t.dims)))
+    return out
+
+
+def read_model_folder(path: Path) -> ModelFolder:
+    cfg_path, man_path = path / "config.pbtxt", path / "repogen.json"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{cfg_path}: missing")
+    cfg = parse_config(cfg_path)
+    try:
+        manifest = json.loads(man_path.read_text()) if man_path.is_file() else {}
+    except ValueError as exc:
+        raise ConfigError(f"{man_path}: not JSON: {exc}") from exc
+    name = cfg.name or path.name
+    return ModelFolder(name, path, cfg, manifest, _specs(cfg_path, cfg.input), _specs(cfg_path, cfg.output))
+
+
+def list_models(repo: Path, only: list[str] | None = None) -> list[str]:
+    found = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
+    if only:
+        missing = [m for m in only if m not in found]
+        if missing:
+            raise ConfigError(f"{repo}: no model folder for {', '.join(missing)} (found: {', '.join(found) or 'none'})")
+        return list(only)
+    if not found:
+        raise ConfigError(f"{repo}: no model folders with a config.pbtxt")
+    return found
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- test inputs ---------------------------------------------------------------------------------------------------
+
+def _profile_for(model: ModelFolder, name: str) -> dict | None:
+    for prof in model.manifest.get("profiles") or []:
+        if name in prof:
+            return prof[name]
+    return None
+
+
+def _strip_batch(model: ModelFolder, spec: TensorSpec, shape: list[int]) -> list[int]:
+    if model.max_batch_size > 0 and len(shape) == len(spec.dims) + 1:
+        return list(shape[1:])
+    return list(shape)
+
+
+def sample_shape(model: ModelFolder, spec: TensorSpec, which: str) -> list[int]:
+    """Non-batch shape (full shape when the model does not batch) for ``which`` in min/opt/max."""
+    prof = _profile_for(model, spec.name)
+    chosen = _strip_batch(model, spec, prof[which]) if prof and which in prof else None
+    shape = []
+    for i, d in enumerate(spec.dims):
+        if d >= 0:
+            shape.append(d)
+        elif chosen is not None and i < len(chosen) and chosen[i] > 0:
+            shape.append(int(chosen[i]))
+        else:
+            shape.append(1)
+    return shape
+
+
+def largest_batch(model: ModelFolder) -> int:
+    """max_batch_size, capped by every input's profile maximum for the batch dimension."""
+    mbs = model.max_batch_size
+    if mbs <= 0:
+        return 0
+    for spec in model.inputs:
+        prof = _profile_for(model, spec.name)
+        if prof and "max" in prof and len(prof["max"]) == len(spec.dims) + 1 and prof["max"][0] > 0:
+            mbs = min(mbs, int(prof["max"][0]))
+    return mbs
+
+
+def random_tensor(rng: np.random.Generator, dtype: type, shape: list[int]) -> np.ndarray:
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype is np.bool_:
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    return rng.integers(0, 8, shape).astype(dtype)
+
+
+def make_cases(model: ModelFolder, npz: dict[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Named input sets: batch 1 and the largest batch (or the profile's opt and max for non-batching models)."""
+    rng = np.random.default_rng(seed)
+    mbs = largest_batch(model)
+    if npz is not None:
+        missing = [s.name for s in model.inputs if s.name not in npz]
+        if missing:
+            raise ConfigError(f"--inputs: no array for input(s) {', '.join(missing)} of model {model.name}")
+        given = {s.name: np.asarray(npz[s.name]).astype(s.dtype) for s in model.inputs}
+        cases = {"given": given}
+        n = next(iter(given.values())).shape[0] if given and mbs > 0 else 0
+        if mbs > n > 0:
+            reps = -(-mbs // n)
+            cases[f"batch {mbs}"] = {k: np.concatenate([v] * reps)[:mbs] for k, v in given.items()}
+        return cases
+    if mbs > 0:
+        shapes = {s.name: sample_shape(model, s, "opt") for s in model.inputs}
+        big = {s.name: random_tensor(rng, s.dtype, [mbs] + shapes[s.name]) for s in model.inputs}
+        cases = {"batch 1": {k: v[:1].copy() for k, v in big.items()}}
+        if mbs > 1:
+            cases[f"batch {mbs}"] = big
+        return cases
+    cases, seen = {}, set()
+    for which in ("opt", "max"):
+        shapes = {s.name: sample_shape(model, s, which) for s in model.inputs}
+        key = repr(shapes)
+        if key not in seen:
+            seen.add(key)
+            cases[f"profile {which}"] = {s.name: random_tensor(rng, s.dtype, shapes[s.name]) for s in model.inputs}
+    return cases

@@ -1,0 +1,300 @@
+"""``repogen validate``: serve a repository, prove every model answers like Paddle, and time it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from repogen.errors import ConfigError, RepogenError, ServerError
+from repogen.harness import clients
+from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
+from repogen.harness.reference import PaddleReference
+from repogen.harness.server import TritonServer, launch
+from repogen.harness.speed import SpeedResult, measure
+
+DYNAMIC_BATCH_REQUESTS = 24
+
+
+@dataclass
+class OutputCheck:
+    protocol: str
+    case: str
+    output: str
+    shape: list[int] | None
+    expected_shape: list[int]
+    max_abs: float | None
+    rel_err: float | None  # ||got - want|| / ||want||
+    tolerance: float
+    ok: bool
+    problem: str = ""
+
+
+@dataclass
+class ModelReport:
+    model: str
+    ok: bool = True
+    failures: list[str] = field(default_factory=list)
+    config_diffs: list[str] = field(default_factory=list)
+    checks: list[OutputCheck] = field(default_factory=list)
+    dynamic_batching: dict = field(default_factory=dict)
+    speed: list[SpeedResult] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.ok = False
+        self.failures.append(message)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["speed"] = [s.to_dict() for s in self.speed]
+        return d
+
+
+@dataclass
+class Report:
+    repo: str
+    server: str
+    http_url: str
+    grpc_url: str
+    models: list[ModelReport] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(m.ok for m in self.models)
+
+    def to_dict(self) -> dict:
+        return {"repo": self.repo, "server": self.server, "http_url": self.http_url, "grpc_url": self.grpc_url,
+                "ok": self.ok, "failures": self.failures, "models": [m.to_dict() for m in self.models]}
+
+
+# -- config comparison ---------------------------------------------------------------------------------------------
+
+def config_differences(generated, served, prefix: str = "") -> list[str]:
+    """Every field set in the generated config that the server reports differently (server extras allowed:
+    Triton fills in defaults such as instance-group names)."""
+    diffs = []
+    for fd, value in generated.ListFields():
+        path = prefix + fd.name
+        other = getattr(served, fd.name)
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            for k, v in value.items():
+                if k not in other:
+                    diffs.append(f"{path}[{k!r}]: in config.pbtxt, missing on the server")
+                elif hasattr(v, "ListFields"):
+                    diffs += config_differences(v, other[k], f"{path}[{k!r}].")
+                elif v != other[k]:
+                    diffs.append(f"{path}[{k!r}]: file {v!r}, server {other[k]!r}")
+        elif fd.label == fd.LABEL_REPEATED:
+            if len(value) != len(other):
+                diffs.append(f"{path}: file has {len(value)} entries, server {len(other)}")
+            elif fd.message_type is not None:
+                for i, (a, b) in enumerate(zip(value, other)):
+                    diffs += config_differences(a, b, f"{path}[{i}].")
+            elif list(value) != list(other):
+                diffs.append(f"{path}: file {list(value)}, server {list(other)}")
+        elif fd.message_type is not None:
+            diffs += config_differences(value, other, path + ".")
+        elif value != other:
+            diffs.append(f"{path}: file {value!r}, server {other!r}")
+    return diffs
+
+
+# -- output comparison ---------------------------------------------------------------------------------------------
+
+def compare_output(protocol: str, case: str, name: str, got: np.ndarray | None, want: np.ndarray,
+                   rtol: float) -> OutputCheck:
+    base = dict(protocol=protocol, case=case, output=name, expected_shape=list(want.shape), tolerance=rtol)
+    if got is None:
+        return OutputCheck(shape=None, max_abs=None, rel_err=None, ok=False, problem="output missing", **base)
+    if got.shape != want.shape:
+        return OutputCheck(shape=list(got.shape), max_abs=None, rel_err=None, ok=False,
+                           problem=f"shape {list(got.shape)} != expected {list(want.shape)}", **base)
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    if np.isnan(g).any() and not np.isnan(w).any():
+        return OutputCheck(shape=list(got.shape), max_abs=float("nan"), rel_err=float("nan"), ok=False,
+                           problem="NaN in served output", **base)
+    diff = np.abs(g - w)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    norm = float(np.linalg.norm(w))
+    rel = float(np.linalg.norm(g - w) / norm) if norm > 0 else max_abs
+    ok = bool(rel <= rtol)
+    return OutputCheck(shape=list(got.shape), max_abs=max_abs, rel_err=rel, ok=ok,
+                       problem="" if ok else f"relative error {rel:.3g} > tolerance {rtol:g}", **base)
+
+
+def _record(report: ModelReport, check: OutputCheck) -> None:
+    report.checks.append(check)
+    if not check.ok:
+        report.fail(f"{check.protocol} {check.case} output {check.output}: {check.problem}")
+
+
+def _check_dynamic_batching(server: TritonServer, model: ModelFolder, big: dict[str, np.ndarray],
+                            want: dict[str, np.ndarray], report: ModelReport, concurrency: int) -> None:
+    """Concurrent requests of mixed batch sizes; each response must equal the matching rows of the reference."""
+    rng = np.random.default_rng(1)
+    top = next(iter(big.values())).shape[0]
+    sizes = [int(s) for s in rng.integers(1, top + 1, DYNAMIC_BATCH_REQUESTS)]
+    sizes[:2] = [1, top]
+    local = threading.local()
+
+    def one(i: int, size: int) -> tuple[int, int, dict | str]:
+        if not hasattr(local, "client"):
+            local.client = clients.make_client("grpc", server.grpc_url)
+        start = (i * 7) % (top - size + 1)
+        feeds = {k: v[start:start + size] for k, v in big.items()}
+        try:
+            return start, size, clients.infer_arrays(local.client, "grpc", model, feeds)
+        except Exception as exc:
+            return start, size, f"{type(exc).__name__}: {exc}"
+
+    stats = clients.make_client("grpc", server.grpc_url)
+    before = clients.model_stats(stats, model.name)
+    with ThreadPoolExecutor(max(concurrency, 4)) as pool:
+        results = list(pool.map(lambda a: one(*a), enumerate(sizes)))
+    delta = clients.stats_delta(before, clients.model_stats(stats, model.name))
+    stats.close()
+    bad = 0
+    for n, (start, size, got) in enumerate(results):
+        if isinstance(got, str):
+            bad += 1
+            report.fail(f"dynamic batching request {n} (batch {size}): {got}")
+            continue
+        for spec in model.outputs:
+            check = compare_output("grpc", f"mixed #{n} batch {size}", spec.name, got[spec.name],
+                                   want[spec.name][start:start + size], model.rtol)
+            if not check.ok:
+                bad += 1
+                _record(report, check)
+    report.dynamic_batching = {
+        "requests": len(sizes), "batch_sizes": sizes, "failed": bad,
+        "server_executions": delta["execution_count"], "server_inferences": delta["inference_count"],
+        "executed_batch_sizes": {str(k): v for k, v in sorted(delta["batch_counts"].items())},
+        "merged": delta["execution_count"] < len(sizes),
+    }
+
+
+def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple[str, ...] = ("http", "grpc"),
+                   inputs: dict[str, np.ndarray] | None = None, concurrency: tuple[int, ...] = (1, 4),
+                   requests: int = 50, shm: bool = False, speed: bool = True) -> ModelReport:
+    """Check one loaded model against its config and Paddle; fills and returns its report."""
+    report = ModelReport(model.name)
+    load_error = server.loaded.get(model.name)
+    if load_error:
+        report.fail(f"Triton did not load {model.name}: {load_error}")
+        return report
+    grpc = clients.make_client("grpc", server.grpc_url)
+    try:
+        served = grpc.get_model_config(model.name).config
+        report.config_diffs = config_differences(model.config, served)
+        for d in report.config_diffs:
+            report.fail(f"server config differs from {model.path / 'config.pbtxt'}: {d}")
+        cases = make_cases(model, inputs)
+        ref = PaddleReference(model)
+        expected = {case: ref.run(feeds) for case, feeds in cases.items()}
+        for protocol in protocols:
+            client = grpc if protocol == "grpc" else clients.make_client(protocol, server.http_url)
+            for case, feeds in cases.items():
+                try:
+                    got = clients.infer_arrays(client, protocol, model, feeds)
+                except Exception as exc:
+                    _raise_if_dead(server, exc)
+                    report.fail(f"{protocol} {case}: inference failed: {exc}")
+                    continue
+                for spec in model.outputs:
+                    _record(report, compare_output(protocol, case, spec.name, got[spec.name],
+                                                   expected[case][spec.name], model.rtol))
+            if client is not grpc:
+                client.close()
+        biggest = max(cases, key=lambda c: next(iter(cases[c].values())).shape[0] if cases[c] else 0)
+        if model.max_batch_size > 1 and "grpc" in protocols:
+            _check_dynamic_batching(server, model, cases[biggest], expected[biggest], report, max(concurrency))
+        if speed and report.ok:
+            first = next(iter(cases.values()))
+            sp = "grpc" if "grpc" in protocols else protocols[0]
+            url = server.grpc_url if sp == "grpc" else server.http_url
+            for c in concurrency:
+                report.speed.append(measure(url, model, first, c, requests, sp, stats_url=server.grpc_url))
+                if shm and sp == "grpc":
+                    report.speed.append(measure(url, model, first, c, requests, sp, shm=True,
+                                                stats_url=server.grpc_url, raw=False))
+            for s in report.speed:
+                for e in s.errors:
+                    report.fail(f"timing {s.protocol} x{s.concurrency}: {e}")
+    except ServerError:
+        raise
+    except RepogenError as exc:
+        report.fail(str(exc))
+    except Exception as exc:
+        _raise_if_dead(server, exc)
+        report.fail(f"{type(exc).__name__}: {exc}")
+    finally:
+        grpc.close()
+    return report
+
+
+def _raise_if_dead(server: TritonServer, exc: BaseException) -> None:
+    if not server.alive():
+        raise server._fail(f"tritonserver died during validation ({type(exc).__name__}: {exc})") from exc
+
+
+def validate_repository(repo: str | Path, *, models: list[str] | None = None, server: str = "local",
+                        image: str | None = None, tritonserver: str | None = None,
+                        protocols: tuple[str, ...] = ("http", "grpc"), inputs: str | Path | None = None,
+                        concurrency: tuple[int, ...] = (1, 4), requests: int = 50, shm: bool = False,
+                        speed: bool = True, ready_timeout: float = 60.0) -> Report:
+    """Launch (or attach to) Triton on ``repo``, validate each model, tear the server down; returns the report.
+
+    Raises ServerError when the server cannot start or dies; per-model problems land in the report."""
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise ConfigError(f"{repo}: model repository folder not found")
+    bad = [p for p in protocols if p not in ("http", "grpc")]
+    if bad or not protocols:
+        raise ConfigError(f"--protocol: expected http and/or grpc, got {','.join(protocols)}")
+    names = list_models(repo, models)
+    folders = {n: read_model_folder(repo / n) for n in names}
+    feeds = dict(np.load(inputs)) if inputs else None
+    with launch(repo, server, models=names, image=image, tritonserver=tritonserver,
+                ready_timeout=ready_timeout) as srv:
+        report = Report(str(repo), server, srv.http_url, srv.grpc_url)
+        for name in names:
+            report.models.append(validate_model(srv, folders[name], protocols=protocols, inputs=feeds,
+                                                concurrency=concurrency, requests=requests, shm=shm, speed=speed))
+    return report
+
+
+# -- command line --------------------------------------------------------------------------------------------------
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {text}: expected comma-separated integers") from exc
+    if not values or min(values) < 1:
+        raise ConfigError(f"{flag} {text}: values must be >= 1")
+    return values
+
+
+def run(args) -> int:
+    from repogen.harness.report import print_report
+
+    report = validate_repository(
+        args.repo, models=[m for m in (args.models or "").split(",") if m] or None, server=args.server,
+        image=args.image, tritonserver=args.tritonserver,
+        protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
+        concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
+        print()
+    else:
+        print_report(report)
+    return 0 if report.ok else 1
+
+
+__all__ = ["Report", "ModelReport", "OutputCheck", "config_differences", "compare_output", "validate_model",
+           "validate_repository", "run"]
