@@ -1,0 +1,333 @@
+"""``repogen build``: Paddle models -> a checked Triton model repository.
+
+Three phases, so that a failure never leaves a half-written repository:
+
+1. prepare every model in memory: read, numeric check, convert/build the plan, render config.pbtxt and
+   cross-check it against the engine (any ConfigError stops here, nothing written);
+2. write every model folder into a staging folder beside ``--out``;
+3. rename the model folders into ``--out`` (see staging.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from repogen.errors import ConfigError, ConversionError, RepogenError, UnsupportedOpError
+from repogen.ir import Graph
+from repogen.triton import staging
+from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
+                                   derive_max_batch, render_and_check)
+from repogen.triton.manifest import MANIFEST, dumps, manifest
+from repogen.triton.spec import ModelSpec, specs_from_args
+from repogen.triton.targets import (MODEL_PY, PLAN_FILE, TimingCache, build_plan, graph_engine,
+                                    render_model_py, source_files, tensorrt_status)
+
+RESERVED = {"config.pbtxt", MANIFEST}
+
+
+@dataclass
+class ModelReport:
+    name: str
+    version: int
+    target: str
+    precision: str
+    max_batch_size: int
+    path: str
+    files: list[str]
+    check: dict[str, Any]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildReport:
+    out: str
+    models: list[ModelReport]
+    warnings: list[str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "out": self.out, "seconds": round(self.seconds, 3), "warnings": self.warnings,
+                "models": [asdict(m) | {"seconds": round(m.seconds, 3)} for m in self.models]}
+
+
+@dataclass
+class _Prepared:
+    spec: ModelSpec
+    target: str
+    precision: str
+    graph: Graph
+    engine: EngineDesc
+    max_batch_size: int
+    config_text: str
+    plan: bytes | None
+    tensorrt: dict[str, Any] | None
+    check: dict[str, Any]
+    warnings: list[str]
+    started: float
+
+
+# -- profiles ------------------------------------------------------------------------------------------------------
+
+def _profiles(graph: Graph, spec: ModelSpec) -> tuple[list[Any], list[dict]]:
+    """(Profile objects for the converter, the same as plain {name: (min, opt, max)} dicts)."""
+    from repogen.trt.profiles import make_profiles
+
+    values = graph.input_values()
+    requested = spec.max_batch_size
+    dynamic_batch = bool(values) and all(v.shape and v.shape[0] == -1 for v in values)
+    if requested:
+        max_batch = requested
+    elif requested is None and dynamic_batch:
+        max_batch = DEFAULT_MAX_BATCH
+    else:
+        max_batch = None
+    try:
+        objs = make_profiles(values, shape=spec.shape, min_shapes=spec.min_shapes, opt_shapes=spec.opt_shapes,
+                             max_shapes=spec.max_shapes, max_batch=max_batch)
+    except RepogenError as exc:
+        raise ConfigError(f"{spec.name}: optimisation profiles: {exc}") from None
+    plain = [{name: tuple(tuple(int(d) for d in s) for s in rng) for name, rng in p.shapes.items()} for p in objs]
+    return objs, plain
+
+
+# -- numeric check -------------------------------------------------------------------------------------------------
+
+def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Callable[[str], None]) -> dict:
+    if not spec.check:
+        return {"status": "skipped", "reason": "--no-check"}
+    if importlib.util.find_spec("paddle") is None:
+        return {"status": "skipped", "reason": "paddlepaddle is not installed"}
+    try:
+        from repogen.trt.check import check_model
+    except ImportError as exc:
+        msg = f"{spec.name}: numerical check unavailable: {exc}"
+        if target == "paddle":
+            warn(msg)
+            return {"status": "unavailable", "reason": str(exc)}
+        raise RepogenError(msg) from exc
+    shapes = {name: list(rng[1]) for name, rng in profiles[0].items()} if profiles else None
+    try:
+        report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes)
+    except (UnsupportedOpError, ConversionError) as exc:
+        # The paddle target runs Paddle itself and never needs the converter: a gap there is news, not
+        # a reason to refuse a model that will serve correctly.
+        if target == "paddle":
+            warn(f"{spec.name}: the NumPy-backend check could not convert the model (the paddle target does "
+                 f"not need it): {str(exc).splitlines()[0]}")
+            return {"status": "unsupported", "reason": str(exc)}
+        raise
+    if not report.passed:
+        raise RepogenError(f"{spec.name}: numerical check against Paddle failed ({spec.precision}):\n{report}")
+    return {"status": "passed"}
+
+
+# -- one model -----------------------------------------------------------------------------------------------------
+
+def _resolve_targets(specs: list[ModelSpec], warn: Callable[[str], None]) -> tuple[dict[str, str], Any]:
+    wanted = {s.target for s in specs}
+    status = tensorrt_status() if wanted & {"tensorrt", "auto"} else None
+    if "tensorrt" in wanted and status.module is None:
+        names = ", ".join(s.name for s in specs if s.target == "tensorrt")
+        raise ConfigError(f"--target tensorrt ({names}): {status.reason}; install TensorRT on a machine with an "
+                          "NVIDIA GPU (docker/Dockerfile.build), or use --target paddle for a CPU model")
+    fallback = [s.name for s in specs if s.target == "auto" and status.module is None]
+    if fallback:
+        warn(f"WARNING: TensorRT unavailable ({status.reason}): --target auto builds the paddle target "
+             f"(Triton Python backend running Paddle Inference on CPU) for {', '.join(fallback)}", )
+    targets = {s.name: ("paddle" if s.target == "paddle" or s.name in fallback else "tensorrt") for s in specs}
+    return targets, (status.module if status else None)
+
+
+def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache, out: Path,
+             stage: Callable[[str], None], warn: Callable[[str], None]) -> _Prepared:
+    from repogen.paddle import load_model
+
+    started = time.perf_counter()
+    warnings: list[str] = []
+
+    def model_warn(msg: str) -> None:
+        warnings.append(msg)
+        warn(msg)
+
+    stage("read")
+    graph = load_model(spec.source)
+    stage("profiles")
+    profile_objs, profiles = _profiles(graph, spec)
+    stage("check")
+    check = _numeric_check(spec, target, profiles, model_warn)
+    precision, plan, trt_info = spec.precision, None, None
+    if target == "tensorrt":
+        stage("build plan")
+        built = build_plan(graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
+                           workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level,
+                           cache=cache, name=spec.name)
+        engine, plan, trt_info = built.engine, built.plan, built.info
+    else:
+        engine = graph_engine(graph, profiles)
+        if precision == "fp16":
+            model_warn(f"{spec.name}: the paddle target runs Paddle Inference in fp32; fp16 applies to plans only")
+            precision = "fp32"
+        if spec.cuda_graphs:
+            model_warn(f"{spec.name}: cuda_graphs applies to TensorRT plans only; left out of the paddle config")
+    stage("config")
+    max_batch = derive_max_batch(engine, spec.max_batch_size)
+    if max_batch > 0 and not batch_dynamic(engine):
+        raise ConfigError(f"{spec.name}: max_batch_size {max_batch} needs a dynamic leading dim on every input "
+                          "and output; this model's shapes are fixed (use max_batch_size 0)")
+    labels = spec.labels.name if spec.labels else None
+    if labels in RESERVED:
+        raise ConfigError(f"{spec.name}: labels file may not be called {labels}")
+    context = config_context(name=spec.name, target=target, engine=engine, max_batch_size=max_batch, spec=spec,
+                             default_kind="KIND_GPU" if target == "tensorrt" else "KIND_CPU",
+                             labels_filename=labels)
+    text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
+                               name=spec.name, target=target, version_folder=spec.version_folder)
+    return _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
+                     started)
+
+
+def _write(p: _Prepared, model_dir: Path, final_dir: Path) -> list[str]:
+    spec = p.spec
+    version_dir = model_dir / spec.version_folder
+    version_dir.mkdir(parents=True)
+    (model_dir / "config.pbtxt").write_text(p.config_text, encoding="utf-8")
+    if spec.labels:
+        shutil.copyfile(spec.labels, model_dir / spec.labels.name)
+    sources = source_files(p.graph)
+    if p.target == "tensorrt":
+        (version_dir / PLAN_FILE).write_bytes(p.plan)
+    else:
+        for f in sources:
+            shutil.copyfile(f, version_dir / f.name)
+        staging.pause_point("copy")
+        (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size), encoding="utf-8")
+    data = manifest(name=spec.name, version=spec.version, target=p.target, fmt=p.graph.source.format,
+                    model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
+                    in_version_folder=p.target == "paddle", precision=p.precision,
+                    max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
+    (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
+    return sorted(f.relative_to(model_dir).as_posix() for f in model_dir.rglob("*") if f.is_file())
+
+
+# -- progress ------------------------------------------------------------------------------------------------------
+
+class _Progress:
+    """Rich progress on stderr (stdout stays for the summary or the --json object)."""
+
+    def __init__(self, enabled: bool):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = enabled
+        self.progress = None
+        if enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                     console=self.console, transient=False)
+
+    def __enter__(self) -> "_Progress":
+        if self.progress:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def task(self, name: str) -> Callable[[str], None]:
+        if not self.progress:
+            return lambda stage: None
+        task_id = self.progress.add_task(f"{name}: queued", total=None)
+        return lambda stage: self.progress.update(task_id, description=f"{name}: {stage}")
+
+    def warn(self, msg: str) -> None:
+        # Always shown, progress or not: a fallback nobody sees is a surprise later.
+        self.console.print(msg, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+# -- public API ----------------------------------------------------------------------------------------------------
+
+def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: bool = True) -> BuildReport:
+    """Build every spec into ``out`` (a Triton model repository), all or nothing."""
+    out = Path(out).absolute()
+    if not specs:
+        raise ConfigError("nothing to build: no models given")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model names repeat: {', '.join(names)}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
+    staging.refuse_existing(out, names, force)
+    started = time.perf_counter()
+    warnings: list[str] = []
+    ui = _Progress(progress)
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        ui.warn(msg)
+
+    targets, trt = _resolve_targets(specs, warn)
+    cache = TimingCache()
+    reports: list[ModelReport] = []
+    with ui:
+        stages = {s.name: ui.task(s.name) for s in specs}
+        prepared = [_prepare(s, targets[s.name], trt, cache, out, stages[s.name], warn) for s in specs]
+        tmp = staging.make_staging(out)
+        try:
+            for p in prepared:
+                stages[p.spec.name]("write")
+                files = _write(p, tmp / p.spec.name, out / p.spec.name)
+                reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
+                                           str(out / p.spec.name), files, p.check, 0.0, p.warnings))
+            for s in specs:
+                stages[s.name]("commit")
+            staging.commit(tmp, out, names, force)
+        except BaseException:
+            staging.discard(tmp)
+            raise
+        now = time.perf_counter()
+        for p, r in zip(prepared, reports):
+            r.seconds = now - p.started
+            stages[p.spec.name]("done")
+    return BuildReport(str(out), reports, warnings, time.perf_counter() - started)
+
+
+def _summary(report: BuildReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Triton model repository {report.out}")
+    for col in ("model", "version", "target", "precision", "max batch", "check", "files", "seconds"):
+        table.add_column(col)
+    for m in report.models:
+        table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), m.check["status"],
+                      str(len(m.files)), f"{m.seconds:.2f}")
+    Console().print(table)
+
+
+def run(args: Any) -> int:
+    """The ``repogen build`` subcommand."""
+    try:
+        specs = specs_from_args(args)
+        report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json)
+    except RepogenError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc), "kind": type(exc).__name__}))
+            print(f"repogen build: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        _summary(report)
+    return 0

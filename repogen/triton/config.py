@@ -1,0 +1,289 @@
+"""config.pbtxt: render from a Jinja2 template, parse against Triton's ModelConfig, cross-check the engine.
+
+The cross-check takes the engine as plain data (:class:`EngineDesc`: I/O names, numpy dtypes, full shapes
+and optimisation profiles), so the rules can be tested without TensorRT, and the paddle target is held to
+exactly the same I/O contract as a plan would be.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jinja2
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from repogen.errors import ConfigError
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "paddle": "paddle.pbtxt.j2"}
+MODEL_PY_TEMPLATE = "paddle_model.py.j2"
+DEFAULT_MAX_BATCH = 8  # when the batch dim is dynamic and no profile or --max-batch-size says otherwise
+
+TRITON_DTYPES = {
+    "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8", "int16": "TYPE_INT16",
+    "int32": "TYPE_INT32", "int64": "TYPE_INT64", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16",
+    "float32": "TYPE_FP32", "float64": "TYPE_FP64",
+}
+
+Shape = tuple[int, ...]
+ProfileShapes = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]  # name -> (min, opt, max)
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    name: str
+    dtype: str  # numpy spelling
+    shape: Shape  # full shape, -1 for a dynamic dim
+
+
+@dataclass
+class EngineDesc:
+    """What a built engine (or the paddle predictor standing in for it) accepts and returns."""
+
+    inputs: list[TensorDesc]
+    outputs: list[TensorDesc]
+    profiles: list[ProfileShapes] = field(default_factory=list)
+
+    def input(self, name: str) -> TensorDesc | None:
+        return next((t for t in self.inputs if t.name == name), None)
+
+    def output(self, name: str) -> TensorDesc | None:
+        return next((t for t in self.outputs if t.name == name), None)
+
+
+def triton_dtype(dtype: str, where: str) -> str:
+    try:
+        return TRITON_DTYPES[dtype]
+    except KeyError:
+        raise ConfigError(f"{where}: dtype {dtype} has no Triton data type") from None
+
+
+def batch_dynamic(engine: EngineDesc) -> bool:
+    """A model can batch when every input and output has a dynamic leading dim."""
+    tensors = engine.inputs + engine.outputs
+    return bool(tensors) and all(t.shape and t.shape[0] == -1 for t in tensors)
+
+
+def profile_batch_max(engine: EngineDesc) -> int | None:
+    """The smallest profile max of dim 0 over all inputs and profiles: the largest batch every profile
+    takes (stricter than Triton's own largest-across-profiles rule, so no instance ever gets a batch its
+    profile refuses)."""
+    maxima = [int(p[t.name][2][0]) for p in engine.profiles for t in engine.inputs if t.name in p]
+    return min(maxima) if maxima else None
+
+
+def derive_max_batch(engine: EngineDesc, requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    if not batch_dynamic(engine):
+        return 0
+    return profile_batch_max(engine) or DEFAULT_MAX_BATCH
+
+
+def config_dims(shape: Shape, max_batch_size: int) -> list[int]:
+    return list(shape[1:] if max_batch_size > 0 else shape)
+
+
+def _warmup_dims(t: TensorDesc, engine: EngineDesc, max_batch_size: int) -> list[int]:
+    """Warmup needs concrete dims: dynamic ones take the first profile's opt value (1 without profiles)."""
+    opt = engine.profiles[0].get(t.name, (None, None, None))[1] if engine.profiles else None
+    full = [d if d >= 0 else (int(opt[i]) if opt is not None else 1) for i, d in enumerate(t.shape)]
+    return config_dims(tuple(full), max_batch_size)
+
+
+def config_context(*, name: str, target: str, engine: EngineDesc, max_batch_size: int, spec: Any,
+                   default_kind: str, labels_filename: str | None) -> dict[str, Any]:
+    """Everything a config template may use. Plain dicts and lists, so user templates stay simple."""
+
+    def tensor(t: TensorDesc, label: str | None = None) -> dict[str, Any]:
+        dims = config_dims(t.shape, max_batch_size)
+        return {"name": t.name, "data_type": triton_dtype(t.dtype, t.name), "dtype": t.dtype,
+                "dims": dims or [1], "reshape": not dims, "label_filename": label}
+
+    outputs = [tensor(t, labels_filename if i == 0 else None) for i, t in enumerate(engine.outputs)]
+    groups = [{"count": g.count, "kind": g.kind or default_kind, "gpus": list(g.gpus), "profile": list(g.profile)}
+              for g in (spec.instance_groups or [])] or [{"count": 1, "kind": default_kind, "gpus": [], "profile": []}]
+    db = spec.dynamic_batching
+    warm = spec.warmup
+    return {
+        "name": name,
+        "target": target,
+        "max_batch_size": max_batch_size,
+        "inputs": [tensor(t) for t in engine.inputs],
+        "outputs": outputs,
+        "instance_groups": groups,
+        "dynamic_batching": None if db is None else {
+            "preferred_batch_size": list(db.preferred_batch_size),
+            "max_queue_delay_microseconds": db.max_queue_delay_microseconds},
+        "cuda_graphs": bool(spec.cuda_graphs) and target == "tensorrt",
+        "warmup": None if warm is None else {
+            "batch_size": warm.batch_size if max_batch_size > 0 else 1, "count": warm.count, "data": warm.data,
+            "inputs": [{"name": t.name, "data_type": triton_dtype(t.dtype, t.name),
+                        "dims": _warmup_dims(t, engine, max_batch_size) or [1]} for t in engine.inputs]},
+        "profiles": [{k: [list(v) for v in rng] for k, rng in p.items()} for p in engine.profiles],
+    }
+
+
+def _environment(search_path: Path) -> jinja2.Environment:
+    # The bundled folder stays on the path so user templates can import its macros (_io.pbtxt.j2).
+    paths = [str(search_path)] + ([str(TEMPLATE_DIR)] if search_path != TEMPLATE_DIR else [])
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             autoescape=False)
+    # Triton's text format takes C-style quoted strings; JSON quoting is a subset of it for our names.
+    env.filters["q"] = lambda s: '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    env.filters["pyrepr"] = repr
+    return env
+
+
+def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
+    """``template`` is a bundled template name (tensorrt.pbtxt.j2) or the path of a user template."""
+    path = Path(template)
+    if path.is_absolute() or path.parent != Path("."):
+        env, name = _environment(path.parent), path.name
+    else:
+        env, name = _environment(TEMPLATE_DIR), str(template)
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound:
+        raise ConfigError(f"{template}: template not found (looked in {env.loader.searchpath})") from None
+    except jinja2.TemplateError as exc:
+        line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        raise ConfigError(f"{template}{line}: {exc}") from None
+
+
+def parse_config(text: str, where: str) -> model_config_pb2.ModelConfig:
+    """Triton's own schema: unknown fields and enum values are errors, as they are for the server."""
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise ConfigError(f"{where}: not a valid Triton ModelConfig: {exc}") from None
+    return config
+
+
+def _dtype_name(value: int) -> str:
+    return model_config_pb2.DataType.Name(value)
+
+
+def cross_check(config: model_config_pb2.ModelConfig, engine: EngineDesc, *, name: str, target: str,
+                version_folder: str, where: str = "config.pbtxt") -> None:
+    """Raise one ConfigError listing every way ``config`` disagrees with ``engine`` or with Triton's rules."""
+    problems: list[str] = []
+    add = problems.append
+
+    if config.name and config.name != name:
+        add(f"name {config.name!r} differs from the model folder {name!r}")
+    if not re.fullmatch(r"[1-9][0-9]*", version_folder):
+        add(f"version folder {version_folder!r} must be a positive integer not starting with 0")
+    if target == "tensorrt":
+        if config.backend == "tensorrt_plan":
+            add('backend: "tensorrt_plan" is not a Triton backend; write platform: "tensorrt_plan"')
+        elif not (config.platform == "tensorrt_plan" or config.backend == "tensorrt"):
+            add(f'a plan needs platform: "tensorrt_plan" (got platform {config.platform!r}, '
+                f'backend {config.backend!r})')
+    elif target == "paddle" and config.backend != "python":
+        add(f'the paddle target is a Python-backend model: backend must be "python", got {config.backend!r}')
+
+    mbs = config.max_batch_size
+    if mbs < 0:
+        add(f"max_batch_size {mbs} is negative")
+    if mbs > 0:
+        fixed = [t.name for t in engine.inputs + engine.outputs if not t.shape or t.shape[0] != -1]
+        if fixed:
+            add(f"max_batch_size {mbs} > 0 but {', '.join(fixed)} has no dynamic leading (batch) dim; "
+                "use max_batch_size: 0")
+        for i, prof in enumerate(engine.profiles):
+            for t in engine.inputs:
+                if t.name not in prof or not t.shape or t.shape[0] != -1:
+                    continue
+                lo, _, hi = prof[t.name]
+                if not lo[0] <= 1 <= hi[0]:
+                    add(f"profile {i} input {t.name}: batch 1 is outside its batch range [{lo[0]}, {hi[0]}]")
+        limit = profile_batch_max(engine)
+        if limit is not None and mbs > limit:
+            add(f"max_batch_size {mbs} exceeds the engine's max batch {limit} (smallest profile max of the "
+                "batch dim); Triton would refuse to load it")
+
+    for kind, declared, actual in (("input", config.input, engine.inputs), ("output", config.output,
+                                                                              engine.outputs)):
+        by_name = {t.name: t for t in actual}
+        seen = set()
+        for io in declared:
+            seen.add(io.name)
+            t = by_name.get(io.name)
+            if t is None:
+                add(f"{kind} {io.name!r} is not an engine {kind} (engine has: {', '.join(by_name) or 'none'})")
+                continue
+            want = TRITON_DTYPES.get(t.dtype)
+            if io.data_type != model_config_pb2.DataType.Value(want or "TYPE_INVALID"):
+                add(f"{kind} {io.name}: data_type {_dtype_name(io.data_type)} but the engine has {t.dtype} "
+                    f"({want})")
+            _check_dims(io, t, mbs, engine.profiles if kind == "input" else [], kind, add)
+        for missing in [n for n in by_name if n not in seen]:
+            add(f"engine {kind} {missing!r} is missing from the config")
+
+    profile_names = {str(i) for i in range(len(engine.profiles))}
+    for gi, group in enumerate(config.instance_group):
+        for p in group.profile:
+            if p not in profile_names:
+                add(f"instance_group[{gi}] profile {p!r} does not exist (engine has {len(engine.profiles)})")
+    if config.HasField("dynamic_batching"):
+        if mbs == 0:
+            add("dynamic_batching needs max_batch_size > 0")
+        for size in config.dynamic_batching.preferred_batch_size:
+            if mbs > 0 and not 1 <= size <= mbs:
+                add(f"dynamic_batching preferred_batch_size {size} is outside 1..{mbs}")
+    if target != "tensorrt" and config.optimization.cuda.graphs:
+        add("optimization.cuda.graphs only applies to TensorRT plans")
+    for warm in config.model_warmup:
+        if mbs > 0 and warm.batch_size > mbs:
+            add(f"model_warmup {warm.name!r} batch_size {warm.batch_size} exceeds max_batch_size {mbs}")
+        for key in warm.inputs:
+            if engine.input(key) is None:
+                add(f"model_warmup {warm.name!r} input {key!r} is not an engine input")
+
+    if problems:
+        raise ConfigError(f"{where}: " + ("\n  " if len(problems) > 1 else "") + "\n  ".join(problems))
+
+
+def _check_dims(io: Any, t: TensorDesc, mbs: int, profiles: list[ProfileShapes], kind: str, add) -> None:
+    dims = list(io.reshape.shape) if io.HasField("reshape") else list(io.dims)
+    shape = list(t.shape)
+    if mbs > 0:
+        if len(dims) == len(shape) and len(shape) > 0:
+            add(f"{kind} {io.name}: dims {list(io.dims)} include the batch dim; with max_batch_size > 0 "
+                f"leave it out (engine shape {shape} -> dims {shape[1:]})")
+            return
+        shape = shape[1:]
+    if len(dims) != len(shape):
+        add(f"{kind} {io.name}: dims {list(io.dims)} have rank {len(dims)} but the engine's "
+            f"{'non-batch ' if mbs > 0 else ''}shape {shape} has rank {len(shape)}")
+        return
+    offset = 1 if mbs > 0 else 0
+    for axis, (d, e) in enumerate(zip(dims, shape)):
+        if e >= 0:
+            if d != e:
+                add(f"{kind} {io.name}: dim {axis + offset} is {d} in the config but {e} in the engine")
+            continue
+        if d == -1:
+            continue
+        for pi, prof in enumerate(profiles):
+            if io.name in prof:
+                lo, _, hi = prof[io.name]
+                if not lo[axis + offset] <= d <= hi[axis + offset]:
+                    add(f"{kind} {io.name}: dim {axis + offset} = {d} is outside profile {pi}'s range "
+                        f"[{lo[axis + offset]}, {hi[axis + offset]}]")
+
+
+def render_and_check(*, template: str | Path, context: Mapping[str, Any], engine: EngineDesc, name: str,
+                     target: str, version_folder: str) -> tuple[str, model_config_pb2.ModelConfig]:
+    text = re.sub(r"\n{3,}", "\n\n", render_template(template, context)).rstrip() + "\n"
+    where = f"config.pbtxt of {name} (from {template})"
+    config = parse_config(text, where)
+    cross_check(config, engine, name=name, target=target, version_folder=version_folder, where=where)
+    return text, config

@@ -1,0 +1,383 @@
+"""What one model of a build should become: ``ModelSpec``, read from a ``repogen.toml`` or from CLI options.
+
+Every key of the TOML file is checked here (unknown keys, wrong types, out-of-range values), so the rest
+of the build works on values that are already known to be sane. Errors name the spec file, the model and
+the key.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repogen.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+TARGETS = ("tensorrt", "paddle", "auto")
+PRECISIONS = ("fp32", "fp16")
+INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO",
+                  "kind_cpu": "KIND_CPU", "kind_gpu": "KIND_GPU", "kind_auto": "KIND_AUTO"}
+WARMUP_DATA = ("zero", "random")
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "tiny_cnn"
+EXAMPLE_SOURCE = "@example"  # spelling of the bundled example in a spec file
+
+# Triton refuses nothing in particular here, but a model name is a folder name, a URL path segment and a
+# metric label: keep to characters that are safe in all three.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_DIMS_RE = re.compile(r"^-?\d+(x-?\d+)*$")
+
+
+@dataclass
+class InstanceGroup:
+    count: int = 1
+    kind: str = ""  # Triton's spelling (KIND_GPU...); "" lets the target choose
+    gpus: list[int] = field(default_factory=list)
+    profile: list[int] = field(default_factory=list)  # TensorRT optimisation profiles this group uses
+
+
+@dataclass
+class DynamicBatching:
+    preferred_batch_size: list[int] = field(default_factory=list)
+    max_queue_delay_microseconds: int = 0
+
+
+@dataclass
+class Warmup:
+    batch_size: int = 1
+    data: str = "zero"  # "zero" | "random"
+    count: int = 1
+
+
+@dataclass
+class ModelSpec:
+    """One model of a build. Paths are absolute once a spec has been read."""
+
+    source: Path
+    name: str
+    version: int = 1
+    target: str = "auto"
+    precision: str = "fp32"
+    # Optimisation profiles in trtexec syntax, one list entry per profile ("image:1x3x32x32,other:...");
+    # ``shape`` is the min=opt=max shorthand. This is exactly what repogen.trt.profiles.make_profiles takes.
+    shape: list[str] = field(default_factory=list)
+    min_shapes: list[str] = field(default_factory=list)
+    opt_shapes: list[str] = field(default_factory=list)
+    max_shapes: list[str] = field(default_factory=list)
+    max_batch_size: int | None = None  # None: derived from the profiles (0 when the batch dim is fixed)
+    instance_groups: list[InstanceGroup] = field(default_factory=list)  # empty: one group, target's kind
+    dynamic_batching: DynamicBatching | None = None
+    cuda_graphs: bool = False
+    warmup: Warmup | None = None
+    labels: Path | None = None  # label_filename of the first output
+    template: Path | None = None  # custom config.pbtxt template
+    workspace_mb: int | None = None
+    optimization_level: int | None = None
+    check: bool = True
+
+    @property
+    def version_folder(self) -> str:
+        return str(self.version)
+
+
+def validate_name(name: str, where: str = "model name") -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: empty model name")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ConfigError(f"{where}: model name {name!r} contains a path separator")
+    if name.startswith("."):
+        raise ConfigError(f"{where}: model name {name!r} starts with a dot (Triton skips hidden folders)")
+    if not _NAME_RE.match(name):
+        raise ConfigError(f"{where}: model name {name!r} may only use letters, digits, '_', '-', '.' "
+                          "(at most 128 characters)")
+    return name
+
+
+def validate_version(version: Any, where: str) -> int:
+    """Triton reads version folders as positive integers; "01" or "0" would be skipped or mis-ordered."""
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise ConfigError(f"{where}: version must be a positive integer, got {version!r}")
+    text = str(version)
+    if not re.fullmatch(r"[1-9][0-9]*", text):
+        raise ConfigError(f"{where}: version folder {text!r} must be a positive integer not starting with 0")
+    return int(text)
+
+
+def default_name(source: Path) -> str:
+    """tiny_cnn/inference.pdmodel -> tiny_cnn; resnet50.pdmodel -> resnet50; a folder -> its name."""
+    p = source
+    if p.is_dir():
+        return p.name
+    stem = p.name.split(".")[0] if p.suffix else p.name
+    if stem in ("inference", "model", "__model__", ""):
+        return p.parent.resolve().name
+    return stem
+
+
+def _check_shapes(values: list[str], where: str) -> list[str]:
+    for profile in values:
+        for part in profile.split(","):
+            name, _, dims = part.rpartition(":")
+            if not name or not _DIMS_RE.match(dims.strip()):
+                raise ConfigError(f"{where}: {part!r} is not NAME:DIMS (e.g. image:1x3x224x224)")
+    return values
+
+
+def _positive(value: Any, where: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _int_list(value: Any, where: str, minimum: int = 0) -> list[int]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
+    return [_positive(v, f"{where}[{i}]", minimum) for i, v in enumerate(value)]
+
+
+def _table(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {value!r}")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _path(value: Any, base: Path, where: str, must_exist: bool = True) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a path string, got {value!r}")
+    p = Path(value)
+    p = p if p.is_absolute() else base / p
+    if must_exist and not p.exists():
+        raise ConfigError(f"{where}: {p} does not exist")
+    return p.resolve()
+
+
+def _dims(value: Any, where: str) -> str:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list of dims, got {value!r}")
+    for i, d in enumerate(value):
+        _positive(d, f"{where}[{i}]", 0)
+    return "x".join(str(d) for d in value)
+
+
+def _profiles(value: Any, where: str) -> tuple[list[str], list[str], list[str]]:
+    """``[[model.profile]] image = {min=[..], opt=[..], max=[..]}`` -> trtexec strings, one per profile."""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected one or more [[model.profile]] tables")
+    mins, opts, maxs = [], [], []
+    for i, prof in enumerate(value):
+        pw = f"{where}[{i}]"
+        if not isinstance(prof, dict) or not prof:
+            raise ConfigError(f"{pw}: expected a table of input = {{min, opt, max}}")
+        parts: dict[str, list[str]] = {"min": [], "opt": [], "max": []}
+        for input_name, ranges in prof.items():
+            iw = f"{pw}.{input_name}"
+            _table(ranges, iw, {"min", "opt", "max"})
+            if "min" not in ranges or "max" not in ranges:
+                raise ConfigError(f"{iw}: needs both min and max (opt defaults to max)")
+            for key in ("min", "opt", "max"):
+                dims = _dims(ranges.get(key, ranges["max"]), f"{iw}.{key}")
+                parts[key].append(f"{input_name}:{dims}")
+        mins.append(",".join(parts["min"]))
+        opts.append(",".join(parts["opt"]))
+        maxs.append(",".join(parts["max"]))
+    return mins, opts, maxs
+
+
+_MODEL_KEYS = {
+    "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
+    "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
+    "workspace_mb", "optimization_level", "check",
+}
+
+
+def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
+    """One ``[[model]]`` table -> ModelSpec. ``base`` resolves relative paths (the spec file's folder)."""
+    t = _table(table, where, _MODEL_KEYS)
+    src_value = t.get("source", EXAMPLE_SOURCE)
+    if src_value == EXAMPLE_SOURCE:
+        source = EXAMPLE_DIR
+        labels_default: Path | None = EXAMPLE_DIR / "labels.txt"
+    else:
+        source = _path(src_value, base, f"{where}.source")
+        labels_default = None
+    name = t.get("name", default_name(source))
+    where = f"{where} ({name})" if "name" in t else where
+    spec = ModelSpec(source=source, name=validate_name(name, f"{where}.name"))
+    if "version" in t:
+        spec.version = validate_version(t["version"], f"{where}.version")
+    if "target" in t:
+        spec.target = _choice(t["target"], TARGETS, f"{where}.target")
+    if "precision" in t:
+        spec.precision = _choice(t["precision"], PRECISIONS, f"{where}.precision")
+    if "profile" in t:
+        spec.min_shapes, spec.opt_shapes, spec.max_shapes = _profiles(t["profile"], f"{where}.profile")
+    if "shape" in t:
+        if "profile" in t:
+            raise ConfigError(f"{where}.shape: give either shape or [[model.profile]], not both")
+        shape = t["shape"]
+        if not isinstance(shape, dict) or not shape:
+            raise ConfigError(f"{where}.shape: expected a table input = [dims]")
+        spec.shape = [",".join(f"{k}:{_dims(v, f'{where}.shape.{k}')}" for k, v in shape.items())]
+    if "max_batch_size" in t:
+        spec.max_batch_size = _positive(t["max_batch_size"], f"{where}.max_batch_size", 0)
+    if "instance_group" in t:
+        groups = t["instance_group"]
+        if not isinstance(groups, list):
+            raise ConfigError(f"{where}.instance_group: expected [[model.instance_group]] tables")
+        for i, g in enumerate(groups):
+            gw = f"{where}.instance_group[{i}]"
+            _table(g, gw, {"count", "kind", "gpus", "profile"})
+            kind = g.get("kind", "")  # "": the target's natural kind (GPU for plans, CPU for paddle)
+            if not isinstance(kind, str) or (kind and kind.lower() not in INSTANCE_KINDS):
+                raise ConfigError(f"{gw}.kind: {kind!r} is not one of cpu, gpu, auto")
+            spec.instance_groups.append(InstanceGroup(
+                count=_positive(g.get("count", 1), f"{gw}.count"),
+                kind=INSTANCE_KINDS[kind.lower()] if kind else "",
+                gpus=_int_list(g.get("gpus", []), f"{gw}.gpus"),
+                profile=_int_list(g.get("profile", []), f"{gw}.profile"),
+            ))
+    if "dynamic_batching" in t:
+        db = t["dynamic_batching"]
+        if db is True:
+            db = {}
+        dw = f"{where}.dynamic_batching"
+        _table(db, dw, {"preferred_batch_size", "max_queue_delay_microseconds"})
+        spec.dynamic_batching = DynamicBatching(
+            preferred_batch_size=_int_list(db.get("preferred_batch_size", []), f"{dw}.preferred_batch_size", 1),
+            max_queue_delay_microseconds=_positive(db.get("max_queue_delay_microseconds", 0),
+                                                   f"{dw}.max_queue_delay_microseconds", 0),
+        )
+    if "cuda_graphs" in t:
+        spec.cuda_graphs = _bool(t["cuda_graphs"], f"{where}.cuda_graphs")
+    if "warmup" in t:
+        w = t["warmup"]
+        if w is True:
+            w = {}
+        ww = f"{where}.warmup"
+        _table(w, ww, {"batch_size", "data", "count"})
+        spec.warmup = Warmup(batch_size=_positive(w.get("batch_size", 1), f"{ww}.batch_size"),
+                             data=_choice(w.get("data", "zero"), WARMUP_DATA, f"{ww}.data"),
+                             count=_positive(w.get("count", 1), f"{ww}.count"))
+    if "labels" in t:
+        spec.labels = _path(t["labels"], base, f"{where}.labels") if t["labels"] else None
+    else:
+        spec.labels = labels_default
+    if "template" in t:
+        spec.template = _path(t["template"], base, f"{where}.template")
+    if "workspace_mb" in t:
+        spec.workspace_mb = _positive(t["workspace_mb"], f"{where}.workspace_mb")
+    if "optimization_level" in t:
+        level = t["optimization_level"]
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5:
+            raise ConfigError(f"{where}.optimization_level: expected 0..5, got {level!r}")
+        spec.optimization_level = level
+    if "check" in t:
+        spec.check = _bool(t["check"], f"{where}.check")
+    return spec
+
+
+def load_spec_file(path: str | Path) -> list[ModelSpec]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: spec file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"model"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected [[model]] tables)")
+    models = data.get("model")
+    if not isinstance(models, list) or not models:
+        raise ConfigError(f"{path}: no [[model]] tables")
+    base = path.resolve().parent
+    specs = [spec_from_table(m, base, f"{path}: model[{i}]") for i, m in enumerate(models)]
+    check_unique(specs, str(path))
+    return specs
+
+
+def check_unique(specs: list[ModelSpec], where: str) -> None:
+    seen: set[str] = set()
+    for s in specs:
+        if s.name in seen:
+            raise ConfigError(f"{where}: model name {s.name!r} appears twice")
+        seen.add(s.name)
+
+
+def specs_from_args(args: Any) -> list[ModelSpec]:
+    """The ``repogen build`` options -> specs. With --spec the file is authoritative; the per-model
+    options that would silently lose against it are refused."""
+    shape_opts = ("shape", "min_shapes", "opt_shapes", "max_shapes")
+    if args.spec:
+        clashing = [opt for opt, val in (("MODEL", args.models), ("--name", args.name),
+                                         ("--version-folder", args.model_version),
+                                         ("--max-batch-size", args.max_batch_size),
+                                         ("--instances", args.instances), ("--template", args.template),
+                                         *((f"--{o.replace('_', '-')}", getattr(args, o)) for o in shape_opts))
+                    if val]
+        if clashing:
+            raise ConfigError(f"{clashing[0]} cannot be combined with --spec (put it in the spec file)")
+        specs = load_spec_file(args.spec)
+        for s in specs:
+            if args.target:
+                s.target = args.target
+            if args.fp16:
+                s.precision = "fp16"
+            if args.no_check:
+                s.check = False
+        return specs
+
+    sources = [Path(m) for m in args.models]
+    for m in sources:
+        if not m.exists():
+            raise ConfigError(f"{m}: model path does not exist")
+    if args.name and len(sources) > 1:
+        raise ConfigError("--name needs exactly one MODEL")
+    table: dict[str, Any] = {}
+    if not sources:
+        table["source"] = EXAMPLE_SOURCE
+    specs = []
+    for src in sources or [None]:
+        t = dict(table)
+        if src is not None:
+            t["source"] = str(src.resolve())
+        if args.name:
+            t["name"] = args.name
+        specs.append(spec_from_table(t, Path.cwd(), "command line"))
+    for s in specs:
+        if args.model_version is not None:
+            s.version = validate_version(args.model_version, "--version-folder")
+        s.target = args.target or "auto"
+        s.precision = "fp16" if args.fp16 else "fp32"
+        for opt in shape_opts:
+            setattr(s, opt, _check_shapes(list(getattr(args, opt) or []), f"--{opt.replace('_', '-')}"))
+        if args.max_batch_size is not None:
+            s.max_batch_size = _positive(args.max_batch_size, "--max-batch-size", 0)
+        if args.instances is not None:
+            s.instance_groups = [InstanceGroup(count=_positive(args.instances, "--instances"), kind="")]
+        if args.template:
+            s.template = _path(args.template, Path.cwd(), "--template")
+        s.check = not args.no_check
+    check_unique(specs, "command line")
+    return specs

@@ -1,0 +1,147 @@
+"""The two things a model folder can hold: a TensorRT plan, or a Paddle Inference Python-backend model.
+
+Both produce an :class:`EngineDesc` (names, dtypes, full shapes, profiles) so that the config template and
+the cross-check see the same contract whichever target runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from repogen import __version__
+from repogen.errors import ConfigError, RepogenError
+from repogen.ir import Graph, Value
+from repogen.triton.config import MODEL_PY_TEMPLATE, EngineDesc, TensorDesc, render_template
+
+PLAN_FILE = "model.plan"
+MODEL_PY = "model.py"
+
+
+@dataclass
+class TensorRTStatus:
+    module: Any | None  # the imported tensorrt module, or None
+    reason: str  # why it is unavailable ("" when available)
+
+
+def tensorrt_status() -> TensorRTStatus:
+    """TensorRT through the converters' own probe (``repogen.trt.engine.tensorrt_module``)."""
+    try:
+        engine_mod = importlib.import_module("repogen.trt.engine")
+    except ImportError as exc:
+        return TensorRTStatus(None, f"repogen's TensorRT engine builder is not importable ({exc})")
+    try:
+        trt = engine_mod.tensorrt_module()
+    except Exception as exc:  # a broken install is "not available", with its reason
+        return TensorRTStatus(None, f"TensorRT failed to load: {exc}")
+    if trt is None:
+        return TensorRTStatus(None, "the tensorrt package is not installed")
+    return TensorRTStatus(trt, "")
+
+
+def _desc(value: Value) -> TensorDesc:
+    if value.shape is None:
+        raise ConfigError(f"tensor {value.name}: the model does not record its rank, which config.pbtxt needs")
+    return TensorDesc(value.name, value.dtype, tuple(int(d) for d in value.shape))
+
+
+def graph_engine(graph: Graph, profiles: list[dict]) -> EngineDesc:
+    return EngineDesc([_desc(v) for v in graph.input_values()], [_desc(v) for v in graph.output_values()],
+                      profiles)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """Conversion I/O dtypes may be numpy dtypes, strings, or TensorRT DataType enums."""
+    text = str(dtype)
+    try:
+        return np.dtype(text).name
+    except TypeError:
+        names = {"DataType.FLOAT": "float32", "DataType.HALF": "float16", "DataType.INT32": "int32",
+                 "DataType.INT64": "int64", "DataType.INT8": "int8", "DataType.UINT8": "uint8",
+                 "DataType.BOOL": "bool", "DataType.BF16": "bfloat16"}
+        if text in names:
+            return names[text]
+        raise ConfigError(f"engine dtype {text!r} has no numpy name") from None
+
+
+def conversion_engine(conversion: Any, profiles: list[dict]) -> EngineDesc:
+    def descs(items):
+        return [TensorDesc(str(n), _dtype_name(d), tuple(int(x) for x in s)) for n, d, s in items]
+    return EngineDesc(descs(conversion.inputs), descs(conversion.outputs), profiles)
+
+
+def compute_capability() -> str | None:
+    """"8.9" for the first GPU, from nvidia-smi (the one tool every driver install has)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0] if out else None
+
+
+@dataclass
+class PlanBuild:
+    engine: EngineDesc
+    plan: bytes
+    info: dict[str, Any]
+
+
+@dataclass
+class TimingCache:
+    """One cache shared by every model of a build, so kernels timed for one are not re-timed for the next."""
+
+    data: bytes | None = None
+    models: list[str] = field(default_factory=list)
+
+
+def build_plan(graph: Graph, trt: Any, *, precision: str, profiles_objs: list[Any], profiles: list[dict],
+               workspace_mb: int | None, optimization_level: int | None, cache: TimingCache,
+               name: str) -> PlanBuild:
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.engine import build_engine
+
+    conversion = convert_graph(graph, trt, precision=precision, profiles=profiles_objs)
+    plan, cache_bytes = build_engine(conversion, workspace_bytes=None if workspace_mb is None else workspace_mb << 20,
+                                     optimization_level=optimization_level, timing_cache=cache.data)
+    if not plan:
+        raise RepogenError(f"{name}: TensorRT returned an empty plan")
+    cache.data = cache_bytes or cache.data
+    cache.models.append(name)
+    cc = compute_capability()
+    info = {"version": str(getattr(trt, "__version__", "unknown")), "compute_capability": cc,
+            "cc_model_filenames": {cc: PLAN_FILE} if cc else {}}
+    return PlanBuild(conversion_engine(conversion, profiles), bytes(plan), info)
+
+
+def source_files(graph: Graph) -> list[Path]:
+    """The files Paddle Inference needs: model + combined params, or model + one file per parameter."""
+    src = graph.source
+    files = [src.model_file]
+    if src.params_file is not None:
+        files.append(src.params_file)
+    else:
+        files += sorted(src.model_file.parent / n for n in graph.params if (src.model_file.parent / n).is_file())
+    return files
+
+
+def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int) -> str:
+    src = graph.source
+    return render_template(MODEL_PY_TEMPLATE, {
+        "repogen_version": __version__,
+        "model_file": src.model_file.name,
+        "params_file": src.params_file.name if src.params_file is not None else None,
+        "inputs_py": [(t.name, t.dtype) for t in engine.inputs],
+        "outputs_py": [(t.name, t.dtype) for t in engine.outputs],
+        "max_batch_size": max_batch_size,
+        "cpu_threads": 1,
+    })
