@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="repogen.toml listing the models to build")
     p.add_argument("--out", required=True, help="model repository folder")
     p.add_argument("--name", help="Triton model name (one model only)")
-    p.add_argument("--version-folder", dest="model_version", type=int, default=1)
-    p.add_argument("--target", choices=["tensorrt", "paddle", "auto"], default="auto")
+    p.add_argument("--version-folder", dest="model_version", type=int, default=None,
+                   help="numeric version folder (default 1)")
+    # None (not "auto") so that a target written in --spec is not overridden by an unset option
+    p.add_argument("--target", choices=["tensorrt", "paddle", "auto"], default=None,
+                   help="default auto: tensorrt when TensorRT is installed, else paddle")
     p.add_argument("--fp16", action="store_true")
     _add_shape_options(p)
     p.add_argument("--max-batch-size", type=int)
