@@ -1,0 +1,165 @@
+"""Running a recorded network with NumPy: execute, execute_all (every tensor), infer_shapes."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ._network import ILayer, Info, ITensor, NetworkCore, layer_infer
+from ._types import DataType, ExecutionError, NetworkError, np_dtype
+
+# input slots of layers that TensorRT treats as shape tensors (values needed to compute shapes)
+_SHAPE_SLOTS: dict[str, set[int]] = {
+    "IShuffleLayer": {1},
+    "ISliceLayer": {1, 2, 3},
+    "ITopKLayer": {1},
+    "IResizeLayer": {1},
+    "IFillLayer": {0},
+}
+_PASS_THROUGH = {"IConcatenationLayer", "IGatherLayer", "IElementWiseLayer", "ISliceLayer", "ICastLayer",
+                 "IIdentityLayer", "IShuffleLayer", "IReduceLayer", "IUnaryLayer", "ISelectLayer"}
+
+
+def shape_tensors(network: NetworkCore) -> set[int]:
+    """ids of tensors TensorRT would treat as shape tensors."""
+    found: set[int] = set()
+    todo: list[ITensor] = []
+    for layer in network._layers:
+        name = type(layer).__name__
+        if name == "IShapeLayer":
+            todo.append(layer._outputs[0])
+        for i in _SHAPE_SLOTS.get(name, ()):
+            if i < len(layer._inputs) and layer._inputs[i] is not None:
+                todo.append(layer._inputs[i])
+    while todo:
+        t = todo.pop()
+        if id(t) in found:
+            continue
+        found.add(id(t))
+        p = t._producer
+        if p is not None and type(p).__name__ in _PASS_THROUGH:
+            todo.extend(x for x in p._inputs if x is not None and x._info is not None
+                        and x._info.dtype in (DataType.INT32, DataType.INT64, DataType.BOOL))
+    return found
+
+
+def _input_array(t: ITensor, value: Any) -> np.ndarray:
+    info = t._info
+    want = np_dtype(info.dtype)
+    a = np.asarray(value)
+    if a.dtype != want:
+        if a.dtype.kind == want.kind or (a.dtype.kind in "iu" and want.kind in "iu") or a.dtype == np.float64:
+            a = a.astype(want)
+        else:
+            raise ExecutionError(f"input {t.name!r}", f"array of {a.dtype} given for a {info.dtype.name} input")
+    if a.ndim != len(info.shape) or any(d != -1 and d != s for d, s in zip(info.shape, a.shape)):
+        raise ExecutionError(f"input {t.name!r}", f"shape {a.shape} does not match the declared {info.shape}")
+    return np.ascontiguousarray(a)
+
+
+def _run_layer(layer: ILayer, xs: list[np.ndarray | None]) -> list[np.ndarray]:
+    try:
+        with np.errstate(all="ignore"):
+            outs = layer._run(xs)
+    except ExecutionError:
+        raise
+    except NetworkError as exc:
+        raise ExecutionError(exc.layer, exc.detail) from exc
+    except Exception as exc:  # noqa: BLE001 - report which layer failed on which shapes
+        shapes = [None if x is None else x.shape for x in xs]
+        raise ExecutionError(layer.name, f"failed on input shapes {shapes}: {type(exc).__name__}: {exc}") from exc
+    for t, v in zip(layer._outputs, outs):
+        info = t._info
+        if v.dtype != np_dtype(info.dtype) or v.ndim != len(info.shape) or any(
+            d != -1 and d != s for d, s in zip(info.shape, v.shape)
+        ):
+            raise ExecutionError(
+                layer.name, f"produced {v.dtype}{v.shape}, which contradicts the built {info.dtype.name}{info.shape}"
+            )
+    return outs
+
+
+def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) -> tuple[dict[int, np.ndarray], list[ILayer]]:
+    network._refresh()
+    values: dict[int, np.ndarray] = {}
+    names = {t.name for t in network._inputs}
+    unknown = set(inputs) - names
+    if unknown:
+        raise ExecutionError("execute", f"no network inputs named {sorted(unknown)}; inputs are {sorted(names)}")
+    for t in network._inputs:
+        if t.name not in inputs:
+            raise ExecutionError("execute", f"input {t.name!r} was not given")
+        values[id(t)] = _input_array(t, inputs[t.name])
+    order = network._order()
+    remaining: dict[int, int] = {}
+    if not keep_all:
+        for layer in order:
+            for x in layer._inputs:
+                if x is not None:
+                    remaining[id(x)] = remaining.get(id(x), 0) + 1
+        for t in network._outputs:
+            remaining[id(t)] = remaining.get(id(t), 0) + 1
+    for layer in order:
+        xs = [None if x is None else values[id(x)] for x in layer._inputs]
+        for t, v in zip(layer._outputs, _run_layer(layer, xs)):
+            values[id(t)] = v
+        if not keep_all:
+            for x in layer._inputs:
+                if x is not None:
+                    remaining[id(x)] -= 1
+                    if remaining[id(x)] == 0:
+                        values.pop(id(x), None)
+    return values, order
+
+
+def execute(network: NetworkCore, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Run the network on NumPy arrays keyed by input name; returns the marked outputs keyed by name."""
+    values, _ = _execute(network, inputs, keep_all=False)
+    return {t.name: values[id(t)] for t in network._outputs}
+
+
+def execute_all(network: NetworkCore, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Like execute, but returns every tensor (inputs, layer outputs) keyed by tensor name, for debugging."""
+    values, order = _execute(network, inputs, keep_all=True)
+    out = {t.name: values[id(t)] for t in network._inputs}
+    for layer in order:
+        for t in layer._outputs:
+            out[t.name] = values[id(t)]
+    return out
+
+
+def infer_shapes(network: NetworkCore, input_shapes: Mapping[str, Sequence[int]],
+                 shape_values: Mapping[str, Sequence[int]] | None = None) -> dict[str, tuple[int, ...]]:
+    """Output shapes for concrete input shapes, without running heavy layers where shapes follow statically.
+
+    shape_values gives the values of int inputs that are shape tensors. Falls back to running the
+    network on zeros when a shape depends on data.
+    """
+    network._refresh()
+    shape_values = dict(shape_values or {})
+    infos: dict[int, Info] = {}
+    for t in network._inputs:
+        base = t._info
+        if t.name in shape_values:
+            v = np.asarray(shape_values[t.name], np_dtype(base.dtype))
+            infos[id(t)] = Info(base.dtype, tuple(v.shape), [int(x) for x in v.reshape(-1)], v)
+        elif t.name in input_shapes:
+            shape = tuple(int(d) for d in input_shapes[t.name])
+            if len(shape) != len(base.shape) or any(d != -1 and d != s for d, s in zip(base.shape, shape)):
+                raise ExecutionError(f"input {t.name!r}", f"shape {shape} does not match the declared {base.shape}")
+            infos[id(t)] = Info(base.dtype, shape)
+        else:
+            raise ExecutionError("infer_shapes", f"no shape given for input {t.name!r}")
+    for layer in network._order():
+        outs = layer_infer(layer, [None if x is None else infos[id(x)] for x in layer._inputs])
+        for t, info in zip(layer._outputs, outs):
+            infos[id(t)] = info
+    result = {t.name: infos[id(t)].shape for t in network._outputs}
+    if all(d >= 0 for s in result.values() for d in s):
+        return result
+    feeds = {}
+    for t in network._inputs:
+        feeds[t.name] = (np.asarray(shape_values[t.name]) if t.name in shape_values
+                         else np.zeros(infos[id(t)].shape, np_dtype(t._info.dtype)))
+    return {k: tuple(v.shape) for k, v in execute(network, feeds).items()}

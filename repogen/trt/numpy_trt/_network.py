@@ -1,0 +1,594 @@
+"""Network definition objects: ITensor, ILayer, INetworkDefinition, Builder and its satellites.
+
+Shapes and data types are inferred when a layer is added (an invalid layer raises NetworkError there) and
+re-inferred lazily after any public attribute of a layer changes, so `tensor.shape` always reflects the
+current attributes as in TensorRT.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from repogen.errors import RepogenError
+
+from ._types import (
+    DataType,
+    Dims,
+    LayerType,
+    NetworkDefinitionCreationFlag,
+    NetworkError,
+    np_dtype,
+)
+
+
+@dataclass
+class Info:
+    """What is known of a tensor without running the network.
+
+    shape: -1 marks a dimension known only at run time. pvalue: for int 0-D/1-D tensors (shape tensors),
+    the element values where known (None where not). const: the full value when it is a build-time constant.
+    """
+
+    dtype: DataType
+    shape: tuple[int, ...]
+    pvalue: list[int | None] | None = None
+    const: np.ndarray | None = None
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def known_values(self) -> list[int] | None:
+        if self.pvalue is None or any(v is None for v in self.pvalue):
+            return None
+        return [int(v) for v in self.pvalue]
+
+
+class ITensor:
+    def __init__(self, network: "NetworkCore", name: str, producer: "ILayer | None", index: int = 0):
+        self._network = network
+        self._name = name
+        self._producer = producer
+        self._index = index
+        self._info: Info | None = None
+        self.is_network_input = False
+        self.location = 0
+        self.allowed_formats = 0
+        self.dynamic_range = None
+        self._dim_names: dict[int, str] = {}
+
+    # ---- what TensorRT exposes
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = str(value)
+
+    @property
+    def shape(self) -> Dims:
+        return Dims(self._get_info().shape)
+
+    @shape.setter
+    def shape(self, value: Sequence[int]) -> None:
+        if not self.is_network_input:
+            raise NetworkError(self._name, "only a network input's shape can be set")
+        self._info = Info(self._info.dtype, tuple(int(d) for d in value))
+        self._network._touch(None)
+
+    @property
+    def dtype(self) -> DataType:
+        return self._get_info().dtype
+
+    @dtype.setter
+    def dtype(self, value: DataType) -> None:
+        if self.is_network_input:
+            self._info = Info(DataType(value), self._info.shape)
+            self._network._touch(None)
+        elif DataType(value) != self.dtype:
+            # strongly typed networks derive every type; TensorRT rejects setting one (use add_cast)
+            raise NetworkError(self._name, "cannot set the type of a layer output in a strongly typed network; add_cast")
+
+    @property
+    def is_network_output(self) -> bool:
+        return any(t is self for t in self._network._outputs)
+
+    @property
+    def is_shape_tensor(self) -> bool:
+        return self._network._is_shape_tensor(self)
+
+    @property
+    def is_execution_tensor(self) -> bool:
+        return not self.is_shape_tensor or self.is_network_output
+
+    @property
+    def broadcast_across_batch(self) -> bool:
+        return False
+
+    def set_dimension_name(self, index: int, name: str) -> None:
+        self._dim_names[int(index)] = name
+
+    def get_dimension_name(self, index: int) -> str | None:
+        return self._dim_names.get(int(index))
+
+    def reset_dynamic_range(self) -> None:
+        self.dynamic_range = None
+
+    def __repr__(self) -> str:
+        try:
+            return f"<ITensor {self._name!r} {self.dtype.name} {self.shape}>"
+        except RepogenError:
+            return f"<ITensor {self._name!r} (invalid)>"
+
+    # ---- internals
+    def _get_info(self) -> Info:
+        self._network._refresh()
+        assert self._info is not None
+        return self._info
+
+
+class ILayer:
+    """Base of every layer. Subclasses define _infer (build time) and _run (NumPy execution)."""
+
+    _TYPE: Any = None
+    _TYPE_NAME = "Layer"
+    _FOLDABLE = True  # may run at build time when all inputs are small constants
+
+    def __init__(self, network: "NetworkCore", inputs: Sequence[ITensor | None], num_outputs: int = 1):
+        d = self.__dict__
+        d["_network"] = network
+        d["_inputs"] = list(inputs)
+        d["_index"] = len(network._layers)
+        d["_name"] = f"(Unnamed Layer* {d['_index']}) [{self._TYPE_NAME}]"
+        base = d["_name"] + "_output"
+        d["_outputs"] = [
+            ITensor(network, base if num_outputs == 1 else f"{base}_{i}", self, i) for i in range(num_outputs)
+        ]
+        d["_n_required"] = len(inputs)
+        d["metadata"] = ""
+        d["precision"] = DataType.FLOAT
+        for t in inputs:
+            if t is not None and not isinstance(t, ITensor):
+                raise NetworkError(d["_name"], f"input is {type(t).__name__}, not an ITensor")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if not name.startswith("_"):
+            self._network._touch(self)
+
+    # ---- TensorRT API
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_name"] = str(value)
+
+    @property
+    def type(self) -> LayerType:
+        return self._TYPE
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._outputs)
+
+    def get_input(self, index: int) -> ITensor | None:
+        return self._inputs[index] if 0 <= index < len(self._inputs) else None
+
+    def get_output(self, index: int) -> ITensor | None:
+        return self._outputs[index] if 0 <= index < len(self._outputs) else None
+
+    def set_input(self, index: int, tensor: ITensor) -> None:
+        if not isinstance(tensor, ITensor):
+            raise NetworkError(self._name, f"set_input({index}): not an ITensor")
+        if index < 0 or index > self._max_inputs():
+            raise NetworkError(self._name, f"set_input: index {index} is out of range for this layer")
+        while len(self._inputs) <= index:
+            self._inputs.append(None)
+        self._inputs[index] = tensor
+        self._network._touch(self)
+
+    def get_output_type(self, index: int) -> DataType:
+        return self._outputs[index].dtype
+
+    def set_output_type(self, index: int, dtype: DataType) -> None:
+        if DataType(dtype) != self._outputs[index].dtype:
+            raise NetworkError(self._name, "set_output_type is not allowed in a strongly typed network; use add_cast")
+
+    def output_type_is_set(self, index: int) -> bool:
+        return False
+
+    def reset_output_type(self, index: int) -> None:
+        pass
+
+    def precision_is_set(self) -> bool:
+        return False
+
+    def reset_precision(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._name!r}>"
+
+    # ---- contract for subclasses
+    def _required_inputs(self) -> range:
+        return range(self._n_required)
+
+    def _max_inputs(self) -> int:
+        return len(self._inputs) - 1
+
+    def _infer(self, ins: list[Info | None]) -> list[Info]:
+        raise NotImplementedError
+
+    def _run(self, xs: list[np.ndarray | None]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _fail(self, detail: str) -> NetworkError:
+        return NetworkError(self._name, detail)
+
+    def _late(self, detail: str) -> None:
+        """Report a problem that attributes set right after add_* can fix (num_groups, mode...).
+
+        TensorRT validates those at build time; here they raise at the next inference of this layer
+        (next add_*, shape query, mark_output or execute) unless the attributes fixed them by then.
+        """
+        if self._network._adding is self:
+            self._network._deferred = True
+            return
+        raise self._fail(detail)
+
+
+class NetworkCore:
+    """Bookkeeping half of INetworkDefinition; the add_* methods live in _api.INetworkDefinition."""
+
+    def __init__(self, flags: int = 0):
+        self._flags = int(flags)
+        self._layers: list[ILayer] = []
+        self._inputs: list[ITensor] = []
+        self._outputs: list[ITensor] = []
+        self._clean_upto = 0  # layers [0, _clean_upto) have up-to-date output Infos
+        self._adding: ILayer | None = None
+        self._deferred = False
+        self.name = "Unnamed Network 0"
+        self.error_recorder = None
+
+    # ---- queries
+    @property
+    def num_layers(self) -> int:
+        return len(self._layers)
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._outputs)
+
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    @property
+    def has_implicit_batch_dimension(self) -> bool:
+        return False
+
+    def get_flag(self, flag: NetworkDefinitionCreationFlag) -> bool:
+        return bool(self._flags & (1 << int(flag)))
+
+    @property
+    def strongly_typed(self) -> bool:
+        return self.get_flag(NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+    def get_layer(self, index: int) -> ILayer:
+        return self._layers[index]
+
+    def get_input(self, index: int) -> ITensor:
+        return self._inputs[index]
+
+    def get_output(self, index: int) -> ITensor:
+        return self._outputs[index]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __getitem__(self, index: int) -> ILayer:
+        return self._layers[index]
+
+    def __iter__(self) -> Iterator[ILayer]:
+        return iter(list(self._layers))
+
+    def mark_output(self, tensor: ITensor) -> None:
+        self._check_tensor(tensor, "mark_output")
+        tensor._get_info()  # an invalid producer must fail here, as TensorRT reports it at this point
+        if not any(t is tensor for t in self._outputs):
+            self._outputs.append(tensor)
+
+    def mark_output_for_shapes(self, tensor: ITensor) -> bool:
+        self.mark_output(tensor)
+        return True
+
+    def unmark_output(self, tensor: ITensor) -> None:
+        self._outputs = [t for t in self._outputs if t is not tensor]
+
+    def remove_tensor(self, tensor: ITensor) -> None:
+        if tensor.is_network_input:
+            self._inputs = [t for t in self._inputs if t is not tensor]
+
+    # ---- internals
+    def _check_tensor(self, tensor: Any, where: str) -> None:
+        if not isinstance(tensor, ITensor) or tensor._network is not self:
+            raise NetworkError(where, "argument is not a tensor of this network")
+
+    def _add_layer(self, layer: ILayer) -> ILayer:
+        for t in layer._inputs:
+            if t is not None:
+                self._check_tensor(t, layer.name)
+        try:
+            self._refresh()  # earlier layers with deferred problems must be valid by now
+        except NetworkError:
+            raise
+        self._layers.append(layer)
+        self._adding, self._deferred = layer, False
+        try:
+            self._refresh()
+        except NetworkError:
+            self._layers.pop()
+            self._clean_upto = min(self._clean_upto, len(self._layers))
+            raise
+        finally:
+            self._adding = None
+        if self._deferred:
+            # infer again (strictly) at the next refresh
+            self._clean_upto = min(self._clean_upto, len(self._layers) - 1)
+        return layer
+
+    def _touch(self, layer: ILayer | None) -> None:
+        if layer is None:
+            self._clean_upto = 0
+        else:
+            i = layer.__dict__.get("_index", -1)
+            if 0 <= i < len(self._layers) and self._layers[i] is layer:
+                self._clean_upto = min(self._clean_upto, i)
+
+    def _order(self) -> list[ILayer]:
+        """Layers in an order where producers come first (set_input may point at a later layer)."""
+        pos = {id(l): i for i, l in enumerate(self._layers)}
+        forward = any(
+            t is not None and t._producer is not None and pos.get(id(t._producer), -1) > i
+            for i, l in enumerate(self._layers)
+            for t in l._inputs
+        )
+        if not forward:
+            return self._layers
+        order: list[ILayer] = []
+        state: dict[int, int] = {}
+        for root in self._layers:
+            stack = [(root, False)]
+            while stack:
+                layer, done = stack.pop()
+                if done:
+                    state[id(layer)] = 2
+                    order.append(layer)
+                    continue
+                if state.get(id(layer)) == 2:
+                    continue
+                if state.get(id(layer)) == 1:
+                    raise NetworkError(layer.name, "the network has a cycle through set_input")
+                state[id(layer)] = 1
+                stack.append((layer, True))
+                for t in layer._inputs:
+                    if t is not None and t._producer is not None and state.get(id(t._producer)) != 2:
+                        stack.append((t._producer, False))
+        return order
+
+    def _refresh(self) -> None:
+        if self._clean_upto >= len(self._layers):
+            return
+        order = self._order()
+        start = self._clean_upto if order is self._layers else 0
+        for layer in order[start:]:
+            infos = layer_infer(layer, [t._info if t is not None else None for t in layer._inputs])
+            for t, info in zip(layer._outputs, infos):
+                t._info = info
+        self._clean_upto = len(self._layers)
+
+    def _is_shape_tensor(self, tensor: ITensor) -> bool:
+        from ._exec import shape_tensors
+
+        return id(tensor) in shape_tensors(self)
+
+
+def layer_infer(layer: ILayer, infos: list[Info | None]) -> list[Info]:
+    """Run a layer's build-time inference, fold constants, fill partial values of shape tensors."""
+    for i, info in enumerate(infos):
+        if info is None and i in layer._required_inputs():
+            raise layer._fail(f"input {i} is not set")
+    outs = layer._infer(infos)
+    present = [i for i in infos if i is not None]
+    if (
+        layer._FOLDABLE
+        and present
+        and all(i.const is not None for i in present)
+        and sum(int(i.const.size) for i in present) <= 65536
+    ):
+        try:
+            vals = layer._run([i.const if i is not None else None for i in infos])
+        except NetworkError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any numeric failure of a constant layer is the layer's fault
+            raise layer._fail(f"evaluating constant inputs failed: {exc}") from exc
+        outs = [_with_const(o, v, layer) for o, v in zip(outs, vals)]
+    for o in outs:
+        if o.pvalue is None and o.const is not None and o.const.ndim <= 1 and o.const.dtype.kind in "iu":
+            o.pvalue = [int(v) for v in o.const.reshape(-1)]
+    return outs
+
+
+def _with_const(info: Info, value: np.ndarray, layer: ILayer) -> Info:
+    value = np.asarray(value)
+    if value.dtype != np_dtype(info.dtype):
+        raise layer._fail(f"internal: produced {value.dtype}, expected {info.dtype.name}")
+    known = tuple(value.shape)
+    if len(known) != len(info.shape) or any(d != -1 and d != k for d, k in zip(info.shape, known)):
+        raise layer._fail(f"internal: constant output shape {known} disagrees with inferred {info.shape}")
+    return Info(info.dtype, known, None, value)
+
+
+# ---------------------------------------------------------------- builder side
+
+
+class Logger:
+    class Severity(enum.IntEnum):
+        INTERNAL_ERROR = 0
+        ERROR = 1
+        WARNING = 2
+        INFO = 3
+        VERBOSE = 4
+
+    INTERNAL_ERROR = Severity.INTERNAL_ERROR
+    ERROR = Severity.ERROR
+    WARNING = Severity.WARNING
+    INFO = Severity.INFO
+    VERBOSE = Severity.VERBOSE
+
+    def __init__(self, min_severity: "Logger.Severity" = Severity.WARNING):
+        self.min_severity = min_severity
+        self.messages: list[tuple[int, str]] = []
+
+    def log(self, severity: "Logger.Severity", msg: str) -> None:
+        if int(severity) <= int(self.min_severity):
+            self.messages.append((int(severity), msg))
+
+
+ILogger = Logger
+
+
+class NoEngineError(RepogenError, NotImplementedError):
+    """The NumPy backend records and executes networks; it cannot build TensorRT engines."""
+
+
+class IOptimizationProfile:
+    def __init__(self) -> None:
+        self._shapes: dict[str, tuple[Dims, Dims, Dims]] = {}
+        self._values: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        self.extra_memory_target = 1.0
+
+    def set_shape(self, input: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]) -> None:  # noqa: A002
+        mn, op, mx = Dims(min), Dims(opt), Dims(max)
+        if not (len(mn) == len(op) == len(mx)):
+            raise NetworkError(f"profile {input}", f"min/opt/max ranks differ: {mn} {op} {mx}")
+        for a, b, c in zip(mn, op, mx):
+            if not (0 <= a <= b <= c):
+                raise NetworkError(f"profile {input}", f"need 0 <= min <= opt <= max, got {mn} {op} {mx}")
+        self._shapes[input] = (mn, op, mx)
+
+    def get_shape(self, input: str) -> list[Dims]:  # noqa: A002
+        return list(self._shapes.get(input, ()))
+
+    def set_shape_input(self, input: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]) -> None:  # noqa: A002
+        self._values[input] = (list(min), list(opt), list(max))
+
+    def get_shape_input(self, input: str) -> list[list[int]]:  # noqa: A002
+        return list(self._values.get(input, ()))
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def shapes(self) -> dict[str, tuple[Dims, Dims, Dims]]:
+        return dict(self._shapes)
+
+
+class IBuilderConfig:
+    def __init__(self) -> None:
+        self._profiles: list[IOptimizationProfile] = []
+        self._flags = 0
+        self._pool_limits: dict[int, int] = {}
+        self.builder_optimization_level = 3
+        self.profiling_verbosity = 0
+        self.default_device_type = 0
+        self.max_aux_streams = -1
+
+    def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
+        self._profiles.append(profile)
+        return len(self._profiles) - 1
+
+    @property
+    def num_optimization_profiles(self) -> int:
+        return len(self._profiles)
+
+    def get_optimization_profile(self, index: int) -> IOptimizationProfile:
+        return self._profiles[index]
+
+    def set_flag(self, flag: Any) -> None:
+        self._flags |= 1 << int(flag)
+
+    def clear_flag(self, flag: Any) -> None:
+        self._flags &= ~(1 << int(flag))
+
+    def get_flag(self, flag: Any) -> bool:
+        return bool(self._flags & (1 << int(flag)))
+
+    def set_memory_pool_limit(self, pool: Any, size: int) -> None:
+        self._pool_limits[int(pool)] = int(size)
+
+    def get_memory_pool_limit(self, pool: Any) -> int:
+        return self._pool_limits.get(int(pool), 0)
+
+
+class Builder:
+    platform_has_fast_fp16 = False
+    platform_has_fast_int8 = False
+    platform_has_tf32 = False
+    num_DLA_cores = 0
+
+    def __init__(self, logger: Logger):
+        self.logger = logger
+
+    def create_network(self, flags: int = 0) -> "NetworkCore":
+        from ._api import INetworkDefinition
+
+        return INetworkDefinition(flags)
+
+    def create_builder_config(self) -> IBuilderConfig:
+        return IBuilderConfig()
+
+    def create_optimization_profile(self) -> IOptimizationProfile:
+        return IOptimizationProfile()
+
+    def build_serialized_network(self, network: NetworkCore, config: IBuilderConfig) -> None:
+        raise NoEngineError(
+            "repogen.trt.numpy_trt builds no TensorRT engines: it only records the network and runs it with "
+            "NumPy (numpy_trt.execute). Build plans on a machine with the tensorrt package and a GPU."
+        )
+
+    build_engine_with_config = build_serialized_network
+
+    def is_network_supported(self, network: NetworkCore, config: IBuilderConfig) -> bool:
+        network._refresh()
+        return True
+
+    def __enter__(self) -> "Builder":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class Runtime:
+    def __init__(self, logger: Logger):
+        self.logger = logger
+
+    def deserialize_cuda_engine(self, data: Any) -> None:
+        raise NoEngineError("repogen.trt.numpy_trt cannot deserialize or run TensorRT engines")
