@@ -1,0 +1,457 @@
+"""Test model zoo: small Paddle models built with Paddle itself and saved in every format repogen reads.
+
+``get(name, fmt)`` returns a directory holding the saved model, building it on first use in a subprocess
+(PIR and legacy-IR saving need different process-wide flags) and caching it under
+``tempfile.gettempdir()/repogen-zoo-<paddle version>/``. Saves are atomic (temp dir + rename), so two
+processes racing on the same model both end up with a complete copy.
+
+How each format is made (Paddle 3.3.1 can no longer write the Fluid layout itself):
+
+* ``pir``: ``paddle.jit.save`` (default PIR mode) -> ``inference.json`` + ``inference.pdiparams``.
+* ``paddle2``: the same in a subprocess with ``FLAGS_enable_pir_api=0`` -> ``inference.pdmodel``.
+* ``fluid-separate`` / ``fluid-combined``: the 2.x ProgramDesc bytes copied to ``__model__`` (the Fluid file
+  is the same message), parameters written by Paddle's own ``paddle.static.io.save_vars`` (its ``save`` op
+  per variable, or ``save_combine`` into ``__params__``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+FORMATS = ("fluid-separate", "fluid-combined", "paddle2", "pir")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]  # -1 = dynamic
+    sample: tuple[int, ...]  # a concrete shape for reference runs
+    low: float = -1.0
+    high: float = 1.0
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    build: Callable[[], Any]  # () -> paddle.nn.Layer, called with paddle imported and seeded
+    inputs: tuple[InputSpec, ...]
+    families: tuple[str, ...] = ()  # ops_target.md families this model exercises
+
+
+def _img(name: str = "x", c: int = 3, hw: int = 32, spatial_dynamic: bool = True) -> InputSpec:
+    dyn = -1 if spatial_dynamic else hw
+    return InputSpec(name, "float32", (-1, c, dyn, dyn), (2, c, hw, hw))
+
+
+# --- builders (run inside the saving subprocess) -------------------------------------------------
+
+def _vision(attr: str, **kw: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        import paddle
+        return getattr(paddle.vision.models, attr)(**kw)
+    return build
+
+
+def _convnet() -> Any:
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    class ConvNet(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2D(3, 8, 3, padding=1)
+            self.dw = nn.Conv2D(8, 8, 3, padding=1, groups=8)
+            self.bn = nn.BatchNorm2D(8)
+            self.convt = nn.Conv2DTranspose(8, 4, 4, stride=2, padding=1)
+            self.dwt = nn.Conv2DTranspose(4, 4, 3, padding=1, groups=4)
+            self.gn = nn.GroupNorm(2, 4)
+            self.inorm = nn.InstanceNorm2D(4)
+            self.ln = nn.LayerNorm([4])
+            self.prelu = nn.PReLU(4)
+            self.conv_same = nn.Conv2D(4, 4, 3, stride=2, padding="SAME", dilation=1)
+
+        def forward(self, x: Any) -> Any:
+            y = self.bn(self.conv(x))
+            y = F.relu(self.dw(y))
+            a = F.max_pool2d(y, 3, stride=2, padding=1, ceil_mode=True)
+            b = F.avg_pool2d(y, 2, stride=2, exclusive=False)
+            c = F.adaptive_avg_pool2d(y, 4)
+            d = F.adaptive_max_pool2d(y, 2)
+            g = paddle.mean(y, axis=[2, 3])
+            t = self.dwt(self.convt(a + b))
+            t = self.prelu(self.inorm(self.gn(t)))
+            t = self.ln(t.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
+            t = F.pad(t, [1, 1, 2, 0], mode="constant", value=0.5)
+            t = F.pad(t, [1, 1, 1, 1], mode="reflect")
+            t = self.conv_same(t)
+            n = F.interpolate(t, scale_factor=2, mode="nearest")
+            bl = F.interpolate(t, size=[8, 8], mode="bilinear", align_corners=True)
+            bl2 = F.interpolate(t, size=[8, 8], mode="bilinear", align_corners=False, align_mode=0)
+            bc = F.interpolate(t, size=[8, 8], mode="bicubic", align_corners=False)
+            li = F.interpolate(t.flatten(2), size=[16], mode="linear", align_corners=False, data_format="NCW")
+            return (n.mean(axis=[2, 3]) + paddle.sum(bl, axis=[2, 3]) + bl2.max(axis=[2, 3]) + bc.min(axis=[2, 3]),
+                    li, c.flatten(1), d, g, F.max_pool2d(y, 2, padding="VALID"))
+
+    return ConvNet()
+
+
+def _elementwise() -> Any:
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    class Elementwise(nn.Layer):
+        def forward(self, x: Any, y: Any) -> Any:
+            p = paddle.abs(x) + 0.5  # positive, for log/sqrt/pow/div/mod
+            q = paddle.abs(y) + 0.5
+            bin_ = [x + y, x - y, x * y, x / q, paddle.pow(p, q), paddle.remainder(p, q),
+                    paddle.floor_divide(p, q), paddle.maximum(x, y), paddle.minimum(x, y),
+                    x + y[0], x * paddle.to_tensor(2.0)]
+            act = [F.relu(x), F.relu6(x * 8), F.leaky_relu(x, 0.1), F.sigmoid(x), paddle.tanh(x), F.swish(x),
+                   F.silu(x), F.hardswish(x), F.hardsigmoid(x), F.gelu(x), F.gelu(x, approximate=True),
+                   F.elu(x, 0.5), F.selu(x), F.softplus(x), F.softsign(x), F.mish(x)]
+            una = [paddle.exp(x), paddle.log(p), paddle.sqrt(p), paddle.rsqrt(p), paddle.abs(x), paddle.floor(x),
+                   paddle.ceil(x), paddle.round(x), paddle.sign(x), paddle.reciprocal(q), paddle.erf(x),
+                   paddle.sin(x), paddle.cos(x), paddle.pow(x, 3.0), paddle.square(x)]
+            misc = [paddle.scale(x, 2.0, 1.0), paddle.scale(x, 0.5, -1.0, bias_after_scale=False),
+                    paddle.clip(x, -0.5, 0.5), F.softmax(x, -1), F.softmax(x, 1), F.log_softmax(x, -1)]
+            return paddle.stack(bin_ + act + una + misc, axis=0)
+
+    return Elementwise()
+
+
+def _tensors() -> Any:
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    class Tensors(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 12)
+            self.emb = nn.Embedding(10, 16, padding_idx=0)
+            self.dropout = nn.Dropout(0.3)
+            self.w = self.create_parameter([16, 16])
+
+        def forward(self, x: Any, ids: Any) -> Any:  # x: [N, 4, 16], ids: [N, 4] int64
+            e = self.emb(ids)
+            h = self.dropout(x + e)
+            h = self.fc(h)  # [N, 4, 12]
+            m = paddle.matmul(x, self.w)
+            mt = paddle.matmul(x, x, transpose_y=True)  # [N, 4, 4]
+            b = paddle.bmm(mt, x)
+            r = paddle.reshape(h, [-1, 48])
+            r2 = paddle.reshape(h, [0, 6, 8])
+            f = paddle.flatten(r2, 1)
+            u = paddle.unsqueeze(f, [1, 3])
+            s = paddle.squeeze(u, [3])
+            t = paddle.transpose(r2, [0, 2, 1])
+            c = paddle.concat([r, f], axis=1)
+            s1, s2, s3 = paddle.split(c, [32, 32, 32], axis=1)
+            s4, s5 = paddle.split(c, 2, axis=-1)
+            st = paddle.stack([s1, s2, s3], axis=1)
+            us = paddle.unstack(st, axis=1)
+            sl = x[:, 1:3, 2:10]
+            ss = paddle.strided_slice(x, axes=[1, 2], starts=[0, 1], ends=[4, 16], strides=[2, 3])
+            ex = paddle.expand(x[:, :1, :], [-1, 4, 16])
+            ea = paddle.expand_as(x[:, :1, :], x)
+            tl = paddle.tile(x[:, :1, :2], [1, 2, 3])
+            g = paddle.gather(x, paddle.to_tensor([0, 2]), axis=1)
+            cs = paddle.cast(ids, "float32") + paddle.shape(x)[1].astype("float32")
+            fl = paddle.full([1, 4], 0.25) + paddle.full_like(cs, 2.0) + paddle.zeros_like(cs)
+            asg = paddle.assign(x)
+            red = [paddle.sum(x, axis=1), x.mean(axis=-1, keepdim=True), x.max(axis=[1, 2]), x.min(axis=2), x.prod(axis=1),
+                   paddle.sum(x)]
+            am = paddle.argmax(x, axis=-1)
+            an = paddle.argmin(x, axis=1, keepdim=True)
+            return (m, b, t, s, s4 + s5, us[0] + us[2], sl, ss, ex + ea, tl, g, fl, asg, am, an, *red)
+
+    return Tensors()
+
+
+def _tier2() -> Any:
+    import paddle
+    import paddle.nn as nn
+
+    class Tier2(nn.Layer):
+        def forward(self, x: Any) -> Any:  # [N, 8]
+            z = paddle.zeros_like(x)
+            w = paddle.where(x > 0, x, z)
+            cmp = [(x == z), (x != z), (x < z), (x <= z), (x >= z)]
+            logic = paddle.logical_and(cmp[0], paddle.logical_not(cmp[1]))
+            vals, idx = paddle.topk(x, 3, axis=-1)
+            srt = paddle.argsort(x, axis=-1, descending=True)
+            cs = paddle.cumsum(x, axis=1)
+            fl = paddle.flip(x, [1])
+            ro = paddle.roll(x, 2, axis=1)
+            tr = paddle.tril(x.unsqueeze(0).expand([8, -1, -1])[:, :8, :])
+            ar = paddle.arange(0, 8, 1, dtype="float32")
+            isn = paddle.isnan(x)
+            ta = paddle.take_along_axis(x, idx, axis=1)
+            ins = paddle.index_select(x, paddle.to_tensor([1, 3]), axis=1)
+            return (w, logic.astype("float32"), vals, idx, srt, cs, fl, ro, tr, x + ar, isn, ta, ins,
+                    paddle.einsum("ij,ij->i", x, x), paddle.linalg.norm(x, p=2, axis=1))
+
+    return Tier2()
+
+
+def _ifnet() -> Any:
+    import paddle
+    import paddle.nn as nn
+
+    class IfNet(nn.Layer):
+        def forward(self, x: Any) -> Any:
+            return paddle.static.nn.cond(paddle.mean(x) > 0, lambda: x * 2.0, lambda: x - 1.0)
+
+    return IfNet()
+
+
+def _transformer() -> Any:
+    import paddle.nn as nn
+
+    layer = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, dropout=0.1)
+    return nn.TransformerEncoder(layer, 2)
+
+
+MODELS: dict[str, ZooModel] = {m.name: m for m in [
+    ZooModel("resnet18", _vision("resnet18", num_classes=10), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
+    ZooModel("resnet50", _vision("resnet50"), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
+    ZooModel("mobilenet_v2", _vision("mobilenet_v2", scale=0.5, num_classes=10), (_img(hw=32),), ("depthwise", "relu6")),
+    ZooModel("mobilenet_v3_small", _vision("mobilenet_v3_small", scale=0.5, num_classes=10), (_img(hw=32),),
+             ("hardswish", "hardsigmoid", "se")),
+    ZooModel("transformer", _transformer, (InputSpec("x", "float32", (-1, -1, 32), (2, 5, 32)),),
+             ("matmul", "softmax", "layer_norm", "reshape", "transpose")),
+    ZooModel("convnet", _convnet, (_img(hw=16),), ("conv", "pool", "norm", "pad", "interp")),
+    ZooModel("elementwise", _elementwise,
+             (InputSpec("x", "float32", (-1, 3, 8), (2, 3, 8)), InputSpec("y", "float32", (-1, 3, 8), (2, 3, 8))),
+             ("elementwise", "activation", "unary", "scale")),
+    ZooModel("tensors", _tensors,
+             (InputSpec("x", "float32", (-1, 4, 16), (2, 4, 16)),
+              InputSpec("ids", "int64", (-1, 4), (2, 4), 0, 10)),
+             ("matmul", "shape", "slice", "reduce", "gather", "embedding")),
+    ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
+    ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
+]}
+
+
+def input_specs(name: str) -> tuple[InputSpec, ...]:
+    return MODELS[name].inputs
+
+
+def sample_feeds(name: str, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in MODELS[name].inputs:
+        if spec.dtype.startswith("int"):
+            feeds[spec.name] = rng.integers(int(spec.low), int(spec.high), spec.sample).astype(spec.dtype)
+        else:
+            feeds[spec.name] = rng.uniform(spec.low, spec.high, spec.sample).astype(spec.dtype)
+    return feeds
+
+
+def paddle_version() -> str:
+    try:
+        return importlib.metadata.version("paddlepaddle")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def cache_root() -> Path:
+    return Path(tempfile.gettempdir()) / f"repogen-zoo-{paddle_version()}"
+
+
+def get(name: str, fmt: str = "pir") -> Path:
+    """The directory of zoo model ``name`` saved in ``fmt`` (one of FORMATS), building it if needed."""
+    if name not in MODELS:
+        raise KeyError(f"no zoo model {name!r}; have {', '.join(MODELS)}")
+    if fmt not in FORMATS:
+        raise KeyError(f"no format {fmt!r}; have {', '.join(FORMATS)}")
+    final = cache_root() / name / fmt
+    if (final / ".complete").exists():
+        return final
+    mode = "pir" if fmt == "pir" else "legacy"
+    _build(name, mode)
+    if not (final / ".complete").exists():
+        raise RuntimeError(f"zoo: building {name} ({mode}) did not produce {final}")
+    return final
+
+
+def _build(name: str, mode: str) -> None:
+    root = cache_root() / name
+    root.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, FLAGS_enable_pir_api="1" if mode == "pir" else "0", GLOG_minloglevel="2")
+    tmp = root / f".tmp-{mode}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "repogen.zoo", "_save", name, mode, str(tmp)],
+                              env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"zoo: saving {name} ({mode}) failed:\n{proc.stderr[-4000:]}")
+        fmts = ("pir",) if mode == "pir" else ("paddle2", "fluid-separate", "fluid-combined")
+        for fmt in fmts:
+            (tmp / fmt / ".complete").write_text("ok\n")
+            try:
+                os.rename(tmp / fmt, root / fmt)
+            except OSError:
+                if not (root / fmt / ".complete").exists():  # a loser of a race leaves the winner's copy
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install_legacy_shims() -> None:
+    """Paddle 3.3.1 routes many static-graph APIs straight to PIR-only ``_C_ops`` even with the legacy IR
+    selected (``abs(): argument must be Value, but got Variable``). Wrap those entry points so that, given
+    legacy Variables, they append the legacy op as Paddle 2.x did."""
+    import paddle
+    from paddle import _C_ops
+    from paddle.base.layer_helper import LayerHelper
+
+    def emit(op_type: str, inputs: dict, attrs: dict, out_dtype: Any = None, outs: tuple = ("Out",)) -> Any:
+        helper = LayerHelper(op_type)
+        first = next(iter(inputs.values()))[0]
+        results = [helper.create_variable_for_type_inference(out_dtype or first.dtype) for _ in outs]
+        helper.append_op(type=op_type, inputs=inputs, outputs={k: [v] for k, v in zip(outs, results)}, attrs=attrs)
+        return results[0] if len(results) == 1 else results
+
+    def axes(a: Any) -> list:
+        return [] if a is None else ([a] if isinstance(a, int) else list(a))
+
+    unary = {n: n for n in ["abs", "exp", "log", "sqrt", "rsqrt", "floor", "ceil", "round", "sign", "sin", "cos",
+                            "sigmoid", "tanh", "logical_not"]}
+    unary["isnan"] = "isnan_v2"
+    shims: dict[str, Callable[..., Any]] = {}
+    for api, op in unary.items():
+        dtype = "bool" if api in ("isnan", "logical_not") else None
+        shims[api] = lambda x, *a, _op=op, _dt=dtype, **k: emit(_op, {"X": [x]}, {}, _dt)
+    shims["maximum"] = lambda x, y: emit("elementwise_max", {"X": [x], "Y": [y]}, {"axis": -1})
+    shims["minimum"] = lambda x, y: emit("elementwise_min", {"X": [x], "Y": [y]}, {"axis": -1})
+    shims["logical_and"] = lambda x, y: emit("logical_and", {"X": [x], "Y": [y]}, {}, "bool")
+    shims["gelu"] = lambda x, approximate=False: emit("gelu", {"X": [x]}, {"approximate": bool(approximate)})
+    shims["softplus"] = lambda x, beta=1.0, threshold=20.0: emit("softplus", {"X": [x]},
+                                                                {"beta": float(beta), "threshold": float(threshold)})
+    shims["matmul"] = lambda x, y, transpose_x=False, transpose_y=False: emit("matmul_v2", {"X": [x], "Y": [y]},
+                                                            {"trans_x": bool(transpose_x), "trans_y": bool(transpose_y)})
+    shims["bmm"] = lambda x, y: emit("bmm", {"X": [x], "Y": [y]}, {})
+    shims["expand_as"] = lambda x, y, shape=(): emit("expand_as_v2", {"X": [x], "Y": [y]},
+                                                  {"target_shape": list(shape) or list(y.shape)})
+    shims["sum"] = lambda x, axis=None, dtype=None, keepdim=False, *a: emit(
+        "reduce_sum", {"X": [x]}, {"dim": axes(axis) or [0], "keep_dim": bool(keepdim), "reduce_all": not axes(axis)})
+    for api, op in (("argmax", "arg_max"), ("argmin", "arg_min")):
+        shims[api] = lambda x, axis, keepdim=False, flatten=False, dtype=None, _op=op: emit(
+            _op, {"X": [x]}, {"axis": int(axis), "keepdims": bool(keepdim), "flatten": bool(flatten), "dtype": 3},
+            "int64")
+    shims["roll"] = lambda x, shifts, axis: emit("roll", {"X": [x]}, {"shifts": axes(shifts), "axis": axes(axis)})
+    shims["tril"] = lambda x, diagonal=0: emit("tril_triu", {"X": [x]}, {"diagonal": int(diagonal), "lower": True})
+
+    for api, shim in shims.items():
+        original = getattr(_C_ops, api)
+
+        def wrapper(*args: Any, _orig: Any = original, _shim: Any = shim, **kw: Any) -> Any:
+            first = args[0] if args else kw.get("x")
+            if isinstance(first, paddle.static.Variable):
+                return _shim(*args, **kw)
+            return _orig(*args, **kw)
+
+        setattr(_C_ops, api, wrapper)
+        # some modules bind the function at import (``from paddle._C_ops import matmul``): rebind those too
+        for mod in list(sys.modules.values()):
+            if getattr(mod, "__name__", "").startswith("paddle") and getattr(mod, api, None) is original:
+                setattr(mod, api, wrapper)
+
+
+def _save(name: str, mode: str, out: Path) -> None:
+    """Runs in the subprocess whose FLAGS_enable_pir_api matches mode.
+
+    Builds the program with paddle.static (Paddle 3.3.1's dy2static is broken with the legacy IR).
+    """
+    import paddle
+
+    paddle.seed(0)
+    np.random.seed(0)
+    spec = MODELS[name]
+    paddle.enable_static()
+    if mode != "pir":
+        _install_legacy_shims()
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        layer = spec.build()
+        layer.eval()
+        feeds = [paddle.static.data(s.name, list(s.shape), s.dtype) for s in spec.inputs]
+        outs = layer(*feeds)
+        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    scope = paddle.static.global_scope()
+    exe.run(startup)
+    # non-trivial batch-norm statistics so a wrong mean/variance mapping shows in outputs
+    for name_, buf in layer.named_buffers():
+        if buf.dtype == paddle.float32 and len(buf.shape) == 1:
+            rng = np.random.default_rng(zlib.crc32(name_.encode()))
+            var = scope.find_var(buf.name)
+            if var is not None:
+                var.get_tensor().set(rng.uniform(0.5, 1.5, buf.shape).astype("float32"), paddle.CPUPlace())
+    fmt = "pir" if mode == "pir" else "paddle2"
+    (out / fmt).mkdir(parents=True)
+    paddle.static.save_inference_model(str(out / fmt / "inference"), feeds, outs, exe, program=main)
+    if mode == "pir":
+        return
+    prog, _, _ = paddle.static.load_inference_model(str(out / "paddle2" / "inference"), exe)
+    persist = [v for v in prog.list_vars() if v.persistable and v.name not in ("feed", "fetch")]
+    for fmt, filename in (("fluid-separate", None), ("fluid-combined", "__params__")):
+        (out / fmt).mkdir()
+        shutil.copyfile(out / "paddle2" / "inference.pdmodel", out / fmt / "__model__")
+        paddle.static.io.save_vars(exe, str(out / fmt), prog, vars=persist, filename=filename)
+
+
+def reference_outputs(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run Paddle Inference (CPU) on a saved model; outputs by the predictor's output names, in order."""
+    import paddle.inference as pi
+
+    from repogen.paddle.loader import detect
+
+    src = detect(path)
+    if src.format == "fluid-separate":
+        config = pi.Config(str(src.model_file.parent))
+    else:
+        model_file = src.model_file
+        if src.format == "pir":
+            model_file = src.model_file  # .json
+        config = pi.Config(str(model_file), str(src.params_file) if src.params_file else "")
+    config.disable_gpu()
+    config.switch_ir_optim(False)
+    config.disable_glog_info()
+    predictor = pi.create_predictor(config)
+    for name in predictor.get_input_names():
+        h = predictor.get_input_handle(name)
+        h.reshape(feeds[name].shape)
+        h.copy_from_cpu(np.ascontiguousarray(feeds[name]))
+    predictor.run()
+    return {n: predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()}
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[0] == "_save":
+        _save(argv[1], argv[2], Path(argv[3]))
+        return 0
+    names = argv or list(MODELS)
+    for name in names:
+        for fmt in FORMATS:
+            print(name, fmt, get(name, fmt))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
