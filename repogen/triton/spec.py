@@ -213,6 +213,8 @@ _MODEL_KEYS = {
 
 def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
     """One ``[[model]]`` table -> ModelSpec. ``base`` resolves relative paths (the spec file's folder)."""
+    if isinstance(table, dict) and isinstance(table.get("name"), str):
+        where = f"{where} ({table['name']})"
     t = _table(table, where, _MODEL_KEYS)
     src_value = t.get("source", EXAMPLE_SOURCE)
     if src_value == EXAMPLE_SOURCE:
@@ -222,7 +224,6 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
         source = _path(src_value, base, f"{where}.source")
         labels_default = None
     name = t.get("name", default_name(source))
-    where = f"{where} ({name})" if "name" in t else where
     spec = ModelSpec(source=source, name=validate_name(name, f"{where}.name"))
     if "version" in t:
         spec.version = validate_version(t["version"], f"{where}.version")
