@@ -31,9 +31,11 @@ def main(out_prefix: Path = PREFIX) -> None:
     with paddle.static.program_guard(main_prog, startup):
         image = paddle.static.data("image", [-1, 3, 32, 32], "float32")
         x = image
+        norms = []
         for cin, cout in ((3, 8), (8, 16)):
             x = paddle.nn.Conv2D(cin, cout, 3, padding=1)(x)
-            x = paddle.nn.BatchNorm2D(cout)(x)
+            norms.append(paddle.nn.BatchNorm2D(cout))
+            x = norms[-1](x)
             x = paddle.nn.functional.relu(x)
             x = paddle.nn.functional.max_pool2d(x, 2)
         x = paddle.nn.functional.adaptive_avg_pool2d(x, 1)
@@ -46,14 +48,16 @@ def main(out_prefix: Path = PREFIX) -> None:
     exe = paddle.static.Executor(paddle.CPUPlace())
     exe.run(startup)
     scope = paddle.static.global_scope()
+    means = {bn._mean.name for bn in norms}
+    variances = {bn._variance.name for bn in norms}
     for var in main_prog.list_vars():
         if not var.persistable or var.name in ("feed", "fetch"):
             continue
         tensor = scope.find_var(var.name).get_tensor()
         shape = np.array(tensor).shape
-        if "variance" in var.name:
+        if var.name in variances:
             value = rng.uniform(0.5, 1.5, shape)
-        elif "mean" in var.name:
+        elif var.name in means:
             value = rng.normal(0, 0.1, shape)
         else:
             value = rng.normal(0, 0.3, shape)
