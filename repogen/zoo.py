@@ -416,6 +416,97 @@ def _save(name: str, mode: str, out: Path) -> None:
         paddle.static.io.save_vars(exe, str(out / fmt), prog, vars=persist, filename=filename)
 
 
+def paddle_view(paths: list[Path]) -> dict[str, dict]:
+    """What Paddle's own loader sees in saved models (for tests): feeds, fetches, ops, parameter digests.
+
+    Runs one subprocess per IR mode (the legacy IR can only be selected at process start).
+    """
+    import json
+
+    result: dict[str, dict] = {}
+    for pir in (True, False):
+        todo = [str(p) for p in paths if (_source_format(p) == "pir") == pir]
+        if not todo:
+            continue
+        env = dict(os.environ, FLAGS_enable_pir_api="1" if pir else "0", GLOG_minloglevel="2")
+        proc = subprocess.run([sys.executable, "-m", "repogen.zoo", "_view", *todo], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"zoo: paddle_view failed:\n{proc.stderr[-4000:]}")
+        result.update(json.loads(proc.stdout.splitlines()[-1]))
+    return result
+
+
+def _source_format(path: Path | str) -> str:
+    from repogen.paddle.loader import detect
+
+    return detect(path).format
+
+
+def _view(paths: list[str]) -> dict[str, dict]:
+    import hashlib
+
+    import paddle
+    from paddle.base.data_feeder import convert_dtype
+
+    from repogen.paddle.loader import detect
+
+    paddle.enable_static()
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    out = {}
+    for path in paths:
+        src = detect(path)
+        kwargs: dict[str, Any] = {}
+        if src.format.startswith("fluid"):
+            prefix = str(src.model_file.parent)
+            kwargs["model_filename"] = "__model__"
+            if src.params_file is not None:
+                kwargs["params_filename"] = src.params_file.name
+        else:
+            prefix = str(src.model_file.with_suffix(""))
+        scope = paddle.static.Scope()
+        with paddle.static.scope_guard(scope):
+            prog, feed_names, fetch_targets = paddle.static.load_inference_model(prefix, exe, **kwargs)
+        view: dict[str, Any] = {"feeds": [], "fetches": [], "ops": [], "params": {}, "sub_block_ops": []}
+        if src.format == "pir":
+            ops = prog.global_block().ops
+            structural = {"builtin.parameter", "pd_op.data", "pd_op.fetch", "builtin.combine", "builtin.split",
+                          "builtin.slice"}
+            names = []
+            for op in ops:
+                n = op.name()
+                if n == "builtin.parameter":
+                    names.append(op.attrs()["parameter_name"])
+                elif n == "pd_op.data":
+                    v = op.result(0)
+                    view["feeds"].append([op.attrs()["name"], convert_dtype(v.dtype), list(v.shape)])
+                elif n == "pd_op.fetch":
+                    v = op.operand_source(0)
+                    view["fetches"].append([op.attrs()["name"], convert_dtype(v.dtype), list(v.shape)])
+                if n not in structural:
+                    view["ops"].append(n)
+                    try:
+                        view.setdefault("slots", []).append([n, op.get_input_names(), op.get_output_names()])
+                    except ValueError:  # ops without yaml info (cf.*, pd_op.if) have no slot names
+                        view.setdefault("slots", []).append([n, None, None])
+                    view["sub_block_ops"].extend(sub.name() for blk in op.blocks() for sub in blk.ops)
+        else:
+            block = prog.global_block()
+            for n in feed_names:
+                v = block.var(n)
+                view["feeds"].append([n, convert_dtype(v.dtype), list(v.shape)])
+            for v in fetch_targets:
+                view["fetches"].append([v.name, convert_dtype(v.dtype), list(v.shape)])
+            view["ops"] = [op.type for op in block.ops if op.type not in ("feed", "fetch")]
+            view["sub_block_ops"] = [op.type for b in prog.blocks[1:] for op in b.ops]
+            names = [v.name for v in prog.list_vars() if v.persistable and v.name not in ("feed", "fetch")]
+        for n in names:
+            arr = np.array(scope.find_var(n).get_tensor())
+            view["params"][n] = [str(arr.dtype), list(arr.shape), hashlib.sha256(arr.tobytes()).hexdigest()]
+        out[path] = view
+    return out
+
+
 def reference_outputs(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run Paddle Inference (CPU) on a saved model; outputs by the predictor's output names, in order."""
     import paddle.inference as pi
@@ -443,6 +534,11 @@ def reference_outputs(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[st
 
 
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] == "_view":
+        import json
+
+        print(json.dumps(_view(argv[1:])))
+        return 0
     if len(argv) == 4 and argv[0] == "_save":
         _save(argv[1], argv[2], Path(argv[3]))
         return 0
