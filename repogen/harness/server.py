@@ -190,7 +190,7 @@ class TritonServer:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def _fail(self, what: str) -> ServerError:
+    def error_with_log(self, what: str) -> ServerError:
         code = self.proc.poll() if self.proc is not None else None
         state = f" (server exited with code {code})" if code is not None else ""
         return ServerError(f"{what}{state}\n--- tritonserver log, last lines ({self.log_path}) ---\n{self.log_tail()}")
@@ -200,7 +200,7 @@ class TritonServer:
         last = "no answer"
         while time.monotonic() < deadline:
             if not self.alive():
-                raise self._fail(f"tritonserver for {self.repo} stopped before it was live")
+                raise self.error_with_log(f"tritonserver for {self.repo} stopped before it was live")
             try:
                 status, _ = self._request("GET", "/v2/health/live", timeout=1.0)
                 if status == 200:
@@ -209,23 +209,23 @@ class TritonServer:
             except (OSError, urllib.error.URLError) as exc:
                 last = str(exc)
             time.sleep(0.1)
-        raise self._fail(f"tritonserver at {self.http_url} not live after {timeout:.0f} s ({last})")
+        raise self.error_with_log(f"tritonserver at {self.http_url} not live after {timeout:.0f} s ({last})")
 
     def repository_index(self) -> list[dict]:
         status, text = self._request("POST", "/v2/repository/index", {})
         if status != 200:
-            raise self._fail(f"repository index failed: HTTP {status} {text}")
+            raise self.error_with_log(f"repository index failed: HTTP {status} {text}")
         return json.loads(text or "[]")
 
     def load(self, models: list[str], timeout: float = 300.0) -> dict[str, str | None]:
         """Load each model explicitly; returns model -> None, or Triton's reason in plain words."""
         for name in models:
             if not self.alive():
-                raise self._fail(f"tritonserver died while loading {name}")
+                raise self.error_with_log(f"tritonserver died while loading {name}")
             try:
                 status, text = self._request("POST", f"/v2/repository/models/{name}/load", {}, timeout=timeout)
             except (OSError, urllib.error.URLError) as exc:
-                raise self._fail(f"loading {name}: {exc}") from exc
+                raise self.error_with_log(f"loading {name}: {exc}") from exc
             if status == 200:
                 self.loaded[name] = None
                 continue
@@ -250,7 +250,7 @@ class TritonServer:
         bad = {m: e for m, e in errors.items() if m in models and e}
         if bad:
             lines = "\n".join(f"  {m}: {e}" for m, e in bad.items())
-            raise self._fail(f"Triton did not load these models from {self.repo}:\n{lines}")
+            raise self.error_with_log(f"Triton did not load these models from {self.repo}:\n{lines}")
 
     # -- teardown ----------------------------------------------------------------------------------------------
     def stop(self, grace: float = STOP_GRACE_S) -> None:

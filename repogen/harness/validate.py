@@ -89,7 +89,7 @@ def config_differences(generated, served, prefix: str = "") -> list[str]:
                     diffs += config_differences(v, other[k], f"{path}[{k!r}].")
                 elif v != other[k]:
                     diffs.append(f"{path}[{k!r}]: file {v!r}, server {other[k]!r}")
-        elif fd.label == fd.LABEL_REPEATED:
+        elif fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED:
             if len(value) != len(other):
                 diffs.append(f"{path}: file has {len(value)} entries, server {len(other)}")
             elif fd.message_type is not None:
@@ -239,7 +239,7 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
 
 def _raise_if_dead(server: TritonServer, exc: BaseException) -> None:
     if not server.alive():
-        raise server._fail(f"tritonserver died during validation ({type(exc).__name__}: {exc})") from exc
+        raise server.error_with_log(f"tritonserver died during validation ({type(exc).__name__}: {exc})") from exc
 
 
 def validate_repository(repo: str | Path, *, models: list[str] | None = None, server: str = "local",

@@ -1,0 +1,247 @@
+"""End to end with the real tritonserver bundled in nvidia-pytriton (CPU, Python backend).
+
+One server serves the whole module's repository (good, wrong and rejected models); the failure paths
+that must kill or pre-empt a server start their own, on one small model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repogen.errors import ServerError
+from repogen.harness.model_files import read_model_folder
+from repogen.harness.reference import PaddleReference
+from repogen.harness.server import group_members, launch
+from repogen.harness.validate import validate_model, validate_repository
+from test_harness_support import good_repo, mlp_source, tritonserver_pids, write_model
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("paddle-models")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, cache) -> Path:
+    root = good_repo(tmp_path_factory.mktemp("repo"), cache)
+    write_model(root, "wrong", mlp_source(cache), [("x", [6]), ("y", [4])], [("out", [4])], max_batch=4, shift=1.0)
+    # parses as a ModelConfig, but Triton refuses GPU instances on a machine without one
+    write_model(root, "rejected", mlp_source(cache), [("x", [6]), ("y", [4])], [("out", [4])], max_batch=4,
+                extra_config='instance_group [ { kind: KIND_GPU count: 1 } ]\n')
+    cfg = root / "rejected" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("instance_group [ { kind: KIND_CPU count: 1 } ]\n", "", 1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    with launch(repo) as srv:
+        yield srv
+    assert not group_members(srv.proc.pid), "tritonserver process group survived teardown"
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "mlp"])
+def test_good_models_validate_over_http_and_grpc(server, repo, name):
+    model = read_model_folder(repo / name)
+    report = validate_model(server, model, concurrency=(1, 2), requests=20)
+    assert report.ok, report.failures
+    assert not report.config_diffs
+    checks = {(c.protocol, c.case) for c in report.checks if not c.case.startswith("mixed")}
+    top = model.max_batch_size
+    assert checks == {(p, c) for p in ("http", "grpc") for c in ("batch 1", f"batch {top}")}
+    for c in report.checks:
+        assert c.ok and c.rel_err is not None and c.rel_err <= 1e-5 and c.shape == c.expected_shape
+    # served outputs equal Paddle's own outputs, independently of the harness's comparison code
+    ref = PaddleReference(model)
+    feeds = {s.name: np.full([2] + s.dims, 0.25, np.float32) for s in model.inputs}
+    want = ref.run(feeds)
+    import tritonclient.grpc as g
+    client = g.InferenceServerClient(server.grpc_url)
+    ins = []
+    for s in model.inputs:
+        i = g.InferInput(s.name, list(feeds[s.name].shape), "FP32")
+        i.set_data_from_numpy(feeds[s.name])
+        ins.append(i)
+    got = client.infer(name, ins)
+    for s in model.outputs:
+        b = want[s.name]
+        assert np.linalg.norm(got.as_numpy(s.name) - b) / np.linalg.norm(b) <= 1e-5
+    d = report.dynamic_batching
+    assert d["requests"] >= 20 and d["failed"] == 0 and max(d["batch_sizes"]) == top
+    assert sum(d["executed_batch_sizes"].values()) == d["server_executions"] > 0
+    assert [s.concurrency for s in report.speed] == [1, 2]
+    for s in report.speed:
+        assert s.protocol == "grpc" and s.requests == 20 and not s.errors
+        assert 0 < s.p50_ms <= s.p90_ms <= s.p99_ms
+        assert s.throughput_rps > 0 and s.raw_throughput_rps > 0 and s.overhead_ratio > 0
+        assert s.server_compute_us > 0 and s.server_queue_us >= 0
+
+
+def test_wrong_outputs_fail(server, repo):
+    report = validate_model(server, read_model_folder(repo / "wrong"), speed=False)
+    assert not report.ok
+    bad = [c for c in report.checks if not c.ok]
+    assert {c.protocol for c in bad} == {"http", "grpc"}
+    assert all(c.max_abs == pytest.approx(1.0, abs=1e-5) for c in bad)
+    assert any("output out" in f and "tolerance" in f for f in report.failures)
+
+
+def test_rejected_config_reports_tritons_error(server, repo):
+    assert server.loaded["rejected"], "Triton should have refused a KIND_GPU instance without a GPU"
+    report = validate_model(server, read_model_folder(repo / "rejected"))
+    assert not report.ok
+    assert "rejected" in report.failures[0] and "GPU" in report.failures[0]
+    assert not report.checks
+
+
+def test_shared_memory_timing(server, repo):
+    report = validate_model(server, read_model_folder(repo / "mlp"), concurrency=(2,), requests=10, shm=True)
+    assert report.ok, report.failures
+    shm = [s for s in report.speed if s.protocol == "grpc+shm"]
+    assert len(shm) == 1 and shm[0].throughput_rps > 0 and shm[0].p99_ms > 0
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith("repogen_")]
+
+
+def test_require_models_raises_with_tritons_message(server, repo):
+    with pytest.raises(ServerError) as err:
+        server.require_loaded(["rejected"])
+    assert "rejected" in str(err.value) and "GPU" in str(err.value) and "tritonserver log" in str(err.value)
+
+
+def subrepo(repo: Path, tmp_path: Path, names: list[str]) -> Path:
+    """A repository of its own (symlinked models) so /proc scans can tell its server from the module's."""
+    sub = tmp_path / "repo"
+    sub.mkdir()
+    for n in names:
+        os.symlink(repo / n, sub / n)
+    return sub
+
+
+def test_cli_json_report(repo, tmp_path):
+    repo = subrepo(repo, tmp_path, ["mlp", "wrong", "tiny_cnn"])
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "validate", str(repo), "--models", "mlp,wrong",
+                           "--concurrency", "1", "--requests", "10", "--json"],
+                          capture_output=True, text=True, timeout=180, env=ENV)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    assert data["ok"] is False
+    models = {m["model"]: m for m in data["models"]}
+    assert models["mlp"]["ok"] and not models["wrong"]["ok"]
+    speed = models["mlp"]["speed"][0]
+    for key in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps", "raw_throughput_rps", "overhead_ratio",
+                "server_queue_us", "server_compute_us"):
+        assert speed[key] > 0 or key == "server_queue_us"
+    assert not tritonserver_pids(str(repo))
+
+
+def test_port_taken_is_a_clear_error(repo, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ServerError, match=f"{port}.*already in use"):
+            with launch(repo, models=["mlp"], http_port=port):
+                pass
+
+
+def test_server_killed_mid_run_fails_cleanly(repo, tmp_path):
+    repo = subrepo(repo, tmp_path, ["mlp"])
+    model = read_model_folder(repo / "mlp")
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="died|stopped|exited") as err:
+        with launch(repo, models=["mlp"]) as srv:
+            pgid = srv.proc.pid
+            threading.Timer(2.0, os.killpg, (pgid, signal.SIGKILL)).start()
+            validate_model(srv, model, concurrency=(2,), requests=100000)
+    assert time.monotonic() - started < 120
+    assert "tritonserver log" in str(err.value)
+    assert not group_members(pgid) and not tritonserver_pids(str(repo))
+
+
+def test_exception_inside_block_ends_process_group(repo, tmp_path):
+    repo = subrepo(repo, tmp_path, ["mlp"])
+    with pytest.raises(RuntimeError):
+        with launch(repo, models=["mlp"]) as srv:
+            pgid = srv.proc.pid
+            assert group_members(pgid)
+            raise RuntimeError("boom")
+    assert not group_members(pgid) and not tritonserver_pids(str(repo))
+
+
+def _wait_for_server(repo: Path, proc: subprocess.Popen, timeout: float = 90) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = tritonserver_pids(str(repo))
+        if pids:
+            return pids
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("tritonserver never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_on_signal(repo, tmp_path, sig):
+    sub = subrepo(repo, tmp_path, ["mlp"])
+    proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "serve", str(sub)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        assert any("grpc://127.0.0.1:" in x for x in lines) and any("http://127.0.0.1:" in x for x in lines), lines
+        pids = tritonserver_pids(str(sub))
+        assert pids
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc != 0
+    assert not tritonserver_pids(str(sub))
+    assert not any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().rsplit(")", 1)[1][:3]
+                   for p in pids)
+
+
+def test_validate_sigint_half_way(repo, tmp_path):
+    sub = subrepo(repo, tmp_path, ["mlp"])
+    proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "validate", str(sub), "--requests", "100000",
+                             "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
+    try:
+        pids = _wait_for_server(sub, proc)
+        time.sleep(6)  # into loading / checking / timing
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130, err[-2000:]
+    assert "interrupted" in err
+    assert not tritonserver_pids(str(sub))
+    assert not [p for p in pids if group_members(p)]
+
+
+def test_validate_repository_end_to_end_two_models(repo, tmp_path):
+    sub = subrepo(repo, tmp_path, ["tiny_cnn", "mlp"])
+    report = validate_repository(sub, concurrency=(1,), requests=10, protocols=("grpc",))
+    assert report.ok, [m.failures for m in report.models]
+    assert [m.model for m in report.models] == ["mlp", "tiny_cnn"]
+    assert {c.protocol for m in report.models for c in m.checks} == {"grpc"}
+    assert not tritonserver_pids(str(sub))
