@@ -1,0 +1,170 @@
+"""`repogen check`: convert with the NumPy backend, run, and compare with Paddle Inference (or a reference)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from repogen.errors import ConfigError, UnsupportedOpError
+from repogen.trt.profiles import Profile, parse_shapes
+
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    shape: list[int]
+    max_abs_err: float
+    rel_err: float  # ||a - b|| / ||b||
+    tolerance: float
+    passed: bool
+
+
+@dataclass
+class CheckReport:
+    model: str
+    precision: str
+    outputs: list[OutputCheck] = field(default_factory=list)
+    unsupported: list[tuple[int, str, list[str]]] = field(default_factory=list)
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.unsupported and bool(self.outputs) and all(o.passed for o in self.outputs)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["passed"] = self.passed
+        d["unsupported"] = [{"position": p, "op": t, "outputs": o} for p, t, o in self.unsupported]
+        return d
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, tol: float, name: str = "") -> OutputCheck:
+    a = np.asarray(actual)
+    b = np.asarray(expected)
+    if a.shape != b.shape:
+        return OutputCheck(name, list(a.shape), float("inf"), float("inf"), tol, False)
+    if b.dtype == np.bool_ or a.dtype == np.bool_:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    both_nan = np.isnan(a64) & np.isnan(b64)  # Paddle's own NaN (e.g. sqrt of a negative variance) matches
+    a64, b64 = np.where(both_nan, 0.0, a64), np.where(both_nan, 0.0, b64)
+    diff = a64 - b64
+    max_abs = float(np.max(np.abs(diff))) if diff.size else 0.0
+    nb = float(np.linalg.norm(b64))
+    rel = float(np.linalg.norm(diff)) / nb if nb > 0 else max_abs
+    if b.dtype.kind in "iub":
+        tol_here = 0.0  # integer outputs (indices, shapes) must match exactly
+        ok = max_abs == 0.0
+    else:
+        tol_here = tol
+        ok = bool(np.isfinite(rel) and rel <= tol)
+    return OutputCheck(name, list(b.shape), max_abs, rel, tol_here, ok)
+
+
+def random_inputs(graph: Any, shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs: floats in [-1, 1); ints in [0, 10) (ids/indices stay valid for small tables)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for v in graph.input_values():
+        shape = shapes.get(v.name)
+        if shape is None:
+            if v.shape is None or any(d < 0 for d in v.shape[1:]):
+                raise ConfigError(f"input {v.name!r} has dynamic dims {list(v.shape or [])}: give --shape "
+                                  f"{v.name}:DIMS or --inputs FILE.npz")
+            shape = tuple(1 if d < 0 else d for d in v.shape)
+        if v.dtype.startswith(("int", "uint")):
+            feeds[v.name] = rng.integers(0, 10, shape).astype(v.dtype)
+        elif v.dtype == "bool":
+            feeds[v.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            feeds[v.name] = rng.uniform(-1, 1, shape).astype(v.dtype)
+    return feeds
+
+
+def check_model(model_path: str | Path, *, inputs: dict | None = None, reference: dict | None = None,
+                fp16: bool = False, shapes: list[str] = (), seed: int = 0) -> CheckReport:
+    from repogen.paddle import load_model
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph, find_unsupported
+    from repogen.trt.passes import clean_graph
+
+    precision = "fp16" if fp16 else "fp32"
+    graph = load_model(model_path)
+    report = CheckReport(str(model_path), precision)
+    cleaned = clean_graph(graph)
+    report.unsupported = find_unsupported(cleaned)
+    if report.unsupported:
+        return report
+    given: dict[str, tuple[int, ...]] = {}
+    for spec in shapes:
+        given.update(parse_shapes(spec, "--shape"))
+    feeds = dict(inputs) if inputs is not None else random_inputs(graph, given, seed)
+    missing = [n for n in graph.inputs if n not in feeds]
+    if missing:
+        raise ConfigError(f"inputs file lacks {', '.join(missing)} (model inputs: {', '.join(graph.inputs)})")
+    report.input_shapes = {n: list(np.shape(feeds[n])) for n in graph.inputs}
+    # one profile pinned at the example shapes; the network itself keeps the model's -1 dims
+    profile = Profile({n: (tuple(np.shape(a)),) * 3 for n, a in feeds.items() if n in graph.inputs})
+    conv = convert_graph(cleaned, numpy_trt, precision=precision, profiles=[profile], clean=False)
+    actual = numpy_trt.execute(conv.network, {n: feeds[n] for n in graph.inputs})
+    if reference is None:
+        from repogen.zoo import reference_outputs
+
+        reference = reference_outputs(model_path, {n: feeds[n] for n in graph.inputs})
+    ref_by_pos = list(reference.values())
+    for i, name in enumerate(graph.outputs):
+        expected = reference.get(name)
+        if expected is None and len(ref_by_pos) == len(graph.outputs):
+            expected = ref_by_pos[i]  # Paddle Inference may rename fetch targets; order is kept
+        if expected is None:
+            raise ConfigError(f"reference has no output {name!r} (has: {', '.join(reference)})")
+        report.outputs.append(compare(actual[name], expected, TOLERANCE[precision], name))
+    return report
+
+
+def _load_npz(path: str | None) -> dict | None:
+    if not path:
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def run(args: Any) -> int:
+    try:
+        report = check_model(args.model, inputs=_load_npz(args.inputs), reference=_load_npz(args.reference),
+                             fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed)
+    except UnsupportedOpError as exc:  # pragma: no cover - check_model reports these itself
+        raise exc
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_table(report)
+    return 0 if report.passed else 1
+
+
+def _print_table(report: CheckReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if report.unsupported:
+        t = Table(title=f"{report.model}: ops without a converter")
+        for col in ("position", "op", "outputs"):
+            t.add_column(col)
+        for pos, op_type, outs in report.unsupported:
+            t.add_row(str(pos), op_type, ", ".join(outs))
+        console.print(t)
+        return
+    t = Table(title=f"{report.model} ({report.precision}, inputs {report.input_shapes})")
+    for col in ("output", "shape", "max abs err", "rel err", "tolerance", "result"):
+        t.add_column(col)
+    for o in report.outputs:
+        t.add_row(o.name, "x".join(map(str, o.shape)), f"{o.max_abs_err:.3g}", f"{o.rel_err:.3g}",
+                  f"{o.tolerance:g}", "[green]pass[/]" if o.passed else "[red]FAIL[/]")
+    console.print(t)

@@ -1,0 +1,166 @@
+"""What a converter receives: the network under construction, graph value -> ITensor map, constants and
+the precision policy for the op being converted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from repogen.errors import ConversionError
+from repogen.ir import Graph, Op, Value
+
+#: numpy dtype name -> tensorrt.DataType member name
+_TRT_NAME = {
+    "float32": "FLOAT", "float64": "FLOAT", "float16": "HALF", "bfloat16": "BF16",
+    "int32": "INT32", "int64": "INT64", "int16": "INT32", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL",
+}
+#: tensorrt.DataType member name -> numpy dtype used for constants of that type
+_NP_OF = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8,
+          "UINT8": np.uint8, "BOOL": np.bool_}
+FLOAT_NAMES = ("FLOAT", "HALF", "BF16")
+
+
+class ConversionContext:
+    def __init__(self, graph: Graph, trt: Any, network: Any, precision: str = "fp32"):
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be fp32 or fp16, not {precision!r}")
+        self.graph = graph
+        self.trt = trt
+        self.network = network
+        self.precision = precision
+        self.tensors: dict[str, Any] = {}
+        self.op: Op | None = None
+        self.position: int | None = None
+        #: True while converting an op that the FP16 policy keeps in FP32 (see precision.py)
+        self.keep_fp32 = False
+        self._keep_alive: list[np.ndarray] = []  # TensorRT reads weights at build time, not at add time
+        self._const_cache: dict[tuple, Any] = {}
+        self._values = {}
+        for block in graph.blocks:
+            for name, v in block.values.items():
+                self._values.setdefault(name, v)
+        self._layer_count = 0
+
+    # --- dtypes -------------------------------------------------------------------------------------
+    @property
+    def float_type(self) -> Any:
+        """The float type computations of the current op run in."""
+        half = self.precision == "fp16" and not self.keep_fp32
+        return self.trt.DataType.HALF if half else self.trt.DataType.FLOAT
+
+    def trt_type(self, np_dtype: str | np.dtype) -> Any:
+        """TensorRT type holding values of a Paddle dtype; float32/float64 follow the precision policy."""
+        name = np.dtype(np_dtype).name if not isinstance(np_dtype, str) else np_dtype
+        trt_name = _TRT_NAME.get(name)
+        if trt_name is None:
+            raise self.fail(f"dtype {name} has no TensorRT type")
+        if trt_name in ("FLOAT", "HALF", "BF16"):
+            return self.float_type
+        return getattr(self.trt.DataType, trt_name)
+
+    def np_type(self, trt_type: Any) -> type:
+        return _NP_OF[trt_type.name]
+
+    def is_float(self, t: Any) -> bool:
+        return t.dtype.name in FLOAT_NAMES
+
+    # --- values -------------------------------------------------------------------------------------
+    def value(self, name: str) -> Value:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise self.fail(f"value {name!r} is not in the graph") from None
+
+    def const_value(self, name: str | None) -> np.ndarray | None:
+        """The value of a graph value known at conversion time (parameter or folded constant)."""
+        if name is None:
+            return None
+        v = self._values.get(name)
+        if v is not None and v.const is not None:
+            return np.asarray(v.const)
+        if name in self.graph.params:
+            return np.asarray(self.graph.params[name])
+        return None
+
+    def get(self, name: str) -> Any:
+        """The network tensor for a graph value, creating constants on first use; FP32-kept ops see FP32."""
+        t = self.tensors.get(name)
+        if t is None:
+            arr = self.const_value(name)
+            if arr is None:
+                raise self.fail(f"input value {name!r} is produced by no converted op")
+            return self.const(arr)
+        if self.keep_fp32 and t.dtype == self.trt.DataType.HALF:
+            return self.cast(t, self.trt.DataType.FLOAT)
+        return t
+
+    def input(self, op: Op, slot: str, *aliases: str, required: bool = True) -> Any:
+        for s in (slot,) + aliases:
+            name = op.input(s)
+            if name is not None:
+                return self.get(name)
+        if required:
+            raise self.fail(f"missing input {slot!r}")
+        return None
+
+    def inputs(self, op: Op, slot: str) -> list[Any]:
+        return [self.get(n) for n in op.inputs.get(slot) or []]
+
+    def set(self, name: str, t: Any) -> None:
+        """Bind a graph value; under FP16 every float result is stored as HALF (FP32-kept ops cast back)."""
+        if self.precision == "fp16" and t.dtype == self.trt.DataType.FLOAT:
+            t = self.cast(t, self.trt.DataType.HALF)
+        self.tensors[name] = t
+
+    def output(self, op: Op, t: Any, slot: str = "out") -> None:
+        names = op.outputs.get(slot) or []
+        if not names:  # legacy spellings read by a reader that kept a single, differently named slot
+            names = next((v for v in op.outputs.values() if v), [])
+        if not names:
+            raise self.fail(f"no output slot {slot!r}")
+        self.set(names[0], t)
+
+    def attr(self, op: Op, name: str, *aliases: str, default: Any = None) -> Any:
+        for n in (name,) + aliases:
+            if n in op.attrs and op.attrs[n] is not None:
+                return op.attrs[n]
+        return default
+
+    # --- layers ---------------------------------------------------------------------------------------
+    def named(self, layer: Any) -> Any:
+        """Name a layer after the op it comes from so TensorRT's messages point at the graph."""
+        self._layer_count += 1
+        if self.op is not None:
+            out = next(self.op.output_names(), "")
+            layer.name = f"{self.op.type}#{self.position}:{out}:{self._layer_count}"
+        return layer
+
+    def const(self, array: Any, dtype: Any = None) -> Any:
+        """A constant tensor; floats take the current float type unless ``dtype`` says otherwise."""
+        arr = np.asarray(array)
+        if dtype is None:
+            if arr.dtype.kind == "f":
+                dtype = self.float_type
+            elif arr.dtype == np.bool_:
+                dtype = self.trt.DataType.BOOL
+            else:
+                dtype = self.trt_type(arr.dtype.name)
+        arr = np.array(arr, dtype=self.np_type(dtype), order="C")  # ascontiguousarray would make 0-D 1-D
+        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 64 else None
+        if key is not None and key in self._const_cache:
+            return self._const_cache[key]
+        self._keep_alive.append(arr)
+        t = self.named(self.network.add_constant(arr.shape, arr)).get_output(0)
+        if key is not None:
+            self._const_cache[key] = t
+        return t
+
+    def cast(self, t: Any, dtype: Any) -> Any:
+        if t.dtype == dtype:
+            return t
+        return self.named(self.network.add_cast(t, dtype)).get_output(0)
+
+    def fail(self, detail: str) -> ConversionError:
+        op_type = self.op.type if self.op is not None else "network"
+        return ConversionError(op_type, detail, self.position)

@@ -1,0 +1,70 @@
+"""Converter registry: one function per canonical op type (the reader maps legacy names onto it)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+#: canonical op type -> converter(ctx, op)
+CONVERTERS: dict[str, Callable] = {}
+
+#: op types that never reach a converter: the readers resolve them, or they carry no computation
+STRUCTURAL = ("feed", "fetch", "data", "builtin.parameter", "builtin.constant", "builtin.combine",
+              "builtin.split", "builtin.slice")
+
+
+def converter(*canonical_types: str) -> Callable[[Callable], Callable]:
+    """Register ``fn(ctx, op)`` for each canonical op type; a second registration is a bug."""
+
+    def register(fn: Callable) -> Callable:
+        for op_type in canonical_types:
+            if op_type in CONVERTERS and CONVERTERS[op_type] is not fn:
+                raise RuntimeError(f"two converters for op type {op_type!r}")
+            CONVERTERS[op_type] = fn
+        return fn
+
+    return register
+
+
+def _load() -> None:
+    # importing the family modules fills CONVERTERS
+    import repogen.trt.converters  # noqa: F401
+
+
+def canonical(op_type: str) -> str:
+    """Canonical spelling of any op name a user may type (legacy, PIR with or without ``pd_op.``)."""
+    name = op_type[len("pd_op."):] if op_type.startswith("pd_op.") else op_type
+    if name in CONVERTERS or name in STRUCTURAL:
+        return name
+    legacy = _legacy_map()
+    if name in legacy:
+        return legacy[name]
+    if name.endswith("_") and name[:-1] in CONVERTERS:
+        return name[:-1]
+    return name
+
+
+def _legacy_map() -> dict[str, str]:
+    """legacy name -> canonical name, from the readers' op vocabulary (repogen/paddle/opdefs.py)."""
+    from repogen.paddle import opdefs
+
+    return {legacy: opdef.type for legacy, (opdef, _) in opdefs.LEGACY.items()}
+
+
+def has_converter(op_type: str) -> bool:
+    _load()
+    name = canonical(op_type)
+    return name in CONVERTERS or name in STRUCTURAL
+
+
+def supported_op_names() -> list[str]:
+    """Every spelling with a converter: canonical, ``pd_op.`` + canonical, and the legacy names."""
+    _load()
+    names: set[str] = set()
+    for name in CONVERTERS:
+        names.add(name)
+        if "." not in name:
+            names.add("pd_op." + name)
+    for legacy, canon in _legacy_map().items():
+        if canon in CONVERTERS:
+            names.add(legacy)
+    return sorted(names)
