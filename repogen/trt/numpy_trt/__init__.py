@@ -26,6 +26,20 @@ from ._layers import (
     ITopKLayer,
     IUnaryLayer,
 )
+from ._layers_more import (
+    IAssertionLayer,
+    ICumulativeLayer,
+    IDequantizeLayer,
+    IEinsumLayer,
+    IFillLayer,
+    INormalizationLayer,
+    IOneHotLayer,
+    IPaddingLayer,
+    IQuantizeLayer,
+    IResizeLayer,
+    IScatterLayer,
+    ISelectLayer,
+)
 from ._network import (
     Builder,
     IBuilderConfig,

@@ -118,3 +118,52 @@ class INetworkDefinition(NetworkCore):
 
 
 __all__ = ["INetworkDefinition", "Weights"]
+
+
+def _more_layers() -> None:
+    """add_* methods for the layers of _layers_more (kept apart to keep each module small)."""
+    from . import _layers_more as M
+    from ._types import CumulativeOperation, FillOperation, ScatterMode
+
+    def add_resize(self, input):  # noqa: A002
+        return self._add_layer(M.IResizeLayer(self, input))
+
+    def add_padding_nd(self, input, pre_padding, post_padding):  # noqa: A002
+        return self._add_layer(M.IPaddingLayer(self, input, pre_padding, post_padding))
+
+    def add_normalization(self, input, scale, bias, axesMask):  # noqa: A002,N803
+        return self._add_layer(M.INormalizationLayer(self, input, scale, bias, axesMask))
+
+    def add_select(self, condition, then_input, else_input):
+        return self._add_layer(M.ISelectLayer(self, [condition, then_input, else_input]))
+
+    def add_fill(self, shape, op: FillOperation, output_type: DataType = DataType.FLOAT):
+        return self._add_layer(M.IFillLayer(self, shape, op, output_type))
+
+    def add_quantize(self, input, scale, output_type: DataType = DataType.INT8):  # noqa: A002
+        return self._add_layer(M.IQuantizeLayer(self, input, scale, output_type))
+
+    def add_dequantize(self, input, scale, output_type: DataType = DataType.FLOAT):  # noqa: A002
+        return self._add_layer(M.IDequantizeLayer(self, input, scale, output_type))
+
+    def add_einsum(self, inputs, equation: str):
+        return self._add_layer(M.IEinsumLayer(self, inputs, equation))
+
+    def add_one_hot(self, indices, values, depth, axis: int):
+        return self._add_layer(M.IOneHotLayer(self, indices, values, depth, axis))
+
+    def add_cumulative(self, input, axis, op: CumulativeOperation, exclusive: bool, reverse: bool):  # noqa: A002
+        return self._add_layer(M.ICumulativeLayer(self, input, axis, op, exclusive, reverse))
+
+    def add_scatter(self, data, indices, updates, mode: ScatterMode):
+        return self._add_layer(M.IScatterLayer(self, data, indices, updates, mode))
+
+    def add_assertion(self, condition, message: str):
+        return self._add_layer(M.IAssertionLayer(self, condition, message))
+
+    for fn in (add_resize, add_padding_nd, add_normalization, add_select, add_fill, add_quantize, add_dequantize,
+               add_einsum, add_one_hot, add_cumulative, add_scatter, add_assertion):
+        setattr(INetworkDefinition, fn.__name__, fn)
+
+
+_more_layers()

@@ -347,6 +347,7 @@ class IPoolingLayer(_SpatialLayer):
         elif kind == PoolingType.AVERAGE:
             y = res_avg
         else:
+            # Pooling operator page: (1 - blend_factor) * max + blend_factor * average
             bf = ct.type(self.blend_factor)
-            y = bf * res_max + (1 - bf) * res_avg
+            y = (1 - bf) * res_max + bf * res_avg
         return [np.asarray(y).astype(x.dtype)]
