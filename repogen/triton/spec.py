@@ -331,7 +331,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
     options that would silently lose against it are refused."""
     shape_opts = ("shape", "min_shapes", "opt_shapes", "max_shapes")
     if args.spec:
-        clashing = [opt for opt, val in (("MODEL", args.models), ("--name", args.name),
+        clashing = [opt for opt, val in (("MODEL", args.models), ("--name", args.name is not None),
                                          ("--version-folder", args.model_version),
                                          ("--max-batch-size", args.max_batch_size),
                                          ("--instances", args.instances), ("--template", args.template),
@@ -353,7 +353,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
     for m in sources:
         if not m.exists():
             raise ConfigError(f"{m}: model path does not exist")
-    if args.name and len(sources) > 1:
+    if args.name is not None and len(sources) > 1:
         raise ConfigError("--name needs exactly one MODEL")
     table: dict[str, Any] = {}
     if not sources:
@@ -363,7 +363,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
         t = dict(table)
         if src is not None:
             t["source"] = str(src.resolve())
-        if args.name:
+        if args.name is not None:
             t["name"] = args.name
         specs.append(spec_from_table(t, Path.cwd(), "command line"))
     for s in specs:
