@@ -520,3 +520,32 @@ def test_infer_shapes_and_execute_all():
     np.testing.assert_array_equal(everything["y"], np.maximum(everything["c"], 0))
     with pytest.raises(trt.ExecutionError, match="shape"):
         trt.execute(net, {"x": np.zeros((1, 4, 5, 5), np.float32)})
+
+
+def test_attribute_problems_wait_for_the_next_use():
+    w = np.zeros((4, 2, 3, 3), np.float32)  # only valid once num_groups = 2
+    net = new_net()
+    x = net.add_input("x", trt.float32, (1, 4, 5, 5))
+    conv = net.add_convolution_nd(x, 4, (3, 3), w)
+    conv.num_groups = 2
+    assert conv.get_output(0).shape == (1, 4, 3, 3)
+    net2 = new_net()
+    x2 = net2.add_input("x", trt.float32, (1, 4, 5, 5))
+    conv2 = net2.add_convolution_nd(x2, 4, (3, 3), w)  # never fixed
+    with pytest.raises(trt.NetworkError, match=r"Convolution.*kernel has 72 values"):
+        net2.add_activation(conv2.get_output(0), trt.ActivationType.RELU)
+
+
+def test_fp16_convolution_output_is_half_and_close_to_fp32():
+    x = RNG.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    w = RNG.standard_normal((4, 8, 3, 3)).astype(np.float32)
+    outs = {}
+    for dtype in (trt.float32, trt.float16):
+        npdt = trt.nptype(dtype)
+        net = new_net()
+        t = net.add_input("x", dtype, x.shape)
+        conv = net.add_convolution_nd(t, 4, (3, 3), w.astype(npdt))
+        outs[dtype] = run1(net, {"x": x.astype(npdt)}, conv.get_output(0))
+    assert outs[trt.float16].dtype == np.float16
+    err = rel(outs[trt.float16], outs[trt.float32])
+    assert 0 < err <= 1e-2  # half storage rounds, so it is not exactly the fp32 result
