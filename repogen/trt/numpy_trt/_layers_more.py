@@ -214,8 +214,6 @@ class IPaddingLayer(ILayer):
             raise self._fail(f"pre {pre} / post {post} padding must have equal length, at most rank {x.rank}")
         lead = x.rank - len(pre)
         shape = x.shape[:lead] + tuple(-1 if d < 0 else d + a + b for d, a, b in zip(x.shape[lead:], pre, post))
-        if any(0 <= d < 0 for d in shape) or any(d == -1 for d in shape[lead:] if False):
-            pass
         if any(d < -1 for d in shape):
             raise self._fail(f"negative padding crops {x.shape} below zero")
         return [Info(x.dtype, shape)]
