@@ -82,10 +82,20 @@ def _block(b: BlockDesc) -> Block:
         if v.type == DENSE_TENSOR_ARRAY:
             shape = None
         block.values[v.name] = Value(v.name, v.dtype, shape, persistable=v.persistable)
+    # scopes, readers and other non-tensor variables are runtime bookkeeping (conditional_block's Scope
+    # output): they carry no data, so slots referring to them are dropped and every slot name resolves
+    bookkeeping = {v.name for v in b.vars.values() if v.dtype is None and v.type not in (FEED_MINIBATCH, FETCH_LIST)}
     for op in b.ops:
         if op.type in ("feed", "fetch"):
             continue
-        block.ops.append(convert_op(op))
+        new = convert_op(op)
+        if bookkeeping:
+            for slots in (new.inputs, new.outputs):
+                for key in list(slots):
+                    slots[key] = [n for n in slots[key] if n not in bookkeeping]
+                    if not slots[key]:
+                        del slots[key]
+        block.ops.append(new)
     return block
 
 

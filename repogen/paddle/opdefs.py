@@ -81,7 +81,7 @@ _OUTPUT = "Output=out"
 
 # --- structure --------------------------------------------------------------------------------------
 _add("assign", "x", "out", L("assign"))
-_add("assign_value", "", "out", L("assign_value", attrs="fp32_values= int32_values= int64_values= bool_values="),
+_add("assign_value", "output", "out", L("assign_value", attrs="fp32_values= int32_values= int64_values= bool_values="),
      note="legacy typed value lists are merged into `values`")
 _add("full", "", "out", L("fill_constant", attrs="str_value=",
                            mutables=(M("shape", "shape", "ShapeTensor", "ShapeTensorList"),

@@ -1,0 +1,224 @@
+"""The readers against Paddle's own loader, for every zoo model in every format."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repogen import zoo
+from repogen.errors import ModelFormatError
+from repogen.paddle import load_model
+from repogen.paddle.opdefs import OPS
+
+MODELS = [m for m in zoo.MODELS if m != "resnet50"]  # resnet50 only in test_resnet50_params
+CASES = [(m, f) for m in MODELS for f in zoo.FORMATS]
+SYNTHETIC = "pd_op.fetch"  # source_type of the assign the PIR reader adds for a fetched named value
+
+
+@pytest.fixture(scope="session")
+def views() -> dict[str, dict]:
+    return zoo.paddle_view([zoo.get(m, f) for m, f in CASES])
+
+
+@pytest.fixture(scope="session")
+def graphs() -> dict:
+    return {(m, f): load_model(zoo.get(m, f)) for m, f in CASES}
+
+
+def _view(views: dict, model: str, fmt: str) -> dict:
+    return views[str(zoo.get(model, fmt))]
+
+
+@pytest.mark.parametrize("model,fmt", CASES)
+def test_params_equal_paddle_bytes(model: str, fmt: str, views: dict, graphs: dict) -> None:
+    g = graphs[model, fmt]
+    want = _view(views, model, fmt)["params"]
+    assert sorted(g.params) == sorted(want)
+    for name, arr in g.params.items():
+        dtype, shape, digest = want[name]
+        assert (str(arr.dtype), list(arr.shape)) == (dtype, shape), name
+        assert hashlib.sha256(arr.tobytes()).hexdigest() == digest, name
+        assert not arr.flags.owndata and not arr.flags.writeable, f"{name} is a copy, not a view of the file"
+        assert g.value(name).const is arr and g.value(name).persistable
+
+
+@pytest.mark.parametrize("model,fmt", CASES)
+def test_feeds_fetches_equal_paddle(model: str, fmt: str, views: dict, graphs: dict) -> None:
+    g = graphs[model, fmt]
+    view = _view(views, model, fmt)
+    got_in = [[v.name, v.dtype, list(v.shape)] for v in g.input_values()]
+    got_out = [[v.name, v.dtype, list(v.shape)] for v in g.output_values()]
+    assert got_in == view["feeds"]
+    assert got_out == view["fetches"]
+
+
+@pytest.mark.parametrize("model,fmt", CASES)
+def test_op_sequence_equals_paddle(model: str, fmt: str, views: dict, graphs: dict) -> None:
+    g = graphs[model, fmt]
+    view = _view(views, model, fmt)
+    assert [op.source_type for op in g.ops if op.source_type != SYNTHETIC] == view["ops"]
+    assert [op.source_type for b in g.sub_blocks for op in b.ops] == view["sub_block_ops"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_pir_slot_names_equal_paddle(model: str, views: dict, graphs: dict) -> None:
+    """Canonical slots of PIR ops are the names Paddle's op yaml gives (operands and results)."""
+    g = graphs[model, "pir"]
+    slots = _view(views, model, "pir")["slots"]
+    ops = [op for op in g.ops if op.source_type != SYNTHETIC]
+    assert len(ops) == len(slots)
+    checked = 0
+    for op, (name, ins, outs) in zip(ops, slots):
+        assert op.source_type == name
+        if ins is None:
+            continue
+        assert op.type in OPS, f"{name} has no opdefs entry"
+        assert set(op.inputs) <= set(ins), (name, op.inputs, ins)
+        assert list(op.outputs) == [o for o in outs][: len(op.outputs)], (name, op.outputs, outs)
+        checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("model,fmt", CASES)
+def test_values_typed_and_ops_canonical(model: str, fmt: str, graphs: dict) -> None:
+    g = graphs[model, fmt]
+    for block in g.blocks:
+        for op in block.ops:
+            assert not op.type.startswith("pd_op.") and not op.type.endswith("_") or op.type not in OPS
+            for name in list(op.input_names()) + list(op.output_names()):
+                v = g.value(name)
+                assert v.dtype in ("bool", "int8", "uint8", "int16", "int32", "int64", "float16", "bfloat16",
+                                   "float32", "float64", "complex64", "complex128")
+    if fmt != "pir":
+        known = [op for op in g.ops if op.type in OPS]
+        assert known, "no op mapped to the canonical vocabulary"
+        for op in known:  # legacy slot names end up in the phi vocabulary, never capitalized
+            assert all(s == s.lower() for s in list(op.inputs) + list(op.outputs)), op
+
+
+@pytest.mark.parametrize("model", ["convnet", "tensors", "transformer"])
+def test_reference_output_names_match(model: str, graphs: dict) -> None:
+    """Graph.outputs are the names Paddle Inference reports, and their shapes fit the declared ones."""
+    feeds = zoo.sample_feeds(model)
+    for fmt in zoo.FORMATS:
+        g = graphs[model, fmt]
+        ref = zoo.reference_outputs(zoo.get(model, fmt), feeds)
+        assert list(ref) == g.outputs, fmt
+        for v in g.output_values():
+            assert len(ref[v.name].shape) == len(v.shape)
+            assert all(d < 0 or d == r for d, r in zip(v.shape, ref[v.name].shape)), (v, ref[v.name].shape)
+
+
+def test_formats_agree_on_params() -> None:
+    """The three legacy layouts of one model hold the same arrays."""
+    a, b, c = (load_model(zoo.get("convnet", f)) for f in ("paddle2", "fluid-separate", "fluid-combined"))
+    assert sorted(a.params) == sorted(b.params) == sorted(c.params)
+    for name in a.params:
+        assert np.array_equal(a.params[name], b.params[name]) and np.array_equal(a.params[name], c.params[name])
+
+
+def test_pir_constants_and_combine() -> None:
+    g = load_model(zoo.get("tensors", "pir"))
+    reshapes = [op for op in g.ops if op.type == "reshape"]
+    shapes = [g.value(op.input("shape")).const for op in reshapes]
+    assert any(s is not None and s.tolist() == [-1, 48] for s in shapes), shapes
+    concat = next(op for op in g.ops if op.type == "concat")
+    assert len(concat.inputs["x"]) == 2  # builtin.combine became a list
+    split = next(op for op in g.ops if op.type == "split")
+    assert len(split.outputs["out"]) == 3 and all(g.value(n) for n in split.outputs["out"])
+
+
+def test_legacy_mutable_args() -> None:
+    g = load_model(zoo.get("tensors", "paddle2"))
+    r = next(op for op in g.ops if op.source_type == "reshape2" and op.attrs.get("shape") == [-1, 48])
+    assert r.type == "reshape" and r.input("x") and r.output("out")
+    s = next(op for op in g.ops if op.source_type == "scale" or op.source_type == "slice")
+    assert s.type in ("scale", "slice")
+    ew = next(op for op in g.ops if op.source_type == "elementwise_add")
+    assert ew.type == "add" and ew.attrs["axis"] == -1
+
+
+def test_control_flow_blocks_kept() -> None:
+    pir = load_model(zoo.get("ifnet", "pir"))
+    if_op = next(op for op in pir.ops if op.type == "if")
+    assert len(if_op.blocks) == 2
+    for idx in if_op.blocks:
+        block = pir.blocks[idx]
+        assert block.parent == 0 and [op.type for op in block.ops][-1] == "yield"
+        assert any(op.type == "scale" for op in block.ops)
+    legacy = load_model(zoo.get("ifnet", "paddle2"))
+    conds = [op for op in legacy.ops if op.type == "conditional_block"]
+    assert len(conds) == 2 and sorted(i for op in conds for i in op.blocks) == [1, 2]
+
+
+def test_detect_paths(tmp_path: Path) -> None:
+    d = zoo.get("convnet", "pir")
+    prefix = load_model(d / "inference")
+    assert load_model(d / "inference.json").source == prefix.source
+    assert load_model(d / "inference.pdiparams").source.format == "pir"
+    assert load_model(zoo.get("convnet", "paddle2") / "inference.pdmodel").source.format == "paddle2"
+    assert load_model(zoo.get("convnet", "fluid-separate")).source.params_file is None
+    # a combined Fluid params file under any name, found alone or named explicitly
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    src = zoo.get("convnet", "fluid-combined")
+    shutil.copy(src / "__model__", odd / "__model__")
+    shutil.copy(src / "__params__", odd / "weights")
+    g = load_model(odd)
+    assert g.source.format == "fluid-combined" and g.source.params_file == odd / "weights"
+    shutil.copy(src / "__params__", odd / "other")
+    assert load_model(odd, params_file="weights").source.params_file == odd / "weights"
+    with pytest.raises(ModelFormatError, match="nothing"):
+        load_model(d / "nothing")
+
+
+def test_pir_versions(tmp_path: Path) -> None:
+    """Versions 1..3 spell some attrs as float/int32 where 4 uses double/int64: same graph either way."""
+    import json
+
+    base = json.loads((zoo.get("convnet", "pir") / "inference.json").read_text())
+    ref = load_model(zoo.get("convnet", "pir"))
+
+    def downgrade(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("#") == "0.a_f64":
+                node["#"] = "0.a_f32"
+            if node.get("#") == "0.a_i64":
+                node["#"] = "0.a_i32"
+            for v in node.values():
+                downgrade(v)
+        elif isinstance(node, list):
+            for v in node:
+                downgrade(v)
+
+    downgrade(base)
+    for version in (1, 2, 3):
+        base["base_code"]["version"] = version
+        d = tmp_path / f"v{version}"
+        d.mkdir()
+        (d / "inference.json").write_text(json.dumps(base))
+        shutil.copy(zoo.get("convnet", "pir") / "inference.pdiparams", d / "inference.pdiparams")
+        g = load_model(d)
+        assert g.source.pir_version == version
+        assert [(o.type, o.inputs, o.outputs) for o in g.ops] == [(o.type, o.inputs, o.outputs) for o in ref.ops]
+        assert [o.attrs for o in g.ops] == [o.attrs for o in ref.ops]
+    base["base_code"]["version"] = 99
+    (tmp_path / "v99.json").write_text(json.dumps(base))
+    with pytest.raises(ModelFormatError, match="version 99"):
+        load_model(tmp_path / "v99.json")
+
+
+def test_resnet50_params() -> None:
+    paths = [zoo.get("resnet50", "pir"), zoo.get("resnet50", "paddle2")]
+    views = zoo.paddle_view(paths)
+    for path in paths:
+        g = load_model(path)
+        want = views[str(path)]["params"]
+        assert sorted(g.params) == sorted(want)
+        assert sum(a.nbytes for a in g.params.values()) > 90e6
+        for name, arr in g.params.items():
+            assert hashlib.sha256(arr.tobytes()).hexdigest() == want[name][2], name
