@@ -24,7 +24,7 @@ from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import group_members, launch
 from repogen.harness.validate import validate_model, validate_repository
-from test_harness_support import good_repo, mlp_source, tritonserver_pids, write_model
+from test_harness_support import ADD_ONE, derive, good_repo, tritonserver_pids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -38,12 +38,9 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, cache) -> Path:
     root = good_repo(tmp_path_factory.mktemp("repo"), cache)
-    write_model(root, "wrong", mlp_source(cache), [("x", [6]), ("y", [4])], [("out", [4])], max_batch=4, shift=1.0)
+    derive(root, "mlp", "wrong", model_py_append=ADD_ONE)
     # parses as a ModelConfig, but Triton refuses GPU instances on a machine without one
-    write_model(root, "rejected", mlp_source(cache), [("x", [6]), ("y", [4])], [("out", [4])], max_batch=4,
-                extra_config='instance_group [ { kind: KIND_GPU count: 1 } ]\n')
-    cfg = root / "rejected" / "config.pbtxt"
-    cfg.write_text(cfg.read_text().replace("instance_group [ { kind: KIND_CPU count: 1 } ]\n", "", 1))
+    derive(root, "mlp", "rejected", config_edit=("kind: KIND_CPU", "kind: KIND_GPU"))
     return root
 
 
@@ -97,7 +94,7 @@ def test_wrong_outputs_fail(server, repo):
     bad = [c for c in report.checks if not c.ok]
     assert {c.protocol for c in bad} == {"http", "grpc"}
     assert all(c.max_abs == pytest.approx(1.0, abs=1e-5) for c in bad)
-    assert any("output out" in f and "tolerance" in f for f in report.failures)
+    assert any("output fetch_name_0" in f and "tolerance" in f for f in report.failures)
 
 
 def test_rejected_config_reports_tritons_error(server, repo):

@@ -1,8 +1,4 @@
-"""Hand-made paddle-target model repositories for the harness tests (no tests here).
-
-Layout matches what ``repogen build --target paddle`` writes: config.pbtxt, repogen.json, and a version
-folder with a Python-backend model.py running Paddle Inference next to the Paddle files.
-"""
+"""Paddle-target model repositories for the harness tests, built by ``repogen build`` (no tests here)."""
 
 from __future__ import annotations
 
@@ -11,44 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import repogen
 
 EXAMPLE = Path(repogen.__file__).parent / "examples" / "tiny_cnn"
-
-MODEL_PY = '''
-import json, os
-import numpy as np
-import triton_python_backend_utils as pb_utils
-import paddle.inference as pi
-
-class TritonPythonModel:
-    def initialize(self, args):
-        here = os.path.dirname(__file__)
-        graphs = sorted(f for f in os.listdir(here) if f.endswith((".json", ".pdmodel")))
-        graph = os.path.join(here, graphs[0])
-        cfg = pi.Config(graph, os.path.splitext(graph)[0] + ".pdiparams")
-        cfg.disable_gpu(); cfg.disable_glog_info(); cfg.set_cpu_math_library_num_threads(1)
-        self.pred = pi.create_predictor(cfg)
-        conf = json.loads(args["model_config"])
-        self.outputs = [o["name"] for o in conf["output"]]
-        self.shift = float(conf.get("parameters", {}).get("shift", {}).get("string_value", "0"))
-
-    def execute(self, requests):
-        responses = []
-        for req in requests:
-            for name in self.pred.get_input_names():
-                arr = pb_utils.get_input_tensor_by_name(req, name).as_numpy()
-                self.pred.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(arr))
-            self.pred.run()
-            tensors = [pb_utils.Tensor(t, (self.pred.get_output_handle(p).copy_to_cpu() + self.shift)
-                                       .astype(np.float32))
-                       for t, p in zip(self.outputs, self.pred.get_output_names())]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-        return responses
-'''
 
 MAKE_MLP = '''
 import sys, paddle
@@ -79,59 +42,50 @@ def mlp_source(cache: Path) -> Path:
     return out
 
 
-def _dims(d: list[int]) -> str:
-    return ", ".join(map(str, d))
+def good_repo(repo: Path, cache: Path) -> Path:
+    """Two valid models built by ``repogen build --target paddle``: the bundled tiny CNN (Paddle 2.x files)
+    and a two-input MLP (PIR)."""
+    from repogen.triton.build import build_repository
+    from repogen.triton.spec import DynamicBatching, ModelSpec
+
+    batching = DynamicBatching([], 2000)
+    specs = [
+        ModelSpec(source=EXAMPLE, name="tiny_cnn", target="paddle", min_shapes=["image:1x3x32x32"],
+                  opt_shapes=["image:4x3x32x32"], max_shapes=["image:8x3x32x32"], dynamic_batching=batching,
+                  check=False),
+        ModelSpec(source=mlp_source(cache), name="mlp", target="paddle", min_shapes=["x:1x6,y:1x4"],
+                  opt_shapes=["x:2x6,y:2x4"], max_shapes=["x:4x6,y:4x4"], dynamic_batching=batching, check=False),
+    ]
+    build_repository(specs, repo, force=True, progress=False)
+    return repo
 
 
-def write_model(repo: Path, name: str, source: Path, inputs: list[tuple[str, list[int]]],
-                outputs: list[tuple[str, list[int]]], max_batch: int = 8, shift: float = 0.0,
-                extra_config: str = "", tolerance: float = 1e-5) -> Path:
-    """One paddle-target model folder; ``inputs``/``outputs`` dims exclude the batch dimension."""
+def derive(repo: Path, base: str, name: str, config_edit: tuple[str, str] | None = None,
+           model_py_append: str = "") -> Path:
+    """A copy of built model ``base`` under ``name``, with one config edit and/or extra model.py code."""
     folder = repo / name
-    version = folder / "1"
-    version.mkdir(parents=True)
-    files = {}
-    for f in sorted(source.iterdir()):
-        if f.suffix in (".json", ".pdmodel", ".pdiparams"):
-            shutil.copy2(f, version / f.name)
-            from repogen.harness.model_files import sha256
-            files[f.name] = sha256(f)
-    (version / "model.py").write_text(MODEL_PY)
-    ins = "\n".join(f'  {{ name: "{n}" data_type: TYPE_FP32 dims: [ {_dims(d)} ] }},' for n, d in inputs).rstrip(",")
-    outs = "\n".join(f'  {{ name: "{n}" data_type: TYPE_FP32 dims: [ {_dims(d)} ] }},' for n, d in outputs).rstrip(",")
-    params = f'parameters {{ key: "shift" value: {{ string_value: "{shift}" }} }}\n' if shift else ""
-    (folder / "config.pbtxt").write_text(textwrap.dedent(f'''\
-        name: "{name}"
-        backend: "python"
-        max_batch_size: {max_batch}
-        input [
-        {ins}
-        ]
-        output [
-        {outs}
-        ]
-        dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
-        instance_group [ {{ kind: KIND_CPU count: 1 }} ]
-        ''') + params + extra_config)
-    manifest = {
-        "repogen_version": repogen.__version__, "model_name": name, "version": 1, "target": "paddle",
-        "format": "pir" if any(k.endswith(".json") for k in files) else "program_desc",
-        "source": {"path": str(source), "files": files}, "precision": "fp32", "tolerance": {"rtol": tolerance},
-        "max_batch_size": max_batch,
-        "inputs": [{"name": n, "dtype": "float32", "shape": [-1] + d} for n, d in inputs],
-        "outputs": [{"name": n, "dtype": "float32", "shape": [-1] + d} for n, d in outputs],
-        "profiles": [{n: {"min": [1] + d, "opt": [1] + d, "max": [max_batch] + d} for n, d in inputs}],
-        "tensorrt": None,
-    }
+    shutil.copytree(repo / base, folder)
+    cfg = folder / "config.pbtxt"
+    text = cfg.read_text().replace(f'name: "{base}"', f'name: "{name}"')
+    if config_edit:
+        assert config_edit[0] in text, config_edit
+        text = text.replace(*config_edit)
+    cfg.write_text(text)
+    manifest = json.loads((folder / "repogen.json").read_text())
+    manifest["model_name"] = name
     (folder / "repogen.json").write_text(json.dumps(manifest, indent=1))
+    if model_py_append:
+        with open(folder / str(manifest["version"]) / "model.py", "a") as f:
+            f.write(model_py_append)
     return folder
 
 
-def good_repo(repo: Path, cache: Path) -> Path:
-    """Two valid models: the bundled tiny CNN (Paddle 2.x files) and a two-input MLP (PIR)."""
-    write_model(repo, "tiny_cnn", EXAMPLE, [("image", [3, 32, 32])], [("probs", [10])])
-    write_model(repo, "mlp", mlp_source(cache), [("x", [6]), ("y", [4])], [("out", [4])], max_batch=4)
-    return repo
+# Appended to a built model.py: every output is off by exactly one.
+ADD_ONE = """
+
+_repogen_test_run = TritonPythonModel._run
+TritonPythonModel._run = lambda self, arrays: [o + 1 for o in _repogen_test_run(self, arrays)]
+"""
 
 
 def tritonserver_pids(marker: str) -> list[int]:

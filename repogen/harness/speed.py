@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from repogen.harness.clients import (REQUEST_TIMEOUT_S, build_request, make_client, model_stats, module,
+from repogen.harness.clients import (REQUEST_TIMEOUT_S, build_request, make_client, model_stats,
                                      stats_delta)
 from repogen.harness.model_files import ModelFolder
 
@@ -182,4 +182,4 @@ def measure(url: str, model: ModelFolder, feeds: dict[str, np.ndarray], concurre
         server_batches=(delta["batch_counts"] if delta else {}), errors=errors[:5])
 
 
-__all__ = ["SpeedResult", "measure", "module"]
+__all__ = ["SpeedResult", "measure"]

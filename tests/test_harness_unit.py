@@ -1,0 +1,175 @@
+"""Harness pieces that need no server: command lines, binary lookup, comparisons, inputs, process groups."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from repogen.errors import ServerError
+from repogen.harness import server as srv
+from repogen.harness.model_files import ModelFolder, TensorSpec, make_cases
+from repogen.harness.validate import compare_output, config_differences
+
+
+def test_docker_command_is_loopback_readonly_and_removed():
+    cmd = srv.docker_command(Path("/data/repo"), "img:1", "repogen-triton-abc", 18000, 18001, gpus=True)
+    assert cmd[:3] == ["docker", "run", "--rm"]
+    assert cmd[cmd.index("--name") + 1] == "repogen-triton-abc"
+    assert cmd[cmd.index("--gpus") + 1] == "all"
+    ports = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-p"]
+    assert ports == ["127.0.0.1:18000:8000", "127.0.0.1:18001:8001"]
+    assert cmd[cmd.index("-v") + 1] == "/data/repo:/models:ro"
+    assert "--model-control-mode=explicit" in cmd and "--allow-metrics=false" in cmd
+    assert "--gpus" not in srv.docker_command(Path("/r"), "img", "n", 1, 2, gpus=False)
+
+
+def test_local_command_binds_loopback_explicit_mode():
+    cmd = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, Path("/b"))
+    assert {"--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--http-port=9000", "--grpc-port=9001",
+            "--model-control-mode=explicit", "--backend-directory=/b", "--allow-metrics=false"} <= set(cmd)
+
+
+def _fake_exe(path: Path, body: str = "exit 0") -> Path:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_find_tritonserver_precedence(tmp_path, monkeypatch):
+    flag, env, on_path = (_fake_exe(tmp_path / n) for n in ("a", "b", "tritonserver"))
+    monkeypatch.setenv("TRITONSERVER", str(env))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert srv.find_tritonserver(str(flag)) == flag
+    assert srv.find_tritonserver() == env
+    monkeypatch.delenv("TRITONSERVER")
+    assert srv.find_tritonserver() == on_path
+    on_path.unlink()
+    bundled = srv.find_tritonserver()
+    assert bundled == srv.bundled_tritonserver() and bundled.name == "tritonserver"
+    with pytest.raises(ServerError, match="not an executable"):
+        srv.find_tritonserver(str(tmp_path / "missing"))
+
+
+def test_bundled_backend_has_stub_for_this_python(tmp_path):
+    exe = srv.bundled_tritonserver()
+    backends, env = srv._prepare_pytriton_backend(exe, tmp_path)
+    files = {p.name for p in (backends / "python").iterdir()}
+    assert {"triton_python_backend_stub", "libtriton_python.so", "triton_python_backend_utils.py"} <= files
+    assert env["LD_LIBRARY_PATH"].split(os.pathsep)[0].endswith("nvidia_pytriton.libs")
+    assert Path(env["LD_LIBRARY_PATH"].split(os.pathsep)[0]).is_dir()
+    assert srv._interpreter_path_env()["PATH"].startswith(str(Path(sys.executable).parent))
+
+
+def test_attach_parses_urls():
+    s = srv.attach("http://127.0.0.1:8000")
+    assert (s.http_url, s.grpc_url, s.proc) == ("127.0.0.1:8000", "127.0.0.1:8001", None)
+    s = srv.attach("http://h:1234,grpc://h:999")
+    assert (s.http_url, s.grpc_url) == ("h:1234", "h:999")
+    with pytest.raises(ServerError):
+        srv.attach("nohostport")
+
+
+def test_port_in_use_and_explicit_port_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert srv.port_in_use(port)
+        with pytest.raises(ServerError, match=f"--http-port {port}: already in use"):
+            with srv.launch(tmp_path, http_port=port, models=[]):
+                pass
+    assert not srv.port_in_use(srv.free_port())
+
+
+def test_docker_failure_removes_container(tmp_path, monkeypatch):
+    """A fake docker CLI records its calls: the run is torn down and `docker rm -f <name>` follows."""
+    log = tmp_path / "calls"
+    _fake_exe(tmp_path / "docker", f'echo "$@" >> {log}\ncase "$1" in run) exec sleep 30;; esac')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with pytest.raises(ServerError, match="not live"):
+        with srv.launch(repo, "docker", models=[], ready_timeout=1.0):
+            pass
+    calls = log.read_text().splitlines()
+    run = next(c for c in calls if c.startswith("run "))
+    name = run.split("--name ")[1].split()[0]
+    assert name.startswith("repogen-triton-") and f"{repo.resolve()}:/models:ro" in run
+    assert f"rm -f {name}" in calls
+
+
+def test_kill_process_group_ends_children_that_ignore_sigterm():
+    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True)
+    deadline = time.monotonic() + 5
+    while len(srv.group_members(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(srv.group_members(proc.pid)) == 3
+    srv.kill_process_group(proc, grace=0.5)
+    assert not srv.group_members(proc.pid)
+
+
+def test_sigterm_becomes_system_exit_inside_launch_guard():
+    with pytest.raises(SystemExit) as err:
+        with srv._terminate_raises():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    assert err.value.code == 128 + signal.SIGTERM
+
+
+def _cfg(text: str) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def test_config_differences_allow_server_defaults_but_not_changes():
+    gen = _cfg('name: "m" max_batch_size: 8 input { name: "x" data_type: TYPE_FP32 dims: [3, 4] } '
+               'instance_group { count: 1 kind: KIND_CPU }')
+    served = _cfg('name: "m" max_batch_size: 8 input { name: "x" data_type: TYPE_FP32 dims: [3, 4] } '
+                  'instance_group { name: "m_0" count: 1 kind: KIND_CPU } backend: "python"')
+    assert config_differences(gen, served) == []
+    served.input[0].dims[1] = 5
+    served.max_batch_size = 4
+    diffs = config_differences(gen, served)
+    assert any(d.startswith("max_batch_size: file 8, server 4") for d in diffs)
+    assert any(d.startswith("input[0].dims: file [3, 4], server [3, 5]") for d in diffs)
+
+
+def test_compare_output_catches_nan_shape_missing_and_tolerance():
+    want = np.linspace(1, 2, 12, dtype=np.float32).reshape(3, 4)
+    assert compare_output("grpc", "c", "y", want.copy(), want, 1e-5).ok
+    nan = want.copy()
+    nan[0, 0] = np.nan
+    assert "NaN" in compare_output("grpc", "c", "y", nan, want, 1e-5).problem
+    assert "shape" in compare_output("grpc", "c", "y", want[:2], want, 1e-5).problem
+    assert not compare_output("grpc", "c", "y", None, want, 1e-5).ok
+    off = compare_output("http", "c", "y", want * (1 + 1e-3), want, 1e-5)
+    assert not off.ok and off.rel_err == pytest.approx(1e-3, rel=1e-2)
+    assert compare_output("http", "c", "y", want * (1 + 1e-3), want, 1e-2).ok
+    assert compare_output("http", "c", "y", np.zeros(0, np.float32).reshape(0, 4), want[:0], 1e-5).ok
+
+
+def _model(dims, mbs, profiles) -> ModelFolder:
+    cfg = model_config_pb2.ModelConfig(name="m", max_batch_size=mbs)
+    spec = TensorSpec("x", np.float32, "FP32", dims)
+    return ModelFolder("m", Path("."), cfg, {"profiles": profiles}, [spec], [])
+
+
+def test_cases_follow_profile_and_batch_limits():
+    m = _model([3, -1, -1], 16, [{"x": {"min": [1, 3, 8, 8], "opt": [2, 3, 16, 24], "max": [4, 3, 32, 32]}}])
+    cases = make_cases(m)
+    assert {k: v["x"].shape for k, v in cases.items()} == {"batch 1": (1, 3, 16, 24), "batch 4": (4, 3, 16, 24)}
+    assert cases["batch 1"]["x"].dtype == np.float32
+    fixed = _model([-1, 5], 0, [{"x": {"min": [1, 5], "opt": [2, 5], "max": [7, 5]}}])
+    assert {k: v["x"].shape for k, v in make_cases(fixed).items()} == {"profile opt": (2, 5), "profile max": (7, 5)}
+    given = make_cases(m, {"x": np.ones((1, 3, 8, 8))})
+    assert given["given"]["x"].shape == (1, 3, 8, 8) and given["batch 4"]["x"].shape == (4, 3, 8, 8)
