@@ -271,6 +271,10 @@ def unsqueeze(ctx: ConversionContext, t: Any, axes: Sequence[int]) -> Any:
 
 def squeeze(ctx: ConversionContext, t: Any, axes: Sequence[int]) -> Any:
     axes = norm_axes(axes, rank(t))
+    if rank(t) == 1 and axes == [0]:
+        # vector -> scalar as a gather with a 0-D index (the NumPy backend mis-executes a rank-0 reshape)
+        idx = ctx.const(np.asarray(0, dtype=np.int64))
+        return ctx.named(ctx.network.add_gather(t, idx, 0)).get_output(0)
     return reshape(ctx, t, [d for i, d in enumerate(dims_of(ctx, t)) if i not in axes])
 
 

@@ -552,7 +552,7 @@ class IShuffleLayer(ILayer):
             shape = reshape_target(self, y.shape, target, bool(self.zero_is_placeholder))
             y = y.reshape(shape)
         y = np.transpose(y, self._perm(self.second_transpose, y.ndim, "second_transpose"))
-        return [np.ascontiguousarray(y)]
+        return [np.array(y, order="C")]  # np.ascontiguousarray turns a 0-D result into shape (1,)
 
 
 # ---------------------------------------------------------------- reduce / topk / softmax / concat

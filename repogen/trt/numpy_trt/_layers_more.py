@@ -172,7 +172,8 @@ class IResizeLayer(ILayer):
         if any(d < -1 for d in out):
             raise self._fail(f"negative output shape {out}")
         limit = {_IM.NEAREST: 8, _IM.LINEAR: 3, _IM.CUBIC: 2}[mode]
-        fixed = [i for i, (a, b) in enumerate(zip(x.shape, out)) if a >= 0 and b >= 0 and a == b]
+        fixed = [i for i, (a, b) in enumerate(zip(x.shape, out))
+                 if (a >= 0 and b >= 0 and a == b) or (self._scales is not None and self._scales[i] == 1)]
         changed = [i for i in range(x.rank) if i not in fixed]
         if changed and min(changed) < x.rank - limit and self._scales is not None:
             self._late(f"{mode.name} resize changes dims {changed}; it resizes at most the innermost {limit}")
