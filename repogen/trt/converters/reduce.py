@@ -80,3 +80,17 @@ def logsumexp(ctx, op):
     s = H.unary(ctx, H.reduce(ctx, H.unary(ctx, H.sub(ctx, x, m), "EXP"), "SUM", axes, True), "LOG")
     out = H.add(ctx, s, m)
     ctx.output(op, out if keep else H.squeeze(ctx, out, axes))
+
+
+def _logical_reduction(trt_op: str):
+    # TensorRT reduces no BOOL: all == min, any == max over 0/1 integers
+    def convert(ctx, op):
+        x = ctx.cast(ctx.input(op, "x"), ctx.trt.DataType.INT32)
+        if H.rank(x) > 0:
+            x = H.reduce(ctx, x, trt_op, _reduce_axes(ctx, op, x), bool(ctx.attr(op, "keepdim", default=False)))
+        ctx.output(op, ctx.cast(x, ctx.trt.DataType.BOOL))
+    return convert
+
+
+converter("all")(_logical_reduction("MIN"))
+converter("any")(_logical_reduction("MAX"))
