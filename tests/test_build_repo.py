@@ -236,3 +236,18 @@ def test_programmatic_api_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"max_batch_size 16 exceeds the engine's max batch 8"):
         build_mod.build_repository([spec], tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_paddle_target_io_equals_the_converted_network_io(precision: str) -> None:
+    """Clients never change between targets: the paddle target's I/O (from the graph) is what the converter
+    gives the TensorRT network (here built with the NumPy backend, the same converter code)."""
+    from repogen.paddle import load_model
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.profiles import make_profiles
+    from repogen.triton.targets import conversion_engine
+
+    graph = load_model(EXAMPLE_DIR)
+    conversion = convert_graph(graph, numpy_trt, precision=precision, profiles=make_profiles(graph.input_values()))
+    assert conversion_engine(conversion, []) == graph_engine(graph, [])

@@ -56,23 +56,30 @@ def graph_engine(graph: Graph, profiles: list[dict]) -> EngineDesc:
                       profiles)
 
 
-def _dtype_name(dtype: Any) -> str:
-    """Conversion I/O dtypes may be numpy dtypes, strings, or TensorRT DataType enums."""
-    text = str(dtype)
+def _dtype_name(dtype: Any, trt: Any = None) -> str:
+    """Conversion I/O dtypes are TensorRT DataType enums (real or NumPy backend); numpy spelling out."""
     try:
-        return np.dtype(text).name
+        return np.dtype(str(dtype)).name
     except TypeError:
-        names = {"DataType.FLOAT": "float32", "DataType.HALF": "float16", "DataType.INT32": "int32",
-                 "DataType.INT64": "int64", "DataType.INT8": "int8", "DataType.UINT8": "uint8",
-                 "DataType.BOOL": "bool", "DataType.BF16": "bfloat16"}
-        if text in names:
-            return names[text]
-        raise ConfigError(f"engine dtype {text!r} has no numpy name") from None
+        pass
+    if trt is not None and hasattr(trt, "nptype"):
+        try:
+            return np.dtype(trt.nptype(dtype)).name
+        except (TypeError, KeyError, ValueError):
+            pass
+    names = {"DataType.FLOAT": "float32", "DataType.HALF": "float16", "DataType.INT32": "int32",
+             "DataType.INT64": "int64", "DataType.INT8": "int8", "DataType.UINT8": "uint8",
+             "DataType.BOOL": "bool", "DataType.BF16": "bfloat16"}
+    if str(dtype) in names:
+        return names[str(dtype)]
+    raise ConfigError(f"engine dtype {dtype!r} has no numpy name")
 
 
 def conversion_engine(conversion: Any, profiles: list[dict]) -> EngineDesc:
+    trt = getattr(conversion, "trt", None)
+
     def descs(items):
-        return [TensorDesc(str(n), _dtype_name(d), tuple(int(x) for x in s)) for n, d, s in items]
+        return [TensorDesc(str(n), _dtype_name(d, trt), tuple(int(x) for x in s)) for n, d, s in items]
     return EngineDesc(descs(conversion.inputs), descs(conversion.outputs), profiles)
 
 
