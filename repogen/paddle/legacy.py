@@ -7,7 +7,7 @@ from typing import Any
 from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
-from repogen.paddle.params import ParamSpec, map_file, read_combined, read_separate
+from repogen.paddle.params import ParamSpec, read_combined, read_separate
 from repogen.paddle.programdesc import (
     DENSE_TENSOR, DENSE_TENSOR_ARRAY, DTYPE_OF_VARTYPE, FEED_MINIBATCH, FETCH_LIST, BlockDesc, OpDesc,
     decode_program,
@@ -17,7 +17,10 @@ _DTYPE_ATTRS = ("dtype", "out_dtype", "in_dtype")
 
 
 def read_legacy(source: ModelSource) -> Graph:
-    data = map_file(source.model_file)
+    try:  # small enough to read whole; bytes index faster than an mmap
+        data = source.model_file.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(source.model_file, f"cannot read: {exc.strerror or exc}") from None
     descs = decode_program(data, source.model_file)
     blocks = [_block(b) for b in descs]
     inputs, outputs = _feeds_fetches(descs[0], source)

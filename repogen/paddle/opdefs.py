@@ -7,6 +7,7 @@ attributes are renamed. docs/ir.md carries a table generated from OPS (tests che
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ class OpDef:
     note: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
 def snake(name: str) -> str:
     """Default legacy slot rename: ``X`` -> ``x``, ``MeanOut`` -> ``mean_out``, ``ROIs`` -> ``rois``."""
     s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)

@@ -24,6 +24,9 @@ INT, FLOAT, STRING, INTS, FLOATS, STRINGS, BOOLEAN, BOOLEANS, BLOCK, LONG, BLOCK
     VARS, FLOAT64, SCALAR, SCALARS = range(18)
 
 
+_SKIPPED_ATTRS = frozenset({"op_callstack", "op_namescope", "op_role_var"})
+
+
 @dataclass
 class VarDesc:
     name: str
@@ -224,6 +227,8 @@ def _attr(w: Wire, start: int, end: int, op: OpDesc) -> None:
         if num == 1:
             w.expect(wt, LEN, num, val)
             name = w.string(val, vend)
+            if name in _SKIPPED_ATTRS:  # call stacks are most of a program's bytes and never used
+                return
         elif num == 2:
             atype = val
         elif num in (3, 10, 12, 13):  # i, b, block_idx, l

@@ -52,17 +52,30 @@ class Wire:
         """
         data = self.data
         pos = start
+        varint = self.varint
         while pos < end:
             key_pos = pos
-            key, pos = self.varint(pos, end)
+            key = data[pos]
+            if key < 0x80:  # one-byte keys are the norm (field numbers < 16)
+                pos += 1
+            else:
+                key, pos = varint(pos, end)
             number, wtype = key >> 3, key & 7
             if number == 0:
                 raise self.fail("field number 0", key_pos)
             if wtype == VARINT:
-                value, pos = self.varint(pos, end)
+                if pos < end and data[pos] < 0x80:
+                    value = data[pos]
+                    pos += 1
+                else:
+                    value, pos = varint(pos, end)
                 yield number, wtype, value, pos
             elif wtype == LEN:
-                length, pos = self.varint(pos, end)
+                if pos < end and data[pos] < 0x80:
+                    length = data[pos]
+                    pos += 1
+                else:
+                    length, pos = varint(pos, end)
                 if length > end - pos:
                     raise self.fail(f"field {number} length {length} exceeds the {end - pos} bytes left", key_pos)
                 yield number, wtype, pos, pos + length
@@ -84,7 +97,7 @@ class Wire:
 
     def string(self, start: int, end: int) -> str:
         try:
-            return bytes(self.data[start:end]).decode("utf-8")
+            return str(self.data[start:end], "utf-8")
         except UnicodeDecodeError as exc:
             raise self.fail(f"invalid UTF-8 string ({exc.reason})", start + exc.start) from None
 
