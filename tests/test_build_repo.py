@@ -251,3 +251,20 @@ def test_paddle_target_io_equals_the_converted_network_io(precision: str) -> Non
     graph = load_model(EXAMPLE_DIR)
     conversion = convert_graph(graph, numpy_trt, precision=precision, profiles=make_profiles(graph.input_values()))
     assert conversion_engine(conversion, []) == graph_engine(graph, [])
+
+
+def test_tensorrt_status_needs_module_and_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from repogen.trt import engine
+    from repogen.triton import targets
+
+    monkeypatch.setattr(engine, "tensorrt_module", lambda name=None: None)
+    assert targets.tensorrt_status().reason == "the tensorrt package is not installed"
+    fake = types.SimpleNamespace(__version__="10.8.0")
+    monkeypatch.setattr(engine, "tensorrt_module", lambda name=None: fake)
+    monkeypatch.setattr(targets, "compute_capability", lambda: None)
+    status = targets.tensorrt_status()
+    assert status.module is None and "no NVIDIA GPU" in status.reason and "10.8.0" in status.reason
+    monkeypatch.setattr(targets, "compute_capability", lambda: "9.0")
+    assert targets.tensorrt_status() == targets.TensorRTStatus(fake, "")

@@ -155,7 +155,7 @@ def _resolve_targets(specs: list[ModelSpec], warn: Callable[[str], None]) -> tup
     return targets, (status.module if status else None)
 
 
-def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache, out: Path,
+def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
              stage: Callable[[str], None], warn: Callable[[str], None]) -> _Prepared:
     from repogen.paddle import load_model
 
@@ -289,7 +289,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
     reports: list[ModelReport] = []
     with ui:
         stages = {s.name: ui.task(s.name) for s in specs}
-        prepared = [_prepare(s, targets[s.name], trt, cache, out, stages[s.name], warn) for s in specs]
+        prepared = [_prepare(s, targets[s.name], trt, cache, stages[s.name], warn) for s in specs]
         tmp = staging.make_staging(out)
         try:
             for p in prepared:

@@ -42,6 +42,9 @@ def tensorrt_status() -> TensorRTStatus:
         return TensorRTStatus(None, f"TensorRT failed to load: {exc}")
     if trt is None:
         return TensorRTStatus(None, "the tensorrt package is not installed")
+    if compute_capability() is None:
+        return TensorRTStatus(None, f"tensorrt {getattr(trt, '__version__', '')} is installed but nvidia-smi "
+                                    "reports no NVIDIA GPU")
     return TensorRTStatus(trt, "")
 
 
