@@ -65,8 +65,9 @@ def test_ops_command_json(capsys):
     assert "elementwise_mul" in out["ops"] and "pd_op.multiply" in out["ops"] and out["count"] == len(out["ops"])
 
 
-def test_clean_folds_batch_norm_and_dropout():
-    g = load_model(zoo.get("resnet18", "pir"))
+@pytest.mark.parametrize("fmt", ["pir", "paddle2"])
+def test_clean_folds_batch_norm_and_dropout(fmt):
+    g = load_model(zoo.get("resnet18", fmt))
     assert sum(op.type == "batch_norm" for op in g.ops) > 0
     cleaned = clean_graph(g)
     assert not any(op.type == "batch_norm" for op in cleaned.ops)

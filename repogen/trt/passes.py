@@ -148,7 +148,9 @@ def fold_batch_norm(g: Graph) -> None:
         if bn.attrs.get("use_global_stats") is False and bn.attrs.get("is_test") is False:
             continue  # training-mode statistics: not an affine map
         # the other batch_norm outputs (running stats) must be unused
-        if any(uses[n] for slot, names in bn.outputs.items() if slot != "out" for n in names):
+        # (legacy programs write MeanOut/VarianceOut in place over Mean/Variance: bn's own reads don't count)
+        others = {n for slot, names in bn.outputs.items() if slot != "out" for n in names}
+        if others & set(g.outputs) or any(o is not bn and others & set(o.input_names()) for o in g.ops):
             continue
         params = [_const(g, bn.input(s)) for s in ("mean", "variance", "scale", "bias")]
         if params[0] is None or params[1] is None:
