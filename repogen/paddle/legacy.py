@@ -133,7 +133,7 @@ def convert_op(op: OpDesc) -> Op:
         if names and slot not in mut_slots:
             inputs[lg.slots.get(slot, opdefs.snake(slot))] = list(names)
     for slot, names in op.outputs.items():
-        if names:
+        if names and slot not in opdefs.LEGACY_NOISE_SLOTS:
             outputs[lg.slots.get(slot, opdefs.snake(slot))] = list(names)
     for key, value in attrs.items():
         if key in mut_attrs:
@@ -161,6 +161,14 @@ def _special(op: OpDesc, canon: str, inputs: dict, attrs: dict) -> str:
     if op.type == "set_value" and op.inputs.get("ValueTensor"):
         inputs["values"] = inputs.pop("value_tensor")
         return "set_value_with_tensor"
+    if op.type.startswith("reduce_") and op.type != "reduce_prod":
+        # phi reductions have no reduce_all: an empty axis list means every axis
+        if attrs.pop("reduce_all", False):
+            attrs["axis"] = []
+    if "dtype" in attrs and attrs["dtype"] is None and canon in ("sum", "mean", "max", "min", "prod", "all", "any"):
+        del attrs["dtype"]
+    if op.type == "tril_triu":
+        return "tril" if attrs.pop("lower", True) else "triu"
     if op.type == "assign_value":
         for key in ("fp32_values", "int32_values", "int64_values", "bool_values", "fp64_values"):
             if op.attrs.get(key):

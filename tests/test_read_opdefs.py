@@ -1,0 +1,65 @@
+"""The canonical vocabulary: legacy and PIR spellings of one model meet in the same names; docs/ir.md agrees."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from repogen import zoo
+from repogen.paddle import load_model, opdefs
+
+MODELS = [m for m in zoo.MODELS if m != "resnet50"]
+DOC = Path(__file__).resolve().parents[1] / "docs" / "ir.md"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_legacy_names_are_pir_names(model: str) -> None:
+    """Every canonical attr/slot a legacy op ends up with is one the PIR twin of the model uses."""
+    pir = load_model(zoo.get(model, "pir"))
+    legacy = load_model(zoo.get(model, "paddle2"))
+    attrs, ins, outs = defaultdict(set), defaultdict(set), defaultdict(set)
+    for op in pir.ops:
+        attrs[op.type] |= set(op.attrs)
+        ins[op.type] |= set(op.inputs)
+        outs[op.type] |= set(op.outputs)
+    compared = 0
+    for op in legacy.ops:
+        if op.type not in attrs:
+            continue  # the PIR program spells this computation differently (e.g. shape vs shape64)
+        compared += 1
+        extra_attrs = set(op.attrs) - attrs[op.type] - ins[op.type] - set(opdefs.LEGACY_ONLY_ATTRS)
+        extra_ins = {s for s in op.inputs if s.removesuffix("_tensor_list") not in ins[op.type]}
+        assert not extra_attrs, (op.source_type, op.type, extra_attrs, attrs[op.type])
+        assert not extra_ins, (op.source_type, op.type, extra_ins, ins[op.type])
+        assert set(op.outputs) <= outs[op.type], (op.source_type, op.outputs, outs[op.type])
+    assert compared > 0
+
+
+def test_legacy_table_consistent() -> None:
+    for name, (d, lg) in opdefs.LEGACY.items():
+        assert lg.name == name and opdefs.OPS[d.type] is d
+        for m in lg.mutables:  # PIR `full` takes shape/value as attributes only
+            assert m.name in d.inputs or d.type == "full", (name, m.name)
+        for new in lg.slots.values():
+            assert new == new.lower()
+
+
+def test_canonical_type_rules() -> None:
+    assert opdefs.canonical_type("pd_op.relu_") == "relu"
+    assert opdefs.canonical_type("pd_op.batch_norm_") == "batch_norm"
+    assert opdefs.canonical_type("reshape2") == "reshape"
+    assert opdefs.canonical_type("elementwise_add") == "add"
+    assert opdefs.canonical_type("matmul_v2") == "matmul"
+    assert opdefs.canonical_type("pd_op.some_new_op") == "some_new_op"
+    assert opdefs.canonical_type("my_custom") == "my_custom"
+
+
+def test_doc_table_is_generated_from_opdefs() -> None:
+    text = DOC.read_text()
+    begin, end = opdefs.DOC_BEGIN, opdefs.DOC_END
+    table = text[text.index(begin) + len(begin): text.index(end)].strip()
+    assert table == opdefs.markdown_table().strip(), "docs/ir.md is stale: python -m repogen.paddle.opdefs docs/ir.md"
+    for op_type in opdefs.OPS:
+        assert f"| `{op_type}` |" in table
