@@ -63,3 +63,41 @@ def test_doc_table_is_generated_from_opdefs() -> None:
     assert table == opdefs.markdown_table().strip(), "docs/ir.md is stale: python -m repogen.paddle.opdefs docs/ir.md"
     for op_type in opdefs.OPS:
         assert f"| `{op_type}` |" in table
+
+
+def test_pir_operand_order_matches_paddle_signatures() -> None:
+    """Where Paddle's stubs give an op's signature, the table's operands are a subsequence of it."""
+    from repogen.paddle.pir_signatures import SIGNATURES
+
+    checked = 0
+    for op_type, d in opdefs.OPS.items():
+        sig = SIGNATURES.get(op_type)
+        if sig is None:
+            continue
+        it = iter(sig)
+        assert all(name in it for name in d.inputs), (op_type, d.inputs, sig)
+        checked += 1
+    assert checked > 100
+
+
+def test_unknown_pir_op_slots_from_signature(tmp_path: Path) -> None:
+    import json
+
+    doc = {"base_code": {"magic": "pir", "version": 4}, "program": {"regions": [{"#": "region_0", "blocks": [
+        {"#": "block_0", "args": [], "ops": [
+            {"#": "1.data", "A": [{"N": "name", "AT": {"#": "0.a_str", "D": "x"}}], "I": [],
+             "O": [{"%": 1, "TT": {"#": "0.t_dtensor", "D": [{"#": "0.t_f32"}, [-1, 4], "NCHW", [], 0]}}]},
+            {"#": "1.fake_quantize_dequantize_moving_average_abs_max",
+             "A": [{"N": "moving_rate", "AT": {"#": "0.a_f32", "D": 0.9}}],
+             "I": [{"%": 1}, {"%": 0}, {"%": 0}, {"%": 0}],
+             "O": [{"%": 2, "TT": {"#": "0.t_dtensor", "D": [{"#": "0.t_f32"}, [-1, 4], "NCHW", [], 0]}}]},
+            {"#": "1.fetch", "A": [{"N": "name", "AT": {"#": "0.a_str", "D": "y"}},
+                                   {"N": "col", "AT": {"#": "0.a_i32", "D": 0}}],
+             "I": [{"%": 2}], "O": [{"%": 3, "TT": {"#": "0.t_dtensor", "D": [{"#": "0.t_f32"}, [-1, 4], "NCHW", [], 0]}}]},
+        ]}]}]}}
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    g = load_model(tmp_path / "m.json")
+    (op,) = g.ops
+    assert op.type == "fake_quantize_dequantize_moving_average_abs_max"
+    assert op.inputs == {"x": ["x"]} and op.outputs == {"out": ["y"]} and op.attrs == {"moving_rate": 0.9}
+    assert g.inputs == ["x"] and g.outputs == ["y"] and g.value("y").shape == (-1, 4)

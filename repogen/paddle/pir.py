@@ -155,7 +155,7 @@ class _Reader:
         for (aop, aname), (since, default) in ADDED_ATTRS.items():
             if aop == ctype and self.version < since:
                 attrs.setdefault(aname, default)
-        in_slots = _slot_names(d.inputs if d else (), len(ins), "x", "input")
+        in_slots = _slot_names(d.inputs if d else _signature_operands(ctype, attrs), len(ins), "x", "input")
         inputs: dict[str, list[str]] = {}
         for slot, vid in zip(in_slots, ins):
             if vid == 0:  # the null value: an optional input left out
@@ -173,6 +173,13 @@ class _Reader:
         for region in op.get("regions", []):
             for blk in region.get("blocks", []):
                 new.blocks.append(self.block(blk, block.index))
+
+
+def _signature_operands(ctype: str, attrs: dict) -> tuple[str, ...]:
+    """Operand names of an op outside opdefs: its phi arguments that the program did not give as attributes."""
+    from repogen.paddle.pir_signatures import SIGNATURES
+
+    return tuple(a for a in SIGNATURES.get(ctype, ()) if a not in attrs)
 
 
 def _slot_names(known: tuple[str, ...], count: int, single: str, prefix: str) -> list[str]:
