@@ -333,6 +333,26 @@ def fill(ctx: ConversionContext, dims: Sequence[Dim], value: float, dtype: Any) 
     return broadcast_to(ctx, scalar, dims)
 
 
+
+def iota(ctx: ConversionContext, n: Dim, dtype: Any, start: Any = 0, step: Any = 1) -> Any:
+    """1-D [start, start + step, ...] of length n (an int or a run-time dim): a LINSPACE fill.
+
+    start/step are numbers or tensors (any shape of one element), taken in dtype.
+    """
+    layer = ctx.named(ctx.network.add_fill((int(n),) if isinstance(n, (int, np.integer)) else (1,),
+                                           ctx.trt.FillOperation.LINSPACE, dtype))
+    if not isinstance(n, (int, np.integer)):
+        layer.set_input(0, shape_tensor(ctx, [n]))
+    if hasattr(start, "dtype") or hasattr(step, "dtype"):
+        # TensorRT takes either both as attributes or both as tensors: alpha 0-D, beta 1-D
+        a = ctx.cast(start, dtype) if hasattr(start, "dtype") else ctx.const(np.asarray(start), dtype=dtype)
+        b = ctx.cast(step, dtype) if hasattr(step, "dtype") else ctx.const(np.asarray([step]), dtype=dtype)
+        layer.set_input(1, squeeze(ctx, a, list(range(rank(a)))) if rank(a) else a)
+        layer.set_input(2, reshape(ctx, b, [1]) if rank(b) != 1 else b)
+    else:
+        layer.alpha, layer.beta = start, step
+    return layer.get_output(0)
+
 # --- op arguments -------------------------------------------------------------------------------------
 def int_array(ctx: ConversionContext, op: Op, name: str, *aliases: str, default: Any = None) -> Any:
     """An IntArray argument as a list of ints when known now, else a 1-D INT64 shape tensor.

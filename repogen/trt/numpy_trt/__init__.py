@@ -8,6 +8,7 @@ docs/numpy-backend.md lists them per layer.
 from ._api import INetworkDefinition
 from ._conv import IConvolutionLayer, IDeconvolutionLayer, IPoolingLayer
 from ._exec import execute, execute_all, infer_shapes
+from ._grid_sample import IGridSampleLayer  # also adds INetworkDefinition.add_grid_sample
 from ._layers import (
     IActivationLayer,
     ICastLayer,
