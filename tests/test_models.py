@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +37,136 @@ def test_model_fp16(name, fmt):
     assert report.outputs
     for o in report.outputs:
         assert o.passed and o.rel_err <= 1e-2, o
+
+
+# --- nets the zoo does not carry: saved here by Paddle (PIR and 2.x), dynamic batch and spatial dims -------
+def _extra_cases():
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+    import paddle.vision.models as M
+
+    img = (-1, 3, -1, -1)
+
+    def net(factory, hw=None):  # hw: a net that reshapes with Python ints needs static spatial dims
+        def make():
+            m = factory()
+            m.eval()
+            return m
+        return ((img if hw is None else (-1, 3, hw, hw), None), make)
+
+    def cbr(cin, cout, k=3, s=1):
+        return nn.Sequential(nn.Conv2D(cin, cout, k, s, padding=k // 2), nn.BatchNorm2D(cout), nn.ReLU())
+
+    class UNet(nn.Layer):  # encoder/decoder with transposed conv, bilinear upsampling and skip concats
+        def __init__(self):
+            super().__init__()
+            self.e1, self.e2, self.e3 = cbr(3, 8), cbr(8, 16, s=2), cbr(16, 32, s=2)
+            self.up1 = nn.Conv2DTranspose(32, 16, 2, stride=2)
+            self.d1, self.d2 = cbr(32, 16), cbr(24, 8)
+            self.head = nn.Conv2D(8, 3, 1)
+
+        def forward(self, x):
+            a = self.e1(x)
+            b = self.e2(a)
+            c = self.e3(b)
+            u = self.d1(paddle.concat([self.up1(c), b], axis=1))
+            u = F.interpolate(u, size=paddle.shape(a)[2:], mode="bilinear", align_corners=False)
+            return F.softmax(self.head(self.d2(paddle.concat([u, a], axis=1))), axis=1)
+
+    class DBHead(nn.Layer):  # FPN of nearest upsamplings + DB probability head (conv-BN-ReLU-convT-convT-sigmoid)
+        def __init__(self):
+            super().__init__()
+            self.c2, self.c3, self.c4 = cbr(3, 16, s=2), cbr(16, 16, s=2), cbr(16, 16, s=2)
+            self.fuse = cbr(48, 16)
+            self.t1 = nn.Conv2DTranspose(16, 8, 2, stride=2)
+            self.bn = nn.BatchNorm2D(8)
+            self.t2 = nn.Conv2DTranspose(8, 1, 2, stride=2)
+
+        def forward(self, x):
+            p2 = self.c2(x)
+            p3 = self.c3(p2)
+            p4 = self.c4(p3)
+            f = paddle.concat([p2, F.upsample(p3, scale_factor=2, mode="nearest"),
+                               F.upsample(p4, scale_factor=4, mode="nearest")], axis=1)
+            return F.sigmoid(self.t2(F.relu(self.bn(self.t1(self.fuse(f))))))
+
+    class SVTR(nn.Layer):  # conv stem, flatten to a sequence, attention blocks, CTC-style head
+        def __init__(self, dim=32, heads=4, classes=20):
+            super().__init__()
+            self.stem = nn.Sequential(cbr(3, 16, s=2), cbr(16, dim, s=2))
+            self.blocks = nn.LayerList([nn.TransformerEncoderLayer(dim, heads, 64, dropout=0.1,
+                                                                   activation="gelu", normalize_before=True)
+                                        for _ in range(2)])
+            self.norm = nn.LayerNorm(dim)
+            self.head = nn.Linear(dim, classes)
+
+        def forward(self, x):
+            f = paddle.mean(self.stem(x), axis=2)  # [N, C, W/4]: height pooled away, width is the sequence
+            seq = f.transpose([0, 2, 1])
+            for blk in self.blocks:
+                seq = blk(seq)
+            return F.softmax(self.head(self.norm(seq)), axis=-1)
+
+    return {
+        "mobilenet_v1": net(lambda: M.mobilenet_v1(scale=0.25, num_classes=10)),
+        "mobilenet_v3_large": net(lambda: M.mobilenet_v3_large(scale=0.35, num_classes=10)),
+        "squeezenet1_1": net(lambda: M.squeezenet1_1(num_classes=10)),
+        "shufflenet_v2": net(lambda: M.shufflenet_v2_x0_25(num_classes=10), hw=64),
+        "densenet121": net(lambda: M.densenet121(num_classes=10)),
+        "googlenet": net(lambda: M.googlenet(num_classes=10)),
+        "inception_v3": net(lambda: M.inception_v3(num_classes=10)),
+        "vgg16": net(lambda: M.vgg16(num_classes=10)),
+        "unet": net(UNet),
+        "db_head": net(DBHead),
+        "svtr": net(SVTR),
+    }
+
+
+# two input shapes per net (batch and, where the net allows it, spatial size differ); one network serves both
+_VAR = [(1, 3, 64, 64), (2, 3, 72, 56)]
+EXTRA_SHAPES = {"mobilenet_v1": _VAR, "mobilenet_v3_large": _VAR, "squeezenet1_1": _VAR,
+                "shufflenet_v2": [(1, 3, 64, 64), (3, 3, 64, 64)],
+                "googlenet": _VAR, "unet": _VAR, "db_head": _VAR, "svtr": [(1, 3, 32, 64), (2, 3, 32, 96)],
+                "densenet121": [(1, 3, 32, 32), (2, 3, 48, 40)], "inception_v3": [(1, 3, 75, 75), (2, 3, 96, 80)],
+                "vgg16": [(1, 3, 32, 32), (2, 3, 40, 48)]}
+EXTRA_FAST = ["mobilenet_v1", "mobilenet_v3_large", "squeezenet1_1", "shufflenet_v2", "unet", "db_head", "svtr"]
+# densenet121 / googlenet / inception_v3 / vgg16: tens of MB of weights and many layers; opt-in
+EXTRA_SLOW = ["densenet121", "googlenet", "inception_v3", "vgg16"] if os.environ.get("REPOGEN_SLOW_TESTS") else []
+
+
+@pytest.fixture(scope="session")
+def extra_models():
+    from test_ops import ensure_saved
+
+    return ensure_saved(__file__, "test_models_extra" + ("_slow" if EXTRA_SLOW else ""))
+
+
+@pytest.mark.parametrize("name", EXTRA_FAST + EXTRA_SLOW)
+@pytest.mark.parametrize("mode", ["pir", "legacy"])
+def test_extra_model_fp32_two_shapes(extra_models, name, mode):
+    from test_ops import run_case
+
+    shapes = EXTRA_SHAPES[name]
+    _, results = run_case(extra_models[mode] / name, "fp32", shapes)
+    for r in results:
+        assert r.passed and r.rel_err <= 1e-5, (name, mode, r)
+
+
+@pytest.mark.parametrize("name", ["unet", "svtr", "db_head"])
+def test_extra_model_fp16(extra_models, name):
+    from test_ops import run_case
+
+    _, results = run_case(extra_models["pir"] / name, "fp16", EXTRA_SHAPES[name])
+    for r in results:
+        assert r.passed and r.rel_err <= 1e-2, (name, r)
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "_save":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_ops import save_cases
+
+    cases = _extra_cases()
+    keep = EXTRA_FAST + EXTRA_SLOW
+    save_cases({k: v for k, v in cases.items() if k in keep}, sys.argv[2], sys.argv[3])

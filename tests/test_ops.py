@@ -89,7 +89,8 @@ def _cases():
     }
 
 
-def _save(mode: str, out: str) -> None:
+def save_cases(cases: dict, mode: str, out: str) -> None:
+    """Save each case (input spec, factory) as its own inference model under out/<name>/ (in a subprocess)."""
     import paddle
 
     from repogen import zoo
@@ -97,20 +98,40 @@ def _save(mode: str, out: str) -> None:
     paddle.enable_static()
     if mode != "pir":
         zoo._install_legacy_shims()
-    for name, ((shape, _), fn) in _build_all().items():
+    for name, ((shape, _), factory) in cases.items():
         main, startup = paddle.static.Program(), paddle.static.Program()
         with paddle.static.program_guard(main, startup):
             x = paddle.static.data("x", list(shape), "float32")
-            y = fn()(x)
+            y = factory()(x)
+            ys = list(y) if isinstance(y, (list, tuple)) else [y]
         exe = paddle.static.Executor(paddle.CPUPlace())
         exe.run(startup)
-        scope = paddle.static.global_scope()
-        _randomize_bn(scope, main, mode)
-        paddle.static.save_inference_model(os.path.join(out, name, "inference"), [x], [y], exe, program=main)
+        _randomize_bn(paddle.static.global_scope(), main, mode)
+        paddle.static.save_inference_model(os.path.join(out, name, "inference"), [x], ys, exe, program=main)
 
 
-def _build_all():
-    return _cases()
+def ensure_saved(script: str, key: str) -> dict[str, Path]:
+    """Run ``script _save MODE DIR`` once per mode, cached under the zoo's cache root."""
+    from repogen.zoo import cache_root
+
+    root = cache_root() / key
+    out = {}
+    for mode in ("pir", "legacy"):
+        d = root / mode
+        if not (d / ".complete").exists():
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=root))
+            env = dict(os.environ, FLAGS_enable_pir_api="1" if mode == "pir" else "0", GLOG_minloglevel="2")
+            proc = subprocess.run([sys.executable, script, "_save", mode, str(tmp)], env=env,
+                                  capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            (tmp / ".complete").write_text("ok")
+            try:
+                os.rename(tmp, d)
+            except OSError:  # another process won the race
+                pass
+        out[mode] = d
+    return out
 
 
 def _randomize_bn(scope, program, mode):
@@ -145,29 +166,11 @@ SHAPES = {"layer_norm": [(2, 3, 8), (1, 5, 8)]}
 
 @pytest.fixture(scope="session")
 def op_models() -> dict[str, Path]:
-    from repogen.zoo import cache_root
-
-    root = cache_root() / "test_ops"
-    out = {}
-    for mode in ("pir", "legacy"):
-        d = root / mode
-        if not (d / ".complete").exists():
-            tmp = Path(tempfile.mkdtemp(dir=root.parent if root.parent.exists() else None))
-            env = dict(os.environ, FLAGS_enable_pir_api="1" if mode == "pir" else "0", GLOG_minloglevel="2")
-            proc = subprocess.run([sys.executable, __file__, "_save", mode, str(tmp)], env=env,
-                                  capture_output=True, text=True, timeout=600)
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            (tmp / ".complete").write_text("ok")
-            d.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(tmp, d)
-            except OSError:
-                pass
-        out[mode] = d
-    return out
+    return ensure_saved(__file__, "test_ops")
 
 
-def _run(model: Path, precision: str):
+def run_case(model: Path, precision: str, shapes=None):
+    """Convert once (dynamic dims kept) and compare with Paddle Inference at each of the shapes."""
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
     from repogen.trt.check import compare
@@ -176,10 +179,11 @@ def _run(model: Path, precision: str):
     from repogen.zoo import reference_outputs
 
     graph = load_model(model)
-    shapes = SHAPES.get(model.name, IMG[1])
-    conv = convert_graph(graph, numpy_trt, precision=precision,
-                         profiles=make_profiles(graph.input_values(), min_shapes=[f"x:{'x'.join(map(str, (1,) + shapes[0][1:]))}"],
-                                                max_shapes=[f"x:{'x'.join(map(str, (4,) + tuple(max(a, b) for a, b in zip(shapes[0][1:], shapes[1][1:]))))}"]))
+    shapes = shapes or SHAPES.get(model.name, IMG[1])
+    lo = [min(d) for d in zip(*shapes)]
+    hi = [max(d) for d in zip(*shapes)]
+    conv = convert_graph(graph, numpy_trt, precision=precision, profiles=make_profiles(
+        graph.input_values(), min_shapes=["x:" + "x".join(map(str, lo))], max_shapes=["x:" + "x".join(map(str, hi))]))
     # the network keeps -1 dims: the same network runs at both shapes
     assert any(d == -1 for d in conv.inputs[0][2])
     results = []
@@ -195,7 +199,7 @@ def _run(model: Path, precision: str):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("mode", ["pir", "legacy"])
 def test_op_fp32(op_models, case, mode):
-    _, results = _run(op_models[mode] / case, "fp32")
+    _, results = run_case(op_models[mode] / case, "fp32")
     for r in results:
         assert r.passed, f"{case} ({mode}): {r}"
 
@@ -203,11 +207,11 @@ def test_op_fp32(op_models, case, mode):
 @pytest.mark.parametrize("case", ["conv2d_stride_dilation", "conv_bn_fold", "conv2d_transpose", "avg_pool_exclusive",
                                   "layer_norm", "group_norm", "softmax_axis1", "adaptive_avg_pool_3"])
 def test_op_fp16(op_models, case):
-    _, results = _run(op_models["pir"] / case, "fp16")
+    _, results = run_case(op_models["pir"] / case, "fp16")
     for r in results:
         assert r.passed, f"{case} fp16: {r}"
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "_save":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    _save(sys.argv[2], sys.argv[3])
+    save_cases(_cases(), sys.argv[2], sys.argv[3])
