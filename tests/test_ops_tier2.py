@@ -52,6 +52,7 @@ CASES: dict[str, Case] = {
                             _runs({"x": (2, 6, 4), "i": (2, 6, 2)}, {"x": (3, 6, 4), "i": (3, 6, 2)})),
     "flip_roll": Case((_x(4, 5),), _runs({"x": (2, 4, 5)}, {"x": (3, 4, 5)}), fp16=True),
     "tril_triu": Case((_x(5, 6),), _runs({"x": (2, 5, 6)}, {"x": (3, 5, 6)})),
+    "dynamic_axes": Case((Inp("x", (B, B)),), _runs({"x": (2, 5)}, {"x": (3, 7)})),
     "one_hot": Case((_x(4, dtype="int64", low=0, high=6),), _runs({"x": (2, 4)}, {"x": (3, 4)})),
     "set_value": Case((_x(4, 5), _x(5, name="y")), _runs({"x": (2, 4, 5), "y": (2, 5)}, {"x": (3, 4, 5), "y": (3, 5)})),
     # --- sequence.py
@@ -168,6 +169,9 @@ def build_cases(mode: str) -> dict:
         "take_along_axis": lambda x, i: paddle.take_along_axis(x, i, axis=2),
         "flip_roll": flip_roll,
         "tril_triu": tril_triu,
+        "dynamic_axes": lambda x: (paddle.argsort(x, axis=-1, descending=True), paddle.flip(x, [1]),
+                                   paddle.roll(x, 2, axis=1), paddle.tril(x, 1), paddle.cumsum(x, axis=1),
+                                   paddle.topk(x, 2)[1]),
         "one_hot": lambda x: F.one_hot(x, 6),
         "set_value": set_value,
         "arange": arange,
