@@ -16,7 +16,6 @@ from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
 from repogen.triton import build as build_mod
-from repogen.triton.config import EngineDesc
 from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
 from repogen.triton.targets import PlanBuild, TensorRTStatus, graph_engine
 

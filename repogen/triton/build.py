@@ -10,7 +10,6 @@ Three phases, so that a failure never leaves a half-written repository:
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import json
 import shutil
