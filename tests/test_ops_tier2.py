@@ -55,6 +55,11 @@ CASES: dict[str, Case] = {
     "dynamic_axes": Case((Inp("x", (B, B)),), _runs({"x": (2, 5)}, {"x": (3, 7)})),
     "one_hot": Case((_x(4, dtype="int64", low=0, high=6),), _runs({"x": (2, 4)}, {"x": (3, 4)})),
     "set_value": Case((_x(4, 5), _x(5, name="y")), _runs({"x": (2, 4, 5), "y": (2, 5)}, {"x": (3, 4, 5), "y": (3, 5)})),
+    "put_along_axis": Case((_x(6, 4), _x(6, 1, name="i", dtype="int64", low=0, high=4), _x(6, 1, name="v")),
+                           _runs({"x": (2, 6, 4), "i": (2, 6, 1), "v": (2, 6, 1)},
+                                 {"x": (3, 6, 4), "i": (3, 6, 1), "v": (3, 6, 1)})),
+    "index_put": Case((_x(6, 4), Inp("i", (3,), "int64", 0, 6), Inp("v", (4,))),
+                      _runs({"x": (2, 6, 4), "i": (3,), "v": (4,)}, {"x": (3, 6, 4), "i": (3,), "v": (4,)})),
     # --- sequence.py
     "arange": Case((Inp("x", (B, B)),), _runs({"x": (2, 5)}, {"x": (3, 7)})),
     "linspace": Case((_x(5),), _runs({"x": (2, 5)}, {"x": (3, 5)})),
@@ -174,6 +179,8 @@ def build_cases(mode: str) -> dict:
                                    paddle.topk(x, 2)[1]),
         "one_hot": lambda x: F.one_hot(x, 6),
         "set_value": set_value,
+        "put_along_axis": lambda x, i, v: paddle.put_along_axis(x, i, v, axis=2),
+        "index_put": lambda x, i, v: paddle.index_put(x.transpose([1, 0, 2]), (i,), v),
         "arange": arange,
         "linspace": linspace,
         "meshgrid": meshgrid,
@@ -202,6 +209,8 @@ def _legacy_apis(paddle, F) -> None:
                                                  "epsilon": 1e-12, "asvector": False})
 
     paddle.linalg.norm = norm
+    paddle.index_put = lambda x, indices, value, accumulate=False: emit_legacy(
+        "index_put", {"x": [x], "indices": list(indices), "value": [value]}, {"accumulate": accumulate}, outs=("out",))
     F.normalize = lambda x, p=2, axis=1, epsilon=1e-12: x / paddle.maximum(norm(x, p, axis, True),
                                                                             paddle.full([1], epsilon, x.dtype))
     F.grid_sample = lambda x, grid, mode="bilinear", padding_mode="zeros", align_corners=True: emit_legacy(

@@ -153,6 +153,45 @@ def one_hot(ctx, op):
     ctx.output(op, ctx.named(ctx.network.add_one_hot(x, values, depth, -1)).get_output(0))
 
 
+# --- scatters ---------------------------------------------------------------------------------------------
+def _scatter(ctx, data, indices, updates, mode: str, axis: int = 0):
+    layer = ctx.named(ctx.network.add_scatter(data, indices, ctx.cast(updates, data.dtype),
+                                              getattr(ctx.trt.ScatterMode, mode)))
+    layer.axis = axis
+    return layer.get_output(0)
+
+
+@converter("put_along_axis")
+def put_along_axis(ctx, op):
+    # arr with arr[..., indices[...], ...] = values along axis (Paddle has already broadcast values to indices)
+    arr, indices, values = ctx.input(op, "arr"), ctx.input(op, "indices"), ctx.input(op, "values")
+    if str(ctx.attr(op, "reduce", default="assign")) != "assign":
+        raise ctx.fail(f"put_along_axis reduce {ctx.attr(op, 'reduce')!r}: only 'assign' maps to a scatter")
+    axis = _axis(ctx, op, arr, 0)
+    values = H.broadcast_to(ctx, values, H.dims_of(ctx, indices))
+    ctx.output(op, _scatter(ctx, arr, indices, values, "ELEMENT", axis))
+
+
+@converter("index_put")
+def index_put(ctx, op):
+    # x[i0, i1, ...] = value with integer index tensors for the leading dims: an ND scatter
+    x = ctx.input(op, "x")
+    idx = ctx.inputs(op, "indices")
+    if ctx.attr(op, "accumulate", default=False):
+        raise ctx.fail("index_put with accumulate=True has no TensorRT scatter (duplicate indices would race)")
+    if any(t.dtype == ctx.trt.DataType.BOOL for t in idx):
+        raise ctx.fail("index_put with a bool mask needs NonZero, which is not supported")
+    i64 = ctx.trt.DataType.INT64
+    r = max(H.rank(t) for t in idx)
+    idx = [H.expand_rank(ctx, ctx.cast(t, i64), r) for t in idx]
+    shape = H.dims_of(ctx, idx[0])
+    for t in idx[1:]:
+        shape = [H.sym_max(ctx, a, b) for a, b in zip(shape, H.dims_of(ctx, t))]
+    stacked = H.concat(ctx, [H.unsqueeze(ctx, H.broadcast_to(ctx, t, shape), [r]) for t in idx], r)
+    updates = H.broadcast_to(ctx, ctx.input(op, "value"), shape + H.dims_of(ctx, x)[len(idx):])
+    ctx.output(op, _scatter(ctx, x, stacked, updates, "ND"))
+
+
 # --- set_value -------------------------------------------------------------------------------------------
 def _region_mask(ctx, x, axes, starts, ends, steps):
     """bool mask of x's shape, true inside the strided slice, and per axis the slice position of each index."""
