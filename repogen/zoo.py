@@ -220,6 +220,20 @@ def _ifnet() -> Any:
     return IfNet()
 
 
+def _whilenet() -> Any:
+    import paddle
+    import paddle.nn as nn
+
+    class WhileNet(nn.Layer):
+        def forward(self, x: Any) -> Any:
+            i = paddle.full([1], 0, "int64")
+            limit = paddle.full([1], 3, "int64")
+            _, y = paddle.static.nn.while_loop(lambda i, y: i < limit, lambda i, y: [i + 1, y * 2.0 + 1.0], [i, x])
+            return y
+
+    return WhileNet()
+
+
 def _transformer() -> Any:
     import paddle.nn as nn
 
@@ -245,6 +259,7 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              ("matmul", "shape", "slice", "reduce", "gather", "embedding")),
     ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
     ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
+    ZooModel("whilenet", _whilenet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
 ]}
 
 

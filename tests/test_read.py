@@ -150,9 +150,21 @@ def test_control_flow_blocks_kept() -> None:
         block = pir.blocks[idx]
         assert block.parent == 0 and [op.type for op in block.ops][-1] == "yield"
         assert any(op.type == "scale" for op in block.ops)
+    assert if_op.inputs["cond"] and if_op.outputs["out"] == pir.outputs
     legacy = load_model(zoo.get("ifnet", "paddle2"))
     conds = [op for op in legacy.ops if op.type == "conditional_block"]
     assert len(conds) == 2 and sorted(i for op in conds for i in op.blocks) == [1, 2]
+    # while: loop-carried values are the body block's arguments, in the order of the op's `inputs`
+    pir = load_model(zoo.get("whilenet", "pir"))
+    loop = next(op for op in pir.ops if op.type == "while")
+    body = pir.blocks[loop.blocks[0]]
+    assert len(loop.inputs["inputs"]) == len(loop.outputs["out"]) == 2
+    assert [n for n in body.values if n.startswith("%-")] == ["%-1", "%-2"]
+    yield_op = body.ops[-1]
+    assert yield_op.type == "yield" and len(yield_op.inputs["x"]) == 3  # next condition + the two values
+    legacy = load_model(zoo.get("whilenet", "paddle2"))
+    loop = next(op for op in legacy.ops if op.type == "while")
+    assert loop.blocks == [1] and loop.inputs["condition"] and legacy.blocks[1].parent == 0
 
 
 def test_detect_paths(tmp_path: Path) -> None:

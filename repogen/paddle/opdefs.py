@@ -282,6 +282,15 @@ _add("pixel_shuffle", "x", "out", L("pixel_shuffle"), tier=3)
 _add("deformable_conv", "x offset filter mask", "out",
      L("deformable_conv", slots="Input=x Offset=offset Filter=filter Mask=mask Output=out"), tier=3)
 
+# --- control flow (slots are variable-length lists; see docs/ir.md) --------------------------------
+_add("if", "cond", "out", tier=2, note="owns two sub-blocks (true, false), each ending in `yield`")
+_add("while", "cond inputs", "out", L("while", slots="Condition=cond X=inputs"), tier=2,
+     note="PIR body block arguments = `inputs` in order; legacy loop state is updated in place")
+_add("yield", "x", "", tier=2, note="ends a PIR sub-block")
+_add("conditional_block", "cond input", "out", L("conditional_block"), tier=2,
+     note="legacy only; pairs with `select_input`")
+_add("select_input", "x mask", "out", L("select_input"), tier=2, note="legacy only")
+
 # PIR ops that only exist as structure: never in Graph.ops
 STRUCTURAL = frozenset({"pd_op.data", "pd_op.fetch", "builtin.parameter", "builtin.constant", "builtin.combine",
                         "builtin.split", "builtin.slice", "p", "feed", "fetch", "data"})

@@ -27,6 +27,9 @@ _DTYPE_TYPES = {
 }
 _DROP_ATTRS = frozenset({"stop_gradient", "persistable", "struct_name", "place", "trainable", "op_callstack",
                          "op_role", "chunk_id", "op_namescope"})
+# control-flow ops: (slot, operand count or None for the rest); all results go to the list slot "out"
+VARIADIC = {"if": (("cond", 1),), "while": (("cond", 1), ("inputs", None)), "yield": (("x", None),),
+            "pylayer": (("inputs", None),)}
 # (op, attr) -> (first version that writes it, value Paddle's upgrade patch fills in for older files)
 ADDED_ATTRS = {
     ("repeat_interleave", "output_size"): (3, -1),
@@ -155,14 +158,21 @@ class _Reader:
         for (aop, aname), (since, default) in ADDED_ATTRS.items():
             if aop == ctype and self.version < since:
                 attrs.setdefault(aname, default)
-        in_slots = _slot_names(d.inputs if d else _signature_operands(ctype, attrs), len(ins), "x", "input")
         inputs: dict[str, list[str]] = {}
+        outputs: dict[str, list[str]] = {}
+        if ctype in VARIADIC:  # control flow: operand/result counts vary, so slots hold lists
+            for slot, count in VARIADIC[ctype]:
+                taken, ins = (ins, []) if count is None else (ins[:count], ins[count:])
+                inputs[slot] = [self.name(v) for v in taken if v != 0]
+            for vid, tt in outs:
+                self.add_value(block, vid, tt)
+            outputs = {"out": [self.name(vid) for vid, _ in outs]} if outs else {}
+        in_slots = _slot_names(d.inputs if d else _signature_operands(ctype, attrs), len(ins), "x", "input")
         for slot, vid in zip(in_slots, ins):
             if vid == 0:  # the null value: an optional input left out
                 continue
             inputs[slot] = self.element_names(vid) if _is_vector(self.types.get(vid)) else [self.name(vid)]
-        out_slots = _slot_names(d.outputs if d else (), len(outs), "out", "out")
-        outputs: dict[str, list[str]] = {}
+        out_slots = _slot_names(d.outputs if d else (), len(outs), "out", "out") if ctype not in VARIADIC else []
         for slot, (vid, tt) in zip(out_slots, outs):
             self.add_value(block, vid, tt)
             outputs[slot] = self.element_names(vid) if _is_vector(tt) else [self.name(vid)]
