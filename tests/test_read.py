@@ -164,7 +164,7 @@ def test_control_flow_blocks_kept() -> None:
     assert yield_op.type == "yield" and len(yield_op.inputs["x"]) == 3  # next condition + the two values
     legacy = load_model(zoo.get("whilenet", "paddle2"))
     loop = next(op for op in legacy.ops if op.type == "while")
-    assert loop.blocks == [1] and loop.inputs["condition"] and legacy.blocks[1].parent == 0
+    assert loop.blocks == [1] and loop.inputs["cond"] and legacy.blocks[1].parent == 0
 
 
 def test_detect_paths(tmp_path: Path) -> None:
