@@ -234,3 +234,41 @@ def test_resnet50_params() -> None:
         assert sum(a.nbytes for a in g.params.values()) > 90e6
         for name, arr in g.params.items():
             assert hashlib.sha256(arr.tobytes()).hexdigest() == want[name][2], name
+
+
+def _pir_doc(ops: list) -> dict:
+    return {"base_code": {"magic": "pir", "version": 4, "trainable": False},
+            "program": {"regions": [{"#": "region_0", "blocks": [{"#": "block_0", "args": [], "ops": ops}]}]}}
+
+
+def _t(dims: list) -> dict:
+    return {"#": "0.t_dtensor", "D": [{"#": "0.t_f32"}, dims, "NCHW", [], 0]}
+
+
+def _attr(name: str, kind: str, value: object) -> dict:
+    return {"N": name, "AT": {"#": kind, "D": value}}
+
+
+def test_pir_fetch_aliases(tmp_path: Path) -> None:
+    """A fetched input and a value fetched twice still give Paddle's fetch names, via assign ops."""
+    import json
+
+    ops = [
+        {"#": "1.data", "A": [_attr("name", "0.a_str", "x")], "I": [], "O": [{"%": 1, "TT": _t([-1, 3])}]},
+        {"#": "1.relu", "A": [], "I": [{"%": 1}], "O": [{"%": 2, "TT": _t([-1, 3])}]},
+        {"#": "1.fetch", "A": [_attr("name", "0.a_str", "a"), _attr("col", "0.a_i32", 0)], "I": [{"%": 2}],
+         "O": [{"%": 3, "TT": _t([-1, 3])}]},
+        {"#": "1.fetch", "A": [_attr("name", "0.a_str", "b"), _attr("col", "0.a_i32", 2)], "I": [{"%": 2}],
+         "O": [{"%": 4, "TT": _t([-1, 3])}]},
+        {"#": "1.fetch", "A": [_attr("name", "0.a_str", "c"), _attr("col", "0.a_i32", 1)], "I": [{"%": 1}],
+         "O": [{"%": 5, "TT": _t([-1, 3])}]},
+    ]
+    (tmp_path / "m.json").write_text(json.dumps(_pir_doc(ops)))
+    g = load_model(tmp_path / "m.json")
+    assert g.outputs == ["a", "c", "b"]  # col order
+    assert [(op.type, op.inputs, op.outputs) for op in g.ops] == [
+        ("relu", {"x": ["x"]}, {"out": ["a"]}),
+        ("assign", {"x": ["x"]}, {"out": ["c"]}),
+        ("assign", {"x": ["a"]}, {"out": ["b"]}),
+    ]
+    assert all(v.shape == (-1, 3) and v.dtype == "float32" for v in g.output_values())
