@@ -259,6 +259,10 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     names = list_models(repo, models)
     folders = {n: read_model_folder(repo / n) for n in names}
     feeds = dict(np.load(inputs)) if inputs else None
+    # Import Paddle before any server exists: a Ctrl-C inside paddle's import surfaces as an ImportError
+    # ("Can not import paddle core"), which must not be mistaken for a per-model failure.
+    import paddle.inference  # noqa: F401
+
     with launch(repo, server, models=names, image=image, tritonserver=tritonserver,
                 ready_timeout=ready_timeout) as srv:
         report = Report(str(repo), server, srv.http_url, srv.grpc_url)
