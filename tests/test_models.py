@@ -114,7 +114,7 @@ def _extra_cases():
         "squeezenet1_1": net(lambda: M.squeezenet1_1(num_classes=10)),
         "shufflenet_v2": net(lambda: M.shufflenet_v2_x0_25(num_classes=10), hw=64),
         "densenet121": net(lambda: M.densenet121(num_classes=10)),
-        "googlenet": net(lambda: M.googlenet(num_classes=10)),
+        "googlenet": net(lambda: M.googlenet(num_classes=10), hw=192),  # aux heads: fc over 128x3x3
         "inception_v3": net(lambda: M.inception_v3(num_classes=10)),
         "vgg16": net(lambda: M.vgg16(num_classes=10)),
         "unet": net(UNet),
@@ -127,7 +127,7 @@ def _extra_cases():
 _VAR = [(1, 3, 64, 64), (2, 3, 72, 56)]
 EXTRA_SHAPES = {"mobilenet_v1": _VAR, "mobilenet_v3_large": _VAR, "squeezenet1_1": _VAR,
                 "shufflenet_v2": [(1, 3, 64, 64), (3, 3, 64, 64)],
-                "googlenet": _VAR, "unet": _VAR, "db_head": _VAR, "svtr": [(1, 3, 32, 64), (2, 3, 32, 96)],
+                "googlenet": [(1, 3, 192, 192), (2, 3, 192, 192)], "unet": _VAR, "db_head": _VAR, "svtr": [(1, 3, 32, 64), (2, 3, 32, 96)],
                 "densenet121": [(1, 3, 32, 32), (2, 3, 48, 40)], "inception_v3": [(1, 3, 75, 75), (2, 3, 96, 80)],
                 "vgg16": [(1, 3, 32, 32), (2, 3, 40, 48)]}
 EXTRA_FAST = ["mobilenet_v1", "mobilenet_v3_large", "squeezenet1_1", "shufflenet_v2", "unet", "db_head", "svtr"]
