@@ -154,4 +154,5 @@ def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int) -> st
         "outputs_py": [(t.name, t.dtype) for t in engine.outputs],
         "max_batch_size": max_batch_size,
         "cpu_threads": 1,
+        "use_onednn": src.format != "pir",
     })

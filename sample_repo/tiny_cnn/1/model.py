@@ -16,6 +16,9 @@ INPUTS = [('image', 'float32')]  # (name, numpy dtype), feed order
 OUTPUTS = [('probs', 'float32')]  # (name, numpy dtype), fetch order
 MAX_BATCH_SIZE = 8
 CPU_THREADS = 1
+# Paddle 3.3's oneDNN kernels cannot run some PIR programs (interp ops: "ConvertPirAttribute2RuntimeAttribute
+# not support ArrayAttribute<DoubleAttribute>"), so PIR models run on the plain CPU kernels.
+USE_ONEDNN = True
 
 
 class TritonPythonModel:
@@ -34,6 +37,8 @@ class TritonPythonModel:
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(CPU_THREADS)
+            if not USE_ONEDNN:
+                config.disable_onednn()
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)
         missing = [n for n, _ in INPUTS if n not in self.predictor.get_input_names()]
