@@ -49,6 +49,7 @@ class ZooModel:
     build: Callable[[], Any]  # () -> paddle.nn.Layer, called with paddle imported and seeded
     inputs: tuple[InputSpec, ...]
     families: tuple[str, ...] = ()  # ops_target.md families this model exercises
+    formats: tuple[str, ...] = FORMATS  # formats Paddle 3.3.1 can write this model in
 
 
 def _img(name: str = "x", c: int = 3, hw: int = 32, spatial_dynamic: bool = True) -> InputSpec:
@@ -234,6 +235,48 @@ def _whilenet() -> Any:
     return WhileNet()
 
 
+def _legacy_ops() -> Any:
+    """Fluid-era ops Paddle 3 APIs no longer emit, appended directly (legacy IR only)."""
+    import paddle.nn as nn
+    from paddle.base.layer_helper import LayerHelper
+
+    def emit(op_type: str, inputs: dict, attrs: dict, outs: tuple = ("Out",)) -> Any:
+        helper = LayerHelper(op_type)
+        res = [helper.create_variable_for_type_inference("float32") for _ in outs]
+        helper.append_op(type=op_type, inputs=inputs, outputs={k: [v] for k, v in zip(outs, res)}, attrs=attrs)
+        return res[0]
+
+    class LegacyOps(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = self.create_parameter([144, 8])
+            self.b = self.create_parameter([8], is_bias=True)
+            self.scale = self.create_parameter([4])
+            self.bias = self.create_parameter([4], is_bias=True)
+
+        def forward(self, x: Any) -> Any:  # [N, 4, 6, 6]
+            return (
+                emit("mul", {"X": [x], "Y": [self.w]}, {"x_num_col_dims": 1, "y_num_col_dims": 1}),
+                emit("fc", {"Input": [x], "W": [self.w], "Bias": [self.b]},
+                     {"in_num_col_dims": 1, "activation_type": "relu"}),
+                emit("matmul", {"X": [x], "Y": [x]}, {"transpose_X": False, "transpose_Y": True, "alpha": 0.5}),
+                emit("flatten2", {"X": [x]}, {"axis": 2}, ("Out", "XShape")),
+                emit("affine_channel", {"X": [x], "Scale": [self.scale], "Bias": [self.bias]},
+                     {"data_layout": "NCHW"}),
+                emit("nearest_interp", {"X": [x]}, {"out_h": 12, "out_w": 12, "interp_method": "nearest",
+                                                    "align_corners": False, "data_layout": "NCHW"}),
+                emit("bilinear_interp", {"X": [x]}, {"out_h": 9, "out_w": 9, "interp_method": "bilinear",
+                                                     "align_corners": True, "align_mode": 1, "data_layout": "NCHW"}),
+                emit("fill_constant_batch_size_like", {"Input": [x]},
+                     {"shape": [-1, 3], "input_dim_idx": 0, "output_dim_idx": 0, "dtype": 5, "value": 1.5}),
+                emit("brelu", {"X": [x]}, {"t_min": 0.1, "t_max": 0.6}),
+                emit("reshape", {"X": [x]}, {"shape": [-1, 144]}),
+                emit("transpose", {"X": [x]}, {"axis": [0, 2, 3, 1]}),
+            )
+
+    return LegacyOps()
+
+
 def _transformer() -> Any:
     import paddle.nn as nn
 
@@ -259,6 +302,9 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              ("matmul", "shape", "slice", "reduce", "gather", "embedding")),
     ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
     ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
+    ZooModel("legacy_ops", _legacy_ops, (InputSpec("x", "float32", (-1, 4, 6, 6), (2, 4, 6, 6)),),
+             ("mul", "fc", "matmul v1", "flatten2", "affine_channel", "interp v1"),
+             formats=("fluid-separate", "fluid-combined", "paddle2")),
     ZooModel("whilenet", _whilenet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
 ]}
 
@@ -293,8 +339,8 @@ def get(name: str, fmt: str = "pir") -> Path:
     """The directory of zoo model ``name`` saved in ``fmt`` (one of FORMATS), building it if needed."""
     if name not in MODELS:
         raise KeyError(f"no zoo model {name!r}; have {', '.join(MODELS)}")
-    if fmt not in FORMATS:
-        raise KeyError(f"no format {fmt!r}; have {', '.join(FORMATS)}")
+    if fmt not in MODELS[name].formats:
+        raise KeyError(f"zoo model {name!r} has no format {fmt!r}; have {', '.join(MODELS[name].formats)}")
     final = cache_root() / name / fmt
     if (final / ".complete").exists():
         return final
@@ -561,7 +607,7 @@ def _main(argv: list[str]) -> int:
         return 0
     names = argv or list(MODELS)
     for name in names:
-        for fmt in FORMATS:
+        for fmt in MODELS[name].formats:
             print(name, fmt, get(name, fmt))
     return 0
 

@@ -15,7 +15,8 @@ from repogen.paddle import load_model
 from repogen.paddle.opdefs import OPS
 
 MODELS = [m for m in zoo.MODELS if m != "resnet50"]  # resnet50 only in test_resnet50_params
-CASES = [(m, f) for m in MODELS for f in zoo.FORMATS]
+CASES = [(m, f) for m in MODELS for f in zoo.MODELS[m].formats]
+PIR_MODELS = [m for m in MODELS if "pir" in zoo.MODELS[m].formats]
 SYNTHETIC = "pd_op.fetch"  # source_type of the assign the PIR reader adds for a fetched named value
 
 
@@ -64,7 +65,7 @@ def test_op_sequence_equals_paddle(model: str, fmt: str, views: dict, graphs: di
     assert [op.source_type for b in g.sub_blocks for op in b.ops] == view["sub_block_ops"]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", PIR_MODELS)
 def test_pir_slot_names_equal_paddle(model: str, views: dict, graphs: dict) -> None:
     """Canonical slots of PIR ops are the names Paddle's op yaml gives (operands and results)."""
     g = graphs[model, "pir"]
@@ -100,11 +101,11 @@ def test_values_typed_and_ops_canonical(model: str, fmt: str, graphs: dict) -> N
             assert all(s == s.lower() for s in list(op.inputs) + list(op.outputs)), op
 
 
-@pytest.mark.parametrize("model", ["convnet", "tensors", "transformer"])
+@pytest.mark.parametrize("model", ["convnet", "tensors", "transformer", "legacy_ops"])
 def test_reference_output_names_match(model: str, graphs: dict) -> None:
     """Graph.outputs are the names Paddle Inference reports, and their shapes fit the declared ones."""
     feeds = zoo.sample_feeds(model)
-    for fmt in zoo.FORMATS:
+    for fmt in zoo.MODELS[model].formats:
         g = graphs[model, fmt]
         ref = zoo.reference_outputs(zoo.get(model, fmt), feeds)
         assert list(ref) == g.outputs, fmt

@@ -167,6 +167,9 @@ def _special(op: OpDesc, canon: str, inputs: dict, attrs: dict) -> str:
             attrs["axis"] = []
     if "dtype" in attrs and attrs["dtype"] is None and canon in ("sum", "mean", "max", "min", "prod", "all", "any"):
         del attrs["dtype"]
+    if op.type.endswith("_interp") and isinstance(attrs.get("scale"), float):  # v1: one float for all dims
+        rank = {"linear": 1, "trilinear": 3}.get(op.type[: -len("_interp")], 2)
+        attrs["scale"] = [attrs["scale"]] * rank if attrs["scale"] > 0 else []
     if op.type == "tril_triu":
         return "tril" if attrs.pop("lower", True) else "triu"
     if op.type == "assign_value":

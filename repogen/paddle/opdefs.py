@@ -185,7 +185,7 @@ _add("squeeze", "x axis", "out", L("squeeze2", mutables=(M("axis", "axes"),)),
 _add("unsqueeze", "x axis", "out",
      L("unsqueeze2", mutables=(M("axis", "axes", "AxesTensor", "AxesTensorList"),)),
      L("unsqueeze", mutables=(M("axis", "axes", "AxesTensor", "AxesTensorList"),)))
-_add("transpose", "x", "out", L("transpose2", attrs="axis=perm"), L("transpose", attrs="axis=perm"))
+_add("transpose", "x", "out", L("transpose2", attrs="axis=perm"), L("transpose", attrs="axis=perm data_format="))
 _add("concat", "x axis", "out", L("concat", mutables=(M("axis", "axis", "AxisTensor"),)))
 _add("split", "x sections axis", "out",
      L("split", mutables=(M("sections", "sections", None, "SectionsTensorList"), M("axis", "axis", "AxisTensor"))),
@@ -210,7 +210,7 @@ for _mode in ["nearest", "bilinear", "linear", "bicubic", "trilinear"]:
     _add(f"{_mode}_interp", "x out_size size_tensor scale_tensor", "output",
          L(f"{_mode}_interp_v2", slots=_interp_slots + " Out=output", attrs="data_layout=data_format"),
          L(f"{_mode}_interp", slots=_interp_slots + " Out=output", attrs="data_layout=data_format"),
-         note="legacy v1 `scale` is a float, v2 a list")
+         note="legacy v1 `scale` float becomes a list like v2's ([] when unset)")
 _add("expand", "x shape", "out",
      L("expand_v2", mutables=(M("shape", "shape", "Shape", "expand_shapes_tensor"),)))
 _add("expand_as", "x y", "out", L("expand_as_v2"))
