@@ -77,10 +77,15 @@ def test_clean_folds_batch_norm_and_dropout(fmt):
 
 
 def test_unsupported_ops_listed():
-    g = load_model(zoo.get("tier2", "pir"))
-    missing = find_unsupported(clean_graph(g))
-    assert missing and all(isinstance(p, int) and outs for p, _, outs in missing)
-    with pytest.raises(UnsupportedOpError, match="no converter"):
+    from repogen.ir import Block, Graph, ModelSource, Op
+
+    values = {n: Value(n, "float32", (-1, 4)) for n in ("x", "a", "b", "c")}
+    ops = [Op("relu", "relu", {"x": ["x"]}, {"out": ["a"]}),
+           Op("sequence_pool", "sequence_pool", {"x": ["a"]}, {"out": ["b"]}),  # LoD: never expressible
+           Op("relu", "relu", {"x": ["b"]}, {"out": ["c"]})]
+    g = Graph(ModelSource("pir", "m.json", None), [Block(0, -1, ops, values)], ["x"], ["c"], {})
+    assert find_unsupported(g) == [(1, "sequence_pool", ["b"])]
+    with pytest.raises(UnsupportedOpError, match="#1 sequence_pool -> b"):
         convert_graph(g, numpy_trt, profiles=make_profiles(g.input_values()))
 
 
