@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -116,7 +117,9 @@ def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Cal
     # the first profile's opt shapes: the shapes the engine is tuned for
     shapes = [",".join(f"{n}:{'x'.join(str(d) for d in rng[1])}" for n, rng in profiles[0].items())] if profiles else []
     try:
-        report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time noise
+            report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes)
         if getattr(report, "unsupported", None):
             raise UnsupportedOpError(report.unsupported)
     except (UnsupportedOpError, ConversionError) as exc:
@@ -317,7 +320,10 @@ def _summary(report: BuildReport) -> None:
     for col in ("model", "version", "target", "precision", "max batch", "check", "files", "seconds"):
         table.add_column(col)
     for m in report.models:
-        table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), m.check["status"],
+        check = m.check["status"]
+        if m.check.get("outputs"):
+            check += f" (rel err {max(o['rel_err'] for o in m.check['outputs'].values()):.1e})"
+        table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
                       str(len(m.files)), f"{m.seconds:.2f}")
     Console().print(table)
 
