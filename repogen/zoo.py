@@ -351,6 +351,21 @@ def get(name: str, fmt: str = "pir") -> Path:
     return final
 
 
+def ensure(names: list[str] | None = None, workers: int | None = None) -> None:
+    """Build every missing format of the named models (default: all), several Paddle subprocesses at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = []
+    for name in names or list(MODELS):
+        for mode in ("pir", "legacy"):
+            fmts = [f for f in MODELS[name].formats if (f == "pir") == (mode == "pir")]
+            if fmts and not all((cache_root() / name / f / ".complete").exists() for f in fmts):
+                todo.append((name, mode))
+    with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
+        for future in [pool.submit(_build, name, mode) for name, mode in todo]:
+            future.result()
+
+
 def _build(name: str, mode: str) -> None:
     root = cache_root() / name
     root.mkdir(parents=True, exist_ok=True)

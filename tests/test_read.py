@@ -22,6 +22,7 @@ SYNTHETIC = "pd_op.fetch"  # source_type of the assign the PIR reader adds for a
 
 @pytest.fixture(scope="session")
 def views() -> dict[str, dict]:
+    zoo.ensure(MODELS)  # builds missing models in parallel on a cold cache
     return zoo.paddle_view([zoo.get(m, f) for m, f in CASES])
 
 
