@@ -26,13 +26,13 @@ CASES = Path(os.environ.get("REPOGEN_GPU_CASES", Path(__file__).resolve().parent
 
 
 def _case_dirs():
-    from tests.gpu.builder_check import model_dirs
+    from builder_check import model_dirs
     return model_dirs(CASES) if CASES.is_dir() else []
 
 
 @pytest.mark.parametrize("model_dir", _case_dirs(), ids=lambda p: p.name)
 def test_real_builder_accepts_and_agrees(model_dir):
-    from tests.gpu.builder_check import check_one
+    from builder_check import check_one
     result = check_one(model_dir, MODULE)
     assert result["status"] == "ok", result["problems"]
     assert result["fp32_plan_bytes"] > 0 and result["fp16_plan_bytes"] > 0
