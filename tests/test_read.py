@@ -274,3 +274,17 @@ def test_pir_fetch_aliases(tmp_path: Path) -> None:
         ("assign", {"x": ["a"]}, {"out": ["b"]}),
     ]
     assert all(v.shape == (-1, 3) and v.dtype == "float32" for v in g.output_values())
+
+
+def test_programdesc_fast_paths_agree_with_general_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    import repogen.paddle.programdesc as pd
+
+    for model in MODELS:
+        path = zoo.get(model, "paddle2") / "inference.pdmodel"
+        data = path.read_bytes()
+        fast = pd.decode_program(data, path)
+        with monkeypatch.context() as m:
+            m.setattr(pd, "_attr_fast", lambda *a: False)
+            m.setattr(pd, "_var_fast", lambda *a: None)
+            m.setattr(pd, "_slot", pd._slot_general)
+            assert pd.decode_program(data, path) == fast, model
