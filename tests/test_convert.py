@@ -119,3 +119,35 @@ def test_fp16_network_types():
     assert T.HALF in kinds["MATRIX_MULTIPLY"] and T.FLOAT not in kinds["MATRIX_MULTIPLY"]
     assert kinds.get("SHAPE", set()) <= {T.INT64, T.INT32}
     assert T.FLOAT in kinds.get("REDUCE", set())  # layer_norm statistics computed in FP32
+
+
+def test_clean_folds_static_shape_arithmetic():
+    from repogen.ir import Block, Graph, ModelSource, Op
+
+    values = {"x": Value("x", "float32", (2, 3, 4)), "w": Value("w", "float32", (12,)),
+              "s": Value("s", "int64", (3,)), "s1": Value("s1", "int64", (2,)),
+              "y": Value("y", "float32", (3, 4)), "z": Value("z", "float32", (3, 4))}
+    ops = [Op("shape64", "shape64", {"input": ["x"]}, {"out": ["s"]}),
+           Op("slice", "slice", {"input": ["s"]}, {"out": ["s1"]},
+              {"axes": [0], "starts": [1], "ends": [3], "decrease_axis": []}),
+           Op("reshape", "reshape", {"x": ["w"], "shape": ["s1"]}, {"out": ["y"]}),  # w.reshape(x.shape[1:3])
+           Op("relu", "relu", {"x": ["y"]}, {"out": ["z"]})]
+    g = Graph(ModelSource("pir", "m.json", None), [Block(0, -1, ops, values)], ["x", "w"], ["z"], {})
+    cleaned = clean_graph(g)
+    # x's shape is static, so the reshape target [3, 4] becomes a constant and the shape ops disappear
+    assert [op.type for op in cleaned.ops] == ["reshape", "relu"]
+    assert list(cleaned.value("s1").const) == [3, 4]
+    assert g.value("s1").const is None  # the reader's graph is untouched
+    conv = convert_graph(cleaned, numpy_trt, profiles=make_profiles(cleaned.input_values()), clean=False)
+    w = np.arange(-6, 6, dtype="float32")
+    out = numpy_trt.execute(conv.network, {"x": np.zeros((2, 3, 4), "float32"), "w": w})["z"]
+    np.testing.assert_array_equal(out, np.maximum(w, 0).reshape(3, 4))
+
+
+def test_clean_folds_conv_bias_add():
+    from test_ops import ensure_saved
+
+    g = load_model(ensure_saved(__import__("test_ops").__file__, "test_ops")["pir"] / "conv2d_groups_bias")
+    assert [op.type for op in g.ops].count("add") == 1
+    cleaned = clean_graph(g)
+    assert [op.type for op in cleaned.ops] == ["conv2d"] and cleaned.ops[0].input("bias") is not None
