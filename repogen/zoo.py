@@ -2,7 +2,8 @@
 
 ``get(name, fmt)`` returns a directory holding the saved model, building it on first use in a subprocess
 (PIR and legacy-IR saving need different process-wide flags) and caching it under
-``tempfile.gettempdir()/repogen-zoo-<paddle version>/``. Saves are atomic (temp dir + rename), so two
+``tempfile.gettempdir()/repogen-zoo-<paddle version>/<name>-<definition hash>/<format>/`` (editing a
+builder changes the hash, so a stale copy is never served). Saves are atomic (temp dir + rename), so two
 processes racing on the same model both end up with a complete copy.
 
 How each format is made (Paddle 3.3.1 can no longer write the Fluid layout itself):
@@ -335,13 +336,28 @@ def cache_root() -> Path:
     return Path(tempfile.gettempdir()) / f"repogen-zoo-{paddle_version()}"
 
 
+def fingerprint(name: str) -> str:
+    """Short hash of a model's definition, so editing a builder never serves a stale cached copy."""
+    import hashlib
+    import inspect
+
+    model = MODELS[name]
+    cells = [c.cell_contents for c in (model.build.__closure__ or ())]
+    text = inspect.getsource(model.build) + repr(cells) + repr(model.inputs)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def model_dir(name: str) -> Path:
+    return cache_root() / f"{name}-{fingerprint(name)}"
+
+
 def get(name: str, fmt: str = "pir") -> Path:
     """The directory of zoo model ``name`` saved in ``fmt`` (one of FORMATS), building it if needed."""
     if name not in MODELS:
         raise KeyError(f"no zoo model {name!r}; have {', '.join(MODELS)}")
     if fmt not in MODELS[name].formats:
         raise KeyError(f"zoo model {name!r} has no format {fmt!r}; have {', '.join(MODELS[name].formats)}")
-    final = cache_root() / name / fmt
+    final = model_dir(name) / fmt
     if (final / ".complete").exists():
         return final
     mode = "pir" if fmt == "pir" else "legacy"
@@ -359,7 +375,7 @@ def ensure(names: list[str] | None = None, workers: int | None = None) -> None:
     for name in names or list(MODELS):
         for mode in ("pir", "legacy"):
             fmts = [f for f in MODELS[name].formats if (f == "pir") == (mode == "pir")]
-            if fmts and not all((cache_root() / name / f / ".complete").exists() for f in fmts):
+            if fmts and not all((model_dir(name) / f / ".complete").exists() for f in fmts):
                 todo.append((name, mode))
     with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
         for future in [pool.submit(_build, name, mode) for name, mode in todo]:
@@ -367,7 +383,7 @@ def ensure(names: list[str] | None = None, workers: int | None = None) -> None:
 
 
 def _build(name: str, mode: str) -> None:
-    root = cache_root() / name
+    root = model_dir(name)
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, FLAGS_enable_pir_api="1" if mode == "pir" else "0", GLOG_minloglevel="2")
     tmp = root / f".tmp-{mode}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
