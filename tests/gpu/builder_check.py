@@ -7,7 +7,7 @@ tests/gpu/export_cases.py on a machine with Paddle):
    once with the real module; every output's build-time shape from the real builder must equal the shape
    the NumPy backend computes for the same inputs (``numpy_trt.infer_shapes``);
 2. the graph, with its dynamic dims kept, is converted in FP32 and in FP16 with one optimization profile
-   around those shapes, and serialized into a plan by the real builder.
+   around those shapes (a dynamic batch ranges over 1..2x), and serialized into a plan by the real builder.
 
 Usage (GPU machine): python tests/gpu/builder_check.py CASES_DIR [--module tensorrt_rtx_bindings]
                      [--jobs 8] [--json OUT.json]
@@ -42,6 +42,13 @@ def _fix_inputs(graph, shapes: dict[str, list[int]]) -> None:
         graph.value(name).shape = tuple(shapes[name])
 
 
+def _batch_range(declared: tuple[int, ...], concrete: tuple[int, ...]):
+    """min/opt/max around the concrete shape: a dynamic batch ranges over 1..2x, other dims stay fixed."""
+    if declared and declared[0] == -1:
+        return (1, *concrete[1:]), tuple(concrete), (2 * concrete[0], *concrete[1:])
+    return tuple(concrete), tuple(concrete), tuple(concrete)
+
+
 def check_one(model_dir: Path, module_name: str) -> dict:
     trt = tensorrt_module(module_name)
     case = json.loads((model_dir / "case.json").read_text())
@@ -58,7 +65,7 @@ def check_one(model_dir: Path, module_name: str) -> dict:
                 result["problems"].append(f"output {name}: real builder {tuple(shape)}, numpy {tuple(expected[name])}")
         for precision in ("fp32", "fp16"):
             dyn = load_model(model_dir / case["model"])
-            prof = Profile({n: (shapes[n], shapes[n], shapes[n]) for n in dyn.inputs})
+            prof = Profile({n: _batch_range(dyn.value(n).shape, shapes[n]) for n in dyn.inputs})
             conv = convert_graph(dyn, trt, precision=precision, profiles=[prof])
             plan, _ = build_engine(conv)
             result[f"{precision}_plan_bytes"] = len(plan)

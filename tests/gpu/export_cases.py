@@ -5,7 +5,7 @@ Each exported model gets a case.json: its name, the model file, and concrete inp
 filled: batch 2, image height/width 64, any other dim 8) at which the two backends are compared.
 
 Usage (after the CPU suite has run): python tests/gpu/export_cases.py OUT_DIR [--skip resnet50,...]
-                                      [--max-mb 40] [--only NAME,...]
+                                      [--max-mb 40] [--max-model-mb N] [--only GROUP,...] [--names NAME,...]
 """
 
 from __future__ import annotations
@@ -62,17 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--skip", default="resnet50")
     ap.add_argument("--only", default="")
-    ap.add_argument("--max-mb", type=float, default=40.0)
+    ap.add_argument("--max-mb", type=float, default=40.0, help="total size carried to the GPU machine")
+    ap.add_argument("--max-model-mb", type=float, default=1e9, help="leave out models larger than this")
+    ap.add_argument("--names", default="", help="only these model names (last path part)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     only = set(filter(None, args.only.split(",")))
     total = 0
     for name, folder in saved_models(zoo.cache_root()):
         group = name.split("/")[0]
-        if group in skip or (only and group not in only):
+        names = set(filter(None, args.names.split(",")))
+        if group in skip or (only and group not in only) or (names and name.split("/")[-1] not in names):
             continue
         size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-        if (total + size) / 2**20 > args.max_mb:
+        if (total + size) / 2**20 > args.max_mb or size / 2**20 > args.max_model_mb:
             print(f"left out (size): {name}")
             continue
         try:
