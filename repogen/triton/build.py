@@ -317,12 +317,12 @@ def _summary(report: BuildReport) -> None:
     from rich.table import Table
 
     table = Table(title=f"Triton model repository {report.out}")
-    for col in ("model", "version", "target", "precision", "max batch", "check", "files", "seconds"):
-        table.add_column(col)
+    for col in ("model", "ver", "target", "precision", "batch", "check (rel err)", "files", "s"):
+        table.add_column(col, no_wrap=True)
     for m in report.models:
         check = m.check["status"]
         if m.check.get("outputs"):
-            check += f" (rel err {max(o['rel_err'] for o in m.check['outputs'].values()):.1e})"
+            check += f" {max(o['rel_err'] for o in m.check['outputs'].values()):.1e}"
         table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
                       str(len(m.files)), f"{m.seconds:.2f}")
     Console().print(table)
