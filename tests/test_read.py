@@ -288,3 +288,19 @@ def test_programdesc_fast_paths_agree_with_general_decoder(monkeypatch: pytest.M
             m.setattr(pd, "_var_fast", lambda *a: None)
             m.setattr(pd, "_slot", pd._slot_general)
             assert pd.decode_program(data, path) == fast, model
+
+
+def test_pir_special_float_attributes() -> None:
+    # Paddle writes float attributes JSON cannot hold as {"VD": "INF"}: p_norm's porder=inf arrives that way
+    import math
+
+    from repogen.ir import ModelSource
+    from repogen.paddle.pir import _Reader, attr_value
+
+    r = _Reader(ModelSource("pir", Path("m.json"), Path("m.pdiparams")), 4)
+    assert attr_value({"#": "0.a_f32", "VD": "INF"}, r) == math.inf
+    assert attr_value({"#": "0.a_f64", "VD": "-INF"}, r) == -math.inf
+    assert math.isnan(attr_value({"#": "0.a_f32", "VD": "NAN"}, r))
+    assert attr_value({"#": "0.a_f32", "D": 2.5}, r) == 2.5
+    with pytest.raises(ModelFormatError, match="m.json.*special float"):
+        attr_value({"#": "0.a_f32", "VD": "HUGE"}, r)

@@ -286,12 +286,20 @@ def _attrs(op: dict, r: _Reader) -> dict[str, Any]:
     return out
 
 
+_FLOAT_SPECIALS = {"INF": float("inf"), "-INF": float("-inf"), "NAN": float("nan")}
+
+
 def attr_value(at: Any, r: _Reader, depth: int = 0) -> Any:
     if depth > 32:
         raise r.fail("attribute nested too deeply")
     if not isinstance(at, dict) or "#" not in at:
         raise r.fail(f"malformed attribute {str(at)[:60]}")
     kind = str(at["#"]).partition(".")[2] or str(at["#"])
+    if "VD" in at:  # float attributes JSON cannot hold are written as {"VD": "INF" | "-INF" | "NAN"}
+        special = _FLOAT_SPECIALS.get(str(at["VD"]).upper())
+        if special is None:
+            raise r.fail(f"unknown special float {str(at['VD'])[:20]!r} in a {kind} attribute")
+        return special
     data = at.get("D")
     if kind == "a_array":
         return [attr_value(x, r, depth + 1) for x in _list(data, r, "array attribute")]

@@ -93,9 +93,7 @@ def p_norm(ctx, op):
     x = ctx.input(op, "x")
     out_type = x.dtype
     x = ctx.cast(x, ctx.trt.DataType.FLOAT)
-    p = op.attrs.get("porder", 2.0)
-    # PIR JSON spells infinity "INF" / "-INF", which the reader leaves as None: the only value JSON cannot hold
-    p = math.inf if p is None else float(p)
+    p = float(op.attrs.get("porder", 2.0))
     keep = bool(ctx.attr(op, "keepdim", default=False))
     if ctx.attr(op, "asvector", default=False):
         axes, x = [0], H.reshape(ctx, x, [-1])
