@@ -8,6 +8,7 @@ zoo's `elementwise` and `tensors` nets (tests/test_models.py compares each of th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 # case -> (input shape with -1 for dynamic dims, two concrete shapes to run)
 IMG = ((-1, 4, -1, -1), [(1, 4, 9, 9), (3, 4, 12, 10)])
+STATIC_IMG = ((-1, 4, 9, 11), [(1, 4, 9, 11), (3, 4, 9, 11)])
 
 
 def _cases():
@@ -83,6 +85,14 @@ def _cases():
         "bicubic": (IMG, fn(lambda x: F.interpolate(x, size=[8, 8], mode="bicubic", align_corners=False))),
         "interp_size_from_shape": (IMG, fn(lambda x: F.interpolate(x, size=paddle.shape(x)[2:] * 2,
                                                                    mode="bilinear"))),
+        # whole-number scales keep TensorRT's resize; others take the constant-gather path (static H/W)
+        "nearest_scale_1_5": (STATIC_IMG, fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="nearest"))),
+        "bilinear_scale_1_5_half_pixel": (STATIC_IMG, fn(lambda x: F.interpolate(
+            x, scale_factor=1.5, mode="bilinear", align_corners=False, align_mode=0))),
+        "bilinear_scale_0_7_asymmetric": (STATIC_IMG, fn(lambda x: F.interpolate(
+            x, scale_factor=0.7, mode="bilinear", align_corners=False, align_mode=1))),
+        "bicubic_scale_1_7": (STATIC_IMG, fn(lambda x: F.interpolate(x, scale_factor=1.7, mode="bicubic",
+                                                                     align_corners=False))),
         "pad_constant_reflect": (IMG, fn(lambda x: F.pad(F.pad(x, [1, 1, 2, 0], value=0.5), [1, 1, 1, 1],
                                                          mode="reflect"))),
         "full_like": (IMG, fn(lambda x: x.mean(axis=[2, 3]) + paddle.full_like(x[:, :, 0, 0], 0.5))),
@@ -163,13 +173,16 @@ CASES = ["conv2d_stride_dilation", "conv2d_groups_bias", "conv2d_same", "conv2d_
          "adaptive_max_pool_2", "batch_norm", "layer_norm", "group_norm", "instance_norm", "prelu_channel",
          "relu6_hardswish", "softmax_axis1", "reshape_from_shape", "flatten_mean", "full_like", "nearest_interp_scale",
          "bilinear_align_corners", "bilinear_half_pixel", "bilinear_asymmetric", "bicubic", "interp_size_from_shape",
-         "pad_constant_reflect"]
-SHAPES = {"layer_norm": [(2, 3, 8), (1, 5, 8)]}
+         "pad_constant_reflect", "nearest_scale_1_5", "bilinear_scale_1_5_half_pixel", "bilinear_scale_0_7_asymmetric",
+         "bicubic_scale_1_7"]
+SHAPES = {"layer_norm": [(2, 3, 8), (1, 5, 8)], **{name: STATIC_IMG[1] for name in (
+    "nearest_scale_1_5", "bilinear_scale_1_5_half_pixel", "bilinear_scale_0_7_asymmetric", "bicubic_scale_1_7")}}
 
 
 @pytest.fixture(scope="session")
 def op_models() -> dict[str, Path]:
-    return ensure_saved(__file__, "test_ops")
+    # keyed by this file's content: editing a case re-saves instead of serving a stale cache
+    return ensure_saved(__file__, "test_ops-" + hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10])
 
 
 def run_case(model: Path, precision: str, shapes=None):
@@ -210,7 +223,8 @@ def test_op_fp32(op_models, case, mode):
 
 
 @pytest.mark.parametrize("case", ["conv2d_stride_dilation", "conv_bn_fold", "conv2d_transpose", "avg_pool_exclusive",
-                                  "layer_norm", "group_norm", "softmax_axis1", "adaptive_avg_pool_3"])
+                                  "layer_norm", "group_norm", "softmax_axis1", "adaptive_avg_pool_3",
+                                  "bilinear_scale_1_5_half_pixel"])
 def test_op_fp16(op_models, case):
     _, results = run_case(op_models["pir"] / case, "fp16")
     for r in results:

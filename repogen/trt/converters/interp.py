@@ -8,6 +8,8 @@ size_tensor, out_size, scale (tensor or attribute) and out_d/out_h/out_w.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from repogen.trt import helpers as H
@@ -47,15 +49,75 @@ def _sizes(ctx, op, n: int):
     return "shape", dims
 
 
+def _diverges_from_length_ratio(in_dims, scales, align_corners: bool) -> bool:
+    """True where Paddle's source coordinates (ratio 1/scale) differ from TensorRT's (in/out lengths).
+
+    TensorRT maps coordinates with length_original / length_resized even when scales are set; Paddle uses
+    1 / scale unless align_corners. The two agree only where in * scale is a whole number."""
+    if align_corners:
+        return False
+    for d, s in zip(in_dims, scales):
+        whole = float(d * s).is_integer() if d >= 0 else float(s).is_integer()
+        if not whole:
+            return True
+    return False
+
+
+def _paddle_taps(kind: str, n_in: int, scale: float, align_mode: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(source indices, weights) per tap for one axis, by Paddle's formulas with ratio 1/scale."""
+    n_out = int(np.floor(n_in * scale))
+    dst, ratio = np.arange(n_out, dtype=np.float64), 1.0 / scale
+    if kind == "NEAREST":
+        return [(np.minimum(np.floor(dst * ratio), n_in - 1).astype(np.int32), np.ones(n_out))]
+    if kind == "LINEAR":
+        src = np.maximum((dst + 0.5) * ratio - 0.5, 0.0) if align_mode == 0 else dst * ratio
+        lo = np.minimum(np.floor(src), n_in - 1)
+        frac = src - lo
+        return [(lo.astype(np.int32), 1.0 - frac), (np.minimum(lo + 1, n_in - 1).astype(np.int32), frac)]
+    src = (dst + 0.5) * ratio - 0.5  # bicubic: half-pixel centres, Keys kernel with a = -0.75
+    base, a = np.floor(src), -0.75
+    taps = []
+    for k in (-1, 0, 1, 2):
+        d = np.abs(src - (base + k))
+        w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                     np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0))
+        taps.append((np.clip(base + k, 0, n_in - 1).astype(np.int32), w))
+    return taps
+
+
+def _resize_by_taps(ctx, x, kind: str, scales, align_mode: int):
+    """Separable resize as constant gathers and weighted sums, one spatial axis at a time."""
+    for i, s in enumerate(scales):
+        axis = 2 + i
+        out = None
+        for idx, w in _paddle_taps(kind, int(x.shape[axis]), s, align_mode):
+            picked = ctx.named(ctx.network.add_gather(x, ctx.const(idx), axis)).get_output(0)
+            wshape = [1] * H.rank(x)
+            wshape[axis] = len(w)
+            term = H.mul(ctx, picked, ctx.const(w.reshape(wshape)))
+            out = term if out is None else H.add(ctx, out, term)
+        x = out
+    return x
+
+
 @converter("nearest_interp", "bilinear_interp", "linear_interp", "bicubic_interp", "trilinear_interp")
 def interp(ctx, op):
     x, restore = to_nchw(ctx, op, ctx.input(op, "x"))
     n = H.rank(x) - 2
     trt = ctx.trt
-    layer = ctx.named(ctx.network.add_resize(x))
     kind = _MODES[op.type]
-    layer.resize_mode = getattr(trt.InterpolationMode, kind)
     how, vals = _sizes(ctx, op, n)
+    align_corners = bool(ctx.attr(op, "align_corners", default=False))
+    align_mode = int(ctx.attr(op, "align_mode", default=1))
+    if how == "scale" and _diverges_from_length_ratio(list(x.shape[2:]), vals, align_corners):
+        if all(d >= 0 for d in x.shape[2:]):
+            ctx.output(op, restore(_resize_by_taps(ctx, x, kind, vals, align_mode)), slot="output")
+            return
+        warnings.warn(f"{op.type} #{ctx.position}: scale {vals} on spatial dims known only at run time matches "
+                      "Paddle only where input size x scale is a whole number (TensorRT samples by length ratio)",
+                      stacklevel=2)
+    layer = ctx.named(ctx.network.add_resize(x))
+    layer.resize_mode = getattr(trt.InterpolationMode, kind)
     if how == "scale":
         layer.scales = [1.0, 1.0] + list(vals)
     else:
@@ -64,8 +126,6 @@ def interp(ctx, op):
             layer.shape = tuple(int(d) for d in dims)
         else:
             layer.set_input(1, H.shape_tensor(ctx, dims))
-    align_corners = bool(ctx.attr(op, "align_corners", default=False))
-    align_mode = int(ctx.attr(op, "align_mode", default=1))
     T = trt.ResizeCoordinateTransformation
     if align_corners:
         layer.coordinate_transformation = T.ALIGN_CORNERS
