@@ -343,7 +343,8 @@ def fingerprint(name: str) -> str:
 
     model = MODELS[name]
     cells = [c.cell_contents for c in (model.build.__closure__ or ())]
-    text = inspect.getsource(model.build) + repr(cells) + repr(model.inputs)
+    text = (inspect.getsource(model.build) + repr(cells) + repr(model.inputs) + inspect.getsource(_save)
+            + inspect.getsource(_randomize_batch_norms))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -465,6 +466,21 @@ def _install_legacy_shims() -> None:
                 setattr(mod, api, wrapper)
 
 
+def _randomize_batch_norms(scope, bn_layers: list) -> None:
+    """Non-trivial running statistics, so a swapped mean/variance mapping shows in the outputs.
+
+    Means stay centred (means >= 0.5 everywhere zero out a deep ReLU net) and variances near 1: measured,
+    unit-normalising statistics turn a random-weight net chaotic, and then no two backends agree.
+    """
+    import paddle
+
+    rng = np.random.default_rng(0)
+    for bn in bn_layers:
+        for param, (lo, hi) in ((bn._mean, (-0.2, 0.2)), (bn._variance, (0.5, 1.5))):
+            var = scope.find_var(param.name)
+            var.get_tensor().set(rng.uniform(lo, hi, param.shape).astype("float32"), paddle.CPUPlace())
+
+
 def _save(name: str, mode: str, out: Path) -> None:
     """Runs in the subprocess whose FLAGS_enable_pir_api matches mode.
 
@@ -488,13 +504,9 @@ def _save(name: str, mode: str, out: Path) -> None:
     exe = paddle.static.Executor(paddle.CPUPlace())
     scope = paddle.static.global_scope()
     exe.run(startup)
-    # non-trivial batch-norm statistics so a wrong mean/variance mapping shows in outputs
-    for name_, buf in layer.named_buffers():
-        if buf.dtype == paddle.float32 and len(buf.shape) == 1:
-            rng = np.random.default_rng(zlib.crc32(name_.encode()))
-            var = scope.find_var(buf.name)
-            if var is not None:
-                var.get_tensor().set(rng.uniform(0.5, 1.5, buf.shape).astype("float32"), paddle.CPUPlace())
+    # in static graphs a batch norm's running statistics are parameters, not buffers
+    _randomize_batch_norms(scope, [m for m in layer.sublayers(include_self=True)
+                                   if isinstance(m, paddle.nn.layer.norm._BatchNormBase)])
     fmt = "pir" if mode == "pir" else "paddle2"
     (out / fmt).mkdir(parents=True)
     paddle.static.save_inference_model(str(out / fmt / "inference"), feeds, outs, exe, program=main)
