@@ -21,8 +21,10 @@ class ModelFormatError(RepogenError):
 class UnsupportedOpError(RepogenError):
     """One or more ops have no converter."""
 
-    def __init__(self, ops: list[tuple[int, str, list[str]]]):
-        lines = [f"  #{pos} {op_type} -> {', '.join(outs) or '(no outputs)'}" for pos, op_type, outs in ops]
+    def __init__(self, ops: list[tuple[int, str, list[str]]], reasons: dict[str, str] | None = None):
+        reasons = reasons or {}
+        lines = [f"  #{pos} {op_type} -> {', '.join(outs) or '(no outputs)'}"
+                 + (f": {reasons[op_type]}" if op_type in reasons else "") for pos, op_type, outs in ops]
         super().__init__("no converter for these ops:\n" + "\n".join(lines))
         self.ops = ops
 

@@ -267,3 +267,21 @@ def test_tensorrt_status_needs_module_and_gpu(monkeypatch: pytest.MonkeyPatch) -
     assert status.module is None and "no NVIDIA GPU" in status.reason and "10.8.0" in status.reason
     monkeypatch.setattr(targets, "compute_capability", lambda: "9.0")
     assert targets.tensorrt_status() == targets.TensorRTStatus(fake, "")
+
+
+def test_auto_falls_back_to_paddle_for_ops_without_converter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With TensorRT at hand, --target auto still serves a model TensorRT cannot express (LoD sequence ops,
+    say) through the paddle target, and says which ops forced it."""
+    import repogen.trt.convert as convert_mod
+
+    def no_plan(*args, **kwargs):
+        raise AssertionError("no plan may be built for a model with unconvertible ops")
+
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
+    monkeypatch.setattr(build_mod, "build_plan", no_plan)
+    monkeypatch.setattr(convert_mod, "find_unsupported", lambda graph: [(3, "sequence_pool", ["pooled"])])
+    spec = ModelSpec(source=EXAMPLE_DIR, name="m", target="auto", check=False)
+    report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
+    assert [m.target for m in report.models] == ["paddle"]
+    assert any("sequence_pool" in w and "paddle target" in w for w in report.warnings)
+    assert (tmp_path / "repo" / "m" / "1" / "model.py").exists()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from repogen import zoo
 from repogen.cli import main
@@ -46,3 +48,20 @@ def test_check_lists_unsupported_ops(capsys):
 def test_check_dynamic_dims_need_shape(capsys):
     rc = main(["check", str(zoo.get("transformer", "pir"))])
     assert rc == 2 and "--shape" in capsys.readouterr().err
+
+
+def test_lod_ops_are_rejected_with_the_reason() -> None:
+    """LoD sequence ops can never become TensorRT layers: the error says so, naming op, position and outputs."""
+    from repogen.errors import UnsupportedOpError
+    from repogen.ir import Graph, ModelSource, Op, Value, Block
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.registry import why_unsupported
+
+    values = {n: Value(n, "float32", (-1, 8)) for n in ("x", "pooled", "y")}
+    block = Block(0, -1, [Op("sequence_pool", "sequence_pool", {"x": ["x"]}, {"out": ["pooled"]}),
+                          Op("relu", "relu", {"x": ["pooled"]}, {"out": ["y"]})], values)
+    graph = Graph(ModelSource("paddle2", Path("m.pdmodel"), None), [block], ["x"], ["y"], {})
+    with pytest.raises(UnsupportedOpError, match=r"#0 sequence_pool -> pooled: works on LoD"):
+        convert_graph(graph, numpy_trt)
+    assert why_unsupported("sequence_conv") and why_unsupported("conv2d") is None

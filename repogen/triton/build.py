@@ -108,6 +108,7 @@ def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Cal
         return {"status": "skipped", "reason": "paddlepaddle is not installed"}
     try:
         from repogen.trt.check import check_model
+        from repogen.trt.convert import unsupported_reasons
     except ImportError as exc:
         msg = f"{spec.name}: numerical check unavailable: {exc}"
         if target == "paddle":
@@ -121,7 +122,7 @@ def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Cal
             warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time noise
             report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes)
         if getattr(report, "unsupported", None):
-            raise UnsupportedOpError(report.unsupported)
+            raise UnsupportedOpError(report.unsupported, unsupported_reasons(report.unsupported))
     except (UnsupportedOpError, ConversionError) as exc:
         # The paddle target runs Paddle itself and never needs the converter: a gap there is news, not
         # a reason to refuse a model that will serve correctly.
@@ -157,6 +158,18 @@ def _resolve_targets(specs: list[ModelSpec], warn: Callable[[str], None]) -> tup
     return targets, (status.module if status else None)
 
 
+def _auto_target(spec: ModelSpec, graph: Any, warn: Callable[[str], None]) -> str:
+    """--target auto with TensorRT at hand: a model with ops TensorRT cannot express still gets served."""
+    from repogen.trt.convert import find_unsupported
+
+    missing = sorted({op_type for _, op_type, _ in find_unsupported(graph)})
+    if not missing:
+        return "tensorrt"
+    warn(f"WARNING: {spec.name}: no TensorRT converter for {', '.join(missing)}: --target auto builds the paddle "
+         "target (Triton Python backend running Paddle Inference) instead")
+    return "paddle"
+
+
 def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
              stage: Callable[[str], None], warn: Callable[[str], None]) -> _Prepared:
     from repogen.paddle import load_model
@@ -170,6 +183,8 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
 
     stage("read")
     graph = load_model(spec.source)
+    if target == "tensorrt" and spec.target == "auto":
+        target = _auto_target(spec, graph, model_warn)
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
     stage("check")

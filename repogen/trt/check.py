@@ -11,6 +11,7 @@ import numpy as np
 
 from repogen.errors import ConfigError, UnsupportedOpError
 from repogen.trt.profiles import Profile, parse_shapes
+from repogen.trt.registry import why_unsupported
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
 
@@ -40,7 +41,8 @@ class CheckReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["passed"] = self.passed
-        d["unsupported"] = [{"position": p, "op": t, "outputs": o} for p, t, o in self.unsupported]
+        d["unsupported"] = [{"position": p, "op": t, "outputs": o, "reason": why_unsupported(t)}
+                            for p, t, o in self.unsupported]
         return d
 
 
@@ -155,10 +157,10 @@ def _print_table(report: CheckReport) -> None:
     console = Console()
     if report.unsupported:
         t = Table(title=f"{report.model}: ops without a converter")
-        for col in ("position", "op", "outputs"):
+        for col in ("position", "op", "outputs", "why"):
             t.add_column(col)
         for pos, op_type, outs in report.unsupported:
-            t.add_row(str(pos), op_type, ", ".join(outs))
+            t.add_row(str(pos), op_type, ", ".join(outs), why_unsupported(op_type) or "no converter yet")
         console.print(t)
         return
     t = Table(title=f"{report.model} ({report.precision}, inputs {report.input_shapes})")

@@ -11,7 +11,7 @@ from repogen.trt import passes
 from repogen.trt.context import ConversionContext
 from repogen.trt.precision import keeps_fp32
 from repogen.trt.profiles import Profile, make_profiles
-from repogen.trt.registry import CONVERTERS, STRUCTURAL, _load, has_converter
+from repogen.trt.registry import CONVERTERS, STRUCTURAL, _load, has_converter, why_unsupported
 
 IOSpec = tuple[str, Any, tuple[int, ...]]  # (name, tensorrt DataType, shape with -1 for run-time dims)
 
@@ -35,6 +35,11 @@ def find_unsupported(graph: Graph) -> list[tuple[int, str, list[str]]]:
             for pos, op in enumerate(graph.ops) if not has_converter(op.type)]
 
 
+def unsupported_reasons(missing: list[tuple[int, str, list[str]]]) -> dict[str, str]:
+    """op type -> why TensorRT can never run it, for the ops of ``missing`` that have such a reason."""
+    return {t: why for _, t, _ in missing if (why := why_unsupported(t)) is not None}
+
+
 def _io_type(trt: Any, dtype: str) -> Any:
     """The type a network input/output keeps: the model's own (float64 has no TensorRT twin)."""
     return {"float32": trt.DataType.FLOAT, "float64": trt.DataType.FLOAT, "float16": trt.DataType.HALF,
@@ -52,7 +57,7 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
         graph = passes.clean_graph(graph)
     missing = find_unsupported(graph)
     if missing:
-        raise UnsupportedOpError(missing)
+        raise UnsupportedOpError(missing, unsupported_reasons(missing))
     profiles = list(profiles) or make_profiles(graph.input_values())
 
     builder = trt.Builder(trt.Logger(trt.Logger.WARNING))

@@ -50,6 +50,22 @@ def _legacy_map() -> dict[str, str]:
     return {legacy: opdef.type for legacy, (opdef, _) in opdefs.LEGACY.items()}
 
 
+#: op families TensorRT cannot express at all, and why (a missing converter elsewhere is just not written yet)
+_INEXPRESSIBLE = (
+    (("sequence_", "lod_", "im2sequence", "linear_chain_crf", "crf_decoding", "ctc_align", "warpctc"),
+     "works on LoD (variable-length sequence) tensors, which TensorRT has no notion of; serve this model with "
+     "--target paddle"),
+)
+
+
+def why_unsupported(op_type: str) -> str | None:
+    """The reason an op can never get a TensorRT converter, or None if it simply has none yet."""
+    for prefixes, reason in _INEXPRESSIBLE:
+        if op_type.startswith(prefixes):
+            return reason
+    return None
+
+
 def has_converter(op_type: str) -> bool:
     _load()
     name = canonical(op_type)
