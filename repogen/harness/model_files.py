@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,14 +99,6 @@ def list_models(repo: Path, only: list[str] | None = None) -> list[str]:
     if not found:
         raise ConfigError(f"{repo}: no model folders with a config.pbtxt")
     return found
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- test inputs ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from repogen.errors import ConfigError, ModelFormatError
-from repogen.harness.model_files import ModelFolder, sha256
+from repogen.harness.model_files import ModelFolder
+from repogen.triton.manifest import sha256
 
 _GRAPH_SUFFIXES = (".json", ".pdmodel")
 _NOT_GRAPHS = {"repogen.json", "config.json"}
