@@ -365,9 +365,8 @@ def _q_view(layer: ILayer, scale: np.ndarray, x: np.ndarray) -> np.ndarray:
     return scale.reshape(shape)
 
 
-class IQuantizeLayer(ILayer):
-    _TYPE = LayerType.QUANTIZE
-    _TYPE_NAME = "Quantize"
+class _ScaledLayer(ILayer):
+    """Quantize and dequantize: an input, a scale (per tensor, or per channel along ``axis``), a target type."""
 
     def __init__(self, network: NetworkCore, x: ITensor, scale: ITensor, to_type: DataType):
         super().__init__(network, [x, scale])
@@ -376,6 +375,11 @@ class IQuantizeLayer(ILayer):
 
     def _max_inputs(self) -> int:
         return 2
+
+
+class IQuantizeLayer(_ScaledLayer):
+    _TYPE = LayerType.QUANTIZE
+    _TYPE_NAME = "Quantize"
 
     def _infer(self, ins: list[Info | None]) -> list[Info]:
         x, s = ins[0], ins[1]
@@ -396,17 +400,9 @@ class IQuantizeLayer(ILayer):
         return [np.clip(np.rint(q), -128, 127).astype(np.int8)]
 
 
-class IDequantizeLayer(ILayer):
+class IDequantizeLayer(_ScaledLayer):
     _TYPE = LayerType.DEQUANTIZE
     _TYPE_NAME = "Dequantize"
-
-    def __init__(self, network: NetworkCore, x: ITensor, scale: ITensor, to_type: DataType):
-        super().__init__(network, [x, scale])
-        self.axis = -1
-        self.to_type = DataType(to_type)
-
-    def _max_inputs(self) -> int:
-        return 2
 
     def _infer(self, ins: list[Info | None]) -> list[Info]:
         x, s = ins[0], ins[1]
