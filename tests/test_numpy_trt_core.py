@@ -549,3 +549,20 @@ def test_fp16_convolution_output_is_half_and_close_to_fp32():
     assert outs[trt.float16].dtype == np.float16
     err = rel(outs[trt.float16], outs[trt.float32])
     assert 0 < err <= 1e-2  # half storage rounds, so it is not exactly the fp32 result
+
+
+def test_set_input_may_point_at_a_later_layer():
+    """TensorRT lets set_input wire a layer to a tensor made after it; execution follows the data, not the
+    order of add_* calls, and a loop through set_input is an error."""
+    net = new_net()
+    x = net.add_input("x", trt.float32, (2, 3))
+    early = net.add_unary(x, trt.UnaryOperation.ABS)  # to be rewired to read `late`
+    late = net.add_elementwise(x, x, trt.ElementWiseOperation.SUM)
+    early.set_input(0, late.get_output(0))
+    net.mark_output(early.get_output(0))
+    xs = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], np.float32)
+    out = trt.execute(net, {"x": xs})
+    np.testing.assert_array_equal(next(iter(out.values())), np.abs(xs + xs))
+    late.set_input(0, early.get_output(0))
+    with pytest.raises(trt.NetworkError, match="cycle"):
+        trt.execute(net, {"x": xs})

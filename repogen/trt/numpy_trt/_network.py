@@ -196,6 +196,7 @@ class ILayer:
         while len(self._inputs) <= index:
             self._inputs.append(None)
         self._inputs[index] = tensor
+        self._network._forward_refs = None  # only set_input can point a layer at a later one
         self._network._touch(self)
 
     def get_output_type(self, index: int) -> DataType:
@@ -257,6 +258,7 @@ class NetworkCore:
         self._inputs: list[ITensor] = []
         self._outputs: list[ITensor] = []
         self._clean_upto = 0  # layers [0, _clean_upto) have up-to-date output Infos
+        self._forward_refs: bool | None = False  # does a layer read a later layer's output? None: unknown
         self._adding: ILayer | None = None
         self._deferred = False
         self.name = "Unnamed Network 0"
@@ -363,13 +365,14 @@ class NetworkCore:
 
     def _order(self) -> list[ILayer]:
         """Layers in an order where producers come first (set_input may point at a later layer)."""
-        pos = {id(l): i for i, l in enumerate(self._layers)}
-        forward = any(
-            t is not None and t._producer is not None and pos.get(id(t._producer), -1) > i
-            for i, l in enumerate(self._layers)
-            for t in l._inputs
-        )
-        if not forward:
+        if self._forward_refs is None:  # rescanned only after a set_input: add_* never reads ahead
+            pos = {id(l): i for i, l in enumerate(self._layers)}
+            self._forward_refs = any(
+                t is not None and t._producer is not None and pos.get(id(t._producer), -1) > i
+                for i, l in enumerate(self._layers)
+                for t in l._inputs
+            )
+        if not self._forward_refs:
             return self._layers
         order: list[ILayer] = []
         state: dict[int, int] = {}
