@@ -276,6 +276,17 @@ _add("quantize_linear", "x scale zero_point in_accum in_state", "y out_state out
 _add("dequantize_linear", "x scale zero_point in_accum in_state", "y out_state out_accum out_scale",
      L("dequantize_linear", slots="ZeroPoint=zero_point InAccum=in_accum InState=in_state OutState=out_state "
                                   "OutAccum=out_accum OutScale=out_scale"), tier=3)
+# Paddle slim's fake quantization (QAT programs): legacy slots are the snake-case defaults
+_add("fake_quantize_dequantize_moving_average_abs_max", "x in_scale in_accum in_state",
+     "out out_scale out_state out_accum", L("fake_quantize_dequantize_moving_average_abs_max"), tier=3)
+_add("fake_quantize_dequantize_abs_max", "x", "out out_scale", L("fake_quantize_dequantize_abs_max"), tier=3)
+_add("fake_channel_wise_quantize_dequantize_abs_max", "x", "out out_scale",
+     L("fake_channel_wise_quantize_dequantize_abs_max"), tier=3)
+_add("fake_quantize_range_abs_max", "x in_scale iter", "out out_scale out_scales",
+     L("fake_quantize_range_abs_max"), tier=3)
+_add("fake_dequantize_max_abs", "x scale", "out", L("fake_dequantize_max_abs"), tier=3)
+_add("fake_channel_wise_dequantize_max_abs", "x scales", "out", L("fake_channel_wise_dequantize_max_abs"), tier=3)
+_add("dequantize_abs_max", "x scale", "out", L("dequantize_abs_max"), tier=3)
 _add("shuffle_channel", "x", "out", L("shuffle_channel"), tier=3)
 _add("temporal_shift", "x", "out", L("temporal_shift", attrs="data_format=data_format"), tier=3)
 _add("pixel_shuffle", "x", "out", L("pixel_shuffle"), tier=3)
