@@ -368,6 +368,9 @@ def _q_view(layer: ILayer, scale: np.ndarray, x: np.ndarray) -> np.ndarray:
 class _ScaledLayer(ILayer):
     """Quantize and dequantize: an input, a scale (per tensor, or per channel along ``axis``), a target type."""
 
+    # never folded at add time: ``axis`` is set after add_*, and TensorRT keeps constant -> DQ (INT8 weights)
+    _FOLDABLE = False
+
     def __init__(self, network: NetworkCore, x: ITensor, scale: ITensor, to_type: DataType):
         super().__init__(network, [x, scale])
         self.axis = -1
