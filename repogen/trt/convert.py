@@ -62,7 +62,8 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
 
     builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    ctx = ConversionContext(graph, trt, network, precision)
+    # int8: the Q/DQ pairs are ops of the graph (QAT model, or calibrate.quantize_graph); the rest is FP32
+    ctx = ConversionContext(graph, trt, network, "fp32" if precision == "int8" else precision)
 
     inputs: list[IOSpec] = []
     for v in graph.input_values():

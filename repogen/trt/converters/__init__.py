@@ -13,6 +13,7 @@ from repogen.trt.converters import (  # noqa: F401
     matmul,
     norm,
     pool,
+    quant,
     reduce,
     sequence,
     shape_ops,

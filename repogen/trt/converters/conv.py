@@ -67,18 +67,23 @@ def _bias(ctx, op, dtype):
 @converter("conv2d", "depthwise_conv2d")
 def conv2d(ctx, op):
     x, restore = to_nchw(ctx, op, ctx.input(op, "input", "x"))
-    w = _weights(ctx, op, "filter", x.dtype)
+    # a quantized model's filter is a Dequantize output: the kernel goes in as input 1 (INT8 conv for TensorRT)
+    w_t = ctx.get(op.input("filter")) if ctx.const_value(op.input("filter")) is None else None
+    w = _weights(ctx, op, "filter", x.dtype) if w_t is None else np.zeros(tuple(w_t.shape), np.float32)
     kernel = list(w.shape[2:])
     strides = [int(s) for s in ctx.attr(op, "strides", default=[1] * len(kernel))]
     dilations = [int(d) for d in ctx.attr(op, "dilations", default=[1] * len(kernel))]
     pre, post, dilations, same = spatial_padding(ctx, op, list(x.shape[2:]), kernel, strides, dilations)
     groups = int(ctx.attr(op, "groups", default=1))
     bias = _bias(ctx, op, x.dtype)
-    args = (x, int(w.shape[0]), tuple(kernel), w) + ((bias,) if bias is not None else ())
+    kernel_w = w if w_t is None else ctx.trt.Weights()
+    args = (x, int(w.shape[0]), tuple(kernel), kernel_w) + ((bias,) if bias is not None else ())
     layer = ctx.named(ctx.network.add_convolution_nd(*args))
     layer.stride_nd = tuple(strides)
     layer.dilation_nd = tuple(dilations)
     layer.num_groups = groups
+    if w_t is not None:
+        layer.set_input(1, ctx.cast(w_t, x.dtype))
     if same:
         layer.padding_mode = ctx.trt.PaddingMode.SAME_UPPER
     else:
