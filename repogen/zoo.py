@@ -626,7 +626,8 @@ def reference_outputs(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[st
             model_file = src.model_file  # .json
         config = pi.Config(str(model_file), str(src.params_file) if src.params_file else "")
     config.disable_gpu()
-    # Paddle 3.3.1's oneDNN path cannot run PIR interp ops (ArrayAttribute<double> scale): use plain CPU kernels
+    # Paddle 3.3.1's oneDNN path cannot run PIR interp ops (ArrayAttribute<double> scale: convnet fails) and
+    # gives NaN for PIR remainder/floor_divide/log/sqrt/rsqrt of abs(x) + 0.5 (elementwise): plain CPU kernels
     config.disable_onednn()
     config.switch_ir_optim(False)
     config.disable_glog_info()

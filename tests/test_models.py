@@ -13,8 +13,8 @@ from repogen.trt.check import check_model
 
 FAST = [("resnet18", "pir"), ("resnet18", "paddle2"), ("mobilenet_v3_small", "pir"),
         ("mobilenet_v3_small", "paddle2"), ("mobilenet_v2", "paddle2"), ("transformer", "pir"),
-        ("transformer", "paddle2"), ("tensors", "pir"), ("tensors", "paddle2"), ("elementwise", "paddle2"),
-        ("resnet18", "fluid-combined")]
+        ("transformer", "paddle2"), ("tensors", "pir"), ("tensors", "paddle2"), ("elementwise", "pir"),
+        ("elementwise", "paddle2"), ("convnet", "pir"), ("convnet", "paddle2"), ("resnet18", "fluid-combined")]
 # resnet50 at 32x32 takes ~10 s more per format on 2 cores: opt-in
 SLOW = [("resnet50", "pir"), ("resnet50", "paddle2")] if os.environ.get("REPOGEN_SLOW_TESTS") else []
 
