@@ -30,6 +30,15 @@ def _add_shape_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]")
 
 
+def _add_int8_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--int8", action="store_true",
+                   help="post-training INT8: Q/DQ before conv/matmul inputs, scales from --calib-data")
+    p.add_argument("--calib-data", metavar="DIR|FILE.npz",
+                   help="calibration samples: .npz with one array per input (or a folder of them); the last "
+                        "20%% are held out to measure the accuracy change")
+    p.add_argument("--calib-method", choices=["max", "percentile", "entropy"], default="max")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repogen", description=__doc__)
     parser.add_argument("--version", action="version", version=f"repogen {__version__}")
@@ -48,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", help="npz with one array per input name")
     p.add_argument("--reference", help="npz with one array per output name (default: run Paddle Inference)")
     p.add_argument("--fp16", action="store_true")
+    _add_int8_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
@@ -62,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["tensorrt", "paddle", "auto"], default=None,
                    help="default auto: tensorrt when TensorRT is installed, else paddle")
     p.add_argument("--fp16", action="store_true")
+    _add_int8_options(p)
     _add_shape_options(p)
     p.add_argument("--max-batch-size", type=int)
     p.add_argument("--instances", type=int)

@@ -222,3 +222,106 @@ def test_ties_bound(programs, mode: str) -> None:
     diff = np.abs(got[0] - ref[0])
     assert diff.max() <= 1.0  # one step
     assert np.array_equal(diff > 0, np.floor(np.abs(ties)) % 2 == 0)  # exactly where half-even != away
+
+
+# --- post-training quantization (repogen.trt.calibrate) ---------------------------------------------------
+def _calib_file(tmp_path, n: int = 24, hw: int = 16):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "calib.npz"
+    np.savez(path, x=rng.uniform(-1, 1, (n, 3, hw, hw)).astype(np.float32))
+    return path
+
+
+def test_entropy_clips_outliers() -> None:
+    from repogen.trt.calibrate import entropy_amax
+
+    rng = np.random.default_rng(0)
+    a = np.abs(np.concatenate([rng.normal(0, 1, 200_000), [40.0, -38.0, 35.0]]))
+    hist, edges = np.histogram(a, bins=2048, range=(0, a.max()))
+    amax = entropy_amax(hist, float(edges[1] - edges[0]))
+    assert 3.0 < amax < 0.5 * a.max()  # keeps the bulk (|x| < 3 sigma), drops the lone outliers
+
+
+def test_ptq_convnet_check_cli(tmp_path, capsys) -> None:
+    """`repogen check --int8` on the zoo convnet: calibrates on 20 samples, checks 4 held-out ones against
+    Paddle's FP32 outputs (rel err <= 0.1, top-1 agreement >= 0.9 for [N, C] outputs)."""
+    import json
+
+    from repogen import zoo
+    from repogen.cli import main
+
+    rc = main(["check", str(zoo.get("convnet")), "--int8", "--calib-data", str(_calib_file(tmp_path)),
+               "--calib-method", "percentile", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["passed"] and report["precision"] == "int8"
+    assert report["int8"]["method"] == "percentile" and report["int8"]["heldout_samples"] == 4
+    assert report["int8"]["quantized_tensors"] >= 3
+    assert all(o["rel_err"] <= 0.1 for o in report["outputs"])
+    assert any(o["rel_err"] > 1e-4 for o in report["outputs"])  # really quantized, not the FP32 network
+
+
+@pytest.mark.parametrize("method", ["max", "entropy"])
+def test_ptq_network_has_int8_layers_and_meets_the_bound(tmp_path, method: str) -> None:
+    from repogen import zoo
+    from repogen.paddle import load_model
+    from repogen.trt import numpy_trt
+    from repogen.trt.calibrate import passes, quantize_model
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.passes import clean_graph
+
+    graph = clean_graph(load_model(zoo.get("convnet")))
+    q = quantize_model(graph, _calib_file(tmp_path), method)
+    from repogen.trt.profiles import Profile
+
+    conv = convert_graph(q.graph, numpy_trt, precision="int8", clean=False,
+                         profiles=[Profile({"x": ((4, 3, 16, 16),) * 3})])
+    kinds = [conv.network.get_layer(i).type.name for i in range(conv.network.num_layers)]
+    assert kinds.count("QUANTIZE") >= 3 and kinds.count("DEQUANTIZE") >= 6  # activations + weights
+    assert all(passes(m) for m in q.vs_fp32.values()), q.vs_fp32
+
+
+def _fake_trt(monkeypatch, seen: list):
+    from repogen.triton import build as build_mod
+    from repogen.triton.targets import PlanBuild, TensorRTStatus, graph_engine
+
+    def fake_build_plan(graph, trt, *, precision, profiles_objs, profiles, workspace_mb, optimization_level,
+                        cache, name):
+        seen.append((precision, sorted({op.type for op in graph.ops})))
+        return PlanBuild(graph_engine(graph, profiles), b"PLAN", {"version": "10.9.0", "compute_capability": "9.0",
+                                                                  "cc_model_filenames": {"9.0": "model.plan"}})
+
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
+    monkeypatch.setattr(build_mod, "build_plan", fake_build_plan)
+
+
+def test_build_int8_writes_an_int8_manifest(tmp_path, monkeypatch, capsys) -> None:
+    import json
+
+    from repogen.cli import main
+
+    seen: list = []
+    _fake_trt(monkeypatch, seen)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, image=np.random.default_rng(1).uniform(0, 1, (10, 3, 32, 32)).astype(np.float32))
+    out = tmp_path / "repo"
+    rc = main(["build", "--out", str(out), "--int8", "--calib-data", str(calib), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["models"][0]["precision"] == "int8", report
+    assert report["models"][0]["check"]["status"] == "passed" and report["models"][0]["check"]["int8"]["method"] == "max"
+    precision, op_types = seen[0]
+    assert precision == "int8" and {"quantize_linear", "dequantize_linear"} <= set(op_types)
+    man = json.loads((out / "tiny_cnn" / "repogen.json").read_text())
+    assert man["precision"] == "int8" and man["tolerance"] == {"rtol": 0.1, "top1_agreement": 0.9}
+
+
+def test_int8_paddle_target_and_missing_calibration_are_refused(tmp_path, capsys) -> None:
+    from repogen.cli import main
+
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, image=np.zeros((4, 3, 32, 32), np.float32))
+    assert main(["build", "--out", str(tmp_path / "r"), "--target", "paddle", "--int8", "--calib-data",
+                 str(calib)]) == 2
+    assert "paddle target cannot serve int8" in capsys.readouterr().err
+    assert main(["build", "--out", str(tmp_path / "r"), "--int8"]) == 2
+    assert "needs calib_data" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -120,7 +120,9 @@ def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Cal
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time noise
-            report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes)
+            report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes,
+                                 int8=spec.precision == "int8", calib_data=spec.calib_data,
+                                 calib_method=spec.calib_method)
         if getattr(report, "unsupported", None):
             raise UnsupportedOpError(report.unsupported, unsupported_reasons(report.unsupported))
     except (UnsupportedOpError, ConversionError) as exc:
@@ -132,13 +134,14 @@ def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Cal
             return {"status": "unsupported", "reason": str(exc)}
         raise
     outputs = {o.name: {"rel_err": float(o.rel_err), "tolerance": float(o.tolerance), "passed": bool(o.passed)}
+               | ({"top1_agreement": o.top1_agreement} if getattr(o, "top1_agreement", None) is not None else {})
                for o in getattr(report, "outputs", [])}
     if not report.passed:
         lines = [f"  {n}: rel err {o['rel_err']:.3g} > {o['tolerance']:g}" for n, o in outputs.items()
                  if not o["passed"]]
         raise RepogenError(f"{spec.name}: numerical check against Paddle failed ({spec.precision}); "
                            "--no-check skips it:\n" + "\n".join(lines))
-    return {"status": "passed", "outputs": outputs}
+    return {"status": "passed", "outputs": outputs} | ({"int8": report.int8} if getattr(report, "int8", None) else {})
 
 
 # -- one model -----------------------------------------------------------------------------------------------------
@@ -185,6 +188,9 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     graph = load_model(spec.source)
     if target == "tensorrt" and spec.target == "auto":
         target = _auto_target(spec, graph, model_warn)
+    if spec.precision == "int8" and target == "paddle":
+        raise ConfigError(f"{spec.name}: the paddle target cannot serve int8 (it runs Paddle Inference in FP32 "
+                          "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
     stage("check")
@@ -192,7 +198,14 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     precision, plan, trt_info = spec.precision, None, None
     if target == "tensorrt":
         stage("build plan")
-        built = build_plan(graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
+        plan_graph = graph
+        if precision == "int8":
+            from repogen.trt.calibrate import quantize_model
+            from repogen.trt.passes import clean_graph
+
+            stage("calibrate")
+            plan_graph = quantize_model(clean_graph(graph), spec.calib_data, spec.calib_method).graph
+        built = build_plan(plan_graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
                            workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level,
                            cache=cache, name=spec.name)
         engine, plan, trt_info = built.engine, built.plan, built.info

@@ -29,7 +29,9 @@ from repogen import __version__
 from repogen.triton.config import EngineDesc
 
 MANIFEST = "repogen.json"
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}
+#: int8 outputs shaped [N, C] must also agree on the top-1 class this often (repogen.trt.calibrate)
+INT8_TOP1 = 0.9
 
 
 def sha256(path: Path) -> str:
@@ -56,7 +58,7 @@ def manifest(*, name: str, version: int, target: str, fmt: str, model_file: Path
             "in_version_folder": in_version_folder,
         },
         "precision": precision,
-        "tolerance": {"rtol": TOLERANCE[precision]},
+        "tolerance": {"rtol": TOLERANCE[precision]} | ({"top1_agreement": INT8_TOP1} if precision == "int8" else {}),
         "max_batch_size": max_batch_size,
         "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in engine.inputs],
         "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in engine.outputs],

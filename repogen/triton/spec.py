@@ -21,7 +21,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 TARGETS = ("tensorrt", "paddle", "auto")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIB_METHODS = ("max", "percentile", "entropy")
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO",
                   "kind_cpu": "KIND_CPU", "kind_gpu": "KIND_GPU", "kind_auto": "KIND_AUTO"}
 WARMUP_DATA = ("zero", "random")
@@ -80,6 +81,8 @@ class ModelSpec:
     workspace_mb: int | None = None
     optimization_level: int | None = None
     check: bool = True
+    calib_data: Path | None = None  # precision "int8": calibration samples (repogen.trt.calibrate)
+    calib_method: str = "max"
 
     @property
     def version_folder(self) -> str:
@@ -207,7 +210,7 @@ def _profiles(value: Any, where: str) -> tuple[list[str], list[str], list[str]]:
 _MODEL_KEYS = {
     "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
     "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
-    "workspace_mb", "optimization_level", "check",
+    "workspace_mb", "optimization_level", "check", "calib_data", "calib_method",
 }
 
 
@@ -295,7 +298,17 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
         spec.optimization_level = level
     if "check" in t:
         spec.check = _bool(t["check"], f"{where}.check")
+    if "calib_data" in t:
+        spec.calib_data = _path(t["calib_data"], base, f"{where}.calib_data")
+    if "calib_method" in t:
+        spec.calib_method = _choice(t["calib_method"], CALIB_METHODS, f"{where}.calib_method")
+    _check_int8(spec, where)
     return spec
+
+
+def _check_int8(spec: ModelSpec, where: str) -> None:
+    if spec.precision == "int8" and spec.calib_data is None:
+        raise ConfigError(f"{where}: precision int8 needs calib_data (--calib-data DIR|FILE.npz)")
 
 
 def load_spec_file(path: str | Path) -> list[ModelSpec]:
@@ -326,6 +339,19 @@ def check_unique(specs: list[ModelSpec], where: str) -> None:
         seen.add(s.name)
 
 
+def _int8_args(spec: ModelSpec, args: Any, where: str) -> None:
+    """--int8 / --calib-data / --calib-method onto a spec."""
+    if getattr(args, "int8", False):
+        if args.fp16:
+            raise ConfigError("--int8 and --fp16 exclude each other")
+        spec.precision = "int8"
+    if getattr(args, "calib_data", None):
+        spec.calib_data = _path(args.calib_data, Path.cwd(), "--calib-data")
+    if getattr(args, "calib_method", None) and (getattr(args, "int8", False) or spec.precision == "int8"):
+        spec.calib_method = _choice(args.calib_method, CALIB_METHODS, "--calib-method")
+    _check_int8(spec, where)
+
+
 def specs_from_args(args: Any) -> list[ModelSpec]:
     """The ``repogen build`` options -> specs. With --spec the file is authoritative; the per-model
     options that would silently lose against it are refused."""
@@ -345,6 +371,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
                 s.target = args.target
             if args.fp16:
                 s.precision = "fp16"
+            _int8_args(s, args, str(args.spec))
             if args.no_check:
                 s.check = False
         return specs
@@ -371,6 +398,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
             s.version = validate_version(args.model_version, "--version-folder")
         s.target = args.target or "auto"
         s.precision = "fp16" if args.fp16 else "fp32"
+        _int8_args(s, args, "command line")
         for opt in shape_opts:
             setattr(s, opt, _check_shapes(list(getattr(args, opt) or []), f"--{opt.replace('_', '-')}"))
         if args.max_batch_size is not None:

@@ -13,7 +13,7 @@ from repogen.errors import ConfigError, UnsupportedOpError
 from repogen.trt.profiles import Profile, parse_shapes
 from repogen.trt.registry import why_unsupported
 
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}  # int8 also needs top-1 >= 0.9
 
 
 @dataclass
@@ -24,6 +24,7 @@ class OutputCheck:
     rel_err: float  # ||a - b|| / ||b||
     tolerance: float
     passed: bool
+    top1_agreement: float | None = None  # int8 checks of [N, C] outputs
 
 
 @dataclass
@@ -33,6 +34,7 @@ class CheckReport:
     outputs: list[OutputCheck] = field(default_factory=list)
     unsupported: list[tuple[int, str, list[str]]] = field(default_factory=list)
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    int8: dict | None = None  # calibration summary (method, samples, accuracy change vs FP32) for --int8
 
     @property
     def passed(self) -> bool:
@@ -90,13 +92,21 @@ def random_inputs(graph: Any, shapes: dict[str, tuple[int, ...]], seed: int = 0)
 
 
 def check_model(model_path: str | Path, *, inputs: dict | None = None, reference: dict | None = None,
-                fp16: bool = False, shapes: list[str] = (), seed: int = 0) -> CheckReport:
+                fp16: bool = False, shapes: list[str] = (), seed: int = 0, int8: bool = False,
+                calib_data: str | Path | None = None, calib_method: str = "max") -> CheckReport:
+    """With ``int8`` the model is calibrated on ``calib_data`` (repogen.trt.calibrate) and checked on the
+    held-out samples against Paddle's FP32 outputs: relative error <= 0.1 and, for [N, C] outputs, top-1
+    agreement >= 0.9."""
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph, find_unsupported
     from repogen.trt.passes import clean_graph
 
-    precision = "fp16" if fp16 else "fp32"
+    precision = "int8" if int8 else ("fp16" if fp16 else "fp32")
+    if int8 and fp16:
+        raise ConfigError("--int8 and --fp16 exclude each other (int8 networks keep FP32 outside Q/DQ pairs)")
+    if int8 and not calib_data:
+        raise ConfigError("--int8 needs --calib-data DIR|FILE.npz (calibration batches)")
     graph = load_model(model_path)
     report = CheckReport(str(model_path), precision)
     cleaned = clean_graph(graph)
@@ -106,6 +116,13 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
     given: dict[str, tuple[int, ...]] = {}
     for spec in shapes:
         given.update(parse_shapes(spec, "--shape"))
+    quantized = None
+    if int8:
+        from repogen.trt.calibrate import quantize_model
+
+        quantized = quantize_model(cleaned, calib_data, calib_method)
+        report.int8 = quantized.summary()
+        cleaned, inputs, reference = quantized.graph, quantized.heldout, None
     feeds = dict(inputs) if inputs is not None else random_inputs(graph, given, seed)
     missing = [n for n in graph.inputs if n not in feeds]
     if missing:
@@ -126,8 +143,22 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
             expected = ref_by_pos[i]  # Paddle Inference may rename fetch targets; order is kept
         if expected is None:
             raise ConfigError(f"reference has no output {name!r} (has: {', '.join(reference)})")
-        report.outputs.append(compare(actual[name], expected, TOLERANCE[precision], name))
+        if quantized is not None:
+            report.outputs.append(_compare_int8(actual[name], expected, name))
+        else:
+            report.outputs.append(compare(actual[name], expected, TOLERANCE[precision], name))
     return report
+
+
+def _compare_int8(actual: np.ndarray, expected: np.ndarray, name: str) -> OutputCheck:
+    from repogen.trt.calibrate import INT8_REL_ERR, accuracy, passes
+
+    r = compare(actual, expected, INT8_REL_ERR, name)
+    if np.asarray(expected).dtype.kind not in "iub" and r.max_abs_err != float("inf"):
+        metrics = accuracy({name: [actual]}, {name: [expected]})[name]
+        r.passed = passes(metrics)
+        r.top1_agreement = metrics["top1_agreement"]
+    return r
 
 
 def _load_npz(path: str | None) -> dict | None:
@@ -140,7 +171,9 @@ def _load_npz(path: str | None) -> dict | None:
 def run(args: Any) -> int:
     try:
         report = check_model(args.model, inputs=_load_npz(args.inputs), reference=_load_npz(args.reference),
-                             fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed)
+                             fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed,
+                             int8=getattr(args, "int8", False), calib_data=getattr(args, "calib_data", None),
+                             calib_method=getattr(args, "calib_method", "max"))
     except UnsupportedOpError as exc:  # pragma: no cover - check_model reports these itself
         raise exc
     if args.json:
