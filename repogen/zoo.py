@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -343,8 +342,8 @@ def fingerprint(name: str) -> str:
 
     model = MODELS[name]
     cells = [c.cell_contents for c in (model.build.__closure__ or ())]
-    text = (inspect.getsource(model.build) + repr(cells) + repr(model.inputs) + inspect.getsource(_save)
-            + inspect.getsource(_randomize_batch_norms))
+    text = repr(cells) + repr(model.inputs) + "".join(
+        inspect.getsource(f) for f in (model.build, _save, _calibration_feeds, _calibrate_batch_norms, sample_feeds))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -466,19 +465,50 @@ def _install_legacy_shims() -> None:
                 setattr(mod, api, wrapper)
 
 
-def _randomize_batch_norms(scope, bn_layers: list) -> None:
-    """Non-trivial running statistics, so a swapped mean/variance mapping shows in the outputs.
+def _calibration_feeds(name: str) -> dict[str, np.ndarray]:
+    """Sixteen sample batches' worth of inputs (where the batch is dynamic), for batch-norm statistics."""
+    specs = MODELS[name].inputs
+    if any(s.shape[:1] != (-1,) for s in specs):
+        return sample_feeds(name, seed=1)
+    batches = [sample_feeds(name, seed=s) for s in range(1, 9)]
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
-    Means stay centred (means >= 0.5 everywhere zero out a deep ReLU net) and variances near 1: measured,
-    unit-normalising statistics turn a random-weight net chaotic, and then no two backends agree.
+
+def _calibrate_batch_norms(exe: Any, main: Any, scope: Any, bn_inputs: list, feeds: dict[str, np.ndarray]) -> None:
+    """Running statistics measured on sample inputs, as training leaves them, then jittered.
+
+    Random-weight nets need this: Paddle initialises depthwise convolutions for fan-in ``9 * channels``,
+    so with guessed statistics (means +-0.2, variances [0.5, 1.5]) mobilenet_v2's signal shrinks
+    ~sqrt(channels) per block and its logits no longer depend on the input (two images' logits agreed to
+    4e-7 while their magnitude was 0.5). Each layer is measured after the ones before it are set (its input
+    depends on them). Exact unit normalisation makes a random net chaotic (mobilenet_v2: a 1e-3 input
+    perturbation moved the logits 6e-2, so FP16 cannot match FP32); variances inflated x[1.1, 1.5] after
+    measuring give a gain of ~2.5 with the input still a third of the logits. The other jitter (means +-0.2
+    std, gammas [0.8, 1.2], betas +-0.1) keeps a swapped mean/variance or scale/bias mapping visible.
     """
     import paddle
 
     rng = np.random.default_rng(0)
-    for bn in bn_layers:
-        for param, (lo, hi) in ((bn._mean, (-0.2, 0.2)), (bn._variance, (0.5, 1.5))):
-            var = scope.find_var(param.name)
-            var.get_tensor().set(rng.uniform(lo, hi, param.shape).astype("float32"), paddle.CPUPlace())
+    place = paddle.CPUPlace()
+
+    def put(param: Any, value: np.ndarray) -> None:
+        scope.find_var(param.name).get_tensor().set(value.astype("float32"), place)
+
+    measured = []
+    for bn, x in bn_inputs:
+        (act,) = exe.run(main, feed=feeds, fetch_list=[x])
+        channel = 1 if bn._data_format in ("NC", "NCL", "NCHW", "NCDHW") else act.ndim - 1
+        axes = tuple(a for a in range(act.ndim) if a != channel)
+        mean, var = act.mean(axis=axes), act.var(axis=axes) + 1e-3
+        put(bn._mean, mean)
+        put(bn._variance, var)
+        measured.append((bn, mean, var))
+    for bn, mean, var in measured:  # jittered only now: measuring after it would undo the variance inflation
+        c = mean.shape
+        put(bn._mean, mean + rng.uniform(-0.2, 0.2, c) * np.sqrt(var))
+        put(bn._variance, var * rng.uniform(1.1, 1.5, c))
+        put(bn.weight, rng.uniform(0.8, 1.2, c))
+        put(bn.bias, rng.uniform(-0.1, 0.1, c))
 
 
 def _save(name: str, mode: str, out: Path) -> None:
@@ -495,9 +525,13 @@ def _save(name: str, mode: str, out: Path) -> None:
     if mode != "pir":
         _install_legacy_shims()
     main, startup = paddle.static.Program(), paddle.static.Program()
+    bn_inputs: list = []  # (batch norm layer, its input), in execution order
     with paddle.static.program_guard(main, startup):
         layer = spec.build()
         layer.eval()
+        for m in layer.sublayers(include_self=True):
+            if isinstance(m, paddle.nn.layer.norm._BatchNormBase):
+                m.register_forward_pre_hook(lambda m, args: bn_inputs.append((m, args[0])))
         feeds = [paddle.static.data(s.name, list(s.shape), s.dtype) for s in spec.inputs]
         outs = layer(*feeds)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
@@ -505,8 +539,7 @@ def _save(name: str, mode: str, out: Path) -> None:
     scope = paddle.static.global_scope()
     exe.run(startup)
     # in static graphs a batch norm's running statistics are parameters, not buffers
-    _randomize_batch_norms(scope, [m for m in layer.sublayers(include_self=True)
-                                   if isinstance(m, paddle.nn.layer.norm._BatchNormBase)])
+    _calibrate_batch_norms(exe, main, scope, bn_inputs, _calibration_feeds(name))
     fmt = "pir" if mode == "pir" else "paddle2"
     (out / fmt).mkdir(parents=True)
     paddle.static.save_inference_model(str(out / fmt / "inference"), feeds, outs, exe, program=main)
