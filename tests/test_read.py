@@ -301,6 +301,10 @@ def test_pir_special_float_attributes() -> None:
     assert attr_value({"#": "0.a_f32", "VD": "INF"}, r) == math.inf
     assert attr_value({"#": "0.a_f64", "VD": "-INF"}, r) == -math.inf
     assert math.isnan(attr_value({"#": "0.a_f32", "VD": "NAN"}, r))
+    # spelled as Paddle 3.3.1 writes them: NaN in mixed case, f64 full values, assign_value array elements
+    assert math.isnan(attr_value({"#": "0.a_f64", "VD": "NaN"}, r))
+    assert attr_value({"#": "0.a_array", "D": [{"#": "0.a_f64", "VD": "INF"}, {"#": "0.a_f64", "VD": "-INF"},
+                                                {"#": "0.a_f64", "D": 1.0}]}, r) == [math.inf, -math.inf, 1.0]
     assert attr_value({"#": "0.a_f32", "D": 2.5}, r) == 2.5
     with pytest.raises(ModelFormatError, match="m.json.*special float"):
         attr_value({"#": "0.a_f32", "VD": "HUGE"}, r)
