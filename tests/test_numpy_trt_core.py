@@ -566,3 +566,41 @@ def test_set_input_may_point_at_a_later_layer():
     late.set_input(0, early.get_output(0))
     with pytest.raises(trt.NetworkError, match="cycle"):
         trt.execute(net, {"x": xs})
+
+
+def test_a_layer_reading_its_own_output_is_a_cycle():
+    net = new_net()
+    x = net.add_input("x", trt.float32, (2, 3))
+    a = net.add_unary(x, trt.UnaryOperation.ABS)
+    a.set_input(0, a.get_output(0))
+    with pytest.raises(trt.NetworkError, match="cycle"):
+        _ = a.get_output(0).shape
+
+
+def test_building_infers_each_layer_a_bounded_number_of_times(monkeypatch):
+    """Adding a layer or changing one re-infers that layer and what reads it, not the whole network, also
+    once set_input has pointed a layer at a later one (ResNet-50's flatten does): building stays linear."""
+    from repogen.trt.numpy_trt import _network
+
+    calls = []
+    real = _network.layer_infer
+    monkeypatch.setattr(_network, "layer_infer", lambda layer, infos: calls.append(layer) or real(layer, infos))
+    net = new_net()
+    x = net.add_input("x", trt.float32, (-1, 4))
+    early = net.add_shuffle(x)
+    n = 300
+    t = x
+    for i in range(n):
+        act = net.add_activation(t, trt.ActivationType.CLIP)
+        act.alpha, act.beta = -3.0, 3.0  # attributes set after add_*: re-infer this layer only
+        t = act.get_output(0)
+        assert t.shape == (-1, 4)
+        if i == 0:
+            early.set_input(1, net.add_shape(t).get_output(0))  # forward reference
+    net.mark_output(t)
+    net.mark_output(early.get_output(0))
+    assert len(calls) <= 3 * (n + 3)
+    xs = np.array([[-2.0, 1.0, -4.0, 8.0]], np.float32)
+    out = trt.execute(net, {"x": xs})
+    np.testing.assert_array_equal(out[t.name], np.clip(xs, -3.0, 3.0))
+    np.testing.assert_array_equal(out[early.get_output(0).name], xs)

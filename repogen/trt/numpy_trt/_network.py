@@ -150,6 +150,7 @@ class ILayer:
             ITensor(network, base if num_outputs == 1 else f"{base}_{i}", self, i) for i in range(num_outputs)
         ]
         d["_n_required"] = len(inputs)
+        d["_order_pos"] = -1  # position in the network's producer-first order; -1 until added
         d["metadata"] = ""
         d["precision"] = DataType.FLOAT
         for t in inputs:
@@ -196,7 +197,7 @@ class ILayer:
         while len(self._inputs) <= index:
             self._inputs.append(None)
         self._inputs[index] = tensor
-        self._network._forward_refs = None  # only set_input can point a layer at a later one
+        self._network._rewired(self, tensor)
         self._network._touch(self)
 
     def get_output_type(self, index: int) -> DataType:
@@ -222,6 +223,14 @@ class ILayer:
         return f"<{type(self).__name__} {self._name!r}>"
 
     # ---- contract for subclasses
+    def _order_inputs(self) -> list[ITensor]:
+        """Inputs that must be computed before this layer runs.
+
+        Hook for control-flow layers: a loop's recurrence input points at a later layer by design and
+        would override this to leave that back edge out of the producer-first order.
+        """
+        return [t for t in self._inputs if t is not None]
+
     def _required_inputs(self) -> range:
         return range(self._n_required)
 
@@ -257,8 +266,10 @@ class NetworkCore:
         self._layers: list[ILayer] = []
         self._inputs: list[ITensor] = []
         self._outputs: list[ITensor] = []
-        self._clean_upto = 0  # layers [0, _clean_upto) have up-to-date output Infos
-        self._forward_refs: bool | None = False  # does a layer read a later layer's output? None: unknown
+        # Producer-first order of the layers (creation order until a set_input points a layer at a later
+        # one); None: to be sorted again. Positions in it are kept on the layers (_order_pos).
+        self._sorted: list[ILayer] | None = []
+        self._clean_upto = 0  # layers _sorted[:_clean_upto] have up-to-date output Infos
         self._adding: ILayer | None = None
         self._deferred = False
         self.name = "Unnamed Network 0"
@@ -341,11 +352,17 @@ class NetworkCore:
         except NetworkError:
             raise
         self._layers.append(layer)
+        if self._sorted is not None:  # add_* only reads existing tensors: appending keeps the order valid
+            layer.__dict__["_order_pos"] = len(self._sorted)
+            self._sorted.append(layer)
         self._adding, self._deferred = layer, False
         try:
             self._refresh()
         except NetworkError:
             self._layers.pop()
+            if self._sorted is not None and self._sorted and self._sorted[-1] is layer:
+                self._sorted.pop()
+            layer.__dict__["_order_pos"] = -1
             self._clean_upto = min(self._clean_upto, len(self._layers))
             raise
         finally:
@@ -355,25 +372,41 @@ class NetworkCore:
             self._clean_upto = min(self._clean_upto, len(self._layers) - 1)
         return layer
 
+    def _position(self, layer: ILayer) -> int:
+        """layer's index in the current order, -1 when it is not (yet) in it or the order is stale."""
+        i = layer.__dict__.get("_order_pos", -1)
+        if self._sorted is not None and 0 <= i < len(self._sorted) and self._sorted[i] is layer:
+            return i
+        return -1
+
     def _touch(self, layer: ILayer | None) -> None:
         if layer is None:
             self._clean_upto = 0
         else:
-            i = layer.__dict__.get("_index", -1)
-            if 0 <= i < len(self._layers) and self._layers[i] is layer:
+            i = self._position(layer)
+            if i >= 0:
                 self._clean_upto = min(self._clean_upto, i)
+
+    def _rewired(self, layer: ILayer, tensor: ITensor) -> None:
+        """set_input gave layer a new input: the order stays valid unless its producer now comes later."""
+        producer = tensor._producer
+        if producer is None or self._sorted is None or tensor not in layer._order_inputs():
+            return
+        at = self._position(layer)
+        if at >= 0 and self._position(producer) >= at:  # a layer reading its own output is a cycle too
+            self._sorted = None
+            self._clean_upto = 0
 
     def _order(self) -> list[ILayer]:
         """Layers in an order where producers come first (set_input may point at a later layer)."""
-        if self._forward_refs is None:  # rescanned only after a set_input: add_* never reads ahead
-            pos = {id(l): i for i, l in enumerate(self._layers)}
-            self._forward_refs = any(
-                t is not None and t._producer is not None and pos.get(id(t._producer), -1) > i
-                for i, l in enumerate(self._layers)
-                for t in l._inputs
-            )
-        if not self._forward_refs:
-            return self._layers
+        if self._sorted is None:
+            order = self._sort()
+            for i, layer in enumerate(order):
+                layer.__dict__["_order_pos"] = i
+            self._sorted, self._clean_upto = order, 0
+        return self._sorted
+
+    def _sort(self) -> list[ILayer]:
         order: list[ILayer] = []
         state: dict[int, int] = {}
         for root in self._layers:
@@ -390,21 +423,22 @@ class NetworkCore:
                     raise NetworkError(layer.name, "the network has a cycle through set_input")
                 state[id(layer)] = 1
                 stack.append((layer, True))
-                for t in layer._inputs:
-                    if t is not None and t._producer is not None and state.get(id(t._producer)) != 2:
+                for t in layer._order_inputs():
+                    if t._producer is not None and state.get(id(t._producer)) != 2:
                         stack.append((t._producer, False))
         return order
 
     def _refresh(self) -> None:
-        if self._clean_upto >= len(self._layers):
+        """Infer the layers from the first one touched since the last refresh on, in producer-first order."""
+        if self._sorted is not None and self._clean_upto >= len(self._sorted):
             return
         order = self._order()
-        start = self._clean_upto if order is self._layers else 0
-        for layer in order[start:]:
+        for i in range(self._clean_upto, len(order)):
+            layer = order[i]
             infos = layer_infer(layer, [t._info if t is not None else None for t in layer._inputs])
             for t, info in zip(layer._outputs, infos):
                 t._info = info
-        self._clean_upto = len(self._layers)
+            self._clean_upto = i + 1
 
     def _is_shape_tensor(self, tensor: ITensor) -> bool:
         from ._exec import shape_tensors
