@@ -141,6 +141,28 @@ def test_linear_resize_only_innermost_three_dims():
         trt.execute(net, {"x": np.zeros((2, 2, 2, 2), np.float32)})
 
 
+
+def test_resize_by_unit_scales_keeps_run_time_dims():
+    """A scale of 1 keeps a dim (floor(d * 1) = d) even when d is known only at run time, so a LINEAR resize
+    by scales (1, 1, 1.5, 1.5) of an (N, C, H, W) input with dynamic N changes only the innermost two."""
+    import paddle
+    import paddle.nn.functional as F
+
+    net = new_net()
+    x = net.add_input("x", trt.float32, (-1, 3, -1, -1))
+    r = net.add_resize(x)
+    r.resize_mode = trt.InterpolationMode.LINEAR
+    r.scales = (1.0, 1.0, 1.5, 1.5)
+    assert r.get_output(0).shape == (-1, 3, -1, -1)
+    xv = RNG.standard_normal((2, 3, 4, 6)).astype(np.float32)
+    out = run1(net, {"x": xv}, r.get_output(0))
+    assert out.shape == (2, 3, 6, 9)
+    # ASYMMETRIC by the length ratio; Paddle maps a given output size the same way (align_mode=1)
+    expect = F.interpolate(paddle.to_tensor(xv), size=[6, 9], mode="bilinear", align_corners=False,
+                           align_mode=1).numpy()
+    assert rel(out, expect) <= 1e-5
+
+
 # ------------------------------------------------------------ deconvolution
 
 
@@ -369,3 +391,40 @@ def test_assertion_fires_at_run_time():
     np.testing.assert_array_equal(trt.execute(net, {"a": np.array([1, 2], np.int32)})["y"], [1, 2])
     with pytest.raises(trt.ExecutionError, match="a must be positive"):
         trt.execute(net, {"a": np.array([1, -2], np.int32)})
+
+
+# ------------------------------------------------------------ rank-0 tensors
+
+
+def test_shuffle_of_a_shape_element_to_rank_0():
+    """paddle.shape(x)[1]: a one-element slice of a shape tensor reshaped to rank 0 stays 0-D at run time."""
+    net = new_net()
+    x = net.add_input("x", trt.float32, (-1, 4, 16))
+    s = net.add_shape(x).get_output(0)
+    sl = net.add_slice(s, (1,), (1,), (1,)).get_output(0)
+    sh = net.add_shuffle(sl)
+    sh.reshape_dims = ()
+    assert sh.get_output(0).shape == ()
+    out = run1(net, {"x": np.zeros((2, 4, 16), np.float32)}, sh.get_output(0))
+    assert out.shape == () and out.dtype == np.int64 and int(out) == 4
+
+
+def test_shuffle_of_a_rank_0_constant_follows_reshape_dims_set_after_add():
+    net = new_net()
+    c = net.add_constant((), np.array(-1, dtype=np.int64)).get_output(0)
+    sh = net.add_shuffle(c)
+    sh.reshape_dims = (1,)
+    assert sh.get_output(0).shape == (1,)
+    x = net.add_input("x", trt.float32, (2, 3))
+    flat = net.add_shuffle(x)
+    flat.set_input(1, sh.get_output(0))  # reshape to [-1]
+    out = run1(net, {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}, flat.get_output(0))
+    np.testing.assert_array_equal(out, np.arange(6, dtype=np.float32))
+
+
+def test_rank_0_network_input_stays_0_d():
+    net = new_net()
+    x = net.add_input("x", trt.float32, ())
+    y = net.add_unary(x, trt.UnaryOperation.NEG).get_output(0)
+    out = run1(net, {"x": np.float32(3.0)}, y)
+    assert out.shape == () and float(out) == -3.0

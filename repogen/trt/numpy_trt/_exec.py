@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ._network import ILayer, Info, ITensor, NetworkCore, layer_infer
-from ._types import DataType, ExecutionError, NetworkError, np_dtype
+from ._types import DataType, ExecutionError, NetworkError, c_order, np_dtype
 
 # input slots of layers that TensorRT treats as shape tensors (values needed to compute shapes)
 _SHAPE_SLOTS: dict[str, set[int]] = {
@@ -55,7 +55,7 @@ def _input_array(t: ITensor, value: Any) -> np.ndarray:
             raise ExecutionError(f"input {t.name!r}", f"array of {a.dtype} given for a {info.dtype.name} input")
     if a.ndim != len(info.shape) or any(d != -1 and d != s for d, s in zip(info.shape, a.shape)):
         raise ExecutionError(f"input {t.name!r}", f"shape {a.shape} does not match the declared {info.shape}")
-    return np.ascontiguousarray(a)
+    return c_order(a)
 
 
 def _run_layer(layer: ILayer, xs: list[np.ndarray | None]) -> list[np.ndarray]:

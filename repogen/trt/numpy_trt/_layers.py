@@ -13,6 +13,7 @@ import numpy as np
 
 from ._network import ILayer, Info, NetworkCore, ITensor
 from ._types import (
+    c_order,
     NetworkError,
     FLOAT_TYPES,
     INT_TYPES,
@@ -834,7 +835,7 @@ class ISliceLayer(ILayer):
                 shp[d] = -1
                 mask |= oob.reshape(shp)
             y = np.where(mask, fill, y).astype(x.dtype)
-        return [np.ascontiguousarray(y)]
+        return [c_order(y)]
 
 
 class IShapeLayer(ILayer):

@@ -22,6 +22,7 @@ from ._layers import (
 )
 from ._network import ILayer, Info, ITensor, NetworkCore
 from ._types import (
+    c_order,
     CumulativeOperation,
     DataType,
     Dims,
@@ -193,7 +194,7 @@ class IResizeLayer(ILayer):
         for a in axes:
             if a >= 0:
                 y = resize_axis(y, a, out[a], self)
-        return [np.ascontiguousarray(y).astype(x.dtype)]
+        return [y.astype(x.dtype, order="C")]
 
 
 # ---------------------------------------------------------------- padding
@@ -223,7 +224,7 @@ class IPaddingLayer(ILayer):
         from ._conv import pad_crop
 
         pairs = list(zip(Dims(self.pre_padding_nd), Dims(self.post_padding_nd)))
-        return [np.ascontiguousarray(pad_crop(xs[0], pairs, 0))]
+        return [c_order(pad_crop(xs[0], pairs, 0))]
 
 
 # ---------------------------------------------------------------- normalization

@@ -179,6 +179,11 @@ class Dims(tuple):
 Dims2 = Dims3 = Dims4 = DimsHW = Dims
 
 
+def c_order(a: Any) -> np.ndarray:
+    """a as a C-contiguous array of its own shape (np.ascontiguousarray turns a 0-D array into shape (1,))."""
+    return np.asarray(a, order="C")
+
+
 def volume(shape: Iterable[int]) -> int:
     v = 1
     for d in shape:
