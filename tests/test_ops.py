@@ -91,6 +91,12 @@ def _cases():
             x, scale_factor=1.5, mode="bilinear", align_corners=False, align_mode=0))),
         "bilinear_scale_0_7_asymmetric": (STATIC_IMG, fn(lambda x: F.interpolate(
             x, scale_factor=0.7, mode="bilinear", align_corners=False, align_mode=1))),
+        "nearest_scale_0_7": (STATIC_IMG, fn(lambda x: F.interpolate(x, scale_factor=0.7, mode="nearest"))),
+        # align_corners maps by (in - 1) / (out - 1) in Paddle and TensorRT alike: dynamic dims work too
+        "bilinear_scale_1_5_align_corners": (IMG, fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear",
+                                                                             align_corners=True))),
+        "bilinear_scale_0_7_align_corners": (STATIC_IMG, fn(lambda x: F.interpolate(
+            x, scale_factor=0.7, mode="bilinear", align_corners=True))),
         "bicubic_scale_1_7": (STATIC_IMG, fn(lambda x: F.interpolate(x, scale_factor=1.7, mode="bicubic",
                                                                      align_corners=False))),
         "pad_constant_reflect": (IMG, fn(lambda x: F.pad(F.pad(x, [1, 1, 2, 0], value=0.5), [1, 1, 1, 1],
@@ -174,9 +180,10 @@ CASES = ["conv2d_stride_dilation", "conv2d_groups_bias", "conv2d_same", "conv2d_
          "relu6_hardswish", "softmax_axis1", "reshape_from_shape", "flatten_mean", "full_like", "nearest_interp_scale",
          "bilinear_align_corners", "bilinear_half_pixel", "bilinear_asymmetric", "bicubic", "interp_size_from_shape",
          "pad_constant_reflect", "nearest_scale_1_5", "bilinear_scale_1_5_half_pixel", "bilinear_scale_0_7_asymmetric",
-         "bicubic_scale_1_7"]
+         "bicubic_scale_1_7", "nearest_scale_0_7", "bilinear_scale_1_5_align_corners", "bilinear_scale_0_7_align_corners"]
 SHAPES = {"layer_norm": [(2, 3, 8), (1, 5, 8)], **{name: STATIC_IMG[1] for name in (
-    "nearest_scale_1_5", "bilinear_scale_1_5_half_pixel", "bilinear_scale_0_7_asymmetric", "bicubic_scale_1_7")}}
+    "nearest_scale_1_5", "bilinear_scale_1_5_half_pixel", "bilinear_scale_0_7_asymmetric", "bicubic_scale_1_7",
+    "nearest_scale_0_7", "bilinear_scale_0_7_align_corners")}}
 
 
 @pytest.fixture(scope="session")
