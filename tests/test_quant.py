@@ -225,7 +225,8 @@ def test_ties_bound(programs, mode: str) -> None:
 
 
 # --- post-training quantization (repogen.trt.calibrate) ---------------------------------------------------
-def _calib_file(tmp_path, n: int = 24, hw: int = 16):
+def _calib_file(tmp_path, n: int = 60, hw: int = 16):
+    # 12 held-out samples (the last 20 %): with 4, one flipped near-tied random logit read as 0.75 agreement
     rng = np.random.default_rng(3)
     path = tmp_path / "calib.npz"
     np.savez(path, x=rng.uniform(-1, 1, (n, 3, hw, hw)).astype(np.float32))
@@ -243,7 +244,7 @@ def test_entropy_clips_outliers() -> None:
 
 
 def test_ptq_convnet_check_cli(tmp_path, capsys) -> None:
-    """`repogen check --int8` on the zoo convnet: calibrates on 20 samples, checks 4 held-out ones against
+    """`repogen check --int8` on the zoo convnet: calibrates on 48 samples, checks 12 held-out ones against
     Paddle's FP32 outputs (rel err <= 0.1, top-1 agreement >= 0.9 for [N, C] outputs)."""
     import json
 
@@ -254,7 +255,7 @@ def test_ptq_convnet_check_cli(tmp_path, capsys) -> None:
                "--calib-method", "percentile", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 0 and report["passed"] and report["precision"] == "int8"
-    assert report["int8"]["method"] == "percentile" and report["int8"]["heldout_samples"] == 4
+    assert report["int8"]["method"] == "percentile" and report["int8"]["heldout_samples"] == 12
     assert report["int8"]["quantized_tensors"] >= 3
     assert all(o["rel_err"] <= 0.1 for o in report["outputs"])
     assert any(o["rel_err"] > 1e-4 for o in report["outputs"])  # really quantized, not the FP32 network
