@@ -180,13 +180,18 @@ def slice_axes(ctx, x, axes, starts, ends, strides=None):
     return H.slice_(ctx, x, st, sz, sd)
 
 
-@converter("slice")
-def slice_(ctx, op):
-    x = ctx.input(op, "input", "x")
+def _axes_starts_ends(ctx, op):
+    """slice / strided_slice: the axes and one start and end per axis (static ints or 0-D tensors)."""
     axes = [int(a) for a in ctx.attr(op, "axes")]
     starts = _per_axis(ctx, H.int_array(ctx, op, "starts"), len(axes))
     ends = _per_axis(ctx, H.int_array(ctx, op, "ends"), len(axes))
-    y = slice_axes(ctx, x, axes, starts, ends)
+    return axes, starts, ends
+
+
+@converter("slice")
+def slice_(ctx, op):
+    x = ctx.input(op, "input", "x")
+    y = slice_axes(ctx, x, *_axes_starts_ends(ctx, op))
     decrease = [H.norm_axis(int(a), H.rank(x)) for a in (ctx.attr(op, "decrease_axis", default=[]) or [])]
     ctx.output(op, H.squeeze(ctx, y, decrease) if decrease else y)
 
@@ -194,9 +199,7 @@ def slice_(ctx, op):
 @converter("strided_slice")
 def strided_slice(ctx, op):
     x = ctx.input(op, "x", "input")
-    axes = [int(a) for a in ctx.attr(op, "axes")]
-    starts = _per_axis(ctx, H.int_array(ctx, op, "starts"), len(axes))
-    ends = _per_axis(ctx, H.int_array(ctx, op, "ends"), len(axes))
+    axes, starts, ends = _axes_starts_ends(ctx, op)
     strides = H.static_int_array(ctx, op, "strides", default=[1] * len(axes))
     ctx.output(op, slice_axes(ctx, x, axes, starts, ends, strides))
 
