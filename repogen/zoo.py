@@ -50,6 +50,7 @@ class ZooModel:
     inputs: tuple[InputSpec, ...]
     families: tuple[str, ...] = ()  # ops_target.md families this model exercises
     formats: tuple[str, ...] = FORMATS  # formats Paddle 3.3.1 can write this model in
+    paddle_ptq: bool = False  # quantized after saving by Paddle's own PostTrainingQuantization (legacy only)
 
 
 def _img(name: str = "x", c: int = 3, hw: int = 32, spatial_dynamic: bool = True) -> InputSpec:
@@ -305,6 +306,10 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("legacy_ops", _legacy_ops, (InputSpec("x", "float32", (-1, 4, 6, 6), (2, 4, 6, 6)),),
              ("mul", "fc", "matmul v1", "flatten2", "affine_channel", "interp v1"),
              formats=("fluid-separate", "fluid-combined", "paddle2")),
+    # Paddle 3.3.1's PIR quantization API (paddle.quantization.PTQ + jit.save) writes a program that Paddle
+    # Inference itself cannot run ("Tensor holds no memory" for its quant_out values), so 2.x formats only
+    ZooModel("convnet_paddle_ptq", _convnet, (_img(hw=16),), ("quantize_linear", "dequantize_linear", "int8 weights"),
+             formats=("fluid-separate", "fluid-combined", "paddle2"), paddle_ptq=True),
     ZooModel("whilenet", _whilenet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
 ]}
 
@@ -343,7 +348,8 @@ def fingerprint(name: str) -> str:
     model = MODELS[name]
     cells = [c.cell_contents for c in (model.build.__closure__ or ())]
     text = repr(cells) + repr(model.inputs) + "".join(
-        inspect.getsource(f) for f in (model.build, _save, _calibration_feeds, _calibrate_batch_norms, sample_feeds))
+        inspect.getsource(f) for f in (model.build, _save, _calibration_feeds, _calibrate_batch_norms, sample_feeds,
+                                       *((_paddle_ptq,) if model.paddle_ptq else ())))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -548,12 +554,32 @@ def _save(name: str, mode: str, out: Path) -> None:
     paddle.static.save_inference_model(str(out / fmt / "inference"), feeds, outs, exe, program=main)
     if mode == "pir":
         return
+    if spec.paddle_ptq:
+        _paddle_ptq(name, exe, out / "paddle2")
     prog, _, _ = paddle.static.load_inference_model(str(out / "paddle2" / "inference"), exe)
     persist = [v for v in prog.list_vars() if v.persistable and v.name not in ("feed", "fetch")]
     for fmt, filename in (("fluid-separate", None), ("fluid-combined", "__params__")):
         (out / fmt).mkdir()
         shutil.copyfile(out / "paddle2" / "inference.pdmodel", out / fmt / "__model__")
         paddle.static.io.save_vars(exe, str(out / fmt), prog, vars=persist, filename=filename)
+
+
+def _paddle_ptq(name: str, exe: Any, model: Path) -> None:
+    """Replace the float model in ``model`` by Paddle's own post-training quantization of it: int8 weights
+    (per channel) behind dequantize_linear, activations through quantize_linear/dequantize_linear pairs,
+    scales from 8 calibration batches (algo "avg"), as PaddleSlim's PTQ writes deployable models."""
+    from paddle.static.quantization import PostTrainingQuantization
+
+    def batches() -> Any:
+        for seed in range(8):
+            yield {k: np.concatenate([v] * 2) for k, v in sample_feeds(name, seed=100 + seed).items()}
+
+    ptq = PostTrainingQuantization(
+        executor=exe, model_dir=str(model), model_filename="inference.pdmodel", params_filename="inference.pdiparams",
+        data_loader=batches, batch_nums=8, algo="avg", onnx_format=True, weight_quantize_type="channel_wise_abs_max",
+        quantizable_op_type=["conv2d", "depthwise_conv2d", "mul", "matmul_v2"])
+    ptq.quantize()
+    ptq.save_quantized_model(str(model), model_filename="inference.pdmodel", params_filename="inference.pdiparams")
 
 
 def paddle_view(paths: list[Path]) -> dict[str, dict]:

@@ -176,3 +176,41 @@ if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "_save":
     cases = _extra_cases()
     keep = EXTRA_FAST + EXTRA_SLOW
     save_cases({k: v for k, v in cases.items() if k in keep}, sys.argv[2], sys.argv[3])
+
+
+# --- a model quantized by Paddle's own post-training quantization (repogen.zoo "convnet_paddle_ptq") -----
+@pytest.mark.parametrize("fmt", ["paddle2", "fluid-separate", "fluid-combined"])
+def test_paddle_quantized_model_matches_paddle(fmt):
+    from repogen.paddle import load_model
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph
+
+    path = zoo.get("convnet_paddle_ptq", fmt)
+    graph = load_model(path)
+    assert any(a.dtype == np.int8 for a in graph.params.values()), "PTQ should have frozen int8 weights"
+    from repogen.trt.profiles import make_profiles
+
+    profiles = make_profiles(graph.input_values(), shape=["x:2x3x16x16"])
+    network = convert_graph(graph, numpy_trt, profiles=profiles).network
+    quantize = [l for l in network if l.type == numpy_trt.LayerType.QUANTIZE]
+    # "only_observer" pairs only record a scale for Paddle's later passes: Paddle runs them as identity
+    real = [o for o in graph.blocks[0].ops if o.type == "quantize_linear" and not o.attrs.get("only_observer")]
+    assert len(real) >= 2 and len(quantize) == len(real)
+    assert all(l.get_output(0).dtype == numpy_trt.int8 for l in quantize)
+    int8_weights = [l for l in network if l.type == numpy_trt.LayerType.CONSTANT and l.get_output(0).dtype == numpy_trt.int8]
+    assert len(int8_weights) >= 2, "frozen int8 weights should stay int8 constants behind a dequantize layer"
+    report = check_model(path, inputs=zoo.sample_feeds("convnet_paddle_ptq"))
+    assert not report.unsupported and report.outputs
+    for o in report.outputs:
+        assert o.passed and o.rel_err <= 1e-5, o
+
+
+def test_paddle_quantized_model_is_really_quantized():
+    # same net, same weights before quantization: an int8 simulation moves every output a little, so a
+    # converter that dropped the quantize/dequantize pairs could not match the quantized model's outputs
+    feeds = zoo.sample_feeds("convnet")
+    fp32 = zoo.reference_outputs(zoo.get("convnet", "paddle2"), feeds)
+    int8 = zoo.reference_outputs(zoo.get("convnet_paddle_ptq", "paddle2"), feeds)
+    for a, b in zip(fp32.values(), int8.values()):
+        rel = np.linalg.norm(a - b) / np.linalg.norm(a)
+        assert 1e-3 < rel < 0.1, rel

@@ -7,7 +7,7 @@ from typing import Any
 from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
-from repogen.paddle.params import ParamSpec, read_combined, read_separate
+from repogen.paddle.params import ParamSpec, attach, read_combined, read_separate
 from repogen.paddle.programdesc import (
     DENSE_TENSOR, DENSE_TENSOR_ARRAY, DTYPE_OF_VARTYPE, FEED_MINIBATCH, FETCH_LIST, BlockDesc, OpDesc,
     decode_program,
@@ -35,10 +35,7 @@ def read_legacy(source: ModelSource) -> Graph:
                                                   f"parameters file ({source.model_file.with_suffix('.pdiparams')})")
     else:
         params = {}
-    for block in blocks:
-        for name, value in block.values.items():
-            if name in params:
-                value.const = params[name]
+    attach(blocks, params)
     for name in inputs + outputs:
         if not any(name in b.values for b in blocks):
             raise ModelFormatError(source.model_file, f"feed/fetch variable {name!r} is not declared in the program")

@@ -110,10 +110,16 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
     pos += dlen
     if any(d < 0 for d in dims):
         raise ModelFormatError(path, f"parameter {spec.name!r}: negative dimension in {dims}", pos - dlen)
-    if spec.dtype != dtype:
+    # Paddle's post-training quantization stores frozen weights as int8 under their float declaration;
+    # Paddle's loader keeps the file's type, and so does this one
+    if spec.dtype != dtype and not (dtype == "int8" and spec.dtype in _FLOATS):
         raise ModelFormatError(path, f"parameter {spec.name!r} is {dtype} {dims} in the parameters file but the "
                                      f"program declares {spec.dtype} {list(spec.dims or [])} "
                                      "(parameters file of another model?)", start)
+    if spec.dims is not None and all(d >= 0 for d in spec.dims) and _squeezed(dims) == _squeezed(spec.dims):
+        # Paddle's own quantization tools declare scales as [1] / [C] and save them 0-D / [1, C]; Paddle's
+        # loader takes any shape, so a value differing only by unit dims gets the program's declared shape
+        dims = list(spec.dims)
     if spec.dims is not None and (len(spec.dims) != len(dims)
                                   or any(a != b for a, b in zip(spec.dims, dims) if a >= 0)):
         raise ModelFormatError(path, f"parameter {spec.name!r} has shape {dims} in the parameters file but the "
@@ -126,6 +132,13 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
     need(nbytes, "data")
     arr = np.frombuffer(buf, dtype=np_dtype, count=numel, offset=pos).reshape(dims)
     return arr, pos + nbytes
+
+
+_FLOATS = ("float32", "float16", "bfloat16", "float64")
+
+
+def _squeezed(dims: Sequence[int]) -> list[int]:
+    return [d for d in dims if d != 1]
 
 
 def read_combined(path: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndarray]:
@@ -156,3 +169,14 @@ def read_separate(folder: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndar
         if end != len(buf):
             raise ModelFormatError(path, f"{len(buf) - end} trailing bytes after parameter {spec.name!r}", end)
     return out
+
+
+def attach(blocks: Sequence, params: dict[str, np.ndarray]) -> None:
+    """Give every block value named like a parameter its data (and the file's int8 type where the program
+    declares a float: frozen quantized weights)."""
+    for block in blocks:
+        for name, value in block.values.items():
+            if name in params:
+                value.const = params[name]
+                if params[name].dtype == np.int8:
+                    value.dtype = "int8"

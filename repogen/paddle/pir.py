@@ -16,7 +16,7 @@ import numpy as np
 from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
-from repogen.paddle.params import ParamSpec, read_combined
+from repogen.paddle.params import ParamSpec, attach, read_combined
 
 KNOWN_VERSIONS = (1, 2, 3, 4)
 DIALECTS = {"0": "builtin", "1": "pd_op", "2": "cf", "3": "custom_op", "4": "dist"}
@@ -400,8 +400,5 @@ def read_pir(source: ModelSource) -> Graph:
                                      f"({path.with_suffix('.pdiparams')})")
     else:
         params = {}
-    for block in r.blocks:
-        for name, value in block.values.items():
-            if name in params:
-                value.const = params[name]
+    attach(r.blocks, params)
     return Graph(source=source, blocks=r.blocks, inputs=inputs, outputs=outputs, params=params)
