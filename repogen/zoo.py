@@ -285,6 +285,33 @@ def _transformer() -> Any:
     return nn.TransformerEncoder(layer, 2)
 
 
+def _ernie() -> Any:
+    """BERT/ERNIE-style encoder: word + position + token-type embeddings, padding mask built from the ids
+    (pad id 0 -> -1e4 added to the attention logits), post-norm encoder layers, tanh pooler on token 0."""
+    import paddle
+    import paddle.nn as nn
+
+    class Ernie(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.word = nn.Embedding(64, 32, padding_idx=0)
+            self.position = nn.Embedding(16, 32)
+            self.token_type = nn.Embedding(2, 32)
+            self.norm = nn.LayerNorm(32)
+            layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.1, activation="gelu", attn_dropout=0.1)
+            self.encoder = nn.TransformerEncoder(layer, 2)
+            self.pooler = nn.Linear(32, 32)
+
+        def forward(self, ids: Any, token_types: Any) -> Any:  # [N, L] int64 each
+            positions = paddle.arange(paddle.shape(ids)[1], dtype="int64").unsqueeze(0)
+            h = self.norm(self.word(ids) + self.position(positions) + self.token_type(token_types))
+            mask = (ids == 0).astype("float32").unsqueeze([1, 2]) * -1e4  # [N, 1, 1, L]
+            seq = self.encoder(h, src_mask=mask)
+            return seq, paddle.tanh(self.pooler(seq[:, 0]))
+
+    return Ernie()
+
+
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("resnet18", _vision("resnet18", num_classes=10), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
     ZooModel("resnet50", _vision("resnet50"), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
@@ -301,6 +328,9 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              (InputSpec("x", "float32", (-1, 4, 16), (2, 4, 16)),
               InputSpec("ids", "int64", (-1, 4), (2, 4), 0, 10)),
              ("matmul", "shape", "slice", "reduce", "gather", "embedding")),
+    ZooModel("ernie", _ernie, (InputSpec("ids", "int64", (-1, -1), (2, 7), 0, 64),
+                               InputSpec("token_types", "int64", (-1, -1), (2, 7), 0, 2)),
+             ("embedding", "attention mask", "gelu", "layer_norm", "arange")),
     ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
     ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
     ZooModel("legacy_ops", _legacy_ops, (InputSpec("x", "float32", (-1, 4, 6, 6), (2, 4, 6, 6)),),

@@ -15,7 +15,8 @@ from repogen.trt.check import check_model
 FAST = [("resnet18", "pir"), ("resnet18", "paddle2"), ("mobilenet_v3_small", "pir"),
         ("mobilenet_v3_small", "paddle2"), ("mobilenet_v2", "paddle2"), ("transformer", "pir"),
         ("transformer", "paddle2"), ("tensors", "pir"), ("tensors", "paddle2"), ("elementwise", "pir"),
-        ("elementwise", "paddle2"), ("convnet", "pir"), ("convnet", "paddle2"), ("resnet18", "fluid-combined")]
+        ("elementwise", "paddle2"), ("convnet", "pir"), ("convnet", "paddle2"), ("resnet18", "fluid-combined"),
+        ("ernie", "pir"), ("ernie", "paddle2")]
 # resnet50 at 32x32 takes ~10 s more per format on 2 cores: opt-in
 SLOW = [("resnet50", "pir"), ("resnet50", "paddle2")] if os.environ.get("REPOGEN_SLOW_TESTS") else []
 
@@ -30,7 +31,7 @@ def test_model_fp32(name, fmt):
 
 
 @pytest.mark.parametrize("name,fmt", [("resnet18", "pir"), ("mobilenet_v3_small", "paddle2"), ("transformer", "pir"),
-                                      ("tensors", "paddle2"), ("mobilenet_v2", "pir")])
+                                      ("tensors", "paddle2"), ("mobilenet_v2", "pir"), ("ernie", "paddle2")])
 def test_model_fp16(name, fmt):
     report = check_model(zoo.get(name, fmt), inputs=zoo.sample_feeds(name), fp16=True)
     assert report.outputs
@@ -214,3 +215,16 @@ def test_paddle_quantized_model_is_really_quantized():
     for a, b in zip(fp32.values(), int8.values()):
         rel = np.linalg.norm(a - b) / np.linalg.norm(a)
         assert 1e-3 < rel < 0.1, rel
+
+
+@pytest.mark.parametrize("fmt", ["pir", "fluid-separate"])
+def test_ernie_with_padded_batches(fmt):
+    # trailing pad ids (0) switch the attention mask on for those keys; two batch sizes and sequence lengths
+    from repogen.trt.check import check_model as check
+
+    for seed, length in ((3, 7), (4, 11)):
+        feeds = {k: np.resize(v, (3, length)) for k, v in zoo.sample_feeds("ernie", seed).items()}
+        feeds["ids"][0, -3:] = 0
+        feeds["ids"][2, -1:] = 0
+        report = check(zoo.get("ernie", fmt), inputs=feeds)
+        assert report.outputs and all(o.passed and o.rel_err <= 1e-5 for o in report.outputs), report.outputs
