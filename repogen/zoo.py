@@ -312,6 +312,64 @@ def _ernie() -> Any:
     return Ernie()
 
 
+def _rtdetr() -> Any:
+    """RT-DETR-like head: encoder scores pick the top-K memory tokens as queries (topk + take_along_axis),
+    reference points from a grid built with arange/meshgrid of the run-time H, W, one decoder layer with
+    self-attention and single-scale deformable cross-attention (sampling offsets -> grid_sample of the
+    per-head value map, softmax-weighted sum), box refinement through inverse sigmoid, class logits."""
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    d, heads, points, queries, classes = 32, 4, 4, 10, 5
+
+    class RTDETRHead(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.input_proj = nn.Conv2D(16, d, 1)
+            self.enc_score = nn.Linear(d, classes)
+            self.self_attn = nn.MultiHeadAttention(d, heads)
+            self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+            self.offsets = nn.Linear(d, heads * points * 2)
+            self.weights = nn.Linear(d, heads * points)
+            self.value = nn.Linear(d, d)
+            self.out = nn.Linear(d, d)
+            self.ffn = nn.Sequential(nn.Linear(d, 64), nn.ReLU(), nn.Linear(64, d))
+            self.box = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 4))
+            self.cls = nn.Linear(d, classes)
+
+        def forward(self, feat: Any) -> Any:  # [N, 16, H, W]
+            x = self.input_proj(feat)
+            n, h, w = paddle.shape(x)[0], paddle.shape(x)[2], paddle.shape(x)[3]
+            memory = x.flatten(2).transpose([0, 2, 1])  # [N, HW, d]
+            ys, xs = paddle.meshgrid(paddle.arange(h, dtype="float32"), paddle.arange(w, dtype="float32"))
+            wh = paddle.stack([w, h]).astype("float32")
+            anchors = (paddle.stack([xs, ys], -1).reshape([1, -1, 2]) + 0.5) / wh  # [1, HW, 2] in (0, 1)
+            scores = self.enc_score(memory).max(-1)  # [N, HW]
+            _, idx = paddle.topk(scores, queries, axis=1)
+            tgt = paddle.take_along_axis(memory, idx.unsqueeze(-1).expand([-1, -1, d]), axis=1)
+            ref = paddle.take_along_axis(anchors.expand([n, -1, -1]), idx.unsqueeze(-1).expand([-1, -1, 2]), axis=1)
+            tgt = self.norm1(tgt + self.self_attn(tgt, tgt, tgt))
+            # deformable cross-attention, one level
+            value = self.value(memory).reshape([n, h, w, heads, d // heads]).transpose([0, 3, 4, 1, 2])
+            value = value.reshape([-1, d // heads, h, w])  # [N*heads, d/heads, H, W]
+            off = self.offsets(tgt).reshape([n, queries, heads, points, 2]) / wh
+            loc = ref.unsqueeze([2, 3]) + off  # [N, Q, heads, P, 2] in (0, 1)
+            grid = (loc * 2 - 1).transpose([0, 2, 1, 3, 4]).reshape([-1, queries, points, 2])
+            sampled = F.grid_sample(value, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            attn = F.softmax(self.weights(tgt).reshape([n, queries, heads, points]), -1)
+            attn = attn.transpose([0, 2, 1, 3]).reshape([-1, 1, queries, points])
+            cross = paddle.sum(sampled * attn, axis=-1).reshape([n, d, queries]).transpose([0, 2, 1])
+            tgt = self.norm2(tgt + self.out(cross))
+            tgt = self.norm3(tgt + self.ffn(tgt))
+            ref_logit = paddle.log(ref.clip(1e-5, 1 - 1e-5) / (1 - ref.clip(1e-5, 1 - 1e-5)))
+            delta = self.box(tgt)
+            boxes = F.sigmoid(delta + paddle.concat([ref_logit, paddle.zeros_like(ref_logit)], -1))
+            return self.cls(tgt), boxes
+
+    return RTDETRHead()
+
+
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("resnet18", _vision("resnet18", num_classes=10), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
     ZooModel("resnet50", _vision("resnet50"), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
@@ -331,6 +389,8 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("ernie", _ernie, (InputSpec("ids", "int64", (-1, -1), (2, 7), 0, 64),
                                InputSpec("token_types", "int64", (-1, -1), (2, 7), 0, 2)),
              ("embedding", "attention mask", "gelu", "layer_norm", "arange")),
+    ZooModel("rtdetr_head", _rtdetr, (InputSpec("feat", "float32", (-1, 16, -1, -1), (2, 16, 6, 8)),),
+             ("topk", "take_along_axis", "meshgrid", "grid_sample", "attention", "deformable attention")),
     ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
     ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
     ZooModel("legacy_ops", _legacy_ops, (InputSpec("x", "float32", (-1, 4, 6, 6), (2, 4, 6, 6)),),
@@ -484,6 +544,9 @@ def _install_legacy_shims() -> None:
             "int64")
     shims["roll"] = lambda x, shifts, axis: emit("roll", {"X": [x]}, {"shifts": axes(shifts), "axis": axes(axis)})
     shims["tril"] = lambda x, diagonal=0: emit("tril_triu", {"X": [x]}, {"diagonal": int(diagonal), "lower": True})
+    shims["grid_sample"] = lambda x, grid, mode="bilinear", padding_mode="zeros", align_corners=True: emit(
+        "grid_sampler", {"X": [x], "Grid": [grid]},
+        {"mode": mode, "padding_mode": padding_mode, "align_corners": bool(align_corners)}, outs=("Output",))
 
     for api, shim in shims.items():
         original = getattr(_C_ops, api)
