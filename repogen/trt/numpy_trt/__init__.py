@@ -6,6 +6,19 @@ docs/numpy-backend.md lists them per layer.
 """
 
 from ._api import INetworkDefinition
+from ._control import (  # also adds INetworkDefinition.add_loop / add_if_conditional
+    IConditionLayer,
+    IIfConditional,
+    IIfConditionalInputLayer,
+    IIfConditionalOutputLayer,
+    IIteratorLayer,
+    ILoop,
+    ILoopOutputLayer,
+    IRecurrenceLayer,
+    ITripLimitLayer,
+    LoopOutput,
+    TripLimit,
+)
 from ._conv import IConvolutionLayer, IDeconvolutionLayer, IPoolingLayer
 from ._exec import execute, execute_all, infer_shapes
 from ._grid_sample import IGridSampleLayer  # also adds INetworkDefinition.add_grid_sample

@@ -16,6 +16,7 @@ _SHAPE_SLOTS: dict[str, set[int]] = {
     "ITopKLayer": {1},
     "IResizeLayer": {1},
     "IFillLayer": {0},
+    "ILoopOutputLayer": {1},
 }
 _PASS_THROUGH = {"IConcatenationLayer", "IGatherLayer", "IElementWiseLayer", "ISliceLayer", "ICastLayer",
                  "IIdentityLayer", "IShuffleLayer", "IReduceLayer", "IUnaryLayer", "ISelectLayer"}
@@ -80,6 +81,15 @@ def _run_layer(layer: ILayer, xs: list[np.ndarray | None]) -> list[np.ndarray]:
     return outs
 
 
+def _steps(network: NetworkCore) -> list[Any]:
+    """What _execute runs in order: the layers, except that each loop / conditional is one step (_control)."""
+    if not network.__dict__.get("_control_regions"):
+        return network._order()
+    from ._control import schedule
+
+    return schedule(network)
+
+
 def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) -> tuple[dict[int, np.ndarray], list[ILayer]]:
     network._refresh()
     values: dict[int, np.ndarray] = {}
@@ -91,7 +101,7 @@ def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) ->
         if t.name not in inputs:
             raise ExecutionError("execute", f"input {t.name!r} was not given")
         values[id(t)] = _input_array(t, inputs[t.name])
-    order = network._order()
+    order = _steps(network)
     remaining: dict[int, int] = {}
     if not keep_all:
         for layer in order:
@@ -152,7 +162,8 @@ def infer_shapes(network: NetworkCore, input_shapes: Mapping[str, Sequence[int]]
         else:
             raise ExecutionError("infer_shapes", f"no shape given for input {t.name!r}")
     for layer in network._order():
-        outs = layer_infer(layer, [None if x is None else infos[id(x)] for x in layer._inputs])
+        # a recurrence's back edge (input 1) comes later in the order: its build-time Info stands in
+        outs = layer_infer(layer, [None if x is None else infos.get(id(x), x._info) for x in layer._inputs])
         for t, info in zip(layer._outputs, outs):
             infos[id(t)] = info
     result = {t.name: infos[id(t)].shape for t in network._outputs}
