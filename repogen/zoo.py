@@ -370,6 +370,88 @@ def _rtdetr() -> Any:
     return RTDETRHead()
 
 
+def _multiclass_nms3(bboxes: Any, scores: Any, **attrs: Any) -> Any:
+    """Paddle 3.3.1 has no Python API for multiclass_nms3: PaddleDetection calls the C++ op (PIR) or appends
+    it (2.x), as here. Returns (out [M, 6], per-image count)."""
+    import paddle
+    from paddle import _C_ops
+
+    if paddle.framework.in_pir_mode():
+        out, _, count = _C_ops.multiclass_nms3(bboxes, scores, None, attrs["score_threshold"], attrs["nms_top_k"],
+                                               attrs["keep_top_k"], attrs["nms_threshold"], True, 1.0,
+                                               attrs["background_label"])
+        return out, count
+    from paddle.base.layer_helper import LayerHelper
+
+    helper = LayerHelper("multiclass_nms3")
+    out = helper.create_variable_for_type_inference(bboxes.dtype)
+    index = helper.create_variable_for_type_inference("int32")
+    count = helper.create_variable_for_type_inference("int32")
+    helper.append_op(type="multiclass_nms3", inputs={"BBoxes": [bboxes], "Scores": [scores]},
+                     outputs={"Out": [out], "Index": [index], "NmsRoisNum": [count]},
+                     attrs=dict(attrs, normalized=True, nms_eta=1.0))
+    return out, count
+
+
+def _yolo_head() -> Any:
+    """YOLOv3-style detector tail: a small conv trunk, one head per stride (16 and 8), yolo_box decoding with
+    the run-time image size, boxes of both heads concatenated, multiclass_nms3 (legacy and PIR)."""
+    import paddle
+    import paddle.nn as nn
+
+    classes, anchors = 3, ([10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119])
+
+    class YoloHead(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2D(3, 8, 3, 2, 1), nn.BatchNorm2D(8), nn.LeakyReLU(0.1),
+                                      nn.Conv2D(8, 16, 3, 2, 1), nn.BatchNorm2D(16), nn.LeakyReLU(0.1),
+                                      nn.Conv2D(16, 16, 3, 2, 1), nn.BatchNorm2D(16), nn.LeakyReLU(0.1))
+            self.down = nn.Sequential(nn.Conv2D(16, 16, 3, 2, 1), nn.BatchNorm2D(16), nn.LeakyReLU(0.1))
+            self.head8 = nn.Conv2D(16, 3 * (5 + classes), 1)
+            self.head16 = nn.Conv2D(16, 3 * (5 + classes), 1)
+
+        def forward(self, image: Any, im_size: Any) -> Any:  # [N, 3, H, W], [N, 2] int32 (h, w)
+            f8 = self.stem(image)
+            f16 = self.down(f8)
+            boxes, scores = [], []
+            for head, feat, stride, anc in ((self.head16, f16, 16, anchors[1]), (self.head8, f8, 8, anchors[0])):
+                b, s = paddle.vision.ops.yolo_box(head(feat), im_size, anc, classes, conf_thresh=0.005,
+                                                  downsample_ratio=stride, clip_bbox=True, scale_x_y=1.05)
+                boxes.append(b)
+                scores.append(s)
+            boxes = paddle.concat(boxes, axis=1)  # [N, M, 4]
+            scores = paddle.concat(scores, axis=1).transpose([0, 2, 1])  # [N, classes, M]
+            return _multiclass_nms3(boxes, scores, score_threshold=0.01, nms_top_k=100, keep_top_k=20,
+                                    nms_threshold=0.45, background_label=-1)
+
+    return YoloHead()
+
+
+def _crnn() -> Any:
+    """CRNN text recognizer: conv trunk collapsing the height, 2-layer bidirectional LSTM over the width
+    (the `rnn` op), per-step class scores with softmax (CTC decoding happens outside the model)."""
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    class CRNN(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Conv2D(3, 16, 3, 1, 1), nn.BatchNorm2D(16), nn.ReLU(), nn.MaxPool2D(2, 2),
+                                       nn.Conv2D(16, 32, 3, 1, 1), nn.BatchNorm2D(32), nn.ReLU(),
+                                       nn.MaxPool2D((4, 1), (4, 1)))
+            self.lstm = nn.LSTM(32, 24, num_layers=2, direction="bidirect")
+            self.fc = nn.Linear(48, 12)
+
+        def forward(self, x: Any) -> Any:  # [N, 3, 8, W]
+            f = self.trunk(x).squeeze(2).transpose([0, 2, 1])  # [N, W/2, 32]
+            seq, _ = self.lstm(f)
+            return F.softmax(self.fc(seq), axis=-1)
+
+    return CRNN()
+
+
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("resnet18", _vision("resnet18", num_classes=10), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
     ZooModel("resnet50", _vision("resnet50"), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
@@ -391,6 +473,9 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              ("embedding", "attention mask", "gelu", "layer_norm", "arange")),
     ZooModel("rtdetr_head", _rtdetr, (InputSpec("feat", "float32", (-1, 16, -1, -1), (2, 16, 6, 8)),),
              ("topk", "take_along_axis", "meshgrid", "grid_sample", "attention", "deformable attention")),
+    ZooModel("yolo_head", _yolo_head, (_img("image", hw=64), InputSpec("im_size", "int32", (-1, 2), (2, 2), 64, 65)),
+             ("yolo_box", "multiclass_nms3", "leaky_relu")),
+    ZooModel("crnn", _crnn, (InputSpec("x", "float32", (-1, 3, 8, -1), (2, 3, 8, 32)),), ("rnn (LSTM)", "bidirectional")),
     ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
     ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
     ZooModel("legacy_ops", _legacy_ops, (InputSpec("x", "float32", (-1, 4, 6, 6), (2, 4, 6, 6)),),

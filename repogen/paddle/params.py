@@ -116,11 +116,9 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
         raise ModelFormatError(path, f"parameter {spec.name!r} is {dtype} {dims} in the parameters file but the "
                                      f"program declares {spec.dtype} {list(spec.dims or [])} "
                                      "(parameters file of another model?)", start)
-    if spec.dims is not None and all(d >= 0 for d in spec.dims) and _squeezed(dims) == _squeezed(spec.dims):
-        # Paddle's own quantization tools declare scales as [1] / [C] and save them 0-D / [1, C]; Paddle's
-        # loader takes any shape, so a value differing only by unit dims gets the program's declared shape
-        dims = list(spec.dims)
-    if spec.dims is not None and (len(spec.dims) != len(dims)
+    # Paddle's own quantization tools declare scales as [1] / [C] and save them 0-D / [1, C]; Paddle's loader
+    # keeps the file's shape, and so does this one where the two differ only by unit dims
+    if spec.dims is not None and _squeezed(dims) != _squeezed(spec.dims) and (len(spec.dims) != len(dims)
                                   or any(a != b for a, b in zip(spec.dims, dims) if a >= 0)):
         raise ModelFormatError(path, f"parameter {spec.name!r} has shape {dims} in the parameters file but the "
                                      f"program declares {list(spec.dims)} (parameters file of another model?)", start)
@@ -172,11 +170,12 @@ def read_separate(folder: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndar
 
 
 def attach(blocks: Sequence, params: dict[str, np.ndarray]) -> None:
-    """Give every block value named like a parameter its data (and the file's int8 type where the program
-    declares a float: frozen quantized weights)."""
+    """Give every block value named like a parameter its data, with the file's shape and, where the program
+    declares a float, int8 type (frozen quantized weights)."""
     for block in blocks:
         for name, value in block.values.items():
             if name in params:
                 value.const = params[name]
                 if params[name].dtype == np.int8:
                     value.dtype = "int8"
+                value.shape = tuple(params[name].shape)
