@@ -61,7 +61,9 @@ def test_counted_loop_scans_an_iterator_into_all_three_output_kinds():
 def test_reverse_iterator_reads_m_minus_1_minus_i_and_axis_1():
     n = _net()
     x = n.add_input("x", F32, (2, 5))
-    _, cat, _ = _scan_sum(n, x, _c(n, 5, np.int64), reverse=True, axis=1)
+    with pytest.raises(trt.NetworkError, match="INT32"):  # the guide's trip count is a 0-D INT32
+        n.add_loop().add_trip_limit(_c(n, 5, np.int64), trt.TripLimit.COUNT)
+    _, cat, _ = _scan_sum(n, x, _c(n, 5, np.int32), reverse=True, axis=1)
     cat.name = "cat"
     n.mark_output(cat)
     assert tuple(cat.shape) == (2, 5)
@@ -131,6 +133,7 @@ def test_loop_invariants_are_used_directly_and_dynamic_dims_run():
     w = _c(n, W)
     t_len = n.add_shuffle(n.add_slice(n.add_shape(x).get_output(0), (0,), (1,), (1,)).get_output(0))
     t_len.reshape_dims = ()
+    t_len = n.add_cast(t_len.get_output(0), trt.int32)
     loop = n.add_loop()
     loop.add_trip_limit(t_len.get_output(0), trt.TripLimit.COUNT)
     xt = loop.add_iterator(x).get_output(0)

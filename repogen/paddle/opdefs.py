@@ -108,6 +108,8 @@ _add("dropout", "x seed_tensor p", "out mask",
 _add("conv2d", "input filter", "out", L("conv2d", slots=_OUTPUT))
 _add("depthwise_conv2d", "input filter", "out", L("depthwise_conv2d", slots=_OUTPUT))
 _add("conv3d", "input filter", "out", L("conv3d", slots=_OUTPUT), tier=3)
+_add("conv3d_transpose", "x filter", "out", L("conv3d_transpose", slots="Input=x " + _OUTPUT), tier=3,
+     note="PIR keeps `output_size` an attribute here (conv2d_transpose takes it as an operand)")
 _add("conv2d_transpose", "x filter output_size", "out",
      L("conv2d_transpose", slots="Input=x " + _OUTPUT, mutables=(M("output_size", "output_size"),)),
      note="legacy optional `Bias` input becomes slot `bias`")
@@ -116,6 +118,7 @@ _add("depthwise_conv2d_transpose", "x filter output_size", "out",
 _add("pool2d", "x kernel_size", "out", L("pool2d", mutables=(M("kernel_size", "ksize"),)))
 _add("pool3d", "x", "out", L("pool3d", attrs="ksize=kernel_size"), tier=3)
 _add("max_pool2d_with_index", "x", "out mask", L("max_pool2d_with_index", attrs="ksize=kernel_size"))
+_add("max_pool3d_with_index", "x", "out mask", L("max_pool3d_with_index", attrs="ksize=kernel_size"), tier=3)
 _add("batch_norm", "x mean variance scale bias", "out mean_out variance_out saved_mean saved_variance reserve_space",
      L("batch_norm", slots=_OUT_Y + " MomentumTensor=momentum_tensor", attrs="data_layout=data_format"))
 _add("layer_norm", "x scale bias", "out mean variance", L("layer_norm", slots=_OUT_Y))
@@ -288,10 +291,20 @@ _add("fake_dequantize_max_abs", "x scale", "out", L("fake_dequantize_max_abs"), 
 _add("fake_channel_wise_dequantize_max_abs", "x scales", "out", L("fake_channel_wise_dequantize_max_abs"), tier=3)
 _add("dequantize_abs_max", "x scale", "out", L("dequantize_abs_max"), tier=3)
 _add("shuffle_channel", "x", "out", L("shuffle_channel"), tier=3)
+_add("channel_shuffle", "x", "out", L("channel_shuffle"), tier=3)
 _add("temporal_shift", "x", "out", L("temporal_shift", attrs="data_format=data_format"), tier=3)
 _add("pixel_shuffle", "x", "out", L("pixel_shuffle"), tier=3)
+_add("pixel_unshuffle", "x", "out", L("pixel_unshuffle"), tier=3)
 _add("deformable_conv", "x offset filter mask", "out",
-     L("deformable_conv", slots="Input=x Offset=offset Filter=filter Mask=mask Output=out"), tier=3)
+     L("deformable_conv", slots="Input=x Offset=offset Filter=filter Mask=mask Output=out"),
+     L("deformable_conv_v1", slots="Input=x Offset=offset Filter=filter Output=out"), tier=3,
+     note="legacy `deformable_conv_v1` (no mask) and PIR's null `mask` operand are v1")
+
+# --- recurrent networks (paddle.nn.LSTM / GRU / SimpleRNN); weight_list: every W_ih, W_hh (layer, direction),
+# then every b_ih, b_hh in the same order; the legacy LoD ops lstm / gru have no TensorRT form
+_add("rnn", "x pre_state weight_list sequence_length dropout_state_in", "out dropout_state_out state reserve",
+     L("rnn", slots="Input=x DropoutState=dropout_state_out"), tier=3,
+     note="`x` is time-major [T, B, I]; `pre_state`/`state` are [h] or [h, c], each [layers*directions, B, H]")
 
 # --- control flow (slots are variable-length lists; see docs/ir.md) --------------------------------
 _add("if", "cond", "out", tier=2, note="owns two sub-blocks (true, false), each ending in `yield`")

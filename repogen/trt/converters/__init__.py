@@ -4,6 +4,7 @@ from repogen.trt.converters import (  # noqa: F401
     activation,
     conv,
     creation,
+    deform,
     elementwise,
     gather,
     grid_sample,
@@ -14,7 +15,9 @@ from repogen.trt.converters import (  # noqa: F401
     norm,
     pool,
     quant,
+    rearrange,
     reduce,
+    rnn,
     sequence,
     shape_ops,
 )

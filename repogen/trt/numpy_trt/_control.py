@@ -8,15 +8,15 @@ Sources (TensorRT documentation read through the ``search`` tool):
     data leaves a loop only through an ILoopOutputLayer; the only back edge allowed is input 1 of an
     IRecurrenceLayer;
   - at most one COUNT and one WHILE trip limit; with both, the loop exits when either says so. COUNT takes
-    a 0-D INT32 (here also INT64) shape tensor defined outside the loop, WHILE a 0-D BOOL tensor, typically
-    computed from a recurrence;
+    a 0-D INT32 shape tensor defined outside the loop, WHILE a 0-D BOOL tensor, typically computed from a
+    recurrence (INT64 is refused: the guide names INT32 only);
   - ``add_iterator(t, axis, reverse)`` is ``gather(t, i, axis)`` in iteration i, or ``gather(t, M-1-i, axis)``
     with reverse, M being the COUNT trip limit; iterating past the tensor's extent is invalid;
   - ``add_recurrence(init)``: input 0 (defined outside) is the value in the first iteration, input 1
     (``set_input(1, next)``, required before building) the value computed for the next one;
   - ``add_loop_output(t, kind, axis)``: LAST_VALUE takes a single input that must be an IRecurrenceLayer
     output of the same loop; CONCATENATE / REVERSE need ``set_input(1, length)``, a 0-D shape tensor defined
-    before the loop, and insert a dimension of that length at ``axis`` (concatenation of the per-iteration
+    before the loop (INT32, as the guide says), and insert a dimension of that length at ``axis`` (concatenation of the per-iteration
     values in forward / reverse order); set_input(1) is refused for LAST_VALUE.
   - The guide's formal semantics (sequences of tensors): a recurrence is <init, next_0, next_1, ...>, so
     LAST_VALUE of a recurrence after n iterations is next_{n-1} (init when n == 0) - onnx-tensorrt's RNN
@@ -71,7 +71,7 @@ class LoopOutput(_Enum):
     REVERSE = 2
 
 
-_COUNT_TYPES = (DataType.INT32, DataType.INT64)
+_COUNT_TYPES = (DataType.INT32,)
 _IF_TYPES = (DataType.BOOL, DataType.INT32, DataType.HALF, DataType.FLOAT)
 
 
@@ -179,7 +179,7 @@ class ILoopOutputLayer(_LoopBoundary):
         length = -1
         if n is not None:  # a missing length is reported when the network runs: it may be set after more add_*
             if n.rank != 0 or n.dtype not in _COUNT_TYPES:
-                raise self._fail(f"the length (input 1) must be a 0-D INT32/INT64 tensor, got {n.dtype.name}{n.shape}")
+                raise self._fail(f"the length (input 1) must be a 0-D INT32 tensor, got {n.dtype.name}{n.shape}")
             if n.pvalue is not None and n.pvalue[0] is not None:
                 length = int(n.pvalue[0])
         return [Info(x.dtype, x.shape[:axis] + (length,) + x.shape[axis:])]
@@ -383,7 +383,7 @@ def _consumers(network: NetworkCore) -> dict[int, list[ILayer]]:
 
 def _analyse(network: NetworkCore) -> list[_Region]:
     consumers = _consumers(network)
-    owners = _regions(network)
+    owners = [o for o in _regions(network) if o._boundary()]  # a loop / conditional left without layers is inert
     regions = [_Region(o) for o in owners]
     region_of_boundary = {id(layer): r for r in regions for layer in r.owner._boundary()}
 
