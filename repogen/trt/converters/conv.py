@@ -1,4 +1,5 @@
-"""Convolutions: conv2d / depthwise_conv2d and their transposes (NCHW natively, NHWC through shuffles)."""
+"""Convolutions: conv2d / depthwise_conv2d / conv3d and their transposes (NC<spatial> natively, channels-last
+through shuffles); TensorRT's convolution and deconvolution layers take 1 to 3 spatial dims alike."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def to_nchw(ctx, op, x):
     return x, lambda t: t
 
 
-def _weights(ctx, op, slot, dtype):
+def param_weights(ctx, op, slot: str, dtype) -> np.ndarray:
+    """A constant input (filter, bias) as a C-ordered array of the TensorRT float type, kept alive for the build."""
     arr = ctx.const_value(op.input(slot))
     if arr is None:
         raise ctx.fail(f"{slot} must be a constant (a parameter) for TensorRT")
@@ -61,15 +63,15 @@ def _weights(ctx, op, slot, dtype):
 def _bias(ctx, op, dtype):
     if op.input("bias") is None:
         return None
-    return _weights(ctx, op, "bias", dtype).reshape(-1)
+    return param_weights(ctx, op, "bias", dtype).reshape(-1)
 
 
-@converter("conv2d", "depthwise_conv2d")
-def conv2d(ctx, op):
+@converter("conv2d", "depthwise_conv2d", "conv3d")
+def conv(ctx, op):
     x, restore = to_nchw(ctx, op, ctx.input(op, "input", "x"))
     # a quantized model's filter is a Dequantize output: the kernel goes in as input 1 (INT8 conv for TensorRT)
     w_t = ctx.get(op.input("filter")) if ctx.const_value(op.input("filter")) is None else None
-    w = _weights(ctx, op, "filter", x.dtype) if w_t is None else np.zeros(tuple(w_t.shape), np.float32)
+    w = param_weights(ctx, op, "filter", x.dtype) if w_t is None else np.zeros(tuple(w_t.shape), np.float32)
     kernel = list(w.shape[2:])
     strides = [int(s) for s in ctx.attr(op, "strides", default=[1] * len(kernel))]
     dilations = [int(d) for d in ctx.attr(op, "dilations", default=[1] * len(kernel))]
@@ -92,11 +94,11 @@ def conv2d(ctx, op):
     ctx.output(op, restore(layer.get_output(0)))
 
 
-@converter("conv2d_transpose", "depthwise_conv2d_transpose")
-def conv2d_transpose(ctx, op):
+@converter("conv2d_transpose", "depthwise_conv2d_transpose", "conv3d_transpose")
+def conv_transpose(ctx, op):
     # out = (in - 1) * s - pad_before - pad_after + d * (k - 1) + 1 + output_padding
     x, restore = to_nchw(ctx, op, ctx.input(op, "x", "input"))
-    w = _weights(ctx, op, "filter", x.dtype)  # [C_in, C_out / groups, kh, kw], TensorRT's layout too
+    w = param_weights(ctx, op, "filter", x.dtype)  # [C_in, C_out / groups, kh, kw], TensorRT's layout too
     kernel = list(w.shape[2:])
     n = len(kernel)
     groups = int(ctx.attr(op, "groups", default=1))
