@@ -43,6 +43,7 @@ CASES: dict[str, Case] = {
     "conv3d": _case(_one((2, 4, 5, 6, 7), (1, 4, 5, 6, 7))),
     "conv3d_dynamic_spatial": _case(_one((2, 4, 5, 6, 7), (1, 4, 4, 8, 5))),
     "conv3d_transpose": _case(_one((2, 4, 3, 4, 5), (1, 4, 4, 3, 2))),
+    "conv3d_transpose_output_size": _case(_one((2, 4, 3, 4, 5), (1, 4, 3, 4, 5))),  # output_size needs static dims
     # --- pool.py
     "pool3d": _case(_one((2, 3, 5, 6, 7), (1, 3, 6, 7, 5))),
     "pool3d_adaptive": _case(_one((2, 3, 5, 6, 7), (1, 3, 7, 4, 9))),
@@ -89,6 +90,10 @@ def build_cases(mode: str) -> dict:
                          nn.Conv3DTranspose(4, 4, (2, 3, 3), stride=(1, 2, 2), groups=2),
                          nn.Conv3DTranspose(4, 2, 2, stride=1, padding=[1, 0, 0, 1, 1, 0], dilation=2))
         return a(x), b(x), c(x)
+
+    def conv3d_transpose_output_size(x):
+        a, = layers(nn.Conv3DTranspose(4, 2, 3, stride=2))
+        return a(x, output_size=[8, 10, 11])  # (in - 1) * 2 + 3 = [7, 9, 11], plus up to stride - 1
 
     def pool3d(x):
         return (F.max_pool3d(x, 2, 2), F.max_pool3d(x, 3, 2, padding=1, ceil_mode=True),
@@ -142,6 +147,7 @@ def build_cases(mode: str) -> dict:
         "conv3d": conv3d,
         "conv3d_dynamic_spatial": conv3d,
         "conv3d_transpose": conv3d_transpose,
+        "conv3d_transpose_output_size": conv3d_transpose_output_size,
         "pool3d": pool3d,
         "pool3d_adaptive": pool3d_adaptive,
         "pool3d_static_adaptive": pool3d_adaptive,
@@ -195,3 +201,55 @@ def test_fp32_static(programs, case):
 def test_fp16(programs, case):
     failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp16")
     assert not failures, "\n".join(failures)
+
+
+# --- what the converters refuse, with the op and field named -------------------------------------------
+def _convert_one(op_type: str, inputs: dict, attrs: dict, values: dict, params: dict | None = None,
+                 outputs: dict | None = None):
+    import numpy as np
+
+    from repogen.ir import Block, Graph, ModelSource, Op, Value
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.profiles import make_profiles
+
+    outputs = outputs or {"out": ["y"]}
+    vals = {n: Value(n, "float32", s) for n, s in values.items()}
+    for name, arr in (params or {}).items():
+        vals[name] = Value(name, "float32", tuple(np.shape(arr)), persistable=True)
+    for slot_names in outputs.values():
+        for n in slot_names:
+            vals.setdefault(n, Value(n, "float32", None))
+    feeds = [n for n in values]
+    g = Graph(ModelSource("pir", "m.json", None), [Block(0, -1, [Op(op_type, op_type, inputs, outputs, attrs)], vals)],
+              feeds, [n for ns in outputs.values() for n in ns], dict(params or {}))
+    ranges = [",".join(f"{n}:{'x'.join(str(d if d >= 0 else 2) for d in s)}" for n, s in values.items())]
+    return convert_graph(g, numpy_trt, profiles=make_profiles(g.input_values(), min_shapes=ranges,
+                                                              opt_shapes=ranges, max_shapes=ranges))
+
+
+def test_temporal_shift_needs_static_channels():
+    from repogen.errors import ConversionError
+
+    with pytest.raises(ConversionError, match=r"temporal_shift: the channel dim \(axis 1\) must be static"):
+        _convert_one("temporal_shift", {"x": ["x"]}, {"seg_num": 2, "shift_ratio": 0.25}, {"x": (-1, -1, 4, 4)})
+
+
+def test_deformable_conv_checks_offset_channels():
+    import numpy as np
+
+    from repogen.errors import ConversionError
+
+    w = np.ones((2, 4, 3, 3), np.float32)
+    with pytest.raises(ConversionError, match=r"deformable_conv: offset has 9 channels, expected 2 \* 1 \* 9"):
+        _convert_one("deformable_conv", {"x": ["x"], "offset": ["off"], "filter": ["w"]},
+                     {"strides": [1, 1], "paddings": [1, 1], "dilations": [1, 1]},
+                     {"x": (-1, 4, 5, 5), "off": (-1, 9, 5, 5)}, params={"w": w})
+
+
+def test_pool3d_with_index_refuses_a_used_mask():
+    from repogen.errors import ConversionError
+
+    with pytest.raises(ConversionError, match="argmax mask of max_pool3d_with_index"):
+        _convert_one("max_pool3d_with_index", {"x": ["x"]}, {"kernel_size": [2, 2, 2], "strides": [2, 2, 2]},
+                     {"x": (-1, 2, 4, 4, 4)}, outputs={"out": ["y"], "mask": ["m"]})
