@@ -157,7 +157,8 @@ def convert_and_compare(model: Path, case: Case, precision: str, static: bool = 
         return [f"{i.name}:{'x'.join(str(fn(r[i.name][k] for r in runs)) for k in range(len(i.shape)))}"
                 for i in case.inputs]
 
-    profiles = make_profiles(graph.input_values(), min_shapes=spec(min), max_shapes=spec(max))
+    # one profile covering every input ("x:..,y:.."), as --min-shapes/--max-shapes take it
+    profiles = make_profiles(graph.input_values(), min_shapes=[",".join(spec(min))], max_shapes=[",".join(spec(max))])
     conv = convert_graph(graph, numpy_trt, precision=precision, profiles=profiles)
     if not static:
         assert any(-1 in shape for _, _, shape in conv.inputs), "the network should keep run-time dims"

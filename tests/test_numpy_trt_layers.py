@@ -428,3 +428,19 @@ def test_rank_0_network_input_stays_0_d():
     y = net.add_unary(x, trt.UnaryOperation.NEG).get_output(0)
     out = run1(net, {"x": np.float32(3.0)}, y)
     assert out.shape == () and float(out) == -3.0
+
+
+def test_concatenation_axis_set_after_add_may_resolve_a_mismatch():
+    # TensorRT checks the inputs against `axis` when the network is built, not when the layer is added
+    import numpy as np
+    from repogen.trt import numpy_trt as trt
+
+    net = trt.Builder(trt.Logger()).create_network(0)
+    a = net.add_input("a", trt.float32, (2, 2))
+    b = net.add_input("b", trt.float32, (2, 3))
+    cat = net.add_concatenation([a, b])
+    cat.axis = 1
+    assert tuple(cat.get_output(0).shape) == (2, 5)
+    net.mark_output(cat.get_output(0))
+    x, y = np.ones((2, 2), np.float32), np.zeros((2, 3), np.float32)
+    assert np.array_equal(trt.execute(net, {"a": x, "b": y})[cat.get_output(0).name], np.concatenate([x, y], 1))

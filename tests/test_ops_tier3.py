@@ -163,22 +163,6 @@ def build_cases(mode: str) -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def _one_profile(monkeypatch):
-    """tests/opcases.py passes one ``name:DIMS`` item per input to make_profiles, which reads each item as
-    a profile of its own; a second input with dynamic non-batch dims (the deformable conv's offsets) then
-    has no range in profile 0. Join the items into the single profile the harness means."""
-    from repogen.trt import profiles
-
-    real = profiles.make_profiles
-
-    def joined(inputs, *, min_shapes=(), max_shapes=(), **kw):
-        return real(inputs, min_shapes=[",".join(min_shapes)] if min_shapes else [],
-                    max_shapes=[",".join(max_shapes)] if max_shapes else [], **kw)
-
-    monkeypatch.setattr(profiles, "make_profiles", joined)
-
-
 @pytest.fixture(scope="module")
 def programs():
     return saved_programs(__file__, "ops_tier3")

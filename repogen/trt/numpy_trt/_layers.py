@@ -719,7 +719,10 @@ class IConcatenationLayer(ILayer):
             else:
                 known = {v for v in dims if v >= 0}
                 if len(known) > 1:
-                    raise self._fail(f"inputs differ outside the concatenation axis: {[i.shape for i in ins]}")
+                    # the axis is set after add_concatenation (default: rank - 3), so this may still be fixed
+                    self._late(f"inputs differ outside the concatenation axis {ax}: {[i.shape for i in ins]}")
+                    shape.append(-1)
+                    continue
                 shape.append(known.pop() if known else -1)
         pv = None
         if rank == 1 and t in SHAPE_TYPES and all(i.shape[0] >= 0 for i in ins):
