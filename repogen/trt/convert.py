@@ -48,6 +48,28 @@ def _io_type(trt: Any, dtype: str) -> Any:
             "bool": trt.DataType.BOOL}[dtype]
 
 
+def convert_ops(ctx: ConversionContext, ops: Sequence[Any], position: int | None = None) -> None:
+    """Convert ops in order into ctx's network: the main block, or a control-flow sub-block (converters in
+    converters/control.py call it with the owning op's ``position``, which then names errors)."""
+    saved = ctx.op, ctx.position, ctx.keep_fp32
+    for pos, op in enumerate(ops):
+        if op.type in STRUCTURAL:
+            continue
+        where = pos if position is None else position
+        ctx.op, ctx.position = op, where
+        ctx.keep_fp32 = ctx.precision == "fp16" and keeps_fp32(op.type)
+        if op.type not in CONVERTERS:
+            raise ConversionError(op.type, "no converter (inside a control-flow block)", where)
+        try:
+            CONVERTERS[op.type](ctx, op)
+        except ConversionError:
+            raise
+        except Exception as exc:  # a converter bug or a layer the backend rejected: name the op
+            raise ConversionError(op.type, f"{type(exc).__name__}: {exc}", where) from exc
+    if position is not None:
+        ctx.op, ctx.position, ctx.keep_fp32 = saved
+
+
 def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
                   profiles: Sequence[Profile] = (), clean: bool = True) -> Conversion:
     """Build the network; raises UnsupportedOpError listing every op without a converter."""
@@ -74,17 +96,7 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
         inputs.append((v.name, io_type, tuple(v.shape)))
         ctx.set(v.name, t)  # under FP16 a float input is cast to HALF right away
 
-    for pos, op in enumerate(graph.ops):
-        if op.type in STRUCTURAL:
-            continue
-        ctx.op, ctx.position = op, pos
-        ctx.keep_fp32 = precision == "fp16" and keeps_fp32(op.type)
-        try:
-            CONVERTERS[op.type](ctx, op)
-        except ConversionError:
-            raise
-        except Exception as exc:  # a converter bug or a layer the backend rejected: name the op
-            raise ConversionError(op.type, f"{type(exc).__name__}: {exc}", pos) from exc
+    convert_ops(ctx, graph.ops)
     ctx.op, ctx.position, ctx.keep_fp32 = None, None, False
 
     outputs: list[IOSpec] = []

@@ -265,6 +265,9 @@ class IIfConditionalInputLayer(_IfBoundary):
 
     def _infer(self, ins: list[Info | None]) -> list[Info]:
         x = ins[0]
+        if x.dtype not in _IF_TYPES:
+            raise self._fail(f"input type {x.dtype.name} is not one of {', '.join(d.name for d in _IF_TYPES)} "
+                             "(If operator page)")
         return [Info(x.dtype, x.shape)]
 
     def _run(self, xs: list[np.ndarray | None]) -> list[np.ndarray]:
