@@ -755,7 +755,7 @@ def _paddle_ptq(name: str, exe: Any, model: Path) -> None:
     ptq = PostTrainingQuantization(
         executor=exe, model_dir=str(model), model_filename="inference.pdmodel", params_filename="inference.pdiparams",
         data_loader=batches, batch_nums=8, algo="avg", onnx_format=True, weight_quantize_type="channel_wise_abs_max",
-        quantizable_op_type=["conv2d", "depthwise_conv2d", "mul", "matmul_v2"])
+        quantizable_op_type=["conv2d", "depthwise_conv2d", "conv2d_transpose", "mul", "matmul_v2"])
     ptq.quantize()
     ptq.save_quantized_model(str(model), model_filename="inference.pdmodel", params_filename="inference.pdiparams")
 

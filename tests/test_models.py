@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from repogen import zoo
-from repogen.trt.check import check_model
+from repogen.trt.check import PREQUANTIZED_TOLERANCE, check_model
 
 FAST = [("resnet18", "pir"), ("resnet18", "paddle2"), ("mobilenet_v3_small", "pir"),
         ("mobilenet_v3_small", "paddle2"), ("mobilenet_v2", "paddle2"), ("transformer", "pir"),
@@ -201,21 +201,17 @@ def test_paddle_quantized_model_matches_paddle(fmt):
     assert all(l.get_output(0).dtype == numpy_trt.int8 for l in quantize)
     int8_weights = [l for l in network if l.type == numpy_trt.LayerType.CONSTANT and l.get_output(0).dtype == numpy_trt.int8]
     assert len(int8_weights) >= 2, "frozen int8 weights should stay int8 constants behind a dequantize layer"
-    report = check_model(path, inputs=zoo.sample_feeds("convnet_paddle_ptq"))
-    assert not report.unsupported and report.outputs
-    for o in report.outputs:
-        assert o.passed and o.rel_err <= 1e-5, o
-
-
-def test_paddle_quantized_model_is_really_quantized():
-    # same net, same weights before quantization: an int8 simulation moves every output a little, so a
-    # converter that dropped the quantize/dequantize pairs could not match the quantized model's outputs
-    feeds = zoo.sample_feeds("convnet")
-    fp32 = zoo.reference_outputs(zoo.get("convnet", "paddle2"), feeds)
-    int8 = zoo.reference_outputs(zoo.get("convnet_paddle_ptq", "paddle2"), feeds)
-    for a, b in zip(fp32.values(), int8.values()):
-        rel = np.linalg.norm(a - b) / np.linalg.norm(a)
-        assert 1e-3 < rel < 0.1, rel
+    # same net before quantization: the int8 simulation moves every output by 0.2-2.5 %; repogen must sit
+    # far closer to Paddle's quantized outputs than that (a converter dropping Q/DQ pairs could not)
+    for seed in (0, 1):
+        feeds = zoo.sample_feeds("convnet_paddle_ptq", seed)
+        fp32 = list(zoo.reference_outputs(zoo.get("convnet", "paddle2"), feeds).values())
+        report = check_model(path, inputs=feeds)
+        assert not report.unsupported and len(report.outputs) == len(fp32)
+        int8 = list(zoo.reference_outputs(path, feeds).values())
+        for o, a, b in zip(report.outputs, fp32, int8):
+            assert o.tolerance == PREQUANTIZED_TOLERANCE and o.passed and o.rel_err <= 1e-3, o
+            assert o.rel_err * 20 < np.linalg.norm(a - b) / np.linalg.norm(b), o
 
 
 @pytest.mark.parametrize("fmt", ["pir", "fluid-separate"])

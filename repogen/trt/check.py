@@ -14,6 +14,12 @@ from repogen.trt.profiles import Profile, parse_shapes
 from repogen.trt.registry import why_unsupported
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}  # int8 also needs top-1 >= 0.9
+# A model that arrives quantized (Q/DQ or fake-quant ops) is compared with Paddle running the same int8
+# simulation, but a float difference of 1e-7 before a quantize op can still move a value across a rounding
+# boundary: one int8 step (1/127 of the scale) at that element. Seen on zoo convnet_paddle_ptq: 3.4e-5 for one
+# of 24 outputs, 1e-7 for the rest.
+PREQUANTIZED_TOLERANCE = 1e-3
+_QUANTIZE_OPS = ("quantize_linear", "fake_quantize", "fake_channel_wise_quantize")
 
 
 @dataclass
@@ -146,8 +152,17 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
         if quantized is not None:
             report.outputs.append(_compare_int8(actual[name], expected, name))
         else:
-            report.outputs.append(compare(actual[name], expected, TOLERANCE[precision], name))
+            tol = TOLERANCE[precision]
+            if precision == "fp32" and is_prequantized(cleaned):
+                tol = PREQUANTIZED_TOLERANCE
+            report.outputs.append(compare(actual[name], expected, tol, name))
     return report
+
+
+def is_prequantized(graph: Any) -> bool:
+    """Whether the model quantizes activations itself (observer-only pairs are identities and do not count)."""
+    return any(op.type.startswith(_QUANTIZE_OPS) and not op.attrs.get("only_observer")
+               for block in graph.blocks for op in block.ops)
 
 
 def _compare_int8(actual: np.ndarray, expected: np.ndarray, name: str) -> OutputCheck:

@@ -60,6 +60,21 @@ def param_weights(ctx, op, slot: str, dtype) -> np.ndarray:
     return arr
 
 
+def filter_weights(ctx, op, dtype):
+    """The filter as (array giving its shape, run-time tensor or None). A quantized model's filter is a
+    Dequantize output: it goes in as the layer's input 1 with empty Weights, which is how TensorRT takes
+    INT8 (de)convolution kernels, so the array is then only zeros of the right shape."""
+    if ctx.const_value(op.input("filter")) is not None:
+        return param_weights(ctx, op, "filter", dtype), None
+    w_t = ctx.get(op.input("filter"))
+    return np.zeros(tuple(w_t.shape), np.float32), ctx.cast(w_t, dtype)
+
+
+def _set_kernel(ctx, layer, w_t) -> None:
+    if w_t is not None:
+        layer.set_input(1, w_t)
+
+
 def _bias(ctx, op, dtype):
     if op.input("bias") is None:
         return None
@@ -69,9 +84,7 @@ def _bias(ctx, op, dtype):
 @converter("conv2d", "depthwise_conv2d", "conv3d")
 def conv(ctx, op):
     x, restore = to_nchw(ctx, op, ctx.input(op, "input", "x"))
-    # a quantized model's filter is a Dequantize output: the kernel goes in as input 1 (INT8 conv for TensorRT)
-    w_t = ctx.get(op.input("filter")) if ctx.const_value(op.input("filter")) is None else None
-    w = param_weights(ctx, op, "filter", x.dtype) if w_t is None else np.zeros(tuple(w_t.shape), np.float32)
+    w, w_t = filter_weights(ctx, op, x.dtype)
     kernel = list(w.shape[2:])
     strides = [int(s) for s in ctx.attr(op, "strides", default=[1] * len(kernel))]
     dilations = [int(d) for d in ctx.attr(op, "dilations", default=[1] * len(kernel))]
@@ -84,8 +97,7 @@ def conv(ctx, op):
     layer.stride_nd = tuple(strides)
     layer.dilation_nd = tuple(dilations)
     layer.num_groups = groups
-    if w_t is not None:
-        layer.set_input(1, ctx.cast(w_t, x.dtype))
+    _set_kernel(ctx, layer, w_t)
     if same:
         layer.padding_mode = ctx.trt.PaddingMode.SAME_UPPER
     else:
@@ -98,7 +110,7 @@ def conv(ctx, op):
 def conv_transpose(ctx, op):
     # out = (in - 1) * s - pad_before - pad_after + d * (k - 1) + 1 + output_padding
     x, restore = to_nchw(ctx, op, ctx.input(op, "x", "input"))
-    w = param_weights(ctx, op, "filter", x.dtype)  # [C_in, C_out / groups, kh, kw], TensorRT's layout too
+    w, w_t = filter_weights(ctx, op, x.dtype)  # [C_in, C_out / groups, kh, kw], TensorRT's layout too
     kernel = list(w.shape[2:])
     n = len(kernel)
     groups = int(ctx.attr(op, "groups", default=1))
@@ -131,8 +143,10 @@ def conv_transpose(ctx, op):
     extra = [max(-p, 0) for p in post_eff]
     post_eff = [max(p, 0) for p in post_eff]
     bias = _bias(ctx, op, x.dtype)
-    args = (x, int(w.shape[1]) * groups, tuple(kernel), w) + ((bias,) if bias is not None else ())
+    args = (x, int(w.shape[1]) * groups, tuple(kernel), w if w_t is None else ctx.trt.Weights()) + \
+        ((bias,) if bias is not None else ())
     layer = ctx.named(ctx.network.add_deconvolution_nd(*args))
+    _set_kernel(ctx, layer, w_t)
     layer.stride_nd = tuple(strides)
     layer.dilation_nd = tuple(dilations)
     layer.num_groups = groups
