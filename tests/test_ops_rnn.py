@@ -84,23 +84,6 @@ def programs():
     return saved_programs(__file__, "ops_rnn")
 
 
-@pytest.fixture(autouse=True)
-def one_profile(monkeypatch):
-    """opcases passes one "name:dims" item per input, which make_profiles reads as one profile each; the
-    state inputs have a dynamic non-batch dim (B in [rows, B, H]) and need their range in the same profile."""
-    from repogen.trt import profiles
-
-    real = profiles.make_profiles
-
-    def joined(inputs, **kw):
-        for key in ("min_shapes", "opt_shapes", "max_shapes"):
-            if kw.get(key):
-                kw[key] = [",".join(kw[key])]
-        return real(inputs, **kw)
-
-    monkeypatch.setattr(profiles, "make_profiles", joined)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_fp32_legacy(programs, case):
     failures = convert_and_compare(programs["legacy"] / case, CASES[case], "fp32")
