@@ -16,7 +16,8 @@ FAST = [("resnet18", "pir"), ("resnet18", "paddle2"), ("mobilenet_v3_small", "pi
         ("mobilenet_v3_small", "paddle2"), ("mobilenet_v2", "paddle2"), ("transformer", "pir"),
         ("transformer", "paddle2"), ("tensors", "pir"), ("tensors", "paddle2"), ("elementwise", "pir"),
         ("elementwise", "paddle2"), ("convnet", "pir"), ("convnet", "paddle2"), ("resnet18", "fluid-combined"),
-        ("ernie", "pir"), ("ernie", "paddle2"), ("rtdetr_head", "pir"), ("rtdetr_head", "paddle2")]
+        ("ernie", "pir"), ("ernie", "paddle2"), ("rtdetr_head", "pir"), ("rtdetr_head", "paddle2"),
+        ("crnn", "pir"), ("crnn", "paddle2")]
 # resnet50 at 32x32 takes ~10 s more per format on 2 cores: opt-in
 SLOW = [("resnet50", "pir"), ("resnet50", "paddle2")] if os.environ.get("REPOGEN_SLOW_TESTS") else []
 
@@ -32,7 +33,7 @@ def test_model_fp32(name, fmt):
 
 @pytest.mark.parametrize("name,fmt", [("resnet18", "pir"), ("mobilenet_v3_small", "paddle2"), ("transformer", "pir"),
                                       ("tensors", "paddle2"), ("mobilenet_v2", "pir"), ("ernie", "paddle2"),
-                                      ("rtdetr_head", "pir")])
+                                      ("rtdetr_head", "pir"), ("crnn", "pir")])
 def test_model_fp16(name, fmt):
     report = check_model(zoo.get(name, fmt), inputs=zoo.sample_feeds(name), fp16=True)
     assert report.outputs
@@ -232,4 +233,12 @@ def test_rtdetr_head_at_another_size(fmt):
     # the anchor grid and the per-head value maps are built from the run-time H and W
     feeds = {"feat": np.random.default_rng(1).uniform(-1, 1, (3, 16, 9, 5)).astype("float32")}
     report = check_model(zoo.get("rtdetr_head", fmt), inputs=feeds)
+    assert report.outputs and all(o.passed and o.rel_err <= 1e-5 for o in report.outputs), report.outputs
+
+
+@pytest.mark.parametrize("fmt", ["pir", "fluid-separate"])
+def test_crnn_at_another_width(fmt):
+    # the LSTM loops run for W/2 steps, known only at run time
+    feeds = {"x": np.random.default_rng(2).uniform(-1, 1, (3, 3, 8, 20)).astype("float32")}
+    report = check_model(zoo.get("crnn", fmt), inputs=feeds)
     assert report.outputs and all(o.passed and o.rel_err <= 1e-5 for o in report.outputs), report.outputs

@@ -1,9 +1,7 @@
 """paddle.nn.LSTM / GRU / SimpleRNN (the `rnn` op) against Paddle, converted into TensorRT loops.
 
-Every case has a dynamic batch and a dynamic sequence length and runs at two shapes. Cases with Paddle's
-default (zero) initial states are saved by Paddle 3.3.1 PIR with `full_with_tensor`, which has no converter
-yet: they run as 2.x programs and as PIR with static dims; cases with explicit initial states run in all
-three forms.
+Every case has a dynamic batch and a dynamic sequence length and runs at two shapes, as 2.x programs, PIR
+and PIR with static dims (Paddle 3.3.1 PIR builds default zero states with `full_with_tensor`).
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ CASES: dict[str, Case] = {
     "lstm_states": Case((_x(),) + _states(2), _runs(states=2), fp16=True, tags=("states",)),
     "gru_states_time_major": Case((_x(True),) + _states(1), _runs(True, states=1), tags=("states",)),
 }
-STATES = [c for c, v in CASES.items() if "states" in v.tags]
 
 
 def build_cases(mode: str) -> dict:
@@ -90,7 +87,7 @@ def test_fp32_legacy(programs, case):
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("case", STATES)
+@pytest.mark.parametrize("case", list(CASES))
 def test_fp32_pir(programs, case):
     failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp32")
     assert not failures, "\n".join(failures)
@@ -104,8 +101,7 @@ def test_fp32_pir_static(programs, case):
 
 @pytest.mark.parametrize("case", [c for c, v in CASES.items() if v.fp16])
 def test_fp16(programs, case):
-    mode = "pir" if case in STATES else "legacy"
-    failures = convert_and_compare(programs[mode] / case, CASES[case], "fp16")
+    failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp16")
     assert not failures, "\n".join(failures)
 
 

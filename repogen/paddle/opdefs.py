@@ -97,6 +97,7 @@ _add("full", "", "out", L("fill_constant", attrs="str_value=",
 _add("full_int_array", "", "out", note="PIR only; output carries Value.const")
 _add("full_like", "x value", "out", L("fill_any_like", mutables=(M("value", "value"),)))
 _add("full_batch_size_like", "input", "out", L("fill_constant_batch_size_like", attrs="str_value="))
+_add("full_with_tensor", "value shape", "out", note="PIR only: full with a run-time value and shape (nn.LSTM states)")
 _add("shape", "input", "out", L("shape"))
 _add("shape64", "input", "out", L("shape64"))
 _add("cast", "x", "out", L("cast", attrs="out_dtype=dtype in_dtype="))

@@ -49,6 +49,17 @@ def full(ctx, op):
     ctx.output(op, _filled(ctx, dims, _fill_value(ctx, op, dtype), dtype))
 
 
+@converter("full_with_tensor")
+def full_with_tensor(ctx, op):
+    # full(shape, value) with both computed at run time: a 1-D shape tensor and a one-element value tensor
+    dtype = H.out_dtype(ctx, op)
+    shape = ctx.input(op, "shape")
+    if H.rank(shape) != 1 or shape.shape[0] < 0:
+        raise ctx.fail(f"shape must be a 1-D tensor of known length, not {list(shape.shape)}")
+    value = ctx.cast(ctx.input(op, "value"), dtype)
+    ctx.output(op, _filled(ctx, H.split_dims(ctx, ctx.cast(shape, ctx.trt.int64)), value, dtype))
+
+
 @converter("full_int_array", "assign_value")
 def constant_value(ctx, op):
     known = _known_output(ctx, op)
