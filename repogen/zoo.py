@@ -41,6 +41,7 @@ class InputSpec:
     sample: tuple[int, ...]  # a concrete shape for reference runs
     low: float = -1.0
     high: float = 1.0
+    lod_level: int = 0  # > 0: a LoD (variable-length sequence) input, legacy formats only
 
 
 @dataclass(frozen=True)
@@ -452,6 +453,19 @@ def _crnn() -> Any:
     return CRNN()
 
 
+def _lod_pool() -> Any:
+    """Fluid-era sequence model: fc over a LoD batch of variable-length sequences, then sequence_pool. Not
+    expressible in TensorRT (no LoD): `repogen check` must name the op, `--target auto` must fall back."""
+    import paddle
+    import paddle.nn as nn
+
+    class LodPool(nn.Layer):
+        def forward(self, x: Any) -> Any:  # [total steps, 8], LoD level 1
+            return paddle.static.nn.sequence_pool(paddle.static.nn.fc(x, 4), "sum")
+
+    return LodPool()
+
+
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("resnet18", _vision("resnet18", num_classes=10), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
     ZooModel("resnet50", _vision("resnet50"), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
@@ -476,6 +490,8 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("yolo_head", _yolo_head, (_img("image", hw=64), InputSpec("im_size", "int32", (-1, 2), (2, 2), 64, 65)),
              ("yolo_box", "multiclass_nms3", "leaky_relu")),
     ZooModel("crnn", _crnn, (InputSpec("x", "float32", (-1, 3, 8, -1), (2, 3, 8, 32)),), ("rnn (LSTM)", "bidirectional")),
+    ZooModel("lod_pool", _lod_pool, (InputSpec("x", "float32", (-1, 8), (6, 8), lod_level=1),), ("sequence_pool",),
+             formats=("fluid-separate", "fluid-combined", "paddle2")),
     ZooModel("tier2", _tier2, (InputSpec("x", "float32", (-1, 8), (8, 8)),), ("compare", "topk", "cumsum")),
     ZooModel("ifnet", _ifnet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
     ZooModel("legacy_ops", _legacy_ops, (InputSpec("x", "float32", (-1, 4, 6, 6), (2, 4, 6, 6)),),
@@ -719,7 +735,8 @@ def _save(name: str, mode: str, out: Path) -> None:
         for m in layer.sublayers(include_self=True):
             if isinstance(m, paddle.nn.layer.norm._BatchNormBase):
                 m.register_forward_pre_hook(lambda m, args: bn_inputs.append((m, args[0])))
-        feeds = [paddle.static.data(s.name, list(s.shape), s.dtype) for s in spec.inputs]
+        feeds = [paddle.static.data(s.name, list(s.shape), s.dtype, **({"lod_level": s.lod_level} if s.lod_level else {}))
+                 for s in spec.inputs]
         outs = layer(*feeds)
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     exe = paddle.static.Executor(paddle.CPUPlace())

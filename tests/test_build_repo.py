@@ -272,15 +272,15 @@ def test_tensorrt_status_needs_module_and_gpu(monkeypatch: pytest.MonkeyPatch) -
 def test_auto_falls_back_to_paddle_for_ops_without_converter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With TensorRT at hand, --target auto still serves a model TensorRT cannot express (LoD sequence ops,
     say) through the paddle target, and says which ops forced it."""
-    import repogen.trt.convert as convert_mod
+    from repogen import zoo
 
     def no_plan(*args, **kwargs):
         raise AssertionError("no plan may be built for a model with unconvertible ops")
 
     monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
     monkeypatch.setattr(build_mod, "build_plan", no_plan)
-    monkeypatch.setattr(convert_mod, "find_unsupported", lambda graph: [(3, "sequence_pool", ["pooled"])])
-    spec = ModelSpec(source=EXAMPLE_DIR, name="m", target="auto", check=False)
+    # zoo lod_pool: a Fluid-era model whose sequence_pool works on LoD tensors
+    spec = ModelSpec(source=zoo.get("lod_pool", "paddle2"), name="m", target="auto", check=False)
     report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
     assert [m.target for m in report.models] == ["paddle"]
     assert any("sequence_pool" in w and "paddle target" in w for w in report.warnings)

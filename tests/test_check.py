@@ -38,13 +38,12 @@ def test_check_reference_mismatch_fails(tmp_path, capsys):
 
 
 def test_check_lists_unsupported_ops(capsys):
-    # yolo_box / multiclass_nms3 have no converter yet (control flow, once used here, now converts: see
-    # tests/test_control_flow.py); when they land, point this at another unconvertible model
-    rc = main(["check", str(zoo.get("yolo_head", "pir")), "--shape", "image:2x3x64x64", "--shape", "im_size:2x2",
-               "--json"])
+    # a real Fluid-era LoD model (zoo lod_pool): sequence_pool can never become TensorRT layers
+    rc = main(["check", str(zoo.get("lod_pool", "paddle2")), "--shape", "x:6x8", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 1 and report["unsupported"]
     assert {"position", "op", "outputs"} <= set(report["unsupported"][0])
+    assert [u["op"] for u in report["unsupported"]] == ["sequence_pool"]
 
 
 def test_check_dynamic_dims_need_shape(capsys):
