@@ -185,6 +185,36 @@ def convert_and_compare(model: Path, case: Case, precision: str, static: bool = 
     return failures
 
 
+def standard_tests(module_file: str, tag: str, cases: dict[str, Case]) -> tuple:
+    """The test set of an op module: a module-scoped ``programs`` fixture, fp32 at every run shape as PIR and
+    2.x, fp32 at the first shape as static PIR, fp16 for the cases marked so. Unpack into module globals:
+    ``programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "tag", CASES)``."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def programs() -> dict[str, Path]:
+        return saved_programs(module_file, tag)
+
+    def check(model: Path, case: str, precision: str, static: bool = False) -> None:
+        failures = convert_and_compare(model / case, cases[case], precision, static=static)
+        assert not failures, "\n".join(failures)
+
+    @pytest.mark.parametrize("case", list(cases))
+    @pytest.mark.parametrize("mode", ["pir", "legacy"])
+    def test_fp32_dynamic(programs: dict, case: str, mode: str) -> None:
+        check(programs[mode], case, "fp32")
+
+    @pytest.mark.parametrize("case", list(cases))
+    def test_fp32_static(programs: dict, case: str) -> None:
+        check(programs["pir-static"], case, "fp32", static=True)
+
+    @pytest.mark.parametrize("case", [c for c, v in cases.items() if v.fp16])
+    def test_fp16(programs: dict, case: str) -> None:
+        check(programs["pir"], case, "fp16")
+
+    return programs, test_fp32_dynamic, test_fp32_static, test_fp16
+
+
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "_save":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     _save_all(sys.argv[2], sys.argv[3], sys.argv[4])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.opcases import Case, Inp, convert_and_compare, saved_programs
+from tests.opcases import Case, Inp, standard_tests
 
 B = T = -1
 H = 4
@@ -76,33 +76,7 @@ def build_cases(mode: str) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def programs():
-    return saved_programs(__file__, "ops_rnn")
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_fp32_legacy(programs, case):
-    failures = convert_and_compare(programs["legacy"] / case, CASES[case], "fp32")
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_fp32_pir(programs, case):
-    failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp32")
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_fp32_pir_static(programs, case):
-    failures = convert_and_compare(programs["pir-static"] / case, CASES[case], "fp32", static=True)
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", [c for c, v in CASES.items() if v.fp16])
-def test_fp16(programs, case):
-    failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp16")
-    assert not failures, "\n".join(failures)
+programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_rnn", CASES)
 
 
 def test_sequence_length_is_refused(programs, tmp_path):

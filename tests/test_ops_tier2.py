@@ -7,9 +7,7 @@ Paddle Inference: floats within 1e-5 relative (1e-2 at fp16), integers and bools
 
 from __future__ import annotations
 
-import pytest
-
-from tests.opcases import Case, Inp, convert_and_compare, emit_legacy, saved_programs
+from tests.opcases import Case, Inp, emit_legacy, standard_tests
 
 B = -1  # the dynamic batch dim
 
@@ -218,25 +216,4 @@ def _legacy_apis(paddle, F) -> None:
         {"mode": mode, "padding_mode": padding_mode, "align_corners": bool(align_corners)}, outs=("Output",))
 
 
-@pytest.fixture(scope="module")
-def programs():
-    return saved_programs(__file__, "ops_tier2")
-
-
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("mode", ["pir", "legacy"])
-def test_fp32_dynamic(programs, case, mode):
-    failures = convert_and_compare(programs[mode] / case, CASES[case], "fp32")
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_fp32_static(programs, case):
-    failures = convert_and_compare(programs["pir-static"] / case, CASES[case], "fp32", static=True)
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", [c for c, v in CASES.items() if v.fp16])
-def test_fp16(programs, case):
-    failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp16")
-    assert not failures, "\n".join(failures)
+programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_tier2", CASES)

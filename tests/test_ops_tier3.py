@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.opcases import Case, Inp, convert_and_compare, emit_legacy, saved_programs
+from tests.opcases import Case, Inp, emit_legacy, standard_tests
 
 B = -1  # a dynamic dim
 
@@ -163,28 +163,7 @@ def build_cases(mode: str) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def programs():
-    return saved_programs(__file__, "ops_tier3")
-
-
-@pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("mode", ["pir", "legacy"])
-def test_fp32_dynamic(programs, case, mode):
-    failures = convert_and_compare(programs[mode] / case, CASES[case], "fp32")
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_fp32_static(programs, case):
-    failures = convert_and_compare(programs["pir-static"] / case, CASES[case], "fp32", static=True)
-    assert not failures, "\n".join(failures)
-
-
-@pytest.mark.parametrize("case", [c for c, v in CASES.items() if v.fp16])
-def test_fp16(programs, case):
-    failures = convert_and_compare(programs["pir"] / case, CASES[case], "fp16")
-    assert not failures, "\n".join(failures)
+programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_tier3", CASES)
 
 
 # --- what the converters refuse, with the op and field named -------------------------------------------
