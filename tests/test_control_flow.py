@@ -28,7 +28,7 @@ def _layer_types(network) -> set[str]:
 
 
 def _check(path, graph, conv, x: np.ndarray, tol: float) -> np.ndarray:
-    got = numpy_trt.execute(conv.network, {"x": x})[graph.outputs[0]]
+    got = numpy_trt.execute(conv.network, {"x": x})[conv.outputs[0][0]]  # 2.x whilenet fetches its feed var x
     ref = list(zoo.reference_outputs(path, {"x": x}).values())[0]
     r = compare(got, ref, tol, graph.outputs[0])
     assert r.passed and got.shape == ref.shape, str(r)
@@ -67,3 +67,13 @@ def test_repogen_check_passes_on_control_flow_models(capsys):
         for fmt in FORMATS:
             rc = main(["check", str(zoo.get(model, fmt)), "--shape", "x:2x4"])
             assert rc == 0, (model, fmt, capsys.readouterr())
+
+
+def test_output_sharing_the_input_name_gets_its_own_engine_name():
+    # legacy whilenet updates its feed variable x in place and fetches it: an engine's tensor names are
+    # unique (TensorRT refuses the rename), so the output is x_out
+    _, graph, conv = _convert("whilenet", "paddle2", "fp32")
+    assert graph.inputs == ["x"] and graph.outputs == ["x"]
+    assert [n for n, _, _ in conv.inputs] == ["x"] and [n for n, _, _ in conv.outputs] == ["x_out"]
+    with pytest.raises(numpy_trt.NetworkError, match="already in use"):
+        conv.network.get_output(0).name = "x"

@@ -444,3 +444,15 @@ def test_concatenation_axis_set_after_add_may_resolve_a_mismatch():
     net.mark_output(cat.get_output(0))
     x, y = np.ones((2, 2), np.float32), np.zeros((2, 3), np.float32)
     assert np.array_equal(trt.execute(net, {"a": x, "b": y})[cat.get_output(0).name], np.concatenate([x, y], 1))
+
+
+def test_linspace_fill_refuses_half_output():
+    # the real builder (TensorRT-RTX 1.7, docs/gpu-validation.md) refuses a HALF LINSPACE fill
+    import pytest
+    from repogen.trt import numpy_trt as trt
+
+    net = trt.Builder(trt.Logger()).create_network(0)
+    fill = net.add_fill((4,), trt.FillOperation.LINSPACE, trt.float16)
+    fill.alpha, fill.beta = 0.0, 1.0
+    with pytest.raises(trt.NetworkError, match="LINSPACE fill produces INT32, INT64 or FLOAT"):
+        fill.get_output(0).shape

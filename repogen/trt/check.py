@@ -150,12 +150,12 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
         if expected is None:
             raise ConfigError(f"reference has no output {name!r} (has: {', '.join(reference)})")
         if quantized is not None:
-            report.outputs.append(_compare_int8(actual[name], expected, name))
+            report.outputs.append(_compare_int8(actual[conv.outputs[i][0]], expected, name))
         else:
             tol = TOLERANCE[precision]
             if precision == "fp32" and is_prequantized(cleaned):
                 tol = PREQUANTIZED_TOLERANCE
-            report.outputs.append(compare(actual[name], expected, tol, name))
+            report.outputs.append(compare(actual[conv.outputs[i][0]], expected, tol, name))  # engine's name
     return report
 
 

@@ -48,6 +48,19 @@ def _io_type(trt: Any, dtype: str) -> Any:
             "bool": trt.DataType.BOOL}[dtype]
 
 
+def _output_name(name: str, taken: set[str]) -> str:
+    """The engine's name for a graph output: its own, unless an input already has it (a legacy program whose
+    loop updates its feed variable in place fetches that same variable), since an engine's tensor names are
+    unique; then ``<name>_out`` (``_out2``... if that is taken too)."""
+    if name not in taken:
+        return name
+    k, candidate = 1, f"{name}_out"
+    while candidate in taken:
+        k += 1
+        candidate = f"{name}_out{k}"
+    return candidate
+
+
 def convert_ops(ctx: ConversionContext, ops: Sequence[Any], position: int | None = None) -> None:
     """Convert ops in order into ctx's network: the main block, or a control-flow sub-block (converters in
     converters/control.py call it with the owning op's ``position``, which then names errors)."""
@@ -111,10 +124,11 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
             t = ctx.cast(t, io_type)
         elif t.name in input_names or t.name in marked or id(t) in {id(x) for x in ctx._const_cache.values()}:
             t = ctx.named(network.add_identity(t)).get_output(0)
-        t.name = v.name
+        name = _output_name(v.name, input_names | marked)
+        t.name = name
         network.mark_output(t)
-        marked.add(v.name)
-        outputs.append((v.name, io_type, tuple(int(d) for d in t.shape)))
+        marked.add(name)
+        outputs.append((name, io_type, tuple(int(d) for d in t.shape)))
 
     config = builder.create_builder_config()
     for prof in profiles:

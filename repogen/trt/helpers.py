@@ -339,6 +339,9 @@ def iota(ctx: ConversionContext, n: Dim, dtype: Any, start: Any = 0, step: Any =
 
     start/step are numbers or tensors (any shape of one element), taken in dtype.
     """
+    if dtype not in (ctx.trt.DataType.INT32, ctx.trt.DataType.INT64, ctx.trt.DataType.FLOAT):
+        # a LINSPACE fill only produces INT32, INT64 or FLOAT (the real builder refuses HALF)
+        return ctx.cast(iota(ctx, n, ctx.trt.DataType.FLOAT, start, step), dtype)
     layer = ctx.named(ctx.network.add_fill((int(n),) if isinstance(n, (int, np.integer)) else (1,),
                                            ctx.trt.FillOperation.LINSPACE, dtype))
     if not isinstance(n, (int, np.integer)):

@@ -39,6 +39,24 @@ def concrete(shape: tuple[int, ...]) -> list[int]:
     return dims
 
 
+def case_shapes(group: str, case: str) -> dict[str, list[int]] | None:
+    """The first run shapes of a per-op case (tests/opcases.py Case), found through the test module that
+    saves under this tag: dims such as an RNN state's batch or temporal_shift's segments must agree."""
+    import importlib.util
+
+    for path in sorted((Path(__file__).resolve().parents[1]).glob("test_*.py")):
+        if f'"{group}"' not in path.read_text():
+            continue
+        spec = importlib.util.spec_from_file_location(f"_cases_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        cases = getattr(mod, "CASES", None)
+        found = cases.get(case) if isinstance(cases, dict) else None
+        if found is not None and hasattr(found, "runs"):
+            return {k: list(v) for k, v in found.runs[0].items()}
+    return None
+
+
 def saved_models(root: Path) -> list[tuple[str, Path]]:
     """(case name, folder) for the newest save of each model folder under the cache root."""
     newest: dict[str, tuple[float, Path]] = {}
@@ -86,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         dest = args.out / name.replace("/", "__")
         shutil.copytree(folder, dest, dirs_exist_ok=True)
         model_file = graph.source.model_file.name
-        shapes = {n: concrete(graph.value(n).shape) for n in graph.inputs}
+        known = case_shapes(group, name.split("/")[-1])
+        shapes = {n: (known or {}).get(n) or concrete(graph.value(n).shape) for n in graph.inputs}
         (dest / "case.json").write_text(json.dumps({"name": name, "model": model_file, "shapes": shapes}))
         total += size
     print(f"exported {total / 2**20:.1f} MiB to {args.out}")

@@ -320,6 +320,10 @@ class IFillLayer(ILayer):
     def _infer(self, ins: list[Info | None]) -> list[Info]:
         if FillOperation(self.operation) != FillOperation.LINSPACE:
             raise self._fail("only LINSPACE fill is implemented (random fills have no reference semantics)")
+        if DataType(self.to_type) not in (DataType.INT32, DataType.INT64, DataType.FLOAT):
+            # TensorRT-RTX 1.7's builder: "FillOperation::kLINSPACE only supports `output` type kINT32 /
+            # kINT64 / kFLOAT" (docs/gpu-validation.md); to_type is set after add_fill, so refuse late
+            self._late(f"a LINSPACE fill produces INT32, INT64 or FLOAT, not {DataType(self.to_type).name}")
         if ins and ins[0] is not None:
             shape = tuple(-1 if v is None else v for v in shape_input_values(self, ins[0], "shape (input 0)")[1])
         else:

@@ -68,7 +68,12 @@ class ITensor:
 
     @name.setter
     def name(self, value: str) -> None:
-        self._name = str(value)
+        value = str(value)
+        if value != self._name and self._network._tensor_named(value) is not None:
+            # TensorRT: "Failed attempt to rename a tensor ... as the new name is already in use" (the
+            # rename is refused and the tensor keeps its old name; here it raises so the caller sees it)
+            raise NetworkError("ITensor.name", f"cannot rename {self._name!r} to {value!r}: the name is already in use")
+        self._name = value
 
     @property
     def shape(self) -> Dims:
@@ -274,6 +279,17 @@ class NetworkCore:
         self._deferred = False
         self.name = "Unnamed Network 0"
         self.error_recorder = None
+
+    def _tensor_named(self, name: str) -> "ITensor | None":
+        for t in self._inputs:
+            if t.name == name:
+                return t
+        for layer in self._layers:
+            for k in range(layer.num_outputs):
+                t = layer.get_output(k)
+                if t is not None and t.name == name:
+                    return t
+        return None
 
     # ---- queries
     @property
