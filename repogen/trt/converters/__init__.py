@@ -2,6 +2,7 @@
 
 from repogen.trt.converters import (  # noqa: F401
     activation,
+    boxes,
     control,
     conv,
     creation,

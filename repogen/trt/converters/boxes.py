@@ -1,0 +1,280 @@
+"""Detection box ops built from elementwise layers: yolo_box decoding, box_coder, and the prior / anchor
+grids of prior_box and anchor_generator (computed from the run-time feature and image sizes).
+
+Formulas follow Paddle's CPU kernels (phi yolo_box, box_coder, prior_box, anchor_generator), including
+the order of float operations where it is cheap to keep.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from repogen.trt import helpers as H
+from repogen.trt.registry import converter
+
+
+def _channel(ctx, t, axis: int, start: int, size: int = 1):
+    """t[..., start:start+size, ...] along axis, dims kept."""
+    dims = H.dims_of(ctx, t)
+    starts, sizes = [0] * len(dims), list(dims)
+    starts[axis], sizes[axis] = start, size
+    return H.slice_(ctx, t, starts, sizes)
+
+
+def _float_dim(ctx, d, rank: int):
+    """A dim (int or run-time) as a float tensor of the given rank, for broadcasting."""
+    if isinstance(d, (int, np.integer)):
+        return ctx.const(np.full((1,) * rank, float(d)))
+    return H.reshape(ctx, ctx.cast(H.dim_tensor(ctx, d), ctx.float_type), [1] * rank)
+
+
+def _sigmoid(ctx, t):
+    return H.activation(ctx, t, "SIGMOID")
+
+
+# --- yolo_box ---------------------------------------------------------------------------------------
+@converter("yolo_box")
+def yolo_box(ctx, op):
+    # x [N, A*(5+C), H, W]; anchor a, cell (row j, column i), s = scale_x_y:
+    #   cx = (i + sigmoid(tx) * s - (s - 1) / 2) * img_w / W      w = exp(tw) * anchor_w * img_w / (ratio * W)
+    #   box = (cx - w/2, cy - h/2, cx + w/2, cy + h/2), clipped to [0, img - 1] with clip_bbox
+    #   conf = sigmoid(tconf); scores = conf * sigmoid(cls); box and scores are 0 where conf < conf_thresh
+    # outputs [N, A*H*W, 4] and [N, A*H*W, C], anchor-major as Paddle lays them out
+    if ctx.attr(op, "iou_aware", default=False):
+        raise ctx.fail("iou_aware is not supported (PP-YOLO's IoU-aware head); export without it")
+    x = ctx.input(op, "x")
+    img = ctx.cast(ctx.input(op, "img_size"), ctx.float_type)  # [N, 2] as (h, w)
+    anchors = np.asarray(ctx.attr(op, "anchors"), dtype=np.float64).reshape(-1, 2)
+    num_anchors, classes = len(anchors), int(ctx.attr(op, "class_num"))
+    thresh = float(ctx.attr(op, "conf_thresh", default=0.01))
+    ratio = int(ctx.attr(op, "downsample_ratio", default=32))
+    s = float(ctx.attr(op, "scale_x_y", default=1.0))
+    n, c, h, w = H.dims_of(ctx, x)
+    if isinstance(c, int) and c != num_anchors * (5 + classes):
+        raise ctx.fail(f"x has {c} channels; {num_anchors} anchors x (5 + {classes} classes) need "
+                       f"{num_anchors * (5 + classes)}")
+
+    t = H.reshape(ctx, x, [n, num_anchors, 5 + classes, h, w])
+    tx, ty, tw, th, tconf = (_channel(ctx, t, 2, k) for k in range(5))
+    img_h = H.reshape(ctx, _channel(ctx, img, 1, 0), [n, 1, 1, 1, 1])
+    img_w = H.reshape(ctx, _channel(ctx, img, 1, 1), [n, 1, 1, 1, 1])
+    grid_w, grid_h = _float_dim(ctx, w, 5), _float_dim(ctx, h, 5)
+    col = H.reshape(ctx, H.iota(ctx, w, ctx.float_type), [1, 1, 1, 1, w])
+    row = H.reshape(ctx, H.iota(ctx, h, ctx.float_type), [1, 1, 1, h, 1])
+    bias = -0.5 * (s - 1.0)
+
+    def center(cell, t_off, size, grid):
+        return H.div(ctx, H.mul(ctx, H.add(ctx, H.add(ctx, cell, H.mul(ctx, _sigmoid(ctx, t_off), s)), bias), size), grid)
+
+    def half_extent(t_size, anchor, size, grid):
+        scaled = ctx.const((anchor / ratio).reshape(1, num_anchors, 1, 1, 1))
+        return H.mul(ctx, H.div(ctx, H.mul(ctx, H.mul(ctx, H.unary(ctx, t_size, "EXP"), scaled), size), grid), 0.5)
+
+    cx, cy = center(col, tx, img_w, grid_w), center(row, ty, img_h, grid_h)
+    hw, hh = half_extent(tw, anchors[:, 0], img_w, grid_w), half_extent(th, anchors[:, 1], img_h, grid_h)
+    x1, y1, x2, y2 = H.sub(ctx, cx, hw), H.sub(ctx, cy, hh), H.add(ctx, cx, hw), H.add(ctx, cy, hh)
+    if ctx.attr(op, "clip_bbox", default=True):
+        x1, y1 = H.maximum(ctx, x1, 0.0), H.maximum(ctx, y1, 0.0)
+        x2, y2 = H.minimum(ctx, x2, H.sub(ctx, img_w, 1.0)), H.minimum(ctx, y2, H.sub(ctx, img_h, 1.0))
+
+    conf = _sigmoid(ctx, tconf)
+    keep = ctx.cast(H.unary(ctx, H.ew(ctx, conf, thresh, "LESS"), "NOT"), ctx.float_type)
+    boxes = H.mul(ctx, H.concat(ctx, [x1, y1, x2, y2], 2), keep)
+    scores = H.mul(ctx, H.mul(ctx, _sigmoid(ctx, _channel(ctx, t, 2, 5, classes)), conf), keep)
+
+    def rows(v, k):  # [N, A, k, H, W] -> [N, A*H*W, k]
+        return H.reshape(ctx, H.transpose(ctx, v, [0, 1, 3, 4, 2]), [n, -1, k])
+
+    ctx.output(op, rows(boxes, 4), slot="boxes")
+    ctx.output(op, rows(scores, classes), slot="scores")
+
+
+# --- box_coder --------------------------------------------------------------------------------------
+def _corners(ctx, boxes, axis: int):
+    return [_channel(ctx, boxes, axis, k) for k in range(4)]
+
+
+def _size_center(ctx, corners, plus_one: float):
+    """(width, height, center x, center y) of prior boxes as Paddle's box_coder computes them."""
+    x1, y1, x2, y2 = corners
+    bw, bh = H.add(ctx, H.sub(ctx, x2, x1), plus_one), H.add(ctx, H.sub(ctx, y2, y1), plus_one)
+    return bw, bh, H.add(ctx, x1, H.mul(ctx, bw, 0.5)), H.add(ctx, y1, H.mul(ctx, bh, 0.5))
+
+
+def _variances(ctx, op, var, axis: int) -> list:
+    """Per-coordinate variances: a [M, 4] tensor (split like the priors), the ``variance`` attr, or none."""
+    if var is not None:
+        return _corners(ctx, var, axis)
+    attr = [float(v) for v in (ctx.attr(op, "variance", default=[]) or [])]
+    if attr and len(attr) != 4:
+        raise ctx.fail(f"variance must have 4 values, not {len(attr)}")
+    return attr or [None] * 4
+
+
+@converter("box_coder")
+def box_coder(ctx, op):
+    prior = ctx.input(op, "prior_box")  # [M, 4]
+    var = ctx.input(op, "prior_box_var") if op.input("prior_box_var") else None
+    target = ctx.input(op, "target_box")
+    code = str(ctx.attr(op, "code_type", default="encode_center_size")).lower()
+    plus_one = 0.0 if ctx.attr(op, "box_normalized", default=True) else 1.0
+    if code == "encode_center_size":
+        # target [N, 4] against every prior: out [N, M, 4]
+        if H.rank(target) != 2:
+            raise ctx.fail(f"encoding takes target_box of rank 2, not {H.rank(target)}")
+        pw, ph, pcx, pcy = (H.reshape(ctx, v, [1, -1, 1]) for v in _size_center(ctx, _corners(ctx, prior, 1), plus_one))
+        tx1, ty1, tx2, ty2 = (H.unsqueeze(ctx, v, [1]) for v in _corners(ctx, target, 1))  # [N, 1, 1]
+        tcx, tcy = H.mul(ctx, H.add(ctx, tx2, tx1), 0.5), H.mul(ctx, H.add(ctx, ty2, ty1), 0.5)
+        tw, th = H.add(ctx, H.sub(ctx, tx2, tx1), plus_one), H.add(ctx, H.sub(ctx, ty2, ty1), plus_one)
+        out = [H.div(ctx, H.sub(ctx, tcx, pcx), pw), H.div(ctx, H.sub(ctx, tcy, pcy), ph),
+               H.unary(ctx, H.unary(ctx, H.div(ctx, tw, pw), "ABS"), "LOG"),
+               H.unary(ctx, H.unary(ctx, H.div(ctx, th, ph), "ABS"), "LOG")]
+        variances = [v if v is None or isinstance(v, float) else H.reshape(ctx, v, [1, -1, 1])
+                     for v in _variances(ctx, op, var, 1)]
+        out = [o if v is None else H.div(ctx, o, v) for o, v in zip(out, variances)]
+        return ctx.output(op, H.concat(ctx, out, 2))
+    if code != "decode_center_size":
+        raise ctx.fail(f"code_type {code!r} is not encode_center_size or decode_center_size")
+    # target [N, M, 4]; priors [M, 4] pair with dim 1 (axis 0) or [N, 4] with dim 0 (axis 1)
+    axis = int(ctx.attr(op, "axis", default=0))
+    if H.rank(target) != 3 or axis not in (0, 1):
+        raise ctx.fail(f"decoding takes target_box of rank 3 and axis 0 or 1 (rank {H.rank(target)}, axis {axis})")
+    view = [1, -1, 1] if axis == 0 else [-1, 1, 1]
+    pw, ph, pcx, pcy = (H.reshape(ctx, v, view) for v in _size_center(ctx, _corners(ctx, prior, 1), plus_one))
+    variances = [1.0 if v is None else v if isinstance(v, float) else H.reshape(ctx, v, view)
+                 for v in _variances(ctx, op, var, 1)]
+    t0, t1, t2, t3 = _corners(ctx, target, 2)
+    cx = H.add(ctx, H.mul(ctx, H.mul(ctx, t0, variances[0]), pw), pcx)
+    cy = H.add(ctx, H.mul(ctx, H.mul(ctx, t1, variances[1]), ph), pcy)
+    half_w = H.mul(ctx, H.mul(ctx, H.unary(ctx, H.mul(ctx, t2, variances[2]), "EXP"), pw), 0.5)
+    half_h = H.mul(ctx, H.mul(ctx, H.unary(ctx, H.mul(ctx, t3, variances[3]), "EXP"), ph), 0.5)
+    out = [H.sub(ctx, cx, half_w), H.sub(ctx, cy, half_h),
+           H.sub(ctx, H.add(ctx, cx, half_w), plus_one), H.sub(ctx, H.add(ctx, cy, half_h), plus_one)]
+    ctx.output(op, H.concat(ctx, out, 2))
+
+
+# --- prior / anchor grids ---------------------------------------------------------------------------
+def _grid_boxes(ctx, fh, fw, cx, cy, lo: Sequence[np.ndarray], hi: Sequence[np.ndarray], scale=(None, None)):
+    """[H, W, P, 4] boxes (cx - lo_x, cy - lo_y, cx + hi_x, cy + hi_y), each divided by scale (x, y).
+
+    cx [1, W, 1] and cy [H, 1, 1] are the cell centers; lo/hi hold one offset per prior (numpy arrays)."""
+    p = len(lo[0])
+    dims = [fh, fw, p]
+
+    def coord(center, offset, sign, divisor):
+        v = H.add(ctx, center, ctx.const((sign * np.asarray(offset, np.float64)).reshape(1, 1, p)))
+        v = v if divisor is None else H.div(ctx, v, divisor)
+        return H.unsqueeze(ctx, H.broadcast_to(ctx, v, dims), [3])
+
+    return H.concat(ctx, [coord(cx, lo[0], -1, scale[0]), coord(cy, lo[1], -1, scale[1]),
+                          coord(cx, hi[0], 1, scale[0]), coord(cy, hi[1], 1, scale[1])], 3)
+
+
+def _centers(ctx, fh, fw, step_w, step_h, offset_w: float, offset_h: float):
+    """cx [1, W, 1] = col * step_w + offset_w-term and cy [H, 1, 1], as the kernels compute them."""
+    cx = H.mul(ctx, H.add(ctx, H.iota(ctx, fw, ctx.float_type), offset_w), step_w)
+    cy = H.mul(ctx, H.add(ctx, H.iota(ctx, fh, ctx.float_type), offset_h), step_h)
+    return H.reshape(ctx, cx, [1, fw, 1]), H.reshape(ctx, cy, [fh, 1, 1])
+
+
+def _variance_grid(ctx, op, boxes, name: str):
+    var = np.asarray([float(v) for v in ctx.attr(op, name, default=[0.1, 0.1, 0.2, 0.2])], np.float64)
+    return H.broadcast_to(ctx, ctx.const(var.reshape(1, 1, 1, 4)), H.dims_of(ctx, boxes))
+
+
+def _aspect_ratios(ratios: Sequence[float], flip: bool) -> list[float]:
+    # Paddle's ExpandAspectRatios: 1 first, then each new ratio (and its inverse with flip)
+    out = [1.0]
+    for r in ratios:
+        if all(abs(r - o) >= 1e-6 for o in out):
+            out.append(r)
+            if flip:
+                out.append(1.0 / r)
+    return out
+
+
+def _prior_half_sizes(op, ctx) -> tuple[np.ndarray, np.ndarray]:
+    mins = [float(v) for v in ctx.attr(op, "min_sizes")]
+    maxs = [float(v) for v in (ctx.attr(op, "max_sizes", default=[]) or [])]
+    if maxs and len(maxs) != len(mins):
+        raise ctx.fail(f"max_sizes has {len(maxs)} values for {len(mins)} min_sizes")
+    ratios = _aspect_ratios([float(r) for r in ctx.attr(op, "aspect_ratios", default=[1.0])],
+                            bool(ctx.attr(op, "flip", default=False)))
+    minmax_first = bool(ctx.attr(op, "min_max_aspect_ratios_order", default=False))
+    half_w: list[float] = []
+    half_h: list[float] = []
+    f32 = np.float32  # the kernel works in float
+
+    def put(w: float, h: float) -> None:
+        half_w.append(float(f32(w)))
+        half_h.append(float(f32(h)))
+
+    for k, m in enumerate(mins):
+        def by_ratio(skip_one: bool) -> None:
+            for r in ratios:
+                if skip_one and abs(r - 1.0) < 1e-6:
+                    continue
+                put(m * math.sqrt(f32(r)) / 2.0, m / math.sqrt(f32(r)) / 2.0)
+
+        if minmax_first:
+            put(m / 2.0, m / 2.0)
+            if maxs:
+                put(math.sqrt(m * maxs[k]) / 2.0, math.sqrt(m * maxs[k]) / 2.0)
+            by_ratio(skip_one=True)
+        else:
+            by_ratio(skip_one=False)
+            if maxs:
+                put(math.sqrt(m * maxs[k]) / 2.0, math.sqrt(m * maxs[k]) / 2.0)
+    return np.asarray(half_w), np.asarray(half_h)
+
+
+@converter("prior_box")
+def prior_box(ctx, op):
+    # SSD priors: for cell (h, w) with center ((w + offset) * step_w, (h + offset) * step_h), one box per
+    # (min size, ratio) [+ max size], normalised by the image size; step = image / feature unless given
+    fh, fw = H.dims_of(ctx, ctx.input(op, "input"))[2:]
+    ih, iw = H.dims_of(ctx, ctx.input(op, "image"))[2:]
+    img_w, img_h = _float_dim(ctx, iw, 3), _float_dim(ctx, ih, 3)
+    step_w, step_h = float(ctx.attr(op, "step_w", default=0.0)), float(ctx.attr(op, "step_h", default=0.0))
+    if step_w == 0.0 or step_h == 0.0:
+        step_w, step_h = H.div(ctx, _float_dim(ctx, iw, 1), _float_dim(ctx, fw, 1)), \
+            H.div(ctx, _float_dim(ctx, ih, 1), _float_dim(ctx, fh, 1))
+    offset = float(ctx.attr(op, "offset", default=0.5))
+    cx, cy = _centers(ctx, fh, fw, step_w, step_h, offset, offset)
+    half_w, half_h = _prior_half_sizes(op, ctx)
+    boxes = _grid_boxes(ctx, fh, fw, cx, cy, (half_w, half_h), (half_w, half_h), (img_w, img_h))
+    if ctx.attr(op, "clip", default=False):
+        boxes = H.minimum(ctx, H.maximum(ctx, boxes, 0.0), 1.0)
+    ctx.output(op, boxes, slot="out")
+    ctx.output(op, _variance_grid(ctx, op, boxes, "variances"), slot="var")
+
+
+def _round_half_up(v: float) -> float:
+    return math.floor(v + 0.5)  # std::round of a positive value (numpy rounds halves to even)
+
+
+@converter("anchor_generator")
+def anchor_generator(ctx, op):
+    # Faster R-CNN anchors in pixels: center (w * stride_w + offset * (stride_w - 1), ...); per (ratio, size)
+    # base_w = round(sqrt(stride_w * stride_h / ratio)), base_h = round(base_w * ratio), scaled by
+    # size / stride; corners center -+ (extent - 1) / 2
+    fh, fw = H.dims_of(ctx, ctx.input(op, "input"))[2:]
+    stride_w, stride_h = (float(v) for v in ctx.attr(op, "stride", default=[16.0, 16.0]))
+    offset = float(ctx.attr(op, "offset", default=0.5))
+    widths, heights = [], []
+    for ratio in (float(r) for r in ctx.attr(op, "aspect_ratios")):
+        for size in (float(s) for s in ctx.attr(op, "anchor_sizes")):
+            base_w = _round_half_up(math.sqrt(stride_w * stride_h / ratio))
+            base_h = _round_half_up(base_w * ratio)
+            widths.append(size / stride_w * base_w)
+            heights.append(size / stride_h * base_h)
+    half_w = 0.5 * (np.asarray(widths) - 1)
+    half_h = 0.5 * (np.asarray(heights) - 1)
+    cx, cy = _centers(ctx, fh, fw, stride_w, stride_h, offset * (stride_w - 1) / stride_w,
+                      offset * (stride_h - 1) / stride_h)
+    anchors = _grid_boxes(ctx, fh, fw, cx, cy, (half_w, half_h), (half_w, half_h))
+    ctx.output(op, anchors, slot="anchors")
+    ctx.output(op, _variance_grid(ctx, op, anchors, "variances"), slot="variances")

@@ -1,0 +1,101 @@
+"""Detection box ops against Paddle: yolo_box, box_coder, prior_box, anchor_generator (converters/boxes.py).
+
+Cases are saved by Paddle as PIR (dynamic dims), 2.x ProgramDesc and static PIR (tests/opcases.py) and must
+match Paddle Inference within 1e-5 relative (1e-2 at fp16) at two run shapes.
+"""
+
+from __future__ import annotations
+
+from tests.opcases import Case, Inp, emit_legacy, standard_tests
+
+B = -1
+YOLO_ANCHORS = [10, 13, 16, 30]  # two anchors
+YOLO_CLASSES = 3
+
+
+def _runs(*runs):
+    return tuple(runs)
+
+
+CASES: dict[str, Case] = {
+    "yolo_box": Case((Inp("x", (B, 2 * (5 + YOLO_CLASSES), -1, -1), low=-3.0, high=3.0),
+                      Inp("img_size", (B, 2), "int32", 40, 120)),
+                     _runs({"x": (2, 16, 4, 5), "img_size": (2, 2)}, {"x": (3, 16, 6, 3), "img_size": (3, 2)}),
+                     fp16=True),
+    "box_coder_encode": Case((Inp("p", (-1, 4)), Inp("t", (B, 4)), Inp("v", (-1, 4), low=0.1, high=0.4)),
+                             _runs({"p": (5, 4), "t": (3, 4), "v": (5, 4)}, {"p": (7, 4), "t": (2, 4), "v": (7, 4)}),
+                             fp16=True),
+    "box_coder_decode": Case((Inp("p", (-1, 4)), Inp("t", (B, -1, 4)), Inp("v", (-1, 4), low=0.1, high=0.4)),
+                             _runs({"p": (5, 4), "t": (3, 5, 4), "v": (5, 4)}, {"p": (6, 4), "t": (2, 6, 4), "v": (6, 4)}),
+                             fp16=True),
+    "box_coder_decode_axis1": Case((Inp("p", (B, 4)), Inp("t", (B, -1, 4))),
+                                   _runs({"p": (3, 4), "t": (3, 5, 4)}, {"p": (2, 4), "t": (2, 4, 4)}), fp16=True),
+    "prior_box": Case((Inp("f", (B, 4, -1, -1)), Inp("img", (B, 3, -1, -1))),
+                      _runs({"f": (2, 4, 4, 5), "img": (2, 3, 32, 40)}, {"f": (1, 4, 3, 3), "img": (1, 3, 30, 27)}),
+                      fp16=True),
+    "anchor_generator": Case((Inp("f", (B, 4, -1, -1)),), _runs({"f": (2, 4, 3, 5)}, {"f": (1, 4, 4, 2)}), fp16=True),
+}
+
+
+def build_cases(mode: str) -> dict:
+    import paddle
+    from paddle import _C_ops
+    from paddle.vision import ops
+
+    legacy = mode == "legacy"
+
+    def box(p):  # valid corner boxes from free numbers: (x1, y1) and a positive extent
+        return paddle.concat([p[:, :2] * 4.0, p[:, :2] * 4.0 + paddle.abs(p[:, 2:]) * 3.0 + 0.5], axis=1)
+
+    def yolo_box(x, img_size):
+        common = dict(anchors=YOLO_ANCHORS, class_num=YOLO_CLASSES, downsample_ratio=8)
+        b1, s1 = ops.yolo_box(x, img_size, conf_thresh=0.5, clip_bbox=True, **common)
+        b2, s2 = ops.yolo_box(x, img_size, conf_thresh=0.3, clip_bbox=False, scale_x_y=1.2, **common)
+        return b1, s1, b2, s2
+
+    def coder(prior, target, var, code, normalized, axis=0):
+        if legacy:
+            inputs = {"PriorBox": [prior], "TargetBox": [target]}
+            attrs = {"code_type": code, "box_normalized": normalized, "axis": axis}
+            if isinstance(var, list):
+                attrs["variance"] = var
+            else:
+                inputs["PriorBoxVar"] = [var]
+            return emit_legacy("box_coder", inputs, attrs, outs=("OutputBox",))
+        return ops.box_coder(prior, var, target, code, normalized, axis)
+
+    def encode(p, t, v):
+        return (coder(box(p), box(t), v, "encode_center_size", True),
+                coder(box(p), box(t), [0.1, 0.1, 0.2, 0.2], "encode_center_size", False))
+
+    def decode(p, t, v):
+        return (coder(box(p), t, v, "decode_center_size", True),
+                coder(box(p), t, [0.1, 0.2, 0.3, 0.4], "decode_center_size", False))
+
+    def decode_axis1(p, t):
+        return coder(box(p), t, [0.1, 0.1, 0.2, 0.2], "decode_center_size", True, axis=1)
+
+    def prior(f, img):
+        b1, v1 = ops.prior_box(f, img, min_sizes=[4.0, 8.0], max_sizes=[6.0, 12.0], aspect_ratios=[2.0, 3.0],
+                               flip=True, clip=True)
+        b2, v2 = ops.prior_box(f, img, min_sizes=[5.0], aspect_ratios=[1.0, 0.5], variance=[0.1, 0.2, 0.3, 0.4],
+                               steps=[8.0, 6.0], offset=0.3, min_max_aspect_ratios_order=True)
+        b3, _ = ops.prior_box(f, img, min_sizes=[5.0], max_sizes=[9.0], aspect_ratios=[2.0],
+                              min_max_aspect_ratios_order=True)
+        return b1, v1, b2, v2, b3
+
+    def anchors(f):
+        attrs = dict(anchor_sizes=[16.0, 32.0], aspect_ratios=[0.5, 1.0, 2.0], variances=[0.1, 0.1, 0.2, 0.2],
+                     stride=[8.0, 8.0], offset=0.5)
+        attrs2 = dict(anchor_sizes=[24.0], aspect_ratios=[1.5], variances=[1.0, 1.0, 1.0, 1.0],
+                      stride=[16.0, 12.0], offset=0.3)
+        if legacy:
+            return [v for a in (attrs, attrs2)
+                    for v in emit_legacy("anchor_generator", {"Input": [f]}, a, outs=("Anchors", "Variances"))]
+        return [v for a in (attrs, attrs2) for v in _C_ops.anchor_generator(f, *a.values())]
+
+    return {"yolo_box": yolo_box, "box_coder_encode": encode, "box_coder_decode": decode,
+            "box_coder_decode_axis1": decode_axis1, "prior_box": prior, "anchor_generator": anchors}
+
+
+programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_detection", CASES)
