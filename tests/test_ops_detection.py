@@ -1,4 +1,5 @@
-"""Detection box ops against Paddle: yolo_box, box_coder, prior_box, anchor_generator (converters/boxes.py).
+"""Detection box ops against Paddle: yolo_box, box_coder, prior_box, anchor_generator, roi_align
+(converters/boxes.py).
 
 Cases are saved by Paddle as PIR (dynamic dims), 2.x ProgramDesc and static PIR (tests/opcases.py) and must
 match Paddle Inference within 1e-5 relative (1e-2 at fp16) at two run shapes.
@@ -34,6 +35,9 @@ CASES: dict[str, Case] = {
                       _runs({"f": (2, 4, 4, 5), "img": (2, 3, 32, 40)}, {"f": (1, 4, 3, 3), "img": (1, 3, 30, 27)}),
                       fp16=True),
     "anchor_generator": Case((Inp("f", (B, 4, -1, -1)),), _runs({"f": (2, 4, 3, 5)}, {"f": (1, 4, 4, 2)}), fp16=True),
+    # two images, 2 + 3 rois (counts built in the program: the random feeds cannot keep a sum)
+    "roi_align": Case((Inp("x", (2, 3, -1, -1)), Inp("r", (5, 4))),
+                      _runs({"x": (2, 3, 8, 10), "r": (5, 4)}, {"x": (2, 3, 12, 7), "r": (5, 4)}), fp16=True),
 }
 
 
@@ -94,8 +98,40 @@ def build_cases(mode: str) -> dict:
                     for v in emit_legacy("anchor_generator", {"Input": [f]}, a, outs=("Anchors", "Variances"))]
         return [v for a in (attrs, attrs2) for v in _C_ops.anchor_generator(f, *a.values())]
 
-    return {"yolo_box": yolo_box, "box_coder_encode": encode, "box_coder_decode": decode,
+    def roi_align(x, r):
+        # boxes reaching a little outside the image (the -1 / size edges of Paddle's sampling rule)
+        rois = paddle.concat([r[:, :2] * 5.0 + 3.0, r[:, :2] * 5.0 + 3.0 + paddle.abs(r[:, 2:]) * 6.0 + 0.3], axis=1)
+        num = paddle.full([2], 2, "int32") + paddle.to_tensor([0, 1], "int32")
+        outs = []
+        for size, scale, ratio, aligned in (((2, 3), 1.0, 2, True), ((3, 2), 0.5, 1, False), (2, 0.8, 3, True)):
+            if legacy:
+                ph, pw = size if isinstance(size, tuple) else (size, size)
+                outs.append(emit_legacy("roi_align", {"X": [x], "ROIs": [rois], "RoisNum": [num]},
+                                        {"pooled_height": ph, "pooled_width": pw, "spatial_scale": scale,
+                                         "sampling_ratio": ratio, "aligned": aligned}))
+            else:
+                outs.append(ops.roi_align(x, rois, num, size, scale, ratio, aligned))
+        return tuple(outs)
+
+    return {"roi_align": roi_align, "yolo_box": yolo_box, "box_coder_encode": encode, "box_coder_decode": decode,
             "box_coder_decode_axis1": decode_axis1, "prior_box": prior, "anchor_generator": anchors}
 
 
 programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_detection", CASES)
+
+
+def test_adaptive_roi_sampling_is_refused(programs):
+    # sampling_ratio <= 0 samples ceil(roi size / bins) points per bin: a count that differs per roi at run time
+    import pytest
+
+    from repogen.errors import ConversionError
+    from repogen.paddle import load_model
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.profiles import make_profiles
+
+    graph = load_model(programs["pir"] / "roi_align")
+    next(op for op in graph.ops if op.type == "roi_align").attrs["sampling_ratio"] = -1
+    profiles = make_profiles(graph.input_values(), shape=["x:2x3x8x10,r:5x4"])
+    with pytest.raises(ConversionError, match="roi_align.*sampling_ratio -1"):
+        convert_graph(graph, numpy_trt, profiles=profiles)

@@ -278,3 +278,73 @@ def anchor_generator(ctx, op):
     anchors = _grid_boxes(ctx, fh, fw, cx, cy, (half_w, half_h), (half_w, half_h))
     ctx.output(op, anchors, slot="anchors")
     ctx.output(op, _variance_grid(ctx, op, anchors, "variances"), slot="variances")
+
+
+# --- roi_align --------------------------------------------------------------------------------------
+def _roi_batch_index(ctx, boxes_num, rois):
+    """Image of each roi from the per-image counts: roi r belongs to image #{b : cumsum(counts)[b] <= r}."""
+    # in FLOAT: counts are small whole numbers, exact there, and every layer below takes FLOAT
+    ends = ctx.cast(H.reshape(ctx, boxes_num, [1, -1]), ctx.trt.DataType.FLOAT)
+    layer = ctx.named(ctx.network.add_cumulative(ends, ctx.const(np.asarray(1, np.int32)),
+                                                 ctx.trt.CumulativeOperation.SUM, False, False))
+    ends = layer.get_output(0)  # [1, N]
+    r = H.reshape(ctx, H.iota(ctx, rois, ctx.trt.DataType.FLOAT), [-1, 1])  # [R, 1]
+    passed = ctx.cast(H.unary(ctx, H.ew(ctx, r, ends, "LESS"), "NOT"), ctx.trt.DataType.FLOAT)
+    return ctx.cast(H.reduce(ctx, passed, "SUM", [1], keep=False), ctx.trt.DataType.INT32)  # [R]
+
+
+@converter("roi_align")
+def roi_align(ctx, op):
+    # Per roi (x1, y1, x2, y2) * spatial_scale (- 0.5 when aligned), bin = extent / pooled; each bin averages
+    # G x G bilinear samples at bin start + (i + 0.5) * bin / G (G = sampling_ratio). Paddle's sample rule:
+    # a point outside [-1, size] is 0, otherwise clamped into [0, size - 1] and interpolated between the
+    # neighbouring pixels. Built as: gather each roi's image, a GridSample (align_corners: normalised -1/1
+    # are the first/last pixel centers) at the clamped points, times the in-range mask, mean over G x G.
+    x = ctx.input(op, "x")
+    boxes = ctx.input(op, "boxes")
+    if not op.input("boxes_num"):
+        raise ctx.fail("boxes_num (RoisNum) is required: LoD rois have no TensorRT form")
+    ph, pw = int(ctx.attr(op, "pooled_height", default=1)), int(ctx.attr(op, "pooled_width", default=1))
+    g = int(ctx.attr(op, "sampling_ratio", default=-1))
+    if g <= 0:
+        raise ctx.fail(f"sampling_ratio {g}: an adaptive sample count (ceil(roi size / bins)) differs per roi at run "
+                       "time; export with a fixed sampling_ratio > 0")
+    scale = float(ctx.attr(op, "spatial_scale", default=1.0))
+    aligned = bool(ctx.attr(op, "aligned", default=False))
+    ft = ctx.trt.DataType.FLOAT  # sample positions in FP32 under --fp16 too, as grid_sample's coordinates
+    rois = H.dims_of(ctx, boxes)[0]
+    n, c, h, w = H.dims_of(ctx, x)
+    image = ctx.named(ctx.network.add_gather(x, _roi_batch_index(ctx, ctx.input(op, "boxes_num"), rois), 0))
+    b = ctx.cast(boxes, ft)
+
+    def axis_points(k_lo, k_hi, bins, size):
+        """[R, bins * G] sample coordinates along one axis, clamped, normalised, and their in-range mask."""
+        lo = H.sub(ctx, H.mul(ctx, _channel(ctx, b, 1, k_lo), scale), 0.5 if aligned else 0.0)
+        extent = H.sub(ctx, H.sub(ctx, H.mul(ctx, _channel(ctx, b, 1, k_hi), scale), 0.5 if aligned else 0.0), lo)
+        if not aligned:
+            extent = H.maximum(ctx, extent, 1.0)
+        bin_size = H.div(ctx, extent, float(bins))  # [R, 1]
+        steps = np.add.outer(np.arange(bins, dtype=np.float64), (np.arange(g) + 0.5) / g).reshape(1, -1)
+        p = H.add(ctx, lo, H.mul(ctx, ctx.const(steps, dtype=ft), bin_size))  # [R, bins * G]
+        size_f = ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, size), [1, 1]), ft) if not isinstance(size, int) \
+            else ctx.const(np.full((1, 1), float(size)), dtype=ft)
+        inside = ctx.cast(H.unary(ctx, H.ew(ctx, H.ew(ctx, p, -1.0, "LESS"), H.ew(ctx, p, size_f, "GREATER"), "OR"),
+                                  "NOT"), ft)
+        last = H.sub(ctx, size_f, 1.0)
+        clamped = H.minimum(ctx, H.maximum(ctx, p, 0.0), last)
+        norm = H.sub(ctx, H.mul(ctx, H.div(ctx, clamped, H.maximum(ctx, last, 1.0)), 2.0), 1.0)
+        return norm, inside
+
+    gy, in_y = axis_points(1, 3, ph, h)  # [R, PH*G]
+    gx, in_x = axis_points(0, 2, pw, w)  # [R, PW*G]
+    grid_dims = [rois, ph * g, pw * g, 1]
+    grid = H.concat(ctx, [H.broadcast_to(ctx, H.reshape(ctx, gx, [rois, 1, pw * g, 1]), grid_dims),
+                          H.broadcast_to(ctx, H.reshape(ctx, gy, [rois, ph * g, 1, 1]), grid_dims)], 3)
+    sample = ctx.named(ctx.network.add_grid_sample(ctx.cast(image.get_output(0), ft), grid))
+    sample.interpolation_mode = ctx.trt.InterpolationMode.LINEAR
+    sample.sample_mode = ctx.trt.SampleMode.FILL
+    sample.align_corners = True
+    mask = H.mul(ctx, H.reshape(ctx, in_y, [rois, 1, ph * g, 1]), H.reshape(ctx, in_x, [rois, 1, 1, pw * g]))
+    vals = H.mul(ctx, sample.get_output(0), mask)  # [R, C, PH*G, PW*G]
+    pooled = H.reduce(ctx, H.reshape(ctx, vals, [rois, c, ph, g, pw, g]), "AVG", [3, 5], keep=False)
+    ctx.output(op, ctx.cast(pooled, x.dtype))
