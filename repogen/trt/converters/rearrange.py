@@ -48,19 +48,23 @@ def channel_shuffle(ctx, op):
     ctx.output(op, _regroup(ctx, x, split, perm, dims))
 
 
+def _image_dims(ctx, op, x):
+    """(channels last?, N, H, W, static C) of a rank-4 image in the op's data_format."""
+    if H.rank(x) != 4:
+        raise ctx.fail(f"input must have rank 4, not {H.rank(x)}")
+    last = _channels_last(ctx, op)
+    dims = H.dims_of(ctx, x)
+    h, w = (dims[1], dims[2]) if last else (dims[2], dims[3])
+    return last, dims[0], h, w, _static_dim(ctx, dims, 3 if last else 1, "channel")
+
+
 @converter("pixel_shuffle")
 def pixel_shuffle(ctx, op):
     # NCHW: [N, c*r*r, H, W] -> [N, c, r, r, H, W] -> [N, c, H, r, W, r] -> [N, c, H*r, W*r]
     # NHWC: [N, H, W, c*r*r] -> [N, H, W, c, r, r] -> [N, H, r, W, r, c] -> [N, H*r, W*r, c]
     x = ctx.input(op, "x")
     r = int(ctx.attr(op, "upscale_factor", default=1))
-    if H.rank(x) != 4:
-        raise ctx.fail(f"input must have rank 4, not {H.rank(x)}")
-    last = _channels_last(ctx, op)
-    dims = H.dims_of(ctx, x)
-    n = dims[0]
-    h, w = (dims[1], dims[2]) if last else (dims[2], dims[3])
-    c = _static_dim(ctx, dims, 3 if last else 1, "channel")
+    last, n, h, w, c = _image_dims(ctx, op, x)
     if r < 1 or c % (r * r):
         raise ctx.fail(f"upscale_factor {r}: {c} channels are not a multiple of {r * r}")
     oc, hr, wr = c // (r * r), H.sym_mul(ctx, h, r), H.sym_mul(ctx, w, r)
@@ -77,13 +81,9 @@ def pixel_unshuffle(ctx, op):
     # NHWC: [N, H, W, C] -> [N, H/d, d, W/d, d, C] -> [N, H/d, W/d, C, d, d] -> [N, H/d, W/d, C*d*d]
     x = ctx.input(op, "x")
     d = int(ctx.attr(op, "downscale_factor", default=1))
-    if H.rank(x) != 4 or d < 1:
-        raise ctx.fail(f"input must have rank 4 (got {H.rank(x)}) and downscale_factor >= 1 (got {d})")
-    last = _channels_last(ctx, op)
-    dims = H.dims_of(ctx, x)
-    n = dims[0]
-    h, w = (dims[1], dims[2]) if last else (dims[2], dims[3])
-    c = _static_dim(ctx, dims, 3 if last else 1, "channel")
+    if d < 1:
+        raise ctx.fail(f"downscale_factor must be >= 1, not {d}")
+    last, n, h, w, c = _image_dims(ctx, op, x)
     hd, wd = H.sym_floordiv(ctx, h, d), H.sym_floordiv(ctx, w, d)
     if last:
         y = _regroup(ctx, x, [n, hd, d, wd, d, c], [0, 1, 3, 5, 2, 4], [n, hd, wd, c * d * d])
