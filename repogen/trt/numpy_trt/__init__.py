@@ -22,6 +22,7 @@ from ._control import (  # also adds INetworkDefinition.add_loop / add_if_condit
 from ._conv import IConvolutionLayer, IDeconvolutionLayer, IPoolingLayer
 from ._exec import execute, execute_all, infer_shapes
 from ._grid_sample import IGridSampleLayer  # also adds INetworkDefinition.add_grid_sample
+from ._nonmax import BoundingBoxFormat, INMSLayer, INonZeroLayer  # also adds add_nms, add_non_zero
 from ._layers import (
     IActivationLayer,
     ICastLayer,
