@@ -267,6 +267,10 @@ _add("grid_sample", "x grid", "out", L("grid_sampler", slots=_OUTPUT), tier=2)
 _add("yolo_box", "x img_size", "boxes scores", L("yolo_box"), tier=2)
 _add("multiclass_nms3", "bboxes scores rois_num", "out index nms_rois_num",
      L("multiclass_nms3", slots="BBoxes=bboxes RoisNum=rois_num NmsRoisNum=nms_rois_num"), tier=2)
+_add("multiclass_nms", "bboxes scores", "out", L("multiclass_nms", slots="BBoxes=bboxes"), tier=2,
+     note="legacy only (fluid); no Index output")
+_add("multiclass_nms2", "bboxes scores", "out index", L("multiclass_nms2", slots="BBoxes=bboxes"), tier=2,
+     note="legacy only")
 _add("matrix_nms", "bboxes scores", "out index roisnum", L("matrix_nms", slots="BBoxes=bboxes RoisNum=roisnum"), tier=2)
 _add("roi_align", "x boxes boxes_num", "out", L("roi_align", slots="ROIs=boxes RoisNum=boxes_num"), tier=2)
 _add("prior_box", "input image", "out var", L("prior_box", slots="Boxes=out Variances=var"), tier=2)

@@ -144,6 +144,7 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
 
         reference = reference_outputs(model_path, {n: feeds[n] for n in graph.inputs})
     ref_by_pos = list(reference.values())
+    detections = detection_outputs(cleaned)
     for i, name in enumerate(graph.outputs):
         expected = reference.get(name)
         if expected is None and len(ref_by_pos) == len(graph.outputs):
@@ -156,8 +157,39 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
             tol = TOLERANCE[precision]
             if is_prequantized(cleaned):
                 tol = PREQUANTIZED_TOLERANCE[precision]
-            report.outputs.append(compare(actual[conv.outputs[i][0]], expected, tol, name))  # engine's name
+            got = actual[conv.outputs[i][0]]  # the engine's name for it
+            if name in detections:
+                got, expected = as_detection_set(got, detections[name]), as_detection_set(expected, detections[name])
+            report.outputs.append(compare(got, expected, tol, name))
     return report
+
+
+def detection_outputs(graph: Any) -> dict[str, str]:
+    """Graph outputs that come from an NMS op: name -> "rows" (label, score, box) or "index". Their row order
+    is an implementation choice (Paddle groups by class, TensorRT's NMS by score), so they compare as sets."""
+    from repogen.trt.converters.multiclass_nms import NMS_OPS
+
+    producer = {n: op for op in graph.ops for names in op.outputs.values() for n in names}
+    found = {}
+    for name in graph.outputs:
+        source = name
+        while source in producer and producer[source].type == "assign":
+            source = producer[source].input("x")
+        op = producer.get(source)
+        if op is not None and op.type in NMS_OPS:
+            kind = "rows" if source in (op.outputs.get("out") or []) else \
+                "index" if source in (op.outputs.get("index") or []) else None
+            if kind:
+                found[name] = kind
+    return found
+
+
+def as_detection_set(x: np.ndarray, kind: str) -> np.ndarray:
+    """Rows in a canonical order: by label, then decreasing score, then x1 (index values: sorted)."""
+    x = np.asarray(x)
+    if kind == "index" or x.ndim != 2 or x.shape[1] < 3:
+        return np.sort(x.reshape(-1))
+    return x[np.lexsort((x[:, 2], -x[:, 1], x[:, 0]))]
 
 
 def is_prequantized(graph: Any) -> bool:

@@ -14,6 +14,7 @@ from repogen.trt.converters import (  # noqa: F401
     interp,
     logic,
     matmul,
+    multiclass_nms,
     norm,
     pool,
     quant,

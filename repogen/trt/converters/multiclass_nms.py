@@ -1,0 +1,138 @@
+"""multiclass_nms / multiclass_nms2 / multiclass_nms3 through TensorRT's NMS layer.
+
+Paddle (phi multiclass_nms3 kernel), per image: every class but ``background_label`` keeps its boxes
+scoring above ``score_threshold``, at most ``nms_top_k`` best of them, then greedy suppression at IoU >
+``nms_threshold``; the ``keep_top_k`` best detections of the image over all classes survive. Output rows
+(label, score, x1, y1, x2, y2) of all images, ``Index`` (image * M + box) and the per-image counts.
+
+Built as: scores of the background class and below each class's nms_top_k-th score pushed to -inf; the NMS
+layer (boxes shared by the classes; ``normalized=False`` sizes w + 1 by moving x2, y2 out by one); the
+selected (image, class, box) scattered into a [N, C, M] mask; per image a TopK over the C*M masked scores
+gives the keep_top_k best; NonZero of the surviving slots and gathers build the rows.
+
+Differences from Paddle, by design: rows of an image come in decreasing score, where Paddle groups them by
+class first (the same set: `repogen check` compares detection outputs as sets of rows); ties at the
+nms_top_k-th score keep all tied boxes; with ``normalized=False`` two boxes less than one unit apart count
+as overlapping (TensorRT has no +1 rule); an image keeps at most 3840 detections (TensorRT's TopK limit)
+and at most 5000 (box, class) candidates enter suppression (the NMS layer's limit). ``nms_eta`` < 1
+(adaptive threshold) and per-roi boxes (``rois_num``, 2-D scores) are refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from repogen.trt import helpers as H
+from repogen.trt.registry import converter
+
+NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3")
+_TOPK_MAX = 3840
+_NMS_CANDIDATES_MAX = 5000
+_NEG = -3.0e38  # below any score: a slot that can never be selected
+
+
+def _scalar_int32(ctx, value):
+    """A 0-D INT32 tensor from an int or a 1-element run-time dim."""
+    if isinstance(value, (int, np.integer)):
+        return ctx.const(np.asarray(int(value), np.int32))
+    return H.squeeze(ctx, ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, value), [1]), ctx.trt.DataType.INT32), [0])
+
+
+def _topk_values(ctx, x, k, axis: int):
+    """Values of the k largest along axis (k an int or a run-time dim)."""
+    layer = ctx.named(ctx.network.add_topk(x, ctx.trt.TopKOperation.MAX, k if isinstance(k, int) else 1,
+                                           1 << axis))
+    if not isinstance(k, int):
+        layer.set_input(1, _scalar_int32(ctx, k))
+    return layer.get_output(0), layer.get_output(1)
+
+
+def _last(ctx, t, axis: int):
+    """t's last element along axis, dim kept."""
+    dims = H.dims_of(ctx, t)
+    starts = [0] * len(dims)
+    starts[axis] = H.sym_sub(ctx, dims[axis], 1)
+    sizes = list(dims)
+    sizes[axis] = 1
+    return H.slice_(ctx, t, starts, sizes)
+
+
+def _gather_nd(ctx, data, index):
+    layer = ctx.named(ctx.network.add_gather_v2(data, index, ctx.trt.GatherMode.ND))
+    layer.num_elementwise_dims = 0
+    return layer.get_output(0)
+
+
+@converter(*NMS_OPS)
+def multiclass_nms(ctx, op):
+    f32 = ctx.trt.DataType.FLOAT  # suppression and ranking in FP32 under --fp16 too
+    boxes, scores = ctx.cast(ctx.input(op, "bboxes"), f32), ctx.cast(ctx.input(op, "scores"), f32)
+    if op.input("rois_num") or H.rank(boxes) != 3 or H.rank(scores) != 3:
+        raise ctx.fail("only boxes [N, M, 4] shared by the classes with scores [N, C, M] are supported "
+                       "(per-roi boxes with rois_num / LoD scores are not)")
+    if float(ctx.attr(op, "nms_eta", default=1.0)) < 1.0:
+        raise ctx.fail("nms_eta < 1 (an IoU threshold that shrinks as boxes are kept) has no TensorRT form")
+    n, c, m = H.dims_of(ctx, scores)
+    if not isinstance(c, int):
+        raise ctx.fail("the number of classes (scores dim 1) must be static")
+    background = int(ctx.attr(op, "background_label", default=0))
+    nms_top_k = int(ctx.attr(op, "nms_top_k", default=-1))
+    keep_top_k = int(ctx.attr(op, "keep_top_k", default=-1))
+
+    # candidates: not background, among the nms_top_k best of their class
+    if 0 <= background < c:
+        keep_class = np.ones((1, c, 1), bool)
+        keep_class[0, background, 0] = False
+        scores_in = H.select(ctx, ctx.const(keep_class), scores, _NEG)
+    else:
+        scores_in = scores
+    per_class = m if nms_top_k < 0 else H.sym_min(ctx, nms_top_k, m)
+    if nms_top_k >= 0:
+        if isinstance(per_class, int) and per_class > _TOPK_MAX:
+            raise ctx.fail(f"nms_top_k {nms_top_k} is above TensorRT's TopK limit {_TOPK_MAX}")
+        kth = _last(ctx, _topk_values(ctx, scores_in, per_class, 2)[0], 2)  # [N, C, 1]
+        scores_in = H.select(ctx, H.unary(ctx, H.ew(ctx, scores_in, kth, "LESS"), "NOT"), scores_in, _NEG)
+
+    nms_boxes = boxes
+    if not ctx.attr(op, "normalized", default=True):
+        nms_boxes = H.add(ctx, boxes, ctx.const(np.asarray([[[0.0, 0.0, 1.0, 1.0]]])))
+    nms = ctx.named(ctx.network.add_nms(nms_boxes, H.transpose(ctx, scores_in, [0, 2, 1]), _scalar_int32(ctx, per_class)))
+    nms.set_input(3, ctx.const(np.asarray(float(ctx.attr(op, "nms_threshold", default=0.3)), np.float32), dtype=f32))
+    nms.set_input(4, ctx.const(np.asarray(float(ctx.attr(op, "score_threshold")), np.float32), dtype=f32))
+    nms.topk_box_limit = _NMS_CANDIDATES_MAX
+    if isinstance(per_class, int) and c * per_class > _NMS_CANDIDATES_MAX:
+        warnings.warn(f"{op.type} #{ctx.position}: {c} classes x {per_class} candidates exceed the NMS layer's "
+                      f"{_NMS_CANDIDATES_MAX}: lower-scoring candidates are never considered")
+    selected = nms.get_output(0)  # [K, 3] (image, class, box)
+
+    # the keep_top_k best selected slots of each image
+    hits = ctx.named(ctx.network.add_scatter(
+        H.fill(ctx, [n, c, m], 0.0, f32), selected,
+        H.fill(ctx, [H.dims_of(ctx, selected)[0]], 1.0, f32), ctx.trt.ScatterMode.ND)).get_output(0)
+    ranked = H.reshape(ctx, H.select(ctx, H.ew(ctx, hits, 0.5, "GREATER"), scores, _NEG), [n, -1])
+    slots = H.sym_mul(ctx, c, m)
+    k = slots if keep_top_k < 0 else H.sym_min(ctx, keep_top_k, slots)
+    k = H.sym_min(ctx, k, _TOPK_MAX)
+    top_scores, top_slots = _topk_values(ctx, ranked, k, 1)  # [N, k]
+    valid = H.ew(ctx, top_scores, _NEG / 2, "GREATER")
+    counts = ctx.cast(H.reduce(ctx, ctx.cast(valid, f32), "SUM", [1], keep=False), ctx.trt.DataType.INT32)
+
+    where = H.transpose(ctx, ctx.named(ctx.network.add_non_zero(valid)).get_output(0), [1, 0])  # [T, 2]
+    image = H.reshape(ctx, H.slice_(ctx, where, [0, 0], [H.dims_of(ctx, where)[0], 1]), [-1])  # [T]
+    slot = _gather_nd(ctx, top_slots, where)  # [T]
+    score = _gather_nd(ctx, top_scores, where)
+    m_t = ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, m), [1]), ctx.trt.DataType.INT32) if not isinstance(m, int) \
+        else ctx.const(np.asarray([m], np.int32))
+    label = H.ew(ctx, slot, m_t, "FLOOR_DIV")
+    box = H.sub(ctx, slot, H.mul(ctx, label, m_t))
+    coords = _gather_nd(ctx, boxes, H.concat(ctx, [H.unsqueeze(ctx, image, [1]), H.unsqueeze(ctx, box, [1])], 1))
+    out_type = H.out_dtype(ctx, op)
+    rows = H.concat(ctx, [H.unsqueeze(ctx, ctx.cast(label, f32), [1]), H.unsqueeze(ctx, score, [1]), coords], 1)
+    ctx.output(op, ctx.cast(rows, out_type))
+    if op.outputs.get("index"):
+        index = H.add(ctx, H.mul(ctx, image, m_t), box)
+        ctx.output(op, H.unsqueeze(ctx, index, [1]), slot="index")
+    if op.outputs.get("nms_rois_num"):
+        ctx.output(op, counts, slot="nms_rois_num")
