@@ -17,7 +17,7 @@ FAST = [("resnet18", "pir"), ("resnet18", "paddle2"), ("mobilenet_v3_small", "pi
         ("transformer", "paddle2"), ("tensors", "pir"), ("tensors", "paddle2"), ("elementwise", "pir"),
         ("elementwise", "paddle2"), ("convnet", "pir"), ("convnet", "paddle2"), ("resnet18", "fluid-combined"),
         ("ernie", "pir"), ("ernie", "paddle2"), ("rtdetr_head", "pir"), ("rtdetr_head", "paddle2"),
-        ("crnn", "pir"), ("crnn", "paddle2")]
+        ("crnn", "pir"), ("crnn", "paddle2"), ("yolo_head", "pir"), ("yolo_head", "paddle2")]
 # resnet50 at 32x32 takes ~10 s more per format on 2 cores: opt-in
 SLOW = [("resnet50", "pir"), ("resnet50", "paddle2")] if os.environ.get("REPOGEN_SLOW_TESTS") else []
 
@@ -33,7 +33,8 @@ def test_model_fp32(name, fmt):
 
 @pytest.mark.parametrize("name,fmt", [("resnet18", "pir"), ("mobilenet_v3_small", "paddle2"), ("transformer", "pir"),
                                       ("tensors", "paddle2"), ("mobilenet_v2", "pir"), ("ernie", "paddle2"),
-                                      ("rtdetr_head", "pir"), ("crnn", "pir")])
+                                      ("rtdetr_head", "pir"), ("crnn", "pir"),
+                                      ("yolo_head", "pir")])
 def test_model_fp16(name, fmt):
     report = check_model(zoo.get(name, fmt), inputs=zoo.sample_feeds(name), fp16=True)
     assert report.outputs
@@ -263,3 +264,15 @@ def test_paddle_quantized_model_in_fp16():
     report = check_model(zoo.get("convnet_paddle_ptq", "paddle2"), inputs=zoo.sample_feeds("convnet_paddle_ptq"),
                          fp16=True)
     assert report.outputs and all(o.tolerance == PREQUANTIZED_TOLERANCE["fp16"] and o.passed for o in report.outputs)
+
+
+@pytest.mark.parametrize("fmt", ["pir", "fluid-separate"])
+def test_yolo_head_at_another_size(fmt):
+    # yolo_box grids and the number of NMS candidates follow the run-time image size; detections compare as
+    # sets (repogen.trt.check.as_detection_set) and the per-image counts exactly
+    rng = np.random.default_rng(5)
+    feeds = {"image": rng.uniform(-1, 1, (3, 3, 96, 80)).astype("float32"),
+             "im_size": np.array([[96, 80], [90, 70], [96, 80]], np.int32)}
+    report = check_model(zoo.get("yolo_head", fmt), inputs=feeds)
+    assert report.outputs and all(o.passed for o in report.outputs), report.outputs
+    assert report.outputs[0].shape[1] == 6 and report.outputs[1].shape == [3]

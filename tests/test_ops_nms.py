@@ -1,4 +1,4 @@
-"""multiclass_nms3 (PIR and 2.x) and the legacy multiclass_nms / multiclass_nms2 against Paddle
+"""multiclass_nms3 (PIR and 2.x), the legacy multiclass_nms / multiclass_nms2 and matrix_nms against Paddle
 (converters/multiclass_nms.py).
 
 Detections compare as sets, since the row order is an implementation choice: per image, every Paddle row
@@ -23,6 +23,11 @@ CASES: dict[str, Case] = {
     # class 0 is background; pixel boxes (normalized=False: sizes w + 1); nothing cut by top-k limits
     "nms3_background_pixels": Case((Inp("b", (B, M, 4)), Inp("s", (B, C, M))),
                                    ({"b": (2, M, 4), "s": (2, C, M)}, {"b": (1, M, 4), "s": (1, C, M)})),
+    # matrix_nms: linear decay, gaussian decay with background 0 and pixel boxes
+    "matrix_linear": Case((Inp("b", (B, M, 4)), Inp("s", (B, C, M))), ({"b": (2, M, 4), "s": (2, C, M)},
+                                                                     {"b": (3, M, 4), "s": (3, C, M)})),
+    "matrix_gaussian_pixels": Case((Inp("b", (B, M, 4)), Inp("s", (B, C, M))),
+                                   ({"b": (2, M, 4), "s": (2, C, M)}, {"b": (1, M, 4), "s": (1, C, M)})),
 }
 
 ATTRS = {
@@ -30,20 +35,35 @@ ATTRS = {
                  background_label=-1),
     "nms3_background_pixels": dict(score_threshold=0.2, nms_top_k=-1, keep_top_k=-1, nms_threshold=0.52,
                                    normalized=False, background_label=0),
+    "matrix_linear": dict(score_threshold=0.2, post_threshold=0.3, nms_top_k=8, keep_top_k=20, use_gaussian=False,
+                          gaussian_sigma=2.0, background_label=-1, normalized=True),
+    "matrix_gaussian_pixels": dict(score_threshold=0.1, post_threshold=0.25, nms_top_k=-1, keep_top_k=-1,
+                                   use_gaussian=True, gaussian_sigma=2.0, background_label=0, normalized=False),
 }
+BOX_LAYOUT = {"nms3": "clusters", "nms3_background_pixels": "pixel pairs", "matrix_linear": "chains",
+              "matrix_gaussian_pixels": "chains in pixels"}
 
 
 def build_cases(mode: str) -> dict:
     import paddle
     import paddle.nn.functional as F
     from paddle import _C_ops
+    from paddle.vision import ops
 
     def boxes_from(b, name):
-        if name == "nms3":  # six clusters of two heavily overlapping boxes, clusters far apart
+        if BOX_LAYOUT[name] == "clusters":  # six clusters of two heavily overlapping boxes, clusters far apart
             centers = np.repeat([[0.2, 0.2], [0.5, 0.2], [0.8, 0.2], [0.2, 0.7], [0.5, 0.7], [0.8, 0.7]], 2, axis=0)
-            c = paddle.to_tensor(centers.astype("float32")) + b[..., :2] * 0.03
+        if BOX_LAYOUT[name].startswith("chains"):
+            # four chains of three boxes 0.06 apart along x: neighbours overlap (IoU ~0.45), ends barely, so a
+            # box's decay can come from a neighbour that was itself decayed (matrix NMS's compensation)
+            chain = np.array([[0.0, 0.0], [0.06, 0.0], [0.12, 0.0]])
+            centers = (np.array([[0.2, 0.2], [0.6, 0.2], [0.2, 0.7], [0.6, 0.7]])[:, None, :] + chain).reshape(-1, 2)
+        if BOX_LAYOUT[name] != "pixel pairs":
+            jitter = 0.01 if BOX_LAYOUT[name].startswith("chains") else 0.03
+            c = paddle.to_tensor(centers.astype("float32")) + b[..., :2] * jitter
             half = 0.08 + paddle.abs(b[..., 2:]) * 0.02
-            return paddle.concat([c - half, c + half], axis=-1)
+            scale = 40.0 if BOX_LAYOUT[name] == "chains in pixels" else 1.0
+            return paddle.concat([c - half, c + half], axis=-1) * scale
         # pixel boxes in pairs [20k, 0, 20k + 9, 9] and [20k + 3, 0, 20k + 12, 9]: IoU 0.5 as plain areas, 0.538
         # with Paddle's +1 sizes, around the threshold 0.52 (nudged by at most 0.01)
         k = np.arange(M // 2, dtype=np.float32) * 20
@@ -62,13 +82,28 @@ def build_cases(mode: str) -> dict:
         if version == "nms3":
             return emit_legacy("multiclass_nms3", {"BBoxes": [boxes], "Scores": [scores]}, attrs,
                                outs=("Out", "Index", "NmsRoisNum"), out_dtypes=("float32", "int32", "int32"))
-        if version == "nms2":
-            return emit_legacy("multiclass_nms2", {"BBoxes": [boxes], "Scores": [scores]}, attrs,
-                               outs=("Out", "Index"), out_dtypes=("float32", "int32"))
         return emit_legacy("multiclass_nms", {"BBoxes": [boxes], "Scores": [scores]}, attrs, outs=("Out",))
 
-    return {"nms3": lambda b, s: nms(b, s, "nms3"),
-            "nms3_background_pixels": lambda b, s: nms(b, s, "nms3_background_pixels")}
+    def matrix(b, s, name):
+        a = ATTRS[name]
+        out, count, index = ops.matrix_nms(boxes_from(b, name), F.sigmoid(s * 3.0), a["score_threshold"],
+                                           a["post_threshold"], a["nms_top_k"], a["keep_top_k"], a["use_gaussian"],
+                                           a["gaussian_sigma"], a["background_label"], a["normalized"],
+                                           return_index=True, return_rois_num=True)
+        return out, index, count
+
+    def nms3_and_legacy(b, s):
+        out, index, count = nms(b, s, "nms3")
+        if mode != "legacy":
+            return out, index, count
+        # fluid's multiclass_nms (rows only) with the same attributes; multiclass_nms2 is no longer registered
+        # in Paddle 3.3.1, so it cannot be saved or run here
+        return out, index, count, nms(b, s, "nms3", "nms")
+
+    return {"nms3": nms3_and_legacy,
+            "nms3_background_pixels": lambda b, s: nms(b, s, "nms3_background_pixels"),
+            "matrix_linear": lambda b, s: matrix(b, s, "matrix_linear"),
+            "matrix_gaussian_pixels": lambda b, s: matrix(b, s, "matrix_gaussian_pixels")}
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +170,8 @@ def _run(model, case: Case, precision: str) -> list[str]:
         # Index: image * M + box, the same set as Paddle's
         if sorted(got[1].ravel().tolist()) != sorted(want[1].ravel().tolist()):
             problems.append(f"run {run}: Index {sorted(got[1].ravel().tolist())} != {sorted(want[1].ravel().tolist())}")
+        if len(want) > 3:  # legacy multiclass_nms: rows only, the same detections as Paddle's
+            problems += match_detections(got[3], want[3], got[2], want[2], tol, plus_one)
         if run == 0:
             assert want[0].shape[0] > 0, "the case should keep some detections"
     return problems

@@ -1,4 +1,5 @@
-"""multiclass_nms / multiclass_nms2 / multiclass_nms3 through TensorRT's NMS layer.
+"""multiclass_nms / multiclass_nms2 / multiclass_nms3 through TensorRT's NMS layer; matrix_nms (score decay,
+no suppression) from elementwise layers on IoU matrices.
 
 Paddle (phi multiclass_nms3 kernel), per image: every class but ``background_label`` keeps its boxes
 scoring above ``score_threshold``, at most ``nms_top_k`` best of them, then greedy suppression at IoU >
@@ -27,7 +28,7 @@ import numpy as np
 from repogen.trt import helpers as H
 from repogen.trt.registry import converter
 
-NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3")
+NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms")
 _TOPK_MAX = 3840
 _NMS_CANDIDATES_MAX = 5000
 _NEG = -3.0e38  # below any score: a slot that can never be selected
@@ -65,7 +66,7 @@ def _gather_nd(ctx, data, index):
     return layer.get_output(0)
 
 
-@converter(*NMS_OPS)
+@converter("multiclass_nms", "multiclass_nms2", "multiclass_nms3")
 def multiclass_nms(ctx, op):
     f32 = ctx.trt.DataType.FLOAT  # suppression and ranking in FP32 under --fp16 too
     boxes, scores = ctx.cast(ctx.input(op, "bboxes"), f32), ctx.cast(ctx.input(op, "scores"), f32)
@@ -111,28 +112,123 @@ def multiclass_nms(ctx, op):
     hits = ctx.named(ctx.network.add_scatter(
         H.fill(ctx, [n, c, m], 0.0, f32), selected,
         H.fill(ctx, [H.dims_of(ctx, selected)[0]], 1.0, f32), ctx.trt.ScatterMode.ND)).get_output(0)
-    ranked = H.reshape(ctx, H.select(ctx, H.ew(ctx, hits, 0.5, "GREATER"), scores, _NEG), [n, -1])
-    slots = H.sym_mul(ctx, c, m)
+    kept = H.select(ctx, H.ew(ctx, hits, 0.5, "GREATER"), scores, _NEG)
+    emit_detections(ctx, op, kept, None, boxes, keep_top_k, count_slot="nms_rois_num")
+
+
+def emit_detections(ctx, op, kept, box_of, boxes, keep_top_k: int, count_slot: str) -> None:
+    """Outputs from per-class candidates: kept [N, C, K] scores (_NEG where not kept), box_of [N, C, K] the
+    box index of each candidate (None: candidate k is box k), boxes [N, M, 4]. Per image the keep_top_k best
+    become rows (label, score, x1, y1, x2, y2), Index (image * M + box) and the count."""
+    f32 = ctx.trt.DataType.FLOAT
+    n, c, k_per_class = H.dims_of(ctx, kept)
+    m = H.dims_of(ctx, boxes)[1]
+    slots = H.sym_mul(ctx, c, k_per_class)
     k = slots if keep_top_k < 0 else H.sym_min(ctx, keep_top_k, slots)
-    k = H.sym_min(ctx, k, _TOPK_MAX)
-    top_scores, top_slots = _topk_values(ctx, ranked, k, 1)  # [N, k]
-    valid = H.ew(ctx, top_scores, _NEG / 2, "GREATER")
+    top_scores, top_slots = _topk_values(ctx, H.reshape(ctx, kept, [n, -1]), H.sym_min(ctx, k, _TOPK_MAX), 1)
+    valid = H.ew(ctx, top_scores, _NEG / 2, "GREATER")  # [N, k]
     counts = ctx.cast(H.reduce(ctx, ctx.cast(valid, f32), "SUM", [1], keep=False), ctx.trt.DataType.INT32)
 
     where = H.transpose(ctx, ctx.named(ctx.network.add_non_zero(valid)).get_output(0), [1, 0])  # [T, 2]
     image = H.reshape(ctx, H.slice_(ctx, where, [0, 0], [H.dims_of(ctx, where)[0], 1]), [-1])  # [T]
     slot = _gather_nd(ctx, top_slots, where)  # [T]
     score = _gather_nd(ctx, top_scores, where)
-    m_t = ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, m), [1]), ctx.trt.DataType.INT32) if not isinstance(m, int) \
-        else ctx.const(np.asarray([m], np.int32))
-    label = H.ew(ctx, slot, m_t, "FLOOR_DIV")
-    box = H.sub(ctx, slot, H.mul(ctx, label, m_t))
+    per_class = _int32_dim(ctx, k_per_class)
+    label = H.ew(ctx, slot, per_class, "FLOOR_DIV")
+    box = H.sub(ctx, slot, H.mul(ctx, label, per_class))
+    if box_of is not None:
+        box = _gather_nd(ctx, box_of, H.concat(ctx, [H.unsqueeze(ctx, t, [1]) for t in (image, label, box)], 1))
     coords = _gather_nd(ctx, boxes, H.concat(ctx, [H.unsqueeze(ctx, image, [1]), H.unsqueeze(ctx, box, [1])], 1))
-    out_type = H.out_dtype(ctx, op)
     rows = H.concat(ctx, [H.unsqueeze(ctx, ctx.cast(label, f32), [1]), H.unsqueeze(ctx, score, [1]), coords], 1)
-    ctx.output(op, ctx.cast(rows, out_type))
+    ctx.output(op, ctx.cast(rows, H.out_dtype(ctx, op)))
     if op.outputs.get("index"):
-        index = H.add(ctx, H.mul(ctx, image, m_t), box)
-        ctx.output(op, H.unsqueeze(ctx, index, [1]), slot="index")
-    if op.outputs.get("nms_rois_num"):
-        ctx.output(op, counts, slot="nms_rois_num")
+        ctx.output(op, H.unsqueeze(ctx, H.add(ctx, H.mul(ctx, image, _int32_dim(ctx, m)), box), [1]), slot="index")
+    if op.outputs.get(count_slot):
+        ctx.output(op, counts, slot=count_slot)
+
+
+def _int32_dim(ctx, d):
+    """A dim as a [1] INT32 tensor."""
+    if isinstance(d, (int, np.integer)):
+        return ctx.const(np.asarray([int(d)], np.int32))
+    return ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, d), [1]), ctx.trt.DataType.INT32)
+
+
+# --- matrix_nms ---------------------------------------------------------------------------------------
+def _pairwise_iou(ctx, b, plus_one: float):
+    """IoU [..., K, K] of boxes b [..., K, 4] (corner pairs), Paddle's JaccardOverlap (+1 sizes when not
+    normalized; boxes apart give 0)."""
+    r = H.rank(b)
+    lo = [_coord(ctx, b, k) for k in range(4)]  # each [..., K]
+    rows = [H.unsqueeze(ctx, v, [r - 1]) for v in lo]  # [..., K, 1]
+    cols = [H.unsqueeze(ctx, v, [r - 2]) for v in lo]  # [..., 1, K]
+    iw = H.maximum(ctx, H.add(ctx, H.sub(ctx, H.minimum(ctx, rows[2], cols[2]), H.maximum(ctx, rows[0], cols[0])),
+                              plus_one), 0.0)
+    ih = H.maximum(ctx, H.add(ctx, H.sub(ctx, H.minimum(ctx, rows[3], cols[3]), H.maximum(ctx, rows[1], cols[1])),
+                              plus_one), 0.0)
+    inter = H.mul(ctx, iw, ih)
+    area = H.mul(ctx, H.add(ctx, H.sub(ctx, lo[2], lo[0]), plus_one), H.add(ctx, H.sub(ctx, lo[3], lo[1]), plus_one))
+    union = H.sub(ctx, H.add(ctx, H.unsqueeze(ctx, area, [r - 1]), H.unsqueeze(ctx, area, [r - 2])), inter)
+    return H.div(ctx, inter, union)
+
+
+def _coord(ctx, b, k: int):
+    dims = H.dims_of(ctx, b)
+    starts = [0] * len(dims)
+    starts[-1] = k
+    return H.reshape(ctx, H.slice_(ctx, b, starts, dims[:-1] + [1]), dims[:-1])
+
+
+@converter("matrix_nms")
+def matrix_nms(ctx, op):
+    # SOLOv2's Matrix NMS (Paddle's matrix_nms kernel), per image and class: the nms_top_k best candidates
+    # above score_threshold in decreasing score; candidate i decays to score_i * min(1, min_{j<i} f(iou_ij,
+    # max_iou_j)) with max_iou_j = max_{l<j} iou_jl and f linear (1 - iou) / (1 - max_iou) or gaussian
+    # exp((max_iou^2 - iou^2) * sigma); kept when the decayed score exceeds post_threshold. Built on the
+    # [N, C, K, K] IoU matrix of each class's sorted candidates, with strictly-lower-triangular masks.
+    f32 = ctx.trt.DataType.FLOAT
+    boxes, scores = ctx.cast(ctx.input(op, "bboxes"), f32), ctx.cast(ctx.input(op, "scores"), f32)
+    if H.rank(boxes) != 3 or H.rank(scores) != 3:
+        raise ctx.fail("only boxes [N, M, 4] with scores [N, C, M] are supported")
+    n, c, m = H.dims_of(ctx, scores)
+    if not isinstance(c, int):
+        raise ctx.fail("the number of classes (scores dim 1) must be static")
+    score_threshold = float(ctx.attr(op, "score_threshold"))
+    post_threshold = float(ctx.attr(op, "post_threshold", default=0.0))
+    nms_top_k = int(ctx.attr(op, "nms_top_k", default=-1))
+    background = int(ctx.attr(op, "background_label", default=0))
+    plus_one = 0.0 if ctx.attr(op, "normalized", default=True) else 1.0
+
+    if 0 <= background < c:
+        keep_class = np.ones((1, c, 1), bool)
+        keep_class[0, background, 0] = False
+        scores = H.select(ctx, ctx.const(keep_class), scores, _NEG)
+    k = m if nms_top_k < 0 else H.sym_min(ctx, nms_top_k, m)
+    if isinstance(k, int) and k > _TOPK_MAX:
+        raise ctx.fail(f"{k} candidates per class exceed TensorRT's TopK limit {_TOPK_MAX}")
+    sorted_scores, order = _topk_values(ctx, scores, k, 2)  # [N, C, K], decreasing
+    valid = H.ew(ctx, sorted_scores, score_threshold, "GREATER")
+    # candidate boxes [N, C, K, 4]: boxes[image, order]
+    image = H.broadcast_to(ctx, H.reshape(ctx, H.iota(ctx, n, ctx.trt.DataType.INT32), [-1, 1, 1]), H.dims_of(ctx, order))
+    cand = _gather_nd(ctx, boxes, H.concat(ctx, [H.unsqueeze(ctx, image, [3]), H.unsqueeze(ctx, order, [3])], 3))
+
+    iou = _pairwise_iou(ctx, cand, plus_one)  # [N, C, K, K], row i against column j
+    kk = H.dims_of(ctx, order)[2]
+    idx = H.iota(ctx, kk, ctx.trt.DataType.INT32)
+    earlier = H.ew(ctx, H.reshape(ctx, idx, [1, 1, 1, -1]), H.reshape(ctx, idx, [1, 1, -1, 1]), "LESS")  # j < i
+    # every candidate before a valid one is valid too (sorted by score), so j < i is the whole mask
+    pairs = earlier
+    lower = H.select(ctx, pairs, iou, 0.0)
+    max_iou = H.reduce(ctx, lower, "MAX", [3], keep=False)  # [N, C, K]: each candidate vs those before it
+    max_iou_j = H.unsqueeze(ctx, max_iou, [2])  # indexed by column j
+    if ctx.attr(op, "use_gaussian", default=False):
+        sigma = float(ctx.attr(op, "gaussian_sigma", default=2.0))
+        decay = H.unary(ctx, H.mul(ctx, H.sub(ctx, H.mul(ctx, max_iou_j, max_iou_j), H.mul(ctx, lower, lower)), sigma),
+                        "EXP")
+    else:
+        decay = H.div(ctx, H.sub(ctx, 1.0, lower), H.sub(ctx, 1.0, max_iou_j))
+    decay = H.select(ctx, pairs, decay, 1.0)
+    decayed = H.mul(ctx, sorted_scores, H.minimum(ctx, H.reduce(ctx, decay, "MIN", [3], keep=False), 1.0))
+    keep = H.ew(ctx, valid, H.ew(ctx, decayed, post_threshold, "GREATER"), "AND")
+    emit_detections(ctx, op, H.select(ctx, keep, decayed, _NEG), order, boxes,
+                    int(ctx.attr(op, "keep_top_k", default=-1)), count_slot="roisnum")
