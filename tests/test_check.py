@@ -66,3 +66,4 @@ def test_lod_ops_are_rejected_with_the_reason() -> None:
     with pytest.raises(UnsupportedOpError, match=r"#0 sequence_pool -> pooled: works on LoD"):
         convert_graph(graph, numpy_trt)
     assert why_unsupported("sequence_conv") and why_unsupported("conv2d") is None
+    assert why_unsupported("lstm") and why_unsupported("gru") and why_unsupported("gru_unit") is None

@@ -50,9 +50,12 @@ def _legacy_map() -> dict[str, str]:
     return {legacy: opdef.type for legacy, (opdef, _) in opdefs.LEGACY.items()}
 
 
-#: op families TensorRT cannot express at all, and why (a missing converter elsewhere is just not written yet)
+#: op families TensorRT cannot express at all, and why (a missing converter elsewhere is just not written yet):
+#: (name prefixes, exact names, reason). fluid's lstm / gru run over LoD batches (paddle.nn.LSTM / GRU save
+#: `rnn`, which converts).
 _INEXPRESSIBLE = (
     (("sequence_", "lod_", "im2sequence", "linear_chain_crf", "crf_decoding", "ctc_align", "warpctc"),
+     frozenset({"lstm", "gru", "lstmp", "dynamic_lstm", "dynamic_gru"}),
      "works on LoD (variable-length sequence) tensors, which TensorRT has no notion of; serve this model with "
      "--target paddle"),
 )
@@ -60,8 +63,8 @@ _INEXPRESSIBLE = (
 
 def why_unsupported(op_type: str) -> str | None:
     """The reason an op can never get a TensorRT converter, or None if it simply has none yet."""
-    for prefixes, reason in _INEXPRESSIBLE:
-        if op_type.startswith(prefixes):
+    for prefixes, names, reason in _INEXPRESSIBLE:
+        if op_type.startswith(prefixes) or op_type in names:
             return reason
     return None
 
