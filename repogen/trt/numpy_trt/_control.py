@@ -56,7 +56,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._api import INetworkDefinition
-from ._network import ILayer, Info, ITensor, NetworkCore
+from ._network import ILayer, Info, ITensor, NetworkCore, topological_order
 from ._types import DataType, ExecutionError, LayerType, NetworkError, _Enum, np_dtype
 
 
@@ -541,28 +541,9 @@ def _first_pos(step: Any, order: dict[int, int]) -> int:
 
 def _toposort(steps: list[Any], order: dict[int, int]) -> list[Any]:
     producer = {id(t): s for s in steps for t in s._outputs}
-    steps = sorted(steps, key=lambda s: _first_pos(s, order))
-    out: list[Any] = []
-    state: dict[int, int] = {}
-    for root in steps:
-        stack = [(root, False)]
-        while stack:
-            s, done = stack.pop()
-            if done:
-                state[id(s)] = 2
-                out.append(s)
-                continue
-            if state.get(id(s)) == 2:
-                continue
-            if state.get(id(s)) == 1:
-                raise NetworkError(s.name, "the network has a cycle outside recurrence back edges")
-            state[id(s)] = 1
-            stack.append((s, True))
-            for t in _step_inputs(s):
-                p = producer.get(id(t))
-                if p is not None and p is not s and state.get(id(p)) != 2:
-                    stack.append((p, False))
-    return out
+    return topological_order(sorted(steps, key=lambda s: _first_pos(s, order)),
+                             lambda s: [producer.get(id(t)) for t in _step_inputs(s)],
+                             "the network has a cycle outside recurrence back edges", self_edges=True)
 
 
 def _step_inputs(step: Any) -> list[ITensor]:

@@ -423,26 +423,8 @@ class NetworkCore:
         return self._sorted
 
     def _sort(self) -> list[ILayer]:
-        order: list[ILayer] = []
-        state: dict[int, int] = {}
-        for root in self._layers:
-            stack = [(root, False)]
-            while stack:
-                layer, done = stack.pop()
-                if done:
-                    state[id(layer)] = 2
-                    order.append(layer)
-                    continue
-                if state.get(id(layer)) == 2:
-                    continue
-                if state.get(id(layer)) == 1:
-                    raise NetworkError(layer.name, "the network has a cycle through set_input")
-                state[id(layer)] = 1
-                stack.append((layer, True))
-                for t in layer._order_inputs():
-                    if t._producer is not None and state.get(id(t._producer)) != 2:
-                        stack.append((t._producer, False))
-        return order
+        return topological_order(self._layers, lambda layer: [t._producer for t in layer._order_inputs()],
+                                 "the network has a cycle through set_input")
 
     def _refresh(self) -> None:
         """Infer the layers from the first one touched since the last refresh on, in producer-first order."""
@@ -460,6 +442,32 @@ class NetworkCore:
         from ._exec import shape_tensors
 
         return id(tensor) in shape_tensors(self)
+
+
+def topological_order(nodes: Sequence[Any], producers_of: Any, cycle: str, self_edges: bool = False) -> list[Any]:
+    """Producer-first order of nodes (depth first, iterative: deep networks exceed Python's recursion);
+    producers_of(node) lists the nodes it reads from (None entries are ignored); a node reading itself is a
+    cycle unless self_edges (a loop step reading its own recurrence)."""
+    order: list[Any] = []
+    state: dict[int, int] = {}  # 1: on the current path, 2: placed
+    for root in nodes:
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                state[id(node)] = 2
+                order.append(node)
+                continue
+            if state.get(id(node)) == 2:
+                continue
+            if state.get(id(node)) == 1:
+                raise NetworkError(node.name, cycle)
+            state[id(node)] = 1
+            stack.append((node, True))
+            for p in producers_of(node):
+                if p is not None and not (self_edges and p is node) and state.get(id(p)) != 2:
+                    stack.append((p, False))
+    return order
 
 
 def layer_infer(layer: ILayer, infos: list[Info | None]) -> list[Info]:
