@@ -30,6 +30,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+def _ctrl_c_reaches_child() -> None:
+    # a test run started in the background by a shell without job control inherits SIGINT as ignored, and so
+    # would the CLI under test; a terminal's Ctrl-C always arrives, so the child starts with the default
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("paddle-models")
@@ -194,7 +200,7 @@ def _wait_for_server(repo: Path, proc: subprocess.Popen, timeout: float = 90) ->
 def test_serve_stops_on_signal(repo, tmp_path, sig):
     sub = subrepo(repo, tmp_path, ["mlp"])
     proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "serve", str(sub)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_ctrl_c_reaches_child)
     try:
         lines = []
         for line in proc.stdout:
@@ -219,7 +225,7 @@ def test_validate_sigint_half_way(repo, tmp_path):
     sub = subrepo(repo, tmp_path, ["mlp"])
     proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "validate", str(sub), "--requests", "100000",
                              "--concurrency", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=ENV)
+                            env=ENV, preexec_fn=_ctrl_c_reaches_child)
     try:
         pids = _wait_for_server(sub, proc)
         time.sleep(6)  # into loading / checking / timing
