@@ -269,6 +269,29 @@ def test_tensorrt_status_needs_module_and_gpu(monkeypatch: pytest.MonkeyPatch) -
     assert targets.tensorrt_status() == targets.TensorRTStatus(fake, "")
 
 
+@pytest.mark.parametrize("target", ["auto", "tensorrt"])
+def test_a_failed_plan_build_falls_back_only_under_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        target: str) -> None:
+    """A builder that cannot build a network (TensorRT-RTX has no NMS / NonZero kernels) leaves an auto model
+    served by the paddle target with a warning naming the cause; an explicit --target tensorrt still fails."""
+
+    def builder_refuses(*args, **kwargs):
+        raise ConfigError("TensorRT failed to build the engine: NMS has no runners that implement it")
+
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
+    monkeypatch.setattr(build_mod, "build_plan", builder_refuses)
+    spec = ModelSpec(source=EXAMPLE_DIR, name="m", target=target, check=False)
+    if target == "tensorrt":
+        with pytest.raises(ConfigError, match="no runners"):
+            build_mod.build_repository([spec], tmp_path / "repo", progress=False)
+        assert not (tmp_path / "repo").exists()
+        return
+    report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
+    assert [m.target for m in report.models] == ["paddle"]
+    assert any("no runners" in w and "paddle target" in w for w in report.warnings)
+    assert (tmp_path / "repo" / "m" / "1" / "model.py").exists()
+
+
 def test_auto_falls_back_to_paddle_for_ops_without_converter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With TensorRT at hand, --target auto still serves a model TensorRT cannot express (LoD sequence ops,
     say) through the paddle target, and says which ops forced it."""

@@ -205,11 +205,23 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
 
             stage("calibrate")
             plan_graph = quantize_model(clean_graph(graph), spec.calib_data, spec.calib_method).graph
-        built = build_plan(plan_graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
-                           workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level,
-                           cache=cache, name=spec.name)
-        engine, plan, trt_info = built.engine, built.plan, built.info
-    else:
+        try:
+            built = build_plan(plan_graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
+                               workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level,
+                               cache=cache, name=spec.name)
+        except RepogenError as exc:
+            if spec.target != "auto" or precision == "int8":
+                raise
+            # a builder without kernels for a layer (TensorRT-RTX has none for NMS / NonZero) still leaves the
+            # model servable
+            reason = str(exc).splitlines()[0]
+            model_warn(f"WARNING: {spec.name}: the TensorRT builder could not build this model ({reason}): "
+                       "--target auto builds the paddle target (Triton Python backend running Paddle Inference) "
+                       "instead")
+            target = "paddle"
+        else:
+            engine, plan, trt_info = built.engine, built.plan, built.info
+    if target == "paddle":
         engine = graph_engine(graph, profiles)
         if precision == "fp16":
             model_warn(f"{spec.name}: the paddle target runs Paddle Inference in fp32; fp16 applies to plans only")
