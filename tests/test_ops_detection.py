@@ -23,6 +23,11 @@ CASES: dict[str, Case] = {
                       Inp("img_size", (B, 2), "int32", 40, 120)),
                      _runs({"x": (2, 16, 4, 5), "img_size": (2, 2)}, {"x": (3, 16, 6, 3), "img_size": (3, 2)}),
                      fp16=True),
+    # PP-YOLO's IoU-aware head: 2 IoU channels first, then 2 x (5 + 3)
+    "yolo_box_iou_aware": Case((Inp("x", (B, 2 * (6 + YOLO_CLASSES), -1, -1), low=-3.0, high=3.0),
+                                Inp("img_size", (B, 2), "int32", 40, 120)),
+                               _runs({"x": (2, 18, 4, 5), "img_size": (2, 2)}, {"x": (1, 18, 3, 6), "img_size": (1, 2)}),
+                               fp16=True),
     "box_coder_encode": Case((Inp("p", (-1, 4)), Inp("t", (B, 4)), Inp("v", (-1, 4), low=0.1, high=0.4)),
                              _runs({"p": (5, 4), "t": (3, 4), "v": (5, 4)}, {"p": (7, 4), "t": (2, 4), "v": (7, 4)}),
                              fp16=True),
@@ -38,6 +43,13 @@ CASES: dict[str, Case] = {
     # two images, 2 + 3 rois (counts built in the program: the random feeds cannot keep a sum)
     "roi_align": Case((Inp("x", (2, 3, -1, -1)), Inp("r", (5, 4))),
                       _runs({"x": (2, 3, 8, 10), "r": (5, 4)}, {"x": (2, 3, 12, 7), "r": (5, 4)}), fp16=True),
+    # a run-time roi count, split between the two images in the program (R // 2 and the rest). Scales are
+    # picked so no sample point lies within 0.018 of Paddle's -1 / size cut-offs: at fp16 the rois are computed
+    # in half precision (error up to ~0.007 here), and a point crossing a cut-off flips a whole sample (scale 0.6
+    # put one 0.0005 past the edge: fp16 off by 16 %)
+    "roi_align_dynamic_rois": Case((Inp("x", (2, 3, -1, -1)), Inp("r", (-1, 4))),
+                                   _runs({"x": (2, 3, 9, 8), "r": (5, 4)}, {"x": (2, 3, 6, 11), "r": (8, 4)}),
+                                   fp16=True),
 }
 
 
@@ -55,6 +67,12 @@ def build_cases(mode: str) -> dict:
         common = dict(anchors=YOLO_ANCHORS, class_num=YOLO_CLASSES, downsample_ratio=8)
         b1, s1 = ops.yolo_box(x, img_size, conf_thresh=0.5, clip_bbox=True, **common)
         b2, s2 = ops.yolo_box(x, img_size, conf_thresh=0.3, clip_bbox=False, scale_x_y=1.2, **common)
+        return b1, s1, b2, s2
+
+    def yolo_box_iou_aware(x, img_size):
+        common = dict(anchors=YOLO_ANCHORS, class_num=YOLO_CLASSES, downsample_ratio=16, iou_aware=True)
+        b1, s1 = ops.yolo_box(x, img_size, conf_thresh=0.4, clip_bbox=True, iou_aware_factor=0.3, **common)
+        b2, s2 = ops.yolo_box(x, img_size, conf_thresh=0.2, clip_bbox=False, scale_x_y=1.05, **common)
         return b1, s1, b2, s2
 
     def coder(prior, target, var, code, normalized, axis=0):
@@ -98,12 +116,13 @@ def build_cases(mode: str) -> dict:
                     for v in emit_legacy("anchor_generator", {"Input": [f]}, a, outs=("Anchors", "Variances"))]
         return [v for a in (attrs, attrs2) for v in _C_ops.anchor_generator(f, *a.values())]
 
-    def roi_align(x, r):
+    def roi_align(x, r, num=None, variants=(((2, 3), 1.0, 2, True), ((3, 2), 0.5, 1, False), (2, 0.8, 3, True))):
         # boxes reaching a little outside the image (the -1 / size edges of Paddle's sampling rule)
         rois = paddle.concat([r[:, :2] * 5.0 + 3.0, r[:, :2] * 5.0 + 3.0 + paddle.abs(r[:, 2:]) * 6.0 + 0.3], axis=1)
-        num = paddle.full([2], 2, "int32") + paddle.to_tensor([0, 1], "int32")
+        if num is None:
+            num = paddle.full([2], 2, "int32") + paddle.to_tensor([0, 1], "int32")
         outs = []
-        for size, scale, ratio, aligned in (((2, 3), 1.0, 2, True), ((3, 2), 0.5, 1, False), (2, 0.8, 3, True)):
+        for size, scale, ratio, aligned in variants:
             if legacy:
                 ph, pw = size if isinstance(size, tuple) else (size, size)
                 outs.append(emit_legacy("roi_align", {"X": [x], "ROIs": [rois], "RoisNum": [num]},
@@ -113,7 +132,14 @@ def build_cases(mode: str) -> dict:
                 outs.append(ops.roi_align(x, rois, num, size, scale, ratio, aligned))
         return tuple(outs)
 
-    return {"roi_align": roi_align, "yolo_box": yolo_box, "box_coder_encode": encode, "box_coder_decode": decode,
+    def roi_align_dynamic_rois(x, r):
+        count = paddle.shape(r)[0:1].astype("int32")
+        first = count // 2
+        num = paddle.concat([first, count - first])
+        return roi_align(x, r, num, (((3, 2), 0.55, 2, False), (1, 1.0, 4, True), ((2, 4), 0.7, 3, False)))
+
+    return {"roi_align": roi_align, "roi_align_dynamic_rois": roi_align_dynamic_rois,
+            "yolo_box_iou_aware": yolo_box_iou_aware, "yolo_box": yolo_box, "box_coder_encode": encode, "box_coder_decode": decode,
             "box_coder_decode_axis1": decode_axis1, "prior_box": prior, "anchor_generator": anchors}
 
 

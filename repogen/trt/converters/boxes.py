@@ -43,8 +43,9 @@ def yolo_box(ctx, op):
     #   box = (cx - w/2, cy - h/2, cx + w/2, cy + h/2), clipped to [0, img - 1] with clip_bbox
     #   conf = sigmoid(tconf); scores = conf * sigmoid(cls); box and scores are 0 where conf < conf_thresh
     # outputs [N, A*H*W, 4] and [N, A*H*W, C], anchor-major as Paddle lays them out
-    if ctx.attr(op, "iou_aware", default=False):
-        raise ctx.fail("iou_aware is not supported (PP-YOLO's IoU-aware head); export without it")
+    # iou_aware (PP-YOLO): x is [N, A + A*(5+C), H, W], the A IoU logits first (phi GetIoUIndex /
+    # GetEntryIndex), and conf = sigmoid(tconf)^(1 - f) * sigmoid(tiou)^f before the threshold
+    iou_aware = bool(ctx.attr(op, "iou_aware", default=False))
     x = ctx.input(op, "x")
     img = ctx.cast(ctx.input(op, "img_size"), ctx.float_type)  # [N, 2] as (h, w)
     anchors = np.asarray(ctx.attr(op, "anchors"), dtype=np.float64).reshape(-1, 2)
@@ -53,9 +54,14 @@ def yolo_box(ctx, op):
     ratio = int(ctx.attr(op, "downsample_ratio", default=32))
     s = float(ctx.attr(op, "scale_x_y", default=1.0))
     n, c, h, w = H.dims_of(ctx, x)
-    if isinstance(c, int) and c != num_anchors * (5 + classes):
-        raise ctx.fail(f"x has {c} channels; {num_anchors} anchors x (5 + {classes} classes) need "
-                       f"{num_anchors * (5 + classes)}")
+    per_anchor = 5 + classes + (1 if iou_aware else 0)
+    if isinstance(c, int) and c != num_anchors * per_anchor:
+        raise ctx.fail(f"x has {c} channels; {num_anchors} anchors x ({per_anchor - classes} + {classes} classes) "
+                       f"need {num_anchors * per_anchor}" + (" with iou_aware" if iou_aware else ""))
+    iou = None
+    if iou_aware:
+        iou = H.reshape(ctx, _channel(ctx, x, 1, 0, num_anchors), [n, num_anchors, 1, h, w])
+        x = _channel(ctx, x, 1, num_anchors, num_anchors * (5 + classes))
 
     t = H.reshape(ctx, x, [n, num_anchors, 5 + classes, h, w])
     tx, ty, tw, th, tconf = (_channel(ctx, t, 2, k) for k in range(5))
@@ -81,6 +87,9 @@ def yolo_box(ctx, op):
         x2, y2 = H.minimum(ctx, x2, H.sub(ctx, img_w, 1.0)), H.minimum(ctx, y2, H.sub(ctx, img_h, 1.0))
 
     conf = _sigmoid(ctx, tconf)
+    if iou is not None:
+        f = float(ctx.attr(op, "iou_aware_factor", default=0.5))
+        conf = H.mul(ctx, H.ew(ctx, conf, 1.0 - f, "POW"), H.ew(ctx, _sigmoid(ctx, iou), f, "POW"))
     keep = ctx.cast(H.unary(ctx, H.ew(ctx, conf, thresh, "LESS"), "NOT"), ctx.float_type)
     boxes = H.mul(ctx, H.concat(ctx, [x1, y1, x2, y2], 2), keep)
     scores = H.mul(ctx, H.mul(ctx, _sigmoid(ctx, _channel(ctx, t, 2, 5, classes)), conf), keep)
