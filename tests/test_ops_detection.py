@@ -50,6 +50,12 @@ CASES: dict[str, Case] = {
     "roi_align_dynamic_rois": Case((Inp("x", (2, 3, -1, -1)), Inp("r", (-1, 4))),
                                    _runs({"x": (2, 3, 9, 8), "r": (5, 4)}, {"x": (2, 3, 6, 11), "r": (8, 4)}),
                                    fp16=True),
+    # adaptive sampling (sampling_ratio <= 0: ceil(bin) points per bin, 1 to 18 here, differing per roi and
+    # axis), rois up to ~25 px, some far past the image edges. Scales keep every sample point >= 0.03 from the
+    # -1 / size cut-offs and every bin size >= 0.03 from a whole number (where ceil() jumps), for fp16's sake
+    "roi_align_adaptive": Case((Inp("x", (2, 2, -1, -1)), Inp("r", (-1, 4))),
+                               _runs({"x": (2, 2, 10, 9), "r": (6, 4)}, {"x": (2, 2, 7, 12), "r": (9, 4)}),
+                               fp16=True),
 }
 
 
@@ -116,9 +122,11 @@ def build_cases(mode: str) -> dict:
                     for v in emit_legacy("anchor_generator", {"Input": [f]}, a, outs=("Anchors", "Variances"))]
         return [v for a in (attrs, attrs2) for v in _C_ops.anchor_generator(f, *a.values())]
 
-    def roi_align(x, r, num=None, variants=(((2, 3), 1.0, 2, True), ((3, 2), 0.5, 1, False), (2, 0.8, 3, True))):
+    def roi_align(x, r, num=None, variants=(((2, 3), 1.0, 2, True), ((3, 2), 0.5, 1, False), (2, 0.8, 3, True), (1, 0.5, -1, False)),
+                  spread=5.0, shift=3.0, extent=6.0):
         # boxes reaching a little outside the image (the -1 / size edges of Paddle's sampling rule)
-        rois = paddle.concat([r[:, :2] * 5.0 + 3.0, r[:, :2] * 5.0 + 3.0 + paddle.abs(r[:, 2:]) * 6.0 + 0.3], axis=1)
+        corner = r[:, :2] * spread + shift
+        rois = paddle.concat([corner, corner + paddle.abs(r[:, 2:]) * extent + 0.3], axis=1)
         if num is None:
             num = paddle.full([2], 2, "int32") + paddle.to_tensor([0, 1], "int32")
         outs = []
@@ -132,13 +140,20 @@ def build_cases(mode: str) -> dict:
                 outs.append(ops.roi_align(x, rois, num, size, scale, ratio, aligned))
         return tuple(outs)
 
-    def roi_align_dynamic_rois(x, r):
+    def split_count(r):  # R // 2 rois for the first image, the rest for the second
         count = paddle.shape(r)[0:1].astype("int32")
         first = count // 2
-        num = paddle.concat([first, count - first])
-        return roi_align(x, r, num, (((3, 2), 0.55, 2, False), (1, 1.0, 4, True), ((2, 4), 0.7, 3, False)))
+        return paddle.concat([first, count - first])
 
-    return {"roi_align": roi_align, "roi_align_dynamic_rois": roi_align_dynamic_rois,
+    def roi_align_dynamic_rois(x, r):
+        return roi_align(x, r, split_count(r), (((3, 2), 0.55, 2, False), (1, 1.0, 4, True), ((2, 4), 0.7, 3, False)))
+
+    def roi_align_adaptive(x, r):
+        return roi_align(x, r, split_count(r),
+                         (((2, 3), 0.97, -1, True), ((3, 2), 0.8, 0, False), (1, 1.03, -1, False), ((4, 1), 1.24, 0, True)),
+                         spread=9.0, shift=2.0, extent=14.0)
+
+    return {"roi_align": roi_align, "roi_align_dynamic_rois": roi_align_dynamic_rois, "roi_align_adaptive": roi_align_adaptive,
             "yolo_box_iou_aware": yolo_box_iou_aware, "yolo_box": yolo_box, "box_coder_encode": encode, "box_coder_decode": decode,
             "box_coder_decode_axis1": decode_axis1, "prior_box": prior, "anchor_generator": anchors}
 
@@ -146,8 +161,8 @@ def build_cases(mode: str) -> dict:
 programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_detection", CASES)
 
 
-def test_adaptive_roi_sampling_is_refused(programs):
-    # sampling_ratio <= 0 samples ceil(roi size / bins) points per bin: a count that differs per roi at run time
+def test_roi_align_without_boxes_num_is_refused(programs):
+    # LoD rois (no RoisNum) carry their image split in the LoD, which has no TensorRT form
     import pytest
 
     from repogen.errors import ConversionError
@@ -157,7 +172,7 @@ def test_adaptive_roi_sampling_is_refused(programs):
     from repogen.trt.profiles import make_profiles
 
     graph = load_model(programs["pir"] / "roi_align")
-    next(op for op in graph.ops if op.type == "roi_align").attrs["sampling_ratio"] = -1
+    next(op for op in graph.ops if op.type == "roi_align").inputs.pop("boxes_num")
     profiles = make_profiles(graph.input_values(), shape=["x:2x3x8x10,r:5x4"])
-    with pytest.raises(ConversionError, match="roi_align.*sampling_ratio -1"):
+    with pytest.raises(ConversionError, match="roi_align.*boxes_num"):
         convert_graph(graph, numpy_trt, profiles=profiles)

@@ -1,8 +1,11 @@
-"""Detection box ops built from elementwise layers: yolo_box decoding, box_coder, and the prior / anchor
-grids of prior_box and anchor_generator (computed from the run-time feature and image sizes).
+"""Detection box ops built from standard layers: yolo_box decoding (iou_aware too), box_coder, the prior /
+anchor grids of prior_box and anchor_generator (computed from the run-time feature and image sizes), and
+roi_align as two matrix products with per-roi bilinear weight rows (fixed or adaptive sampling_ratio).
 
-Formulas follow Paddle's CPU kernels (phi yolo_box, box_coder, prior_box, anchor_generator), including
-the order of float operations where it is cheap to keep.
+Formulas follow Paddle's CPU kernels (phi yolo_box, box_coder, prior_box, anchor_generator, roi_align),
+including the order of float operations where it is cheap to keep. roi_align differs from Paddle only on
+empty aligned rois under adaptive sampling (ceil(bin) <= 0): Paddle divides 0 by 0 (NaN) or loops over a
+negative count cast to size_t; here such a roi gives 0.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from repogen.trt import helpers as H
+from repogen.trt.converters.matmul import matmul_tensors
 from repogen.trt.registry import converter
 
 
@@ -302,58 +306,94 @@ def _roi_batch_index(ctx, boxes_num, rois):
     return ctx.cast(H.reduce(ctx, passed, "SUM", [1], keep=False), ctx.trt.DataType.INT32)  # [R]
 
 
+# Adaptive sampling (sampling_ratio <= 0) uses G = ceil(bin) points per bin, so a bin of more than one pixel has
+# points spaced bin / G > 1/2 apart; a pixel only takes weight from points in [p - 1, p + 1], hence from at most
+# 4 consecutive points. A window of this many candidates (from a floor() estimate of the first one, which may be
+# off by one either way from rounding) covers them; the rest are masked by Paddle's own tests.
+_ADAPTIVE_WINDOW = 7
+
+
+def _roi_axis_weights(ctx, lo, extent, bins: int, size, g: int):
+    """[R, bins, size] weight of each pixel row (column) in each bin's average, as Paddle's CPU roi_align
+    samples: point y = lo + bin * (i + (k + 0.5) / G) for k < G; 0 outside [-1, size], else clamped into
+    [0, size - 1] and split between floor(y) (weight high - y) and the next pixel; the bin averages its G points.
+
+    lo and extent are [R, 1] FP32; G = g, or ceil(bin) per roi when g <= 0."""
+    ft = ctx.trt.DataType.FLOAT
+    bin_size = H.div(ctx, extent, float(bins))  # [R, 1]
+    size_f = ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, size), [1, 1, 1, 1]), ft) if not isinstance(size, int) \
+        else ctx.const(np.full((1, 1, 1, 1), float(size)), dtype=ft)
+    pixels = H.iota(ctx, size, ft)
+    cells = ctx.const(np.arange(bins, dtype=np.float32).reshape(1, bins, 1, 1), dtype=ft)
+    lo4, bin4 = H.reshape(ctx, lo, [-1, 1, 1, 1]), H.reshape(ctx, bin_size, [-1, 1, 1, 1])
+    if g > 0:
+        # every point of every bin: [R, bins, G, 1] against pixels [1, 1, 1, size]
+        frac = ((np.arange(g, dtype=np.float32) + np.float32(0.5)) / np.float32(g)).reshape(1, 1, g, 1)
+        y = H.add(ctx, lo4, H.mul(ctx, bin4, H.add(ctx, cells, ctx.const(frac, dtype=ft))))
+        pix, taken, count, sample_axis = H.reshape(ctx, pixels, [1, 1, 1, size]), None, float(g), 2
+    else:
+        # per pixel [1, 1, size, 1], the window of points that can reach it: [R, bins, size, window]
+        count = H.unary(ctx, bin4, "CEIL")  # [R, 1, 1, 1]; <= 0 (an empty aligned roi) samples nothing
+        safe_count = H.maximum(ctx, count, 1.0)
+        pix = H.reshape(ctx, pixels, [1, 1, size, 1])
+        # first k with y_k >= p - 1, estimated; bin >= 1e-6 keeps it finite (G = 1 there, and a smaller
+        # divisor only moves the estimate down, still covering k = 0)
+        first = H.sub(ctx, H.mul(ctx, safe_count, H.sub(ctx, H.div(ctx, H.sub(ctx, H.sub(ctx, pix, 1.0), lo4),
+                                                                   H.maximum(ctx, bin4, 1e-6)), cells)), 0.5)
+        first = H.maximum(ctx, H.sub(ctx, H.unary(ctx, first, "FLOOR"), 1.0), 0.0)
+        k = H.add(ctx, first, ctx.const(np.arange(_ADAPTIVE_WINDOW, dtype=np.float32).reshape(1, 1, 1, -1), dtype=ft))
+        taken = ctx.cast(H.ew(ctx, k, count, "LESS"), ft)
+        frac = H.div(ctx, H.add(ctx, k, 0.5), safe_count)
+        y = H.add(ctx, lo4, H.mul(ctx, bin4, H.add(ctx, cells, frac)))
+        count, sample_axis = H.reshape(ctx, safe_count, [-1, 1, 1]), 3
+    inside = H.unary(ctx, H.ew(ctx, H.ew(ctx, y, -1.0, "LESS"), H.ew(ctx, y, size_f, "GREATER"), "OR"), "NOT")
+    last = H.sub(ctx, size_f, 1.0)
+    y = H.minimum(ctx, H.maximum(ctx, y, 0.0), last)  # at or past the last pixel: y = low = high = last
+    low = H.unary(ctx, y, "FLOOR")
+    high = H.minimum(ctx, H.add(ctx, low, 1.0), last)
+    w_low = H.sub(ctx, high, y)
+    weight = H.add(ctx, H.mul(ctx, ctx.cast(H.ew(ctx, pix, low, "EQUAL"), ft), w_low),
+                   H.mul(ctx, ctx.cast(H.ew(ctx, pix, high, "EQUAL"), ft), H.sub(ctx, 1.0, w_low)))
+    weight = H.mul(ctx, weight, ctx.cast(inside, ft))
+    if taken is not None:
+        weight = H.mul(ctx, weight, taken)
+    return H.div(ctx, H.reduce(ctx, weight, "SUM", [sample_axis], keep=False), count)
+
+
 @converter("roi_align")
 def roi_align(ctx, op):
-    # Per roi (x1, y1, x2, y2) * spatial_scale (- 0.5 when aligned), bin = extent / pooled; each bin averages
-    # G x G bilinear samples at bin start + (i + 0.5) * bin / G (G = sampling_ratio). Paddle's sample rule:
-    # a point outside [-1, size] is 0, otherwise clamped into [0, size - 1] and interpolated between the
-    # neighbouring pixels. Built as: gather each roi's image, a GridSample (align_corners: normalised -1/1
-    # are the first/last pixel centers) at the clamped points, times the in-range mask, mean over G x G.
+    # Per roi (x1, y1, x2, y2) * spatial_scale (- 0.5 when aligned), extents at least 1 unless aligned, bin =
+    # extent / pooled. Bilinear sampling is separable and so is Paddle's out-of-range rule, so each output is
+    # Wy[r, i, :] . image[b_r] . Wx[r, j, :] with per-axis weight rows (_roi_axis_weights); rois are sent to
+    # their image by zeroing the other images' blocks of Wy, so two matrix products do it all, without a per-roi
+    # copy of the feature map. Weights in FP32; the products in the feature map's type.
     x = ctx.input(op, "x")
     boxes = ctx.input(op, "boxes")
     if not op.input("boxes_num"):
         raise ctx.fail("boxes_num (RoisNum) is required: LoD rois have no TensorRT form")
     ph, pw = int(ctx.attr(op, "pooled_height", default=1)), int(ctx.attr(op, "pooled_width", default=1))
     g = int(ctx.attr(op, "sampling_ratio", default=-1))
-    if g <= 0:
-        raise ctx.fail(f"sampling_ratio {g}: an adaptive sample count (ceil(roi size / bins)) differs per roi at run "
-                       "time; export with a fixed sampling_ratio > 0")
     scale = float(ctx.attr(op, "spatial_scale", default=1.0))
     aligned = bool(ctx.attr(op, "aligned", default=False))
-    ft = ctx.trt.DataType.FLOAT  # sample positions in FP32 under --fp16 too, as grid_sample's coordinates
+    ft = ctx.trt.DataType.FLOAT
     rois = H.dims_of(ctx, boxes)[0]
     n, c, h, w = H.dims_of(ctx, x)
-    image = ctx.named(ctx.network.add_gather(x, _roi_batch_index(ctx, ctx.input(op, "boxes_num"), rois), 0))
     b = ctx.cast(boxes, ft)
 
-    def axis_points(k_lo, k_hi, bins, size):
-        """[R, bins * G] sample coordinates along one axis, clamped, normalised, and their in-range mask."""
+    def axis_weights(k_lo, k_hi, bins, size):
         lo = H.sub(ctx, H.mul(ctx, _channel(ctx, b, 1, k_lo), scale), 0.5 if aligned else 0.0)
         extent = H.sub(ctx, H.sub(ctx, H.mul(ctx, _channel(ctx, b, 1, k_hi), scale), 0.5 if aligned else 0.0), lo)
         if not aligned:
             extent = H.maximum(ctx, extent, 1.0)
-        bin_size = H.div(ctx, extent, float(bins))  # [R, 1]
-        steps = np.add.outer(np.arange(bins, dtype=np.float64), (np.arange(g) + 0.5) / g).reshape(1, -1)
-        p = H.add(ctx, lo, H.mul(ctx, ctx.const(steps, dtype=ft), bin_size))  # [R, bins * G]
-        size_f = ctx.cast(H.reshape(ctx, H.dim_tensor(ctx, size), [1, 1]), ft) if not isinstance(size, int) \
-            else ctx.const(np.full((1, 1), float(size)), dtype=ft)
-        inside = ctx.cast(H.unary(ctx, H.ew(ctx, H.ew(ctx, p, -1.0, "LESS"), H.ew(ctx, p, size_f, "GREATER"), "OR"),
-                                  "NOT"), ft)
-        last = H.sub(ctx, size_f, 1.0)
-        clamped = H.minimum(ctx, H.maximum(ctx, p, 0.0), last)
-        norm = H.sub(ctx, H.mul(ctx, H.div(ctx, clamped, H.maximum(ctx, last, 1.0)), 2.0), 1.0)
-        return norm, inside
+        return _roi_axis_weights(ctx, lo, extent, bins, size, g)
 
-    gy, in_y = axis_points(1, 3, ph, h)  # [R, PH*G]
-    gx, in_x = axis_points(0, 2, pw, w)  # [R, PW*G]
-    grid_dims = [rois, ph * g, pw * g, 1]
-    grid = H.concat(ctx, [H.broadcast_to(ctx, H.reshape(ctx, gx, [rois, 1, pw * g, 1]), grid_dims),
-                          H.broadcast_to(ctx, H.reshape(ctx, gy, [rois, ph * g, 1, 1]), grid_dims)], 3)
-    sample = ctx.named(ctx.network.add_grid_sample(ctx.cast(image.get_output(0), ft), grid))
-    sample.interpolation_mode = ctx.trt.InterpolationMode.LINEAR
-    sample.sample_mode = ctx.trt.SampleMode.FILL
-    sample.align_corners = True
-    mask = H.mul(ctx, H.reshape(ctx, in_y, [rois, 1, ph * g, 1]), H.reshape(ctx, in_x, [rois, 1, 1, pw * g]))
-    vals = H.mul(ctx, sample.get_output(0), mask)  # [R, C, PH*G, PW*G]
-    pooled = H.reduce(ctx, H.reshape(ctx, vals, [rois, c, ph, g, pw, g]), "AVG", [3, 5], keep=False)
-    ctx.output(op, ctx.cast(pooled, x.dtype))
+    wy, wx = axis_weights(1, 3, ph, h), axis_weights(0, 2, pw, w)  # [R, PH, H], [R, PW, W]
+    image = ctx.cast(H.reshape(ctx, _roi_batch_index(ctx, ctx.input(op, "boxes_num"), rois), [-1, 1, 1, 1]), ft)
+    own = ctx.cast(H.ew(ctx, image, H.reshape(ctx, H.iota(ctx, n, ft), [1, 1, n, 1]), "EQUAL"), ft)  # [R, 1, N, 1]
+    a = H.reshape(ctx, H.mul(ctx, H.unsqueeze(ctx, wy, [2]), own), [-1, H.sym_mul(ctx, n, h)])  # [R*PH, N*H]
+    dt = x.dtype
+    feats = H.reshape(ctx, H.transpose(ctx, x, [0, 2, 1, 3]), [H.sym_mul(ctx, n, h), -1])  # [N*H, C*W]
+    rows = matmul_tensors(ctx, ctx.cast(a, dt), feats)  # [R*PH, C*W]
+    rows = H.transpose(ctx, H.reshape(ctx, rows, [rois, ph, c, w]), [0, 2, 1, 3])  # [R, C, PH, W]
+    out = matmul_tensors(ctx, rows, ctx.cast(H.unsqueeze(ctx, wx, [1]), dt), trans_y=True)  # [R, C, PH, PW]
+    ctx.output(op, out)
