@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instances", type=int)
     p.add_argument("--template", help="custom config.pbtxt Jinja2 template")
     p.add_argument("--no-check", action="store_true", help="skip the NumPy-backend check against Paddle")
-    p.add_argument("--force", action="store_true", help="replace models that already exist in --out")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild a model version that already exists in --out (only folders repogen built are "
+                        "ever replaced; other versions are kept)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("validate", help="serve a repository with Triton and validate it against Paddle")

@@ -91,7 +91,7 @@ def test_refuse_then_force_replaces_whole_model(tmp_path: Path) -> None:
     (out / "keep_me" / "config.pbtxt").write_text('name: "keep_me"\n')
     before = snapshot(out)
     proc = repogen("--out", str(out), "--no-check", "--max-batch-size", "2")
-    assert proc.returncode == 2 and "already exist; pass --force" in proc.stderr
+    assert proc.returncode == 2 and "version 1 already exists; pass --force" in proc.stderr
     assert snapshot(out) == before
     repogen("--out", str(out), "--no-check", "--max-batch-size", "2", "--force", check=True)
     after = snapshot(out)
@@ -308,3 +308,70 @@ def test_auto_falls_back_to_paddle_for_ops_without_converter(tmp_path: Path, mon
     assert [m.target for m in report.models] == ["paddle"]
     assert any("sequence_pool" in w and "paddle target" in w for w in report.warnings)
     assert (tmp_path / "repo" / "m" / "1" / "model.py").exists()
+
+
+# -- what --force may replace (ownership.py) ---------------------------------------------------------------------
+
+def _model_copy(tmp_path: Path) -> Path:
+    src = tmp_path / "model"
+    src.mkdir()
+    for f in EXAMPLE_DIR.iterdir():
+        if f.is_file():
+            (src / f.name).write_bytes(f.read_bytes())
+    return src
+
+
+@pytest.mark.parametrize("victim", ["inference.pdmodel", "repogen.toml", "foreign"])
+def test_force_never_replaces_what_repogen_did_not_write(tmp_path: Path, victim: str) -> None:
+    """--out is the model's own folder: --name naming the source model, a spec file or a foreign folder."""
+    src = _model_copy(tmp_path)
+    (src / "repogen.toml").write_text('[[model]]\nsource = "inference.pdmodel"\n')
+    (src / "foreign").mkdir()
+    (src / "foreign" / "config.pbtxt").write_text('name: "foreign"\n')  # a Triton model, not repogen's
+    before = snapshot(src)
+    proc = repogen(str(src / "inference.pdmodel"), "--out", str(src), "--name", victim, "--no-check", "--force")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{src / victim}: exists and is a" in proc.stderr and "only replaces model folders it built" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert snapshot(src) == before and not staging_dirs(src)
+
+
+def test_force_refuses_a_symlink_to_a_built_model(tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    repogen("--out", str(out), "--no-check", check=True)
+    (out / "alias").symlink_to(out / "tiny_cnn")
+    proc = repogen("--out", str(out), "--name", "alias", "--no-check", "--force")
+    assert proc.returncode == 2 and "exists and is a symlink" in proc.stderr
+    assert (out / "alias").is_symlink()
+
+
+def test_new_version_keeps_existing_versions(tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    repogen("--out", str(out), "--no-check", check=True)
+    v1 = {k: v for k, v in snapshot(out).items() if k.startswith("tiny_cnn/1/")}
+    # adding version 2 needs no --force and keeps version 1 byte for byte
+    repogen("--out", str(out), "--no-check", "--version-folder", "2", check=True)
+    now = snapshot(out)
+    assert {k: v for k, v in now.items() if k.startswith("tiny_cnn/1/")} == v1
+    assert "tiny_cnn/2/model.py" in now and "tiny_cnn/2/inference.pdmodel" in now
+    assert json.loads(now["tiny_cnn/repogen.json"])["version"] == 2
+    # rebuilding version 2 needs --force, and still keeps version 1
+    proc = repogen("--out", str(out), "--no-check", "--version-folder", "2")
+    assert proc.returncode == 2 and "version 2 already exists; pass --force" in proc.stderr
+    repogen("--out", str(out), "--no-check", "--version-folder", "2", "--force", check=True)
+    assert {k: v for k, v in snapshot(out).items() if k.startswith("tiny_cnn/1/")} == v1
+    # a version below the latest would not be served by Triton: refused, nothing changes
+    before = snapshot(out)
+    proc = repogen("--out", str(out), "--no-check", "--version-folder", "1", "--force")
+    assert proc.returncode == 2 and "has version 2 above version 1" in proc.stderr
+    assert snapshot(out) == before and not staging_dirs(out)
+
+
+def test_new_version_with_other_io_is_refused(tmp_path: Path) -> None:
+    """One config.pbtxt serves every version: a version 1 with max batch 8 cannot stay beside a max batch 2."""
+    out = tmp_path / "repo"
+    repogen("--out", str(out), "--no-check", check=True)
+    before = snapshot(out)
+    proc = repogen("--out", str(out), "--no-check", "--version-folder", "2", "--max-batch-size", "2")
+    assert proc.returncode == 2 and "version(s) 1 were built with a different max_batch_size" in proc.stderr
+    assert snapshot(out) == before and not staging_dirs(out)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from repogen.errors import ConfigError, ConversionError, RepogenError, UnsupportedOpError
 from repogen.ir import Graph
-from repogen.triton import staging
+from repogen.triton import ownership, staging
 from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
                                    derive_max_batch, render_and_check)
 from repogen.triton.manifest import MANIFEST, dumps, manifest
@@ -245,7 +245,11 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                      started)
 
 
-def _write(p: _Prepared, model_dir: Path, final_dir: Path) -> list[str]:
+def _destinations(out: Path, specs: list[ModelSpec], force: bool) -> dict[str, ownership.Existing | None]:
+    return {s.name: ownership.check_destination(out, s.name, s.version, force) for s in specs}
+
+
+def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.Existing | None) -> list[str]:
     spec = p.spec
     version_dir = model_dir / spec.version_folder
     version_dir.mkdir(parents=True)
@@ -264,7 +268,11 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path) -> list[str]:
                     model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
                     in_version_folder=p.target == "paddle", precision=p.precision,
                     max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
+    if existing is not None:
+        ownership.check_compatible(existing, spec.version, data)
     (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
+    if existing is not None:
+        ownership.carry_over(existing, model_dir)  # other versions (and files) of the model stay
     return sorted(f.relative_to(model_dir).as_posix() for f in model_dir.rglob("*") if f.is_file())
 
 
@@ -317,7 +325,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
         raise ConfigError(f"model names repeat: {', '.join(names)}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    staging.refuse_existing(out, names, force)
+    existing = _destinations(out, specs, force)
     started = time.perf_counter()
     warnings: list[str] = []
     ui = _Progress(progress)
@@ -336,12 +344,13 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
         try:
             for p in prepared:
                 stages[p.spec.name]("write")
-                files = _write(p, tmp / p.spec.name, out / p.spec.name)
+                files = _write(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name])
                 reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
                                            str(out / p.spec.name), files, p.check, 0.0, p.warnings))
             for s in specs:
                 stages[s.name]("commit")
-            staging.commit(tmp, out, names, force)
+            _destinations(out, specs, force)  # again: the repository may have changed during the build
+            staging.commit(tmp, out, names)
         except BaseException:
             staging.discard(tmp)
             raise

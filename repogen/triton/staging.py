@@ -86,22 +86,10 @@ def _exchange(a: Path, b: Path) -> bool:
     return True
 
 
-def existing(out: Path, names: list[str]) -> list[str]:
-    return [n for n in names if (out / n).exists() or (out / n).is_symlink()]
+def commit(staging: Path, out: Path, names: list[str]) -> None:
+    """Move ``staging/<name>`` folders into ``out``; remove the staging folder (and replaced models).
 
-
-def refuse_existing(out: Path, names: list[str], force: bool) -> None:
-    if force:
-        return
-    clash = existing(out, names)
-    if clash:
-        raise ConfigError(f"{out}: model(s) {', '.join(clash)} already exist; pass --force to replace them "
-                          "(each model folder is replaced as a whole)")
-
-
-def commit(staging: Path, out: Path, names: list[str], force: bool) -> None:
-    """Move ``staging/<name>`` folders into ``out``; remove the staging folder (and replaced models)."""
-    refuse_existing(out, names, force)
+    The caller has checked that every existing ``out/<name>`` may be replaced (ownership.py)."""
     if not out.exists():
         # A new repository appears all at once.
         for entry in staging.iterdir():
