@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def spec(**kw) -> ModelSpec:
 
 def render(engine: EngineDesc, target: str = "tensorrt", mbs: int | None = None, **kw) -> tuple[str, mc.ModelConfig]:
     s = spec(**kw)
-    mbs = derive_max_batch(engine, mbs)
+    mbs = derive_max_batch(engine, mbs, s.instance_groups)
     ctx = config_context(name="m", target=target, engine=engine, max_batch_size=mbs, spec=s,
                          default_kind="KIND_GPU" if target == "tensorrt" else "KIND_CPU", labels_filename=None)
     return render_and_check(template=f"{target}.pbtxt.j2", context=ctx, engine=engine, name="m", target=target,
@@ -66,8 +67,8 @@ def test_render_parse_and_check(target: str, engine_name: str, option: str) -> N
         assert cfg.platform == "tensorrt_plan" and cfg.backend == "" and cfg.default_model_filename == "model.plan"
     else:
         assert cfg.backend == "python" and cfg.platform == ""
-    # the smallest profile max of the batch dim; 0 when the engine cannot batch
-    expected_mbs = {"static": 8, "dynamic_hw": 4, "fp16": 4, "no_batch": 0}[engine_name]
+    # Triton's rule: the largest profile max of the batch dim; 0 when the engine cannot batch
+    expected_mbs = {"static": 8, "dynamic_hw": 16, "fp16": 4, "no_batch": 0}[engine_name]
     assert cfg.max_batch_size == expected_mbs
     for declared, tensors in ((cfg.input, engine.inputs), (cfg.output, engine.outputs)):
         assert [i.name for i in declared] == [t.name for t in tensors]
@@ -161,13 +162,87 @@ def test_dims_outside_profile() -> None:
     assert "profile 1's range [16, 64]" in msg and "dim 3 = 100 is outside profile 1" not in msg
 
 
-def test_batch_one_must_be_inside_every_profile() -> None:
+def test_batch_one_must_fit_a_profile() -> None:
     engine = EngineDesc([TensorDesc("x", "float32", (-1, 4))], [TensorDesc("y", "float32", (-1, 4))],
                         [{"x": ((2, 4), (4, 4), (8, 4))}])
     ctx = config_context(name="m", target="tensorrt", engine=engine, max_batch_size=8, spec=spec(),
                          default_kind="KIND_GPU", labels_filename=None)
-    with pytest.raises(ConfigError, match=r"batch 1 is outside its batch range \[2, 8\]"):
+    with pytest.raises(ConfigError, match=r"batch sizes 1 \(of 1..8\) fit no profile \[0\]"):
         check_text(render_template("tensorrt.pbtxt.j2", ctx), engine)
+
+
+# -- several profiles: split by batch size, bound to instance groups, warmup per group -----------------------------
+
+SPLIT = EngineDesc([TensorDesc("x", "float32", (-1, 4))], [TensorDesc("y", "float32", (-1, 4))],
+                   [{"x": ((1, 4), (4, 4), (4, 4))}, {"x": ((5, 4), (16, 4), (16, 4))}])
+HW = EngineDesc([TensorDesc("x", "float32", (-1, 3, -1, -1))], [TensorDesc("y", "float32", (-1, 3, -1, -1))],
+                [{"x": ((1, 3, 16, 16), (2, 3, 32, 32), (8, 3, 64, 64))},
+                 {"x": ((1, 3, 96, 96), (2, 3, 128, 128), (8, 3, 256, 256))}])
+
+
+def test_batch_split_profiles_render_and_check() -> None:
+    """Profile 0 batch 1-4, profile 1 batch 5-16: Triton serves batch 1..16 (largest max across profiles)."""
+    for target in ("tensorrt", "paddle"):
+        text, cfg = render(SPLIT, target, warmup=Warmup(1), dynamic_batching=DynamicBatching([4, 16], 100))
+        assert cfg.max_batch_size == 16
+        (w,) = cfg.model_warmup
+        assert w.batch_size == 1 and list(w.inputs["x"].dims) == [4]
+        check_text(text, SPLIT, target)
+    # a warmup of batch 8 only fits profile 1, which the one implicit group also uses
+    _, cfg = render(SPLIT, warmup=Warmup(8))
+    assert cfg.model_warmup[0].batch_size == 8
+
+
+def test_batch_gap_between_profiles_refused() -> None:
+    gap = EngineDesc(SPLIT.inputs, SPLIT.outputs,
+                     [{"x": ((1, 4), (4, 4), (4, 4))}, {"x": ((8, 4), (16, 4), (16, 4))}])
+    with pytest.raises(ConfigError, match=r"batch sizes 5-7 \(of 1..16\) fit no profile \[0, 1\]"):
+        render(gap)
+
+
+def test_max_batch_per_instance_group() -> None:
+    """A group bound to profile 0 (batch 1-4) caps the model at 4: the batcher may send any batch to it."""
+    groups = [InstanceGroup(1, "KIND_GPU", [0], [0]), InstanceGroup(1, "KIND_GPU", [0], [0, 1])]
+    _, cfg = render(SPLIT, instance_groups=groups)
+    assert cfg.max_batch_size == 4
+    with pytest.raises(ConfigError, match=r"max_batch_size 16 exceeds the engine's max batch 4 .*"
+                                          r"profiles \[0\], which instance_group\[0\] uses"):
+        render(SPLIT, mbs=16, instance_groups=groups)
+
+
+def test_warmup_comes_from_the_groups_own_profiles() -> None:
+    """A group bound to profile 1 (H, W 96..256) must warm up at profile 1's opt, not profile 0's."""
+    groups = [InstanceGroup(2, "KIND_GPU", [0], [1])]
+    text, cfg = render(HW, instance_groups=groups, warmup=Warmup(2))
+    assert list(cfg.model_warmup[0].inputs["x"].dims) == [3, 128, 128]
+    # the same config with profile 0's opt dims is refused by the checker
+    bad = text.replace("dims: [ 3, 128, 128 ]", "dims: [ 3, 32, 32 ]")
+    assert bad != text
+    with pytest.raises(ConfigError, match=r"model_warmup 'repogen_warmup' \(x \[2, 3, 32, 32\]\) lies outside "
+                                          r"every profile \[1\] that instance_group\[0\] uses"):
+        check_text(bad, HW)
+    # both groups: no one sample fits profile 0 only and profile 1 only (H, W ranges do not meet)
+    both = [InstanceGroup(1, "KIND_GPU", [0], [0]), InstanceGroup(1, "KIND_GPU", [0], [1])]
+    with pytest.raises(ConfigError, match=r"no warmup sample fits every instance group"):
+        render(HW, instance_groups=both, warmup=Warmup(1))
+
+
+def test_warmup_batch_outside_a_groups_profiles_refused() -> None:
+    text, _ = render(SPLIT, warmup=Warmup(1))
+    bound = text.replace("  kind: KIND_GPU\n", '  kind: KIND_GPU\n  profile: [ "1" ]\n', 1)
+    assert bound != text
+    with pytest.raises(ConfigError) as err:  # profile 1 takes batch 5..16 only
+        check_text(bound, SPLIT)
+    assert "(x [1, 4]) lies outside every profile [1] that instance_group[0] uses" in str(err.value)
+    assert "batch sizes 1-4 (of 1..16) fit no profile [1]" in str(err.value)
+
+
+def test_warmup_missing_input_refused() -> None:
+    text, _ = render(DYNAMIC_HW, warmup=Warmup(1))
+    without = re.sub(r'  inputs \{\n    key: "scale"\n    value \{\n(?:      .*\n)*    \}\n  \}\n', "", text)
+    assert without != text
+    with pytest.raises(ConfigError, match=r"gives no data for engine input\(s\) scale"):
+        check_text(without, DYNAMIC_HW)
 
 
 def test_fixed_batch_engine_refuses_batching_config() -> None:

@@ -229,7 +229,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         if spec.cuda_graphs:
             model_warn(f"{spec.name}: cuda_graphs applies to TensorRT plans only; left out of the paddle config")
     stage("config")
-    max_batch = derive_max_batch(engine, spec.max_batch_size)
+    max_batch = derive_max_batch(engine, spec.max_batch_size, spec.instance_groups)
     if max_batch > 0 and not batch_dynamic(engine):
         raise ConfigError(f"{spec.name}: max_batch_size {max_batch} needs a dynamic leading dim on every input "
                           "and output; this model's shapes are fixed (use max_batch_size 0)")

@@ -17,6 +17,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
+from repogen.triton import profile_use
+from repogen.triton.warmup import check_warmup, warmup_shapes
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "paddle": "paddle.pbtxt.j2"}
@@ -68,31 +70,31 @@ def batch_dynamic(engine: EngineDesc) -> bool:
     return bool(tensors) and all(t.shape and t.shape[0] == -1 for t in tensors)
 
 
-def profile_batch_max(engine: EngineDesc) -> int | None:
-    """The smallest profile max of dim 0 over all inputs and profiles: the largest batch every profile
-    takes (stricter than Triton's own largest-across-profiles rule, so no instance ever gets a batch its
-    profile refuses)."""
-    maxima = [int(p[t.name][2][0]) for p in engine.profiles for t in engine.inputs if t.name in p]
+def _batch_inputs(engine: EngineDesc) -> list[str]:
+    return [t.name for t in engine.inputs if t.shape and t.shape[0] == -1]
+
+
+def profile_batch_max(engine: EngineDesc, groups: Sequence[Any] = ()) -> int | None:
+    """The engine's max batch as Triton derives it (largest profile max across the profiles in use), taken
+    per instance group, and the smallest over the groups: every instance must take every batch the
+    dynamic batcher may send it."""
+    if not engine.profiles:
+        return None
+    sets = profile_use.group_profile_sets(groups, len(engine.profiles))
+    maxima = [m for s in sets if (m := profile_use.max_batch(engine.profiles, _batch_inputs(engine), s)) is not None]
     return min(maxima) if maxima else None
 
 
-def derive_max_batch(engine: EngineDesc, requested: int | None) -> int:
+def derive_max_batch(engine: EngineDesc, requested: int | None, groups: Sequence[Any] = ()) -> int:
     if requested is not None:
         return requested
     if not batch_dynamic(engine):
         return 0
-    return profile_batch_max(engine) or DEFAULT_MAX_BATCH
+    return profile_batch_max(engine, groups) or DEFAULT_MAX_BATCH
 
 
 def config_dims(shape: Shape, max_batch_size: int) -> list[int]:
     return list(shape[1:] if max_batch_size > 0 else shape)
-
-
-def _warmup_dims(t: TensorDesc, engine: EngineDesc, max_batch_size: int) -> list[int]:
-    """Warmup needs concrete dims: dynamic ones take the first profile's opt value (1 without profiles)."""
-    opt = engine.profiles[0].get(t.name, (None, None, None))[1] if engine.profiles else None
-    full = [d if d >= 0 else (int(opt[i]) if opt is not None else 1) for i, d in enumerate(t.shape)]
-    return config_dims(tuple(full), max_batch_size)
 
 
 def config_context(*, name: str, target: str, engine: EngineDesc, max_batch_size: int, spec: Any,
@@ -120,12 +122,17 @@ def config_context(*, name: str, target: str, engine: EngineDesc, max_batch_size
             "preferred_batch_size": list(db.preferred_batch_size),
             "max_queue_delay_microseconds": db.max_queue_delay_microseconds},
         "cuda_graphs": bool(spec.cuda_graphs) and target == "tensorrt",
-        "warmup": None if warm is None else {
-            "batch_size": warm.batch_size if max_batch_size > 0 else 1, "count": warm.count, "data": warm.data,
-            "inputs": [{"name": t.name, "data_type": triton_dtype(t.dtype, t.name),
-                        "dims": _warmup_dims(t, engine, max_batch_size) or [1]} for t in engine.inputs]},
+        "warmup": None if warm is None else _warmup_context(warm, engine, max_batch_size, spec, name),
         "profiles": [{k: [list(v) for v in rng] for k, rng in p.items()} for p in engine.profiles],
     }
+
+
+def _warmup_context(warm: Any, engine: EngineDesc, max_batch_size: int, spec: Any, name: str) -> dict[str, Any]:
+    batch = warm.batch_size if max_batch_size > 0 else 1
+    shapes = warmup_shapes(engine, max_batch_size, spec.instance_groups or [], batch, f"{name}: warmup")
+    return {"batch_size": batch, "count": warm.count, "data": warm.data,
+            "inputs": [{"name": t.name, "data_type": triton_dtype(t.dtype, t.name),
+                        "dims": config_dims(tuple(shapes[t.name]), max_batch_size) or [1]} for t in engine.inputs]}
 
 
 def _environment(search_path: Path) -> jinja2.Environment:
@@ -197,17 +204,19 @@ def cross_check(config: model_config_pb2.ModelConfig, engine: EngineDesc, *, nam
         if fixed:
             add(f"max_batch_size {mbs} > 0 but {', '.join(fixed)} has no dynamic leading (batch) dim; "
                 "use max_batch_size: 0")
-        for i, prof in enumerate(engine.profiles):
-            for t in engine.inputs:
-                if t.name not in prof or not t.shape or t.shape[0] != -1:
-                    continue
-                lo, _, hi = prof[t.name]
-                if not lo[0] <= 1 <= hi[0]:
-                    add(f"profile {i} input {t.name}: batch 1 is outside its batch range [{lo[0]}, {hi[0]}]")
-        limit = profile_batch_max(engine)
-        if limit is not None and mbs > limit:
-            add(f"max_batch_size {mbs} exceeds the engine's max batch {limit} (smallest profile max of the "
-                "batch dim); Triton would refuse to load it")
+        groups = list(config.instance_group)
+        sets = profile_use.group_profile_sets(groups, len(engine.profiles))
+        for gi, indices in enumerate(sets if engine.profiles else []):
+            which = f"instance_group[{gi}]" if groups else "the model's instances"
+            limit = profile_use.max_batch(engine.profiles, _batch_inputs(engine), indices)
+            if limit is not None and mbs > limit:
+                add(f"max_batch_size {mbs} exceeds the engine's max batch {limit} (largest profile max of the "
+                    f"batch dim across profiles {indices}, which {which} uses); Triton would refuse to load it")
+                continue
+            gaps = profile_use.uncovered_batches(engine.profiles, _batch_inputs(engine), indices, mbs)
+            if gaps:
+                add(f"batch sizes {profile_use.compress(gaps)} (of 1..{mbs}) fit no profile {indices} that {which} "
+                    "uses; the dynamic batcher may form them and the instance would fail those requests")
 
     for kind, declared, actual in (("input", config.input, engine.inputs), ("output", config.output,
                                                                               engine.outputs)):
@@ -240,12 +249,7 @@ def cross_check(config: model_config_pb2.ModelConfig, engine: EngineDesc, *, nam
                 add(f"dynamic_batching preferred_batch_size {size} is outside 1..{mbs}")
     if target != "tensorrt" and config.optimization.cuda.graphs:
         add("optimization.cuda.graphs only applies to TensorRT plans")
-    for warm in config.model_warmup:
-        if mbs > 0 and warm.batch_size > mbs:
-            add(f"model_warmup {warm.name!r} batch_size {warm.batch_size} exceeds max_batch_size {mbs}")
-        for key in warm.inputs:
-            if engine.input(key) is None:
-                add(f"model_warmup {warm.name!r} input {key!r} is not an engine input")
+    check_warmup(config, engine, add)
 
     if problems:
         raise ConfigError(f"{where}: " + ("\n  " if len(problems) > 1 else "") + "\n  ".join(problems))
