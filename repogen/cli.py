@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version-folder", dest="model_version", type=int, default=None,
                    help="numeric version folder (default 1)")
     # None (not "auto") so that a target written in --spec is not overridden by an unset option
-    p.add_argument("--target", choices=["tensorrt", "paddle", "auto"], default=None,
-                   help="default auto: tensorrt when TensorRT is installed, else paddle")
+    p.add_argument("--target", choices=["tensorrt", "paddle", "numpy", "auto"], default=None,
+                   help="default auto: tensorrt when TensorRT is installed, else paddle; numpy: the tensorrt "
+                        "layout with a CPU stand-in (Python backend, NumPy TensorRT backend) for each plan")
     p.add_argument("--fp16", action="store_true")
     _add_int8_options(p)
     _add_shape_options(p)

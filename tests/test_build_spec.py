@@ -78,7 +78,7 @@ def test_every_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("replace,message", [
     (("version = 3", "version = 0"), r"model\[0\] \(cnn\)\.version: version folder '0'"),
     (("version = 3", 'version = "01"'), r"\.version: version folder '01' must be a positive integer"),
-    (('target = "paddle"', 'target = "onnx"'), r"\(cnn\)\.target: 'onnx' is not one of tensorrt, paddle, auto"),
+    (('target = "paddle"', 'target = "onnx"'), r"\(cnn\)\.target: 'onnx' is not one of tensorrt, paddle, numpy, auto"),
     (('precision = "fp16"', 'precision = "int4"'), r"\.precision: 'int4'"),
     (("max_batch_size = 4", "max_batch_size = -1"), r"\.max_batch_size: expected an integer >= 0"),
     (("cuda_graphs = true", 'cuda_graphs = "yes"'), r"\.cuda_graphs: expected true or false"),

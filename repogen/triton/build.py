@@ -73,6 +73,7 @@ class _Prepared:
     check: dict[str, Any]
     warnings: list[str]
     started: float
+    region: Any = None  # --target numpy: what the stand-in runs (repogen.partition.regions.Region)
 
 
 # -- profiles ------------------------------------------------------------------------------------------------------
@@ -157,7 +158,8 @@ def _resolve_targets(specs: list[ModelSpec], warn: Callable[[str], None]) -> tup
     if fallback:
         warn(f"WARNING: TensorRT unavailable ({status.reason}): --target auto builds the paddle target "
              f"(Triton Python backend running Paddle Inference on CPU) for {', '.join(fallback)}", )
-    targets = {s.name: ("paddle" if s.target == "paddle" or s.name in fallback else "tensorrt") for s in specs}
+    targets = {s.name: (s.target if s.target in ("paddle", "numpy") else "paddle" if s.name in fallback
+                        else "tensorrt") for s in specs}
     return targets, (status.module if status else None)
 
 
@@ -195,7 +197,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     profile_objs, profiles = _profiles(graph, spec)
     stage("check")
     check = _numeric_check(spec, target, profiles, model_warn)
-    precision, plan, trt_info = spec.precision, None, None
+    precision, plan, trt_info, region = spec.precision, None, None, None
     if target == "tensorrt":
         stage("build plan")
         plan_graph = graph
@@ -221,6 +223,10 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
             target = "paddle"
         else:
             engine, plan, trt_info = built.engine, built.plan, built.info
+    if target == "numpy":
+        from repogen.triton.standin import standin_engine
+
+        engine, region = standin_engine(graph, profile_objs, profiles, precision)
     if target == "paddle":
         engine = graph_engine(graph, profiles)
         if precision == "fp16":
@@ -242,7 +248,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
                                name=spec.name, target=target, version_folder=spec.version_folder)
     return _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
-                     started)
+                     started, region)
 
 
 def _destinations(out: Path, specs: list[ModelSpec], force: bool) -> dict[str, ownership.Existing | None]:
@@ -259,6 +265,10 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
     sources = source_files(p.graph)
     if p.target == "tensorrt":
         (version_dir / PLAN_FILE).write_bytes(p.plan)
+    elif p.target == "numpy":
+        from repogen.triton.standin import write_region_folder
+
+        write_region_folder(version_dir, sources, p.region)
     else:
         for f in sources:
             shutil.copyfile(f, version_dir / f.name)
@@ -266,7 +276,7 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
         (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size), encoding="utf-8")
     data = manifest(name=spec.name, version=spec.version, target=p.target, fmt=p.graph.source.format,
                     model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
-                    in_version_folder=p.target == "paddle", precision=p.precision,
+                    in_version_folder=p.target in ("paddle", "numpy"), precision=p.precision,
                     max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
     if existing is not None:
         ownership.check_compatible(existing, spec.version, data)

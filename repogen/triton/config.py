@@ -21,7 +21,7 @@ from repogen.triton import profile_use
 from repogen.triton.warmup import check_warmup, warmup_shapes
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
-TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "paddle": "paddle.pbtxt.j2"}
+TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "paddle": "paddle.pbtxt.j2", "numpy": "numpy.pbtxt.j2"}
 MODEL_PY_TEMPLATE = "paddle_model.py.j2"
 DEFAULT_MAX_BATCH = 8  # when the batch dim is dynamic and no profile or --max-batch-size says otherwise
 
@@ -193,8 +193,8 @@ def cross_check(config: model_config_pb2.ModelConfig, engine: EngineDesc, *, nam
         elif not (config.platform == "tensorrt_plan" or config.backend == "tensorrt"):
             add(f'a plan needs platform: "tensorrt_plan" (got platform {config.platform!r}, '
                 f'backend {config.backend!r})')
-    elif target == "paddle" and config.backend != "python":
-        add(f'the paddle target is a Python-backend model: backend must be "python", got {config.backend!r}')
+    elif target in ("paddle", "numpy", "python") and config.backend != "python":
+        add(f'the {target} target is a Python-backend model: backend must be "python", got {config.backend!r}')
 
     mbs = config.max_batch_size
     if mbs < 0:

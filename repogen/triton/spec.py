@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-TARGETS = ("tensorrt", "paddle", "auto")
+TARGETS = ("tensorrt", "paddle", "numpy", "auto")
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIB_METHODS = ("max", "percentile", "entropy")
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU", "auto": "KIND_AUTO",

@@ -1,0 +1,176 @@
+"""What a generated Python-backend ``model.py`` runs (also used by ``check`` and the tests, without Triton).
+
+* :class:`NetworkRunner`: a TensorRT region (or the whole model) converted by repogen's converters into
+  the NumPy TensorRT backend once, then executed per request: the CPU stand-in for a plan. Request shapes
+  outside the optimization profiles are refused, as the plan would refuse them.
+* :class:`PaddleOpsRunner`: a remainder region run by Paddle itself, op by op in dynamic mode
+  (``paddle._C_ops``, the same phi kernels Paddle Inference runs). Paddle, not the NumPy backend: the
+  remainder exists because TensorRT cannot run these ops (no converter) or cannot run them at these shapes
+  (layer limits); the NumPy backend implements TensorRT's layers *with* those limits (its NMS layer takes at
+  most 5000 candidates, its TopK k <= 3840), so only Paddle runs every remainder op exactly as the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from repogen.errors import ConfigError, RepogenError
+from repogen.ir import Graph
+from repogen.partition.regions import Region, cut
+
+
+class ShapeError(RepogenError):
+    """A request whose shapes no optimization profile (of this instance) accepts."""
+
+
+def profile_error(region: Region, feeds: Mapping[str, np.ndarray], allowed: Sequence[int] | None = None) -> str | None:
+    """None when some allowed profile takes every input's shape, else the reason (TensorRT refuses these)."""
+    for name, dtype, shape in region.inputs:
+        a = feeds.get(name)
+        if a is None:
+            return f"input {name!r} is missing"
+        if a.ndim != len(shape) or any(d >= 0 and d != s for d, s in zip(shape, a.shape)):
+            return f"input {name!r}: shape {list(a.shape)} does not match the model's {list(shape)}"
+    indices = list(allowed) if allowed else list(range(len(region.profiles)))
+    if not region.profiles:
+        return None
+    problems = []
+    for i in indices:
+        prof = region.profiles[i]
+        bad = [f"{n} {list(feeds[n].shape)} not within min {list(lo)} max {list(hi)}"
+               for n, (lo, _, hi) in prof.items() if n in feeds
+               and not all(a <= d <= b for a, d, b in zip(lo, feeds[n].shape, hi))]
+        if not bad:
+            return None
+        problems.append(f"profile {i}: " + "; ".join(bad))
+    return "request shapes are outside the optimization profile(s) this model was built for: " + " | ".join(problems)
+
+
+class NetworkRunner:
+    """The region's converted TensorRT network on the NumPy backend."""
+
+    def __init__(self, cleaned: Graph, region: Region):
+        from repogen.trt import numpy_trt
+        from repogen.trt.convert import convert_graph
+        from repogen.trt.profiles import Profile
+
+        self.region = region
+        self.trt = numpy_trt
+        graph = cut(cleaned, region)
+        profiles = [Profile({n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.items()})
+                    for p in region.profiles]
+        self.conversion = convert_graph(graph, numpy_trt, precision=region.precision, profiles=profiles, clean=False)
+        names = [n for n, _, _ in self.conversion.outputs]
+        self.output_names = dict(zip(names, (n for n, _, _ in region.outputs)))
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        got = self.trt.execute(self.conversion.network, {n: feeds[n] for n, _, _ in self.region.inputs})
+        return {self.output_names[k]: np.asarray(v).astype(dtype, copy=False)
+                for (k, v), (_, dtype, _) in zip(((k, got[k]) for k in self.output_names), self.region.outputs)}
+
+
+# _C_ops arguments that take a list of tensors even when the op lists a single one
+_LIST_ARGS = {"x": ("concat", "stack", "add_n", "meshgrid", "broadcast_tensors"), "xs": None, "inputs": None}
+
+
+class PaddleOpsRunner:
+    """The region's ops, one ``paddle._C_ops`` call each, in graph order."""
+
+    def __init__(self, cleaned: Graph, region: Region):
+        import paddle  # noqa: F401  (a server without paddle fails here, at load, with the reason)
+        from paddle import _C_ops
+
+        from repogen.paddle.pir_signatures import SIGNATURES
+
+        self.region = region
+        self.graph = cut(cleaned, region)
+        self.ops = self.graph.ops
+        self.calls = []
+        produced = set()
+        for op in self.ops:
+            if op.blocks:
+                raise ConfigError(f"op {op.type}: control flow cannot run in a Python remainder model")
+            fn = getattr(_C_ops, op.type, None)
+            sig = SIGNATURES.get(op.type)
+            if fn is None or sig is None:
+                raise ConfigError(f"op {op.type}: Paddle {paddle.__version__} has no dynamic-mode kernel call "
+                                  "(paddle._C_ops) repogen can run it with")
+            sig = list(sig)
+            if sig and sig[-1] == "name":
+                sig.pop()
+            self.calls.append((op, fn, sig))
+            produced.update(op.output_names())
+        self.constants = self._constants(produced)
+
+    def _constants(self, produced: set[str]) -> dict[str, np.ndarray]:
+        """Parameters and folded constants the ops read (not fed, not produced here)."""
+        fed = {n for n, _, _ in self.region.inputs}
+        out = {}
+        for op in self.ops:
+            for n in op.input_names():
+                if n in fed or n in produced or n in out:
+                    continue
+                if n in self.graph.params:
+                    out[n] = np.asarray(self.graph.params[n])
+                    continue
+                try:
+                    v = self.graph.value(n)
+                except KeyError:
+                    v = None
+                if v is None or v.const is None:
+                    raise ConfigError(f"op {op.type}: input {n!r} is neither fed nor known at build time")
+                out[n] = np.asarray(v.const)
+        return out
+
+    @staticmethod
+    def _attr(name: str, value: Any) -> Any:
+        import paddle
+
+        if name == "place":
+            return paddle.CPUPlace()
+        if name == "dtype" and isinstance(value, str):
+            return paddle.base.framework.convert_np_dtype_to_dtype_(value)
+        return value
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import paddle
+
+        env: dict[str, Any] = {n: paddle.to_tensor(a) for n, a in self.constants.items()}
+        env.update({n: paddle.to_tensor(np.ascontiguousarray(feeds[n])) for n, _, _ in self.region.inputs})
+        with paddle.no_grad():
+            for op, fn, sig in self.calls:
+                args = []
+                for a in sig:
+                    names = op.inputs.get(a)
+                    if names:
+                        vals = [env[n] for n in names]
+                        lists = _LIST_ARGS.get(a, ())
+                        as_list = len(vals) != 1 or (lists is None or op.type in lists) and a in _LIST_ARGS
+                        args.append(vals if as_list else vals[0])
+                    elif op.inputs.get(a + "_tensor_list"):
+                        args.append([env[n] for n in op.inputs[a + "_tensor_list"]])
+                    elif a in op.attrs:
+                        args.append(self._attr(a, op.attrs[a]))
+                    else:
+                        args.append(None)
+                try:
+                    result = fn(*args)
+                except Exception as exc:
+                    raise RepogenError(f"op {op.type} ({', '.join(op.output_names())}): Paddle: "
+                                       f"{' '.join(str(exc).split())[:400]}") from exc
+                results = list(result) if isinstance(result, (tuple, list)) else [result]
+                slots = [names for names in op.outputs.values()]
+                if len(slots) == 1 and len(slots[0]) > 1 and len(results) == len(slots[0]):
+                    env.update(zip(slots[0], results))
+                    continue
+                for names, r in zip(slots, results):
+                    if names and r is not None:
+                        env[names[0]] = r
+        return {n: env[n].numpy().astype(dtype, copy=False) for n, dtype, _ in self.region.outputs}
+
+
+def make_runner(cleaned: Graph, region: Region) -> NetworkRunner | PaddleOpsRunner:
+    return NetworkRunner(cleaned, region) if region.kind == "tensorrt" else PaddleOpsRunner(cleaned, region)
