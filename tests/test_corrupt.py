@@ -183,3 +183,69 @@ def test_wrong_magic(tmp_path: Path) -> None:
     (d / "inference.pdmodel").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff" * 64)
     with pytest.raises(ModelFormatError):
         load_model(d)
+
+
+def _rename_param(model: Path, old: str, new: str) -> None:
+    """Rename variable old to new everywhere in a Fluid __model__ (through Paddle's own proto classes)."""
+    from paddle.base.proto import framework_pb2
+
+    prog = framework_pb2.ProgramDesc.FromString((model / "__model__").read_bytes())
+    for block in prog.blocks:
+        for var in block.vars:
+            if var.name == old:
+                var.name = new
+        for op in block.ops:
+            for slot in list(op.inputs) + list(op.outputs):
+                slot.arguments[:] = [new if a == old else a for a in slot.arguments]
+    (model / "__model__").write_bytes(prog.SerializeToString())
+
+
+@pytest.mark.parametrize("name", ["../secret.txt", "/etc/hostname", "../outside_param", "sub/../w", "..",
+                                  "linked_param"])
+def test_separate_param_path_traversal(tmp_path: Path, name: str) -> None:
+    d = _copy("fluid-separate", tmp_path / "m")
+    victim = "conv2d_0.w_0"
+    tensor = (d / victim).read_bytes()
+    (tmp_path / "secret.txt").write_text("TOP-SECRET-CONTENT\n")
+    (tmp_path / "outside_param").write_bytes(tensor)  # a valid tensor file, just outside the model folder
+    (d / "sub").mkdir()
+    (d / "w").write_bytes(tensor)
+    (d / "linked_param").symlink_to(tmp_path / "outside_param")
+    (d / victim).unlink()
+    _rename_param(d, victim, name)
+    with pytest.raises(ModelFormatError, match="parameter file") as info:
+        load_model(d)
+    msg = str(info.value)
+    assert repr(name) in msg and "inside the model folder" in msg, msg
+    assert "TOP-SECRET" not in msg and "\n" not in msg
+
+
+def test_separate_param_symlink_inside_folder_is_read(tmp_path: Path) -> None:
+    """A symlink that stays inside the model folder is an ordinary parameter file."""
+    d = _copy("fluid-separate", tmp_path / "m")
+    victim = "conv2d_0.w_0"
+    want = load_model(d).params[victim].copy()
+    (d / victim).rename(d / "real_w")
+    (d / victim).symlink_to(d / "real_w")
+    np.testing.assert_array_equal(load_model(d).params[victim], want)
+
+
+def test_param_dims_too_big_for_numpy(tmp_path: Path) -> None:
+    """dims [0, 2**62] (program and params agree) are refused before numpy is asked for the array."""
+    from paddle.base.proto import framework_pb2
+
+    d = _copy("fluid-separate", tmp_path / "m")
+    victim = "conv2d_0.b_0"
+    prog = framework_pb2.ProgramDesc.FromString((d / "__model__").read_bytes())
+    for var in prog.blocks[0].vars:
+        if var.name == victim:
+            var.type.dense_tensor.tensor.dims[:] = [0, 1 << 62]
+    (d / "__model__").write_bytes(prog.SerializeToString())
+    data = bytearray((d / victim).read_bytes())
+    (dlen,) = struct.unpack_from("<i", data, 16)
+    desc = framework_pb2.VarType.TensorDesc.FromString(bytes(data[20:20 + dlen]))
+    desc.dims[:] = [0, 1 << 62]
+    raw = desc.SerializeToString()
+    (d / victim).write_bytes(bytes(data[:16]) + struct.pack("<i", len(raw)) + raw)
+    err = _load_bounded(d)
+    assert isinstance(err, ModelFormatError) and victim in str(err), err

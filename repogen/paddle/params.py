@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from repogen.errors import ModelFormatError
+from repogen.paddle.limits import MAX_ELEMENTS, check_shape
 from repogen.paddle.programdesc import tensor_desc
 from repogen.paddle.wire import Wire
 
@@ -108,8 +109,17 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
     # parse the small TensorDesc from a copy: indexing bytes is much faster than indexing an mmap
     dtype, dims = _DescWire(bytes(buf[pos:pos + dlen]), path, pos).desc()
     pos += dlen
-    if any(d < 0 for d in dims):
-        raise ModelFormatError(path, f"parameter {spec.name!r}: negative dimension in {dims}", pos - dlen)
+    bad = check_shape(dims, f"parameter {spec.name!r}", allow_unknown=False)
+    if bad:
+        raise ModelFormatError(path, bad, pos - dlen)
+    numel = span = 1
+    for d in dims:
+        numel *= d
+        span *= max(d, 1)
+    # bounded before numpy sees the shape: numpy refuses [0, 2**62] too ("array is too big"), empty or not
+    if span > MAX_ELEMENTS:
+        raise ModelFormatError(path, f"parameter {spec.name!r} has shape {dims} "
+                                     f"(more than {MAX_ELEMENTS} elements)", pos - dlen)
     # Paddle's post-training quantization stores frozen weights as int8 under their float declaration;
     # Paddle's loader keeps the file's type, and so does this one
     if spec.dtype != dtype and not (dtype == "int8" and spec.dtype in _FLOATS):
@@ -123,9 +133,6 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
         raise ModelFormatError(path, f"parameter {spec.name!r} has shape {dims} in the parameters file but the "
                                      f"program declares {list(spec.dims)} (parameters file of another model?)", start)
     np_dtype = numpy_dtype(dtype)
-    numel = 1
-    for d in dims:
-        numel *= d
     nbytes = numel * np_dtype.itemsize
     need(nbytes, "data")
     arr = np.frombuffer(buf, dtype=np_dtype, count=numel, offset=pos).reshape(dims)
@@ -159,7 +166,7 @@ def read_separate(folder: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndar
     """Fluid layout: one file per parameter, named after the variable."""
     out = {}
     for spec in specs:
-        path = folder / spec.name
+        path = param_file_in(folder, spec.name)
         if not path.is_file():
             raise ModelFormatError(path, f"parameter file for {spec.name!r} is missing")
         buf = map_file(path)
@@ -167,6 +174,31 @@ def read_separate(folder: Path, specs: Sequence[ParamSpec]) -> dict[str, np.ndar
         if end != len(buf):
             raise ModelFormatError(path, f"{len(buf) - end} trailing bytes after parameter {spec.name!r}", end)
     return out
+
+
+def param_file_in(folder: Path, name: str) -> Path:
+    """The file of parameter ``name`` in a one-file-per-parameter model, refused unless it lies inside folder.
+
+    The variable name comes from the program, so it is untrusted: a name with a separator, ``..``, an
+    absolute name or a symlink out of the folder would make the reader open (and copy into a repository)
+    a file that is not part of the model.
+    """
+    bad = None
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        bad = "is not a plain file name"
+    elif Path(name).is_absolute() or Path(name).drive:
+        bad = "is an absolute path"
+    if bad is None:
+        path = folder / name
+        try:
+            inside = path.resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError, ValueError):  # symlink loops, names the OS refuses
+            inside = False
+        if inside:
+            return path
+        bad = "resolves outside the model folder (symlink)"
+    raise ModelFormatError(folder / "__model__", f"variable {name!r}: its parameter file {name!r} {bad}; "
+                                                 "parameter files must lie inside the model folder")
 
 
 def attach(blocks: Sequence, params: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,46 @@
+"""Size limits the readers enforce before allocating, so a hostile model file is refused fast.
+
+Each limit is far above what real inference models use (docs/robustness.md lists the numbers and what the
+largest models need); a file beyond one is refused with a ModelFormatError naming the limit.
+"""
+
+from __future__ import annotations
+
+MAX_OPS = 500_000
+"""Ops over all blocks. Large real models have 10-50k (a 24-layer ERNIE ~3k, PP-OCR ~2k)."""
+
+MAX_BLOCKS = 10_000
+"""Blocks (ProgramDesc) or regions' blocks (PIR): one per control-flow branch or loop body."""
+
+MAX_VARS = 2_000_000
+"""Variables declared over all blocks of a ProgramDesc (a few per op in practice)."""
+
+MAX_RANK = 32
+"""Dims of one tensor: numpy's own maximum (NPY_MAXDIMS); Paddle itself stops at 9."""
+
+MAX_DIM = 1 << 40
+"""One dimension; dims beyond it cannot describe a tensor that fits in any memory."""
+
+MAX_ELEMENTS = 1 << 40
+"""Elements of one parameter tensor (product of its dims)."""
+
+MAX_NESTING = 64
+"""Control flow nested in control flow (blocks within blocks), and JSON arrays within attributes."""
+
+MAX_STRING = 1 << 20
+"""Bytes of one name or string attribute kept by the readers (op_callstack strings are skipped, not kept)."""
+
+MAX_JSON_DEPTH = 200
+"""JSON nesting of a PIR program file (a real program nests about 20 levels deep)."""
+
+
+def check_shape(dims: list[int] | tuple[int, ...], what: str, allow_unknown: bool = True) -> str | None:
+    """Why dims are not a sane tensor shape, or None. -1 (unknown) is allowed where allow_unknown."""
+    if len(dims) > MAX_RANK:
+        return f"{what} has rank {len(dims)} (more than {MAX_RANK} dims)"
+    for d in dims:
+        if d < 0 and not (allow_unknown and d == -1):
+            return f"{what} has dimension {d} in {list(dims)[:MAX_RANK]}"
+        if d > MAX_DIM:
+            return f"{what} has dimension {d} (more than {MAX_DIM})"
+    return None
