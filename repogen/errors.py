@@ -44,3 +44,13 @@ class ConfigError(RepogenError):
 
 class ServerError(RepogenError):
     """Triton could not be started, reached or did not load a model."""
+
+
+class PaddleReferenceError(RepogenError):
+    """The Paddle reference itself (Paddle Inference on the source model) failed, timed out or died: no verdict
+    on repogen's output can be given."""
+
+    def __init__(self, model_file: object, detail: str):
+        super().__init__(f"{model_file}: the Paddle reference (Paddle Inference on CPU) failed: {detail}")
+        self.model_file = model_file
+        self.detail = detail

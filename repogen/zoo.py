@@ -875,32 +875,13 @@ def _view(paths: list[str]) -> dict[str, dict]:
 
 
 def reference_outputs(path: str | Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run Paddle Inference (CPU) on a saved model; outputs by the predictor's output names, in order."""
-    import paddle.inference as pi
+    """Run Paddle Inference (CPU) on a saved model; outputs by the predictor's output names, in order.
 
-    from repogen.paddle.loader import detect
+    The settings of repogen.reference (the reference check/build/validate use), run in this process: tests
+    call this thousands of times, and a child process per call would cost a Paddle import each."""
+    from repogen.reference import paddle_outputs
 
-    src = detect(path)
-    if src.format == "fluid-separate":
-        config = pi.Config(str(src.model_file.parent))
-    else:
-        model_file = src.model_file
-        if src.format == "pir":
-            model_file = src.model_file  # .json
-        config = pi.Config(str(model_file), str(src.params_file) if src.params_file else "")
-    config.disable_gpu()
-    # Paddle 3.3.1's oneDNN path cannot run PIR interp ops (ArrayAttribute<double> scale: convnet fails) and
-    # gives NaN for PIR remainder/floor_divide/log/sqrt/rsqrt of abs(x) + 0.5 (elementwise): plain CPU kernels
-    config.disable_onednn()
-    config.switch_ir_optim(False)
-    config.disable_glog_info()
-    predictor = pi.create_predictor(config)
-    for name in predictor.get_input_names():
-        h = predictor.get_input_handle(name)
-        h.reshape(feeds[name].shape)
-        h.copy_from_cpu(np.ascontiguousarray(feeds[name]))
-    predictor.run()
-    return {n: predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()}
+    return paddle_outputs(path, feeds)
 
 
 def _main(argv: list[str]) -> int:

@@ -140,9 +140,9 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
     conv = convert_graph(cleaned, numpy_trt, precision=precision, profiles=[profile], clean=False)
     actual = numpy_trt.execute(conv.network, {n: feeds[n] for n in graph.inputs})
     if reference is None:
-        from repogen.zoo import reference_outputs
+        from repogen.reference import reference_outputs
 
-        reference = reference_outputs(model_path, {n: feeds[n] for n in graph.inputs})
+        reference = reference_outputs(graph.source, {n: feeds[n] for n in graph.inputs})
     ref_by_pos = list(reference.values())
     detections = detection_outputs(cleaned)
     for i, name in enumerate(graph.outputs):

@@ -1,0 +1,87 @@
+"""The Paddle reference runner (repogen.reference): one child per model, Paddle's failures named as the reference's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repogen import zoo
+from repogen.errors import PaddleReferenceError
+from repogen.reference import ReferenceRunner, paddle_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "repogen.cli", *args], capture_output=True, text=True, env=full,
+                          timeout=300)
+
+
+def _place_corrupted(tmp_path: Path) -> Path:
+    """convnet (PIR) with a device place Paddle cannot cast: repogen's reader accepts it, Paddle refuses it."""
+    model = tmp_path / "corrupt"
+    shutil.copytree(zoo.get("convnet", "pir"), model)
+    js = model / "inference.json"
+    text = js.read_text()
+    assert '"D":[0,0,""]' in text
+    js.write_text(text.replace('"D":[0,0,""]', '"D":[7,0,"zz"]'))
+    return model
+
+
+def test_child_equals_in_process_paddle_and_serves_many_feeds() -> None:
+    # convnet is PIR with bilinear/bicubic interp: oneDNN must be off in the child as in the zoo
+    path = zoo.get("convnet", "pir")
+    with ReferenceRunner(path) as runner:
+        pid = runner.proc.pid
+        assert runner.input_names == ["x"] and len(runner.output_names) == 6
+        for seed, hw in ((0, 32), (1, 24), (2, 40)):
+            x = np.random.default_rng(seed).uniform(-1, 1, (2, 3, hw, hw)).astype(np.float32)
+            got = runner.run({"x": x})
+            want = paddle_outputs(path, {"x": x})
+            assert list(got) == list(want) == runner.output_names
+            for name in want:
+                assert got[name].shape == want[name].shape and np.isfinite(want[name]).all()
+                np.testing.assert_array_equal(got[name], want[name])
+        assert runner.proc.pid == pid and runner.proc.poll() is None  # one process for every feed
+        # a bad feed is Paddle's error on that run only: the runner keeps serving
+        with pytest.raises(PaddleReferenceError, match=r"Paddle reference .* could not run it: .*4-D or 5-D"):
+            runner.run({"x": np.zeros((1, 3, 5), np.float32)})
+        assert runner.run({"x": x})[runner.output_names[0]].shape == want[runner.output_names[0]].shape
+    assert runner.proc.returncode == 0
+
+
+def test_corrupt_program_is_the_references_failure(tmp_path: Path) -> None:
+    model = _place_corrupted(tmp_path)
+    with pytest.raises(PaddleReferenceError) as err:
+        ReferenceRunner(model)
+    msg = str(err.value)
+    assert msg.startswith(f"{model / 'inference.json'}: the Paddle reference") and "could not load it" in msg
+    assert "IPU" in msg and "\n" not in msg
+    proc = _cli("check", str(model), "--shape", "x:1x3x32x32")
+    assert proc.returncode == 2 and not proc.stdout
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("repogen check: error: ") and "the Paddle reference" in line
+    assert str(model / "inference.json") in line and "Traceback" not in proc.stderr
+
+
+def test_timeout_kills_the_child_and_names_the_reference() -> None:
+    path = zoo.get("convnet", "pir")
+    with pytest.raises(PaddleReferenceError, match=r"Paddle reference .* no answer after 0.2 s .*timeout") as err:
+        ReferenceRunner(path, timeout=0.2)  # importing Paddle alone takes longer
+    assert str(path / "inference.json") in str(err.value)
+    proc = _cli("check", str(path), "--shape", "x:1x3x32x32", env={"REPOGEN_REFERENCE_TIMEOUT": "0.2"})
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "the Paddle reference" in line and "timeout" in line and "Traceback" not in proc.stderr
+
+
+def test_memory_cap_is_named() -> None:
+    with pytest.raises(PaddleReferenceError, match=r"Paddle reference .*memory cap 200 MiB"):
+        ReferenceRunner(zoo.get("convnet", "pir"), memory_mb=200)
