@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -87,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="serve a repository with Triton and validate it against Paddle")
     p.add_argument("repo")
     p.add_argument("--models", help="comma-separated model names (default: all)")
-    p.add_argument("--server", default="local", help="docker, local, or the URL of a running server")
+    p.add_argument("--server", default="local",
+                   help="local (the bundled CPU tritonserver), docker, or the HTTP URL of a running server "
+                        "(http://HOST:PORT)")
+    p.add_argument("--grpc-url", metavar="grpc://HOST:PORT",
+                   help="gRPC endpoint of the --server URL (default: its HTTP port + 1, Triton's convention)")
     p.add_argument("--image", help="tritonserver image for --server docker")
     p.add_argument("--tritonserver", help="tritonserver binary for --server local")
     p.add_argument("--protocol", default="http,grpc")
@@ -112,13 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     module_name, func_name = COMMANDS[args.command].split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)
-        return int(func(args) or 0)
+        rc = int(func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at interpreter exit
+        return rc
     except RepogenError as exc:
         print(f"repogen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"repogen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `repogen inspect --json | head`: the reader left. Exit 1 without a traceback, as rich does for the
+        # tables; stdout goes to /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from repogen.errors import ServerError
+from repogen.errors import ConfigError, ServerError
 from repogen.harness import server as srv
 from repogen.harness.model_files import ModelFolder, TensorSpec, make_cases
 from repogen.harness.validate import compare_output, config_differences
@@ -76,8 +76,14 @@ def test_attach_parses_urls():
     assert (s.http_url, s.grpc_url, s.proc) == ("127.0.0.1:8000", "127.0.0.1:8001", None)
     s = srv.attach("http://h:1234,grpc://h:999")
     assert (s.http_url, s.grpc_url) == ("h:1234", "h:999")
-    with pytest.raises(ServerError):
+    s = srv.attach("http://[::1]:8000", "grpc://[::1]:9001")
+    assert (s.http_url, s.grpc_url) == ("[::1]:8000", "[::1]:9001")
+    s = srv.attach("127.0.0.1:8000", "127.0.0.2:7000")  # bare host:port
+    assert (s.http_url, s.grpc_url) == ("127.0.0.1:8000", "127.0.0.2:7000")
+    with pytest.raises(ConfigError, match="expected host:port"):
         srv.attach("nohostport")
+    with pytest.raises(ConfigError, match="--grpc-url 'http://h:1': scheme must be grpc"):
+        srv.attach("http://h:1", "http://h:1")
 
 
 def test_port_in_use_and_explicit_port_error(tmp_path):

@@ -90,6 +90,8 @@ def read_model_folder(path: Path) -> ModelFolder:
 
 
 def list_models(repo: Path, only: list[str] | None = None) -> list[str]:
+    if not repo.is_dir():
+        raise ConfigError(f"{repo}: model repository folder not found")
     found = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
     if only:
         missing = [m for m in only if m not in found]

@@ -332,12 +332,13 @@ _PORT_CLASH = ("address already in use", "failed to start grpc", "failed to star
 def launch(repo: str | Path | None, server: str = "local", *, models: list[str] | None = None,
            image: str | None = None, tritonserver: str | None = None, http_port: int | None = None,
            grpc_port: int | None = None, ready_timeout: float = READY_TIMEOUT_S,
-           extra_args: list[str] | None = None, require_models: bool = False) -> Iterator[TritonServer]:
+           extra_args: list[str] | None = None, require_models: bool = False,
+           grpc_url: str | None = None) -> Iterator[TritonServer]:
     """Run Triton on ``repo`` for the duration of the block.
 
     ``server``: "local" (a tritonserver binary), "docker" (the NGC image), or the URL of a running
-    server (``http://host:port`` for its HTTP endpoint; gRPC assumed on HTTP port + 1 unless given as
-    ``http://host:8000,grpc://host:8001``). ``models`` are loaded explicitly (all of the repository when
+    server (``http://host:port`` for its HTTP endpoint; gRPC on HTTP port + 1 unless ``grpc_url`` or
+    ``http://host:8000,grpc://host:8001`` says otherwise). ``models`` are loaded explicitly (all of the repository when
     None); load errors land in ``TritonServer.loaded`` unless ``require_models`` raises them.
     """
     repo_path = Path(repo).resolve() if repo is not None else None
@@ -347,7 +348,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
         models = sorted(p.name for p in repo_path.iterdir() if (p / "config.pbtxt").is_file())
 
     if server not in ("local", "docker"):
-        handle = attach(server)
+        handle = attach(server, grpc_url)
         handle.repo = repo_path
         handle.wait_live(ready_timeout)
         if models:
@@ -400,19 +401,9 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def attach(url: str) -> TritonServer:
-    """A server someone else runs: never started or stopped here."""
-    http, grpc = url, None
-    if "," in url:
-        parts = [p.strip() for p in url.split(",")]
-        http = next((p for p in parts if not p.startswith("grpc")), parts[0])
-        grpc = next((p for p in parts if p.startswith("grpc")), None)
-    http = http.split("://", 1)[-1].rstrip("/")
-    if ":" not in http:
-        raise ServerError(f"--server {url}: expected host:port (for example http://127.0.0.1:8000)")
-    host, port = http.rsplit(":", 1)
-    if grpc is None:
-        grpc = f"{host}:{int(port) + 1}"
-    else:
-        grpc = grpc.split("://", 1)[-1].rstrip("/")
+def attach(url: str, grpc_url: str | None = None) -> TritonServer:
+    """A server someone else runs: never started or stopped here (URL parsing: endpoints.py)."""
+    from repogen.harness.endpoints import server_urls
+
+    http, grpc = server_urls(url, grpc_url)
     return TritonServer(http, grpc, None, kind="url")

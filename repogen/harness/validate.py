@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from repogen.errors import ConfigError, RepogenError, ServerError
 from repogen.harness import clients
+from repogen.harness.endpoints import probe_grpc, server_urls
 from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import TritonServer, launch
 from repogen.harness.speed import SpeedResult, measure
+from repogen.npz import load_npz
 
 DYNAMIC_BATCH_REQUESTS = 24
 
@@ -246,7 +248,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
                         image: str | None = None, tritonserver: str | None = None,
                         protocols: tuple[str, ...] = ("http", "grpc"), inputs: str | Path | None = None,
                         concurrency: tuple[int, ...] = (1, 4), requests: int = 50, shm: bool = False,
-                        speed: bool = True, ready_timeout: float = 60.0) -> Report:
+                        speed: bool = True, ready_timeout: float = 60.0, grpc_url: str | None = None) -> Report:
     """Launch (or attach to) Triton on ``repo``, validate each model, tear the server down; returns the report.
 
     Raises ServerError when the server cannot start or dies; per-model problems land in the report."""
@@ -258,13 +260,17 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
         raise ConfigError(f"--protocol: expected http and/or grpc, got {','.join(protocols)}")
     names = list_models(repo, models)
     folders = {n: read_model_folder(repo / n) for n in names}
-    feeds = dict(np.load(inputs)) if inputs else None
+    feeds = load_npz(inputs, "--inputs") if inputs else None
     # Import Paddle before any server exists: a Ctrl-C inside paddle's import surfaces as an ImportError
     # ("Can not import paddle core"), which must not be mistaken for a per-model failure.
     import paddle.inference  # noqa: F401
 
+    if server not in ("local", "docker"):
+        server_urls(server, grpc_url)  # a malformed URL is a usage error, before anything else happens
     with launch(repo, server, models=names, image=image, tritonserver=tritonserver,
-                ready_timeout=ready_timeout) as srv:
+                ready_timeout=ready_timeout, grpc_url=grpc_url) as srv:
+        if srv.kind == "url":
+            probe_grpc(srv.grpc_url, explicit=bool(grpc_url) or "," in server)
         report = Report(str(repo), server, srv.http_url, srv.grpc_url)
         for name in names:
             report.models.append(validate_model(srv, folders[name], protocols=protocols, inputs=feeds,
@@ -291,7 +297,8 @@ def run(args) -> int:
         args.repo, models=[m for m in (args.models or "").split(",") if m] or None, server=args.server,
         image=args.image, tritonserver=args.tritonserver,
         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
-        concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm)
+        concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
+        grpc_url=getattr(args, "grpc_url", None))
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
         print()

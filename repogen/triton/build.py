@@ -236,6 +236,12 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
             model_warn(f"{spec.name}: cuda_graphs applies to TensorRT plans only; left out of the paddle config")
     stage("config")
     max_batch = derive_max_batch(engine, spec.max_batch_size, spec.instance_groups)
+    profile_max = max((int(p[t.name][2][0]) for p in engine.profiles for t in engine.inputs
+                       if t.name in p and len(p[t.name][2])), default=0) if max_batch > 0 else 0
+    if 0 < max_batch < profile_max:
+        model_warn(f"WARNING: {spec.name}: max_batch_size {max_batch} is below the optimisation profile's max batch "
+                   f"{profile_max}: Triton never sends a batch above {max_batch}, so the profile's larger "
+                   "batches go unused")
     if max_batch > 0 and not batch_dynamic(engine):
         raise ConfigError(f"{spec.name}: max_batch_size {max_batch} needs a dynamic leading dim on every input "
                           "and output; this model's shapes are fixed (use max_batch_size 0)")
@@ -350,7 +356,10 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
     with ui:
         stages = {s.name: ui.task(s.name) for s in specs}
         prepared = [_prepare(s, targets[s.name], trt, cache, stages[s.name], warn) for s in specs]
-        tmp = staging.make_staging(out)
+        try:
+            tmp = staging.make_staging(out)
+        except OSError as exc:
+            raise _os_error(out, exc) from None
         try:
             for p in prepared:
                 stages[p.spec.name]("write")
@@ -361,6 +370,9 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
                 stages[s.name]("commit")
             _destinations(out, specs, force)  # again: the repository may have changed during the build
             staging.commit(tmp, out, names)
+        except OSError as exc:
+            staging.discard(tmp)
+            raise _os_error(out, exc) from None
         except BaseException:
             staging.discard(tmp)
             raise
@@ -369,6 +381,12 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
             r.seconds = now - p.started
             stages[p.spec.name]("done")
     return BuildReport(str(out), reports, warnings, time.perf_counter() - started)
+
+
+def _os_error(out: Path, exc: OSError) -> ConfigError:
+    """A read-only --out, a full disk...: one line naming the path, nothing left behind."""
+    where = exc.filename or out
+    return ConfigError(f"--out {out}: cannot write the repository: {where}: {exc.strerror or exc}")
 
 
 def _summary(report: BuildReport) -> None:

@@ -89,8 +89,13 @@ class ModelSpec:
         return str(self.version)
 
 
+INT64_MAX = 2**63 - 1  # Triton parses version folder names as int64
+
+
 def validate_name(name: str, where: str = "model name") -> str:
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: model name must be a string, got {type(name).__name__} {name!r}")
+    if not name:
         raise ConfigError(f"{where}: empty model name")
     if "/" in name or "\\" in name or name in (".", ".."):
         raise ConfigError(f"{where}: model name {name!r} contains a path separator")
@@ -109,6 +114,8 @@ def validate_version(version: Any, where: str) -> int:
     text = str(version)
     if not re.fullmatch(r"[1-9][0-9]*", text):
         raise ConfigError(f"{where}: version folder {text!r} must be a positive integer not starting with 0")
+    if len(text) > 19 or int(text) > INT64_MAX:
+        raise ConfigError(f"{where}: version {text} is above {INT64_MAX}, the largest version Triton reads")
     return int(text)
 
 
@@ -173,6 +180,18 @@ def _path(value: Any, base: Path, where: str, must_exist: bool = True) -> Path:
     if must_exist and not p.exists():
         raise ConfigError(f"{where}: {p} does not exist")
     return p.resolve()
+
+
+def _labels(value: Any, base: Path, where: str) -> Path:
+    """A labels file is copied beside config.pbtxt under its own name: it must be a file, and its name must
+    not be one the model folder already uses (a version folder, the config, the manifest)."""
+    p = _path(value, base, where)
+    if not p.is_file():
+        raise ConfigError(f"{where}: {p} is not a file")
+    if p.name.isdigit() or p.name in ("config.pbtxt", "repogen.json"):
+        raise ConfigError(f"{where}: a labels file may not be called {p.name!r} (the model folder uses that "
+                          "name for a version folder, the config or the manifest)")
+    return p
 
 
 def _dims(value: Any, where: str) -> str:
@@ -284,7 +303,7 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
                              data=_choice(w.get("data", "zero"), WARMUP_DATA, f"{ww}.data"),
                              count=_positive(w.get("count", 1), f"{ww}.count"))
     if "labels" in t:
-        spec.labels = _path(t["labels"], base, f"{where}.labels") if t["labels"] else None
+        spec.labels = _labels(t["labels"], base, f"{where}.labels") if t["labels"] else None
     else:
         spec.labels = labels_default
     if "template" in t:
@@ -317,8 +336,15 @@ def load_spec_file(path: str | Path) -> list[ModelSpec]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: spec file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a TOML spec file: byte {exc.start} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the spec file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays/tables recursively; a hostile file exhausts the stack
+        raise ConfigError(f"{path}: not a usable spec file: arrays or tables nested too deeply") from None
     unknown = sorted(set(data) - {"model"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected [[model]] tables)")

@@ -209,16 +209,16 @@ def _compare_int8(actual: np.ndarray, expected: np.ndarray, name: str) -> Output
     return r
 
 
-def _load_npz(path: str | None) -> dict | None:
-    if not path:
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def _load_npz(path: str | None, option: str) -> dict | None:
+    from repogen.npz import load_npz
+
+    return load_npz(path, option) if path else None
 
 
 def run(args: Any) -> int:
     try:
-        report = check_model(args.model, inputs=_load_npz(args.inputs), reference=_load_npz(args.reference),
+        report = check_model(args.model, inputs=_load_npz(args.inputs, "--inputs"),
+                             reference=_load_npz(args.reference, "--reference"),
                              fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed,
                              int8=getattr(args, "int8", False), calib_data=getattr(args, "calib_data", None),
                              calib_method=getattr(args, "calib_method", "max"))
