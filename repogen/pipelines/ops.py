@@ -1,0 +1,430 @@
+"""Image pre-processing and result post-processing for served pipelines.
+
+This one file is copied next to every generated pre/post/OCR Python-backend model, so it imports nothing
+from repogen: only NumPy, OpenCV (``opencv-python-headless``) and pyclipper, the libraries Paddle's own
+processors use. Each function follows the PaddleX 3.x processor of the same name (the reference the tests
+compare against): same OpenCV calls, same float32 arithmetic, same rounding, so that boxes and texts come
+out identical rather than merely close.
+
+Transforms work on one image at a time and carry a small ``state`` dict:
+``img`` (the current array), ``src_hw`` (the decoded image's height/width), ``ratio_hw`` (resized /
+source, DetResizeForTest's ``shape`` tail) and ``scale_hw`` (PaddleDetection's ``scale_factor``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+import pyclipper
+
+INTERP = {"NEAREST": cv2.INTER_NEAREST, "LINEAR": cv2.INTER_LINEAR, "BILINEAR": cv2.INTER_LINEAR,
+          "BICUBIC": cv2.INTER_CUBIC, "CUBIC": cv2.INTER_CUBIC, "AREA": cv2.INTER_AREA,
+          "LANCZOS4": cv2.INTER_LANCZOS4}
+# PaddleDetection's integer interp codes are OpenCV's own constants
+INTERP_CODES = {0: "NEAREST", 1: "LINEAR", 2: "BICUBIC", 3: "AREA", 4: "LANCZOS4"}
+
+
+class InputError(ValueError):
+    """A request's own input is unusable (not an image, too small, too large): that request fails alone."""
+
+
+# -- decoding ------------------------------------------------------------------------------------------------------
+
+def check_size(h: int, w: int, min_side: int, max_side: int) -> None:
+    if min(h, w) < min_side:
+        raise InputError(f"image is {w}x{h} pixels; the pipeline needs at least {min_side} pixels on each side")
+    if max(h, w) > max_side:
+        raise InputError(f"image is {w}x{h} pixels; the pipeline accepts at most {max_side} pixels on a side")
+
+
+def decode_image(data: bytes, color: str, min_side: int = 8, max_side: int = 10000) -> np.ndarray:
+    """Encoded bytes (JPEG/PNG/BMP/...) -> HWC uint8 in ``color`` order (``BGR`` or ``RGB``)."""
+    if not data:
+        raise InputError("empty image bytes")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"{len(data)} bytes that OpenCV cannot decode as an image (JPEG, PNG, BMP, TIFF, WebP)")
+    check_size(img.shape[0], img.shape[1], min_side, max_side)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if color == "RGB" else img
+
+
+def raw_image(arr: np.ndarray, color: str, min_side: int = 8, max_side: int = 10000) -> np.ndarray:
+    """A raw UINT8 HWC array in OpenCV's BGR order (what ``cv2.imread`` returns) -> ``color`` order."""
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.dtype != np.uint8:
+        raise InputError(f"raw image must be UINT8 [height, width, 3] (BGR); got {arr.dtype} {list(arr.shape)}")
+    check_size(arr.shape[0], arr.shape[1], min_side, max_side)
+    if arr.shape[2] == 1:
+        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR)
+    elif arr.shape[2] == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2BGR)
+    arr = np.ascontiguousarray(arr)
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if color == "RGB" else arr
+
+
+# -- transforms ----------------------------------------------------------------------------------------------------
+
+def det_resize(state: dict, *, limit_side_len: int = 736, limit_type: str = "min", max_side_limit: int = 4000,
+               resize_long: int | None = None, image_shape: list | None = None, keep_ratio: bool = False,
+               input_shape: list | None = None) -> None:
+    """PaddleX ``DetResizeForTest``: to multiples of 32 (or 128 for resize_long), remembering the ratios."""
+    img = state["img"]
+    src_h, src_w = img.shape[:2]
+    if src_h + src_w < 64:  # tiny images are padded to 32 first, as PaddleX does
+        pad = np.zeros((max(32, src_h), max(32, src_w), img.shape[2]), np.uint8)
+        pad[:src_h, :src_w] = img
+        img = pad
+    h, w = img.shape[:2]
+    if input_shape is not None:
+        rh, rw = int(input_shape[1]), int(input_shape[2])
+        out = (img, 1.0, 1.0) if (rh, rw) == (h, w) else (cv2.resize(img, (rw, rh)), rh / h, rw / w)
+    elif image_shape is not None:
+        rh, rw = image_shape
+        if keep_ratio:
+            rw = math.ceil(w * rh / h / 32) * 32
+        out = (img, 1.0, 1.0) if (rh, rw) == (h, w) else (cv2.resize(img, (int(rw), int(rh))), rh / h, rw / w)
+    elif resize_long is not None:
+        ratio = float(resize_long) / (h if h > w else w)
+        rh, rw = int(h * ratio), int(w * ratio)
+        rh, rw = (rh + 127) // 128 * 128, (rw + 127) // 128 * 128
+        out = (img, 1.0, 1.0) if (rh, rw) == (h, w) else (cv2.resize(img, (rw, rh)), rh / h, rw / w)
+    else:
+        if limit_type == "max":
+            ratio = float(limit_side_len) / (h if h > w else w) if max(h, w) > limit_side_len else 1.0
+        elif limit_type == "min":
+            ratio = float(limit_side_len) / (h if h < w else w) if min(h, w) < limit_side_len else 1.0
+        elif limit_type == "resize_long":
+            ratio = float(limit_side_len) / max(h, w)
+        else:
+            raise ValueError(f"DetResizeForTest: limit_type {limit_type!r} is not max, min or resize_long")
+        rh, rw = int(h * ratio), int(w * ratio)
+        if max(rh, rw) > max_side_limit:
+            ratio = float(max_side_limit) / max(rh, rw)
+            rh, rw = int(rh * ratio), int(rw * ratio)
+        rh, rw = max(int(round(rh / 32) * 32), 32), max(int(round(rw / 32) * 32), 32)
+        out = (img, 1.0, 1.0) if (rh, rw) == (h, w) else (cv2.resize(img, (rw, rh)), rh / float(h), rw / float(w))
+    state["img"], state["ratio_hw"] = out[0], (out[1], out[2])
+    state["src_hw"] = (src_h, src_w)
+
+
+def resize(state: dict, *, target_wh: list | None, keep_ratio: bool = False, size_divisor: int | None = None,
+           interp: str = "LINEAR") -> None:
+    """PaddleX's common ``Resize`` (detection and segmentation): ``target_wh`` None keeps the image."""
+    img = state["img"]
+    h, w = img.shape[:2]
+    if target_wh is not None:
+        size = list(target_wh)
+        if keep_ratio:
+            scale = min(max(size) / max(w, h), min(size) / min(w, h))
+            size = [round(w * scale), round(h * scale)]
+        if size_divisor:
+            size = [math.ceil(i / size_divisor) * size_divisor for i in size]
+        img = cv2.resize(img, (int(size[0]), int(size[1])), interpolation=INTERP[interp])
+    state["img"] = img
+    state["resized_hw"] = img.shape[:2]
+    state["scale_hw"] = (img.shape[0] / h, img.shape[1] / w)
+
+
+def normalize(state: dict, *, alpha: list, beta: list) -> None:
+    """``x * alpha + beta`` per channel in float32 (alpha = scale/std, beta = -mean/std, as PaddleX computes)."""
+    img = state["img"]
+    if img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+    out = img.astype(np.float32)
+    out *= np.array(alpha, np.float32)
+    out += np.array(beta, np.float32)
+    state["img"] = out
+
+
+def to_chw(state: dict) -> None:
+    state["img"] = state["img"].transpose((2, 0, 1))
+
+
+def pad_stride(state: dict, *, stride: int) -> None:
+    """PaddleDetection ``PadStride`` on a CHW image: zero-pad bottom/right to multiples of ``stride``."""
+    img = state["img"]
+    if stride <= 0:
+        return
+    c, h, w = img.shape
+    ph, pw = int(np.ceil(float(h) / stride) * stride), int(np.ceil(float(w) / stride) * stride)
+    out = np.zeros((c, ph, pw), np.float32)
+    out[:, :h, :w] = img
+    state["img"] = out
+
+
+def rec_resize(state: dict, *, image_shape: list, max_width: int = 3200) -> None:
+    """PaddleX ``OCRReisizeNormImg`` for one line: height ``H``, width from the aspect ratio, (x/255-0.5)/0.5,
+    zero-padded on the right to ``H * max(W/H, w/h)`` (never below the configured width)."""
+    state["img"] = rec_norm(state["img"], image_shape, max(image_shape[2] / image_shape[1],
+                                                            state["img"].shape[1] / state["img"].shape[0]),
+                            max_width)
+
+
+def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width: int = 3200) -> np.ndarray:
+    c, h, w = (int(v) for v in image_shape)
+    w = int(h * max_wh_ratio)
+    if w > max_width:
+        resized, rw, w = cv2.resize(img, (max_width, h)), max_width, max_width
+    else:
+        ih, iw = img.shape[:2]
+        ratio = iw / float(ih)
+        rw = w if math.ceil(h * ratio) > w else int(math.ceil(h * ratio))
+        resized = cv2.resize(img, (rw, h))
+    resized = resized.astype("float32").transpose((2, 0, 1)) / 255
+    resized -= 0.5
+    resized /= 0.5
+    out = np.zeros((c, h, w), np.float32)
+    out[:, :, :rw] = resized
+    return out
+
+
+TRANSFORMS = {"det_resize": det_resize, "resize": resize, "normalize": normalize, "to_chw": to_chw,
+              "pad_stride": pad_stride, "rec_resize": rec_resize}
+
+
+def preprocess(img: np.ndarray, ops: list[dict]) -> dict:
+    """Run the canonical transform list (``{"op": name, **params}``) on one decoded image."""
+    state = {"img": img, "src_hw": img.shape[:2], "ratio_hw": (1.0, 1.0), "scale_hw": (1.0, 1.0)}
+    for op in ops:
+        params = {k: v for k, v in op.items() if k != "op"}
+        TRANSFORMS[op["op"]](state, **params)
+    return state
+
+
+def info_vector(state: dict) -> np.ndarray:
+    """What post-processing needs from pre-processing: [src_h, src_w, ratio_h, ratio_w] (DB's ``shape``)."""
+    return np.array([state["src_hw"][0], state["src_hw"][1], state["ratio_hw"][0], state["ratio_hw"][1]],
+                    np.float32)
+
+
+def model_feeds(state: dict, roles: dict[str, str]) -> dict[str, np.ndarray]:
+    """Batch-of-one model inputs by role: ``image``, ``im_shape`` ([h, w] after resize) or ``scale_factor``."""
+    img = state["img"]
+    feeds = {}
+    for name, role in roles.items():
+        if role == "image":
+            feeds[name] = np.ascontiguousarray(img[None], dtype=np.float32)
+        elif role == "im_shape":  # the resized size before any stride padding, as PaddleX feeds it
+            feeds[name] = np.array([state.get("resized_hw", state["src_hw"])], np.float32)
+        elif role == "scale_factor":
+            feeds[name] = np.array([state["scale_hw"]], np.float32)
+        else:
+            raise ValueError(f"input {name}: unknown role {role!r}")
+    return feeds
+
+
+# -- DB text detection ---------------------------------------------------------------------------------------------
+
+def _mini_box(contour: np.ndarray) -> tuple[list, float]:
+    rect = cv2.minAreaRect(contour)
+    points = sorted(list(cv2.boxPoints(rect)), key=lambda p: p[0])
+    i1, i4 = (0, 1) if points[1][1] > points[0][1] else (1, 0)
+    i2, i3 = (2, 3) if points[3][1] > points[2][1] else (3, 2)
+    return [points[i1], points[i2], points[i3], points[i4]], min(rect[1])
+
+
+def _box_score_fast(bitmap: np.ndarray, box: np.ndarray) -> float:
+    h, w = bitmap.shape[:2]
+    box = box.copy()
+    xmin = max(0, min(math.floor(box[:, 0].min()), w - 1))
+    xmax = max(0, min(math.ceil(box[:, 0].max()), w - 1))
+    ymin = max(0, min(math.floor(box[:, 1].min()), h - 1))
+    ymax = max(0, min(math.ceil(box[:, 1].max()), h - 1))
+    mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), np.uint8)
+    box[:, 0] -= xmin
+    box[:, 1] -= ymin
+    cv2.fillPoly(mask, box.reshape(1, -1, 2).astype(np.int32), 1)
+    return cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+
+
+def _box_score_slow(bitmap: np.ndarray, contour: np.ndarray) -> float:
+    h, w = bitmap.shape[:2]
+    contour = np.reshape(contour.copy(), (-1, 2))
+    xmin, xmax = np.clip(contour[:, 0].min(), 0, w - 1), np.clip(contour[:, 0].max(), 0, w - 1)
+    ymin, ymax = np.clip(contour[:, 1].min(), 0, h - 1), np.clip(contour[:, 1].max(), 0, h - 1)
+    mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), np.uint8)
+    contour[:, 0] -= xmin
+    contour[:, 1] -= ymin
+    cv2.fillPoly(mask, contour.reshape(1, -1, 2).astype(np.int32), 1)
+    return cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+
+
+def _unclip(box: Any, ratio: float) -> np.ndarray:
+    """Grow a polygon by area * ratio / perimeter with pyclipper's round offset, as DB's paper does."""
+    distance = cv2.contourArea(box) * ratio / cv2.arcLength(box, True)
+    offset = pyclipper.PyclipperOffset()
+    offset.AddPath(box, pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+    try:
+        return np.array(offset.Execute(distance))
+    except ValueError:  # paths of different lengths: keep the first, as PaddleX does
+        return np.array(offset.Execute(distance)[0])
+
+
+def _rescale(box: np.ndarray, sx: float, sy: float, dw: int, dh: int) -> np.ndarray:
+    box = np.array(box)
+    for i in range(box.shape[0]):
+        box[i, 0] = max(0, min(round(box[i, 0] * sx), dw))
+        box[i, 1] = max(0, min(round(box[i, 1] * sy), dh))
+    return box
+
+
+def db_postprocess(pred: np.ndarray, info: np.ndarray, *, thresh: float = 0.3, box_thresh: float = 0.6,
+                   max_candidates: int = 1000, unclip_ratio: float = 2.0, use_dilation: bool = False,
+                   score_mode: str = "fast", box_type: str = "quad", min_size: int = 3
+                   ) -> tuple[list[np.ndarray], list[float]]:
+    """PaddleX ``DBPostProcess`` for one probability map ``pred`` [1, H, W] (or [H, W]); ``info`` is
+    [src_h, src_w, ratio_h, ratio_w]. Returns boxes in source-image pixels and their mean probabilities."""
+    pred = pred.reshape(pred.shape[-2:])
+    mask = pred > thresh
+    if use_dilation:
+        mask = cv2.dilate(mask.astype(np.uint8), np.array([[1, 1], [1, 1]]))
+    dh, dw = float(info[0]), float(info[1])  # source sizes (whole numbers) as PaddleX uses them
+    height, width = mask.shape
+    sx, sy = dw / width, dh / height
+    boxes, scores = [], []
+    bitmap = (mask * 255).astype(np.uint8)
+    contours = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    if box_type == "poly":
+        for contour in contours[:max_candidates]:
+            approx = cv2.approxPolyDP(contour, 0.002 * cv2.arcLength(contour, True), True)
+            points = approx.reshape((-1, 2))
+            if points.shape[0] < 4:
+                continue
+            score = _box_score_fast(pred, points.reshape(-1, 2))
+            if box_thresh > score:
+                continue
+            box = _unclip(points, unclip_ratio)
+            if len(box) > 1 or len(box) == 0:
+                continue
+            box = box.reshape(-1, 2)
+            if len(box) == 0 or _mini_box(box.reshape((-1, 1, 2)))[1] < min_size + 2:
+                continue
+            boxes.append(_rescale(box, sx, sy, dw, dh))
+            scores.append(score)
+        return boxes, scores
+    if box_type != "quad":
+        raise ValueError(f"DBPostProcess: box_type {box_type!r} is not quad or poly")
+    for contour in contours[:max_candidates]:
+        points, sside = _mini_box(contour)
+        if sside < min_size:
+            continue
+        points = np.array(points)
+        score = _box_score_fast(pred, points.reshape(-1, 2)) if score_mode == "fast" \
+            else _box_score_slow(pred, contour)
+        if box_thresh > score:
+            continue
+        box, sside = _mini_box(_unclip(points, unclip_ratio).reshape(-1, 1, 2))
+        if sside < min_size + 2:
+            continue
+        boxes.append(_rescale(box, sx, sy, dw, dh).astype(np.int16))
+        scores.append(score)
+    return boxes, scores
+
+
+# -- CTC text recognition ------------------------------------------------------------------------------------------
+
+def ctc_characters(character_dict: list[str], use_space_char: bool = True) -> list[str]:
+    """Index 0 is CTC's blank; PaddleOCR appends " " to the dictionary."""
+    chars = list(character_dict)
+    if use_space_char:
+        chars.append(" ")
+    return ["blank"] + chars
+
+
+def ctc_decode(probs: np.ndarray, characters: list[str]) -> tuple[list[str], list[float]]:
+    """PaddleX ``CTCLabelDecode``: argmax per step, drop repeats and blanks, score = mean of the kept maxima."""
+    idx = probs.argmax(axis=-1)
+    prob = probs.max(axis=-1)
+    texts, scores = [], []
+    for i in range(idx.shape[0]):
+        keep = np.ones(idx.shape[1], bool)
+        keep[1:] = idx[i][1:] != idx[i][:-1]
+        keep &= idx[i] != 0
+        conf = prob[i][keep]
+        texts.append("".join(characters[t] for t in idx[i][keep]))
+        scores.append(np.mean(conf if len(conf) else [0]).tolist())
+    return texts, scores
+
+
+# -- detection, classification, segmentation -----------------------------------------------------------------------
+
+def det_postprocess(boxes: np.ndarray, src_hw: tuple[int, int], labels: list[str] | None,
+                    threshold: float = 0.5) -> dict[str, Any]:
+    """PaddleX ``DetPostProcess`` (float threshold, no layout NMS/merge): rows [cls, score, x1, y1, x2, y2]
+    above ``threshold`` and of a real class, clipped to the source image; empty boxes dropped."""
+    h, w = int(src_hw[0]), int(src_hw[1])
+    boxes = boxes[(boxes[:, 1] > threshold) & (boxes[:, 0] > -1)] if len(boxes) else boxes.reshape(0, 6)
+    labels = labels or []
+    if len(boxes) > 1 and boxes.shape[1] == 6 and "image" in labels:
+        # PaddleX drops an "image" region covering (almost) the whole page
+        area_thres = 0.82 if w > h else 0.93
+        image_index = labels.index("image")
+        kept = []
+        for box in boxes:
+            x1, y1, x2, y2 = max(0, box[2]), max(0, box[3]), min(w, box[4]), min(h, box[5])
+            if box[0] != image_index or (x2 - x1) * (y2 - y1) <= area_thres * w * h:
+                kept.append(box)
+        if kept:
+            boxes = np.array(kept)
+    out_boxes, ids, scores = [], [], []
+    for box in boxes:
+        x1, y1, x2, y2 = max(0, box[2]), max(0, box[3]), min(w, box[4]), min(h, box[5])
+        if x2 <= x1 or y2 <= y1:
+            continue
+        out_boxes.append([x1, y1, x2, y2])
+        ids.append(int(box[0]))
+        scores.append(float(box[1]))
+    names = [labels[i] if i < len(labels) else str(i) for i in ids]
+    return {"boxes": np.array(out_boxes, np.float32).reshape(-1, 4), "label_ids": np.array(ids, np.int32),
+            "scores": np.array(scores, np.float32), "labels": names}
+
+
+def topk(probs: np.ndarray, k: int, labels: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """PaddleX ``Topk`` for one row: class ids, scores rounded to 5 decimals, label names."""
+    index = probs.argsort()[-k:][::-1].astype("int32")
+    names = [labels[i] if labels and i < len(labels) else str(int(i)) for i in index]
+    return index, np.around(probs[index], decimals=5), names
+
+
+def seg_postprocess(pred: np.ndarray, src_hw: tuple[int, int]) -> np.ndarray:
+    """Label map at the source size (nearest neighbour); logits [C, H, W] are arg-maxed first."""
+    pred = np.asarray(pred)
+    if pred.ndim == 4:
+        pred = pred[0]
+    if pred.ndim == 3 and np.issubdtype(pred.dtype, np.floating):
+        pred = pred.argmax(axis=0).astype(np.int32)
+    elif pred.ndim == 3:
+        pred = pred[0]
+    return cv2.resize(pred.astype(np.int32), dsize=(int(src_hw[1]), int(src_hw[0])),
+                      interpolation=cv2.INTER_NEAREST)
+
+
+# -- PP-OCR system helpers -----------------------------------------------------------------------------------------
+
+def sort_boxes(boxes: list[np.ndarray]) -> list[np.ndarray]:
+    """PaddleOCR's reading order: top to bottom, then left to right within a 10-pixel line band."""
+    ordered = sorted(boxes, key=lambda b: (b[0][1], b[0][0]))
+    for i in range(len(ordered) - 1):
+        for j in range(i, -1, -1):
+            if abs(ordered[j + 1][0][1] - ordered[j][0][1]) < 10 and ordered[j + 1][0][0] < ordered[j][0][0]:
+                ordered[j], ordered[j + 1] = ordered[j + 1], ordered[j]
+            else:
+                break
+    return ordered
+
+
+def rotate_crop(img: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Perspective-warp a quadrilateral to an upright rectangle; tall crops (h/w >= 1.5) turn 90 degrees."""
+    points = np.asarray(points, np.float32)
+    w = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
+    h = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
+    std = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    m = cv2.getPerspectiveTransform(points, std)
+    crop = cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    if crop.shape[0] * 1.0 / crop.shape[1] >= 1.5:
+        crop = np.rot90(crop)
+    return crop

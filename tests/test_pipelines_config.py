@@ -1,0 +1,126 @@
+"""Deploy-config reading: PaddleX inference.yml, PaddleDetection infer_cfg.yml, PaddleSeg deploy.yaml."""
+
+from __future__ import annotations
+
+import pytest
+
+from repogen.errors import ConfigError
+from repogen.pipelines import testing
+from repogen.pipelines.deploy_config import find_deploy_config, input_roles, read_deploy_config
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_ocr_det_config(tmp_path):
+    cfg = read_deploy_config(_write(tmp_path, "inference.yml", testing.OCR_DET_YML))
+    assert cfg.kind == "ocr_det" and cfg.fmt == "paddlex" and cfg.color == "BGR"
+    assert cfg.model_name == "PP-OCRv5_mobile_det" and cfg.default_name("x") == "PP-OCRv5_mobile_det"
+    assert cfg.dynamic_shapes == {"x": [[1, 3, 32, 32], [1, 3, 736, 736], [1, 3, 1280, 1280]]}
+    assert [t["op"] for t in cfg.transforms] == ["det_resize", "normalize", "to_chw"]
+    # PaddleX: resize_long is the limit, PP-OCR detectors limit the long side
+    assert cfg.transforms[0] == {"op": "det_resize", "limit_side_len": 320, "limit_type": "max"}
+    assert cfg.transforms[1]["alpha"][0] == pytest.approx(1 / 255 / 0.229)
+    assert cfg.post["unclip_ratio"] == 1.5 and cfg.post["box_thresh"] == 0.6 and cfg.post["thresh"] == 0.3
+
+
+def test_ocr_det_limit_defaults_follow_model_name(tmp_path):
+    text = testing.OCR_DET_YML.replace("PP-OCRv5_mobile_det", "my_det").replace("      resize_long: 320\n", "")
+    text = text.replace("  - DetResizeForTest:\n", "  - DetResizeForTest: null\n")
+    cfg = read_deploy_config(_write(tmp_path, "inference.yml", text))
+    assert cfg.transforms[0] == {"op": "det_resize", "limit_side_len": 736, "limit_type": "min"}
+
+
+def test_ocr_rec_config(tmp_path):
+    chars = ["a", "b", "中", "'", ":"]
+    cfg = read_deploy_config(_write(tmp_path, "inference.yml", testing.ocr_rec_yml(chars)))
+    assert cfg.kind == "ocr_rec" and cfg.characters == chars
+    assert cfg.transforms == [{"op": "rec_resize", "image_shape": [3, 48, 320]}]
+    assert cfg.dynamic_shapes["x"][2] == [8, 3, 48, 3200]
+
+
+def test_layout_config(tmp_path):
+    cfg = read_deploy_config(_write(tmp_path, "inference.yml", testing.LAYOUT_YML))
+    assert cfg.kind == "detection" and cfg.arch == "PicoDet" and cfg.color == "RGB"
+    assert cfg.labels[:3] == ["paragraph_title", "image", "text"] and len(cfg.labels) == 23
+    assert cfg.transforms[0] == {"op": "resize", "target_wh": [480, 480], "keep_ratio": False, "interp": "BICUBIC"}
+    # norm_type none: PaddleX still applies mean/std (here 0 and 1) after scaling
+    assert cfg.transforms[1]["alpha"] == [1 / 255] * 3 and cfg.transforms[1]["beta"] == [0.0] * 3
+    assert set(cfg.dynamic_shapes) == {"image", "im_shape", "scale_factor"}
+    assert cfg.post == {"threshold": 0.5}
+
+
+def test_paddledetection_config(tmp_path):
+    cfg = read_deploy_config(_write(tmp_path, "infer_cfg.yml", testing.PPDET_YML))
+    assert cfg.fmt == "paddledet" and cfg.kind == "detection" and cfg.arch == "YOLO" and cfg.model_name is None
+    assert cfg.default_name("yolov3_tiny") == "yolov3_tiny"
+    assert [t["op"] for t in cfg.transforms] == ["resize", "normalize", "to_chw", "pad_stride"]
+    assert cfg.transforms[0]["target_wh"] == [320, 320] and cfg.transforms[0]["keep_ratio"] is True
+    assert cfg.post["threshold"] == 0.3 and cfg.labels == ["person", "bicycle", "car", "dog", "cat"]
+    assert cfg.dynamic_shapes == {}
+
+
+def test_paddleseg_config(tmp_path):
+    cfg = read_deploy_config(_write(tmp_path, "deploy.yaml", testing.SEG_YML))
+    assert cfg.fmt == "paddleseg" and cfg.kind == "segmentation"
+    # PaddleSeg's target_size is [width, height]; PaddleX keeps the ratio and rounds to 32 by default
+    assert cfg.transforms[0] == {"op": "resize", "target_wh": [256, 192], "keep_ratio": True, "size_divisor": 32,
+                                 "interp": "LINEAR"}
+    assert [t["op"] for t in cfg.transforms] == ["resize", "normalize", "to_chw"]
+
+
+def test_find_deploy_config(tmp_path):
+    assert find_deploy_config(tmp_path) is None
+    _write(tmp_path, "infer_cfg.yml", testing.PPDET_YML)
+    (tmp_path / "model.pdmodel").write_bytes(b"")
+    assert find_deploy_config(tmp_path) == tmp_path / "infer_cfg.yml"
+    assert find_deploy_config(tmp_path / "model.pdmodel") == tmp_path / "infer_cfg.yml"
+
+
+@pytest.mark.parametrize("edit,match", [
+    (("- type: Permute", "- type: GridMask"), r"Preprocess\[2\] GridMask.*no repogen implementation"),
+    (("interp: 2", "interp: 9"), "interp 9"),
+    (("target_size: [320, 320]", "target_size: [320]"), r"target_size must be \[height, width\]"),
+    (("label_list:", "label_list: 5\nx:"), "label_list must be a list"),
+])
+def test_bad_detection_configs_name_the_field(tmp_path, edit, match):
+    path = _write(tmp_path, "infer_cfg.yml", testing.PPDET_YML.replace(*edit))
+    with pytest.raises(ConfigError, match=match) as exc:
+        read_deploy_config(path)
+    assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (("  - ToCHWImage: null", "  - RandomCropImage: null"), r"transform_ops\[4\] RandomCropImage"),
+    (("name: DBPostProcess", "name: EASTPostProcess"), "EASTPostProcess"),
+    (("scale: 1./255.", "scale: one"), "scale: 'one' is not a number"),
+    (("        - [1, 3, 32, 32]\n", ""), r"dynamic_shapes\['x'\]"),
+    (("order: hwc", "order: chw"), "only hwc"),
+])
+def test_bad_ocr_configs_name_the_field(tmp_path, edit, match):
+    path = _write(tmp_path, "inference.yml", testing.OCR_DET_YML.replace(*edit))
+    with pytest.raises(ConfigError, match=match):
+        read_deploy_config(path)
+
+
+def test_not_yaml_and_unknown_layout(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_deploy_config(_write(tmp_path, "a.yml", "a: [1, 2\n"))
+    with pytest.raises(ConfigError, match="YAML mapping"):
+        read_deploy_config(_write(tmp_path, "b.yml", "- 1\n"))
+    with pytest.raises(ConfigError, match="not a deploy config repogen knows"):
+        read_deploy_config(_write(tmp_path, "c.yml", "Global: {model_name: x}\n"))
+    rec = testing.ocr_rec_yml().replace("  character_dict:", "  character_dict: []\n  unused:")
+    with pytest.raises(ConfigError, match="character_dict must be a non-empty list"):
+        read_deploy_config(_write(tmp_path, "d.yml", rec))
+
+
+def test_input_roles():
+    assert input_roles(["image", "im_shape", "scale_factor"], "m") == {
+        "image": "image", "im_shape": "im_shape", "scale_factor": "scale_factor"}
+    assert input_roles(["x"], "m") == {"x": "image"}
+    with pytest.raises(ConfigError, match="which input takes the image"):
+        input_roles(["a", "b"], "m")
