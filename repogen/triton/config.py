@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
@@ -138,9 +139,11 @@ def _warmup_context(warm: Any, engine: EngineDesc, max_batch_size: int, spec: An
 def _environment(search_path: Path) -> jinja2.Environment:
     # The bundled folder stays on the path so user templates can import its macros (_io.pbtxt.j2).
     paths = [str(search_path)] + ([str(TEMPLATE_DIR)] if search_path != TEMPLATE_DIR else [])
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-                             autoescape=False)
+    # Jinja2's own sandbox: a user template (--template) is data, never a way to run Python
+    # ({{ cycler.__init__.__globals__ }} and friends raise SecurityError); immutable: no context mutation.
+    env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
+                                        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                                        autoescape=False)
     # Triton's text format takes C-style quoted strings; JSON quoting is a subset of it for our names.
     env.filters["q"] = lambda s: '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
     env.filters["pyrepr"] = repr
@@ -158,6 +161,8 @@ def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
         return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound:
         raise ConfigError(f"{template}: template not found (looked in {env.loader.searchpath})") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise ConfigError(f"{template}: refused by the template sandbox: {exc}") from None
     except jinja2.TemplateError as exc:
         line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
         raise ConfigError(f"{template}{line}: {exc}") from None
