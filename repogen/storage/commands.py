@@ -1,0 +1,72 @@
+"""``repogen publish`` and the object-storage side of ``repogen build --out s3://...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from repogen.storage.uri import ENDPOINT_ENV, S3URI, is_remote, parse
+
+
+def add_store_options(p: argparse.ArgumentParser, prune: bool = True) -> None:
+    p.add_argument("--endpoint-url", default=None,
+                   help=f"S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: ${ENDPOINT_ENV}, else AWS)")
+    if prune:
+        p.add_argument("--prune", type=int, default=None, metavar="N",
+                       help="after publishing, delete remote versions beyond the newest N (default: delete nothing)")
+
+
+def add_publish_parser(sub: Any) -> None:
+    p = sub.add_parser("publish", help="copy a model repository to object storage (s3://bucket/prefix)")
+    p.add_argument("repo", help="local model repository folder")
+    p.add_argument("uri", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
+    p.add_argument("--models", help="comma-separated model names (default: all)")
+    add_store_options(p)
+    p.add_argument("--json", action="store_true")
+
+
+def _printer(quiet: bool) -> Callable[[str], None]:
+    return (lambda msg: None) if quiet else (lambda msg: print(msg, flush=True))
+
+
+def run_publish(args: Any) -> int:
+    from repogen.storage.publish import publish
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    report = publish(args.repo, args.uri, endpoint_url=args.endpoint_url, models=models, prune=args.prune,
+                     log=_printer(args.json))
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"published to {report.uri} in {report.seconds:.1f} s; tritonserver "
+              f"--model-repository={report.triton_path}")
+    return 0
+
+
+def store_uri(out: str, endpoint_url: str | None) -> S3URI | None:
+    """The parsed URI when ``--out`` names object storage, else None (a local folder)."""
+    return parse(out, endpoint_url) if is_remote(out) else None
+
+
+def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None, quiet: bool = False) -> Any:
+    """``repogen build --out s3://...``: check the bucket first (a typo fails in seconds, not after a long
+    build), build into a local staging folder, publish it, remove the staging folder."""
+    from repogen.storage import client as s3
+    from repogen.storage.publish import publish
+
+    s3.check_bucket(s3.make_client(uri), uri)
+    staging = Path(tempfile.mkdtemp(prefix="repogen-publish-"))
+    try:
+        report = build(staging / "repo")
+        published = publish(staging / "repo", uri, prune=prune, log=_printer(quiet))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.out = uri.text
+    for m in report.models:
+        m.path = uri.child(m.name).text
+    report.published = published.to_dict()  # type: ignore[attr-defined]
+    return report

@@ -1,0 +1,52 @@
+"""Copy a published repository (or some of its models) from object storage into a local folder, checking
+every object against the sha256 that the store's ``repogen.json`` lists. The validation harness uses it so
+that the Paddle reference reads exactly the objects Triton serves."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from repogen.storage import client as s3
+from repogen.storage.publish import CONFIG, OBJECTS_KEY, remote_manifest
+from repogen.storage.uri import S3URI, StorageError
+
+
+def remote_models(client: Any, uri: S3URI, keys: dict[str, dict] | None = None) -> list[str]:
+    keys = s3.list_keys(client, uri) if keys is None else keys
+    return sorted(k.split("/", 1)[0] for k in keys if k.count("/") == 1 and k.endswith("/" + CONFIG))
+
+
+def download(uri: S3URI, dest: Path, models: list[str] | None = None) -> list[str]:
+    """Download ``models`` (default: every folder holding config.pbtxt) to ``dest/<model>/``; returns the
+    model names. An object whose bytes do not match repogen.json's ``objects`` is an error."""
+    client = s3.make_client(uri)
+    s3.check_bucket(client, uri)
+    keys = s3.list_keys(client, uri)
+    names = remote_models(client, uri, keys)
+    if not names:
+        raise StorageError(f"{uri}: no model folders (no <model>/config.pbtxt under this prefix)")
+    if models:
+        missing = sorted(set(models) - set(names))
+        if missing:
+            raise StorageError(f"{uri}: no model named {', '.join(missing)} (found {', '.join(names)})")
+        names = [n for n in names if n in models]
+    for name in names:
+        recorded = (remote_manifest(client, uri, name) or {}).get(OBJECTS_KEY) or {}
+        for rel in sorted(k[len(name) + 1:] for k in keys if k.startswith(name + "/")):
+            if rel.endswith("/"):
+                continue  # "folder" marker objects some tools create
+            target = dest / name / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            resp = s3.call(uri, f"downloading {name}/{rel}", client.get_object, Bucket=uri.bucket,
+                           Key=uri.key(name, rel))
+            h = hashlib.sha256()
+            with open(target, "wb") as f:
+                for chunk in resp["Body"].iter_chunks(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+            if rel in recorded and h.hexdigest() != recorded[rel]:
+                raise StorageError(f"{uri.child(name, rel).text}: sha256 {h.hexdigest()} differs from the "
+                                   f"{recorded[rel]} that {name}/repogen.json records")
+    return names
