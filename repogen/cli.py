@@ -10,6 +10,7 @@ import warnings
 
 from repogen import __version__
 from repogen.errors import RepogenError
+from repogen.storage.commands import add_publish_parser, add_store_options
 
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
 COMMANDS = {
@@ -19,6 +20,7 @@ COMMANDS = {
     "build": "repogen.triton.build:run",
     "validate": "repogen.harness.validate:run",
     "serve": "repogen.harness.serve:run",
+    "publish": "repogen.storage.commands:run_publish",
 }
 
 
@@ -65,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="write a Triton model repository")
     p.add_argument("models", nargs="*", help="Paddle models (default: the bundled example)")
     p.add_argument("--spec", help="repogen.toml listing the models to build")
-    p.add_argument("--out", required=True, help="model repository folder")
+    p.add_argument("--out", required=True, help="model repository folder, or s3://bucket/prefix (built locally, "
+                                                "then published: see repogen publish)")
     p.add_argument("--name", help="Triton model name (one model only)")
     p.add_argument("--version-folder", dest="model_version", type=int, default=None,
                    help="numeric version folder (default 1)")
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="rebuild a model version that already exists in --out (only folders repogen built are "
                         "ever replaced; other versions are kept)")
+    add_store_options(p)  # --endpoint-url, --prune: used when --out is s3://
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("validate", help="serve a repository with Triton and validate it against Paddle")
@@ -101,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=50, help="timed requests per concurrency level")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
     p.add_argument("--json", action="store_true")
+
+    add_publish_parser(sub)
 
     p = sub.add_parser("serve", help="start Triton on a repository until Ctrl-C")
     p.add_argument("repo")

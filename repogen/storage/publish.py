@@ -141,20 +141,27 @@ def _put(client: Any, uri: S3URI, key: str, body: bytes | Path, digest: str) -> 
     return len(data)
 
 
-def remote_manifest(client: Any, uri: S3URI, model: str) -> dict[str, Any] | None:
+def _remote_manifest_bytes(client: Any, uri: S3URI, model: str) -> bytes | None:
     from botocore.exceptions import ClientError
 
     key = uri.key(model, MANIFEST)
     try:
-        body = client.get_object(Bucket=uri.bucket, Key=key)["Body"].read()
+        return client.get_object(Bucket=uri.bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise s3.explain(uri, exc, f"reading {key}") from exc
+
+
+def _json_or_none(body: bytes | None) -> dict[str, Any] | None:
     try:
-        return json.loads(body)
+        return json.loads(body) if body is not None else None
     except ValueError:
         return None
+
+
+def remote_manifest(client: Any, uri: S3URI, model: str) -> dict[str, Any] | None:
+    return _json_or_none(_remote_manifest_bytes(client, uri, model))
 
 
 def remote_versions(keys: dict[str, dict]) -> set[int]:
@@ -173,6 +180,7 @@ class _Plan:
     same_versions: list[int]
     remote_keys: dict[str, dict]
     remote_objects: dict[str, str]
+    remote_manifest_sha: str | None
 
 
 def _plan_model(client: Any, uri: S3URI, model_dir: Path) -> _Plan:
@@ -182,7 +190,8 @@ def _plan_model(client: Any, uri: S3URI, model_dir: Path) -> _Plan:
     digests = {rel: sha256(p) for rel, p in files.items()}
     remote_keys = s3.list_keys(client, uri, name)
     remote_keys = {k[len(name) + 1:]: v for k, v in remote_keys.items()}
-    remote_meta = remote_manifest(client, uri, name) if MANIFEST in remote_keys else None
+    raw_meta = _remote_manifest_bytes(client, uri, name) if MANIFEST in remote_keys else None
+    remote_meta = _json_or_none(raw_meta)
     remote_objects: dict[str, str] = dict((remote_meta or {}).get(OBJECTS_KEY) or {})
     local_versions = sorted({v for v in (_version_of(r) for r in files) if v is not None})
     if not local_versions:
@@ -204,7 +213,8 @@ def _plan_model(client: Any, uri: S3URI, model_dir: Path) -> _Plan:
                 f"changed in place (a polling Triton could read a mix): build it as version "
                 f"{max(existing | set(local_versions)) + 1} (--version-folder)")
         same.append(v)
-    return _Plan(name, files, digests, manifest, new, same, remote_keys, remote_objects)
+    return _Plan(name, files, digests, manifest, new, same, remote_keys, remote_objects,
+                 hashlib.sha256(raw_meta).hexdigest() if raw_meta is not None else None)
 
 
 def publish(local_repo: str | Path, target: str | S3URI, *, endpoint_url: str | None = None,
@@ -275,8 +285,8 @@ def _upload_top_level(client: Any, uri: S3URI, plan: _Plan, rep: ModelPublish, k
     order.append((CONFIG, plan.files[CONFIG], plan.digests[CONFIG]))
     for rel, body, digest in order:
         key = uri.key(plan.name, rel)
-        row = plan.remote_keys.get(rel)
-        if row is not None and rel != MANIFEST and plan.remote_objects.get(rel) == digest:
+        known = plan.remote_manifest_sha if rel == MANIFEST else plan.remote_objects.get(rel)
+        if rel in plan.remote_keys and known == digest:
             continue  # unchanged: rewriting it would only make a polling Triton reload for nothing
         rep.bytes_written += _put(client, uri, key, body, digest)
         rep.objects_written += 1

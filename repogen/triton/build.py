@@ -409,7 +409,13 @@ def run(args: Any) -> int:
     """The ``repogen build`` subcommand."""
     try:
         specs = specs_from_args(args)
-        report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json)
+        from repogen.storage.commands import build_to_store, store_uri
+        uri = store_uri(args.out, getattr(args, "endpoint_url", None))
+        if uri is not None:  # object storage: build into a local staging folder, then publish
+            report = build_to_store(lambda out: build_repository(specs, out, force=args.force, progress=not args.json),
+                                    uri, prune=getattr(args, "prune", None), quiet=args.json)
+        else:
+            report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json)
     except RepogenError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc), "kind": type(exc).__name__}))
