@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int)
     p.add_argument("--instances", type=int)
     p.add_argument("--template", help="custom config.pbtxt Jinja2 template")
+    from repogen.triton.serving_options import add_cli_args  # serving settings (batching, threads, policies)
+
+    add_cli_args(p)
     p.add_argument("--no-check", action="store_true", help="skip the NumPy-backend check against Paddle")
     p.add_argument("--force", action="store_true",
                    help="rebuild a model version that already exists in --out (only folders repogen built are "

@@ -90,8 +90,11 @@ def test_render_parse_and_check(target: str, engine_name: str, option: str) -> N
     if option == "batching":
         assert list(cfg.dynamic_batching.preferred_batch_size) == [2, 4]
         assert cfg.dynamic_batching.max_queue_delay_microseconds == 100
-    else:
-        assert not cfg.HasField("dynamic_batching")
+    else:  # on by default for every model that can batch; preferred sizes only for multi-profile plans
+        assert cfg.HasField("dynamic_batching") == batching
+        preferred = [2, 8] if (engine_name, target) == ("dynamic_hw", "tensorrt") else []
+        assert list(cfg.dynamic_batching.preferred_batch_size) == preferred
+        assert cfg.dynamic_batching.max_queue_delay_microseconds == 0
     assert cfg.optimization.cuda.graphs == (option == "cuda_graphs" and target == "tensorrt")
     if option == "warmup":
         (w,) = cfg.model_warmup
@@ -140,7 +143,7 @@ def test_good_config_passes() -> None:
     (('platform: "tensorrt_plan"', 'platform: "onnxruntime_onnx"'), r'a plan needs platform: "tensorrt_plan"'),
     (('name: "m"', 'name: "other"'), r"name 'other' differs from the model folder 'm'"),
     (('name: "probs"', 'name: "prob"'), r"(?s)output 'prob' is not an engine output.*engine output 'probs' is missing"),
-    (("max_batch_size: 8", "max_batch_size: 0\ndynamic_batching { }"), r"(?s)rank 3 but .*rank 4.*dynamic_batching needs max_batch_size > 0"),
+    (("max_batch_size: 8", "max_batch_size: 0"), r"(?s)rank 3 but .*rank 4.*dynamic_batching needs max_batch_size > 0"),
 ])
 def test_mismatch_rejected(change: tuple[str, str], message: str) -> None:
     assert change[0] in GOOD

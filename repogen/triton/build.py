@@ -26,6 +26,7 @@ from repogen.triton import ownership, staging
 from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
                                    derive_max_batch, render_and_check)
 from repogen.triton.manifest import MANIFEST, dumps, manifest
+from repogen.triton.serving_options import paddle_target_notes
 from repogen.triton.spec import ModelSpec, specs_from_args
 from repogen.triton.targets import (MODEL_PY, PLAN_FILE, TimingCache, build_plan, graph_engine,
                                     render_model_py, source_files, tensorrt_status)
@@ -234,6 +235,8 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
             precision = "fp32"
         if spec.cuda_graphs:
             model_warn(f"{spec.name}: cuda_graphs applies to TensorRT plans only; left out of the paddle config")
+        for note in paddle_target_notes(spec):
+            model_warn(note)
     stage("config")
     max_batch = derive_max_batch(engine, spec.max_batch_size, spec.instance_groups)
     profile_max = max((int(p[t.name][2][0]) for p in engine.profiles for t in engine.inputs
@@ -250,7 +253,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         raise ConfigError(f"{spec.name}: labels file may not be called {labels}")
     context = config_context(name=spec.name, target=target, engine=engine, max_batch_size=max_batch, spec=spec,
                              default_kind="KIND_GPU" if target == "tensorrt" else "KIND_CPU",
-                             labels_filename=labels)
+                             labels_filename=labels, cc_model_filenames=(trt_info or {}).get("cc_model_filenames"))
     text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
                                name=spec.name, target=target, version_folder=spec.version_folder)
     return _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
@@ -279,7 +282,7 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
         for f in sources:
             shutil.copyfile(f, version_dir / f.name)
         staging.pause_point("copy")
-        (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size), encoding="utf-8")
+        (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size, spec.cpu_threads), encoding="utf-8")
     data = manifest(name=spec.name, version=spec.version, target=p.target, fmt=p.graph.source.format,
                     model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
                     in_version_folder=p.target in ("paddle", "numpy"), precision=p.precision,

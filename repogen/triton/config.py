@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
-from repogen.triton import profile_use
+from repogen.triton import profile_use, serving_options
 from repogen.triton.warmup import check_warmup, warmup_shapes
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -99,7 +99,8 @@ def config_dims(shape: Shape, max_batch_size: int) -> list[int]:
 
 
 def config_context(*, name: str, target: str, engine: EngineDesc, max_batch_size: int, spec: Any,
-                   default_kind: str, labels_filename: str | None) -> dict[str, Any]:
+                   default_kind: str, labels_filename: str | None,
+                   cc_model_filenames: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Everything a config template may use. Plain dicts and lists, so user templates stay simple."""
 
     def tensor(t: TensorDesc, label: str | None = None) -> dict[str, Any]:
@@ -110,18 +111,14 @@ def config_context(*, name: str, target: str, engine: EngineDesc, max_batch_size
     outputs = [tensor(t, labels_filename if i == 0 else None) for i, t in enumerate(engine.outputs)]
     groups = [{"count": g.count, "kind": g.kind or default_kind, "gpus": list(g.gpus), "profile": list(g.profile)}
               for g in (spec.instance_groups or [])] or [{"count": 1, "kind": default_kind, "gpus": [], "profile": []}]
-    db = spec.dynamic_batching
     warm = spec.warmup
-    return {
+    return serving_options.context(spec, target, engine, max_batch_size, dict(cc_model_filenames or {})) | {
         "name": name,
         "target": target,
         "max_batch_size": max_batch_size,
         "inputs": [tensor(t) for t in engine.inputs],
         "outputs": outputs,
         "instance_groups": groups,
-        "dynamic_batching": None if db is None else {
-            "preferred_batch_size": list(db.preferred_batch_size),
-            "max_queue_delay_microseconds": db.max_queue_delay_microseconds},
         "cuda_graphs": bool(spec.cuda_graphs) and target == "tensorrt",
         "warmup": None if warm is None else _warmup_context(warm, engine, max_batch_size, spec, name),
         "profiles": [{k: [list(v) for v in rng] for k, rng in p.items()} for p in engine.profiles],
@@ -255,6 +252,7 @@ def cross_check(config: model_config_pb2.ModelConfig, engine: EngineDesc, *, nam
     if target != "tensorrt" and config.optimization.cuda.graphs:
         add("optimization.cuda.graphs only applies to TensorRT plans")
     check_warmup(config, engine, add)
+    serving_options.check(config, engine, target, version_folder, add)
 
     if problems:
         raise ConfigError(f"{where}: " + ("\n  " if len(problems) > 1 else "") + "\n  ".join(problems))

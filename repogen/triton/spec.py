@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
+from repogen.triton import serving_options
+from repogen.triton.serving_options import CudaGraphSpec, VersionPolicy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +49,7 @@ class InstanceGroup:
 class DynamicBatching:
     preferred_batch_size: list[int] = field(default_factory=list)
     max_queue_delay_microseconds: int = 0
+    enabled: bool = True  # False: no dynamic_batching block even though the model can batch
 
 
 @dataclass
@@ -73,8 +76,13 @@ class ModelSpec:
     max_shapes: list[str] = field(default_factory=list)
     max_batch_size: int | None = None  # None: derived from the profiles (0 when the batch dim is fixed)
     instance_groups: list[InstanceGroup] = field(default_factory=list)  # empty: one group, target's kind
-    dynamic_batching: DynamicBatching | None = None
+    dynamic_batching: DynamicBatching | None = None  # None: dynamic_batching {} when the model can batch
     cuda_graphs: bool = False
+    cuda_graph_spec: CudaGraphSpec | None = None  # graphs per batch size; None: Triton's default (opt shapes)
+    cpu_threads: int | None = None  # paddle target; None: cores // CPU instances, when the instance starts
+    execution_context_allocation_strategy: str | None = None  # tensorrt: "static" | "on_profile_change"
+    version_policy: VersionPolicy | None = None
+    response_cache: bool = False
     warmup: Warmup | None = None
     labels: Path | None = None  # label_filename of the first output
     template: Path | None = None  # custom config.pbtxt template
@@ -230,7 +238,7 @@ _MODEL_KEYS = {
     "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
     "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
     "workspace_mb", "optimization_level", "check", "calib_data", "calib_method",
-}
+} | serving_options.KEYS
 
 
 def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
@@ -280,7 +288,9 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
                 gpus=_int_list(g.get("gpus", []), f"{gw}.gpus"),
                 profile=_int_list(g.get("profile", []), f"{gw}.profile"),
             ))
-    if "dynamic_batching" in t:
+    if t.get("dynamic_batching") is False:
+        spec.dynamic_batching = DynamicBatching(enabled=False)
+    elif "dynamic_batching" in t:
         db = t["dynamic_batching"]
         if db is True:
             db = {}
@@ -292,7 +302,9 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
                                                    f"{dw}.max_queue_delay_microseconds", 0),
         )
     if "cuda_graphs" in t:
-        spec.cuda_graphs = _bool(t["cuda_graphs"], f"{where}.cuda_graphs")
+        spec.cuda_graphs, spec.cuda_graph_spec = serving_options.parse_cuda_graphs(t["cuda_graphs"],
+                                                                                   f"{where}.cuda_graphs")
+    serving_options.apply_table(spec, t, where)
     if "warmup" in t:
         w = t["warmup"]
         if w is True:
@@ -387,6 +399,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
                                          ("--version-folder", args.model_version),
                                          ("--max-batch-size", args.max_batch_size),
                                          ("--instances", args.instances), ("--template", args.template),
+                                         *((o, True) for o in serving_options.given_cli_options(args)),
                                          *((f"--{o.replace('_', '-')}", getattr(args, o)) for o in shape_opts))
                     if val]
         if clashing:
@@ -433,6 +446,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
             s.instance_groups = [InstanceGroup(count=_positive(args.instances, "--instances"), kind="")]
         if args.template:
             s.template = _path(args.template, Path.cwd(), "--template")
+        serving_options.apply_cli(s, args, DynamicBatching)
         s.check = not args.no_check
     check_unique(specs, "command line")
     return specs

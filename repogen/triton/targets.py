@@ -144,7 +144,8 @@ def source_files(graph: Graph) -> list[Path]:
     return files
 
 
-def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int) -> str:
+def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int, cpu_threads: int | None = None) -> str:
+    """model.py for the paddle target; ``cpu_threads`` None: model.py picks cores // CPU instances."""
     src = graph.source
     return render_template(MODEL_PY_TEMPLATE, {
         "repogen_version": __version__,
@@ -153,6 +154,6 @@ def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int) -> st
         "inputs_py": [(t.name, t.dtype) for t in engine.inputs],
         "outputs_py": [(t.name, t.dtype) for t in engine.outputs],
         "max_batch_size": max_batch_size,
-        "cpu_threads": 1,
+        "cpu_threads": cpu_threads,
         "use_onednn": src.format != "pir",
     })

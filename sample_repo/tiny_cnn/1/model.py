@@ -5,6 +5,7 @@ instance group is KIND_GPU. Requests that arrive together (dynamic batching) and
 shapes are concatenated along the batch dim and run as one batch.
 """
 
+import json
 import os
 
 import numpy as np
@@ -15,10 +16,22 @@ PARAMS_FILE = 'inference.pdiparams'  # None: one file per parameter beside the m
 INPUTS = [('image', 'float32')]  # (name, numpy dtype), feed order
 OUTPUTS = [('probs', 'float32')]  # (name, numpy dtype), fetch order
 MAX_BATCH_SIZE = 8
-CPU_THREADS = 1
+CPU_THREADS = None  # None: usable cores // CPU instances of this model
 # Paddle 3.3's oneDNN kernels cannot run some PIR programs (interp ops: "ConvertPirAttribute2RuntimeAttribute
 # not support ArrayAttribute<DoubleAttribute>"), so PIR models run on the plain CPU kernels.
 USE_ONEDNN = True
+
+
+def _auto_cpu_threads(args):
+    """Share the cores this process may use among the model's CPU instances (each is its own stub process),
+    so one instance uses every core and several do not oversubscribe them."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    groups = json.loads(args.get("model_config") or "{}").get("instance_group") or [{}]
+    instances = sum(int(g.get("count", 1)) for g in groups if g.get("kind", "KIND_CPU") != "KIND_GPU") or 1
+    return max(1, cores // instances)
 
 
 class TritonPythonModel:
@@ -36,7 +49,8 @@ class TritonPythonModel:
             config.enable_use_gpu(256, int(args.get("model_instance_device_id", 0)))
         else:
             config.disable_gpu()
-            config.set_cpu_math_library_num_threads(CPU_THREADS)
+            self.cpu_threads = CPU_THREADS or _auto_cpu_threads(args)
+            config.set_cpu_math_library_num_threads(self.cpu_threads)
             if not USE_ONEDNN:
                 config.disable_onednn()
         config.disable_glog_info()
