@@ -111,6 +111,18 @@ class Graph:
                 return block.values[name]
         raise KeyError(name)
 
+    def const(self, name: str | None) -> np.ndarray | None:
+        """The value of ``name`` when it is known before running: a folded constant or a parameter."""
+        if name is None:
+            return None
+        for block in self.blocks:
+            v = block.values.get(name)
+            if v is not None:
+                if v.const is not None:
+                    return np.asarray(v.const)
+                break
+        return np.asarray(self.params[name]) if name in self.params else None
+
     def input_values(self) -> list[Value]:
         return [self.value(n) for n in self.inputs]
 

@@ -100,16 +100,6 @@ def batches(data: dict[str, np.ndarray], size: int = BATCH) -> Iterator[dict[str
 
 
 # --- where Q/DQ goes ------------------------------------------------------------------------------------
-def _const(graph: Graph, name: str) -> np.ndarray | None:
-    try:
-        v = graph.value(name)
-    except KeyError:
-        v = None
-    if v is not None and v.const is not None:
-        return np.asarray(v.const)
-    return np.asarray(graph.params[name]) if name in graph.params else None
-
-
 def _weight_axis(op: Op, slot: str, rank: int) -> int:
     """The output-channel axis of a weight (per-channel scales run along it)."""
     if op.type in ("conv2d", "depthwise_conv2d"):
@@ -125,7 +115,7 @@ def activation_inputs(graph: Graph) -> list[str]:
     for op in graph.ops:
         for slot in _QUANT_OPS.get(op.type, ()):
             n = op.input(slot)
-            if n is None or _const(graph, n) is not None or n in names:
+            if n is None or graph.const(n) is not None or n in names:
                 continue
             if graph.value(n).dtype in ("float32", "float64"):
                 names.append(n)
@@ -238,7 +228,7 @@ def quantize_graph(graph: Graph, amax: dict[str, float]) -> Graph:
             n = op.input(slot)
             if n is None:
                 continue
-            w = _const(g, n)
+            w = g.const(n)
             if w is not None and w.dtype.kind == "f" and w.ndim >= 2:
                 if n not in done:
                     axis = _weight_axis(op, slot, w.ndim)

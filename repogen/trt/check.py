@@ -167,7 +167,7 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
 def detection_outputs(graph: Any) -> dict[str, str]:
     """Graph outputs that come from an NMS op: name -> "rows" (label, score, box) or "index". Their row order
     is an implementation choice (Paddle groups by class, TensorRT's NMS by score), so they compare as sets."""
-    from repogen.trt.converters.multiclass_nms import NMS_OPS
+    from repogen.trt.registry import NMS_OPS
 
     producer = {n: op for op in graph.ops for names in op.outputs.values() for n in names}
     found = {}

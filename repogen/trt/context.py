@@ -3,14 +3,16 @@ the precision policy for the op being converted."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from repogen.errors import ConversionError
 from repogen.ir import Graph, Op, Value
+from repogen.trt.converter_table import CONVERTERS, STRUCTURAL
+from repogen.trt.precision import keeps_fp32
 
-#: numpy dtype name -> tensorrt.DataType member name
+#: Paddle (numpy) dtype name -> tensorrt.DataType member name: the one dtype table of the conversion
 _TRT_NAME = {
     "float32": "FLOAT", "float64": "FLOAT", "float16": "HALF", "bfloat16": "BF16",
     "int32": "INT32", "int64": "INT64", "int16": "INT32", "int8": "INT8", "uint8": "UINT8", "bool": "BOOL",
@@ -36,6 +38,10 @@ class ConversionContext:
         self.keep_fp32 = False
         self._keep_alive: list[np.ndarray] = []  # TensorRT reads weights at build time, not at add time
         self._const_cache: dict[tuple, Any] = {}
+        #: graph value name -> the INT8 tensor whose float cast the value is (converters/quant.py)
+        self.int8_of: dict[str, Any] = {}
+        self._input_names: set[str] = set()
+        self._output_names: set[str] = set()
         self._values = {}
         for block in graph.blocks:
             for name, v in block.values.items():
@@ -52,11 +58,15 @@ class ConversionContext:
     def trt_type(self, np_dtype: str | np.dtype) -> Any:
         """TensorRT type holding values of a Paddle dtype; float32/float64 follow the precision policy."""
         name = np.dtype(np_dtype).name if not isinstance(np_dtype, str) else np_dtype
-        trt_name = _TRT_NAME.get(name)
+        t = self.io_type(name)
+        return self.float_type if t.name in FLOAT_NAMES else t
+
+    def io_type(self, np_dtype: str) -> Any:
+        """The type a network input/output keeps: the model's own, whatever the precision (float64 has no
+        TensorRT twin and travels as FLOAT)."""
+        trt_name = _TRT_NAME.get(np_dtype)
         if trt_name is None:
-            raise self.fail(f"dtype {name} has no TensorRT type")
-        if trt_name in ("FLOAT", "HALF", "BF16"):
-            return self.float_type
+            raise self.fail(f"dtype {np_dtype} has no TensorRT type")
         return getattr(self.trt.DataType, trt_name)
 
     def np_type(self, trt_type: Any) -> type:
@@ -74,14 +84,7 @@ class ConversionContext:
 
     def const_value(self, name: str | None) -> np.ndarray | None:
         """The value of a graph value known at conversion time (parameter or folded constant)."""
-        if name is None:
-            return None
-        v = self._values.get(name)
-        if v is not None and v.const is not None:
-            return np.asarray(v.const)
-        if name in self.graph.params:
-            return np.asarray(self.graph.params[name])
-        return None
+        return self.graph.const(name)
 
     def get(self, name: str) -> Any:
         """The network tensor for a graph value, creating constants on first use; FP32-kept ops see FP32."""
@@ -150,16 +153,74 @@ class ConversionContext:
         key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 64 else None
         if key is not None and key in self._const_cache:
             return self._const_cache[key]
-        self._keep_alive.append(arr)
+        self.keep_alive(arr)
         t = self.named(self.network.add_constant(arr.shape, arr)).get_output(0)
         if key is not None:
             self._const_cache[key] = t
         return t
 
+    def keep_alive(self, array: np.ndarray) -> np.ndarray:
+        """Hold a weights array until the engine is built (TensorRT reads weights then, not when a layer is
+        added); returns it."""
+        self._keep_alive.append(array)
+        return array
+
     def cast(self, t: Any, dtype: Any) -> Any:
         if t.dtype == dtype:
             return t
         return self.named(self.network.add_cast(t, dtype)).get_output(0)
+
+    # --- network inputs and outputs ----------------------------------------------------------------------
+    def add_input(self, name: str, dtype: Any, shape: Sequence[int]) -> Any:
+        """A network input bound to the graph value ``name`` (under FP16 a float input is cast to HALF)."""
+        t = self.network.add_input(name, dtype, tuple(int(d) for d in shape))
+        self._input_names.add(name)
+        self.set(name, t)
+        return t
+
+    def mark_output(self, t: Any, name: str) -> Any:
+        """Mark t as a network output called ``name``; returns the marked tensor.
+
+        A tensor that cannot take the name and the output role itself (a network input, a tensor already
+        marked, a cached constant other layers share) is first copied through an identity layer. Engine
+        tensor names are unique, so a name already taken by an input or output becomes ``<name>_out``
+        (``_out2``...): a legacy program whose loop updates its feed variable in place fetches that variable.
+        """
+        taken = self._input_names | self._output_names
+        if t.name in taken or any(t is c for c in self._const_cache.values()):
+            t = self.named(self.network.add_identity(t)).get_output(0)
+        if name in taken:
+            k, candidate = 1, f"{name}_out"
+            while candidate in taken:
+                k += 1
+                candidate = f"{name}_out{k}"
+            name = candidate
+        t.name = name
+        self.network.mark_output(t)
+        self._output_names.add(name)
+        return t
+
+    # --- ops ----------------------------------------------------------------------------------------------
+    def convert_ops(self, ops: Sequence[Op], position: int | None = None) -> None:
+        """Convert ops in order through the converter table: the main block, or a control-flow sub-block
+        (converters/control.py passes the owning op's ``position``, which then names errors)."""
+        saved = self.op, self.position, self.keep_fp32
+        for pos, op in enumerate(ops):
+            if op.type in STRUCTURAL:
+                continue
+            where = pos if position is None else position
+            self.op, self.position = op, where
+            self.keep_fp32 = self.precision == "fp16" and keeps_fp32(op.type)
+            if op.type not in CONVERTERS:
+                raise ConversionError(op.type, "no converter (inside a control-flow block)", where)
+            try:
+                CONVERTERS[op.type](self, op)
+            except ConversionError:
+                raise
+            except Exception as exc:  # a converter bug or a layer the backend rejected: name the op
+                raise ConversionError(op.type, f"{type(exc).__name__}: {exc}", where) from exc
+        if position is not None:
+            self.op, self.position, self.keep_fp32 = saved
 
     def fail(self, detail: str) -> ConversionError:
         op_type = self.op.type if self.op is not None else "network"

@@ -8,7 +8,7 @@ import numpy as np
 
 from repogen.ir import Block, Graph, Op, Value
 from repogen.trt.context import ConversionContext
-from repogen.trt.registry import CONVERTERS
+from repogen.trt.converter_table import CONVERTERS
 
 
 def evaluate_op(g: Graph, op: Op, known: dict[str, np.ndarray | None], backend: Any) -> dict[str, np.ndarray] | None:
@@ -31,16 +31,12 @@ def evaluate_op(g: Graph, op: Op, known: dict[str, np.ndarray | None], backend: 
     ctx = ConversionContext(mini, backend, network, "fp32")
     ctx.op, ctx.position = op, 0
     conv(ctx, op)
-    outs = {}
+    marked = False
     for n in op.output_names():
         t = ctx.tensors.get(n)
-        if t is None:
-            continue
-        if t.name in outs or any(t is x for x in ctx._const_cache.values()):
-            t = network.add_identity(t).get_output(0)
-        t.name = n
-        network.mark_output(t)
-        outs[n] = t
-    if not outs:
+        if t is not None:
+            ctx.mark_output(t, n)
+            marked = True
+    if not marked:
         return None
     return {n: np.asarray(a) for n, a in backend.execute(network, {}).items()}

@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 
 from repogen.ir import Block, Graph, Op, Value
+from repogen.trt.helpers.weights import batch_norm_coefficients
 
 #: ops worth folding when every input is known: shape arithmetic, small constants
 FOLDABLE = frozenset({
@@ -52,20 +53,6 @@ def _rename_uses(g: Graph, old: str, new: str) -> None:
             op.inputs = {k: [new if n == old else n for n in v] for k, v in op.inputs.items()}
 
 
-def _const(g: Graph, name: str | None):
-    if name is None:
-        return None
-    try:
-        v = g.value(name)
-    except KeyError:
-        v = None
-    if v is not None and v.const is not None:
-        return np.asarray(v.const)
-    if name in g.params:
-        return np.asarray(g.params[name])
-    return None
-
-
 def _new_const(g: Graph, name: str, arr: np.ndarray) -> str:
     g.main.values[name] = Value(name, str(arr.dtype), tuple(arr.shape), persistable=True, const=arr)
     return name
@@ -81,7 +68,7 @@ def remove_dropout(g: Graph) -> None:
         mode = str(op.attrs.get("mode", op.attrs.get("dropout_implementation", "downgrade_in_infer")))
         p = op.attrs.get("p")
         if p is None:
-            c = _const(g, op.input("p"))
+            c = g.const(op.input("p"))
             p = float(c.reshape(-1)[0]) if c is not None else 0.5
         x, out = op.input("x"), op.output("out")
         if mode == "upscale_in_train" or float(p) == 0.0:
@@ -115,11 +102,11 @@ def fold_conv_bias(g: Graph) -> None:
     for op in list(g.ops):
         if not _is_conv(op) or op.input("bias") is not None:
             continue
-        w = _const(g, op.input("filter"))
+        w = g.const(op.input("filter"))
         add = _single_consumer(g, uses, op.output("out"), ("add",))
         if w is None or add is None or add.input("x") != op.output("out"):
             continue
-        b = _const(g, add.input("y"))
+        b = g.const(add.input("y"))
         oc = w.shape[0]
         axis = int(add.attrs.get("axis", -1))
         if b is None or b.size != oc:
@@ -134,14 +121,12 @@ def fold_conv_bias(g: Graph) -> None:
 
 def fold_batch_norm(g: Graph) -> None:
     """conv -> batch_norm (its only consumer, inference statistics) becomes one conv: W' = W * a, b' = b * a + c."""
-    from repogen.trt.converters.norm import batch_norm_coefficients
-
     uses = _consumers(g)
     removed = set()
     for op in list(g.ops):
         if not _is_conv(op):
             continue
-        w = _const(g, op.input("filter"))
+        w = g.const(op.input("filter"))
         bn = _single_consumer(g, uses, op.output("out"), ("batch_norm",))
         if w is None or bn is None or str(bn.attrs.get("data_format", "NCHW")) != "NCHW":
             continue
@@ -152,7 +137,7 @@ def fold_batch_norm(g: Graph) -> None:
         others = {n for slot, names in bn.outputs.items() if slot != "out" for n in names}
         if others & set(g.outputs) or any(o is not bn and others & set(o.input_names()) for o in g.ops):
             continue
-        params = [_const(g, bn.input(s)) for s in ("mean", "variance", "scale", "bias")]
+        params = [g.const(bn.input(s)) for s in ("mean", "variance", "scale", "bias")]
         if params[0] is None or params[1] is None:
             continue
         c = w.shape[0]
@@ -160,7 +145,7 @@ def fold_batch_norm(g: Graph) -> None:
         scale = np.ones(c) if params[2] is None else params[2].astype(np.float64)
         shift = np.zeros(c) if params[3] is None else params[3].astype(np.float64)
         a, b = batch_norm_coefficients(mean, var, scale, shift, float(bn.attrs.get("epsilon", 1e-5)))
-        old_bias = _const(g, op.input("bias"))
+        old_bias = g.const(op.input("bias"))
         if old_bias is not None:
             b = b + old_bias.astype(np.float64).reshape(-1) * a
         w2 = (w.astype(np.float64) * a.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
@@ -189,7 +174,7 @@ def fold_constants(g: Graph) -> None:
         names = list(op.input_names())
         known = {}
         for n in names:
-            c = _const(g, n)
+            c = g.const(n)
             if c is None and op.type in ("shape", "shape64"):
                 v = g.value(n)
                 if v.is_static:

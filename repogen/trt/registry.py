@@ -1,32 +1,19 @@
-"""Converter registry: one function per canonical op type (the reader maps legacy names onto it)."""
+"""Converter registry: one function per canonical op type (the reader maps legacy names onto it).
+
+The table itself is repogen.trt.converter_table (the converters register there); this module loads every
+converter family and answers questions about names: canonical spellings, support, why an op never converts."""
 
 from __future__ import annotations
 
-from typing import Callable
+from repogen.trt.converter_table import CONVERTERS, STRUCTURAL, converter  # noqa: F401 - the registry's API
 
-#: canonical op type -> converter(ctx, op)
-CONVERTERS: dict[str, Callable] = {}
-
-#: op types that never reach a converter: the readers resolve them, or they carry no computation
-STRUCTURAL = ("feed", "fetch", "data", "builtin.parameter", "builtin.constant", "builtin.combine",
-              "builtin.split", "builtin.slice")
+#: op types whose outputs are detections (converters/multiclass_nms.py): their row order is an implementation
+#: choice, so checks compare them as sets
+NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms")
 
 
-def converter(*canonical_types: str) -> Callable[[Callable], Callable]:
-    """Register ``fn(ctx, op)`` for each canonical op type; a second registration is a bug."""
-
-    def register(fn: Callable) -> Callable:
-        for op_type in canonical_types:
-            if op_type in CONVERTERS and CONVERTERS[op_type] is not fn:
-                raise RuntimeError(f"two converters for op type {op_type!r}")
-            CONVERTERS[op_type] = fn
-        return fn
-
-    return register
-
-
-def _load() -> None:
-    # importing the family modules fills CONVERTERS
+def load_converters() -> None:
+    """Fill the converter table (importing the family modules registers them)."""
     import repogen.trt.converters  # noqa: F401
 
 
@@ -70,14 +57,14 @@ def why_unsupported(op_type: str) -> str | None:
 
 
 def has_converter(op_type: str) -> bool:
-    _load()
+    load_converters()
     name = canonical(op_type)
     return name in CONVERTERS or name in STRUCTURAL
 
 
 def supported_op_names() -> list[str]:
     """Every spelling with a converter: canonical, ``pd_op.`` + canonical, and the legacy names."""
-    _load()
+    load_converters()
     names: set[str] = set()
     for name in CONVERTERS:
         names.add(name)

@@ -1,4 +1,4 @@
-"""Converter families; importing this package registers every converter (see repogen.trt.registry)."""
+"""Converter families; importing this package registers every converter (see repogen.trt.converter_table)."""
 
 from repogen.trt.converters import (  # noqa: F401
     activation,

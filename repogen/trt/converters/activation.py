@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 #: canonical op -> (ActivationType, (attr, default) for alpha, (attr, default) for beta)
 ACTIVATIONS = {

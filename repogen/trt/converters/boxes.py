@@ -15,9 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.converters.matmul import matmul_tensors
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 
 def _channel(ctx, t, axis: int, start: int, size: int = 1):
@@ -393,7 +392,7 @@ def roi_align(ctx, op):
     a = H.reshape(ctx, H.mul(ctx, H.unsqueeze(ctx, wy, [2]), own), [-1, H.sym_mul(ctx, n, h)])  # [R*PH, N*H]
     dt = x.dtype
     feats = H.reshape(ctx, H.transpose(ctx, x, [0, 2, 1, 3]), [H.sym_mul(ctx, n, h), -1])  # [N*H, C*W]
-    rows = matmul_tensors(ctx, ctx.cast(a, dt), feats)  # [R*PH, C*W]
+    rows = H.matmul_tensors(ctx, ctx.cast(a, dt), feats)  # [R*PH, C*W]
     rows = H.transpose(ctx, H.reshape(ctx, rows, [rois, ph, c, w]), [0, 2, 1, 3])  # [R, C, PH, W]
-    out = matmul_tensors(ctx, rows, ctx.cast(H.unsqueeze(ctx, wx, [1]), dt), trans_y=True)  # [R, C, PH, PW]
+    out = H.matmul_tensors(ctx, rows, ctx.cast(H.unsqueeze(ctx, wx, [1]), dt), trans_y=True)  # [R, C, PH, PW]
     ctx.output(op, out)

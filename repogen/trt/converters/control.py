@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 _IF_TYPES = ("BOOL", "INT32", "HALF", "FLOAT")
 
@@ -23,9 +23,7 @@ def _block(ctx: Any, index: int) -> Any:
 
 
 def _convert(ctx: Any, ops: list) -> None:
-    from repogen.trt.convert import convert_ops  # convert imports the converter registry
-
-    convert_ops(ctx, [op for op in ops if op.type != "yield"], ctx.position)
+    ctx.convert_ops([op for op in ops if op.type != "yield"], ctx.position)
 
 
 def _scalar_bool(ctx: Any, t: Any) -> Any:

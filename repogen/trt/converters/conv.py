@@ -7,57 +7,10 @@ import math
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
-
-
-def spatial_padding(ctx, op, in_dims, kernel, strides, dilations):
-    """(pre, post, dilations, same_mode) from Paddle's paddings / padding_algorithm.
-
-    Paddle accepts [p_h, p_w] or [top, bottom, left, right]; SAME pads like TensorRT's SAME_UPPER (extra
-    at the end) and resets dilation to 1; VALID means no padding.
-    """
-    n = len(kernel)
-    algo = str(ctx.attr(op, "padding_algorithm", default="EXPLICIT")).upper()
-    pads = [int(p) for p in ctx.attr(op, "paddings", default=[0] * n)]
-    if algo == "VALID":
-        return [0] * n, [0] * n, dilations, False
-    if algo == "SAME":
-        dilations = [1] * n
-        if not all(isinstance(d, int) and d >= 0 for d in in_dims):
-            return [0] * n, [0] * n, dilations, True
-        pre, post = [], []
-        for size, k, s in zip(in_dims, kernel, strides):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pre.append(total // 2)
-            post.append(total - total // 2)
-        return pre, post, dilations, False
-    if len(pads) == n:
-        return pads, pads, dilations, False
-    if len(pads) == 2 * n:
-        return pads[0::2], pads[1::2], dilations, False
-    raise ctx.fail(f"paddings {pads} fit neither {n} nor {2 * n} spatial values")
-
-
-def to_nchw(ctx, op, x):
-    """NHWC inputs are transposed to NCHW; returns (x, function undoing it on the result)."""
-    fmt = str(ctx.attr(op, "data_format", default="NCHW"))
-    if fmt in ("NHWC", "NDHWC", "NLC", "NWC") and H.rank(x) >= 3:
-        r = H.rank(x)
-        to = [0, r - 1] + list(range(1, r - 1))
-        back = [0] + list(range(2, r)) + [1]
-        return H.transpose(ctx, x, to), lambda t: H.transpose(ctx, t, back)
-    return x, lambda t: t
-
-
-def param_weights(ctx, op, slot: str, dtype) -> np.ndarray:
-    """A constant input (filter, bias) as a C-ordered array of the TensorRT float type, kept alive for the build."""
-    arr = ctx.const_value(op.input(slot))
-    if arr is None:
-        raise ctx.fail(f"{slot} must be a constant (a parameter) for TensorRT")
-    arr = np.array(arr, dtype=ctx.np_type(dtype), order="C")
-    ctx._keep_alive.append(arr)
-    return arr
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.layout import spatial_padding, to_nchw
+from repogen.trt.helpers.weights import param_weights
+from repogen.trt.converter_table import converter
 
 
 def filter_weights(ctx, op, dtype):

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.converters.conv import param_weights
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.weights import param_weights
+from repogen.trt.converter_table import converter
 
 
 def _pair(ctx, op, name: str, default: int) -> tuple[int, int]:
@@ -131,7 +131,7 @@ def deformable_conv(ctx, op):
     # 4. sum over channels and taps: a grouped 1x1 convolution by the filter as [M, C / groups * K, 1, 1]
     cols = ctx.cast(H.reshape(ctx, cols, [n, c * k, ho, wo]), ctx.float_type)
     w1 = np.ascontiguousarray(w.reshape(m_out, c_per_group * k, 1, 1))
-    ctx._keep_alive.append(w1)
+    ctx.keep_alive(w1)
     conv = ctx.named(ctx.network.add_convolution_nd(cols, m_out, (1, 1), w1))
     conv.num_groups = groups
     ctx.output(op, conv.get_output(0))

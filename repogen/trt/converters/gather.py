@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 
 def _gather(ctx, data, index, axis):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repogen.trt.registry import converter
+from repogen.trt.converter_table import converter
 
 _MODES = {"bilinear": "LINEAR", "nearest": "NEAREST", "bicubic": "CUBIC"}
 _PADDING = {"zeros": "FILL", "border": "CLAMP", "reflection": "REFLECT"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.converters.shape_ops import slice_axes
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.slicing import slice_axes
+from repogen.trt.converter_table import converter
 
 
 def _axis(ctx, op, x, default=-1):
@@ -201,7 +201,7 @@ def _region_mask(ctx, x, axes, starts, ends, steps):
     mask, positions = None, {}
     for a, s, e, k in zip(axes, starts, ends, steps):
         a = H.norm_axis(int(a), r)
-        # the first index the slice reads, via the slice layer's own clamping (shape_ops.slice_axes)
+        # the first index the slice reads, via the slice layer's own clamping (helpers.slicing.slice_axes)
         probe = H.iota(ctx, dims[a], i64)
         first = H.slice_(ctx, slice_axes(ctx, probe, [0], [s], [e], [k]), [0], [1])
         count = H.dims_of(ctx, slice_axes(ctx, probe, [0], [s], [e], [k]))[0]

@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.converters.conv import to_nchw
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.layout import to_nchw
+from repogen.trt.converter_table import converter
 
 _MODES = {"nearest_interp": "NEAREST", "bilinear_interp": "LINEAR", "linear_interp": "LINEAR",
           "trilinear_interp": "LINEAR", "bicubic_interp": "CUBIC"}

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
-
-
-def matmul_tensors(ctx, x, y, trans_x=False, trans_y=False):
-    """numpy matmul with optional transposes of the last two dims; batch dims broadcast."""
-    M = ctx.trt.MatrixOperation
-    if x.dtype != y.dtype:
-        y = ctx.cast(y, x.dtype)
-    rx, ry = H.rank(x), H.rank(y)
-    op_x = M.VECTOR if rx == 1 else (M.TRANSPOSE if trans_x else M.NONE)
-    op_y = M.VECTOR if ry == 1 else (M.TRANSPOSE if trans_y else M.NONE)
-    if rx > 1 and ry > 1 and rx != ry:
-        x, y = H.expand_rank(ctx, x, max(rx, ry)), H.expand_rank(ctx, y, max(rx, ry))
-    return ctx.named(ctx.network.add_matrix_multiply(x, op_x, y, op_y)).get_output(0)
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 
 @converter("matmul", "bmm")
 def matmul(ctx, op):
-    out = matmul_tensors(ctx, ctx.input(op, "x"), ctx.input(op, "y"),
+    out = H.matmul_tensors(ctx, ctx.input(op, "x"), ctx.input(op, "y"),
                          bool(ctx.attr(op, "transpose_x", default=False)),
                          bool(ctx.attr(op, "transpose_y", default=False)))
     alpha = float(ctx.attr(op, "alpha", default=1.0))  # legacy matmul (v1) only
@@ -39,7 +26,7 @@ def flatten_to_2d(ctx, t, num_col_dims: int):
 def _with_flatten(ctx, x, w, x_cols: int, y_cols: int):
     """out[x dims[:x_cols] + w dims[y_cols:]] = flat(x) @ flat(w)."""
     x_dims, w_dims = H.dims_of(ctx, x), H.dims_of(ctx, w)
-    out = matmul_tensors(ctx, flatten_to_2d(ctx, x, x_cols), flatten_to_2d(ctx, w, y_cols))
+    out = H.matmul_tensors(ctx, flatten_to_2d(ctx, x, x_cols), flatten_to_2d(ctx, w, y_cols))
     target = x_dims[:x_cols] + w_dims[y_cols:]
     return out if len(target) == 2 else H.reshape(ctx, out, target)
 

@@ -25,10 +25,9 @@ import warnings
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
-NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms")
 _TOPK_MAX = 3840
 _NMS_CANDIDATES_MAX = 5000
 _NEG = -3.0e38  # below any score: a slot that can never be selected

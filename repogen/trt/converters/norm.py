@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.weights import batch_norm_coefficients
+from repogen.trt.converter_table import converter
 
 
 def _channel_shape(rank: int, channels: int, fmt: str) -> list[int]:
@@ -29,12 +30,6 @@ def _affine(ctx, x, scale, shift, fmt):
     shape = _channel_shape(H.rank(x), scale.size, fmt)
     y = H.mul(ctx, x, ctx.const(scale.reshape(shape), dtype=x.dtype))
     return H.add(ctx, y, ctx.const(shift.reshape(shape), dtype=x.dtype))
-
-
-def batch_norm_coefficients(mean, var, scale, bias, eps):
-    """(x - mean) / sqrt(var + eps) * scale + bias == x * a + b."""
-    a = scale / np.sqrt(var + eps)
-    return a, bias - mean * a
 
 
 @converter("batch_norm")

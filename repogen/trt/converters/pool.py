@@ -8,9 +8,9 @@ padding (checked against Paddle in tests/test_ops_tier3.py, ``avg_pool3d_ceil_in
 
 from __future__ import annotations
 
-from repogen.trt import helpers as H
-from repogen.trt.converters.conv import spatial_padding, to_nchw
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.layout import spatial_padding, to_nchw
+from repogen.trt.converter_table import converter
 
 
 def _adaptive_1d(ctx, x, axis: int, out: int, op_name: str):

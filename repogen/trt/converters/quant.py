@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 
 # --- shared pieces ------------------------------------------------------------------------------------
@@ -39,14 +39,6 @@ def _bin_cnt(ctx, op, name: str = "bit_length") -> int:
     if isinstance(bits, (list, tuple)):
         bits = bits[0] if bits else 8
     return (1 << (int(bits) - 1)) - 1
-
-
-def _int8_map(ctx) -> dict[str, Any]:
-    """graph value name -> the INT8 tensor whose float cast the value is (see the module doc)."""
-    m = getattr(ctx, "_int8_of", None)
-    if m is None:
-        m = ctx._int8_of = {}
-    return m
 
 
 def _axis(axis: int | None, rank: int) -> int | None:
@@ -146,7 +138,7 @@ def _abs_max(ctx, x: Any, axis: int | None) -> Any:
 def _bind_quantized(ctx, op, q_int8: Any, slot: str) -> None:
     """Bind the integer-valued float result Paddle produces and remember its INT8 source."""
     name = op.output(slot) or next(op.output_names())
-    _int8_map(ctx)[name] = q_int8
+    ctx.int8_of[name] = q_int8
     ctx.output(op, ctx.cast(q_int8, H.out_dtype(ctx, op, slot)), slot)
 
 
@@ -159,7 +151,7 @@ def _bind_scale(ctx, op, slot: str, s: Any) -> None:
 def _source_int8(ctx, op, slot: str = "x") -> Any | None:
     """The INT8 tensor behind a dequantize op's input: a quantize op's result or an int8 constant."""
     name = op.input(slot)
-    m = _int8_map(ctx)
+    m = ctx.int8_of
     if name in m:
         return m[name]
     c = ctx.const_value(name)

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.converters.conv import to_nchw
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.layout import to_nchw
+from repogen.trt.converter_table import converter
 
 
 def _channels_last(ctx, op) -> bool:
@@ -100,7 +100,7 @@ def temporal_shift(ctx, op):
     c1 = int(C * shift_ratio) and c2 = int(2 * C * shift_ratio), in float32 as Paddle's kernel computes them.
     Each shifted part is one FILL-mode slice starting one segment early (or late), which is where the zeros
     come from; the parts are concatenated along channels and the [N*T, ...] shape restored. NHWC goes through
-    NCHW (conv.to_nchw), so channels are always axis 2 of the 5-D view.
+    NCHW (helpers.layout.to_nchw), so channels are always axis 2 of the 5-D view.
     """
     x, restore = to_nchw(ctx, op, ctx.input(op, "x"))
     t = int(ctx.attr(op, "seg_num", default=1))

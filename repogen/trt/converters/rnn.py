@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.converter_table import converter
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 

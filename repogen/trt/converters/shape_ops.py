@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from repogen.trt import helpers as H
-from repogen.trt.registry import converter
+from repogen.trt.helpers import tensors as H
+from repogen.trt.helpers.slicing import slice_axes
+from repogen.trt.converter_table import converter
 
 
 @converter("reshape")
@@ -139,45 +140,8 @@ def unstack(ctx, op):
 
 
 # --- slicing -----------------------------------------------------------------------------------------
-def _clamped_index(ctx, i, d, lo, hi_offset):
-    """Python-style index normalization: i < 0 counts from the end, then clamp to [lo, d + hi_offset]."""
-    if isinstance(i, int) and isinstance(d, int):
-        i = i + d if i < 0 else i
-        return max(lo, min(i, d + hi_offset))
-    if isinstance(i, int) and i >= 0:
-        return H.sym_min(ctx, i, H.sym_add(ctx, d, hi_offset))
-    if isinstance(i, int):
-        return H.sym_max(ctx, lo, H.sym_add(ctx, d, i))
-    it, dt = H.dim_tensor(ctx, i), H.dim_tensor(ctx, d)
-    negative = ctx.cast(H.ew(ctx, it, 0, "LESS"), ctx.trt.DataType.INT64)
-    it = H.add(ctx, it, H.mul(ctx, negative, dt))
-    return H.sym_max(ctx, lo, H.sym_min(ctx, it, H.sym_add(ctx, dt, hi_offset)))
-
-
 def _per_axis(ctx, v, n):
     return v if isinstance(v, list) else H.split_dims(ctx, v)
-
-
-def slice_axes(ctx, x, axes, starts, ends, strides=None):
-    dims = H.dims_of(ctx, x)
-    r = len(dims)
-    st, sz, sd = [0] * r, list(dims), [1] * r
-    strides = strides or [1] * len(axes)
-    for a, s, e, k in zip(axes, starts, ends, strides):
-        a = H.norm_axis(int(a), r)
-        d = dims[a]
-        if isinstance(k, int) and k < 0:
-            s = _clamped_index(ctx, s, d, -1, -1)
-            e = _clamped_index(ctx, e, d, -1, -1)
-            size = H.sym_max(ctx, 0, H.sym_ceildiv(ctx, H.sym_sub(ctx, s, e), -k))
-        else:
-            if not isinstance(k, int):
-                raise ctx.fail("a run-time stride is not supported")
-            s = _clamped_index(ctx, s, d, 0, 0)
-            e = _clamped_index(ctx, e, d, 0, 0)
-            size = H.sym_max(ctx, 0, H.sym_ceildiv(ctx, H.sym_sub(ctx, e, s), k))
-        st[a], sz[a], sd[a] = s, size, k
-    return H.slice_(ctx, x, st, sz, sd)
 
 
 def _axes_starts_ends(ctx, op):

@@ -1,4 +1,4 @@
-"""Helpers shared by converters: broadcasting, axes, int-array arguments and shape-tensor arithmetic.
+"""Tensor building blocks shared by converters: broadcasting, axes, int-array arguments and shape-tensor arithmetic.
 
 A *dim* is either a Python int (known while building) or a 1-element INT64 tensor computed at run time;
 the ``sym_*`` functions fold ints and emit layers only for tensors, so a static model yields a network
@@ -112,6 +112,19 @@ def select(ctx: ConversionContext, cond: Any, a: Any, b: Any) -> Any:
 def reduce(ctx: ConversionContext, x: Any, op: str, axes: Sequence[int], keep: bool) -> Any:
     layer = ctx.network.add_reduce(x, getattr(ctx.trt.ReduceOperation, op), axes_mask(axes), bool(keep))
     return ctx.named(layer).get_output(0)
+
+
+def matmul_tensors(ctx: ConversionContext, x: Any, y: Any, trans_x: bool = False, trans_y: bool = False) -> Any:
+    """numpy matmul with optional transposes of the last two dims; batch dims broadcast."""
+    M = ctx.trt.MatrixOperation
+    if x.dtype != y.dtype:
+        y = ctx.cast(y, x.dtype)
+    rx, ry = rank(x), rank(y)
+    op_x = M.VECTOR if rx == 1 else (M.TRANSPOSE if trans_x else M.NONE)
+    op_y = M.VECTOR if ry == 1 else (M.TRANSPOSE if trans_y else M.NONE)
+    if rx > 1 and ry > 1 and rx != ry:
+        x, y = expand_rank(ctx, x, max(rx, ry)), expand_rank(ctx, y, max(rx, ry))
+    return ctx.named(ctx.network.add_matrix_multiply(x, op_x, y, op_y)).get_output(0)
 
 
 def broadcast_pair(ctx: ConversionContext, a: Any, b: Any, axis: int = -1) -> tuple[Any, Any]:
