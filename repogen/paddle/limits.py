@@ -27,20 +27,21 @@ MAX_ELEMENTS = 1 << 40
 MAX_NESTING = 64
 """Control flow nested in control flow (blocks within blocks), and JSON arrays within attributes."""
 
-MAX_STRING = 1 << 20
-"""Bytes of one name or string attribute kept by the readers (op_callstack strings are skipped, not kept)."""
+MAX_NAME = 1 << 16
+"""Bytes of one name: variable, op type, slot, attribute, PIR op/value name (real names are under 200)."""
 
 MAX_JSON_DEPTH = 200
 """JSON nesting of a PIR program file (a real program nests about 20 levels deep)."""
 
 
-def check_shape(dims: list[int] | tuple[int, ...], what: str, allow_unknown: bool = True) -> str | None:
-    """Why dims are not a sane tensor shape, or None. -1 (unknown) is allowed where allow_unknown."""
+def check_shape(dims: list[int] | tuple[int, ...], what: str, min_dim: int = -1) -> str | None:
+    """Why dims are not a sane tensor shape, or None. Dims below min_dim are refused: 0 for stored tensors,
+    -1 (unknown) for PIR types; ProgramDesc variables also use other negative placeholders (-4, ...)."""
     if len(dims) > MAX_RANK:
         return f"{what} has rank {len(dims)} (more than {MAX_RANK} dims)"
     for d in dims:
-        if d < 0 and not (allow_unknown and d == -1):
-            return f"{what} has dimension {d} in {list(dims)[:MAX_RANK]}"
+        if d < min_dim or d < -MAX_DIM:
+            return f"{what} has dimension {d} in {list(dims)}"
         if d > MAX_DIM:
             return f"{what} has dimension {d} (more than {MAX_DIM})"
     return None

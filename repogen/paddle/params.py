@@ -109,7 +109,7 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
     # parse the small TensorDesc from a copy: indexing bytes is much faster than indexing an mmap
     dtype, dims = _DescWire(bytes(buf[pos:pos + dlen]), path, pos).desc()
     pos += dlen
-    bad = check_shape(dims, f"parameter {spec.name!r}", allow_unknown=False)
+    bad = check_shape(dims, f"parameter {spec.name!r}", min_dim=0)
     if bad:
         raise ModelFormatError(path, bad, pos - dlen)
     numel = span = 1

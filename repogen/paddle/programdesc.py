@@ -10,7 +10,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from repogen.paddle.wire import FIXED32, FIXED64, LEN, VARINT, Wire, f32, f64, signed
+from repogen.paddle.limits import MAX_BLOCKS, MAX_DIM, MAX_NAME, MAX_OPS, MAX_VARS, check_shape
+from repogen.paddle.wire import FIXED32, FIXED64, LEN, VARINT, Wire, decode_varint, f32, f64, signed
 
 # VarType.Type values that are tensor element types -> ir.DTYPES names.
 DTYPE_OF_VARTYPE = {
@@ -55,54 +56,98 @@ class BlockDesc:
     ops: list[OpDesc] = field(default_factory=list)
 
 
+class _Wire(Wire):
+    """A Wire that also counts what the program declares, to refuse hostile sizes early (limits.py)."""
+
+    def __init__(self, data: bytes | memoryview, path: object):
+        super().__init__(data, path)
+        self.ops = 0
+        self.vars = 0
+
+    def name(self, start: int, end: int, what: str) -> str:
+        if end - start > MAX_NAME:
+            raise self.fail(f"{what} of {end - start} bytes (more than {MAX_NAME})", start)
+        return self.string(start, end)
+
+
 def decode_program(data: bytes | memoryview, path: object) -> list[BlockDesc]:
-    w = Wire(data, path)
+    w = _Wire(data, path)
     blocks = []
-    for num, wt, val, end in w.fields(0, len(data)):
+    starts = []
+    for num, wt, val, end in w.fields(0, len(data), "ProgramDesc"):
         if num == 1:
-            w.expect(wt, LEN, num, val)
+            if len(blocks) >= MAX_BLOCKS:
+                raise w.fail(f"more than {MAX_BLOCKS} blocks", val)
+            starts.append(val)
             blocks.append(_block(w, val, end))
+        elif wt == LEN:
+            w.check_payload("ProgramDesc", num, val, end)
     if not blocks:
         raise w.fail("ProgramDesc has no blocks (not a Paddle model?)", 0)
     for i, b in enumerate(blocks):
         if b.idx != i:
-            raise w.fail(f"block #{i} says its index is {b.idx}", 0)
-        if b.parent_idx >= len(blocks) or (i > 0 and b.parent_idx < 0):
-            raise w.fail(f"block {i} has parent index {b.parent_idx} of {len(blocks)} blocks", 0)
+            raise w.fail(f"block #{i} says its index is {b.idx}", starts[i])
+        # a parent precedes its child (Paddle creates sub-blocks after their parent), so the parent chain
+        # cannot loop; Paddle would hang walking such a chain. The main block's parent is -1 (or 0).
+        if (i == 0 and b.parent_idx not in (-1, 0)) or (i > 0 and not 0 <= b.parent_idx < i):
+            raise w.fail(f"block {i} has parent index {b.parent_idx}: a parent must be an earlier block "
+                         f"(of {len(blocks)})", starts[i])
     for b in blocks:
         for op in b.ops:
             for name, idxs in op.block_attrs.items():
                 for i in idxs:
-                    if not 0 < i < len(blocks):
-                        raise w.fail(f"op {op.type} attr {name} names block {i} of {len(blocks)}", 0)
+                    # an op owns later blocks only: an earlier one (or its own) would be a cycle
+                    if not b.idx < i < len(blocks):
+                        raise w.fail(f"op {op.type} in block {b.idx}: attribute {name} names block {i} "
+                                     f"(sub-blocks come after their owner's block, {len(blocks)} blocks)",
+                                     starts[b.idx])
     return blocks
 
 
-def _block(w: Wire, start: int, end: int) -> BlockDesc:
+def _block(w: _Wire, start: int, end: int) -> BlockDesc:
     b = BlockDesc(idx=-1, parent_idx=-1)
     seen = set()
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "BlockDesc"):
         if num in (1, 2):
-            w.expect(wt, VARINT, num, start)
             if num == 1:
-                b.idx = signed(val)
+                b.idx = _int32(w, val, "BlockDesc.idx", start)
             else:
-                b.parent_idx = signed(val)
+                b.parent_idx = _int32(w, val, "BlockDesc.parent_idx", start)
             seen.add(num)
         elif num == 3:
-            w.expect(wt, LEN, num, val)
+            w.vars += 1
+            if w.vars > MAX_VARS:
+                raise w.fail(f"more than {MAX_VARS} variables", val)
             v = _var(w, val, vend)
             b.vars[v.name] = v
         elif num == 4:
-            w.expect(wt, LEN, num, val)
+            w.ops += 1
+            if w.ops > MAX_OPS:
+                raise w.fail(f"more than {MAX_OPS} ops", val)
             b.ops.append(_op(w, val, vend))
+        elif wt == LEN:
+            w.check_payload("BlockDesc", num, val, vend)
     if seen != {1, 2}:
         raise w.fail("BlockDesc lacks idx/parent_idx", start)
     return b
 
 
-def _var(w: Wire, start: int, end: int) -> VarDesc:
-    return _var_fast(w.data, start, end) or _var_general(w, start, end)
+def _int32(w: Wire, val: int, what: str, pos: int) -> int:
+    v = signed(val)
+    if not -(1 << 31) <= v < 1 << 31:
+        raise w.fail(f"{what} {v} does not fit the int32 framework.proto gives it", pos)
+    return v
+
+
+def _var(w: _Wire, start: int, end: int) -> VarDesc:
+    v = _var_fast(w.data, start, end) or _var_general(w, start, end)
+    if len(v.name.encode()) > MAX_NAME:
+        raise w.fail(f"variable name of {len(v.name.encode())} bytes (more than {MAX_NAME})", start)
+    if v.dims is not None:
+        bad = check_shape(v.dims, f"variable {v.name[:200]!r}", min_dim=-MAX_DIM)
+        if bad:
+            raise w.fail(bad, start)
+    return v
 
 
 def _var_fast(data: bytes, start: int, end: int) -> VarDesc | None:
@@ -135,27 +180,22 @@ def _var_fast(data: bytes, start: int, end: int) -> VarDesc | None:
             while pos < desc_end:
                 if data[pos] != 0x10:
                     return None
-                pos += 1
-                v = shift = 0
-                while True:
-                    b = data[pos]
-                    pos += 1
-                    v |= (b & 0x7F) << shift
-                    if b < 0x80:
-                        break
-                    shift += 7
-                    if shift >= 70:
-                        return None
+                v, pos = decode_varint(data, pos + 1, desc_end)
                 dims.append(v - (1 << 64) if v >= 1 << 63 else v)
             if pos != desc_end or dense_end > type_end:
                 return None
-            pos = dense_end  # legacy_lod_level is not needed
+            while pos < dense_end:  # legacy_lod_level (not needed, but it must be a varint)
+                if data[pos] != 0x10:
+                    return None
+                _, pos = decode_varint(data, pos + 1, dense_end)
+            if pos != dense_end:
+                return None
         if pos != type_end or type_end > end:
             return None
         persistable = False
         while pos < end:  # bool flags: persistable = 3, need_check_feed = 4, is_parameter = 5, stop_gradient = 6
             key = data[pos]
-            if key & 7 or key >= 0x80 or data[pos + 1] >= 0x80:
+            if key not in _VAR_FLAG_KEYS or data[pos + 1] >= 0x80:
                 return None
             if key == 0x18:
                 persistable = bool(data[pos + 1])
@@ -163,8 +203,11 @@ def _var_fast(data: bytes, start: int, end: int) -> VarDesc | None:
         if pos != end:
             return None
         return VarDesc(name, vtype, dtype, dims, persistable)
-    except (IndexError, UnicodeDecodeError):
+    except (IndexError, UnicodeDecodeError, ValueError):
         return None
+
+
+_VAR_FLAG_KEYS = frozenset({0x18, 0x20, 0x28, 0x30})  # fields 3-6 of VarDesc as varints
 
 
 def _var_general(w: Wire, start: int, end: int) -> VarDesc:
@@ -172,16 +215,15 @@ def _var_general(w: Wire, start: int, end: int) -> VarDesc:
     vtype = None
     dtype = dims = None
     persistable = False
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "VarDesc"):
         if num == 1:
-            w.expect(wt, LEN, num, val)
-            name = w.string(val, vend)
+            name = w.name(val, vend, "variable name")
         elif num == 2:
-            w.expect(wt, LEN, num, val)
             vtype, dtype, dims = _vartype(w, val, vend)
         elif num == 3:
-            w.expect(wt, VARINT, num, start)
             persistable = bool(val)
+        elif wt == LEN:
+            w.check_payload("VarDesc", num, val, vend)
     if name is None or vtype is None:
         raise w.fail("VarDesc lacks name or type", start)
     return VarDesc(name, vtype, dtype, dims, persistable)
@@ -190,19 +232,22 @@ def _var_general(w: Wire, start: int, end: int) -> VarDesc:
 def _vartype(w: Wire, start: int, end: int) -> tuple[int, str | None, list[int] | None]:
     vtype = None
     dtype = dims = None
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "VarType"):
         if num == 1:
-            w.expect(wt, VARINT, num, start)
             vtype = val
-        elif num in (2, 8, 9, 10, 11):  # TensorDesc directly
-            w.expect(wt, LEN, num, val)
+        elif num in (2, 8, 9, 10, 11, 12):  # TensorDesc directly
             dtype, dims = tensor_desc(w, val, vend)
         elif num in (3, 4):  # DenseTensorDesc / DenseTensorArrayDesc { TensorDesc tensor = 1; lod = 2 }
-            w.expect(wt, LEN, num, val)
-            for n2, wt2, v2, e2 in w.fields(val, vend):
+            msg = "VarType.DenseTensorDesc" if num == 3 else "VarType.DenseTensorArrayDesc"
+            found = False
+            for n2, _, v2, e2 in w.fields(val, vend, msg):
                 if n2 == 1:
-                    w.expect(wt2, LEN, n2, v2)
                     dtype, dims = tensor_desc(w, v2, e2)
+                    found = True
+            if not found:
+                raise w.fail(f"{msg} lacks its tensor", val)
+        elif wt == LEN:
+            w.check_payload("VarType", num, val, vend)
     if vtype is None:
         raise w.fail("VarType lacks its type", start)
     return vtype, dtype, dims
@@ -212,9 +257,8 @@ def tensor_desc(w: Wire, start: int, end: int) -> tuple[str, list[int]]:
     """TensorDesc { required Type data_type = 1; repeated int64 dims = 2; }"""
     code = None
     dims: list[int] = []
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "VarType.TensorDesc"):
         if num == 1:
-            w.expect(wt, VARINT, num, start)
             code = val
         elif num == 2:
             w.append_ints(dims, wt, val, vend)
@@ -255,31 +299,28 @@ def _slot(w: Wire, start: int, end: int) -> tuple[str, list[str]]:
 def _slot_general(w: Wire, start: int, end: int) -> tuple[str, list[str]]:
     name = None
     args = []
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "OpDesc.Var"):
         if num == 1:
-            w.expect(wt, LEN, num, val)
-            name = w.string(val, vend)
+            name = w.name(val, vend, "slot name")
         elif num == 2:
-            w.expect(wt, LEN, num, val)
-            args.append(w.string(val, vend))
+            args.append(w.name(val, vend, "argument name"))
     if name is None:
         raise w.fail("OpDesc.Var lacks its parameter name", start)
     return name, args
 
 
-def _op(w: Wire, start: int, end: int) -> OpDesc:
+def _op(w: _Wire, start: int, end: int) -> OpDesc:
     op = OpDesc(type="")
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "OpDesc"):
         if num == 3:
-            w.expect(wt, LEN, num, val)
-            op.type = w.string(val, vend)
+            op.type = w.name(val, vend, "op type")
         elif num in (1, 2):
-            w.expect(wt, LEN, num, val)
             slot, args = _slot(w, val, vend)
             (op.inputs if num == 1 else op.outputs)[slot] = args
         elif num == 4:
-            w.expect(wt, LEN, num, val)
             _attr(w, val, vend, op)
+        elif wt == LEN:
+            w.check_payload("OpDesc", num, val, vend)
     if not op.type:
         raise w.fail("OpDesc lacks its type", start)
     return op
@@ -289,7 +330,7 @@ def _scalar(w: Wire, start: int, end: int) -> Any:
     """Scalar { Type type = 1 (BOOLEAN 1, LONG 2, FLOAT64 3, COMPLEX128 4); b = 2; i = 3; r = 4; c = 5 }"""
     kind = None
     vals: dict[int, Any] = {}
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "Scalar"):
         if num == 1:
             kind = val
         elif num == 2:
@@ -297,15 +338,16 @@ def _scalar(w: Wire, start: int, end: int) -> Any:
         elif num == 3:
             vals[3] = signed(val)
         elif num == 4:
-            w.expect(wt, FIXED64, num, start)
             vals[4] = f64(val)
         elif num == 5:
-            w.expect(wt, LEN, num, val)
+            w.check_message("Complex", val, vend)
             parts = {1: 0.0, 2: 0.0}
-            for n2, wt2, v2, _ in w.fields(val, vend):
-                if wt2 == FIXED64:
+            for n2, _, v2, _ in w.fields(val, vend, "Complex"):
+                if n2 in parts:
                     parts[n2] = f64(v2)
             vals[5] = complex(parts[1], parts[2])
+        elif wt == LEN:
+            w.check_payload("Scalar", num, val, vend)
     field_of_kind = {1: 2, 2: 3, 3: 4, 4: 5}
     if kind not in field_of_kind:
         raise w.fail(f"Scalar has unknown type {kind}", start)
@@ -316,20 +358,22 @@ def _scalar(w: Wire, start: int, end: int) -> Any:
 _F32 = struct.Struct("<f")
 
 
-def _attr(w: Wire, start: int, end: int, op: OpDesc) -> None:
-    if not _attr_fast(w.data, start, end, op):
+def _attr(w: _Wire, start: int, end: int, op: OpDesc) -> None:
+    if not _attr_fast(w, start, end, op):
         _attr_general(w, start, end, op)
 
 
-def _attr_fast(data: bytes, start: int, end: int, op: OpDesc) -> bool:
+def _attr_fast(w: Wire, start: int, end: int, op: OpDesc) -> bool:
     """Attr in the layout Paddle writes: name, type, then the one value field for INT, FLOAT, STRING,
     BOOLEAN, LONG or (unpacked) INTS. Returns False to leave anything else to the general decoder."""
+    data = w.data
     try:
         if data[start] != 0x0A or data[start + 1] >= 0x80:
             return False
         pos = start + 2 + data[start + 1]
         name = str(data[start + 2:pos], "utf-8")
         if name in _SKIPPED_ATTRS:
+            w.check_message("OpDesc.Attr", start, end)  # not kept, but it must still be a valid Attr
             return True
         if data[pos] != 0x10 or data[pos + 1] >= 0x80:
             return False
@@ -340,17 +384,7 @@ def _attr_fast(data: bytes, start: int, end: int, op: OpDesc) -> bool:
             while pos < end:
                 if data[pos] != 0x30:
                     return False
-                pos += 1
-                v = shift = 0
-                while True:
-                    b = data[pos]
-                    pos += 1
-                    v |= (b & 0x7F) << shift
-                    if b < 0x80:
-                        break
-                    shift += 7
-                    if shift >= 70:
-                        return False
+                v, pos = decode_varint(data, pos + 1, end)
                 ints.append(v - (1 << 64) if v >= 1 << 63 else v)
             if pos != end:
                 return False
@@ -366,23 +400,13 @@ def _attr_fast(data: bytes, start: int, end: int, op: OpDesc) -> bool:
             op.attrs[name] = str(data[pos + 2:end], "utf-8")
             return True
         if (atype, key) in ((INT, 0x18), (BOOLEAN, 0x50), (LONG, 0x68)):
-            pos += 1
-            v = shift = 0
-            while True:
-                b = data[pos]
-                pos += 1
-                v |= (b & 0x7F) << shift
-                if b < 0x80:
-                    break
-                shift += 7
-                if shift >= 70:
-                    return False
+            v, pos = decode_varint(data, pos + 1, end)
             if pos != end:
                 return False
             op.attrs[name] = bool(v) if atype == BOOLEAN else (v - (1 << 64) if v >= 1 << 63 else v)
             return True
         return False
-    except (IndexError, UnicodeDecodeError):
+    except (IndexError, UnicodeDecodeError, ValueError):
         return False
 
 
@@ -391,25 +415,21 @@ def _attr_general(w: Wire, start: int, end: int, op: OpDesc) -> None:
     atype = None
     single: dict[int, Any] = {}
     lists: dict[int, list] = {}
-    for num, wt, val, vend in w.fields(start, end):
+    for num, wt, val, vend in w.fields(start, end, "OpDesc.Attr"):
         if num == 1:
-            w.expect(wt, LEN, num, val)
-            name = w.string(val, vend)
+            name = w.name(val, vend, "attribute name")
             if name in _SKIPPED_ATTRS:  # call stacks are most of a program's bytes and never used
+                w.check_message("OpDesc.Attr", start, end)  # not kept, but it must still be a valid Attr
                 return
         elif num == 2:
             atype = val
         elif num in (3, 10, 12, 13):  # i, b, block_idx, l
-            w.expect(wt, VARINT, num, start)
             single[num] = bool(val) if num == 10 else signed(val)
         elif num == 4:
-            w.expect(wt, FIXED32, num, start)
             single[4] = f32(val)
         elif num == 19:
-            w.expect(wt, FIXED64, num, start)
             single[19] = f64(val)
         elif num in (5, 17):
-            w.expect(wt, LEN, num, val)
             single[num] = w.string(val, vend)
         elif num in (6, 11, 14, 15):  # ints, bools, blocks_idx, longs
             out = lists.setdefault(num, [])
@@ -419,14 +439,13 @@ def _attr_general(w: Wire, start: int, end: int, op: OpDesc) -> None:
         elif num == 16:
             w.append_floats(lists.setdefault(16, []), wt, val, vend, double=True)
         elif num in (8, 18):
-            w.expect(wt, LEN, num, val)
             lists.setdefault(num, []).append(w.string(val, vend))
         elif num == 20:
-            w.expect(wt, LEN, num, val)
             single[20] = _scalar(w, val, vend)
         elif num == 21:
-            w.expect(wt, LEN, num, val)
             lists.setdefault(21, []).append(_scalar(w, val, vend))
+        elif wt == LEN:
+            w.check_payload("OpDesc.Attr", num, val, vend)
     if name is None or atype is None:
         raise w.fail(f"attribute of op {op.type or '?'} lacks its name or type", start)
     single_field = {INT: (3, 0), FLOAT: (4, 0.0), STRING: (5, ""), BOOLEAN: (10, False), BLOCK: (12, 0),

@@ -10,11 +10,35 @@ import struct
 from typing import Iterator
 
 from repogen.errors import ModelFormatError
+from repogen.paddle.framework_schema import FIELDS, REQUIRED
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
+WIRE_NAMES = {VARINT: "varint", FIXED64: "fixed64", LEN: "length-delimited", 3: "group start", 4: "group end",
+              FIXED32: "fixed32"}
 
 _F32 = struct.Struct("<f")
 _F64 = struct.Struct("<d")
+_U64_MASK = (1 << 64) - 1
+
+
+def decode_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    """The one varint decoder: (value, position after it); ValueError when truncated or over 10 bytes."""
+    if pos < end:
+        b = data[pos]
+        if b < 0x80:  # one-byte varints are the norm (small ints, lengths, keys)
+            return b, pos + 1
+    result = 0
+    shift = 0
+    while pos < end:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result & _U64_MASK, pos  # bits beyond 64 are dropped, as protobuf's parsers do
+        shift += 7
+        if shift >= 70:
+            raise ValueError("varint longer than 10 bytes")
+    raise ValueError("truncated varint")
 
 
 class Wire:
@@ -28,28 +52,20 @@ class Wire:
         return ModelFormatError(self.path, detail, offset)
 
     def varint(self, pos: int, end: int) -> tuple[int, int]:
-        data = self.data
-        result = 0
-        shift = 0
-        start = pos
-        while True:
-            if pos >= end:
-                raise self.fail("truncated varint", start)
-            b = data[pos]
-            pos += 1
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result, pos
-            shift += 7
-            if shift >= 70:
-                raise self.fail("varint longer than 10 bytes", start)
+        try:
+            return decode_varint(self.data, pos, end)
+        except ValueError as exc:
+            raise self.fail(str(exc), pos) from None
 
-    def fields(self, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-        """Yield (field number, wire type, value, value end) for each field of the message in [start, end).
+    def fields(self, start: int, end: int, msg: str) -> Iterator[tuple[int, int, int, int]]:
+        """Yield (field number, wire type, value, value end) for each field of message msg in [start, end).
 
         value is the integer for VARINT/FIXED32/FIXED64 (raw bits for the fixed ones) and the start offset of
-        the payload for LEN (the payload spans [value, value end)).
+        the payload for LEN (the payload spans [value, value end)). A field framework.proto declares must
+        have the wire type it gives (as Google protobuf and Paddle require); fields it does not declare are
+        skipped, as protobuf keeps them as unknown fields.
         """
+        schema = FIELDS[msg]
         data = self.data
         pos = start
         varint = self.varint
@@ -62,7 +78,12 @@ class Wire:
                 key, pos = varint(pos, end)
             number, wtype = key >> 3, key & 7
             if number == 0:
-                raise self.fail("field number 0", key_pos)
+                raise self.fail(f"{msg}: field number 0", key_pos)
+            known = schema.get(number)
+            if known is not None and not (known[0] >> wtype) & 1:
+                want = " or ".join(WIRE_NAMES[t] for t in range(6) if (known[0] >> t) & 1)
+                raise self.fail(f"{msg} field {number} has wire type {WIRE_NAMES.get(wtype, wtype)}, "
+                                f"framework.proto gives {want}", key_pos)
             if wtype == VARINT:
                 if pos < end and data[pos] < 0x80:
                     value = data[pos]
@@ -77,21 +98,89 @@ class Wire:
                 else:
                     length, pos = varint(pos, end)
                 if length > end - pos:
-                    raise self.fail(f"field {number} length {length} exceeds the {end - pos} bytes left", key_pos)
+                    raise self.fail(f"{msg} field {number} length {length} exceeds the {end - pos} bytes left",
+                                    key_pos)
                 yield number, wtype, pos, pos + length
                 pos += length
             elif wtype == FIXED32:
                 if pos + 4 > end:
-                    raise self.fail(f"truncated fixed32 field {number}", key_pos)
+                    raise self.fail(f"{msg}: truncated fixed32 field {number}", key_pos)
                 yield number, wtype, int.from_bytes(data[pos:pos + 4], "little"), pos + 4
                 pos += 4
             elif wtype == FIXED64:
                 if pos + 8 > end:
-                    raise self.fail(f"truncated fixed64 field {number}", key_pos)
+                    raise self.fail(f"{msg}: truncated fixed64 field {number}", key_pos)
                 yield number, wtype, int.from_bytes(data[pos:pos + 8], "little"), pos + 8
                 pos += 8
             else:
-                raise self.fail(f"unsupported wire type {wtype} for field {number}", key_pos)
+                raise self.fail(f"{msg}: unsupported wire type {wtype} for field {number}", key_pos)
+
+    def check_message(self, msg: str, start: int, end: int, depth: int = 0) -> None:
+        """Validate a message the reader does not use: wire types, nested messages, required fields."""
+        if self._skim(msg, start, end):
+            return
+        if depth > 16:  # framework.proto has no recursive message; this only bounds a corrupt schema
+            raise self.fail(f"{msg} nested too deeply", start)
+        seen = set()
+        for num, wt, val, vend in self.fields(start, end, msg):
+            seen.add(num)
+            if wt == LEN:
+                self.check_payload(msg, num, val, vend, depth)
+        missing = REQUIRED[msg] - seen
+        if missing:
+            raise self.fail(f"{msg} lacks required field {min(missing)}", start)
+
+    def _skim(self, msg: str, start: int, end: int) -> bool:
+        """True when [start, end) is a valid msg made only of one-byte keys of string and scalar fields (what
+        Paddle writes for the attributes the reader skips); False leaves the decision to check_message."""
+        simple = _SIMPLE_KEYS[msg]
+        required = REQUIRED[msg]
+        data = self.data
+        pos = start
+        seen = set()
+        try:
+            while pos < end:
+                wire = simple.get(data[pos])
+                if wire is None:
+                    return False
+                if required:
+                    seen.add(data[pos] >> 3)
+                pos += 1
+                if wire == LEN:
+                    n = data[pos]
+                    if n >= 0x80:
+                        n, pos = decode_varint(data, pos, end)
+                    else:
+                        pos += 1
+                    pos += n
+                elif wire == VARINT:
+                    if data[pos] >= 0x80:
+                        _, pos = decode_varint(data, pos, end)
+                    else:
+                        pos += 1
+                else:
+                    pos += 4 if wire == FIXED32 else 8
+        except (IndexError, ValueError):
+            return False
+        return pos == end and required <= seen
+
+    def check_payload(self, msg: str, num: int, start: int, end: int, depth: int = 0) -> None:
+        """Validate the LEN payload of field num of msg when the reader skips it."""
+        known = FIELDS[msg].get(num)
+        kind = known[1] if known else None
+        if kind is None:
+            return  # a string, bytes, or an unknown field: any bytes are valid
+        if kind == "varint":
+            pos = start
+            while pos < end:
+                _, pos = self.varint(pos, end)
+        elif kind in ("fixed32", "fixed64"):
+            size = 4 if kind == "fixed32" else 8
+            if (end - start) % size:
+                raise self.fail(f"{msg} field {num}: packed run of {end - start} bytes is not a multiple of {size}",
+                                start)
+        else:
+            self.check_message(kind, start, end, depth + 1)
 
     # --- typed accessors -------------------------------------------------------------------------------
 
@@ -127,6 +216,20 @@ class Wire:
             out.extend(x[0] for x in codec.iter_unpack(bytes(self.data[value:end])))
         else:
             raise self.fail(f"float field has wire type {wtype}", value)
+
+
+def _simple_keys(fields: dict[int, tuple[int, str | None]]) -> dict[int, int]:
+    """One-byte keys (field numbers 1-15) of a message's non-message fields in their scalar wire type."""
+    keys = {}
+    for num, (mask, kind) in fields.items():
+        if num < 16 and kind not in FIELDS:
+            for wire in (VARINT, FIXED64, FIXED32, LEN):
+                if (mask >> wire) & 1 and not (wire == LEN and kind is not None):  # no packed runs
+                    keys[num << 3 | wire] = wire
+    return keys
+
+
+_SIMPLE_KEYS = {msg: _simple_keys(fields) for msg, fields in FIELDS.items()}
 
 
 def _signed(v: int) -> int:
