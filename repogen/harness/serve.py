@@ -11,9 +11,11 @@ from repogen.harness.server import launch
 def run(args) -> int:
     from pathlib import Path
 
-    names = list_models(Path(args.repo))
+    remote = "://" in args.repo  # s3://...: the models are known once launch() has mirrored the store
+    names = None if remote else list_models(Path(args.repo))
     with launch(args.repo, args.server, models=names, image=args.image, tritonserver=args.tritonserver,
                 require_models=True) as srv:
+        names = list_models(srv.repo) if remote else names
         print(f"serving {len(names)} model(s) from {args.repo}: {', '.join(names)}")
         print(f"  HTTP  http://{srv.http_url}")
         print(f"  gRPC  grpc://{srv.grpc_url}")

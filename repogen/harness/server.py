@@ -333,14 +333,26 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
            image: str | None = None, tritonserver: str | None = None, http_port: int | None = None,
            grpc_port: int | None = None, ready_timeout: float = READY_TIMEOUT_S,
            extra_args: list[str] | None = None, require_models: bool = False,
-           grpc_url: str | None = None) -> Iterator[TritonServer]:
+           grpc_url: str | None = None, model_repository: str | None = None,
+           server_env: dict[str, str] | None = None) -> Iterator[TritonServer]:
     """Run Triton on ``repo`` for the duration of the block.
 
     ``server``: "local" (a tritonserver binary), "docker" (the NGC image), or the URL of a running
     server (``http://host:port`` for its HTTP endpoint; gRPC on HTTP port + 1 unless ``grpc_url`` or
     ``http://host:8000,grpc://host:8001`` says otherwise). ``models`` are loaded explicitly (all of the repository when
     None); load errors land in ``TritonServer.loaded`` unless ``require_models`` raises them.
+    ``repo`` may be ``s3://...`` (repogen.storage): Triton reads the store, ``handle.repo`` is a verified
+    local copy of the same objects (for the reference); ``model_repository`` / ``server_env`` carry that.
     """
+    if repo is not None and "://" in str(repo):
+        from repogen.storage.serving import served_from_store
+        with served_from_store(str(repo), models) as (copy, path, env):
+            with launch(copy, server, models=models, image=image, tritonserver=tritonserver, http_port=http_port,
+                        grpc_port=grpc_port, ready_timeout=ready_timeout, extra_args=extra_args,
+                        require_models=require_models, grpc_url=grpc_url, model_repository=path,
+                        server_env=env) as handle:
+                yield handle
+        return
     repo_path = Path(repo).resolve() if repo is not None else None
     if repo_path is not None and not repo_path.is_dir():
         raise ServerError(f"{repo}: model repository folder not found")
@@ -370,6 +382,9 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     gp = free_port()
                 log_path = workdir / f"tritonserver-{attempt}.log"
                 if server == "docker":
+                    if model_repository:
+                        raise ServerError(f"{model_repository}: --server docker serves local folders only; "
+                                          "use --server local or the URL of a server reading the store")
                     name = f"repogen-triton-{uuid.uuid4().hex[:12]}"
                     cmd = docker_command(repo_path, image or DEFAULT_IMAGE, name, hp, gp, gpu_available(), extra_args)
                     env: dict[str, str] = {}
@@ -379,7 +394,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     backend_dir, env = (_prepare_pytriton_backend(exe, workdir) if _is_pytriton_bundle(exe)
                                         else (None, {}))
                     env.update(_interpreter_path_env())
-                    cmd = local_command(exe, repo_path, hp, gp, backend_dir, extra_args)
+                    env.update(server_env or {})
+                    cmd = local_command(exe, model_repository or repo_path, hp, gp, backend_dir, extra_args)
                 log_path.write_text("$ " + " ".join(cmd) + "\n")
                 proc = _spawn(cmd, env, log_path)
                 handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server)

@@ -252,14 +252,15 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     """Launch (or attach to) Triton on ``repo``, validate each model, tear the server down; returns the report.
 
     Raises ServerError when the server cannot start or dies; per-model problems land in the report."""
-    repo = Path(repo)
-    if not repo.is_dir():
+    remote = "://" in str(repo)  # s3://...: launch() mirrors the objects Triton reads into srv.repo
+    repo = str(repo) if remote else Path(repo)
+    if not remote and not repo.is_dir():
         raise ConfigError(f"{repo}: model repository folder not found")
     bad = [p for p in protocols if p not in ("http", "grpc")]
     if bad or not protocols:
         raise ConfigError(f"--protocol: expected http and/or grpc, got {','.join(protocols)}")
-    names = list_models(repo, models)
-    folders = {n: read_model_folder(repo / n) for n in names}
+    names = models if remote else list_models(repo, models)
+    folders = {} if remote else {n: read_model_folder(repo / n) for n in names}
     feeds = load_npz(inputs, "--inputs") if inputs else None
     # Import Paddle before any server exists: a Ctrl-C inside paddle's import surfaces as an ImportError
     # ("Can not import paddle core"), which must not be mistaken for a per-model failure.
@@ -269,6 +270,9 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
         server_urls(server, grpc_url)  # a malformed URL is a usage error, before anything else happens
     with launch(repo, server, models=names, image=image, tritonserver=tritonserver,
                 ready_timeout=ready_timeout, grpc_url=grpc_url) as srv:
+        if remote:
+            names = list_models(srv.repo, models)
+            folders = {n: read_model_folder(srv.repo / n) for n in names}
         if srv.kind == "url":
             probe_grpc(srv.grpc_url, explicit=bool(grpc_url) or "," in server)
         report = Report(str(repo), server, srv.http_url, srv.grpc_url)
