@@ -14,6 +14,7 @@ import pytest
 from repogen import zoo
 from repogen.errors import PaddleReferenceError
 from repogen.reference import ReferenceRunner, paddle_outputs
+from repogen.reference import runner as runner_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +23,14 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", "repogen.cli", *args], capture_output=True, text=True, env=full,
                           timeout=300)
+
+
+def _children() -> list[int]:
+    """Live child processes of this test process."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return [p for p in found if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]]
 
 
 def _place_corrupted(tmp_path: Path) -> Path:
@@ -39,7 +48,7 @@ def test_child_equals_in_process_paddle_and_serves_many_feeds() -> None:
     # convnet is PIR with bilinear/bicubic interp: oneDNN must be off in the child as in the zoo
     path = zoo.get("convnet", "pir")
     with ReferenceRunner(path) as runner:
-        pid = runner.proc.pid
+        pid = runner.pid
         assert runner.input_names == ["x"] and len(runner.output_names) == 6
         for seed, hw in ((0, 32), (1, 24), (2, 40)):
             x = np.random.default_rng(seed).uniform(-1, 1, (2, 3, hw, hw)).astype(np.float32)
@@ -49,12 +58,20 @@ def test_child_equals_in_process_paddle_and_serves_many_feeds() -> None:
             for name in want:
                 assert got[name].shape == want[name].shape and np.isfinite(want[name]).all()
                 np.testing.assert_array_equal(got[name], want[name])
-        assert runner.proc.pid == pid and runner.proc.poll() is None  # one process for every feed
+        assert runner.pid == pid  # one process for every feed
         # a bad feed is Paddle's error on that run only: the runner keeps serving
         with pytest.raises(PaddleReferenceError, match=r"Paddle reference .* could not run it: .*4-D or 5-D"):
             runner.run({"x": np.zeros((1, 3, 5), np.float32)})
         assert runner.run({"x": x})[runner.output_names[0]].shape == want[runner.output_names[0]].shape
-    assert runner.proc.returncode == 0
+    # a clean child serves the next model too (Paddle is imported once per process, not per model)
+    other = zoo.get("resnet18", "paddle2")
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    with ReferenceRunner(other) as second:
+        assert second.pid == pid
+        got, want = second.run({"x": x}), paddle_outputs(other, {"x": x})
+        assert list(got) == list(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
 
 
 def test_corrupt_program_is_the_references_failure(tmp_path: Path) -> None:
@@ -73,9 +90,12 @@ def test_corrupt_program_is_the_references_failure(tmp_path: Path) -> None:
 
 def test_timeout_kills_the_child_and_names_the_reference() -> None:
     path = zoo.get("convnet", "pir")
+    runner_mod._stop_idle()  # a fresh child: importing Paddle alone takes longer than the timeout
+    started = set(_children())
     with pytest.raises(PaddleReferenceError, match=r"Paddle reference .* no answer after 0.2 s .*timeout") as err:
-        ReferenceRunner(path, timeout=0.2)  # importing Paddle alone takes longer
+        ReferenceRunner(path, timeout=0.2)
     assert str(path / "inference.json") in str(err.value)
+    assert set(_children()) <= started  # the timed-out child was killed and reaped
     proc = _cli("check", str(path), "--shape", "x:1x3x32x32", env={"REPOGEN_REFERENCE_TIMEOUT": "0.2"})
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]

@@ -1,10 +1,12 @@
-"""The reference child process (started by runner.py): load one model, answer run requests until stdin closes.
+"""The reference child process (started by runner.py): load a model, answer run requests, load the next model,
+until stdin closes. ``argv[1]``: the address-space cap in bytes.
 
 Frames on stdin/stdout: 8-byte big-endian length, then a pickle. Anything Paddle prints goes to stderr.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import resource
@@ -45,32 +47,37 @@ def summary(exc: BaseException, limit: int = 600) -> str:
 def main() -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # Paddle's prints must not corrupt the frames
-    inp = sys.stdin.buffer
-    hello = _read(inp)
-    if hello is None:
-        return 0
-    cap = hello["memory_bytes"]
+    cap = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No ccache found")
     from repogen.ir import ModelSource
     from repogen.reference.predictor import make_predictor, run_predictor
 
-    source = ModelSource(hello["format"], Path(hello["model_file"]),
-                         Path(hello["params_file"]) if hello["params_file"] else None)
-    try:
-        import warnings
-
-        warnings.filterwarnings("ignore", message="No ccache found")
-        predictor = make_predictor(source)
-    except BaseException as exc:  # Paddle raises its own untyped errors (and MemoryError under the cap)
-        _write(out, {"error": f"Paddle Inference could not load it: {summary(exc)}", "fatal": True})
-        return 1
-    _write(out, {"inputs": list(predictor.get_input_names()), "outputs": list(predictor.get_output_names())})
-    while (feeds := _read(inp)) is not None:
-        try:
-            _write(out, {"outputs": run_predictor(predictor, feeds)})
-        except BaseException as exc:
-            _write(out, {"error": f"Paddle Inference could not run it: {summary(exc)}"})
+    inp = sys.stdin.buffer
+    predictor = None
+    while (msg := _read(inp)) is not None:
+        if "load" in msg:
+            predictor = None
+            gc.collect()  # the previous model's predictor and parameters go before the next loads
+            m = msg["load"]
+            source = ModelSource(m["format"], Path(m["model_file"]), Path(m["params_file"]) if m["params_file"] else None)
+            try:
+                predictor = make_predictor(source)
+            except BaseException as exc:  # Paddle raises its own untyped errors (and MemoryError under the cap)
+                _write(out, {"error": f"Paddle Inference could not load it: {summary(exc)}", "fatal": True})
+                continue
+            _write(out, {"inputs": list(predictor.get_input_names()),
+                         "outputs": list(predictor.get_output_names())})
+        elif predictor is None:
+            _write(out, {"error": "no model loaded", "fatal": True})
+        else:
+            try:
+                _write(out, {"outputs": run_predictor(predictor, msg["run"])})
+            except BaseException as exc:
+                _write(out, {"error": f"Paddle Inference could not run it: {summary(exc)}"})
     return 0
 
 

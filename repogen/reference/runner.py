@@ -3,11 +3,13 @@
 Paddle can abort the whole process, loop forever on a corrupt program or allocate without bound; none of that
 may take repogen down or hang it, and none of it may read as a fault of the model repogen built. One child
 serves any number of feeds for one model (``validate`` asks for several cases), so Paddle is imported and the
-program loaded once per model.
+program loaded once per model; a child that finished cleanly waits for the next model (importing Paddle costs
+2-4 s per start, and ``check`` over a model zoo starts one reference per model).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
@@ -16,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -47,11 +50,146 @@ def default_timeout() -> float:
     return float(env) if env else DEFAULT_TIMEOUT_S
 
 
+class _Child:
+    """The process and its pipes; ``exchange`` raises _Broken (with the detail) when the child can't go on."""
+
+    def __init__(self, memory_mb: int):
+        self.memory_mb = memory_mb
+        fd, self.stderr_path = tempfile.mkstemp(prefix="repogen-reference-", suffix=".log")
+        os.close(fd)
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding the repogen package
+        env = dict(os.environ, GLOG_minloglevel="2",
+                   PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        with open(self.stderr_path, "ab") as err:  # append mode: the log can be emptied between models
+            self.proc = subprocess.Popen([sys.executable, "-m", "repogen.reference.child", str(memory_mb << 20)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                                         bufsize=0)
+        os.set_blocking(self.proc.stdin.fileno(), False)  # a stuck child must not block us on a full pipe
+
+    def exchange(self, request: dict, timeout: float, doing: str) -> dict:
+        deadline = time.monotonic() + timeout
+        data = pickle.dumps(request, protocol=5)
+        frame = memoryview(_HEADER.pack(len(data)) + data)
+        fd = self.proc.stdin.fileno()
+        while frame:
+            self._wait(fd, deadline, timeout, doing, write=True)
+            try:
+                frame = frame[os.write(fd, frame):]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                self._died(doing)
+        (size,) = _HEADER.unpack(self._read(_HEADER.size, deadline, timeout, doing))
+        return pickle.loads(self._read(size, deadline, timeout, doing))
+
+    def _read(self, n: int, deadline: float, timeout: float, doing: str) -> bytes:
+        fd = self.proc.stdout.fileno()
+        buf = bytearray()
+        while len(buf) < n:
+            self._wait(fd, deadline, timeout, doing)
+            chunk = os.read(fd, min(n - len(buf), 1 << 22))
+            if not chunk:
+                self._died(doing)
+            buf += chunk
+        return bytes(buf)
+
+    def _wait(self, fd: int, deadline: float, timeout: float, doing: str, write: bool = False) -> None:
+        left = max(deadline - time.monotonic(), 0)
+        ready = select.select([], [fd], [], left)[1] if write else select.select([fd], [], [], left)[0]
+        if not ready:
+            self.stop(kill=True)  # it may be stuck in Paddle's C++: EOF would not end it
+            raise _Broken(f"no answer after {timeout:g} s while {doing} (timeout; REPOGEN_REFERENCE_TIMEOUT "
+                          "sets it)")
+
+    def _died(self, doing: str) -> None:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
+        tail = self.stderr_tail()
+        self.stop(kill=True)
+        raise _Broken(f"the Paddle process died while {doing} ({how}; memory cap {self.memory_mb} MiB, "
+                      "REPOGEN_REFERENCE_MEMORY_MB sets it)" + (f": {tail}" if tail else ""))
+
+    def stderr_tail(self, limit: int = 600) -> str:
+        """The last meaningful lines Paddle wrote to stderr, on one line."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+        except OSError:
+            return ""
+        lines = [ln for ln in lines if ln and not set(ln) <= set("-=") and "No ccache found" not in ln
+                 and "warnings.warn" not in ln]
+        return " ".join(lines[-6:])[-limit:]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if kill and self.alive():
+            self.proc.kill()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)  # EOF on stdin ends a healthy child
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            os.unlink(self.stderr_path)
+        except OSError:
+            pass
+
+
+class _Broken(Exception):
+    pass
+
+
+_idle: list[_Child] = []  # at most one clean child waiting for the next model
+_idle_lock = threading.Lock()
+
+
+def _take(memory_mb: int) -> _Child:
+    with _idle_lock:
+        while _idle:
+            child = _idle.pop()
+            if child.alive() and child.memory_mb == memory_mb:
+                return child
+            child.stop(kill=True)
+    return _Child(memory_mb)
+
+
+def _give_back(child: _Child) -> None:
+    if not child.alive():
+        child.stop()
+        return
+    with _idle_lock:
+        _idle.append(child)
+        extra = _idle[:-1]
+        del _idle[:-1]
+    for c in extra:
+        c.stop()
+
+
+@atexit.register
+def _stop_idle() -> None:
+    with _idle_lock:
+        children = list(_idle)
+        _idle.clear()
+    for c in children:
+        c.stop()
+
+
 class ReferenceRunner:
-    """One child process running Paddle Inference on one model; ``run`` may be called any number of times.
+    """Paddle Inference on one model in a child process; ``run`` may be called any number of times.
 
     Every failure (Paddle's error, the child dying, a timeout, the memory cap) raises PaddleReferenceError
-    naming the model file; after a timeout or a death the runner is closed.
+    naming the model file; after a timeout or a death the runner is closed. ``close`` (or the end of a with
+    block, or garbage collection) hands a healthy child back for the next model.
     """
 
     def __init__(self, model: str | Path | ModelSource, *, timeout: float | None = None,
@@ -59,31 +197,31 @@ class ReferenceRunner:
         self.source = source_of(model)
         self.timeout = default_timeout() if timeout is None else float(timeout)
         self.memory_mb = default_memory_mb() if memory_mb is None else int(memory_mb)
-        self._stderr = tempfile.TemporaryFile()
-        root = str(Path(__file__).resolve().parents[2])  # the folder holding the repogen package
-        env = dict(os.environ, GLOG_minloglevel="2",
-                   PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-        self.proc = subprocess.Popen([sys.executable, "-m", "repogen.reference.child"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._stderr, env=env, bufsize=0)
-        self._finalizer = weakref.finalize(self, _stop, self.proc, self._stderr)
+        self._child: _Child | None = _take(self.memory_mb)
+        self._finalizer = weakref.finalize(self, _give_back, self._child)
         src = self.source
-        self._send({"format": src.format, "model_file": str(src.model_file),
-                    "params_file": str(src.params_file) if src.params_file else None,
-                    "memory_bytes": self.memory_mb << 20}, "starting")
-        ready = self._receive("loading the model")
+        ready = self._ask({"load": {"format": src.format, "model_file": str(src.model_file),
+                                    "params_file": str(src.params_file) if src.params_file else None}},
+                          "loading the model")
         self.input_names: list[str] = ready["inputs"]
         self.output_names: list[str] = ready["outputs"]
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.proc.pid if self._child else None
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Paddle's outputs by its output names, in fetch order; ``feeds`` keyed by its input names."""
         missing = [n for n in self.input_names if n not in feeds]
         if missing:
-            self._fail(f"no feed for input(s) {', '.join(missing)} (given: {', '.join(feeds)})", close=False)
-        self._send({n: np.ascontiguousarray(feeds[n]) for n in self.input_names}, "sending the inputs")
-        return self._receive("running the model")["outputs"]
+            raise PaddleReferenceError(self.source.model_file, f"no feed for input(s) {', '.join(missing)} "
+                                                               f"(given: {', '.join(feeds)})")
+        request = {"run": {n: np.ascontiguousarray(feeds[n]) for n in self.input_names}}
+        return self._ask(request, "running the model")["outputs"]
 
     def close(self) -> None:
         self._finalizer()
+        self._child = None
 
     def __enter__(self) -> "ReferenceRunner":
         return self
@@ -91,99 +229,29 @@ class ReferenceRunner:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- the pipe ------------------------------------------------------------------------------------------------
-
-    def _fail(self, detail: str, close: bool = True, kill: bool = False) -> None:
-        if kill and self.proc.poll() is None:
-            self.proc.kill()  # a timed-out child may be stuck in Paddle's C++: EOF would not end it
-        if close:
-            self.close()
-        raise PaddleReferenceError(self.source.model_file, detail)
-
-    def _send(self, obj: Any, doing: str) -> None:
-        data = pickle.dumps(obj, protocol=5)
-        frame = memoryview(_HEADER.pack(len(data)) + data)
-        fd = self.proc.stdin.fileno()
-        os.set_blocking(fd, False)  # a stuck child must not block us on a full pipe
-        deadline = time.monotonic() + self.timeout
-        while frame:
-            self._wait(fd, deadline, doing, write=True)
-            try:
-                frame = frame[os.write(fd, frame):]
-            except BlockingIOError:
-                continue
-            except BrokenPipeError:
-                self._died(doing)
-
-    def _receive(self, doing: str) -> dict:
-        deadline = time.monotonic() + self.timeout
-        (size,) = _HEADER.unpack(self._read(_HEADER.size, deadline, doing))
-        reply = pickle.loads(self._read(size, deadline, doing))
+    def _ask(self, request: dict, doing: str) -> dict:
+        if self._child is None:
+            raise PaddleReferenceError(self.source.model_file, "the reference runner is closed")
+        try:
+            reply = self._child.exchange(request, self.timeout, doing)
+        except _Broken as exc:
+            self._finalizer.detach()
+            self._child = None
+            raise PaddleReferenceError(self.source.model_file, str(exc)) from None
         if reply.get("error"):
             detail = reply["error"]
             if any(h in detail for h in _MEMORY_HINTS):
                 detail += f" (memory cap {self.memory_mb} MiB; REPOGEN_REFERENCE_MEMORY_MB sets it)"
-            self._fail(detail, close=reply.get("fatal", False))
+            if reply.get("fatal"):  # a failed load may leave Paddle half-imported: no next model in this child
+                self._finalizer.detach()
+                self._child.stop(kill=True)
+                self._child = None
+            raise PaddleReferenceError(self.source.model_file, detail)
         return reply
-
-    def _read(self, n: int, deadline: float, doing: str) -> bytes:
-        fd = self.proc.stdout.fileno()
-        buf = bytearray()
-        while len(buf) < n:
-            self._wait(fd, deadline, doing)
-            chunk = os.read(fd, min(n - len(buf), 1 << 22))
-            if not chunk:
-                self._died(doing)
-            buf += chunk
-        return bytes(buf)
-
-    def _wait(self, fd: int, deadline: float, doing: str, write: bool = False) -> None:
-        left = deadline - time.monotonic()
-        ready = select.select([], [fd], [], max(left, 0))[1] if write else select.select([fd], [], [], max(left, 0))[0]
-        if not ready:
-            self._fail(f"no answer after {self.timeout:g} s while {doing} (timeout; REPOGEN_REFERENCE_TIMEOUT "
-                       "sets it)", kill=True)
-
-    def _died(self, doing: str) -> None:
-        try:
-            code = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            code = None
-        how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0
-               else f"exit status {code}")
-        tail = _tail(self._stderr)
-        self._fail(f"the Paddle process died while {doing} ({how}; memory cap {self.memory_mb} MiB, "
-                   f"REPOGEN_REFERENCE_MEMORY_MB sets it)" + (f": {tail}" if tail else ""))
-
-
-def _tail(f: Any, limit: int = 600) -> str:
-    """The last meaningful lines Paddle wrote to stderr, on one line."""
-    try:
-        f.seek(0)
-        lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
-    except (OSError, ValueError):
-        return ""
-    lines = [ln for ln in lines if ln and not set(ln) <= set("-=") and "No ccache found" not in ln
-             and "warnings.warn" not in ln]
-    return " ".join(lines[-6:])[-limit:]
-
-
-def _stop(proc: subprocess.Popen, stderr: Any) -> None:
-    for pipe in (proc.stdin, proc.stdout):
-        try:
-            pipe.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=5)  # EOF on stdin ends a healthy child
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    stderr.close()
 
 
 def reference_outputs(model: str | Path | ModelSource, feeds: dict[str, np.ndarray], *,
                       timeout: float | None = None) -> dict[str, np.ndarray]:
-    """One run in a fresh child: Paddle's outputs by its output names, in fetch order."""
+    """One run: Paddle's outputs by its output names, in fetch order."""
     with ReferenceRunner(model, timeout=timeout) as runner:
         return runner.run(feeds)

@@ -15,7 +15,6 @@ import json
 import shutil
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -101,32 +100,66 @@ def _profiles(graph: Graph, spec: ModelSpec) -> tuple[list[Any], list[dict]]:
     return objs, plain
 
 
+# -- one pass: read, clean and calibrate once, for the check and the plan ----------------------------------------
+
+@dataclass
+class _Forms:
+    """The model as read, cleaned and (int8) calibrated: each made once, on first use, and shared by the numeric
+    check and the plan builder."""
+    spec: ModelSpec
+    graph: Graph
+    _cleaned: Graph | None = None
+    _quantized: Any = None
+
+    def cleaned(self) -> Graph:
+        if self._cleaned is None:
+            from repogen.trt.passes import clean_graph
+
+            self._cleaned = clean_graph(self.graph)
+        return self._cleaned
+
+    def quantized(self) -> Any:
+        """calibrate.Int8Model of the cleaned graph."""
+        if self._quantized is None:
+            from repogen.trt.calibrate import quantize_model
+
+            self._quantized = quantize_model(self.cleaned(), self.spec.calib_data, self.spec.calib_method)
+        return self._quantized
+
+    def for_plan(self) -> Graph:
+        """What the plan builder converts: cleaned, with the Q/DQ ops of calibration for int8."""
+        return self.quantized().graph if self.spec.precision == "int8" else self.cleaned()
+
+
 # -- numeric check -------------------------------------------------------------------------------------------------
 
-def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Callable[[str], None]) -> dict:
+def _numeric_check(spec: ModelSpec, target: str, forms: _Forms, profile_objs: list[Any],
+                   warn: Callable[[str], None], stage: Callable[[str], None]) -> dict:
     if not spec.check:
         return {"status": "skipped", "reason": "--no-check"}
     if importlib.util.find_spec("paddle") is None:
         return {"status": "skipped", "reason": "paddlepaddle is not installed"}
     try:
-        from repogen.trt.check import check_model
-        from repogen.trt.convert import unsupported_reasons
+        from repogen.trt.check import check_graph
+        from repogen.trt.convert import find_unsupported, unsupported_reasons
     except ImportError as exc:
         msg = f"{spec.name}: numerical check unavailable: {exc}"
         if target == "paddle":
             warn(msg)
             return {"status": "unavailable", "reason": str(exc)}
         raise RepogenError(msg) from exc
-    # the first profile's opt shapes: the shapes the engine is tuned for
-    shapes = [",".join(f"{n}:{'x'.join(str(d) for d in rng[1])}" for n, rng in profiles[0].items())] if profiles else []
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="No ccache found")  # paddle's import-time noise
-            report = check_model(spec.source, fp16=spec.precision == "fp16", shapes=shapes,
-                                 int8=spec.precision == "int8", calib_data=spec.calib_data,
-                                 calib_method=spec.calib_method)
-        if getattr(report, "unsupported", None):
-            raise UnsupportedOpError(report.unsupported, unsupported_reasons(report.unsupported))
+        missing = find_unsupported(forms.cleaned())
+        if missing:
+            raise UnsupportedOpError(missing, unsupported_reasons(missing))
+        quantized = None
+        if spec.precision == "int8":
+            stage("calibrate")
+            quantized = forms.quantized()
+        stage("check")
+        # inputs at the first profile's opt shapes: the shapes the engine is tuned for
+        report = check_graph(forms.graph, profile_objs[:1], spec.precision, cleaned=forms.cleaned(),
+                             quantized=quantized, model=spec.name)
     except (UnsupportedOpError, ConversionError) as exc:
         # The paddle target runs Paddle itself and never needs the converter: a gap there is news, not
         # a reason to refuse a model that will serve correctly.
@@ -136,14 +169,14 @@ def _numeric_check(spec: ModelSpec, target: str, profiles: list[dict], warn: Cal
             return {"status": "unsupported", "reason": str(exc)}
         raise
     outputs = {o.name: {"rel_err": float(o.rel_err), "tolerance": float(o.tolerance), "passed": bool(o.passed)}
-               | ({"top1_agreement": o.top1_agreement} if getattr(o, "top1_agreement", None) is not None else {})
-               for o in getattr(report, "outputs", [])}
+               | ({"top1_agreement": o.top1_agreement} if o.top1_agreement is not None else {})
+               for o in report.outputs}
     if not report.passed:
         lines = [f"  {n}: rel err {o['rel_err']:.3g} > {o['tolerance']:g}" for n, o in outputs.items()
                  if not o["passed"]]
         raise RepogenError(f"{spec.name}: numerical check against Paddle failed ({spec.precision}); "
                            "--no-check skips it:\n" + "\n".join(lines))
-    return {"status": "passed", "outputs": outputs} | ({"int8": report.int8} if getattr(report, "int8", None) else {})
+    return {"status": "passed", "outputs": outputs} | ({"int8": report.int8} if report.int8 else {})
 
 
 # -- one model -----------------------------------------------------------------------------------------------------
@@ -196,18 +229,14 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                           "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
-    stage("check")
-    check = _numeric_check(spec, target, profiles, model_warn)
+    forms = _Forms(spec, graph)
+    check = _numeric_check(spec, target, forms, profile_objs, model_warn, stage)
     precision, plan, trt_info, region = spec.precision, None, None, None
     if target == "tensorrt":
-        stage("build plan")
-        plan_graph = graph
         if precision == "int8":
-            from repogen.trt.calibrate import quantize_model
-            from repogen.trt.passes import clean_graph
-
-            stage("calibrate")
-            plan_graph = quantize_model(clean_graph(graph), spec.calib_data, spec.calib_method).graph
+            stage("calibrate")  # done already unless --no-check
+        plan_graph = forms.for_plan()
+        stage("build plan")
         try:
             built = build_plan(plan_graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
                                workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level,

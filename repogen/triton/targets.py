@@ -120,7 +120,8 @@ def build_plan(graph: Graph, trt: Any, *, precision: str, profiles_objs: list[An
     from repogen.trt.convert import convert_graph
     from repogen.trt.engine import build_engine
 
-    conversion = convert_graph(graph, trt, precision=precision, profiles=profiles_objs)
+    # ``graph`` comes cleaned (and for int8 calibrated) from build's one pass: no second clean_graph here
+    conversion = convert_graph(graph, trt, precision=precision, profiles=profiles_objs, clean=False)
     plan, cache_bytes = build_engine(conversion, workspace_bytes=None if workspace_mb is None else workspace_mb << 20,
                                      optimization_level=optimization_level, timing_cache=cache.data)
     if not plan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -101,12 +101,13 @@ def random_inputs(graph: Any, shapes: dict[str, tuple[int, ...]], seed: int = 0)
 def check_model(model_path: str | Path, *, inputs: dict | None = None, reference: dict | None = None,
                 fp16: bool = False, shapes: list[str] = (), seed: int = 0, int8: bool = False,
                 calib_data: str | Path | None = None, calib_method: str = "max") -> CheckReport:
-    """With ``int8`` the model is calibrated on ``calib_data`` (repogen.trt.calibrate) and checked on the
+    """`repogen check`: load and clean the model, calibrate it for ``int8``, then check_graph.
+
+    With ``int8`` the model is calibrated on ``calib_data`` (repogen.trt.calibrate) and checked on the
     held-out samples against Paddle's FP32 outputs: relative error <= 0.1 and, for [N, C] outputs, top-1
     agreement >= 0.9."""
     from repogen.paddle import load_model
-    from repogen.trt import numpy_trt
-    from repogen.trt.convert import convert_graph, find_unsupported
+    from repogen.trt.convert import find_unsupported
     from repogen.trt.passes import clean_graph
 
     precision = "int8" if int8 else ("fp16" if fp16 else "fp32")
@@ -115,22 +116,51 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
     if int8 and not calib_data:
         raise ConfigError("--int8 needs --calib-data DIR|FILE.npz (calibration batches)")
     graph = load_model(model_path)
-    report = CheckReport(str(model_path), precision)
     cleaned = clean_graph(graph)
-    report.unsupported = find_unsupported(cleaned)
-    if report.unsupported:
-        return report
     given: dict[str, tuple[int, ...]] = {}
     for spec in shapes:
         given.update(parse_shapes(spec, "--shape"))
+    profiles = [Profile({n: (s, s, s) for n, s in given.items()})] if given else []
     quantized = None
-    if int8:
+    if int8 and not find_unsupported(cleaned):  # check_graph reports those
         from repogen.trt.calibrate import quantize_model
 
         quantized = quantize_model(cleaned, calib_data, calib_method)
+    return check_graph(graph, profiles, precision, reference, cleaned=cleaned, quantized=quantized, inputs=inputs,
+                       seed=seed, model=str(model_path))
+
+
+def check_graph(graph: Any, profiles: Sequence[Profile] = (), precision: str = "fp32",
+                reference: dict[str, np.ndarray] | None = None, *, cleaned: Any = None, quantized: Any = None,
+                inputs: dict[str, np.ndarray] | None = None, seed: int = 0, model: str | None = None) -> CheckReport:
+    """Convert a loaded model with the NumPy backend, run it, and compare with the Paddle reference.
+
+    graph: the model as read (repogen.paddle.load_model); ``cleaned``: it after passes.clean_graph, when the
+    caller has it already (``repogen build`` hands the same one to the plan builder), else cleaned here.
+    profiles: random inputs take the first profile's opt shapes (``inputs`` replaces them).
+    reference: Paddle's outputs for those inputs; None runs the Paddle reference (repogen.reference) on
+    graph.source.
+    quantized: with precision "int8", the calibrated model (calibrate.quantize_model of ``cleaned``): its
+    held-out samples are checked against Paddle's FP32 outputs.
+    """
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph, find_unsupported
+
+    if cleaned is None:
+        from repogen.trt.passes import clean_graph
+
+        cleaned = clean_graph(graph)
+    report = CheckReport(model or str(graph.source.model_file), precision)
+    report.unsupported = find_unsupported(cleaned)
+    if report.unsupported:
+        return report
+    if precision == "int8":
+        if quantized is None:
+            raise ConfigError("an int8 check needs the calibrated model (repogen.trt.calibrate.quantize_model)")
         report.int8 = quantized.summary()
         cleaned, inputs, reference = quantized.graph, quantized.heldout, None
-    feeds = dict(inputs) if inputs is not None else random_inputs(graph, given, seed)
+    shapes = {n: tuple(rng[1]) for n, rng in profiles[0].shapes.items()} if profiles else {}
+    feeds = dict(inputs) if inputs is not None else random_inputs(graph, shapes, seed)
     missing = [n for n in graph.inputs if n not in feeds]
     if missing:
         raise ConfigError(f"inputs file lacks {', '.join(missing)} (model inputs: {', '.join(graph.inputs)})")
@@ -151,7 +181,7 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
             expected = ref_by_pos[i]  # Paddle Inference may rename fetch targets; order is kept
         if expected is None:
             raise ConfigError(f"reference has no output {name!r} (has: {', '.join(reference)})")
-        if quantized is not None:
+        if quantized is not None and precision == "int8":
             report.outputs.append(_compare_int8(actual[conv.outputs[i][0]], expected, name))
         else:
             tol = TOLERANCE[precision]
