@@ -105,3 +105,14 @@ def test_timeout_kills_the_child_and_names_the_reference() -> None:
 def test_memory_cap_is_named() -> None:
     with pytest.raises(PaddleReferenceError, match=r"Paddle reference .*memory cap 200 MiB"):
         ReferenceRunner(zoo.get("convnet", "pir"), memory_mb=200)
+
+
+def test_build_stops_on_a_reference_failure_and_writes_nothing(tmp_path: Path) -> None:
+    model = _place_corrupted(tmp_path)
+    out = tmp_path / "repo"
+    proc = _cli("build", str(model), "--target", "paddle", "--out", str(out), "--min-shapes", "x:1x3x16x16",
+                "--opt-shapes", "x:2x3x32x32", "--max-shapes", "x:4x3x48x48")
+    assert proc.returncode == 2 and not out.exists()
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "the Paddle reference" in line and str(model / "inference.json") in line and "IPU" in line
+    assert "Traceback" not in proc.stderr
