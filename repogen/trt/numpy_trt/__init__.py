@@ -6,7 +6,8 @@ docs/numpy-backend.md lists them per layer.
 """
 
 from ._api import INetworkDefinition
-from ._control import (  # also adds INetworkDefinition.add_loop / add_if_conditional
+from ._builder import Builder, IBuilderConfig, ILogger, IOptimizationProfile, Logger, NoEngineError, Runtime
+from ._control import (
     IConditionLayer,
     IIfConditional,
     IIfConditionalInputLayer,
@@ -20,52 +21,27 @@ from ._control import (  # also adds INetworkDefinition.add_loop / add_if_condit
     TripLimit,
 )
 from ._conv import IConvolutionLayer, IDeconvolutionLayer, IPoolingLayer
-from ._exec import execute, execute_all, infer_shapes
-from ._grid_sample import IGridSampleLayer  # also adds INetworkDefinition.add_grid_sample
-from ._nonmax import BoundingBoxFormat, INMSLayer, INonZeroLayer  # also adds add_nms, add_non_zero
-from ._layers import (
+from ._creation import IConstantLayer, IFillLayer
+from ._elementwise import (
     IActivationLayer,
     ICastLayer,
-    IConcatenationLayer,
-    IConstantLayer,
     IElementWiseLayer,
-    IGatherLayer,
     IIdentityLayer,
-    IMatrixMultiplyLayer,
-    IReduceLayer,
     IScaleLayer,
-    IShapeLayer,
-    IShuffleLayer,
-    ISliceLayer,
-    ISoftMaxLayer,
-    ITopKLayer,
+    ISelectLayer,
     IUnaryLayer,
 )
-from ._layers_more import (
-    IAssertionLayer,
-    ICumulativeLayer,
-    IDequantizeLayer,
-    IEinsumLayer,
-    IFillLayer,
-    INormalizationLayer,
-    IOneHotLayer,
-    IPaddingLayer,
-    IQuantizeLayer,
-    IResizeLayer,
-    IScatterLayer,
-    ISelectLayer,
-)
-from ._network import (
-    Builder,
-    IBuilderConfig,
-    ILayer,
-    ILogger,
-    IOptimizationProfile,
-    ITensor,
-    Logger,
-    NoEngineError,
-    Runtime,
-)
+from ._exec import execute, execute_all, infer_shapes
+from ._gather import IGatherLayer, IOneHotLayer, IScatterLayer
+from ._grid_sample import IGridSampleLayer
+from ._matmul import IEinsumLayer, IMatrixMultiplyLayer
+from ._network import ILayer, ITensor
+from ._nonmax import BoundingBoxFormat, INMSLayer, INonZeroLayer
+from ._normalization import INormalizationLayer, ISoftMaxLayer
+from ._quantize import IDequantizeLayer, IQuantizeLayer
+from ._reduce import ICumulativeLayer, IReduceLayer, ITopKLayer
+from ._resize import IResizeLayer
+from ._shape import IAssertionLayer, IConcatenationLayer, IPaddingLayer, IShapeLayer, IShuffleLayer, ISliceLayer
 from ._types import (
     ActivationType,
     BuilderFlag,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._layers import compute_in, require_type, same_type, weights_array
+from ._support import compute_in, require_type, same_type, weights_array
 from ._network import ILayer, Info, NetworkCore, ITensor
 from ._types import FLOAT_TYPES, DataType, Dims, LayerType, PaddingMode, PoolingType, as_weights, volume
 

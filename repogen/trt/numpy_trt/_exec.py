@@ -6,44 +6,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._network import ILayer, Info, ITensor, NetworkCore, layer_infer
-from ._types import DataType, ExecutionError, NetworkError, c_order, np_dtype
-
-# input slots of layers that TensorRT treats as shape tensors (values needed to compute shapes)
-_SHAPE_SLOTS: dict[str, set[int]] = {
-    "IShuffleLayer": {1},
-    "ISliceLayer": {1, 2, 3},
-    "ITopKLayer": {1},
-    "IResizeLayer": {1},
-    "IFillLayer": {0},
-    "ILoopOutputLayer": {1},
-}
-_PASS_THROUGH = {"IConcatenationLayer", "IGatherLayer", "IElementWiseLayer", "ISliceLayer", "ICastLayer",
-                 "IIdentityLayer", "IShuffleLayer", "IReduceLayer", "IUnaryLayer", "ISelectLayer"}
-
-
-def shape_tensors(network: NetworkCore) -> set[int]:
-    """ids of tensors TensorRT would treat as shape tensors."""
-    found: set[int] = set()
-    todo: list[ITensor] = []
-    for layer in network._layers:
-        name = type(layer).__name__
-        if name == "IShapeLayer":
-            todo.append(layer._outputs[0])
-        for i in _SHAPE_SLOTS.get(name, ()):
-            if i < len(layer._inputs) and layer._inputs[i] is not None:
-                todo.append(layer._inputs[i])
-    while todo:
-        t = todo.pop()
-        if id(t) in found:
-            continue
-        found.add(id(t))
-        p = t._producer
-        if p is not None and type(p).__name__ in _PASS_THROUGH:
-            todo.extend(x for x in p._inputs if x is not None and x._info is not None
-                        and x._info.dtype in (DataType.INT32, DataType.INT64, DataType.BOOL))
-    return found
-
+from ._network import ILayer, Info, ITensor, NetworkCore, layer_infer, run_layer
+from ._schedule import schedule
+from ._types import ExecutionError, c_order, np_dtype
 
 def _input_array(t: ITensor, value: Any) -> np.ndarray:
     info = t._info
@@ -59,37 +24,6 @@ def _input_array(t: ITensor, value: Any) -> np.ndarray:
     return c_order(a)
 
 
-def _run_layer(layer: ILayer, xs: list[np.ndarray | None]) -> list[np.ndarray]:
-    try:
-        with np.errstate(all="ignore"):
-            outs = layer._run(xs)
-    except ExecutionError:
-        raise
-    except NetworkError as exc:
-        raise ExecutionError(exc.layer, exc.detail) from exc
-    except Exception as exc:  # noqa: BLE001 - report which layer failed on which shapes
-        shapes = [None if x is None else x.shape for x in xs]
-        raise ExecutionError(layer.name, f"failed on input shapes {shapes}: {type(exc).__name__}: {exc}") from exc
-    for t, v in zip(layer._outputs, outs):
-        info = t._info
-        if v.dtype != np_dtype(info.dtype) or v.ndim != len(info.shape) or any(
-            d != -1 and d != s for d, s in zip(info.shape, v.shape)
-        ):
-            raise ExecutionError(
-                layer.name, f"produced {v.dtype}{v.shape}, which contradicts the built {info.dtype.name}{info.shape}"
-            )
-    return outs
-
-
-def _steps(network: NetworkCore) -> list[Any]:
-    """What _execute runs in order: the layers, except that each loop / conditional is one step (_control)."""
-    if not network.__dict__.get("_control_regions"):
-        return network._order()
-    from ._control import schedule
-
-    return schedule(network)
-
-
 def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) -> tuple[dict[int, np.ndarray], list[ILayer]]:
     network._refresh()
     values: dict[int, np.ndarray] = {}
@@ -101,7 +35,7 @@ def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) ->
         if t.name not in inputs:
             raise ExecutionError("execute", f"input {t.name!r} was not given")
         values[id(t)] = _input_array(t, inputs[t.name])
-    order = _steps(network)
+    order = schedule(network)  # the layers; a loop / conditional is one step
     remaining: dict[int, int] = {}
     if not keep_all:
         for layer in order:
@@ -112,7 +46,7 @@ def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) ->
             remaining[id(t)] = remaining.get(id(t), 0) + 1
     for layer in order:
         xs = [None if x is None else values[id(x)] for x in layer._inputs]
-        for t, v in zip(layer._outputs, _run_layer(layer, xs)):
+        for t, v in zip(layer._outputs, run_layer(layer, xs)):
             values[id(t)] = v
         if not keep_all:
             for x in layer._inputs:

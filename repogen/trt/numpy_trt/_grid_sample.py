@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._layers import FLOAT_TYPES, compute_in, require_type, same_type
+from ._support import compute_in, require_type, same_type
 from ._network import ILayer, Info, ITensor, NetworkCore
-from ._api import INetworkDefinition
-from ._types import InterpolationMode, LayerType, SampleMode
+from ._types import FLOAT_TYPES, InterpolationMode, LayerType, SampleMode
 
 _SAMPLE_MODES = (SampleMode.FILL, SampleMode.CLAMP, SampleMode.REFLECT)
 
@@ -101,11 +100,5 @@ class IGridSampleLayer(ILayer):
                + _taps(img, y0 + 1, x0) * ((1 - fx) * fy) + _taps(img, y0 + 1, x0 + 1) * (fx * fy))
         return [out.astype(x.dtype)]
 
-
-def add_grid_sample(self, input: ITensor, grid: ITensor) -> IGridSampleLayer:  # noqa: A002
-    return self._add_layer(IGridSampleLayer(self, input, grid))
-
-
-INetworkDefinition.add_grid_sample = add_grid_sample
 
 __all__ = ["IGridSampleLayer"]

@@ -1,4 +1,5 @@
-"""Network definition objects: ITensor, ILayer, INetworkDefinition, Builder and its satellites.
+"""Network definition objects: ITensor, ILayer and NetworkCore (INetworkDefinition's base, _api.py); running
+one layer (run_layer) and finding the shape tensors.
 
 Shapes and data types are inferred when a layer is added (an invalid layer raises NetworkError there) and
 re-inferred lazily after any public attribute of a layer changes, so `tensor.shape` always reflects the
@@ -7,7 +8,6 @@ current attributes as in TensorRT.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -18,6 +18,7 @@ from repogen.errors import RepogenError
 from ._types import (
     DataType,
     Dims,
+    ExecutionError,
     LayerType,
     NetworkDefinitionCreationFlag,
     NetworkError,
@@ -439,8 +440,6 @@ class NetworkCore:
             self._clean_upto = i + 1
 
     def _is_shape_tensor(self, tensor: ITensor) -> bool:
-        from ._exec import shape_tensors
-
         return id(tensor) in shape_tensors(self)
 
 
@@ -506,150 +505,61 @@ def _with_const(info: Info, value: np.ndarray, layer: ILayer) -> Info:
     return Info(info.dtype, known, None, value)
 
 
-# ---------------------------------------------------------------- builder side
+# input slots of layers that TensorRT treats as shape tensors (values needed to compute shapes)
+_SHAPE_SLOTS: dict[str, set[int]] = {
+    "IShuffleLayer": {1},
+    "ISliceLayer": {1, 2, 3},
+    "ITopKLayer": {1},
+    "IResizeLayer": {1},
+    "IFillLayer": {0},
+    "ILoopOutputLayer": {1},
+}
+_PASS_THROUGH = {"IConcatenationLayer", "IGatherLayer", "IElementWiseLayer", "ISliceLayer", "ICastLayer",
+                 "IIdentityLayer", "IShuffleLayer", "IReduceLayer", "IUnaryLayer", "ISelectLayer"}
 
 
-class Logger:
-    class Severity(enum.IntEnum):
-        INTERNAL_ERROR = 0
-        ERROR = 1
-        WARNING = 2
-        INFO = 3
-        VERBOSE = 4
-
-    INTERNAL_ERROR = Severity.INTERNAL_ERROR
-    ERROR = Severity.ERROR
-    WARNING = Severity.WARNING
-    INFO = Severity.INFO
-    VERBOSE = Severity.VERBOSE
-
-    def __init__(self, min_severity: "Logger.Severity" = Severity.WARNING):
-        self.min_severity = min_severity
-        self.messages: list[tuple[int, str]] = []
-
-    def log(self, severity: "Logger.Severity", msg: str) -> None:
-        if int(severity) <= int(self.min_severity):
-            self.messages.append((int(severity), msg))
-
-
-ILogger = Logger
+def shape_tensors(network: NetworkCore) -> set[int]:
+    """ids of tensors TensorRT would treat as shape tensors."""
+    found: set[int] = set()
+    todo: list[ITensor] = []
+    for layer in network._layers:
+        name = type(layer).__name__
+        if name == "IShapeLayer":
+            todo.append(layer._outputs[0])
+        for i in _SHAPE_SLOTS.get(name, ()):
+            if i < len(layer._inputs) and layer._inputs[i] is not None:
+                todo.append(layer._inputs[i])
+    while todo:
+        t = todo.pop()
+        if id(t) in found:
+            continue
+        found.add(id(t))
+        p = t._producer
+        if p is not None and type(p).__name__ in _PASS_THROUGH:
+            todo.extend(x for x in p._inputs if x is not None and x._info is not None
+                        and x._info.dtype in (DataType.INT32, DataType.INT64, DataType.BOOL))
+    return found
 
 
-class NoEngineError(RepogenError, NotImplementedError):
-    """The NumPy backend records and executes networks; it cannot build TensorRT engines."""
-
-
-class IOptimizationProfile:
-    def __init__(self) -> None:
-        self._shapes: dict[str, tuple[Dims, Dims, Dims]] = {}
-        self._values: dict[str, tuple[list[int], list[int], list[int]]] = {}
-        self.extra_memory_target = 1.0
-
-    def set_shape(self, input: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]) -> None:  # noqa: A002
-        mn, op, mx = Dims(min), Dims(opt), Dims(max)
-        if not (len(mn) == len(op) == len(mx)):
-            raise NetworkError(f"profile {input}", f"min/opt/max ranks differ: {mn} {op} {mx}")
-        for a, b, c in zip(mn, op, mx):
-            if not (0 <= a <= b <= c):
-                raise NetworkError(f"profile {input}", f"need 0 <= min <= opt <= max, got {mn} {op} {mx}")
-        self._shapes[input] = (mn, op, mx)
-
-    def get_shape(self, input: str) -> list[Dims]:  # noqa: A002
-        return list(self._shapes.get(input, ()))
-
-    def set_shape_input(self, input: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]) -> None:  # noqa: A002
-        self._values[input] = (list(min), list(opt), list(max))
-
-    def get_shape_input(self, input: str) -> list[list[int]]:  # noqa: A002
-        return list(self._values.get(input, ()))
-
-    def __bool__(self) -> bool:
-        return True
-
-    @property
-    def shapes(self) -> dict[str, tuple[Dims, Dims, Dims]]:
-        return dict(self._shapes)
-
-
-class IBuilderConfig:
-    def __init__(self) -> None:
-        self._profiles: list[IOptimizationProfile] = []
-        self._flags = 0
-        self._pool_limits: dict[int, int] = {}
-        self.builder_optimization_level = 3
-        self.profiling_verbosity = 0
-        self.default_device_type = 0
-        self.max_aux_streams = -1
-
-    def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
-        self._profiles.append(profile)
-        return len(self._profiles) - 1
-
-    @property
-    def num_optimization_profiles(self) -> int:
-        return len(self._profiles)
-
-    def get_optimization_profile(self, index: int) -> IOptimizationProfile:
-        return self._profiles[index]
-
-    def set_flag(self, flag: Any) -> None:
-        self._flags |= 1 << int(flag)
-
-    def clear_flag(self, flag: Any) -> None:
-        self._flags &= ~(1 << int(flag))
-
-    def get_flag(self, flag: Any) -> bool:
-        return bool(self._flags & (1 << int(flag)))
-
-    def set_memory_pool_limit(self, pool: Any, size: int) -> None:
-        self._pool_limits[int(pool)] = int(size)
-
-    def get_memory_pool_limit(self, pool: Any) -> int:
-        return self._pool_limits.get(int(pool), 0)
-
-
-class Builder:
-    platform_has_fast_fp16 = False
-    platform_has_fast_int8 = False
-    platform_has_tf32 = False
-    num_DLA_cores = 0
-
-    def __init__(self, logger: Logger):
-        self.logger = logger
-
-    def create_network(self, flags: int = 0) -> "NetworkCore":
-        from ._api import INetworkDefinition
-
-        return INetworkDefinition(flags)
-
-    def create_builder_config(self) -> IBuilderConfig:
-        return IBuilderConfig()
-
-    def create_optimization_profile(self) -> IOptimizationProfile:
-        return IOptimizationProfile()
-
-    def build_serialized_network(self, network: NetworkCore, config: IBuilderConfig) -> None:
-        raise NoEngineError(
-            "repogen.trt.numpy_trt builds no TensorRT engines: it only records the network and runs it with "
-            "NumPy (numpy_trt.execute). Build plans on a machine with the tensorrt package and a GPU."
-        )
-
-    build_engine_with_config = build_serialized_network
-
-    def is_network_supported(self, network: NetworkCore, config: IBuilderConfig) -> bool:
-        network._refresh()
-        return True
-
-    def __enter__(self) -> "Builder":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-class Runtime:
-    def __init__(self, logger: Logger):
-        self.logger = logger
-
-    def deserialize_cuda_engine(self, data: Any) -> None:
-        raise NoEngineError("repogen.trt.numpy_trt cannot deserialize or run TensorRT engines")
+def run_layer(layer: ILayer, xs: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Run one layer (or a loop / conditional step) on NumPy arrays: its errors name the layer, and outputs
+    that contradict the built types / shapes are refused."""
+    try:
+        with np.errstate(all="ignore"):
+            outs = layer._run(xs)
+    except ExecutionError:
+        raise
+    except NetworkError as exc:
+        raise ExecutionError(exc.layer, exc.detail) from exc
+    except Exception as exc:  # noqa: BLE001 - report which layer failed on which shapes
+        shapes = [None if x is None else x.shape for x in xs]
+        raise ExecutionError(layer.name, f"failed on input shapes {shapes}: {type(exc).__name__}: {exc}") from exc
+    for t, v in zip(layer._outputs, outs):
+        info = t._info
+        if v.dtype != np_dtype(info.dtype) or v.ndim != len(info.shape) or any(
+            d != -1 and d != s for d, s in zip(info.shape, v.shape)
+        ):
+            raise ExecutionError(
+                layer.name, f"produced {v.dtype}{v.shape}, which contradicts the built {info.dtype.name}{info.shape}"
+            )
+    return outs

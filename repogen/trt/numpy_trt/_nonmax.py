@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._api import INetworkDefinition
-from ._layers import require_type
+from ._support import require_type
 from ._network import ILayer, Info, ITensor, NetworkCore
 from ._types import DataType, LayerType, _enum
 
@@ -132,16 +131,5 @@ class INonZeroLayer(ILayer):
         dtype = np.int64 if DataType(self.indices_type) == DataType.INT64 else np.int32
         return [idx.astype(dtype).reshape(xs[0].ndim, -1)]
 
-
-def add_nms(self, boxes: ITensor, scores: ITensor, max_output_boxes_per_class: ITensor) -> INMSLayer:
-    return self._add_layer(INMSLayer(self, boxes, scores, max_output_boxes_per_class))
-
-
-def add_non_zero(self, input: ITensor, indices_type: DataType = DataType.INT32) -> INonZeroLayer:  # noqa: A002
-    return self._add_layer(INonZeroLayer(self, input, indices_type))
-
-
-INetworkDefinition.add_nms = add_nms
-INetworkDefinition.add_non_zero = add_non_zero
 
 __all__ = ["BoundingBoxFormat", "INMSLayer", "INonZeroLayer"]
