@@ -12,6 +12,18 @@ from repogen import __version__
 from repogen.errors import RepogenError
 from repogen.storage.commands import add_publish_parser, add_store_options
 
+DESCRIPTION = """\
+Turn PaddlePaddle inference models into checked Triton Inference Server model repositories.
+
+  repogen build --out model_repository          # the bundled example, or: repogen build MODEL --out DIR
+  repogen validate model_repository             # serve it on a real Triton, compare answers with Paddle
+  repogen serve model_repository                # serve it until Ctrl-C"""
+
+EPILOG = """\
+Models are folders, path prefixes (dir/inference) or model files of any Paddle format (Fluid __model__,
+Paddle 2.x .pdmodel, Paddle 3 PIR .json). Bad input is one error line and exit code 2.
+Run 'repogen COMMAND --help' for the options of a command."""
+
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
 COMMANDS = {
     "inspect": "repogen.paddle.inspect:run",
@@ -29,8 +41,10 @@ def _add_shape_options(p: argparse.ArgumentParser) -> None:
                    help="shorthand for equal min/opt/max shapes, e.g. x:1x3x224x224 (repeatable)")
     p.add_argument("--min-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]",
                    help="profile minimum shapes, trtexec style; repeat the option for several profiles")
-    p.add_argument("--opt-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]")
-    p.add_argument("--max-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]")
+    p.add_argument("--opt-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]",
+                   help="profile shapes TensorRT tunes for (default: the max shapes)")
+    p.add_argument("--max-shapes", action="append", default=[], metavar="NAME:DIMS[,NAME:DIMS]",
+                   help="profile maximum shapes; a dynamic batch dim left out ranges up to the max batch")
 
 
 def _add_int8_options(p: argparse.ArgumentParser) -> None:
@@ -39,11 +53,13 @@ def _add_int8_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-data", metavar="DIR|FILE.npz",
                    help="calibration samples: .npz with one array per input (or a folder of them); the last "
                         "20%% are held out to measure the accuracy change")
-    p.add_argument("--calib-method", choices=["max", "percentile", "entropy"], default="max")
+    p.add_argument("--calib-method", choices=["max", "percentile", "entropy"], default="max",
+                   help="how activation ranges are taken from the calibration samples (default max)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repogen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="repogen", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"repogen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -52,20 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("ops", help="list every op name that has a converter")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("check", help="convert with the NumPy TensorRT backend and compare with Paddle")
-    p.add_argument("model")
+    p.add_argument("model", help="model directory, path prefix (dir/inference), or model file")
     _add_shape_options(p)
-    p.add_argument("--inputs", help="npz with one array per input name")
+    p.add_argument("--inputs", help="npz with one array per input name (default: random inputs)")
     p.add_argument("--reference", help="npz with one array per output name (default: run Paddle Inference)")
-    p.add_argument("--fp16", action="store_true")
+    p.add_argument("--fp16", action="store_true",
+                   help="convert with FP16 layers and compare at fp16 tolerance (relative error <= 1e-2)")
     _add_int8_options(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("build", help="write a Triton model repository")
-    p.add_argument("models", nargs="*", help="Paddle models (default: the bundled example)")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="Paddle models: folder, path prefix (dir/inference) or model file (default: the bundled "
+                        "example)")
     p.add_argument("--spec", help="repogen.toml listing the models to build")
     p.add_argument("--out", required=True, help="model repository folder, or s3://bucket/prefix (built locally, "
                                                 "then published: see repogen publish)")
@@ -76,11 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["tensorrt", "paddle", "numpy", "auto"], default=None,
                    help="default auto: tensorrt when TensorRT is installed, else paddle; numpy: the tensorrt "
                         "layout with a CPU stand-in (Python backend, NumPy TensorRT backend) for each plan")
-    p.add_argument("--fp16", action="store_true")
+    p.add_argument("--fp16", action="store_true",
+                   help="FP16 TensorRT plan (checked at relative error <= 1e-2); the paddle target stays fp32")
     _add_int8_options(p)
     _add_shape_options(p)
-    p.add_argument("--max-batch-size", type=int)
-    p.add_argument("--instances", type=int)
+    p.add_argument("--max-batch-size", type=int, metavar="N",
+                   help="Triton max_batch_size. Default: when every input's first dim is dynamic, the profiles' "
+                        "max batch (8 when no --max-shapes give one); 0 when the batch dim is fixed")
+    p.add_argument("--instances", type=int, metavar="N",
+                   help="model instances Triton runs in parallel (one instance group; default 1)")
+    p.add_argument("--input-names", metavar="OLD:NEW[,OLD:NEW]",
+                   help="rename inputs in the Triton model (config, plan, manifest); shapes options use the new "
+                        "names")
+    p.add_argument("--output-names", metavar="OLD:NEW[,OLD:NEW]",
+                   help="rename outputs, e.g. linear_0.tmp_1:scores (Paddle's internal names otherwise)")
     p.add_argument("--template", help="custom config.pbtxt Jinja2 template")
     from repogen.triton.serving_options import add_cli_args  # serving settings (batching, threads, policies)
 
@@ -90,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild a model version that already exists in --out (only folders repogen built are "
                         "ever replaced; other versions are kept)")
     add_store_options(p)  # --endpoint-url, --prune: used when --out is s3://
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout (progress and warnings stay on stderr)")
 
     p = sub.add_parser("validate", help="serve a repository with Triton and validate it against Paddle")
-    p.add_argument("repo")
+    p.add_argument("repo", help="model repository folder (what repogen build --out wrote)")
     p.add_argument("--models", help="comma-separated model names (default: all)")
     p.add_argument("--server", default="local",
                    help="local (the bundled CPU tritonserver), docker, or the HTTP URL of a running server "
@@ -102,20 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gRPC endpoint of the --server URL (default: its HTTP port + 1, Triton's convention)")
     p.add_argument("--image", help="tritonserver image for --server docker")
     p.add_argument("--tritonserver", help="tritonserver binary for --server local")
-    p.add_argument("--protocol", default="http,grpc")
-    p.add_argument("--inputs", help="npz with one array per input name")
-    p.add_argument("--concurrency", default="1,4")
+    p.add_argument("--protocol", default="http,grpc",
+                   help="protocols whose answers are compared with Paddle: http, grpc or both (default both)")
+    p.add_argument("--inputs", help="npz with one array per input name (default: random inputs of the profile "
+                                    "shapes)")
+    p.add_argument("--concurrency", default="1,4",
+                   help="comma-separated numbers of concurrent clients for the timing runs (default 1,4)")
     p.add_argument("--requests", type=int, default=50, help="timed requests per concurrency level")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     add_publish_parser(sub)
 
     p = sub.add_parser("serve", help="start Triton on a repository until Ctrl-C")
-    p.add_argument("repo")
-    p.add_argument("--server", default="local", choices=["docker", "local"])
-    p.add_argument("--image")
-    p.add_argument("--tritonserver")
+    p.add_argument("repo", help="model repository folder (what repogen build --out wrote)")
+    p.add_argument("--server", default="local", choices=["docker", "local"],
+                   help="local: the tritonserver bundled with nvidia-pytriton (CPU, pip install "
+                        "'repogen[serve]'); docker: the NGC Triton image")
+    p.add_argument("--image", help="tritonserver image for --server docker")
+    p.add_argument("--tritonserver", help="tritonserver binary for --server local (default: the bundled one)")
+    p.add_argument("--http-port", type=int, metavar="PORT", help="HTTP port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--grpc-port", type=int, metavar="PORT", help="gRPC port on 127.0.0.1 (default: a free one)")
     return parser
 
 

@@ -65,6 +65,9 @@ class PaddleReference:
         self.out_names = self._pair([s.name for s in model.outputs], self.runner.output_names, "output")
 
     def _pair(self, triton: list[str], paddle: list[str], what: str) -> dict[str, str]:
+        renamed = self.model.manifest.get("paddle_names") or {}  # build --input-names/--output-names
+        if renamed and all(renamed.get(t, t) in paddle for t in triton):
+            return {t: renamed.get(t, t) for t in triton}
         if set(triton) <= set(paddle):
             return {t: t for t in triton}
         if len(triton) != len(paddle):

@@ -244,6 +244,18 @@ def _raise_if_dead(server: TritonServer, exc: BaseException) -> None:
         raise server.error_with_log(f"tritonserver died during validation ({type(exc).__name__}: {exc})") from exc
 
 
+def _read_folders(root: Path, names: list[str]) -> tuple[dict[str, ModelFolder], dict[str, ModelReport]]:
+    """A folder the harness cannot read (someone else's model, a broken config) is reported and skipped;
+    it does not keep the other models of the repository from being validated."""
+    folders, unreadable = {}, {}
+    for n in names:
+        try:
+            folders[n] = read_model_folder(root / n)
+        except RepogenError as exc:
+            unreadable[n] = ModelReport(n, ok=False, failures=[f"not validated: {exc}"])
+    return folders, unreadable
+
+
 def validate_repository(repo: str | Path, *, models: list[str] | None = None, server: str = "local",
                         image: str | None = None, tritonserver: str | None = None,
                         protocols: tuple[str, ...] = ("http", "grpc"), inputs: str | Path | None = None,
@@ -260,7 +272,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     if bad or not protocols:
         raise ConfigError(f"--protocol: expected http and/or grpc, got {','.join(protocols)}")
     names = models if remote else list_models(repo, models)
-    folders = {} if remote else {n: read_model_folder(repo / n) for n in names}
+    folders, unreadable = ({}, {}) if remote else _read_folders(repo, names)
     feeds = load_npz(inputs, "--inputs") if inputs else None
     # Import Paddle before any server exists: a Ctrl-C inside paddle's import surfaces as an ImportError
     # ("Can not import paddle core"), which must not be mistaken for a per-model failure.
@@ -268,15 +280,20 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
 
     if server not in ("local", "docker"):
         server_urls(server, grpc_url)  # a malformed URL is a usage error, before anything else happens
-    with launch(repo, server, models=names, image=image, tritonserver=tritonserver,
+    if not remote and not folders:
+        return Report(str(repo), server, "-", "-", models=[unreadable[n] for n in names])
+    with launch(repo, server, models=names if remote else list(folders), image=image, tritonserver=tritonserver,
                 ready_timeout=ready_timeout, grpc_url=grpc_url) as srv:
         if remote:
             names = list_models(srv.repo, models)
-            folders = {n: read_model_folder(srv.repo / n) for n in names}
+            folders, unreadable = _read_folders(srv.repo, names)
         if srv.kind == "url":
             probe_grpc(srv.grpc_url, explicit=bool(grpc_url) or "," in server)
         report = Report(str(repo), server, srv.http_url, srv.grpc_url)
         for name in names:
+            if name in unreadable:
+                report.models.append(unreadable[name])
+                continue
             report.models.append(validate_model(srv, folders[name], protocols=protocols, inputs=feeds,
                                                 concurrency=concurrency, requests=requests, shm=shm, speed=speed))
     return report

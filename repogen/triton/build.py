@@ -15,12 +15,13 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from repogen.errors import ConfigError, ConversionError, RepogenError, UnsupportedOpError
 from repogen.ir import Graph
+from repogen import naming
 from repogen.triton import ownership, staging
 from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
                                    derive_max_batch, render_and_check)
@@ -74,6 +75,7 @@ class _Prepared:
     warnings: list[str]
     started: float
     region: Any = None  # --target numpy: what the stand-in runs (repogen.partition.regions.Region)
+    paddle_names: dict[str, str] = field(default_factory=dict)  # renamed I/O: Triton name -> Paddle name
 
 
 # -- profiles ------------------------------------------------------------------------------------------------------
@@ -222,6 +224,10 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
 
     stage("read")
     graph = load_model(spec.source)
+    renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names
+    if renames and target == "numpy":
+        raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available for --target numpy")
+    spec = naming.apply_to_spec(spec, renames)  # shape options may use the new names
     if target == "tensorrt" and spec.target == "auto":
         target = _auto_target(spec, graph, model_warn)
     if spec.precision == "int8" and target == "paddle":
@@ -230,7 +236,9 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
     forms = _Forms(spec, graph)
-    check = _numeric_check(spec, target, forms, profile_objs, model_warn, stage)
+    # check what is built: the paddle target serves fp32 whatever --fp16 says
+    checked = replace(spec, precision="fp32") if target == "paddle" and spec.precision == "fp16" else spec
+    check = _numeric_check(checked, target, forms, profile_objs, model_warn, stage)
     precision, plan, trt_info, region = spec.precision, None, None, None
     if target == "tensorrt":
         if precision == "int8":
@@ -238,9 +246,10 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         plan_graph = forms.for_plan()
         stage("build plan")
         try:
-            built = build_plan(plan_graph, trt, precision=precision, profiles_objs=profile_objs, profiles=profiles,
-                               workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level,
-                               cache=cache, name=spec.name)
+            built = build_plan(plan_graph, trt, precision=precision, profiles_objs=profile_objs,
+                               profiles=renames.profiles(profiles), workspace_mb=spec.workspace_mb,
+                               optimization_level=spec.optimization_level, cache=cache, name=spec.name,
+                               **({"io_names": renames.all} if renames else {}))
         except RepogenError as exc:
             if spec.target != "auto" or precision == "int8":
                 raise
@@ -258,7 +267,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
 
         engine, region = standin_engine(graph, profile_objs, profiles, precision)
     if target == "paddle":
-        engine = graph_engine(graph, profiles)
+        engine = renames.engine(graph_engine(graph, profiles))
         if precision == "fp16":
             model_warn(f"{spec.name}: the paddle target runs Paddle Inference in fp32; fp16 applies to plans only")
             precision = "fp32"
@@ -285,8 +294,10 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                              labels_filename=labels, cc_model_filenames=(trt_info or {}).get("cc_model_filenames"))
     text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
                                name=spec.name, target=target, version_folder=spec.version_folder)
-    return _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
-                     started, region)
+    prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
+                         started, region)
+    prepared.paddle_names = renames.paddle_names()
+    return prepared
 
 
 def _destinations(out: Path, specs: list[ModelSpec], force: bool) -> dict[str, ownership.Existing | None]:
@@ -311,11 +322,14 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
         for f in sources:
             shutil.copyfile(f, version_dir / f.name)
         staging.pause_point("copy")
-        (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size, spec.cpu_threads), encoding="utf-8")
+        (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size, spec.cpu_threads,
+                                                            p.paddle_names), encoding="utf-8")
     data = manifest(name=spec.name, version=spec.version, target=p.target, fmt=p.graph.source.format,
                     model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
                     in_version_folder=p.target in ("paddle", "numpy"), precision=p.precision,
                     max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
+    if p.paddle_names:
+        data["paddle_names"] = p.paddle_names  # the harness feeds the Paddle reference by these
     if existing is not None:
         ownership.check_compatible(existing, spec.version, data)
     (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
@@ -434,7 +448,8 @@ def _summary(report: BuildReport) -> None:
             check += f" {max(o['rel_err'] for o in m.check['outputs'].values()):.1e}"
         table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
                       str(len(m.files)), f"{m.seconds:.2f}")
-    Console().print(table)
+    # piped or redirected: full rows (rich would squeeze the table into 80 columns and cut names)
+    Console(width=None if sys.stdout.isatty() else 1000).print(table)
 
 
 def run(args: Any) -> int:

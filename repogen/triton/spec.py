@@ -16,6 +16,7 @@ from typing import Any
 from repogen.errors import ConfigError
 from repogen.triton import serving_options
 from repogen.triton.serving_options import CudaGraphSpec, VersionPolicy
+from repogen.naming import check_table, parse_renames
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,6 +92,9 @@ class ModelSpec:
     check: bool = True
     calib_data: Path | None = None  # precision "int8": calibration samples (repogen.trt.calibrate)
     calib_method: str = "max"
+    # renamed inputs/outputs: Paddle name -> Triton name (repogen/naming.py)
+    input_names: dict[str, str] = field(default_factory=dict)
+    output_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def version_folder(self) -> str:
@@ -190,6 +194,22 @@ def _path(value: Any, base: Path, where: str, must_exist: bool = True) -> Path:
     return p.resolve()
 
 
+def _model_source(value: Any, base: Path, where: str) -> Path:
+    """A model folder, model file, or path prefix (``dir/inference``, as inspect and check take it);
+    a prefix becomes the model file it names."""
+    p = _path(value, base, where, must_exist=False)
+    if p.exists():
+        return p
+    from repogen.errors import ModelFormatError
+    from repogen.paddle.loader import detect
+
+    try:
+        return detect(p).model_file.resolve()
+    except ModelFormatError:
+        raise ConfigError(f"{where}: {p} does not exist (expected a model folder, a model file, or a path "
+                          "prefix such as dir/inference)") from None
+
+
 def _labels(value: Any, base: Path, where: str) -> Path:
     """A labels file is copied beside config.pbtxt under its own name: it must be a file, and its name must
     not be one the model folder already uses (a version folder, the config, the manifest)."""
@@ -237,7 +257,7 @@ def _profiles(value: Any, where: str) -> tuple[list[str], list[str], list[str]]:
 _MODEL_KEYS = {
     "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
     "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
-    "workspace_mb", "optimization_level", "check", "calib_data", "calib_method",
+    "workspace_mb", "optimization_level", "check", "calib_data", "calib_method", "input_names", "output_names",
 } | serving_options.KEYS
 
 
@@ -251,7 +271,7 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
         source = EXAMPLE_DIR
         labels_default: Path | None = EXAMPLE_DIR / "labels.txt"
     else:
-        source = _path(src_value, base, f"{where}.source")
+        source = _model_source(src_value, base, f"{where}.source")
         labels_default = None
     name = t.get("name", default_name(source))
     spec = ModelSpec(source=source, name=validate_name(name, f"{where}.name"))
@@ -333,6 +353,9 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
         spec.calib_data = _path(t["calib_data"], base, f"{where}.calib_data")
     if "calib_method" in t:
         spec.calib_method = _choice(t["calib_method"], CALIB_METHODS, f"{where}.calib_method")
+    for key in ("input_names", "output_names"):
+        if key in t:
+            setattr(spec, key, check_table(t[key], f"{where}.{key}"))
     _check_int8(spec, where)
     return spec
 
@@ -400,6 +423,8 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
                                          ("--max-batch-size", args.max_batch_size),
                                          ("--instances", args.instances), ("--template", args.template),
                                          *((o, True) for o in serving_options.given_cli_options(args)),
+                                         ("--input-names", getattr(args, "input_names", None)),
+                                         ("--output-names", getattr(args, "output_names", None)),
                                          *((f"--{o.replace('_', '-')}", getattr(args, o)) for o in shape_opts))
                     if val]
         if clashing:
@@ -415,10 +440,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
                 s.check = False
         return specs
 
-    sources = [Path(m) for m in args.models]
-    for m in sources:
-        if not m.exists():
-            raise ConfigError(f"{m}: model path does not exist")
+    sources = [_model_source(m, Path.cwd(), f"model {m}") for m in args.models]
     if args.name is not None and len(sources) > 1:
         raise ConfigError("--name needs exactly one MODEL")
     table: dict[str, Any] = {}
@@ -428,7 +450,7 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
     for src in sources or [None]:
         t = dict(table)
         if src is not None:
-            t["source"] = str(src.resolve())
+            t["source"] = str(src)
         if args.name is not None:
             t["name"] = args.name
         specs.append(spec_from_table(t, Path.cwd(), "command line"))
@@ -447,6 +469,8 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
         if args.template:
             s.template = _path(args.template, Path.cwd(), "--template")
         serving_options.apply_cli(s, args, DynamicBatching)
+        s.input_names = parse_renames(getattr(args, "input_names", None), "--input-names")
+        s.output_names = parse_renames(getattr(args, "output_names", None), "--output-names")
         s.check = not args.no_check
     check_unique(specs, "command line")
     return specs

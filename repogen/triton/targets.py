@@ -116,12 +116,15 @@ class TimingCache:
 
 def build_plan(graph: Graph, trt: Any, *, precision: str, profiles_objs: list[Any], profiles: list[dict],
                workspace_mb: int | None, optimization_level: int | None, cache: TimingCache,
-               name: str) -> PlanBuild:
+               name: str, io_names: dict[str, str] | None = None) -> PlanBuild:
+    """``io_names``: graph I/O name -> the plan's tensor name (repogen/naming.py); ``profiles`` (plain dicts,
+    for the EngineDesc) already carry the plan's names, ``profiles_objs`` the graph's."""
     from repogen.trt.convert import convert_graph
     from repogen.trt.engine import build_engine
 
     # ``graph`` comes cleaned (and for int8 calibrated) from build's one pass: no second clean_graph here
-    conversion = convert_graph(graph, trt, precision=precision, profiles=profiles_objs, clean=False)
+    conversion = convert_graph(graph, trt, precision=precision, profiles=profiles_objs, clean=False,
+                               io_names=io_names)
     plan, cache_bytes = build_engine(conversion, workspace_bytes=None if workspace_mb is None else workspace_mb << 20,
                                      optimization_level=optimization_level, timing_cache=cache.data)
     if not plan:
@@ -145,8 +148,10 @@ def source_files(graph: Graph) -> list[Path]:
     return files
 
 
-def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int, cpu_threads: int | None = None) -> str:
-    """model.py for the paddle target; ``cpu_threads`` None: model.py picks cores // CPU instances."""
+def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int, cpu_threads: int | None = None,
+                    paddle_names: dict[str, str] | None = None) -> str:
+    """model.py for the paddle target; ``cpu_threads`` None: model.py picks cores // CPU instances;
+    ``paddle_names``: Triton name -> Paddle feed/fetch name for renamed tensors."""
     src = graph.source
     return render_template(MODEL_PY_TEMPLATE, {
         "repogen_version": __version__,
@@ -155,6 +160,7 @@ def render_model_py(graph: Graph, engine: EngineDesc, max_batch_size: int, cpu_t
         "inputs_py": [(t.name, t.dtype) for t in engine.inputs],
         "outputs_py": [(t.name, t.dtype) for t in engine.outputs],
         "max_batch_size": max_batch_size,
+        "paddle_names": dict(paddle_names or {}),
         "cpu_threads": cpu_threads,
         "use_onednn": src.format != "pir",
     })

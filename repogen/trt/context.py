@@ -171,10 +171,11 @@ class ConversionContext:
         return self.named(self.network.add_cast(t, dtype)).get_output(0)
 
     # --- network inputs and outputs ----------------------------------------------------------------------
-    def add_input(self, name: str, dtype: Any, shape: Sequence[int]) -> Any:
-        """A network input bound to the graph value ``name`` (under FP16 a float input is cast to HALF)."""
-        t = self.network.add_input(name, dtype, tuple(int(d) for d in shape))
-        self._input_names.add(name)
+    def add_input(self, name: str, dtype: Any, shape: Sequence[int], engine_name: str | None = None) -> Any:
+        """A network input bound to the graph value ``name`` (under FP16 a float input is cast to HALF);
+        ``engine_name``: the network's name for it when the model's inputs are renamed (repogen/naming.py)."""
+        t = self.network.add_input(engine_name or name, dtype, tuple(int(d) for d in shape))
+        self._input_names.add(engine_name or name)
         self.set(name, t)
         return t
 

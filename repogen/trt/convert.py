@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from repogen.errors import ConversionError, UnsupportedOpError
 from repogen.ir import Graph
+from repogen.naming import rename_map
 from repogen.trt import passes
 from repogen.trt.context import ConversionContext
 from repogen.trt.profiles import Profile, make_profiles
@@ -42,8 +43,12 @@ def unsupported_reasons(missing: list[tuple[int, str, list[str]]]) -> dict[str, 
 
 
 def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
-                  profiles: Sequence[Profile] = (), clean: bool = True) -> Conversion:
-    """Build the network; raises UnsupportedOpError listing every op without a converter."""
+                  profiles: Sequence[Profile] = (), clean: bool = True,
+                  io_names: Mapping[str, str] | None = None) -> Conversion:
+    """Build the network; raises UnsupportedOpError listing every op without a converter.
+
+    ``io_names`` renames the network's inputs and outputs (graph name -> engine name, repogen/naming.py);
+    the graph, and ``profiles``, keep the graph's names."""
     trt = trt_module
     load_converters()
     if clean:
@@ -63,8 +68,8 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
         if v.shape is None:
             raise ConversionError("feed", f"input {v.name!r} has unknown rank")
         io_type = ctx.io_type(v.dtype)
-        ctx.add_input(v.name, io_type, v.shape)
-        inputs.append((v.name, io_type, tuple(v.shape)))
+        ctx.add_input(v.name, io_type, v.shape, engine_name=rename_map(io_names, v.name))
+        inputs.append((rename_map(io_names, v.name), io_type, tuple(v.shape)))
 
     ctx.convert_ops(graph.ops)
     ctx.op, ctx.position, ctx.keep_fp32 = None, None, False
@@ -75,13 +80,13 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
         if t is None:
             t = ctx.get(v.name)  # a constant output
         io_type = ctx.io_type(v.dtype)
-        t = ctx.mark_output(ctx.cast(t, io_type), v.name)
+        t = ctx.mark_output(ctx.cast(t, io_type), rename_map(io_names, v.name))
         outputs.append((t.name, io_type, tuple(int(d) for d in t.shape)))
 
     config = builder.create_builder_config()
     for prof in profiles:
         p = builder.create_optimization_profile()
         for name, (lo, opt, hi) in prof.shapes.items():
-            p.set_shape(name, lo, opt, hi)
+            p.set_shape(rename_map(io_names, name), lo, opt, hi)
         config.add_optimization_profile(p)
     return Conversion(builder, network, config, inputs, outputs, graph, precision, list(profiles), trt, ctx)
