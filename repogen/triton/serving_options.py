@@ -129,7 +129,8 @@ def add_cli_args(p: Any) -> None:
                                                    "(default: cores // instances, when the instance starts)")
     p.add_argument("--execution-context-allocation-strategy", choices=sorted(ALLOCATION_STRATEGIES),
                    help="TensorRT backend parameter")
-    p.add_argument("--version-policy", metavar="all|latest:N|specific:V,V")
+    p.add_argument("--version-policy", metavar="all|latest:N|specific:V,V",
+                   help="which version folders Triton serves (default: Triton's latest:1)")
     p.add_argument("--response-cache", action="store_true", help="response_cache { enable: true }")
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs for the plan (opt shapes)")
     p.add_argument("--cuda-graph-batch-sizes", metavar="B,B", help="one CUDA graph per batch size (implies "

@@ -15,6 +15,7 @@ MODEL_FILE = 'inference.pdmodel'
 PARAMS_FILE = 'inference.pdiparams'  # None: one file per parameter beside the model file
 INPUTS = [('image', 'float32')]  # (name, numpy dtype), feed order
 OUTPUTS = [('probs', 'float32')]  # (name, numpy dtype), fetch order
+PADDLE_NAMES = {}  # Triton name -> Paddle's name, for renamed tensors
 MAX_BATCH_SIZE = 8
 CPU_THREADS = None  # None: usable cores // CPU instances of this model
 # Paddle 3.3's oneDNN kernels cannot run some PIR programs (interp ops: "ConvertPirAttribute2RuntimeAttribute
@@ -55,18 +56,20 @@ class TritonPythonModel:
                 config.disable_onednn()
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)
-        missing = [n for n, _ in INPUTS if n not in self.predictor.get_input_names()]
-        missing += [n for n, _ in OUTPUTS if n not in self.predictor.get_output_names()]
+        missing = [PADDLE_NAMES.get(n, n) for n, _ in INPUTS
+                   if PADDLE_NAMES.get(n, n) not in self.predictor.get_input_names()]
+        missing += [PADDLE_NAMES.get(n, n) for n, _ in OUTPUTS
+                    if PADDLE_NAMES.get(n, n) not in self.predictor.get_output_names()]
         if missing:
             raise pb_utils.TritonModelException(f"{MODEL_FILE}: Paddle model has no tensor(s) {missing}")
 
     def _run(self, arrays):
         for (name, dtype), array in zip(INPUTS, arrays):
-            handle = self.predictor.get_input_handle(name)
+            handle = self.predictor.get_input_handle(PADDLE_NAMES.get(name, name))
             handle.reshape(list(array.shape))
             handle.copy_from_cpu(np.ascontiguousarray(array, dtype=dtype))
         self.predictor.run()
-        return [self.predictor.get_output_handle(name).copy_to_cpu().astype(dtype, copy=False)
+        return [self.predictor.get_output_handle(PADDLE_NAMES.get(name, name)).copy_to_cpu().astype(dtype, copy=False)
                 for name, dtype in OUTPUTS]
 
     def execute(self, requests):
