@@ -42,8 +42,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter:
     monkeypatch.setattr(passes, "clean_graph", counting("clean_graph", passes.clean_graph))
     monkeypatch.setattr(calibrate, "quantize_model", counting("quantize_model", calibrate.quantize_model))
     monkeypatch.setattr(convert, "convert_graph", counting("convert_graph", convert.convert_graph))
-    monkeypatch.setattr(repogen.reference, "reference_outputs",
-                        counting("reference", repogen.reference.reference_outputs))
+    runner = repogen.reference.ReferenceRunner
+    monkeypatch.setattr(runner, "__init__", counting("reference", runner.__init__))
+    monkeypatch.setattr(runner, "run", counting("reference run", runner.run))
     return seen
 
 
@@ -70,7 +71,8 @@ def test_fp32_build_reads_cleans_and_converts_once(tmp_path: Path, calls: Counte
     report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
     check = report.models[0].check
     assert check["status"] == "passed" and all(o["rel_err"] <= 1e-5 for o in check["outputs"].values())
-    assert calls["load_model"] == 1 and calls["clean_graph"] == 1 and calls["reference"] == 1
+    assert calls["load_model"] == 1 and calls["clean_graph"] == 1
+    assert calls["reference"] == calls["reference run"] == 1
     # one NumPy-backend conversion for the check, one for the plan (real TensorRT there), nothing else
     assert calls["convert_graph"] == 2
     assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.triton.targets"] == 1
@@ -90,7 +92,7 @@ def test_int8_build_calibrates_once(tmp_path: Path, calls: Counter, plan_builder
     assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.triton.targets"] == 1
     ops = {op.type for op in plan_builder[0].graph.ops}
     assert {"quantize_linear", "dequantize_linear"} <= ops  # the plan got the calibrated graph
-    assert calls["reference"] == 1  # Paddle's FP32 outputs on the held-out samples
+    assert calls["reference"] == calls["reference run"] == 1  # Paddle's FP32 outputs on the held-out samples
 
 
 def test_paddle_target_without_check_reads_once_and_never_cleans(tmp_path: Path, calls: Counter) -> None:

@@ -77,7 +77,7 @@ def test_child_equals_in_process_paddle_and_serves_many_feeds() -> None:
 def test_corrupt_program_is_the_references_failure(tmp_path: Path) -> None:
     model = _place_corrupted(tmp_path)
     with pytest.raises(PaddleReferenceError) as err:
-        ReferenceRunner(model)
+        ReferenceRunner(model).input_names  # the load runs in the background until asked for
     msg = str(err.value)
     assert msg.startswith(f"{model / 'inference.json'}: the Paddle reference") and "could not load it" in msg
     assert "IPU" in msg and "\n" not in msg
@@ -93,7 +93,7 @@ def test_timeout_kills_the_child_and_names_the_reference() -> None:
     runner_mod._stop_idle()  # a fresh child: importing Paddle alone takes longer than the timeout
     started = set(_children())
     with pytest.raises(PaddleReferenceError, match=r"Paddle reference .* no answer after 0.2 s .*timeout") as err:
-        ReferenceRunner(path, timeout=0.2)
+        ReferenceRunner(path, timeout=0.2).run(zoo.sample_feeds("convnet"))
     assert str(path / "inference.json") in str(err.value)
     assert set(_children()) <= started  # the timed-out child was killed and reaped
     proc = _cli("check", str(path), "--shape", "x:1x3x32x32", env={"REPOGEN_REFERENCE_TIMEOUT": "0.2"})
@@ -104,7 +104,7 @@ def test_timeout_kills_the_child_and_names_the_reference() -> None:
 
 def test_memory_cap_is_named() -> None:
     with pytest.raises(PaddleReferenceError, match=r"Paddle reference .*memory cap 200 MiB"):
-        ReferenceRunner(zoo.get("convnet", "pir"), memory_mb=200)
+        ReferenceRunner(zoo.get("convnet", "pir"), memory_mb=200).input_names
 
 
 def test_build_stops_on_a_reference_failure_and_writes_nothing(tmp_path: Path) -> None:

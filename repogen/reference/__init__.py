@@ -3,6 +3,6 @@ with. One set of predictor settings (predictor.py), run in a child process with 
 (runner.py) by ``check``, ``build`` and ``validate``; the test zoo uses the same settings in-process."""
 
 from repogen.reference.predictor import paddle_outputs
-from repogen.reference.runner import ReferenceRunner, reference_outputs
+from repogen.reference.runner import ReferenceRunner, prewarm, reference_outputs
 
-__all__ = ["ReferenceRunner", "reference_outputs", "paddle_outputs"]
+__all__ = ["ReferenceRunner", "prewarm", "reference_outputs", "paddle_outputs"]

@@ -56,12 +56,20 @@ def main() -> int:
     from repogen.ir import ModelSource
     from repogen.reference.predictor import make_predictor, run_predictor
 
+    try:  # at once, so that Paddle's import (seconds) overlaps whatever the parent does before the first model
+        import paddle.inference  # noqa: F401
+        broken = None
+    except BaseException as exc:  # MemoryError / "failed to map segment" under a small cap
+        broken = f"Paddle Inference could not load it: {summary(exc)}"
     inp = sys.stdin.buffer
     predictor = None
     while (msg := _read(inp)) is not None:
         if "load" in msg:
             predictor = None
             gc.collect()  # the previous model's predictor and parameters go before the next loads
+            if broken:
+                _write(out, {"error": broken, "fatal": True})
+                continue
             m = msg["load"]
             source = ModelSource(m["format"], Path(m["model_file"]), Path(m["params_file"]) if m["params_file"] else None)
             try:

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def default_timeout() -> float:
 
 
 class _Child:
-    """The process and its pipes; ``exchange`` raises _Broken (with the detail) when the child can't go on."""
+    """The process and its pipes; ``send``/``receive`` raise _Broken (with the detail) when the child can't go on."""
 
     def __init__(self, memory_mb: int):
         self.memory_mb = memory_mb
@@ -66,8 +66,7 @@ class _Child:
                                          bufsize=0)
         os.set_blocking(self.proc.stdin.fileno(), False)  # a stuck child must not block us on a full pipe
 
-    def exchange(self, request: dict, timeout: float, doing: str) -> dict:
-        deadline = time.monotonic() + timeout
+    def send(self, request: dict, deadline: float, timeout: float, doing: str) -> None:
         data = pickle.dumps(request, protocol=5)
         frame = memoryview(_HEADER.pack(len(data)) + data)
         fd = self.proc.stdin.fileno()
@@ -79,6 +78,8 @@ class _Child:
                 continue
             except BrokenPipeError:
                 self._died(doing)
+
+    def receive(self, deadline: float, timeout: float, doing: str) -> dict:
         (size,) = _HEADER.unpack(self._read(_HEADER.size, deadline, timeout, doing))
         return pickle.loads(self._read(size, deadline, timeout, doing))
 
@@ -172,7 +173,17 @@ def _give_back(child: _Child) -> None:
         extra = _idle[:-1]
         del _idle[:-1]
     for c in extra:
-        c.stop()
+        c.stop(kill=True)
+
+
+def prewarm(memory_mb: int | None = None) -> None:
+    """Start a child now if none is waiting: Paddle's import then overlaps the caller's own work (reading,
+    cleaning, converting) instead of following it."""
+    memory_mb = default_memory_mb() if memory_mb is None else int(memory_mb)
+    with _idle_lock:
+        if any(c.alive() and c.memory_mb == memory_mb for c in _idle):
+            return
+    _give_back(_Child(memory_mb))
 
 
 @atexit.register
@@ -187,9 +198,11 @@ def _stop_idle() -> None:
 class ReferenceRunner:
     """Paddle Inference on one model in a child process; ``run`` may be called any number of times.
 
-    Every failure (Paddle's error, the child dying, a timeout, the memory cap) raises PaddleReferenceError
-    naming the model file; after a timeout or a death the runner is closed. ``close`` (or the end of a with
-    block, or garbage collection) hands a healthy child back for the next model.
+    The model loads in the background: construct the runner early and do other work (the check converts and
+    runs the NumPy network meanwhile); the first ``run`` or name lookup waits for it. Every failure (Paddle's
+    error, the child dying, a timeout, the memory cap) raises PaddleReferenceError naming the model file; after
+    a timeout or a death the runner is closed. ``close`` (or the end of a with block, or garbage collection)
+    hands a healthy child back for the next model.
     """
 
     def __init__(self, model: str | Path | ModelSource, *, timeout: float | None = None,
@@ -199,12 +212,20 @@ class ReferenceRunner:
         self.memory_mb = default_memory_mb() if memory_mb is None else int(memory_mb)
         self._child: _Child | None = _take(self.memory_mb)
         self._finalizer = weakref.finalize(self, _give_back, self._child)
+        self._names: tuple[list[str], list[str]] | None = None
         src = self.source
-        ready = self._ask({"load": {"format": src.format, "model_file": str(src.model_file),
-                                    "params_file": str(src.params_file) if src.params_file else None}},
-                          "loading the model")
-        self.input_names: list[str] = ready["inputs"]
-        self.output_names: list[str] = ready["outputs"]
+        self._loading = time.monotonic() + self.timeout  # the deadline of the load in flight
+        self._guard(self._child.send, {"load": {"format": src.format, "model_file": str(src.model_file),
+                                                "params_file": str(src.params_file) if src.params_file else None}},
+                    self._loading, self.timeout, "loading the model")
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._ready()[0]
+
+    @property
+    def output_names(self) -> list[str]:
+        return self._ready()[1]
 
     @property
     def pid(self) -> int | None:
@@ -212,14 +233,22 @@ class ReferenceRunner:
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Paddle's outputs by its output names, in fetch order; ``feeds`` keyed by its input names."""
-        missing = [n for n in self.input_names if n not in feeds]
+        inputs = self._ready()[0]
+        missing = [n for n in inputs if n not in feeds]
         if missing:
             raise PaddleReferenceError(self.source.model_file, f"no feed for input(s) {', '.join(missing)} "
                                                                f"(given: {', '.join(feeds)})")
-        request = {"run": {n: np.ascontiguousarray(feeds[n]) for n in self.input_names}}
-        return self._ask(request, "running the model")["outputs"]
+        deadline = time.monotonic() + self.timeout
+        self._guard(self._child.send, {"run": {n: np.ascontiguousarray(feeds[n]) for n in inputs}}, deadline,
+                    self.timeout, "sending the inputs")
+        return self._reply(deadline, "running the model")["outputs"]
 
     def close(self) -> None:
+        if self._names is None and self._child is not None:
+            try:  # the load still in flight: its answer must be read before the child serves another model
+                self._ready()
+            except PaddleReferenceError:
+                pass
         self._finalizer()
         self._child = None
 
@@ -229,15 +258,24 @@ class ReferenceRunner:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _ask(self, request: dict, doing: str) -> dict:
+    def _ready(self) -> tuple[list[str], list[str]]:
+        if self._names is None:
+            reply = self._reply(self._loading, "loading the model")
+            self._names = (reply["inputs"], reply["outputs"])
+        return self._names
+
+    def _guard(self, step: Callable[..., Any], *args: Any) -> Any:
         if self._child is None:
             raise PaddleReferenceError(self.source.model_file, "the reference runner is closed")
         try:
-            reply = self._child.exchange(request, self.timeout, doing)
+            return step(*args)
         except _Broken as exc:
             self._finalizer.detach()
             self._child = None
             raise PaddleReferenceError(self.source.model_file, str(exc)) from None
+
+    def _reply(self, deadline: float, doing: str) -> dict:
+        reply = self._guard(self._child.receive, deadline, self.timeout, doing)
         if reply.get("error"):
             detail = reply["error"]
             if any(h in detail for h in _MEMORY_HINTS):
@@ -246,6 +284,7 @@ class ReferenceRunner:
                 self._finalizer.detach()
                 self._child.stop(kill=True)
                 self._child = None
+                self._names = ([], [])
             raise PaddleReferenceError(self.source.model_file, detail)
         return reply
 

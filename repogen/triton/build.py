@@ -222,6 +222,10 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         warnings.append(msg)
         warn(msg)
 
+    if spec.check and importlib.util.find_spec("paddle") is not None:
+        from repogen.reference import prewarm
+
+        prewarm()  # the reference child imports Paddle while this process reads and converts the model
     stage("read")
     graph = load_model(spec.source)
     renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names

@@ -115,6 +115,10 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
         raise ConfigError("--int8 and --fp16 exclude each other (int8 networks keep FP32 outside Q/DQ pairs)")
     if int8 and not calib_data:
         raise ConfigError("--int8 needs --calib-data DIR|FILE.npz (calibration batches)")
+    if reference is None:
+        from repogen.reference import prewarm
+
+        prewarm()  # the reference child imports Paddle while this process reads and converts the model
     graph = load_model(model_path)
     cleaned = clean_graph(graph)
     given: dict[str, tuple[int, ...]] = {}
@@ -164,15 +168,23 @@ def check_graph(graph: Any, profiles: Sequence[Profile] = (), precision: str = "
     missing = [n for n in graph.inputs if n not in feeds]
     if missing:
         raise ConfigError(f"inputs file lacks {', '.join(missing)} (model inputs: {', '.join(graph.inputs)})")
-    report.input_shapes = {n: list(np.shape(feeds[n])) for n in graph.inputs}
-    # one profile pinned at the example shapes; the network itself keeps the model's -1 dims
-    profile = Profile({n: (tuple(np.shape(a)),) * 3 for n, a in feeds.items() if n in graph.inputs})
-    conv = convert_graph(cleaned, numpy_trt, precision=precision, profiles=[profile], clean=False)
-    actual = numpy_trt.execute(conv.network, {n: feeds[n] for n in graph.inputs})
+    feeds = {n: feeds[n] for n in graph.inputs}
+    report.input_shapes = {n: list(np.shape(a)) for n, a in feeds.items()}
+    runner = None
     if reference is None:
-        from repogen.reference import reference_outputs
+        from repogen.reference import ReferenceRunner
 
-        reference = reference_outputs(graph.source, {n: feeds[n] for n in graph.inputs})
+        runner = ReferenceRunner(graph.source)  # Paddle loads the model in its child while we convert
+    try:
+        # one profile pinned at the example shapes; the network itself keeps the model's -1 dims
+        profile = Profile({n: (tuple(np.shape(a)),) * 3 for n, a in feeds.items()})
+        conv = convert_graph(cleaned, numpy_trt, precision=precision, profiles=[profile], clean=False)
+        actual = numpy_trt.execute(conv.network, feeds)
+        if runner is not None:
+            reference = runner.run(feeds)
+    finally:
+        if runner is not None:
+            runner.close()
     ref_by_pos = list(reference.values())
     detections = detection_outputs(cleaned)
     for i, name in enumerate(graph.outputs):
