@@ -1,0 +1,126 @@
+"""Triton in a container, with docker or podman as the engine.
+
+The harness runs one container per launch: ports published on 127.0.0.1 only, the repository mounted
+read-only at ``/models``, a name starting with ``repogen-triton-`` and a ``repogen.harness`` label so
+leftovers can be found, and a stop that lets tritonserver unload its models (``ENGINE stop -t``, which
+sends SIGTERM and waits) before the container is removed.
+
+The image follows the repository: plans need the NGC tritonserver image whose TensorRT built them
+(``repogen.json`` records the TensorRT version); Python-backend models (paddle target, ``--target
+numpy``) need Paddle in the image: ``repogen/tritonserver-cpu`` on a host without a GPU (built by
+``docker/build-cpu-image.sh``), the ``docker/Dockerfile.serve-paddle`` image on a GPU host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from repogen.errors import ServerError
+
+ENGINES = ("docker", "podman")
+LABEL = "repogen.harness"
+NAME_PREFIX = "repogen-triton-"
+CONTAINER_HTTP, CONTAINER_GRPC, CONTAINER_METRICS = 8000, 8001, 8002
+
+# One release for the whole project: docker/Dockerfile.build, Dockerfile.serve-paddle and compose.yaml default
+# to it too (a test keeps them equal). 25.01 = TensorRT 10.8.0, Triton 2.54.0.
+TRITON_RELEASE = "25.01"
+CPU_IMAGE = "repogen/tritonserver-cpu:latest"
+PADDLE_GPU_IMAGE = f"repogen/tritonserver-paddle:{TRITON_RELEASE}"
+# NGC release -> the TensorRT it ships (NVIDIA's frameworks support matrix); a plan loads only in the
+# TensorRT that built it, so the serving image is chosen by the plan's TensorRT major.minor.
+NGC_TENSORRT = {
+    "24.10": "10.5", "24.11": "10.6", "24.12": "10.7", "25.01": "10.8", "25.02": "10.8", "25.03": "10.9",
+}
+
+
+def ngc_image(release: str = TRITON_RELEASE) -> str:
+    return f"nvcr.io/nvidia/tritonserver:{release}-py3"
+
+
+def find_engine(explicit: str | None = None) -> str:
+    """``--engine``, then ``$REPOGEN_CONTAINER_ENGINE``, then podman, then a docker with a daemon."""
+    wanted = explicit or os.environ.get("REPOGEN_CONTAINER_ENGINE")
+    if wanted:
+        path = shutil.which(wanted)
+        if path is None:
+            raise ServerError(f"container engine {wanted!r} not found on PATH")
+        return path
+    podman = shutil.which("podman")
+    if podman:
+        return podman
+    docker = shutil.which("docker")
+    # a docker CLI without a reachable daemon cannot run anything; say so rather than fail at `run`
+    if docker and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0:
+        return docker
+    raise ServerError("no container engine: install podman or docker (with a running daemon), or use "
+                      "--server local")
+
+
+def image_for(repo: Path, models: list[str] | None, gpus: bool) -> str:
+    """The image that can serve these models, from their ``repogen.json`` manifests."""
+    plans: set[str] = set()
+    for folder in sorted(p for p in repo.iterdir() if p.is_dir()):
+        if models is not None and folder.name not in models:
+            continue
+        try:
+            manifest = json.loads((folder / "repogen.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not built by repogen: the repository's own business
+        if manifest.get("target") == "tensorrt":
+            plans.add(str((manifest.get("tensorrt") or {}).get("version") or ""))
+    if not plans:
+        return PADDLE_GPU_IMAGE if gpus else CPU_IMAGE
+    majors = {".".join(v.split(".")[:2]) for v in plans if v}
+    if len(majors) > 1:
+        raise ServerError(f"{repo}: plans from several TensorRT versions ({', '.join(sorted(majors))}) cannot "
+                          "share one server; pass --image")
+    if majors:
+        major = majors.pop()
+        releases = sorted(r for r, trt in NGC_TENSORRT.items() if trt == major)
+        if not releases:
+            raise ServerError(f"{repo}: no known NGC tritonserver release ships TensorRT {major}; pass --image")
+        return ngc_image(releases[0])
+    return ngc_image()
+
+
+def gpu_flags(engine: str) -> list[str]:
+    # podman reaches GPUs through CDI (nvidia-ctk cdi generate); docker through its --gpus option
+    return ["--device", "nvidia.com/gpu=all"] if Path(engine).name == "podman" else ["--gpus", "all"]
+
+
+def run_command(engine: str, repo: Path, image: str, name: str, http_port: int, grpc_port: int,
+                gpus: bool, server_args: list[str]) -> list[str]:
+    """``ENGINE run`` in the foreground (its output is the server log); tritonserver binds all interfaces
+    inside its own network namespace, and only 127.0.0.1 is published on the host."""
+    cmd = [engine, "run", "--rm", "--name", name, "--label", f"{LABEL}=1", "--init", "--shm-size=1g",
+           "-p", f"127.0.0.1:{http_port}:{CONTAINER_HTTP}", "-p", f"127.0.0.1:{grpc_port}:{CONTAINER_GRPC}",
+           "-v", f"{repo.resolve()}:/models:ro"]
+    if gpus:
+        cmd += gpu_flags(engine)
+    return cmd + [image, "tritonserver", "--model-repository=/models", *server_args]
+
+
+def stop(engine: str, name: str, grace: float) -> None:
+    """SIGTERM tritonserver and give it ``grace`` seconds to unload (Python models run finalize), then remove."""
+    try:
+        subprocess.run([engine, "stop", "-t", str(max(1, int(grace))), name], capture_output=True,
+                       timeout=grace + 30)
+    except subprocess.TimeoutExpired:
+        pass
+    subprocess.run([engine, "rm", "-f", name], capture_output=True, timeout=60)
+
+
+def leftovers(engine: str) -> list[str]:
+    """Names of containers the harness started that still exist (running or not)."""
+    proc = subprocess.run([engine, "ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}"],
+                          capture_output=True, text=True, timeout=60)
+    return [n for n in proc.stdout.split() if n.startswith(NAME_PREFIX)]
+
+
+def image_exists(engine: str, image: str) -> bool:
+    return subprocess.run([engine, "image", "inspect", image], capture_output=True, timeout=60).returncode == 0
