@@ -36,20 +36,22 @@ if [ -z "$ENGINE" ]; then
   elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then ENGINE=docker
   else echo "build-cpu-image.sh: no container engine (podman or docker) found" >&2; exit 2; fi
 fi
-if [ "$ENGINE" = podman ] && [ -z "${CONTAINERS_CONF:-}" ]; then
+if [ "$(basename "$ENGINE")" = podman ] && [ -z "${CONTAINERS_CONF:-}" ]; then
   # The sandboxes this was made on lack CAP_SYS_RESOURCE (the runtime's default rlimits fail) and mix
   # cgroup layouts (crun refuses them): ulimits below the current hard limit, runc, cgroupfs.
-  hard=$(ulimit -Hn)
-  nofile=$(( hard < 65536 ? hard : 65536 ))
+  hard=$(ulimit -Hn); nofile=$(( hard < 65536 ? hard : 65536 ))
+  # nproc: 65536 was refused here even below the hard limit; 32768 threads per uid is ample for Triton
+  hard=$(ulimit -Hu); [ "$hard" = unlimited ] && hard=32768; nproc=$(( hard < 32768 ? hard : 32768 ))
   cat > "$cache/containers.conf" <<CONF
 [containers]
-default_ulimits = ["nofile=${nofile}:${nofile}"]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
   export CONTAINERS_CONF="$cache/containers.conf"
+  echo "CONTAINERS_CONF=$CONTAINERS_CONF (export it for podman run/ps, and for repogen --server docker)" >&2
 fi
 
 if [ "$REBUILD" = 1 ] || ! $ENGINE image inspect "$BASE_TAG" >/dev/null 2>&1; then

@@ -57,6 +57,15 @@ def _add_int8_options(p: argparse.ArgumentParser) -> None:
                    help="how activation ranges are taken from the calibration samples (default max)")
 
 
+def _add_container_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", help="tritonserver image for --server docker (default: chosen from the models' "
+                                    "repogen.json: the NGC release of a plan's TensorRT, or repogen/tritonserver-cpu "
+                                    "for Python-backend models on a host without a GPU)")
+    p.add_argument("--engine", choices=["docker", "podman"],
+                   help="container engine for --server docker (default: $REPOGEN_CONTAINER_ENGINE, then podman, "
+                        "then docker)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repogen", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(http://HOST:PORT)")
     p.add_argument("--grpc-url", metavar="grpc://HOST:PORT",
                    help="gRPC endpoint of the --server URL (default: its HTTP port + 1, Triton's convention)")
-    p.add_argument("--image", help="tritonserver image for --server docker")
+    _add_container_options(p)
     p.add_argument("--tritonserver", help="tritonserver binary for --server local")
     p.add_argument("--protocol", default="http,grpc",
                    help="protocols whose answers are compared with Paddle: http, grpc or both (default both)")
@@ -147,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo", help="model repository folder (what repogen build --out wrote)")
     p.add_argument("--server", default="local", choices=["docker", "local"],
                    help="local: the tritonserver bundled with nvidia-pytriton (CPU, pip install "
-                        "'repogen[serve]'); docker: the NGC Triton image")
-    p.add_argument("--image", help="tritonserver image for --server docker")
+                        "'repogen[serve]'); docker: a Triton container (docs/docker.md)")
+    _add_container_options(p)
     p.add_argument("--tritonserver", help="tritonserver binary for --server local (default: the bundled one)")
     p.add_argument("--http-port", type=int, metavar="PORT", help="HTTP port on 127.0.0.1 (default: a free one)")
     p.add_argument("--grpc-port", type=int, metavar="PORT", help="gRPC port on 127.0.0.1 (default: a free one)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,21 +18,68 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError, ServerError
+from repogen.harness import container
 from repogen.harness import server as srv
 from repogen.harness.model_files import ModelFolder, TensorSpec, make_cases
 from repogen.harness.validate import compare_output, config_differences
 
 
-def test_docker_command_is_loopback_readonly_and_removed():
-    cmd = srv.docker_command(Path("/data/repo"), "img:1", "repogen-triton-abc", 18000, 18001, gpus=True)
-    assert cmd[:3] == ["docker", "run", "--rm"]
+@pytest.mark.parametrize("engine", ["/usr/bin/docker", "/usr/bin/podman"])
+def test_container_command_is_loopback_readonly_labelled_and_removed(engine):
+    cmd = container.run_command(engine, Path("/data/repo"), "img:1", "repogen-triton-abc", 18000, 18001, True,
+                                srv.container_server_args())
+    assert cmd[:3] == [engine, "run", "--rm"]
     assert cmd[cmd.index("--name") + 1] == "repogen-triton-abc"
-    assert cmd[cmd.index("--gpus") + 1] == "all"
+    assert cmd[cmd.index("--label") + 1] == "repogen.harness=1"
+    gpu = ["--device", "nvidia.com/gpu=all"] if engine.endswith("podman") else ["--gpus", "all"]
+    assert cmd[cmd.index(gpu[0]) + 1] == gpu[1]
     ports = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-p"]
     assert ports == ["127.0.0.1:18000:8000", "127.0.0.1:18001:8001"]
     assert cmd[cmd.index("-v") + 1] == "/data/repo:/models:ro"
     assert "--model-control-mode=explicit" in cmd and "--allow-metrics=false" in cmd
-    assert "--gpus" not in srv.docker_command(Path("/r"), "img", "n", 1, 2, gpus=False)
+    assert cmd.index("img:1") < cmd.index("--model-control-mode=explicit")
+    no_gpu = container.run_command(engine, Path("/r"), "img", "n", 1, 2, False, [])
+    assert gpu[0] not in no_gpu
+
+
+def _manifest(folder: Path, target: str, trt: str | None = None) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.pbtxt").write_text("")
+    (folder / "repogen.json").write_text(json.dumps({"target": target, "tensorrt": {"version": trt} if trt else None}))
+
+
+def test_container_image_follows_the_manifests(tmp_path):
+    _manifest(tmp_path / "a", "paddle")
+    assert container.image_for(tmp_path, None, gpus=False) == container.CPU_IMAGE
+    assert container.image_for(tmp_path, None, gpus=True) == container.PADDLE_GPU_IMAGE
+    _manifest(tmp_path / "b", "tensorrt", "10.8.0.43")
+    assert container.image_for(tmp_path, None, gpus=True) == "nvcr.io/nvidia/tritonserver:25.01-py3"
+    assert container.image_for(tmp_path, ["a"], gpus=False) == container.CPU_IMAGE
+    _manifest(tmp_path / "c", "tensorrt", "10.5.0")
+    with pytest.raises(ServerError, match="several TensorRT versions"):
+        container.image_for(tmp_path, None, gpus=True)
+    assert container.image_for(tmp_path, ["c"], gpus=True) == "nvcr.io/nvidia/tritonserver:24.10-py3"
+
+
+def test_docker_files_use_the_harness_release():
+    """One release everywhere: the build image, the serving images and the harness's default."""
+    root = Path(__file__).resolve().parents[1] / "docker"
+    for name in ("Dockerfile.build", "Dockerfile.serve-paddle"):
+        text = (root / name).read_text()
+        assert f"_RELEASE={container.TRITON_RELEASE}" in text, name
+    assert f"TRITON_RELEASE:-{container.TRITON_RELEASE}" in (root / "compose.yaml").read_text()
+
+
+def test_find_engine_prefers_the_named_one(tmp_path, monkeypatch):
+    fake = _fake_exe(tmp_path / "podman")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("REPOGEN_CONTAINER_ENGINE", raising=False)
+    assert container.find_engine() == str(fake)
+    with pytest.raises(ServerError, match="'docker' not found"):
+        container.find_engine("docker")
+    fake.unlink()
+    with pytest.raises(ServerError, match="no container engine"):
+        container.find_engine()
 
 
 def test_local_command_binds_loopback_explicit_mode():
@@ -106,13 +154,13 @@ def test_docker_failure_removes_container(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     repo.mkdir()
     with pytest.raises(ServerError, match="not live"):
-        with srv.launch(repo, "docker", models=[], ready_timeout=1.0):
+        with srv.launch(repo, "docker", models=[], ready_timeout=1.0, engine="docker", image="img:1"):
             pass
     calls = log.read_text().splitlines()
     run = next(c for c in calls if c.startswith("run "))
     name = run.split("--name ")[1].split()[0]
     assert name.startswith("repogen-triton-") and f"{repo.resolve()}:/models:ro" in run
-    assert f"rm -f {name}" in calls
+    assert any(c.startswith("stop -t ") and c.endswith(name) for c in calls) and f"rm -f {name}" in calls
 
 
 def test_kill_process_group_ends_children_that_ignore_sigterm():

@@ -22,7 +22,7 @@ def run(args) -> int:
     names = None if remote else list_models(Path(args.repo))
     with launch(args.repo, args.server, models=names, image=args.image, tritonserver=args.tritonserver,
                 http_port=getattr(args, "http_port", None), grpc_port=getattr(args, "grpc_port", None),
-                require_models=True) as srv:
+                require_models=True, engine=getattr(args, "engine", None)) as srv:
         names = list_models(srv.repo) if remote else names
         print(f"serving {len(names)} model(s) from {args.repo}: {', '.join(names)}")
         print(f"  HTTP  http://{srv.http_url}")

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Iterator
 
 from repogen.errors import ServerError
+from repogen.harness import container
 
-DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51, the version the pytriton wheel bundles
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 40
@@ -136,18 +136,11 @@ def gpu_available() -> bool:
         return False
 
 
-def docker_command(repo: Path, image: str, name: str, http_port: int, grpc_port: int, gpus: bool,
-                   extra: list[str] | None = None) -> list[str]:
-    """The container binds all interfaces inside its own namespace; only 127.0.0.1 is published."""
-    cmd = ["docker", "run", "--rm", "--name", name, "--init", "--shm-size=1g"]
-    if gpus:
-        cmd += ["--gpus", "all"]
-    cmd += ["-p", f"127.0.0.1:{http_port}:{_CONTAINER_HTTP}", "-p", f"127.0.0.1:{grpc_port}:{_CONTAINER_GRPC}",
-            "-v", f"{repo.resolve()}:/models:ro", image,
-            "tritonserver", "--model-repository=/models", "--model-control-mode=explicit",
-            f"--http-port={_CONTAINER_HTTP}", f"--grpc-port={_CONTAINER_GRPC}",
-            "--allow-metrics=false", "--exit-on-error=true", "--strict-readiness=false"]
-    return cmd + list(extra or [])
+def container_server_args(extra: list[str] | None = None) -> list[str]:
+    """tritonserver's arguments inside a container (ports are the image's defaults, published by the engine)."""
+    return ["--model-control-mode=explicit", f"--http-port={container.CONTAINER_HTTP}",
+            f"--grpc-port={container.CONTAINER_GRPC}", "--allow-metrics=false", "--exit-on-error=true",
+            "--strict-readiness=false", f"--exit-timeout-secs={int(STOP_GRACE_S) - 2}", *(extra or [])]
 
 
 def _die_with_parent() -> None:
@@ -169,6 +162,7 @@ class TritonServer:
     log_path: Path | None = None
     container: str | None = None
     kind: str = "url"
+    engine: str | None = None  # docker or podman, for a container
     loaded: dict[str, str | None] = field(default_factory=dict)  # model -> None or Triton's load error
 
     # -- HTTP helpers with no client dependency: used before the server is known to be up ------------------
@@ -255,7 +249,7 @@ class TritonServer:
     # -- teardown ----------------------------------------------------------------------------------------------
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         if self.container:
-            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, timeout=60)
+            container.stop(self.engine, self.container, grace)
         if self.proc is None:
             return
         kill_process_group(self.proc, grace)
@@ -334,10 +328,11 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
            grpc_port: int | None = None, ready_timeout: float = READY_TIMEOUT_S,
            extra_args: list[str] | None = None, require_models: bool = False,
            grpc_url: str | None = None, model_repository: str | None = None,
-           server_env: dict[str, str] | None = None) -> Iterator[TritonServer]:
+           server_env: dict[str, str] | None = None, engine: str | None = None) -> Iterator[TritonServer]:
     """Run Triton on ``repo`` for the duration of the block.
 
-    ``server``: "local" (a tritonserver binary), "docker" (the NGC image), or the URL of a running
+    ``server``: "local" (a tritonserver binary), "docker" (a container: ``engine`` docker or podman, the
+    image from ``image`` or chosen from the models' manifests, see container.py), or the URL of a running
     server (``http://host:port`` for its HTTP endpoint; gRPC on HTTP port + 1 unless ``grpc_url`` or
     ``http://host:8000,grpc://host:8001`` says otherwise). ``models`` are loaded explicitly (all of the repository when
     None); load errors land in ``TritonServer.loaded`` unless ``require_models`` raises them.
@@ -371,6 +366,17 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
     for port, flag in ((http_port, "http"), (grpc_port, "grpc")):
         if port is not None and port_in_use(port):
             raise ServerError(f"--{flag}-port {port}: already in use on 127.0.0.1; pick another or leave it unset")
+    if server == "docker":
+        if model_repository:
+            raise ServerError(f"{model_repository}: --server docker serves local folders only; "
+                              "use --server local or the URL of a server reading the store")
+        engine = container.find_engine(engine)
+        gpus = gpu_available()
+        image = image or container.image_for(repo_path, models, gpus)
+        if not container.image_exists(engine, image):
+            hint = (" (build it with docker/build-cpu-image.sh)" if image == container.CPU_IMAGE else
+                    f" ({Path(engine).name} pull {image}, or pass --image)")
+            raise ServerError(f"container image {image} is not available to {Path(engine).name}{hint}")
     workdir = Path(tempfile.mkdtemp(prefix="repogen-triton-"))
     handle: TritonServer | None = None
     try:
@@ -382,11 +388,9 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     gp = free_port()
                 log_path = workdir / f"tritonserver-{attempt}.log"
                 if server == "docker":
-                    if model_repository:
-                        raise ServerError(f"{model_repository}: --server docker serves local folders only; "
-                                          "use --server local or the URL of a server reading the store")
-                    name = f"repogen-triton-{uuid.uuid4().hex[:12]}"
-                    cmd = docker_command(repo_path, image or DEFAULT_IMAGE, name, hp, gp, gpu_available(), extra_args)
+                    name = f"{container.NAME_PREFIX}{uuid.uuid4().hex[:12]}"
+                    cmd = container.run_command(engine, repo_path, image, name, hp, gp, gpus,
+                                                container_server_args(extra_args))
                     env: dict[str, str] = {}
                 else:
                     name = None
@@ -398,7 +402,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     cmd = local_command(exe, model_repository or repo_path, hp, gp, backend_dir, extra_args)
                 log_path.write_text("$ " + " ".join(cmd) + "\n")
                 proc = _spawn(cmd, env, log_path)
-                handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server)
+                handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server,
+                                      engine=engine if server == "docker" else None)
                 try:
                     handle.wait_live(ready_timeout)
                     break

@@ -260,7 +260,8 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
                         image: str | None = None, tritonserver: str | None = None,
                         protocols: tuple[str, ...] = ("http", "grpc"), inputs: str | Path | None = None,
                         concurrency: tuple[int, ...] = (1, 4), requests: int = 50, shm: bool = False,
-                        speed: bool = True, ready_timeout: float = 60.0, grpc_url: str | None = None) -> Report:
+                        speed: bool = True, ready_timeout: float = 60.0, grpc_url: str | None = None,
+                        engine: str | None = None) -> Report:
     """Launch (or attach to) Triton on ``repo``, validate each model, tear the server down; returns the report.
 
     Raises ServerError when the server cannot start or dies; per-model problems land in the report."""
@@ -283,7 +284,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     if not remote and not folders:
         return Report(str(repo), server, "-", "-", models=[unreadable[n] for n in names])
     with launch(repo, server, models=names if remote else list(folders), image=image, tritonserver=tritonserver,
-                ready_timeout=ready_timeout, grpc_url=grpc_url) as srv:
+                ready_timeout=ready_timeout, grpc_url=grpc_url, engine=engine) as srv:
         if remote:
             names = list_models(srv.repo, models)
             folders, unreadable = _read_folders(srv.repo, names)
@@ -319,7 +320,7 @@ def run(args) -> int:
         image=args.image, tritonserver=args.tritonserver,
         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
         concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
-        grpc_url=getattr(args, "grpc_url", None))
+        grpc_url=getattr(args, "grpc_url", None), engine=args.engine)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
         print()
