@@ -6,14 +6,15 @@ largest models need); a file beyond one is refused with a ModelFormatError namin
 
 from __future__ import annotations
 
-MAX_OPS = 500_000
-"""Ops over all blocks. Large real models have 10-50k (a 24-layer ERNIE ~3k, PP-OCR ~2k)."""
+MAX_OPS = 100_000
+"""Ops over all blocks: twice the 10-50k ops of the largest real inference models. Counted before anything
+is decoded, so a program with more is refused in well under a second."""
 
 MAX_BLOCKS = 10_000
 """Blocks (ProgramDesc) or regions' blocks (PIR): one per control-flow branch or loop body."""
 
-MAX_VARS = 2_000_000
-"""Variables declared over all blocks of a ProgramDesc (a few per op in practice)."""
+MAX_VARS = 400_000
+"""Variables declared over all blocks of a ProgramDesc (one to three per op in practice)."""
 
 MAX_RANK = 32
 """Dims of one tensor: numpy's own maximum (NPY_MAXDIMS); Paddle itself stops at 9."""

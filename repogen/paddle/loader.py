@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from pathlib import Path
+from typing import Iterator
 
 from repogen.errors import ModelFormatError
 from repogen.ir import Graph, ModelSource
@@ -109,13 +112,27 @@ def load_model(path: str | Path, params_file: str | Path | None = None) -> Graph
     params_file: the combined parameters file when it has an unusual name (Fluid ``__params__`` etc.).
     """
     source = detect(path, params_file)
-    if source.format == "pir":
-        from repogen.paddle.pir import read_pir
+    with _gc_paused():
+        if source.format == "pir":
+            from repogen.paddle.pir import read_pir
 
-        return read_pir(source)
-    from repogen.paddle.legacy import read_legacy
+            return read_pir(source)
+        from repogen.paddle.legacy import read_legacy
 
-    return read_legacy(source)
+        return read_legacy(source)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The readers build millions of small acyclic objects; the cyclic collector would rescan them again and
+    again (a 200,000-op program read 5-10x slower with it on). Reference counting frees them as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 __all__ = ["load_model", "detect"]

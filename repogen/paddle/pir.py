@@ -7,7 +7,6 @@ added by later versions are filled with the defaults Paddle's upgrade patches us
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
 from repogen.paddle.params import ParamSpec, attach, read_combined
+from repogen.paddle.pir_validate import check_program, load_json
 
 KNOWN_VERSIONS = (1, 2, 3, 4)
 DIALECTS = {"0": "builtin", "1": "pd_op", "2": "cf", "3": "custom_op", "4": "dist"}
@@ -349,11 +349,9 @@ def read_pir(source: ModelSource) -> Graph:
     path = source.model_file
     try:
         raw = Path(path).read_bytes()
-        doc = json.loads(raw)
     except OSError as exc:
         raise ModelFormatError(path, f"cannot read: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise ModelFormatError(path, f"not valid JSON ({str(exc)[:120]})") from None
+    doc = load_json(raw, path)
     if not isinstance(doc, dict) or not isinstance(doc.get("base_code"), dict):
         raise ModelFormatError(path, "not a PIR program: no base_code object")
     base = doc["base_code"]
@@ -366,6 +364,7 @@ def read_pir(source: ModelSource) -> Graph:
         raise ModelFormatError(path, f"PIR serialization version {version} is newer than the versions repogen "
                                      f"reads ({', '.join(map(str, KNOWN_VERSIONS))})")
     source.pir_version = version
+    check_program(doc.get("program"), path)
     r = _Reader(source, version)
     try:
         program = _dict(doc.get("program"), r)

@@ -57,12 +57,7 @@ class BlockDesc:
 
 
 class _Wire(Wire):
-    """A Wire that also counts what the program declares, to refuse hostile sizes early (limits.py)."""
-
-    def __init__(self, data: bytes | memoryview, path: object):
-        super().__init__(data, path)
-        self.ops = 0
-        self.vars = 0
+    """A Wire that bounds the names it decodes (limits.py)."""
 
     def name(self, start: int, end: int, what: str) -> str:
         if end - start > MAX_NAME:
@@ -70,14 +65,34 @@ class _Wire(Wire):
         return self.string(start, end)
 
 
+def _count(w: Wire) -> None:
+    """Refuse a program with more blocks, ops or variables than limits.py allows, before decoding any: the
+    count walks only the keys and lengths of the top two levels."""
+    blocks = ops = variables = 0
+    for num, _, val, end in w.fields(0, len(w.data), "ProgramDesc"):
+        if num != 1:
+            continue
+        blocks += 1
+        if blocks > MAX_BLOCKS:
+            raise w.fail(f"more than {MAX_BLOCKS} blocks", val)
+        for n2, _, v2, _ in w.fields(val, end, "BlockDesc"):
+            if n2 == 4:
+                ops += 1
+                if ops > MAX_OPS:
+                    raise w.fail(f"more than {MAX_OPS} ops", v2)
+            elif n2 == 3:
+                variables += 1
+                if variables > MAX_VARS:
+                    raise w.fail(f"more than {MAX_VARS} variables", v2)
+
+
 def decode_program(data: bytes | memoryview, path: object) -> list[BlockDesc]:
     w = _Wire(data, path)
+    _count(w)
     blocks = []
     starts = []
     for num, wt, val, end in w.fields(0, len(data), "ProgramDesc"):
         if num == 1:
-            if len(blocks) >= MAX_BLOCKS:
-                raise w.fail(f"more than {MAX_BLOCKS} blocks", val)
             starts.append(val)
             blocks.append(_block(w, val, end))
         elif wt == LEN:
@@ -115,15 +130,9 @@ def _block(w: _Wire, start: int, end: int) -> BlockDesc:
                 b.parent_idx = _int32(w, val, "BlockDesc.parent_idx", start)
             seen.add(num)
         elif num == 3:
-            w.vars += 1
-            if w.vars > MAX_VARS:
-                raise w.fail(f"more than {MAX_VARS} variables", val)
             v = _var(w, val, vend)
             b.vars[v.name] = v
         elif num == 4:
-            w.ops += 1
-            if w.ops > MAX_OPS:
-                raise w.fail(f"more than {MAX_OPS} ops", val)
             b.ops.append(_op(w, val, vend))
         elif wt == LEN:
             w.check_payload("BlockDesc", num, val, vend)
