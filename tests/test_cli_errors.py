@@ -236,3 +236,13 @@ def test_validate_refused_grpc_is_a_server_error(capsys: pytest.CaptureFixture) 
         line = one_error_line(err)
         assert rc == 2 and f"no Triton gRPC endpoint answers at 127.0.0.1:{closed}: " in line, line
         assert "assumed" not in line
+
+
+def test_validate_refused_http_is_a_server_error_at_once(capsys: pytest.CaptureFixture) -> None:
+    import time
+
+    closed = _closed_port()
+    started = time.monotonic()
+    rc, err = run_cli(capsys, "validate", str(ROOT / "sample_repo"), "--server", f"http://127.0.0.1:{closed}")
+    assert rc == 2 and time.monotonic() - started < 30  # not the minute a starting server gets
+    assert one_error_line(err).startswith(f"repogen validate: error: no Triton answers at http://127.0.0.1:{closed}: ")

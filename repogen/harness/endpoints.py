@@ -51,6 +51,22 @@ def server_urls(server: str, grpc_url: str | None = None) -> tuple[str, str]:
     return f"{host}:{port}", f"{ghost}:{gport}"
 
 
+def probe_http(http_url: str, timeout: float = 5.0) -> None:
+    """Raise ServerError at once when nothing listens at ``http_url`` (a typo in a port should not cost the
+    minute a starting server is given). A server that answers but is not live yet is left to wait_live."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{http_url}/v2/health/live", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # something answers HTTP: wait_live decides
+    except (OSError, urllib.error.URLError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ServerError(f"no Triton answers at http://{http_url}: {reason}") from None
+
+
 def probe_grpc(grpc_url: str, explicit: bool) -> None:
     """Raise ServerError unless a Triton answers gRPC at ``grpc_url``."""
     import tritonclient.grpc as grpcclient

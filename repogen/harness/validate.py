@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from repogen.errors import ConfigError, RepogenError, ServerError
 from repogen.harness import clients
-from repogen.harness.endpoints import probe_grpc, server_urls
+from repogen.harness.endpoints import probe_grpc, probe_http, server_urls
 from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import TritonServer, launch
@@ -280,7 +280,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     import paddle.inference  # noqa: F401
 
     if server not in ("local", "docker"):
-        server_urls(server, grpc_url)  # a malformed URL is a usage error, before anything else happens
+        probe_http(server_urls(server, grpc_url)[0])  # malformed URL: exit 2 at once; refused: server error
     if not remote and not folders:
         return Report(str(repo), server, "-", "-", models=[unreadable[n] for n in names])
     with launch(repo, server, models=names if remote else list(folders), image=image, tritonserver=tritonserver,
