@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cli_args(p)
     p.add_argument("--no-check", action="store_true", help="skip the NumPy-backend check against Paddle")
+    p.add_argument("--partition", action=argparse.BooleanOptionalAction, default=None,
+                   help="ops TensorRT cannot run go to Python-backend models, joined with the TensorRT regions in "
+                        "an ensemble under the model's name (default: on for --target auto); --no-partition: "
+                        "refuse such models instead")
     p.add_argument("--force", action="store_true",
                    help="rebuild a model version that already exists in --out (only folders repogen built are "
                         "ever replaced; other versions are kept)")

@@ -430,6 +430,55 @@ def _yolo_head() -> Any:
     return YoloHead()
 
 
+def _yolo_dense() -> Any:
+    """yolo_head whose NMS takes every box of every class (nms_top_k -1, as detectors exported with a large
+    nms_top_k do): 3 classes x 3 * (H*W/256 + H*W/64) boxes pass TensorRT's 5000-box NMS limit above 181x181."""
+    import paddle
+
+    head = _yolo_head()
+
+    class Dense(paddle.nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = head
+
+        def forward(self, image: Any, im_size: Any) -> Any:
+            h = self.head
+            f8 = h.stem(image)
+            f16 = h.down(f8)
+            boxes, scores = [], []
+            for conv, feat, stride, anc in ((h.head16, f16, 16, [30, 61, 62, 45, 59, 119]),
+                                            (h.head8, f8, 8, [10, 13, 16, 30, 33, 23])):
+                b, s = paddle.vision.ops.yolo_box(conv(feat), im_size, anc, 3, conf_thresh=0.005,
+                                                  downsample_ratio=stride, clip_bbox=True, scale_x_y=1.05)
+                boxes.append(b)
+                scores.append(s)
+            return _multiclass_nms3(paddle.concat(boxes, axis=1), paddle.concat(scores, axis=1).transpose([0, 2, 1]),
+                                    score_threshold=0.01, nms_top_k=-1, keep_top_k=20, nms_threshold=0.45,
+                                    background_label=-1)
+
+    return Dense()
+
+
+def _cumprod_net() -> Any:
+    """A conv net with an op in the middle that has no TensorRT converter (cumprod along the width), so a
+    partitioned build runs Python between two TensorRT regions."""
+    import paddle
+    import paddle.nn as nn
+
+    class CumprodNet(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2D(3, 8, 3, 1, 1), nn.Sigmoid())
+            self.tail = nn.Sequential(nn.Conv2D(8, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2D(1), nn.Flatten(),
+                                      nn.Linear(8, 5))
+
+        def forward(self, x: Any) -> Any:
+            return self.tail(paddle.cumprod(self.stem(x) + 0.5, dim=3))
+
+    return CumprodNet()
+
+
 def _crnn() -> Any:
     """CRNN text recognizer: conv trunk collapsing the height, 2-layer bidirectional LSTM over the width
     (the `rnn` op), per-step class scores with softmax (CTC decoding happens outside the model)."""
@@ -491,6 +540,9 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              ("topk", "take_along_axis", "meshgrid", "grid_sample", "attention", "deformable attention")),
     ZooModel("yolo_head", _yolo_head, (_img("image", hw=64), InputSpec("im_size", "int32", (-1, 2), (2, 2), 64, 65)),
              ("yolo_box", "multiclass_nms3", "leaky_relu")),
+    ZooModel("yolo_dense", _yolo_dense, (_img("image", hw=64), InputSpec("im_size", "int32", (-1, 2), (2, 2), 64, 65)),
+             ("yolo_box", "multiclass_nms3 beyond TensorRT's NMS limit")),
+    ZooModel("cumprod_net", _cumprod_net, (_img(hw=16),), ("cumprod (no converter)",)),
     ZooModel("crnn", _crnn, (InputSpec("x", "float32", (-1, 3, 8, -1), (2, 3, 8, 32)),), ("rnn (LSTM)", "bidirectional")),
     ZooModel("lod_pool", _lod_pool, (InputSpec("x", "float32", (-1, 8), (6, 8), lod_level=1),), ("sequence_pool",),
              formats=("fluid-separate", "fluid-combined", "paddle2")),

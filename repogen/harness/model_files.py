@@ -89,10 +89,19 @@ def read_model_folder(path: Path) -> ModelFolder:
     return ModelFolder(name, path, cfg, manifest, _specs(cfg_path, cfg.input), _specs(cfg_path, cfg.output))
 
 
+def _part_of(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "repogen.json").read_text()).get("part_of")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def list_models(repo: Path, only: list[str] | None = None) -> list[str]:
     if not repo.is_dir():
         raise ConfigError(f"{repo}: model repository folder not found")
     found = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
+    if not only:  # the parts of a partitioned model are validated through its ensemble, which loads them
+        found = [n for n in found if not _part_of(repo / n)]
     if only:
         missing = [m for m in only if m not in found]
         if missing:

@@ -62,14 +62,25 @@ class NetworkRunner:
         graph = cut(cleaned, region)
         profiles = [Profile({n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.items()})
                     for p in region.profiles]
+        if not profiles:  # a draft region being observed: the NumPy backend records profiles, never needs them
+            profiles = [Profile({n: (tuple(max(1, d) for d in shape),) * 3 for n, _, shape in region.inputs})]
         self.conversion = convert_graph(graph, numpy_trt, precision=region.precision, profiles=profiles, clean=False)
         names = [n for n, _, _ in self.conversion.outputs]
         self.output_names = dict(zip(names, (n for n, _, _ in region.outputs)))
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         got = self.trt.execute(self.conversion.network, {n: feeds[n] for n, _, _ in self.region.inputs})
-        return {self.output_names[k]: np.asarray(v).astype(dtype, copy=False)
-                for (k, v), (_, dtype, _) in zip(((k, got[k]) for k in self.output_names), self.region.outputs)}
+        return {self.output_names[k]: np.asarray(got[k]).astype(dtype, copy=False)
+                for k, (_, dtype, _) in zip(self.output_names, self.region.outputs)}
+
+    def shapes(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:
+        """(outputs, the shape of every graph value the network computed): what the partitioner observes."""
+        every = self.trt.execute_all(self.conversion.network, {n: feeds[n] for n, _, _ in self.region.inputs})
+        outputs = {self.output_names[k]: np.asarray(every[k]).astype(dtype, copy=False)
+                   for k, (_, dtype, _) in zip(self.output_names, self.region.outputs)}
+        tensors = self.conversion.context.tensors
+        seen = {name: tuple(np.shape(every[t.name])) for name, t in tensors.items() if t.name in every}
+        return outputs, seen
 
 
 # _C_ops arguments that take a list of tensors even when the op lists a single one
@@ -136,6 +147,9 @@ class PaddleOpsRunner:
         return value
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.shapes(feeds)[0]
+
+    def shapes(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:
         import paddle
 
         env: dict[str, Any] = {n: paddle.to_tensor(a) for n, a in self.constants.items()}
@@ -169,7 +183,8 @@ class PaddleOpsRunner:
                 for names, r in zip(slots, results):
                     if names and r is not None:
                         env[names[0]] = r
-        return {n: env[n].numpy().astype(dtype, copy=False) for n, dtype, _ in self.region.outputs}
+        outputs = {n: env[n].numpy().astype(dtype, copy=False) for n, dtype, _ in self.region.outputs}
+        return outputs, {n: tuple(t.shape) for n, t in env.items()}
 
 
 def make_runner(cleaned: Graph, region: Region) -> NetworkRunner | PaddleOpsRunner:

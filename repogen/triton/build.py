@@ -46,6 +46,7 @@ class ModelReport:
     check: dict[str, Any]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    partition: dict[str, Any] | None = None  # partitioned models: ops in TensorRT and why the others are not
 
 
 @dataclass
@@ -76,6 +77,7 @@ class _Prepared:
     started: float
     region: Any = None  # --target numpy: what the stand-in runs (repogen.partition.regions.Region)
     paddle_names: dict[str, str] = field(default_factory=dict)  # renamed I/O: Triton name -> Paddle name
+    partitioned: Any = None  # repogen.partition.ensemble.PartitionedModel: several folders, one ensemble
 
 
 # -- profiles ------------------------------------------------------------------------------------------------------
@@ -232,13 +234,23 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     if renames and target == "numpy":
         raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available for --target numpy")
     spec = naming.apply_to_spec(spec, renames)  # shape options may use the new names
-    if target == "tensorrt" and spec.target == "auto":
+    from repogen.partition.deploy import prepare_partitioned, wants_partition
+
+    if renames and spec.partition:
+        raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available with --partition")
+    if target == "tensorrt" and spec.target == "auto" and not wants_partition(spec):
         target = _auto_target(spec, graph, model_warn)
     if spec.precision == "int8" and target == "paddle":
         raise ConfigError(f"{spec.name}: the paddle target cannot serve int8 (it runs Paddle Inference in FP32 "
                           "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
+    if target in ("tensorrt", "numpy") and wants_partition(spec) and spec.precision != "int8":
+        parted = prepare_partitioned(spec, graph, target=target, trt=trt, profile_objs=profile_objs, profiles=profiles,
+                                     cache=cache, stage=stage, warn=model_warn)
+        if parted is not None:  # an ensemble of TensorRT regions and Python remainder models
+            return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
+                             parted.ensemble_text, None, None, parted.check, warnings, started, partitioned=parted)
     forms = _Forms(spec, graph)
     # check what is built: the paddle target serves fp32 whatever --fp16 says
     checked = replace(spec, precision="fp32") if target == "paddle" and spec.precision == "fp16" else spec
@@ -413,9 +425,17 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
         try:
             for p in prepared:
                 stages[p.spec.name]("write")
-                files = _write(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name])
+                if p.partitioned is not None:
+                    from repogen.partition.deploy import write_partitioned
+
+                    folders = write_partitioned(p.partitioned, tmp, out, spec=p.spec, graph=p.graph, force=force)
+                    files = folders.pop(p.spec.name)
+                    names += list(folders)
+                else:
+                    files = _write(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name])
                 reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
-                                           str(out / p.spec.name), files, p.check, 0.0, p.warnings))
+                                           str(out / p.spec.name), files, p.check, 0.0, p.warnings,
+                                           p.partitioned.summary() if p.partitioned is not None else None))
             for s in specs:
                 stages[s.name]("commit")
             _destinations(out, specs, force)  # again: the repository may have changed during the build

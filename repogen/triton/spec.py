@@ -90,6 +90,7 @@ class ModelSpec:
     workspace_mb: int | None = None
     optimization_level: int | None = None
     check: bool = True
+    partition: bool | None = None  # TensorRT regions + Python remainder in an ensemble; None: only under auto
     calib_data: Path | None = None  # precision "int8": calibration samples (repogen.trt.calibrate)
     calib_method: str = "max"
     # renamed inputs/outputs: Paddle name -> Triton name (repogen/naming.py)
@@ -257,7 +258,7 @@ def _profiles(value: Any, where: str) -> tuple[list[str], list[str], list[str]]:
 _MODEL_KEYS = {
     "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
     "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
-    "workspace_mb", "optimization_level", "check", "calib_data", "calib_method", "input_names", "output_names",
+    "workspace_mb", "optimization_level", "check", "calib_data", "calib_method", "input_names", "output_names", "partition",
 } | serving_options.KEYS
 
 
@@ -349,6 +350,8 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
         spec.optimization_level = level
     if "check" in t:
         spec.check = _bool(t["check"], f"{where}.check")
+    if "partition" in t:
+        spec.partition = _bool(t["partition"], f"{where}.partition")
     if "calib_data" in t:
         spec.calib_data = _path(t["calib_data"], base, f"{where}.calib_data")
     if "calib_method" in t:
@@ -438,6 +441,8 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
             _int8_args(s, args, str(args.spec))
             if args.no_check:
                 s.check = False
+            if getattr(args, "partition", None) is not None:
+                s.partition = args.partition
         return specs
 
     sources = [_model_source(m, Path.cwd(), f"model {m}") for m in args.models]
@@ -472,5 +477,6 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
         s.input_names = parse_renames(getattr(args, "input_names", None), "--input-names")
         s.output_names = parse_renames(getattr(args, "output_names", None), "--output-names")
         s.check = not args.no_check
+        s.partition = getattr(args, "partition", None)
     check_unique(specs, "command line")
     return specs

@@ -1,0 +1,67 @@
+"""The one interface ``repogen build`` uses: prepare a partitioned model in memory, then write its folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from repogen.errors import RepogenError
+from repogen.ir import Graph
+from repogen.partition.ensemble import PartitionedModel, prepare, write
+
+
+def wants_partition(spec: Any) -> bool:
+    """``partition`` true/false in the spec (--partition / --no-partition); by default only --target auto."""
+    return spec.partition if spec.partition is not None else spec.target == "auto"
+
+
+def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profile_objs: list[Any],
+                        profiles: list[dict], cache: Any, stage: Callable[[str], None],
+                        warn: Callable[[str], None]) -> PartitionedModel | None:
+    """None when the whole model goes to TensorRT. Raises when the partitioned model fails its check."""
+    from repogen.triton.targets import build_plan, graph_engine
+
+    def build_region(sub: Graph, region: Any) -> tuple[bytes, dict]:
+        from repogen.trt.profiles import Profile
+
+        objs = [Profile({n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.items()})
+                for p in region.profiles]
+        built = build_plan(sub, trt, precision=spec.precision, profiles_objs=objs, profiles=region.profiles,
+                           workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level, cache=cache,
+                           name=spec.name)
+        return built.plan, built.info
+
+    engine = graph_engine(graph, profiles)
+    model = prepare(spec, graph, target=target, profiles=profiles, engine=engine,
+                    build_region=build_region if target == "tensorrt" else None, stage=stage)
+    if model is None:
+        return None
+    s = model.summary()
+    warn(f"{spec.name}: partitioned: {s['tensorrt_ops']}/{s['ops']} ops ({100 * s['tensorrt_op_share']:.0f} %) and "
+         f"{100 * s['tensorrt_parameter_share']:.0f} % of the parameters in TensorRT; in Python: "
+         + "; ".join(f"#{o['position']} {o['op']} ({o['reason']})" for o in s["not_tensorrt"]))
+    if not spec.check:
+        model.check = {"status": "skipped", "reason": "--no-check"}
+        return model
+    from repogen.partition.check import check_partition
+
+    stage("check")
+    model.check = check_partition(model.partition, spec.source, profiles, spec.precision)
+    if model.check["status"] != "passed":
+        bad = [f"  {n}: rel err {o['rel_err']:.3g} > {o['tolerance']:g}" for n, o in model.check["outputs"].items()
+               if not o["passed"]]
+        raise RepogenError(f"{spec.name}: numerical check of the partitioned model against Paddle failed; "
+                           "--no-check skips it:\n" + "\n".join(bad))
+    return model
+
+
+def write_partitioned(model: PartitionedModel, staging: Path, out: Path, *, spec: Any, graph: Graph,
+                      force: bool) -> dict[str, list[str]]:
+    from repogen.triton import ownership
+    from repogen.triton.manifest import dumps, manifest
+    from repogen.triton.targets import source_files
+
+    for name in model.folder_names:
+        ownership.check_destination(out, name, spec.version, force)
+    return write(model, staging, out, spec=spec, graph=graph, sources=source_files(graph), manifest_fn=manifest,
+                 dumps=dumps)

@@ -1,0 +1,212 @@
+"""Partitioning without a server: placement rules and reasons, regions and boundary names, the numeric check
+of the chained regions against Paddle, ensemble wiring checks, spec/CLI switches, refusals."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repogen import zoo
+from repogen.errors import ConfigError, RepogenError
+from repogen.ir import Op
+from repogen.paddle import load_model
+from repogen.partition.check import check_partition
+from repogen.partition.ensemble import check_ensemble, prepare
+from repogen.partition.plan import NMS_TOPK_BOX_LIMIT, limit_reason, partition_graph
+from repogen.triton.build import build_repository
+from repogen.triton.config import parse_config
+from repogen.triton.spec import ModelSpec, load_spec_file
+from repogen.triton.targets import graph_engine
+from tritonclient.grpc import model_config_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+YOLO_BIG = [{"image": ((1, 3, 64, 64), (2, 3, 64, 64), (2, 3, 192, 192)), "im_size": ((1, 2), (2, 2), (2, 2))}]
+YOLO_SMALL = [{"image": ((1, 3, 64, 64), (2, 3, 64, 64), (2, 3, 160, 160)), "im_size": ((1, 2), (2, 2), (2, 2))}]
+CUMPROD = [{"x": ((1, 3, 16, 16), (2, 3, 16, 16), (4, 3, 32, 32))}]
+
+
+@pytest.fixture(scope="module")
+def yolo_dense():
+    return load_model(zoo.get("yolo_dense", "pir"))
+
+
+@pytest.fixture(scope="module")
+def cumprod():
+    return load_model(zoo.get("cumprod_net", "pir"))
+
+
+def test_nms_beyond_the_box_limit_goes_to_python_with_the_numbers(yolo_dense):
+    part = partition_graph(yolo_dense, YOLO_BIG)
+    assert part.partitioned and [r.kind for r in part.regions] == ["tensorrt", "python"]
+    s = part.summary()
+    (nms,) = s["not_tensorrt"]
+    # 192x192: 3 anchors x (12*12 + 24*24) boxes = 2160 per class, 3 classes
+    assert nms["op"] == "multiclass_nms3" and "3 classes x 2160 candidates = 6480 boxes" in nms["reason"]
+    assert str(NMS_TOPK_BOX_LIMIT) in nms["reason"]
+    assert s["tensorrt_ops"] == s["ops"] - 1 and s["tensorrt_parameter_share"] == 1.0 and s["parameters"] > 0
+    trt, py = part.regions
+    assert [n for n, _, _ in trt.inputs] == ["image", "im_size"]
+    names = [n for n, _, _ in trt.outputs]
+    assert names == [n for n, _, _ in py.inputs]
+    # boundary tensors are named for their producer: <op>_<position>_<slot>
+    concat, transpose = names
+    import re
+
+    assert re.fullmatch(r"concat_\d+_out", concat) and re.fullmatch(r"transpose_\d+_out", transpose)
+    assert part.cleaned.ops[int(concat.split("_")[1])].type == "concat"
+    assert dict((n, s) for n, _, s in py.inputs) == {concat: (-1, -1, 4), transpose: (-1, 3, -1)}
+    assert [n for n, _, _ in py.outputs] == yolo_dense.outputs
+    # the TensorRT region's profile is the model's own
+    assert trt.profiles == [{k: tuple(map(tuple, v)) for k, v in YOLO_BIG[0].items()}]
+
+
+def test_nms_within_the_limit_stays_in_tensorrt(yolo_dense):
+    # 160x160: 3 x 1500 = 4500 candidates
+    assert not partition_graph(yolo_dense, YOLO_SMALL).partitioned
+    # yolo_head keeps 100 per class: 300 candidates at any size
+    assert not partition_graph(load_model(zoo.get("yolo_head", "pir")), YOLO_BIG).partitioned
+
+
+def test_unconvertible_op_in_the_middle(cumprod):
+    part = partition_graph(cumprod, CUMPROD)
+    assert [r.kind for r in part.regions] == ["tensorrt", "python", "tensorrt"]
+    a, b, c = part.regions
+    assert [n for n, _, _ in a.outputs] == [n for n, _, _ in b.inputs] == ["scale_2_out"]
+    assert [n for n, _, _ in b.outputs] == [n for n, _, _ in c.inputs] == ["cumprod_3_out"]
+    assert b.op_types == ["cumprod"]
+    (why,) = part.summary()["not_tensorrt"]
+    assert why["op"] == "cumprod" and "no TensorRT converter" in why["reason"]
+    # the second TensorRT region's profile spans the shapes the runs observed for its input
+    assert c.profiles == [{"cumprod_3_out": ((1, 8, 16, 16), (2, 8, 16, 16), (4, 8, 32, 32))}]
+
+
+@pytest.mark.parametrize("name,profiles", [("yolo_dense", YOLO_BIG), ("cumprod_net", CUMPROD)])
+def test_chained_regions_match_paddle_on_the_whole_model(name, profiles):
+    graph = load_model(zoo.get(name, "pir"))
+    part = partition_graph(graph, profiles)
+    result = check_partition(part, zoo.get(name, "pir"), profiles)
+    assert result["status"] == "passed", result
+    assert all(o["rel_err"] <= 1e-5 for o in result["outputs"].values())
+    # the check can fail: a region whose output is perturbed no longer matches
+    region = part.regions[0]
+    from repogen.partition import runtime
+
+    real = runtime.NetworkRunner.shapes
+
+    def off(self, feeds):
+        outs, seen = real(self, feeds)
+        return {k: v * 1.01 if v.dtype.kind == "f" else v for k, v in outs.items()}, seen
+
+    runtime.NetworkRunner.shapes = off
+    try:
+        assert check_partition(part, zoo.get(name, "pir"), profiles)["status"] == "failed"
+    finally:
+        runtime.NetworkRunner.shapes = real
+    assert region.kind == "tensorrt"
+
+
+def test_limit_rules():
+    topk = Op("topk", "topk", {"x": ["x"]}, {"out": ["v"], "indices": ["i"]}, {"axis": -1})
+    assert limit_reason(topk, {"x": (2, 9000), "v": (2, 3840)}) is None
+    assert "k = 4000" in limit_reason(topk, {"x": (2, 9000), "v": (2, 4000)})
+    nms = Op("multiclass_nms3", "multiclass_nms3", {"bboxes": ["b"], "scores": ["s"]}, {"out": ["o"]},
+             {"nms_top_k": 1000, "keep_top_k": 100, "background_label": 0})
+    # 80 classes with background 0: 79 x 1000 candidates
+    assert "79 classes x 1000 candidates = 79000" in limit_reason(nms, {"s": (1, 80, 8400)})
+    assert limit_reason(nms, {"s": (1, 6, 900)}) is None  # 5 x 900 = 4500
+    nms.attrs.update(nms_top_k=-1, keep_top_k=-1)
+    assert "k <= 3840" in limit_reason(nms, {"s": (1, 2, 4000)})  # 4000 candidates fit NMS; TopK does not
+
+
+def test_clean_pass_is_the_same_in_a_fresh_process(tmp_path, cumprod):
+    """The served model re-cleans the graph in a fresh interpreter: it must find the ops the build placed."""
+    part = partition_graph(cumprod, CUMPROD)
+    src = Path(zoo.get("cumprod_net", "pir")) / "inference.json"
+    code = ("import json, sys; from repogen.partition.regions import load_cleaned; "
+            f"print(json.dumps([op.type for op in load_cleaned(sys.argv[1]).ops]))")
+    out = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, check=True).stdout
+    fresh = json.loads(out.strip().splitlines()[-1])
+    for region in part.regions:
+        assert [fresh[i] for i in region.ops] == region.op_types
+
+
+def _prepare(name, profiles, **kw):
+    graph = load_model(zoo.get(name, "pir"))
+    spec = ModelSpec(source=zoo.get(name, "pir"), name=name, target="numpy", partition=True, **kw)
+    from repogen.triton.build import _profiles
+
+    objs, plain = _profiles(graph, spec)
+    return prepare(spec, graph, target="numpy", profiles=plain, engine=graph_engine(graph, plain))
+
+
+def test_ensemble_wiring_is_checked():
+    model = _prepare("cumprod_net", CUMPROD, min_shapes=["x:1x3x16x16"], opt_shapes=["x:2x3x16x16"],
+                     max_shapes=["x:4x3x32x32"])
+    cfg = parse_config(model.ensemble_text, "ensemble")
+    assert cfg.platform == "ensemble" and cfg.max_batch_size == 4
+    assert [s.model_name for s in cfg.ensemble_scheduling.step] == [p.name for p in model.parts] == [
+        "cumprod_net_0_tensorrt", "cumprod_net_1_python", "cumprod_net_2_tensorrt"]
+    check_ensemble(cfg, model.engine, model.parts, "cumprod_net")  # as built: fine
+    swapped = copy.deepcopy(cfg)
+    steps = swapped.ensemble_scheduling.step
+    a, b = copy.deepcopy(steps[0]), copy.deepcopy(steps[1])
+    steps[0].CopyFrom(b), steps[1].CopyFrom(a)
+    with pytest.raises(ConfigError, match="reads scale_2_out, which no earlier step produces"):
+        check_ensemble(swapped, model.engine, model.parts, "cumprod_net")
+    missing = copy.deepcopy(cfg)
+    del missing.ensemble_scheduling.step[2]
+    with pytest.raises(ConfigError, match="output fetch_name_0 is produced by no step"):
+        check_ensemble(missing, model.engine, model.parts, "cumprod_net")
+    # composing configs: same batching as the original; the Python part is a CPU Python-backend model
+    py = parse_config(model.parts[1].config_text, "py")
+    assert py.backend == "python" and py.max_batch_size == 4 and py.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+
+
+def test_build_refusals_and_switches(tmp_path):
+    src = zoo.get("cumprod_net", "pir")
+    shapes = dict(min_shapes=["x:1x3x16x16"], opt_shapes=["x:2x3x16x16"], max_shapes=["x:4x3x32x32"])
+    # --no-partition (and the default for an explicit target): the op without a converter is refused, by name
+    for partition in (False, None):
+        with pytest.raises(RepogenError, match="cumprod"):
+            build_repository([ModelSpec(source=src, name="m", target="numpy", partition=partition, **shapes)],
+                             tmp_path / "r", progress=False)
+        assert not (tmp_path / "r" / "m").exists()
+    # --target paddle stays available and unpartitioned
+    report = build_repository([ModelSpec(source=src, name="m", target="paddle", partition=True, **shapes)],
+                              tmp_path / "p", progress=False)
+    assert report.models[0].target == "paddle" and report.models[0].partition is None
+    # a spec file switches it on
+    spec_file = tmp_path / "repogen.toml"
+    spec_file.write_text(f'[[model]]\nsource = "{src}"\nname = "m"\ntarget = "numpy"\npartition = true\n'
+                         '[[model.profile]]\nx = { min = [1, 3, 16, 16], opt = [2, 3, 16, 16], max = [4, 3, 32, 32] }\n')
+    (spec,) = load_spec_file(spec_file)
+    assert spec.partition is True
+    report = build_repository([spec], tmp_path / "s", progress=False)
+    (m,) = report.models
+    assert m.target == "ensemble" and m.check["status"] == "passed"
+    assert m.partition["tensorrt_ops"] == m.partition["ops"] - 1
+    manifest = json.loads((tmp_path / "s" / "m" / "repogen.json").read_text())
+    assert manifest["target"] == "ensemble" and manifest["partition"]["not_tensorrt"][0]["op"] == "cumprod"
+    assert (tmp_path / "s" / "m" / manifest["source"]["path"]).is_file()  # the reference travels along
+    for part in ("m_0_tensorrt", "m_1_python", "m_2_tensorrt"):
+        assert json.loads((tmp_path / "s" / part / "repogen.json").read_text())["part_of"] == "m"
+    # a rebuild without --force refuses, naming a part folder
+    with pytest.raises(ConfigError, match="already exists"):
+        build_repository([spec], tmp_path / "s", progress=False)
+
+
+def test_cli_partition_flags():
+    from repogen.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["build", "--out", "o"]).partition is None
+    assert p.parse_args(["build", "--out", "o", "--partition"]).partition is True
+    assert p.parse_args(["build", "--out", "o", "--no-partition"]).partition is False
