@@ -210,3 +210,38 @@ def test_cli_partition_flags():
     assert p.parse_args(["build", "--out", "o"]).partition is None
     assert p.parse_args(["build", "--out", "o", "--partition"]).partition is True
     assert p.parse_args(["build", "--out", "o", "--no-partition"]).partition is False
+
+
+def test_auto_with_tensorrt_builds_plans_for_regions_and_moves_refused_regions_to_python(tmp_path, monkeypatch):
+    """--target auto on a TensorRT machine (builder stubbed): plans for the TensorRT regions; a region the
+    builder refuses joins the Python remainder, with the builder's reason."""
+    from repogen.triton import build as build_mod
+    from repogen.triton import targets
+    from repogen.triton.targets import TensorRTStatus
+
+    built = []
+
+    def fake_build_plan(graph, trt, **kw):
+        types = [op.type for op in graph.ops]
+        if "pool2d" in types:
+            raise RepogenError("op #3 pool2d: no kernel for this layer on this GPU")
+        built.append(types)
+        return targets.PlanBuild(None, b"PLAN" + ",".join(types).encode(), {"version": "10.8.0",
+                                                                            "compute_capability": "9.0"})
+
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
+    monkeypatch.setattr(targets, "build_plan", fake_build_plan)
+    spec = ModelSpec(source=zoo.get("cumprod_net", "pir"), name="c", target="auto", min_shapes=["x:1x3x16x16"],
+                     opt_shapes=["x:2x3x16x16"], max_shapes=["x:4x3x32x32"])
+    report = build_repository([spec], tmp_path / "repo", progress=False)
+    (m,) = report.models
+    assert m.target == "ensemble" and m.check["status"] == "passed"
+    reasons = {o["op"]: o["reason"] for o in m.partition["not_tensorrt"]}
+    assert "no TensorRT converter" in reasons["cumprod"]
+    assert "builder refused" in reasons["pool2d"] and "no kernel" in reasons["pool2d"]
+    assert [r["kind"] for r in m.partition["regions"]] == ["tensorrt", "python"]
+    plan_cfg = parse_config((tmp_path / "repo" / "c_0_tensorrt" / "config.pbtxt").read_text(), "plan")
+    assert plan_cfg.platform == "tensorrt_plan"
+    assert (tmp_path / "repo" / "c_0_tensorrt" / "1" / "model.plan").read_bytes().startswith(b"PLAN")
+    assert (tmp_path / "repo" / "c_1_python" / "1" / "model.py").is_file()
+    assert built and all("pool2d" not in t for t in built)

@@ -32,8 +32,15 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
         return built.plan, built.info
 
     engine = graph_engine(graph, profiles)
-    model = prepare(spec, graph, target=target, profiles=profiles, engine=engine,
-                    build_region=build_region if target == "tensorrt" else None, stage=stage)
+    try:
+        model = prepare(spec, graph, target=target, profiles=profiles, engine=engine,
+                        build_region=build_region if target == "tensorrt" else None, stage=stage)
+    except RepogenError as exc:
+        if spec.target != "auto":
+            raise
+        # --target auto still serves the model: whole, through the paddle target (the caller decides)
+        warn(f"WARNING: {spec.name}: cannot partition ({' '.join(str(exc).split())[:300]})")
+        return None
     if model is None:
         return None
     s = model.summary()

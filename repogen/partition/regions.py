@@ -89,9 +89,9 @@ def clean(graph: Graph) -> Graph:
     their converters and silently folds nothing while the registry is still empty, so without this the same
     model cleans differently in a fresh process (the served model) than after any conversion (the build)."""
     from repogen.trt.passes import clean_graph
-    from repogen.trt.registry import _load
+    from repogen.trt.registry import load_converters
 
-    _load()
+    load_converters()
     return clean_graph(graph)
 
 

@@ -83,6 +83,24 @@ class NetworkRunner:
         return outputs, seen
 
 
+# phi argument orders the generated SIGNATURES table lacks (Paddle's ops.pyi leaves these ops out)
+_BINARY = ("x", "y")
+EXTRA_SIGNATURES: dict[str, tuple[str, ...]] = {
+    **{op: _BINARY for op in ("add", "subtract", "multiply", "divide", "maximum", "minimum", "floor_divide",
+                              "remainder", "elementwise_pow", "equal", "not_equal", "greater_equal", "greater_than",
+                              "less_equal", "less_than")},
+    "matmul": ("x", "y", "transpose_x", "transpose_y"),
+    "batch_norm": ("x", "mean", "variance", "scale", "bias", "is_test", "momentum", "epsilon", "data_format",
+                   "use_global_stats", "trainable_statistics"),
+    "softmax": ("x", "axis"),
+    "hardswish": ("x",),
+    "assign": ("x",),
+    "tile": ("x", "repeat_times"),
+    "min": ("x", "axis", "keepdim"),
+    "arange": ("start", "end", "step", "dtype", "place"),
+    "embedding": ("x", "weight", "padding_idx", "sparse"),
+}
+
 # _C_ops arguments that take a list of tensors even when the op lists a single one
 _LIST_ARGS = {"x": ("concat", "stack", "add_n", "meshgrid", "broadcast_tensors"), "xs": None, "inputs": None}
 
@@ -105,7 +123,7 @@ class PaddleOpsRunner:
             if op.blocks:
                 raise ConfigError(f"op {op.type}: control flow cannot run in a Python remainder model")
             fn = getattr(_C_ops, op.type, None)
-            sig = SIGNATURES.get(op.type)
+            sig = SIGNATURES.get(op.type) or EXTRA_SIGNATURES.get(op.type)
             if fn is None or sig is None:
                 raise ConfigError(f"op {op.type}: Paddle {paddle.__version__} has no dynamic-mode kernel call "
                                   "(paddle._C_ops) repogen can run it with")

@@ -238,19 +238,23 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
 
     if renames and spec.partition:
         raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available with --partition")
-    if target == "tensorrt" and spec.target == "auto" and not wants_partition(spec):
+    partition = (target in ("tensorrt", "numpy") and wants_partition(spec) and spec.precision != "int8"
+                 and not renames)
+    if target == "tensorrt" and spec.target == "auto" and not partition:
         target = _auto_target(spec, graph, model_warn)
     if spec.precision == "int8" and target == "paddle":
         raise ConfigError(f"{spec.name}: the paddle target cannot serve int8 (it runs Paddle Inference in FP32 "
                           "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
-    if target in ("tensorrt", "numpy") and wants_partition(spec) and spec.precision != "int8":
+    if partition:
         parted = prepare_partitioned(spec, graph, target=target, trt=trt, profile_objs=profile_objs, profiles=profiles,
                                      cache=cache, stage=stage, warn=model_warn)
         if parted is not None:  # an ensemble of TensorRT regions and Python remainder models
             return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
                              parted.ensemble_text, None, None, parted.check, warnings, started, partitioned=parted)
+        if target == "tensorrt" and spec.target == "auto":  # not partitionable: the whole model to paddle
+            target = _auto_target(spec, graph, model_warn)
     forms = _Forms(spec, graph)
     # check what is built: the paddle target serves fp32 whatever --fp16 says
     checked = replace(spec, precision="fp32") if target == "paddle" and spec.precision == "fp16" else spec
