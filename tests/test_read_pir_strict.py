@@ -184,7 +184,14 @@ def test_pir_op_limit(tmp_path: Path, base: dict, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(pv, "MAX_OPS", 20)
     (tmp_path / "m.json").write_text(json.dumps(base))
-    with pytest.raises(ModelFormatError, match="more than 20 ops"):
+    with pytest.raises(ModelFormatError, match=r"block 0 has 100 ops \(more than 20\)"):
+        load_model(tmp_path / "m.json")
+    # ops counted over nested blocks too
+    monkeypatch.setattr(pv, "MAX_OPS", 8)
+    doc = json.loads((zoo.get("ifnet", "pir") / "inference.json").read_text())
+    assert len(_ops(doc)) <= 8
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFormatError, match="more than 8 ops"):
         load_model(tmp_path / "m.json")
 
 
