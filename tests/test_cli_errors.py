@@ -175,6 +175,14 @@ def test_bad_npz_files(tmp_path: Path, capsys: pytest.CaptureFixture, case: str,
     assert rc == 2 and line.startswith(f"repogen {command}: error: {option} {path}: ") and message in line, line
 
 
+@pytest.mark.parametrize("case", ["empty", "not_a_zip", "objects", "no_arrays"])
+def test_bad_calibration_npz(tmp_path: Path, capsys: pytest.CaptureFixture, case: str) -> None:
+    path, message = _npz_cases(tmp_path)[case]
+    rc, err = run_cli(capsys, "check", str(EXAMPLE_DIR), "--int8", "--calib-data", str(path))
+    line = one_error_line(err)
+    assert rc == 2 and line.startswith(f"repogen check: error: --calib-data {path}: ") and message in line, line
+
+
 def test_inspect_json_into_a_closed_pipe() -> None:
     """`repogen inspect --json | head -c 1`: no BrokenPipeError traceback."""
     proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "inspect", str(EXAMPLE_DIR), "--json"],

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from repogen.errors import ConfigError
+from repogen.npz import load_npz
 from repogen.ir import Block, Graph, Op, Value
 
 METHODS = ("max", "percentile", "entropy")
@@ -60,17 +61,17 @@ def load_data(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
             if len(graph.inputs) != 1:
                 raise ConfigError(f"{f}: .npy calibration files need a single-input model (inputs: "
                                   f"{', '.join(graph.inputs)}); use .npz with one array per input")
-            parts[graph.inputs[0]].append(np.load(f, allow_pickle=False))
+            try:
+                parts[graph.inputs[0]].append(np.load(f, allow_pickle=False))
+            except (OSError, ValueError, EOFError) as exc:
+                raise ConfigError(f"--calib-data {f}: not a readable .npy: {exc}") from None
             continue
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                missing = [n for n in graph.inputs if n not in z.files]
-                if missing:
-                    raise ConfigError(f"{f}: lacks {', '.join(missing)} (model inputs: {', '.join(graph.inputs)})")
-                for n in graph.inputs:
-                    parts[n].append(z[n])
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{f}: not a readable .npz: {exc}") from None
+        z = load_npz(f, "--calib-data")  # empty, not a zip, object arrays: one ConfigError naming the file
+        missing = [n for n in graph.inputs if n not in z]
+        if missing:
+            raise ConfigError(f"{f}: lacks {', '.join(missing)} (model inputs: {', '.join(graph.inputs)})")
+        for n in graph.inputs:
+            parts[n].append(z[n])
     data = {}
     for v in graph.input_values():
         arr = np.concatenate(parts[v.name], axis=0)
