@@ -238,6 +238,8 @@ _add("argmax", "x axis", "out", L("arg_max", mutables=(M("axis", "axis"),)))
 _add("argmin", "x axis", "out", L("arg_min", mutables=(M("axis", "axis"),)))
 _add("cumsum", "x axis", "out", L("cumsum", mutables=(M("axis", "axis"),)), tier=2)
 _add("logsumexp", "x", "out", L("logsumexp"), tier=2)
+# no TensorRT converter: read so that a partitioned build runs it in the Python remainder (zoo cumprod_net)
+_add("cumprod", "x", "out", L("cumprod"), tier=2, note="no converter; runs in the Python remainder")
 
 # --- Tier 2: selection / indexing / creation --------------------------------------------------------
 _add("where", "condition x y", "out", L("where"), tier=2)
