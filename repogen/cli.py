@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated numbers of concurrent clients for the timing runs (default 1,4)")
     p.add_argument("--requests", type=int, default=50, help="timed requests per concurrency level")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
+    p.add_argument("--load", action="store_true", help="with --server URL: load the models on that server "
+                   "(explicit model control; reloads a model that is already serving). Default: only check "
+                   "that they are ready")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     add_publish_parser(sub)

@@ -227,3 +227,74 @@ def test_cases_follow_profile_and_batch_limits():
     assert {k: v["x"].shape for k, v in make_cases(fixed).items()} == {"profile opt": (2, 5), "profile max": (7, 5)}
     given = make_cases(m, {"x": np.ones((1, 3, 8, 8))})
     assert given["given"]["x"].shape == (1, 3, 8, 8) and given["batch 4"]["x"].shape == (4, 3, 8, 8)
+
+
+# -- metrics on loopback, shutdown order, batching verdict ---------------------------------------------------------
+
+def test_metrics_bound_to_loopback_when_a_port_is_given():
+    cmd = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, None, metrics_port=9002)
+    assert {"--allow-metrics=true", "--metrics-address=127.0.0.1", "--metrics-port=9002"} <= set(cmd)
+    assert "--allow-metrics=false" not in cmd and any(a.startswith("--exit-timeout-secs=") for a in cmd)
+
+
+LEADER = r'''
+import os, signal, subprocess, sys, time
+out = sys.argv[1]
+child = subprocess.Popen(["sh", "-c", f"trap 'echo term > {out}.child; exit 0' TERM; while :; do sleep 0.05; done"])
+def on_term(signum, frame):
+    time.sleep(0.5)
+    with open(out, "w") as f:
+        f.write("child signalled" if os.path.exists(out + ".child") else "child untouched")
+    child.kill()
+    child.wait()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+open(out + ".ready", "w").close()
+while True:
+    time.sleep(0.05)
+'''
+
+
+def test_stop_signals_the_server_alone_first(tmp_path):
+    """Like Triton: the server gets SIGTERM, unloads its models (ends its stubs) and exits; the stubs are
+    never signalled directly unless they outlive it."""
+    from repogen.harness import shutdown
+
+    script = tmp_path / "leader.py"
+    script.write_text(LEADER)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "out.ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shutdown.stop_server_process(proc, exit_timeout=5, grace=1)
+    assert out.read_text() == "child untouched"
+    assert proc.returncode == 0 and not shutdown.group_members(proc.pid)
+
+
+def test_batching_verdict(monkeypatch):
+    from types import SimpleNamespace
+
+    from repogen.harness import batching
+
+    assert batching.merged({"execution_count": 10}, 16) and not batching.merged({"execution_count": 16}, 16)
+    assert not batching.merged({"execution_count": 0}, 16)
+    cfg = model_config_pb2.ModelConfig(max_batch_size=8)
+    cfg.dynamic_batching.SetInParent()
+    model = SimpleNamespace(config=cfg, name="m")
+    failures = []
+    report = SimpleNamespace(dynamic_batching={"requests": 24, "server_executions": 24, "merged": False},
+                             fail=failures.append)
+    monkeypatch.setattr(batching, "burst", lambda *a, **k: ({"execution_count": 128, "batch_counts": {1: 128}}, 128, []))
+    batching.require_merging(None, model, {}, report)
+    assert report.dynamic_batching["configured"] and not report.dynamic_batching.get("merged")
+    assert len(failures) == 1 and "never merged" in failures[0] and "128 batch-1 requests" in failures[0]
+    failures.clear()
+    monkeypatch.setattr(batching, "burst", lambda *a, **k: ({"execution_count": 40, "batch_counts": {3: 40}}, 128, []))
+    report.dynamic_batching = {"requests": 24, "server_executions": 24, "merged": False}
+    batching.require_merging(None, model, {}, report)
+    assert not failures and report.dynamic_batching["merged"] and report.dynamic_batching["burst"]["requests"] == 128
+    # without dynamic_batching in the config: no verdict, no burst
+    report.dynamic_batching = {"requests": 24, "server_executions": 24, "merged": False}
+    batching.require_merging(None, SimpleNamespace(config=model_config_pb2.ModelConfig(max_batch_size=8), name="m"), {}, report)
+    assert report.dynamic_batching["configured"] is False and not failures and "burst" not in report.dynamic_batching

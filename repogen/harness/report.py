@@ -28,11 +28,13 @@ def print_report(report, console: Console | None = None) -> None:
                           _num(c.rel_err), f"{c.tolerance:g}",
                           "[green]ok[/green]" if c.ok else f"[red]FAIL[/red] {c.problem}")
             console.print(t)
-        if m.dynamic_batching:
+        if m.dynamic_batching and m.dynamic_batching.get("configured", True):  # no batching line without batching
             d = m.dynamic_batching
             console.print(f"{m.model}: dynamic batching: {d['requests']} concurrent requests, batch sizes "
                           f"{min(d['batch_sizes'])}..{max(d['batch_sizes'])}, {d['failed']} wrong; server ran "
-                          f"{d['server_executions']} executions, batch sizes {d['executed_batch_sizes']}")
+                          f"{d['server_executions']} executions, batch sizes {d['executed_batch_sizes']}"
+                          + (f"; burst of {d['burst']['requests']}: {d['burst']['server_executions']} executions"
+                             if d.get("burst") else "") + ("" if d.get("merged") else " - never merged"))
         if m.speed:
             t = Table(title=f"{m.model} - speed")
             for col in ("protocol", "conc.", "requests", "p50 ms", "p90 ms", "p99 ms", "req/s", "raw req/s",

@@ -28,11 +28,12 @@ from typing import Iterator
 
 from repogen.errors import ServerError
 from repogen.harness import container
+from repogen.harness.shutdown import (EXIT_TIMEOUT_S, STOP_GRACE_S, group_alive, group_members,  # noqa: F401
+                                      kill_process_group, stop_server_process)
 
 READY_TIMEOUT_S = 60.0
-STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 40
-_CONTAINER_HTTP, _CONTAINER_GRPC = 8000, 8001
+_CONTAINER_HTTP, _CONTAINER_GRPC, _CONTAINER_METRICS = 8000, 8001, 8002
 
 
 def free_port() -> int:
@@ -114,13 +115,21 @@ def _interpreter_path_env() -> dict[str, str]:
     return {"PATH": os.pathsep.join([bindir, os.environ.get("PATH", "")])}
 
 
+def _metrics_args(port: int | None, address: str | None) -> list[str]:
+    """Metrics on loopback (a port nobody else can reach), or off when no port is given."""
+    if port is None:
+        return ["--allow-metrics=false"]
+    return ["--allow-metrics=true", "--allow-gpu-metrics=false", f"--metrics-port={port}"] + \
+        ([f"--metrics-address={address}"] if address else [])
+
+
 def local_command(exe: Path, repo: Path, http_port: int, grpc_port: int, backend_dir: Path | None,
-                  extra: list[str] | None = None) -> list[str]:
+                  extra: list[str] | None = None, metrics_port: int | None = None) -> list[str]:
     cmd = [str(exe), f"--model-repository={repo}", "--model-control-mode=explicit",
            "--http-address=127.0.0.1", f"--http-port={http_port}",
            "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
-           "--allow-metrics=false", "--exit-on-error=true", "--strict-readiness=false",
-           "--exit-timeout-secs=5"]
+           *_metrics_args(metrics_port, "127.0.0.1"), "--exit-on-error=true", "--strict-readiness=false",
+           f"--exit-timeout-secs={EXIT_TIMEOUT_S}"]
     if backend_dir is not None:
         cmd.append(f"--backend-directory={backend_dir}")
     return cmd + list(extra or [])
@@ -164,6 +173,7 @@ class TritonServer:
     kind: str = "url"
     engine: str | None = None  # docker or podman, for a container
     loaded: dict[str, str | None] = field(default_factory=dict)  # model -> None or Triton's load error
+    metrics_url: str | None = None  # host:port of Prometheus metrics (loopback) when repogen started the server
 
     # -- HTTP helpers with no client dependency: used before the server is known to be up ------------------
     def _request(self, method: str, path: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, str]:
@@ -239,8 +249,24 @@ class TritonServer:
         reasons = [r.get("reason", "") for r in rows if r.get("reason")]
         return "; ".join(reasons) or None
 
-    def require_loaded(self, models: list[str]) -> None:
-        errors = self.load(models)
+    def check_ready(self, models: list[str]) -> dict[str, str | None]:
+        """For a server repogen did not start: which models are already being served (nothing is loaded:
+        a load call on someone else's server reloads a model that is serving traffic)."""
+        for name in models:
+            try:
+                status, _ = self._request("GET", f"/v2/models/{name}/ready")
+            except (OSError, urllib.error.URLError) as exc:
+                raise ServerError(f"{self.http_url}: readiness of {name}: {exc}") from exc
+            if status == 200:
+                self.loaded[name] = None
+            else:
+                why = self._index_reason(name)
+                self.loaded[name] = (f"not ready on {self.http_url}" + (f" ({why})" if why else "") +
+                                     "; repogen loads models only on a server it started (--load to load them)")
+        return dict(self.loaded)
+
+    def require_loaded(self, models: list[str], load: bool = True) -> None:
+        errors = self.load(models) if load else self.check_ready(models)
         bad = {m: e for m, e in errors.items() if m in models and e}
         if bad:
             lines = "\n".join(f"  {m}: {e}" for m, e in bad.items())
@@ -248,48 +274,13 @@ class TritonServer:
 
     # -- teardown ----------------------------------------------------------------------------------------------
     def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """SIGTERM the server alone so it unloads its models (Python-backend ``finalize()`` runs), then the
+        group after the grace period (shutdown.py); containers get ``stop -t`` then ``rm``."""
         if self.container:
             container.stop(self.engine, self.container, grace)
         if self.proc is None:
             return
-        kill_process_group(self.proc, grace)
-
-
-def kill_process_group(proc: subprocess.Popen, grace: float = STOP_GRACE_S) -> None:
-    """SIGTERM the whole group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
-    pgid = proc.pid  # start_new_session=True made the leader's pid the group id
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not group_alive(pgid):
-            break
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-
-
-def group_alive(pgid: int) -> bool:
-    """Any live (non-zombie) process in group ``pgid``, from /proc (no psutil)."""
-    return bool(group_members(pgid))
-
-
-def group_members(pgid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # the command name sits in parentheses and may contain spaces: fields follow the last ')'
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(entry))
-    return found
+        stop_server_process(self.proc, EXIT_TIMEOUT_S, grace)
 
 
 @contextlib.contextmanager
@@ -319,7 +310,8 @@ def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
                                 env=full_env, start_new_session=True, preexec_fn=_die_with_parent)
 
 
-_PORT_CLASH = ("address already in use", "failed to start grpc", "failed to start http", "port is already allocated")
+_PORT_CLASH = ("address already in use", "failed to start grpc", "failed to start http", "failed to start metrics",
+               "port is already allocated")
 
 
 @contextlib.contextmanager
@@ -328,7 +320,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
            grpc_port: int | None = None, ready_timeout: float = READY_TIMEOUT_S,
            extra_args: list[str] | None = None, require_models: bool = False,
            grpc_url: str | None = None, model_repository: str | None = None,
-           server_env: dict[str, str] | None = None, engine: str | None = None) -> Iterator[TritonServer]:
+           server_env: dict[str, str] | None = None, engine: str | None = None,
+           load_on_attach: bool = False) -> Iterator[TritonServer]:
     """Run Triton on ``repo`` for the duration of the block.
 
     ``server``: "local" (a tritonserver binary), "docker" (a container: ``engine`` docker or podman, the
@@ -338,13 +331,14 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
     None); load errors land in ``TritonServer.loaded`` unless ``require_models`` raises them.
     ``repo`` may be ``s3://...`` (repogen.storage): Triton reads the store, ``handle.repo`` is a verified
     local copy of the same objects (for the reference); ``model_repository`` / ``server_env`` carry that.
+    On a server repogen did not start, models are only checked for readiness unless ``load_on_attach``.
     """
     if repo is not None and "://" in str(repo):
         from repogen.storage.serving import served_from_store
         with served_from_store(str(repo), models) as (copy, path, env):
             with launch(copy, server, models=models, image=image, tritonserver=tritonserver, http_port=http_port,
                         grpc_port=grpc_port, ready_timeout=ready_timeout, extra_args=extra_args,
-                        require_models=require_models, grpc_url=grpc_url, model_repository=path,
+                        require_models=require_models, grpc_url=grpc_url, model_repository=path, load_on_attach=load_on_attach,
                         server_env=env) as handle:
                 yield handle
         return
@@ -359,7 +353,10 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
         handle.repo = repo_path
         handle.wait_live(ready_timeout)
         if models:
-            (handle.require_loaded if require_models else handle.load)(models)
+            if require_models:
+                handle.require_loaded(models, load=load_on_attach)
+            else:
+                (handle.load if load_on_attach else handle.check_ready)(models)
         yield handle
         return
 
@@ -386,6 +383,9 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                 hp, gp = http_port or free_port(), grpc_port or free_port()
                 while gp == hp:
                     gp = free_port()
+                mp = free_port()
+                while mp in (hp, gp):
+                    mp = free_port()
                 log_path = workdir / f"tritonserver-{attempt}.log"
                 if server == "docker":
                     name = f"{container.NAME_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -399,11 +399,13 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                                         else (None, {}))
                     env.update(_interpreter_path_env())
                     env.update(server_env or {})
-                    cmd = local_command(exe, model_repository or repo_path, hp, gp, backend_dir, extra_args)
+                    cmd = local_command(exe, model_repository or repo_path, hp, gp, backend_dir, extra_args,
+                                        metrics_port=mp)
                 log_path.write_text("$ " + " ".join(cmd) + "\n")
                 proc = _spawn(cmd, env, log_path)
                 handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server,
-                                      engine=engine if server == "docker" else None)
+                                      engine=engine if server == "docker" else None,
+                                      metrics_url=None if server == "docker" else f"127.0.0.1:{mp}")
                 try:
                     handle.wait_live(ready_timeout)
                     break

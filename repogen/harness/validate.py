@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from repogen.errors import ConfigError, RepogenError, ServerError
-from repogen.harness import clients
+from repogen.harness import batching, clients
 from repogen.harness.endpoints import probe_grpc, probe_http, server_urls
 from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
 from repogen.harness.reference import PaddleReference
@@ -225,6 +225,7 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
         biggest = max(cases, key=lambda c: next(iter(cases[c].values())).shape[0] if cases[c] else 0)
         if model.max_batch_size > 1 and "grpc" in protocols:
             _check_dynamic_batching(server, model, cases[biggest], expected[biggest], report, max(concurrency), ref)
+            batching.require_merging(server, model, cases[biggest], report)
         if speed and report.ok:
             first = next(iter(cases.values()))
             sp = "grpc" if "grpc" in protocols else protocols[0]
@@ -271,7 +272,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
                         protocols: tuple[str, ...] = ("http", "grpc"), inputs: str | Path | None = None,
                         concurrency: tuple[int, ...] = (1, 4), requests: int = 50, shm: bool = False,
                         speed: bool = True, ready_timeout: float = 60.0, grpc_url: str | None = None,
-                        engine: str | None = None) -> Report:
+                        engine: str | None = None, load: bool = False) -> Report:
     """Launch (or attach to) Triton on ``repo``, validate each model, tear the server down; returns the report.
 
     Raises ServerError when the server cannot start or dies; per-model problems land in the report."""
@@ -294,7 +295,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     if not remote and not folders:
         return Report(str(repo), server, "-", "-", models=[unreadable[n] for n in names])
     with launch(repo, server, models=names if remote else list(folders), image=image, tritonserver=tritonserver,
-                ready_timeout=ready_timeout, grpc_url=grpc_url, engine=engine) as srv:
+                ready_timeout=ready_timeout, grpc_url=grpc_url, engine=engine, load_on_attach=load) as srv:
         if remote:
             names = list_models(srv.repo, models)
             folders, unreadable = _read_folders(srv.repo, names)
@@ -330,7 +331,6 @@ def run(args) -> int:
         image=args.image, tritonserver=args.tritonserver,
         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
         concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
-        grpc_url=getattr(args, "grpc_url", None), engine=args.engine)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
         print()
