@@ -338,8 +338,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
         with served_from_store(str(repo), models) as (copy, path, env):
             with launch(copy, server, models=models, image=image, tritonserver=tritonserver, http_port=http_port,
                         grpc_port=grpc_port, ready_timeout=ready_timeout, extra_args=extra_args,
-                        require_models=require_models, grpc_url=grpc_url, model_repository=path, load_on_attach=load_on_attach,
-                        server_env=env) as handle:
+                        require_models=require_models, grpc_url=grpc_url, model_repository=path,
+                        server_env=env, load_on_attach=load_on_attach) as handle:
                 yield handle
         return
     repo_path = Path(repo).resolve() if repo is not None else None
