@@ -33,7 +33,6 @@ from repogen.harness.shutdown import (EXIT_TIMEOUT_S, STOP_GRACE_S, group_alive,
 
 READY_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 40
-_CONTAINER_HTTP, _CONTAINER_GRPC, _CONTAINER_METRICS = 8000, 8001, 8002
 
 
 def free_port() -> int:
