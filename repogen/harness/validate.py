@@ -331,6 +331,7 @@ def run(args) -> int:
         image=args.image, tritonserver=args.tritonserver,
         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
         concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
+        grpc_url=getattr(args, "grpc_url", None), engine=args.engine, load=getattr(args, "load", False))
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
         print()
