@@ -20,7 +20,21 @@ _MODES = {"nearest_interp": "NEAREST", "bilinear_interp": "LINEAR", "linear_inte
           "trilinear_interp": "LINEAR", "bicubic_interp": "CUBIC"}
 
 
-def _sizes(ctx, op, n: int):
+def _runtime_scaled_dims(ctx, x, scale, n: int) -> list:
+    """floor(in * scale) per spatial dim for a scale known only at run time, as Paddle sizes the output;
+    computed in FLOAT shape arithmetic and cast back to INT64 (a shape tensor TensorRT accepts)."""
+    f32, i64 = ctx.trt.DataType.FLOAT, ctx.trt.DataType.INT64
+    scale = ctx.cast(H.reshape(ctx, scale, [-1]), f32)
+    dims = H.dims_of(ctx, x)[2:]
+    out = []
+    for i, d in enumerate(dims):
+        s = H.gather_1d(ctx, scale, [i if int(scale.shape[0]) != 1 else 0])
+        scaled = H.unary(ctx, H.mul(ctx, ctx.cast(H.dim_tensor(ctx, d), f32), s), "FLOOR")
+        out.append(ctx.cast(scaled, i64))
+    return out
+
+
+def _sizes(ctx, op, n: int, x=None):
     """('shape', dims) or ('scale', floats) for the n spatial dims."""
     lst = op.inputs.get("size_tensor") or []
     if lst:
@@ -33,7 +47,9 @@ def _sizes(ctx, op, n: int):
     if op.input("scale_tensor") is not None:
         c = ctx.const_value(op.input("scale_tensor"))
         if c is None:
-            raise ctx.fail("a scale computed at run time is not supported; pass out_size instead")
+            if int(ctx.get(op.input("scale_tensor")).shape[0]) not in (1, n):
+                raise ctx.fail(f"scale_tensor must hold 1 or {n} values")
+            return "runtime_scale", _runtime_scaled_dims(ctx, x, ctx.get(op.input("scale_tensor")), n)
         s = [float(v) for v in np.asarray(c).reshape(-1)]
         return "scale", s * n if len(s) == 1 else s
     scale = ctx.attr(op, "scale", default=None)
@@ -106,7 +122,12 @@ def interp(ctx, op):
     n = H.rank(x) - 2
     trt = ctx.trt
     kind = _MODES[op.type]
-    how, vals = _sizes(ctx, op, n)
+    how, vals = _sizes(ctx, op, n, x)
+    if how == "runtime_scale":
+        # TensorRT maps coordinates by the length ratio; Paddle by 1 / scale: equal where in * scale is whole
+        warnings.warn(f"{op.type} #{ctx.position}: a scale known only at run time matches Paddle where input size "
+                      "x scale is a whole number (TensorRT samples by length ratio)", stacklevel=2)
+        how = "shape"
     align_corners = bool(ctx.attr(op, "align_corners", default=False))
     align_mode = int(ctx.attr(op, "align_mode", default=1))
     if how == "scale" and _diverges_from_length_ratio(list(x.shape[2:]), vals, align_corners):

@@ -164,7 +164,7 @@ def slice_(ctx, op):
 def strided_slice(ctx, op):
     x = ctx.input(op, "x", "input")
     axes, starts, ends = _axes_starts_ends(ctx, op)
-    strides = H.static_int_array(ctx, op, "strides", default=[1] * len(axes))
+    strides = _per_axis(ctx, H.int_array(ctx, op, "strides", default=[1] * len(axes)), len(axes))
     ctx.output(op, slice_axes(ctx, x, axes, starts, ends, strides))
 
 
@@ -236,8 +236,14 @@ def expand_as(ctx, op):
 @converter("tile")
 def tile(ctx, op):
     # a WRAP slice reading dims * repeats elements repeats x
+    # repeat_times may be known only at run time (computed from a shape): the WRAP slice then takes its size
+    # as a shape tensor, dims * repeats, and TensorRT wraps around the input as often as that asks
     x = ctx.input(op, "x")
-    reps = H.static_int_array(ctx, op, "repeat_times")
+    reps = H.int_array(ctx, op, "repeat_times", "RepeatTimes", default=None)
+    if reps is None:
+        raise ctx.fail("missing argument 'repeat_times'")
+    if not isinstance(reps, list):
+        reps = H.split_dims(ctx, reps)
     r = max(len(reps), H.rank(x))
     reps = [1] * (r - len(reps)) + list(reps)
     x = H.expand_rank(ctx, x, r)

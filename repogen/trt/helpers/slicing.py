@@ -24,9 +24,30 @@ def _clamped_index(ctx, i, d, lo, hi_offset):
     return H.sym_max(ctx, lo, H.sym_min(ctx, it, H.sym_add(ctx, dt, hi_offset)))
 
 
+def _runtime_step_bounds(ctx, s, e, d, k):
+    """start, end and element count for a step known only at run time, whose sign is unknown while building.
+
+    Both Python rules in one formula: ``neg`` = 1 for a negative step; indices below 0 count from the end, then
+    clamp to [-neg, d - neg]; count = max(0, ceil((e - s) / k)) (ceil division holds for either sign)."""
+    i64 = ctx.trt.DataType.INT64
+    kt, dt = H.dim_tensor(ctx, k), H.dim_tensor(ctx, d)
+    neg = ctx.cast(H.ew(ctx, kt, 0, "LESS"), i64)
+
+    def clamp(i):
+        it = H.dim_tensor(ctx, i)
+        below = ctx.cast(H.ew(ctx, it, 0, "LESS"), i64)
+        it = H.add(ctx, it, H.mul(ctx, below, dt))
+        return H.maximum(ctx, H.mul(ctx, neg, -1),
+                         H.minimum(ctx, it, H.sub(ctx, dt, neg)))
+
+    s, e = clamp(s), clamp(e)
+    size = H.sym_max(ctx, 0, H.sym_ceildiv(ctx, H.sym_sub(ctx, e, s), kt))
+    return s, e, size
+
+
 def slice_axes(ctx: ConversionContext, x: Any, axes: Sequence[int], starts: Sequence[H.Dim], ends: Sequence[H.Dim],
                strides: Sequence[int] | None = None) -> Any:
-    """x[starts:ends:strides] along axes, Python style (see _clamped_index); static strides only."""
+    """x[starts:ends:strides] along axes, Python style (see _clamped_index); strides are ints or run-time dims."""
     dims = H.dims_of(ctx, x)
     r = len(dims)
     st, sz, sd = [0] * r, list(dims), [1] * r
@@ -38,9 +59,9 @@ def slice_axes(ctx: ConversionContext, x: Any, axes: Sequence[int], starts: Sequ
             s = _clamped_index(ctx, s, d, -1, -1)
             e = _clamped_index(ctx, e, d, -1, -1)
             size = H.sym_max(ctx, 0, H.sym_ceildiv(ctx, H.sym_sub(ctx, s, e), -k))
+        elif not isinstance(k, int):
+            s, e, size = _runtime_step_bounds(ctx, s, e, d, k)
         else:
-            if not isinstance(k, int):
-                raise ctx.fail("a run-time stride is not supported")
             s = _clamped_index(ctx, s, d, 0, 0)
             e = _clamped_index(ctx, e, d, 0, 0)
             size = H.sym_max(ctx, 0, H.sym_ceildiv(ctx, H.sym_sub(ctx, e, s), k))

@@ -1,0 +1,92 @@
+"""Real-model gaps (issue 17) against Paddle: run-time tile repeats, run-time interpolation sizes/scales,
+slice/strided_slice bounds and steps from tensors, concat/split axes from tensors, boolean-mask index_put /
+set_value.
+
+Each case is a tiny program saved by Paddle as PIR (dynamic dims), as a 2.x ProgramDesc and as PIR with
+static dims (tests/opcases.py); the converted network runs at two shapes and must match Paddle Inference:
+floats within 1e-5 relative (1e-2 at fp16), integers and bools exactly.
+"""
+
+from __future__ import annotations
+
+from tests.opcases import Case, Inp, standard_tests
+
+B = -1
+
+
+def _two(x_a, x_b, y_a=None, y_b=None):
+    if y_a is None:
+        return ({"x": x_a}, {"x": x_b})
+    return ({"x": x_a, "y": y_a}, {"x": x_b, "y": y_b})
+
+
+CASES: dict[str, Case] = {
+    # tile: repeat_times from a shape (run-time), from a folded constant
+    "tile_runtime": Case((Inp("x", (B, 4)), Inp("y", (B, B))), _two((2, 4), (3, 4), (3, 2), (2, 3)), fp16=True),
+    # interpolation: output size from another tensor's shape, scale from a tensor (folded / run-time)
+    "interp_size_from_shape": Case((Inp("x", (B, 3, B, B)), Inp("y", (B, 1, B, B))),
+                                   _two((1, 3, 4, 5), (2, 3, 3, 4), (1, 1, 7, 6), (2, 1, 5, 9)), fp16=True),
+    "interp_scale_tensor": Case((Inp("x", (B, 2, B, B)),), _two((1, 2, 4, 5), (2, 2, 3, 3)), fp16=True),
+    "interp_scale_runtime": Case((Inp("x", (B, 2, B, B)), Inp("y", (B,))), _two((1, 2, 4, 5), (2, 2, 3, 3), (2,), (3,)),
+                                 fp16=True),
+    # slice bounds and strided_slice steps from shapes
+    "slice_runtime": Case((Inp("x", (B, B, 6)), Inp("y", (B, B))), _two((2, 7, 6), (3, 9, 6), (2, 3), (3, 2)),
+                          fp16=True),
+    "strided_runtime_steps": Case((Inp("x", (B, B)), Inp("y", (B,))), _two((2, 11), (3, 13), (2,), (3,)), fp16=True),
+    # concat / split axes arriving as tensors that fold to constants
+    "axis_tensors": Case((Inp("x", (B, 4, 6)),), _two((2, 4, 6), (3, 4, 6)), fp16=True),
+}
+
+
+def build_cases(mode: str) -> dict:
+    """Case name -> fn(*inputs); runs in the saving subprocess."""
+    import paddle
+    import paddle.nn.functional as F
+
+    def tile_runtime(x, y):
+        n = paddle.shape(y)[1]
+        return paddle.tile(x, [n, 2]), paddle.tile(x, paddle.concat([paddle.shape(y)[:1], paddle.shape(y)[:1]]))
+
+    def interp_size_from_shape(x, y):
+        hw = paddle.shape(y)[2:]
+        return (F.interpolate(x, size=hw, mode="bilinear", align_corners=False),
+                F.interpolate(x, size=[paddle.shape(y)[2], paddle.shape(y)[3]], mode="nearest"))
+
+    def interp_scale_tensor(x):
+        s = paddle.full([2], 2.0, "float32") * 1.0
+        return F.interpolate(x, scale_factor=s, mode="bilinear"), F.interpolate(x, scale_factor=s, mode="nearest")
+
+    def interp_scale_runtime(x, y):
+        s = paddle.shape(y).astype("float32")  # 2.0 or 3.0, known only at run time
+        s2 = paddle.concat([s, s])
+        return F.interpolate(x, scale_factor=s2, mode="nearest"), F.interpolate(x, scale_factor=s2, mode="bilinear")
+
+    def slice_runtime(x, y):
+        a, b = paddle.shape(y)[0], paddle.shape(y)[1]
+        return (x[:, a:], x[:, : -b], x[:, a: a + b], paddle.slice(x, [1, 2], [b, 1], [paddle.shape(x)[1], 5]))
+
+    def strided_runtime_steps(x, y):
+        k = paddle.shape(y)[0]
+        n = paddle.shape(x)[1]
+        return (paddle.strided_slice(x, [1], [0], [n], [k]),
+                paddle.strided_slice(x, [1], [n - 1], [0], [-k]),
+                paddle.strided_slice(x, [1], [1], [-1], [k + 1]))
+
+    def axis_tensors(x):
+        ax = paddle.full([], 1, "int32") + 1
+        c = paddle.concat([x, x * 2.0], axis=ax)
+        parts = paddle.split(x, [2, 4], axis=ax)
+        return c, parts[0], parts[1]
+
+    return {
+        "tile_runtime": tile_runtime,
+        "interp_size_from_shape": interp_size_from_shape,
+        "interp_scale_tensor": interp_scale_tensor,
+        "interp_scale_runtime": interp_scale_runtime,
+        "slice_runtime": slice_runtime,
+        "strided_runtime_steps": strided_runtime_steps,
+        "axis_tensors": axis_tensors,
+    }
+
+
+programs, test_fp32_dynamic, test_fp32_static, test_fp16 = standard_tests(__file__, "ops_gaps", CASES)
