@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 import warnings
+from typing import Callable
 
 from repogen import __version__
 from repogen.errors import RepogenError
@@ -66,6 +67,25 @@ def _add_container_options(p: argparse.ArgumentParser) -> None:
                         "then docker)")
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1-65535)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repogen", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true",
                    help="convert with FP16 layers and compare at fp16 tolerance (relative error <= 1e-2)")
     _add_int8_options(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("build", help="write a Triton model repository")
@@ -150,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "shapes)")
     p.add_argument("--concurrency", default="1,4",
                    help="comma-separated numbers of concurrent clients for the timing runs (default 1,4)")
-    p.add_argument("--requests", type=int, default=50, help="timed requests per concurrency level")
+    p.add_argument("--requests", type=_at_least(1), default=50, help="timed requests per concurrency level")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
     p.add_argument("--load", action="store_true", help="with --server URL: load the models on that server "
                    "(explicit model control; reloads a model that is already serving). Default: only check "
@@ -166,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "'repogen[serve]'); docker: a Triton container (docs/docker.md)")
     _add_container_options(p)
     p.add_argument("--tritonserver", help="tritonserver binary for --server local (default: the bundled one)")
-    p.add_argument("--http-port", type=int, metavar="PORT", help="HTTP port on 127.0.0.1 (default: a free one)")
-    p.add_argument("--grpc-port", type=int, metavar="PORT", help="gRPC port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--http-port", type=_port, metavar="PORT", help="HTTP port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--grpc-port", type=_port, metavar="PORT", help="gRPC port on 127.0.0.1 (default: a free one)")
     return parser
 
 
@@ -187,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"repogen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        # sizes the user asked for (a --shape of 10^11 elements...) that this machine cannot hold
+        print(f"repogen {args.command}: error: out of memory: the requested shapes or files do not fit in "
+              "this machine's memory", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `repogen inspect --json | head`: the reader left. Exit 1 without a traceback, as rich does for the
         # tables; stdout goes to /dev/null so the interpreter's final flush does not raise again.

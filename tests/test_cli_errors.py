@@ -254,3 +254,26 @@ def test_validate_refused_http_is_a_server_error_at_once(capsys: pytest.CaptureF
     rc, err = run_cli(capsys, "validate", str(ROOT / "sample_repo"), "--server", f"http://127.0.0.1:{closed}")
     assert rc == 2 and time.monotonic() - started < 30  # not the minute a starting server gets
     assert one_error_line(err).startswith(f"repogen validate: error: no Triton answers at http://127.0.0.1:{closed}: ")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["check", str(EXAMPLE_DIR), "--seed", "-1"], "argument --seed: -1 is below 0"),
+    (["validate", str(ROOT / "sample_repo"), "--requests", "-1"], "argument --requests: -1 is below 1"),
+    (["serve", str(ROOT / "sample_repo"), "--http-port", "99999"], "argument --http-port: 99999 is not a TCP port"),
+    (["serve", str(ROOT / "sample_repo"), "--grpc-port", "-5"], "argument --grpc-port: -5 is below 1"),
+])
+def test_out_of_range_numbers_are_usage_errors(capsys: pytest.CaptureFixture, argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_check_shape_of_an_unknown_input(capsys: pytest.CaptureFixture) -> None:
+    rc, err = run_cli(capsys, "check", str(EXAMPLE_DIR), "--shape", "nope:1x3x32x32")
+    assert rc == 2 and "--shape nope: not an input of" in one_error_line(err) and "(inputs: image)" in err
+
+
+def test_check_shape_too_big_for_memory(capsys: pytest.CaptureFixture) -> None:
+    rc, err = run_cli(capsys, "check", str(EXAMPLE_DIR), "--shape", "image:99999999999x3x32x32")
+    assert rc == 2 and "error: out of memory" in one_error_line(err)

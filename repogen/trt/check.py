@@ -124,6 +124,9 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
     given: dict[str, tuple[int, ...]] = {}
     for spec in shapes:
         given.update(parse_shapes(spec, "--shape"))
+    unknown = [n for n in given if n not in graph.inputs]
+    if unknown:
+        raise ConfigError(f"--shape {unknown[0]}: not an input of {model_path} (inputs: {', '.join(graph.inputs)})")
     profiles = [Profile({n: (s, s, s) for n, s in given.items()})] if given else []
     quantized = None
     if int8 and not find_unsupported(cleaned):  # check_graph reports those
