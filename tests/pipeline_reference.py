@@ -45,3 +45,51 @@ for _name, _mod in list(sys.modules.items()):
         _mod.cv2 = cv2
 
 __all__ = ["common", "cls_proc", "det_proc", "seg_proc", "textdet", "textrec", "image_reader"]
+
+
+# -- PaddleX's own predictors on a test export (the reference chain: processors around Paddle Inference) -----------
+
+PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "YOLOv3-DarkNet53",
+                 "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T"}
+
+
+def paddlex_predictor(kind: str, model_dir, work_dir):
+    """``paddlex.create_model`` on the export, Paddle Inference with oneDNN off (``run_mode: paddle``).
+
+    PaddleX reads ``inference.yml`` only, so PaddleDetection / PaddleSeg configs are offered under that name
+    in a copy of the folder."""
+    import shutil
+    from pathlib import Path
+
+    from paddlex import create_model
+
+    model_dir, work = Path(model_dir), Path(work_dir) / f"paddlex-{kind}"
+    if not (model_dir / "inference.yml").is_file():
+        if not work.exists():
+            shutil.copytree(model_dir, work)
+            for name in ("infer_cfg.yml", "deploy.yaml"):
+                if (work / name).is_file():
+                    (work / name).rename(work / "inference.yml")
+        model_dir = work
+    return create_model(model_name=PADDLEX_NAMES[kind], model_dir=str(model_dir), device="cpu",
+                        engine="paddle_static", engine_config={"run_mode": "paddle", "cpu_threads": 1})
+
+
+def paddlex_answer(predictor, kind: str, img):
+    """The predictor's answer for one BGR image, in the pipeline's output terms."""
+    import numpy as np
+
+    r = list(predictor.predict(img))[0]
+    if kind == "ocr_det":
+        return {"boxes": np.array(r["dt_polys"], np.float32).reshape(-1, 4, 2),
+                "scores": np.array(r["dt_scores"], np.float32)}
+    if kind == "ocr_rec":
+        return {"texts": [r["rec_text"]], "scores": np.array([r["rec_score"]], np.float32)}
+    if kind in ("det", "layout"):
+        b = r["boxes"]
+        return {"boxes": np.array([d["coordinate"] for d in b], np.float32).reshape(-1, 4),
+                "scores": np.array([d["score"] for d in b], np.float32),
+                "labels": [d["label"] for d in b], "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
+    if kind == "seg":
+        return {"label_map": np.asarray(r["pred"])[0].astype(np.int32)}
+    raise ValueError(kind)

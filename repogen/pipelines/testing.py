@@ -274,6 +274,14 @@ def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:
     return folder
 
 
+def save_models(root: Path, kinds: tuple[str, ...] = tuple(CONFIG_FILE)) -> dict[str, Path]:
+    """Save several exports at once (one Paddle subprocess each, run side by side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(kinds)) as pool:
+        return dict(zip(kinds, pool.map(lambda k: save_model(k, Path(root) / k), kinds)))
+
+
 # -- images ----------------------------------------------------------------------------------------------------------
 
 def text_image(words: list[str], seed: int = 0, size: tuple[int, int] = (200, 320)) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from repogen.errors import ConfigError, ConversionError, RepogenError, UnsupportedOpError
 from repogen.ir import Graph
 from repogen import naming
+from repogen.pipelines import build_hook as pipeline_hook
 from repogen.triton import ownership, staging
 from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
                                    derive_max_batch, render_and_check)
@@ -78,6 +79,7 @@ class _Prepared:
     region: Any = None  # --target numpy: what the stand-in runs (repogen.partition.regions.Region)
     paddle_names: dict[str, str] = field(default_factory=dict)  # renamed I/O: Triton name -> Paddle name
     partitioned: Any = None  # repogen.partition.ensemble.PartitionedModel: several folders, one ensemble
+    pipelines: list = field(default_factory=list)  # _pre/_post/_pipeline models (repogen.pipelines)
 
 
 # -- profiles ------------------------------------------------------------------------------------------------------
@@ -230,6 +232,9 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         prewarm()  # the reference child imports Paddle while this process reads and converts the model
     stage("read")
     graph = load_model(spec.source)
+    deploy = pipeline_hook.deploy_config(spec)  # the exporter's inference.yml / infer_cfg.yml / deploy.yaml
+    if deploy is not None:
+        spec = pipeline_hook.fill_profiles(spec, graph, deploy)
     renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names
     if renames and target == "numpy":
         raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available for --target numpy")
@@ -315,7 +320,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
                                name=spec.name, target=target, version_folder=spec.version_folder)
     prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
-                         started, region)
+                         started, region, pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch))
     prepared.paddle_names = renames.paddle_names()
     return prepared
 
@@ -437,6 +442,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
                     names += list(folders)
                 else:
                     files = _write(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name])
+                names += pipeline_hook.write_models(p.pipelines, tmp, out, force)
                 reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
                                            str(out / p.spec.name), files, p.check, 0.0, p.warnings,
                                            p.partitioned.summary() if p.partitioned is not None else None))

@@ -1,0 +1,114 @@
+"""What ``repogen build`` asks of the pipelines package (the few lines in build.py call these).
+
+* :func:`deploy_config` - the model's deploy config (beside it, or ``spec.deploy_config``), or None;
+* :func:`fill_profiles` - optimization profiles from the config when the user gave no shape flags;
+* :func:`pipeline_models` - the ``_pre`` / ``_post`` / ``_pipeline`` models to write beside the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from repogen.errors import ConfigError
+from repogen.pipelines.deploy_config import DeployConfig, find_deploy_config, input_roles, read_deploy_config
+from repogen.pipelines.ensemble import GeneratedModel, generate
+
+DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
+DEFAULT_BATCH = 8
+
+
+def deploy_config(spec: Any) -> DeployConfig | None:
+    explicit = getattr(spec, "deploy_config", None)
+    if getattr(spec, "pipeline", True) is False:
+        return None
+    path = Path(explicit) if explicit else find_deploy_config(spec.source)
+    if explicit and not path.is_file():
+        raise ConfigError(f"{spec.name}: --deploy-config {explicit}: file not found")
+    return read_deploy_config(path) if path else None
+
+
+def _shape_text(shapes: dict[str, list[int]]) -> str:
+    return ",".join(f"{n}:{'x'.join(str(d) for d in s)}" for n, s in shapes.items())
+
+
+def _image_range(cfg: DeployConfig, fixed: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """[C, H, W] min/opt/max for the image input from its transforms (fixed dims win)."""
+    lo, opt, hi = [3, 32, 32], [3, 640, 640], [3, DEFAULT_MAX_SIDE, DEFAULT_MAX_SIDE]
+    for t in cfg.transforms:
+        if t["op"] == "resize" and t.get("target_wh") and not t.get("keep_ratio"):
+            w, h = t["target_wh"]
+            lo, opt, hi = [3, h, w], [3, h, w], [3, h, w]
+        elif t["op"] == "resize" and t.get("target_wh"):
+            opt = [3, max(t["target_wh"]), max(t["target_wh"])]
+        elif t["op"] == "rec_resize":
+            c, h, w = t["image_shape"]
+            lo, opt, hi = [c, h, 16], [c, h, w], [c, h, 3200]
+        elif t["op"] == "det_resize" and "limit_side_len" in t:
+            side = t["limit_side_len"]
+            opt = [3, side, side]
+            hi = [3, max(side, 4000 if t["limit_type"] == "max" else DEFAULT_MAX_SIDE),
+                  max(side, 4000 if t["limit_type"] == "max" else DEFAULT_MAX_SIDE)]
+    for i, d in enumerate(fixed):
+        if d > 0:
+            lo[i] = opt[i] = hi[i] = d
+    return lo, opt, hi
+
+
+def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
+    """``spec`` with min/opt/max shapes from the deploy config, unless the user gave any shape flag."""
+    if spec.shape or spec.min_shapes or spec.opt_shapes or spec.max_shapes:
+        return spec
+    values = graph.input_values()
+    names = [v.name for v in values]
+    if cfg.dynamic_shapes:
+        missing = [n for n in names if n not in cfg.dynamic_shapes]
+        if missing:
+            raise ConfigError(f"{cfg.path}: Hpi dynamic_shapes has no range for input(s) {missing} "
+                              f"(model inputs: {names})")
+        rng = {n: cfg.dynamic_shapes[n] for n in names}
+    else:
+        roles = input_roles(names, str(cfg.path))
+        batch = spec.max_batch_size or DEFAULT_BATCH
+        rng = {}
+        for v in values:
+            if roles[v.name] == "image":
+                lo, opt, hi = _image_range(cfg, [int(d) for d in (v.shape or [-1, -1, -1, -1])[1:]])
+                rng[v.name] = [[1] + lo, [1] + opt, [batch] + hi]
+            else:
+                rng[v.name] = [[1, 2], [1, 2], [batch, 2]]
+    return dataclasses.replace(spec, min_shapes=[_shape_text({n: r[0] for n, r in rng.items()})],
+                               opt_shapes=[_shape_text({n: r[1] for n, r in rng.items()})],
+                               max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])
+
+
+def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
+    if cfg is None:
+        return []
+    return generate(cfg, spec.name, engine, max_batch_size)
+
+
+MARKER = "repogen-pipeline.json"  # marks a folder this package wrote, so a later --force may replace it
+
+
+def write_models(models: list[GeneratedModel], staging: Path, out: Path, force: bool) -> list[str]:
+    """Write the pipeline folders into the staging folder; returns their names for the commit.
+
+    A folder of the same name under ``out`` is replaced only with ``--force`` and only if a previous build
+    wrote it (it holds the marker); anything else there is a user's and is refused."""
+    import json
+
+    from repogen.pipelines.ensemble import write
+
+    for m in models:
+        dest = out / m.name
+        if dest.exists() or dest.is_symlink():
+            ours = dest.is_dir() and not dest.is_symlink() and (dest / MARKER).is_file()
+            if not ours:
+                raise ConfigError(f"{dest}: exists and was not written by repogen's pipeline builder; move it "
+                                  "away or name the model differently")
+            if not force:
+                raise ConfigError(f"{out}: pipeline model {m.name} already exists; pass --force to replace it")
+        m.files[MARKER] = json.dumps({"generated_by": "repogen.pipelines", "model": m.name}).encode()
+    return write(models, staging)

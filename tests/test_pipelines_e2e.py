@@ -1,0 +1,176 @@
+"""Pipelines end to end: ``repogen build`` on zoo-style exports with their deploy configs, served by the real
+CPU tritonserver, answers compared with PaddleX's own predictors (its processors around Paddle Inference) on
+generated images over HTTP and gRPC, under concurrency, with bad inputs in between."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repogen.pipelines import testing
+
+ref = pytest.importorskip("pipeline_reference")
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg")
+
+
+def _images(kind: str) -> list[np.ndarray]:
+    words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok", "boxes"]]
+    if kind == "ocr_rec":
+        lines = [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0]))) for i, w in enumerate(words)]
+        return [line[8:40] for line in lines]
+    if kind in ("det", "seg"):
+        return [testing.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
+    return [testing.text_image(w, i, (180 + 10 * i, 300 - 20 * i)) for i, w in enumerate(words)]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    return testing.save_models(tmp_path_factory.mktemp("pipeline-models"), KINDS)
+
+
+@pytest.fixture(scope="module")
+def repo(models, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline-repo") / "repo"
+    # the user's command: no shape flags; profiles and pipelines come from the deploy configs
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", *(str(models[k]) for k in KINDS),
+                           "--out", str(out), "--target", "paddle", "--no-check", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert [m["name"] for m in report["models"]] == list(KINDS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def expected(models, tmp_path_factory) -> dict[str, list[dict]]:
+    work = tmp_path_factory.mktemp("paddlex")
+    return {k: [ref.paddlex_answer(ref.paddlex_predictor(k, models[k], work), k, img) for img in _images(k)]
+            for k in KINDS}
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    from repogen.harness.server import launch
+
+    with launch(repo) as srv:
+        assert not any(srv.loaded.values()), srv.loaded
+        yield srv
+
+
+def _infer(server, protocol: str, model: str, img: np.ndarray | bytes, raw: bool = False) -> dict:
+    if protocol == "http":
+        import tritonclient.http as client_mod
+        client = client_mod.InferenceServerClient(server.http_url.replace("http://", ""))
+    else:
+        import tritonclient.grpc as client_mod
+        client = client_mod.InferenceServerClient(server.grpc_url.replace("grpc://", ""))
+    if raw:
+        inp = client_mod.InferInput("image_raw", [1, *img.shape], "UINT8")
+        inp.set_data_from_numpy(img[None])
+    else:
+        data = img if isinstance(img, bytes) else testing.encode(img)
+        inp = client_mod.InferInput("image", [1, 1], "BYTES")
+        inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+    res = client.infer(model, [inp])
+    outs = [o["name"] if isinstance(o, dict) else o.name for o in
+            (res.get_response()["outputs"] if protocol == "http" else res.get_response().outputs)]
+    got = {}
+    for name in outs:
+        arr = res.as_numpy(name)[0]
+        got[name] = [b.decode() for b in arr] if arr.dtype == np.object_ else arr
+    return got
+
+
+def _same(kind: str, got: dict, want: dict) -> None:
+    if kind == "ocr_det":
+        assert got["boxes"].shape == want["boxes"].shape and np.abs(got["boxes"] - want["boxes"]).max(initial=0) <= 1
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
+    elif kind == "ocr_rec":
+        assert got["texts"] == want["texts"]
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
+    elif kind in ("det", "layout"):
+        assert got["labels"] == want["labels"] and np.array_equal(got["label_ids"], want["label_ids"])
+        assert got["boxes"].shape == want["boxes"].shape and np.abs(got["boxes"] - want["boxes"]).max(initial=0) <= 1
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
+    else:
+        assert np.array_equal(got["label_map"], want["label_map"])
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_pipeline_matches_paddlex(server, expected, kind, protocol):
+    found = 0
+    for img, want in zip(_images(kind), expected[kind]):
+        got = _infer(server, protocol, f"{kind}_pipeline", img)
+        _same(kind, got, want)
+        found += len(got.get("boxes", got.get("texts", got.get("label_map", []))))
+    assert found > 0  # the generated images give the pipelines something to find
+
+
+def test_raw_uint8_input_matches(server, expected):
+    for kind in ("ocr_det", "det"):
+        for img, want in zip(_images(kind), expected[kind]):
+            _same(kind, _infer(server, "grpc", f"{kind}_pipeline_raw", np.ascontiguousarray(img), raw=True), want)
+
+
+def test_concurrent_clients_never_mix(server, expected):
+    jobs = [(k, i) for k in KINDS for i in range(3)] * 2
+    failures: list[str] = []
+
+    def client(offset: int) -> None:
+        for n in range(len(jobs)):
+            kind, i = jobs[(n + offset) % len(jobs)]
+            try:
+                _same(kind, _infer(server, "grpc" if n % 2 else "http", f"{kind}_pipeline", _images(kind)[i]),
+                      expected[kind][i])
+            except AssertionError as exc:
+                failures.append(f"{kind}[{i}]: {exc}")
+
+    threads = [threading.Thread(target=client, args=(3 * t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failures, failures[:3]
+
+
+def test_bad_input_fails_alone_and_server_keeps_serving(server, expected):
+    import cv2
+    from tritonclient.utils import InferenceServerException
+
+    one = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()
+    wide = cv2.imencode(".png", np.full((12, 20000, 3), 255, np.uint8))[1].tobytes()
+    cases = [(b"", "empty image bytes"), (b"GIF89a not really", "cannot decode"), (one, "at least 8 pixels"),
+             (wide, "at most 10000 pixels")]
+    for protocol in ("http", "grpc"):
+        for data, message in cases:
+            with pytest.raises(InferenceServerException, match=message):
+                _infer(server, protocol, "ocr_det_pipeline", data)
+        with pytest.raises(InferenceServerException, match="at least 8 pixels"):
+            _infer(server, protocol, "det_pipeline_raw", np.zeros((1, 1, 3), np.uint8), raw=True)
+        with pytest.raises(InferenceServerException, match="unexpected shape"):  # Triton checks the channels
+            _infer(server, protocol, "det_pipeline_raw", np.zeros((20, 20, 2), np.uint8), raw=True)
+    _same("ocr_det", _infer(server, "grpc", "ocr_det_pipeline", _images("ocr_det")[0]), expected["ocr_det"][0])
+
+
+def test_repository_layout(repo):
+    from repogen.triton.config import parse_config
+
+    for kind in KINDS:
+        for suffix in ("_pre", "_post", "_pipeline", "_pipeline_raw"):
+            cfg = parse_config((repo / f"{kind}{suffix}" / "config.pbtxt").read_text(), kind + suffix)
+            if suffix.startswith("_pipeline"):
+                assert cfg.platform == "ensemble" and [s.model_name for s in cfg.ensemble_scheduling.step] == \
+                    [f"{kind}_pre", kind, f"{kind}_post"]
+            else:
+                assert cfg.backend == "python" and (repo / f"{kind}{suffix}" / "1" / "pipeline_ops.py").is_file()
+    # the served code is the tested module, byte for byte
+    from repogen.pipelines import ops
+    assert (repo / "ocr_det_pre" / "1" / "pipeline_ops.py").read_bytes() == Path(ops.__file__).read_bytes()
