@@ -171,6 +171,9 @@ def test_repository_layout(repo):
                     [f"{kind}_pre", kind, f"{kind}_post"]
             else:
                 assert cfg.backend == "python" and (repo / f"{kind}{suffix}" / "1" / "pipeline_ops.py").is_file()
+    # detectors return one [M, 6] block for the whole batch: never batched across requests
+    for kind in ("det", "layout"):
+        assert not parse_config((repo / kind / "config.pbtxt").read_text(), kind).HasField("dynamic_batching")
     # the served code is the tested module, byte for byte
     from repogen.pipelines import ops
     assert (repo / "ocr_det_pre" / "1" / "pipeline_ops.py").read_bytes() == Path(ops.__file__).read_bytes()

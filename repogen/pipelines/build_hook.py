@@ -112,3 +112,21 @@ def write_models(models: list[GeneratedModel], staging: Path, out: Path, force: 
                 raise ConfigError(f"{out}: pipeline model {m.name} already exists; pass --force to replace it")
         m.files[MARKER] = json.dumps({"generated_by": "repogen.pipelines", "model": m.name}).encode()
     return write(models, staging)
+
+
+def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
+    """What the deploy config settles for the model itself: its profiles and, for detectors, no batching.
+
+    PaddleDetection exports return all images' boxes as one [M, 6] block plus per-image counts, so their
+    outputs are not split by batch row: Triton's dynamic batcher would hand one request's boxes to another.
+    Such a model runs one request at a time; asking for dynamic batching on it is refused."""
+    spec = fill_profiles(spec, graph, cfg)
+    if cfg.kind == "detection":
+        from repogen.triton.spec import DynamicBatching
+
+        db = spec.dynamic_batching
+        if db is not None and db.enabled:
+            raise ConfigError(f"{spec.name}: dynamic batching would mix requests: this detector returns every "
+                              "image's boxes as one [M, 6] block (not split by batch row); drop dynamic_batching")
+        spec = dataclasses.replace(spec, dynamic_batching=DynamicBatching(enabled=False))
+    return spec

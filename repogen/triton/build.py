@@ -234,7 +234,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     graph = load_model(spec.source)
     deploy = pipeline_hook.deploy_config(spec)  # the exporter's inference.yml / infer_cfg.yml / deploy.yaml
     if deploy is not None:
-        spec = pipeline_hook.fill_profiles(spec, graph, deploy)
+        spec = pipeline_hook.apply_defaults(spec, graph, deploy)
     renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names
     if renames and target == "numpy":
         raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available for --target numpy")
