@@ -257,7 +257,8 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                                      cache=cache, stage=stage, warn=model_warn)
         if parted is not None:  # an ensemble of TensorRT regions and Python remainder models
             return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
-                             parted.ensemble_text, None, None, parted.check, warnings, started, partitioned=parted)
+                             parted.ensemble_text, None, None, parted.check, warnings, started, partitioned=parted,
+                             pipelines=pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size))
         if target == "tensorrt" and spec.target == "auto":  # not partitionable: the whole model to paddle
             target = _auto_target(spec, graph, model_warn)
     forms = _Forms(spec, graph)
