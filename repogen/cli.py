@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="convert with FP16 layers and compare at fp16 tolerance (relative error <= 1e-2)")
     _add_int8_options(p)
     p.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--partition", action="store_true",
+                   help="check what a partitioned build deploys: TensorRT regions (NumPy backend) and the Python "
+                        "remainder, chained, at the first profile's opt shapes; layer limits use its max shapes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("build", help="write a Triton model repository")

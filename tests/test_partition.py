@@ -245,3 +245,21 @@ def test_auto_with_tensorrt_builds_plans_for_regions_and_moves_refused_regions_t
     assert (tmp_path / "repo" / "c_0_tensorrt" / "1" / "model.plan").read_bytes().startswith(b"PLAN")
     assert (tmp_path / "repo" / "c_1_python" / "1" / "model.py").is_file()
     assert built and all("pool2d" not in t for t in built)
+
+
+def test_check_cli_checks_what_a_partitioned_build_deploys():
+    src = zoo.get("cumprod_net", "pir")
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "check", str(src), "--partition", "--json",
+                           "--min-shapes", "x:1x3x16x16", "--opt-shapes", "x:2x3x16x16", "--max-shapes", "x:4x3x32x32"],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "passed" and result["input_shapes"] == {"x": [2, 3, 16, 16]}
+    assert all(o["rel_err"] <= 1e-5 for o in result["outputs"].values())
+    assert [r["kind"] for r in result["partition"]["regions"]] == ["tensorrt", "python", "tensorrt"]
+    # without --partition the same model is refused by name (no converter)
+    plain = subprocess.run([sys.executable, "-m", "repogen.cli", "check", str(src), "--shape", "x:2x3x16x16"],
+                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           timeout=300)
+    assert plain.returncode != 0 and "cumprod" in plain.stdout + plain.stderr

@@ -261,6 +261,10 @@ def _load_npz(path: str | None, option: str) -> dict | None:
 
 
 def run(args: Any) -> int:
+    if getattr(args, "partition", False):
+        from repogen.partition.check import run as run_partitioned
+
+        return run_partitioned(args)
     try:
         report = check_model(args.model, inputs=_load_npz(args.inputs, "--inputs"),
                              reference=_load_npz(args.reference, "--reference"),
