@@ -79,7 +79,7 @@ def _print(model: str, result: dict[str, Any]) -> None:
     console = Console()
     s = result["partition"]
     console.print(f"{model}: {s['tensorrt_ops']}/{s['ops']} ops ({100 * s['tensorrt_op_share']:.0f} %), "
-                  f"{100 * s['tensorrt_parameter_share']:.0f} % of the parameters in TensorRT; regions: "
+                  f"{100 * (s['tensorrt_parameter_share'] or 0):.0f} % of the parameters in TensorRT; regions: "
                   + " -> ".join(r["kind"] for r in s["regions"]), markup=False, highlight=False)
     if s["not_tensorrt"]:
         t = Table(title="ops outside TensorRT")

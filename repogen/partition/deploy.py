@@ -45,7 +45,7 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
         return None
     s = model.summary()
     warn(f"{spec.name}: partitioned: {s['tensorrt_ops']}/{s['ops']} ops ({100 * s['tensorrt_op_share']:.0f} %) and "
-         f"{100 * s['tensorrt_parameter_share']:.0f} % of the parameters in TensorRT; in Python: "
+         f"{100 * (s['tensorrt_parameter_share'] or 0):.0f} % of the parameters in TensorRT; in Python: "
          + "; ".join(f"#{o['position']} {o['op']} ({o['reason']})" for o in s["not_tensorrt"]))
     if not spec.check:
         model.check = {"status": "skipped", "reason": "--no-check"}

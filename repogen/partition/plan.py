@@ -67,7 +67,7 @@ class Partition:
             "ops": len(counted), "tensorrt_ops": len(trt),
             "tensorrt_op_share": round(len(trt) / max(1, len(counted)), 4),
             "parameters": int(sum(by_op.values())), "tensorrt_parameters": int(in_trt),
-            "tensorrt_parameter_share": round(in_trt / total, 4),
+            "tensorrt_parameter_share": round(in_trt / total, 4) if sum(by_op.values()) else None,
             "not_tensorrt": [p.to_json() for p in counted if p.place != "tensorrt"],
             "regions": [{"kind": r.kind, "ops": len([i for i in r.ops if self.placements[i].place != "const"]),
                          "inputs": [n for n, _, _ in r.inputs], "outputs": [n for n, _, _ in r.outputs]}
@@ -275,6 +275,8 @@ def partition_graph(graph: Graph, profiles: list[dict], precision: str = "fp32",
     # One observation run per profile shape: ops a layer limit may concern run in Paddle during it (fast, and
     # limit-free); afterwards those within the limits go back to TensorRT. Shapes do not depend on who runs an op.
     pending = [p for p in placements if p.place == "tensorrt" and p.op_type in _LIMITED]
+    if not pending and not any(p.place == "python" for p in placements):
+        return Partition(g, placements, [])  # every op converts and no layer limit applies: nothing to run
     for p in pending:
         p.place = "python"
     observed = _observe(g, _draft_regions(g, _drafts(g, placements), precision), profiles, progress)
