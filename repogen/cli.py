@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "then published: see repogen publish)")
     p.add_argument("--name", help="Triton model name (one model only)")
     p.add_argument("--version-folder", dest="model_version", type=int, default=None,
-                   help="numeric version folder (default 1)")
+                   help="numeric version folder (default 1); a new version is added beside the existing "
+                        "ones, which are kept")
     # None (not "auto") so that a target written in --spec is not overridden by an unset option
     p.add_argument("--target", choices=["tensorrt", "paddle", "numpy", "auto"], default=None,
                    help="default auto: tensorrt when TensorRT is installed, else paddle; numpy: the tensorrt "
