@@ -14,10 +14,10 @@ from tests.opcases import Case, Inp, standard_tests
 B = -1
 
 
-def _two(x_a, x_b, y_a=None, y_b=None):
+def _two(x_a, x_b, y_a=None, y_b=None, second="y"):
     if y_a is None:
         return ({"x": x_a}, {"x": x_b})
-    return ({"x": x_a, "y": y_a}, {"x": x_b, "y": y_b})
+    return ({"x": x_a, second: y_a}, {"x": x_b, second: y_b})
 
 
 CASES: dict[str, Case] = {
@@ -35,6 +35,10 @@ CASES: dict[str, Case] = {
     "strided_runtime_steps": Case((Inp("x", (B, B)), Inp("y", (B,))), _two((2, 11), (3, 13), (2,), (3,)), fp16=True),
     # concat / split axes arriving as tensors that fold to constants
     "axis_tensors": Case((Inp("x", (B, 4, 6)),), _two((2, 4, 6), (3, 4, 6)), fp16=True),
+    # boolean masks: values broadcast over the masked positions (select), one value per true element
+    # (NonZero + scatter), x[mask] = v (index_put + a whole-tensor set_value), masked_select
+    "index_put_mask": Case((Inp("x", (B, 4, 5)), Inp("v", (5,))), _two((2, 4, 5), (3, 4, 5), (5,), (5,), "v"), fp16=True),
+    "index_put_mask_rows": Case((Inp("x", (B, 6)),), _two((2, 6), (3, 6)), fp16=True),
 }
 
 
@@ -78,7 +82,29 @@ def build_cases(mode: str) -> dict:
         parts = paddle.split(x, [2, 4], axis=ax)
         return c, parts[0], parts[1]
 
+    if mode == "legacy":
+        from tests.opcases import emit_legacy
+
+        paddle.index_put = lambda x, indices, value, accumulate=False: emit_legacy(
+            "index_put", {"x": [x], "indices": list(indices), "value": [value]}, {"accumulate": accumulate},
+            outs=("out",))
+        paddle.masked_select = lambda x, m: emit_legacy("masked_select", {"X": [x], "Mask": [m]}, {}, outs=("Y",))
+
+    def index_put_mask(x, v):
+        m, m2 = x > 0.3, x[:, :, 0] > 0
+        out = [paddle.index_put(x, (m,), paddle.full([1], 7.0, "float32")), paddle.index_put(x, (m2,), v)]
+        if mode != "legacy":  # Paddle 3.3.1's legacy setitem cannot take a bool mask
+            out += [paddle.static.setitem(x * 1.0, m, 2.0), paddle.static.setitem(x * 1.0, m2, v)]
+        return tuple(out)
+
+    def index_put_mask_rows(x):
+        m = x > 0.1
+        picked = paddle.masked_select(x, m)
+        return paddle.index_put(x, (m,), picked * 2.0 + 1.0), picked
+
     return {
+        "index_put_mask": index_put_mask,
+        "index_put_mask_rows": index_put_mask_rows,
         "tile_runtime": tile_runtime,
         "interp_size_from_shape": interp_size_from_shape,
         "interp_scale_tensor": interp_scale_tensor,

@@ -259,6 +259,8 @@ _add("set_value", "x starts ends steps", "out",
 _add("set_value_with_tensor", "x values starts ends steps", "out", tier=2,
      note="legacy set_value with a ValueTensor input")
 _add("index_put", "x indices value", "out", L("index_put"), tier=2)
+_add("masked_select", "x mask", "out", L("masked_select", slots="X=x Mask=mask Y=out"), tier=2,
+     note="data-dependent length: NonZero + GatherND")
 _add("arange", "start end step", "out", L("range"), tier=2)
 _add("linspace", "start stop number", "out", L("linspace", slots="Num=number"), tier=2)
 _add("meshgrid", "inputs", "out", L("meshgrid", slots="X=inputs"), tier=2)

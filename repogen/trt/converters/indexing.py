@@ -180,7 +180,7 @@ def index_put(ctx, op):
     if ctx.attr(op, "accumulate", default=False):
         raise ctx.fail("index_put with accumulate=True has no TensorRT scatter (duplicate indices would race)")
     if any(t.dtype == ctx.trt.DataType.BOOL for t in idx):
-        raise ctx.fail("index_put with a bool mask needs NonZero, which is not supported")
+        return ctx.output(op, _masked_put(ctx, x, idx, ctx.input(op, "value")))
     i64 = ctx.trt.DataType.INT64
     r = max(H.rank(t) for t in idx)
     idx = [H.expand_rank(ctx, ctx.cast(t, i64), r) for t in idx]
@@ -190,6 +190,47 @@ def index_put(ctx, op):
     stacked = H.concat(ctx, [H.unsqueeze(ctx, H.broadcast_to(ctx, t, shape), [r]) for t in idx], r)
     updates = H.broadcast_to(ctx, ctx.input(op, "value"), shape + H.dims_of(ctx, x)[len(idx):])
     ctx.output(op, _scatter(ctx, x, stacked, updates, "ND"))
+
+
+def _nonzero_rows(ctx, mask):
+    """[count, rank(mask)] INT64 coordinates of the true elements of mask (NonZero, transposed)."""
+    nz = ctx.named(ctx.network.add_non_zero(mask, ctx.trt.DataType.INT64)).get_output(0)
+    return H.transpose(ctx, nz, [1, 0])
+
+
+def _masked_put(ctx, x, idx, value):
+    """x[mask] = value for one bool mask over x's leading dims.
+
+    Values that broadcast over the masked positions (shape [1] or the trailing dims) make a select between
+    x and the broadcast value: no data-dependent shape. Values with one row per true element (their count
+    known only at run time) go through NonZero + an ND scatter."""
+    if len(idx) != 1:
+        raise ctx.fail("index_put with a bool mask mixed with other index tensors is not supported")
+    mask = idx[0]
+    mr, r = H.rank(mask), H.rank(x)
+    trailing = r - mr
+    v = ctx.cast(value, x.dtype)
+    vr = H.rank(v)
+    if vr <= trailing or (vr == trailing + 1 and int(v.shape[0]) == 1):
+        if vr == trailing + 1:
+            v = H.squeeze(ctx, v, [0]) if vr > 1 else v
+        m = H.reshape(ctx, mask, H.dims_of(ctx, mask) + [1] * trailing) if trailing else mask
+        return H.select(ctx, m, H.broadcast_to(ctx, v, H.dims_of(ctx, x)), x)
+    if vr != trailing + 1:
+        raise ctx.fail(f"index_put value of rank {vr} for a rank-{mr} mask over a rank-{r} tensor")
+    return _scatter(ctx, x, _nonzero_rows(ctx, mask), v, "ND")
+
+
+@converter("masked_select")
+def masked_select(ctx, op):
+    # x[mask] flattened: a mask smaller than x broadcasts first (Paddle's rule), then NonZero + GatherND
+    x, mask = ctx.input(op, "x"), ctx.input(op, "mask")
+    r = max(H.rank(x), H.rank(mask))
+    x, mask = H.expand_rank(ctx, x, r), H.expand_rank(ctx, mask, r)
+    dims = [H.sym_max(ctx, a, b) for a, b in zip(H.dims_of(ctx, x), H.dims_of(ctx, mask))]
+    x, mask = H.broadcast_to(ctx, x, dims), H.broadcast_to(ctx, mask, dims)
+    layer = ctx.named(ctx.network.add_gather_v2(x, _nonzero_rows(ctx, mask), ctx.trt.GatherMode.ND))
+    ctx.output(op, layer.get_output(0))
 
 
 # --- set_value -------------------------------------------------------------------------------------------
@@ -230,8 +271,18 @@ def set_value(ctx, op):
         raise ctx.fail("set_value with None axes is not supported")
     if any(k == 0 for k in steps):
         raise ctx.fail("set_value step 0")
-    mask, positions = _region_mask(ctx, x, axes, starts, ends, steps)
     r = H.rank(x)
+    if not axes:
+        # no slice at all (x[mask] = v is index_put followed by this whole-tensor copy): out = values spread
+        if op.type == "set_value":
+            values = np.asarray(ctx.attr(op, "values", default=[0.0]))
+            if values.size != 1:
+                raise ctx.fail(f"set_value with {values.size} attribute values is not supported")
+            return ctx.output(op, H.broadcast_to(ctx, ctx.const(values.reshape([1] * r), dtype=x.dtype),
+                                                 H.dims_of(ctx, x)))
+        v = ctx.cast(ctx.input(op, "values"), x.dtype)
+        return ctx.output(op, H.broadcast_to(ctx, v, H.dims_of(ctx, x)))
+    mask, positions = _region_mask(ctx, x, axes, starts, ends, steps)
     if op.type == "set_value":
         values = np.asarray(ctx.attr(op, "values", default=[0.0]))
         if values.size != 1:
