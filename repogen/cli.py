@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instances", type=int, metavar="N",
                    help="model instances Triton runs in parallel (one instance group; default 1)")
     p.add_argument("--input-names", metavar="OLD:NEW[,OLD:NEW]",
-                   help="rename inputs in the Triton model (config, plan, manifest); shapes options use the new "
+                   help="rename inputs in the Triton model (config, plan, manifest); shape options use the new "
                         "names")
     p.add_argument("--output-names", metavar="OLD:NEW[,OLD:NEW]",
                    help="rename outputs, e.g. linear_0.tmp_1:scores (Paddle's internal names otherwise)")

@@ -102,3 +102,41 @@ def test_plan_tensors_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     man = json.loads((model / "repogen.json").read_text())
     assert man["paddle_names"] == {"pixels": "image", "scores": "probs"}
     assert man["profiles"] == [{"pixels": {"min": [1, 3, 32, 32], "opt": [4, 3, 32, 32], "max": [4, 3, 32, 32]}}]
+
+
+def test_swapped_names_feed_the_right_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs x and y renamed to each other: the names alone would pair them wrongly; the plan's network and
+    the validation reference (manifest paddle_names) both feed Triton's "y" into Paddle's x."""
+    from repogen import zoo
+    from repogen.harness.model_files import read_model_folder
+    from repogen.harness.reference import PaddleReference
+    from repogen.reference import reference_outputs
+    from repogen.trt import engine as engine_mod
+    from repogen.trt import numpy_trt
+
+    source = zoo.get("elementwise", "pir")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    b = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    (want,) = reference_outputs(source, {"x": a, "y": b}).values()
+    renames = {"input_names": {"x": "y", "y": "x"}, "check": False, "max_batch_size": 0,
+               "shape": ["x:2x3x8,y:2x3x8"]}  # new names (in a swap, a name means the new one)
+
+    build_mod.build_repository([ModelSpec(source=source, name="paddle_m", target="paddle", **renames)],
+                               tmp_path / "repo", progress=False)
+    ref = PaddleReference(read_model_folder(tmp_path / "repo" / "paddle_m"))
+    try:
+        (got,) = ref.run({"y": a, "x": b}).values()
+    finally:
+        ref.close()
+    np.testing.assert_array_equal(got, want)
+
+    seen = []
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(numpy_trt, ""))
+    monkeypatch.setattr(engine_mod, "build_engine", lambda conv, **kw: (seen.append(conv), (b"PLAN", b""))[1])
+    build_mod.build_repository([ModelSpec(source=source, name="plan_m", target="tensorrt", **renames)],
+                               tmp_path / "repo", progress=False)
+    net = seen[0].network
+    assert [net.get_input(i).name for i in range(net.num_inputs)] == ["y", "x"]
+    (got,) = numpy_trt.execute(net, {"y": a, "x": b}).values()
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
