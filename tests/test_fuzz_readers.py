@@ -554,12 +554,19 @@ def summarize(results: list[dict]) -> dict:
     rcs: dict[str, int] = {}
     for r in results:
         rcs[str(r["rc"])] = rcs.get(str(r["rc"]), 0) + 1
+    by_mutator: dict[str, dict[str, int]] = {}
+    for r in results:
+        name = r["what"].split(":")[0].split()[-1] if not r["what"].startswith("huge") else "huge-ops"
+        counts = by_mutator.setdefault(name, {})
+        counts[str(r["rc"])] = counts.get(str(r["rc"]), 0) + 1
     timed = [r for r in results if r.get("seconds") is not None]
     slowest = max(timed, key=lambda r: r["seconds"]) if timed else None
-    return {"cases": len(results), "rc": rcs,
+    small = [r["peak"] or 0 for r in results if not r["what"].startswith("huge")]
+    return {"cases": len(results), "rc": rcs, "by_mutator": dict(sorted(by_mutator.items())),
             "max_seconds": round(slowest["seconds"], 2) if slowest else None,
             "slowest": slowest["what"] if slowest else None,
-            "max_peak_mib": round(max((r["peak"] or 0) for r in results) / 2**20, 1)}
+            "max_peak_mib": round(max((r["peak"] or 0) for r in results) / 2**20, 1),
+            "max_peak_mib_mutated_zoo_files": round(max(small, default=0) / 2**20, 1)}
 
 
 def _check(results: list[dict]) -> None:
@@ -579,7 +586,7 @@ def test_fuzz_readers(tmp_path: Path) -> None:
     print(json.dumps(summary))
     if os.environ.get("REPOGEN_FUZZ_REPORT"):
         Path(os.environ["REPOGEN_FUZZ_REPORT"]).write_text(json.dumps(
-            {"summary": summary, "cases": [{k: r.get(k) for k in ("what", "rc", "seconds", "detail")}
+            {"summary": summary, "cases": [{k: r.get(k) for k in ("what", "rc", "seconds", "peak", "detail")}
                                            for r in results]}, indent=1))
     _check(results)
     assert summary["cases"] == len(cases)

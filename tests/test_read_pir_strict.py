@@ -66,6 +66,15 @@ def _region_uses_own_result(doc: dict) -> None:
                          "regions": [{"#": "r", "blocks": [branch]}]})
 
 
+def _vector_of_unknown(doc: dict) -> None:
+    """A builtin.combine whose vector type has an element of an unknown dtype (the reader never types it)."""
+    data = _op(doc, "1.data")["O"][0]
+    elem = copy.deepcopy(data["TT"])
+    elem["D"][0]["#"] = "0.t_zz"
+    _ops(doc).insert(1, {"#": "0.combine", "A": [], "I": [{"%": data["%"]}],
+                         "O": [{"%": 4343, "TT": {"#": "0.t_vec", "D": [elem]}}], "OA": []})
+
+
 def _nested_regions(doc: dict) -> None:
     inner: dict = {"#": "b", "args": [], "ops": []}
     top = inner
@@ -136,6 +145,7 @@ CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "two program regions": (lambda d: d["program"]["regions"].append(d["program"]["regions"][0]), "exactly 1"),
     "parameter op with a short A": (lambda d: _op(d, "p").__setitem__("A", [0, 1]), "has 2 entries"),
     "parameter name not a string": (lambda d: _op(d, "p")["A"].__setitem__(3, 5), "parameter name must be"),
+    "unknown element type inside a vector type": (_vector_of_unknown, "unsupported element type '0.t_zz'"),
     "bad special float": (lambda d: _op(d, "1.data")["A"].append(
         {"N": "eps", "AT": {"#": "0.a_f32", "VD": "HUGE"}}), "'VD' is 'HUGE'"),
 }

@@ -16,15 +16,11 @@ from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
 from repogen.paddle.params import ParamSpec, attach, read_combined
+from repogen.paddle.pir_validate import DTYPE_TYPES as _DTYPE_TYPES
 from repogen.paddle.pir_validate import check_program, load_json
 
 KNOWN_VERSIONS = (1, 2, 3, 4)
 DIALECTS = {"0": "builtin", "1": "pd_op", "2": "cf", "3": "custom_op", "4": "dist"}
-_DTYPE_TYPES = {
-    "t_bool": "bool", "t_i8": "int8", "t_ui8": "uint8", "t_i16": "int16", "t_i32": "int32", "t_i64": "int64",
-    "t_f16": "float16", "t_bf16": "bfloat16", "t_f32": "float32", "t_f64": "float64", "t_c64": "complex64",
-    "t_c128": "complex128",
-}
 _DROP_ATTRS = frozenset({"stop_gradient", "persistable", "struct_name", "place", "trainable", "op_callstack",
                          "op_role", "chunk_id", "op_namescope"})
 # control-flow ops: (slot, operand count or None for the rest); all results go to the list slot "out"

@@ -20,6 +20,12 @@ from typing import Any
 from repogen.errors import ModelFormatError
 from repogen.paddle.limits import MAX_BLOCKS, MAX_DIM, MAX_NAME, MAX_NESTING, MAX_OPS, check_shape
 
+DTYPE_TYPES = {
+    "t_bool": "bool", "t_i8": "int8", "t_ui8": "uint8", "t_i16": "int16", "t_i32": "int32", "t_i64": "int64",
+    "t_f16": "float16", "t_bf16": "bfloat16", "t_f32": "float32", "t_f64": "float64", "t_c64": "complex64",
+    "t_c128": "complex128",
+}
+"""PIR element types -> repogen.ir dtype names."""
 _INT64 = (-(1 << 63), 1 << 63)
 _INT32 = (-(1 << 31), 1 << 31)
 _TENSOR_TYPES = ("t_dtensor", "t_selected_rows", "t_dense_tensor_array")
@@ -210,7 +216,10 @@ class Checker:
             data = self.arr(self.key(tt, "D", f"{what} ({kind})"), f"{what} 'D'")
             if len(data) < (1 if kind == "t_dense_tensor_array" else 2):
                 raise self.fail(f"{what} 'D' has {len(data)} entries")
-            self.type_(data[0], f"{what} element type", depth + 1)
+            elem = self.obj(data[0], f"{what} element type")
+            ekind = _kind(self.string(self.key(elem, "#", f"{what} element type"), f"{what} element type '#'"))
+            if ekind not in DTYPE_TYPES:
+                raise self.fail(f"{what}: unsupported element type {elem['#'][:40]!r}")
             if kind != "t_dense_tensor_array" or len(data) > 1:
                 dims = self.arr(data[1], f"{what} dims")
                 for d in dims:
