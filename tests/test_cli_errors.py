@@ -142,7 +142,8 @@ def test_serve_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     ("http://[::1", "not a valid URL (Invalid IPv6 URL)"),
     ("http://127.0.0.1:99999", "not a valid URL"),
     ("http://127.0.0.1", "expected host:port"),
-    ("ftp://127.0.0.1:8000", "scheme must be http or https"),
+    ("ftp://127.0.0.1:8000", "scheme must be http"),
+    ("https://127.0.0.1:8000", "scheme must be http"),
 ])
 def test_validate_bad_server_url(capsys: pytest.CaptureFixture, url: str, message: str) -> None:
     rc, err = run_cli(capsys, "validate", str(ROOT / "sample_repo"), "--server", url)

@@ -42,7 +42,7 @@ def server_urls(server: str, grpc_url: str | None = None) -> tuple[str, str]:
         parts = [p.strip() for p in server.split(",")]
         http = next((p for p in parts if not p.startswith("grpc")), parts[0])
         grpc = grpc or next((p for p in parts if p.startswith("grpc")), None)
-    host, port = host_port(http, "--server", ("http", "https"))
+    host, port = host_port(http, "--server", ("http",))  # the harness speaks plain HTTP and gRPC
     if grpc is None:
         if port + TRITON_GRPC_OFFSET > 65535:
             raise ConfigError(f"--server {server!r}: give the gRPC endpoint with --grpc-url")
