@@ -26,6 +26,10 @@ def add_publish_parser(sub: Any) -> None:
     p.add_argument("uri", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
     p.add_argument("--models", help="comma-separated model names (default: all)")
     add_store_options(p)
+    p.add_argument("--rollout", action="append", default=[], metavar="HOST:PORT",
+                   help="HTTP address of a Triton in --model-control-mode=explicit serving this store: after "
+                        "publishing, load each new version there, then unload the old ones (repeatable; servers "
+                        "in poll mode need nothing: they pick the new version up on their next poll)")
     p.add_argument("--json", action="store_true")
 
 
@@ -39,8 +43,21 @@ def run_publish(args: Any) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     report = publish(args.repo, args.uri, endpoint_url=args.endpoint_url, models=models, prune=args.prune,
                      log=_printer(args.json))
+    rollouts = []
+    if args.rollout:
+        from repogen.deploy.rollout import load_new_then_unload_old
+
+        for url in args.rollout:
+            url = url.split("://", 1)[-1].rstrip("/")
+            for m in report.models:
+                if m.uploaded_versions:
+                    steps = load_new_then_unload_old(url, m.name, max(m.uploaded_versions))
+                    rollouts.append({"server": url, "model": m.name, **steps})
+                    if not args.json:
+                        print(f"{url}: {m.name} served versions {steps['before']} -> {steps['during']} -> "
+                              f"{steps['after']}")
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(report.to_dict() | {"rollouts": rollouts}))
     else:
         print(f"published to {report.uri} in {report.seconds:.1f} s; tritonserver "
               f"--model-repository={report.triton_path}")
