@@ -10,7 +10,7 @@ import numpy as np
 from repogen.errors import ConversionError
 from repogen.ir import Graph, Op, Value
 from repogen.trt.converter_table import CONVERTERS, STRUCTURAL
-from repogen.trt.precision import keeps_fp32
+from repogen.trt.precision import detection_fp32_ops, keeps_fp32
 
 #: Paddle (numpy) dtype name -> tensorrt.DataType member name: the one dtype table of the conversion
 _TRT_NAME = {
@@ -47,6 +47,12 @@ class ConversionContext:
             for name, v in block.values.items():
                 self._values.setdefault(name, v)
         self._layer_count = 0
+        #: graph value name -> its FLOAT tensor where one exists under FP16 (an FP32-kept op's result, a float
+        #: network input): FP32-kept consumers read it instead of the HALF copy, so chains of FP32 ops (box
+        #: decoding -> scores -> NMS) never round through HALF
+        self.fp32_of: dict[str, tuple[Any, Any]] = {}  # name -> (HALF copy, FLOAT original); see float_of
+        #: ids of the ops the FP16 policy keeps in FP32 for detection (precision.detection_fp32_ops)
+        self._detection_fp32 = detection_fp32_ops(graph) if precision == "fp16" else set()
 
     # --- dtypes -------------------------------------------------------------------------------------
     @property
@@ -95,8 +101,17 @@ class ConversionContext:
                 raise self.fail(f"input value {name!r} is produced by no converted op")
             return self.const(arr)
         if self.keep_fp32 and t.dtype == self.trt.DataType.HALF:
-            return self.cast(t, self.trt.DataType.FLOAT)
+            full = self.float_of(name)
+            return full if full is not None else self.cast(t, self.trt.DataType.FLOAT)
         return t
+
+    def float_of(self, name: str) -> Any:
+        """The FLOAT tensor the value's HALF copy was cast from, while that copy is still the value's tensor
+        (control flow rebinds values directly), else None."""
+        pair = self.fp32_of.get(name)
+        if pair is not None and self.tensors.get(name) is pair[0]:
+            return pair[1]
+        return None
 
     def input(self, op: Op, slot: str, *aliases: str, required: bool = True) -> Any:
         for s in (slot,) + aliases:
@@ -113,7 +128,9 @@ class ConversionContext:
     def set(self, name: str, t: Any) -> None:
         """Bind a graph value; under FP16 every float result is stored as HALF (FP32-kept ops cast back)."""
         if self.precision == "fp16" and t.dtype == self.trt.DataType.FLOAT:
+            full = t
             t = self.cast(t, self.trt.DataType.HALF)
+            self.fp32_of[name] = (t, full)
         self.tensors[name] = t
 
     def output(self, op: Op, t: Any, slot: str = "out") -> None:
@@ -211,7 +228,7 @@ class ConversionContext:
                 continue
             where = pos if position is None else position
             self.op, self.position = op, where
-            self.keep_fp32 = self.precision == "fp16" and keeps_fp32(op.type)
+            self.keep_fp32 = self.precision == "fp16" and (keeps_fp32(op.type) or id(op) in self._detection_fp32)
             if op.type not in CONVERTERS:
                 raise ConversionError(op.type, "no converter (inside a control-flow block)", where)
             try:

@@ -80,6 +80,8 @@ def convert_graph(graph: Graph, trt_module: Any, *, precision: str = "fp32",
         if t is None:
             t = ctx.get(v.name)  # a constant output
         io_type = ctx.io_type(v.dtype)
+        if io_type == trt.DataType.FLOAT and ctx.float_of(v.name) is not None:
+            t = ctx.float_of(v.name)  # an FP32-kept op's result, not its HALF copy (precision policy)
         t = ctx.mark_output(ctx.cast(t, io_type), rename_map(io_names, v.name))
         outputs.append((t.name, io_type, tuple(int(d) for d in t.shape)))
 
