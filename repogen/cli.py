@@ -174,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
                                     "shapes)")
     p.add_argument("--concurrency", default="1,4",
                    help="comma-separated numbers of concurrent clients for the timing runs (default 1,4)")
-    p.add_argument("--requests", type=_at_least(1), default=50, help="timed requests per concurrency level")
+    p.add_argument("--requests", type=_at_least(1), default=200,
+                   help="latency samples the stable windows must hold per concurrency level (default 200)")
+    p.add_argument("--window-ms", type=_at_least(1), default=500, help="measurement window (default 500 ms)")
+    p.add_argument("--stability-pct", type=float, default=10.0,
+                   help="the last 3 windows' throughput and p50 must be within this %% of their average")
+    p.add_argument("--max-windows", type=_at_least(3), default=10,
+                   help="give up on stability after this many windows (default 10)")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
     p.add_argument("--load", action="store_true", help="with --server URL: load the models on that server "
                    "(explicit model control; reloads a model that is already serving). Default: only check "

@@ -57,13 +57,15 @@ def model_stats(grpc_client, name: str) -> dict:
     stats = grpc_client.get_inference_statistics(name, as_json=True)
     rows = stats.get("model_stats") or []
     out: dict = {"inference_count": 0, "execution_count": 0, "queue_ns": 0, "compute_infer_ns": 0,
-                 "success_count": 0, "batch_counts": {}}
+                 "compute_input_ns": 0, "compute_output_ns": 0, "success_count": 0, "batch_counts": {}}
     for row in rows:
         out["inference_count"] += int(row.get("inference_count", 0))
         out["execution_count"] += int(row.get("execution_count", 0))
         inf = row.get("inference_stats", {})
         out["queue_ns"] += int(inf.get("queue", {}).get("ns", 0))
         out["compute_infer_ns"] += int(inf.get("compute_infer", {}).get("ns", 0))
+        out["compute_input_ns"] += int(inf.get("compute_input", {}).get("ns", 0))
+        out["compute_output_ns"] += int(inf.get("compute_output", {}).get("ns", 0))
         out["success_count"] += int(inf.get("success", {}).get("count", 0))
         for b in row.get("batch_stats", []):
             size = int(b.get("batch_size", 0))

@@ -37,15 +37,17 @@ def print_report(report, console: Console | None = None) -> None:
                              if d.get("burst") else "") + ("" if d.get("merged") else " - never merged"))
         if m.speed:
             t = Table(title=f"{m.model} - speed")
-            for col in ("protocol", "conc.", "requests", "p50 ms", "p90 ms", "p99 ms", "req/s", "raw req/s",
-                        "overhead", "queue us", "compute us"):
+            for col in ("protocol", "conc.", "requests", "windows", "p50 ms", "p90 ms", "p99 ms", "req/s",
+                        "raw req/s", "overhead", "queue us", "input us", "infer us", "output us"):
                 t.add_column(col, justify="right")
             for s in m.speed:
                 over = "-" if s.overhead_ratio is None else f"{(s.overhead_ratio - 1) * 100:+.1f}%"
-                t.add_row(s.protocol, str(s.concurrency), str(s.requests), _num(s.p50_ms, "{:.2f}"),
+                windows = f"{s.windows} x {s.window_ms} ms" + ("" if s.stable else " [yellow]unstable[/yellow]")
+                t.add_row(s.protocol, str(s.concurrency), str(s.requests), windows, _num(s.p50_ms, "{:.2f}"),
                           _num(s.p90_ms, "{:.2f}"), _num(s.p99_ms, "{:.2f}"), _num(s.throughput_rps, "{:.1f}"),
                           _num(s.raw_throughput_rps, "{:.1f}"), over, _num(s.server_queue_us, "{:.0f}"),
-                          _num(s.server_compute_us, "{:.0f}"))
+                          _num(s.server_compute_input_us, "{:.0f}"), _num(s.server_compute_us, "{:.0f}"),
+                          _num(s.server_compute_output_us, "{:.0f}"))
             console.print(t)
         status = "[green]PASS[/green]" if m.ok else "[red]FAIL[/red]"
         console.print(f"{m.model}: {status}")

@@ -191,7 +191,8 @@ def _check_dynamic_batching(server: TritonServer, model: ModelFolder, big: dict[
 
 def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple[str, ...] = ("http", "grpc"),
                    inputs: dict[str, np.ndarray] | None = None, concurrency: tuple[int, ...] = (1, 4),
-                   requests: int = 50, shm: bool = False, speed: bool = True) -> ModelReport:
+                   requests: int = 200, shm: bool = False, speed: bool = True,
+                   timing: dict | None = None) -> ModelReport:
     """Check one loaded model against its config and Paddle; fills and returns its report."""
     report = ModelReport(model.name)
     load_error = server.loaded.get(model.name)
@@ -231,9 +232,10 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
             sp = "grpc" if "grpc" in protocols else protocols[0]
             url = server.grpc_url if sp == "grpc" else server.http_url
             for c in concurrency:
-                report.speed.append(measure(url, model, first, c, requests, sp, stats_url=server.grpc_url))
+                report.speed.append(measure(url, model, first, c, requests, sp, stats_url=server.grpc_url,
+                                            **(timing or {})))
                 if shm and sp == "grpc":
-                    report.speed.append(measure(url, model, first, c, requests, sp, shm=True,
+                    report.speed.append(measure(url, model, first, c, requests, sp, shm=True, **(timing or {}),
                                                 stats_url=server.grpc_url, raw=False))
             for s in report.speed:
                 for e in s.errors:
@@ -270,9 +272,9 @@ def _read_folders(root: Path, names: list[str]) -> tuple[dict[str, ModelFolder],
 def validate_repository(repo: str | Path, *, models: list[str] | None = None, server: str = "local",
                         image: str | None = None, tritonserver: str | None = None,
                         protocols: tuple[str, ...] = ("http", "grpc"), inputs: str | Path | None = None,
-                        concurrency: tuple[int, ...] = (1, 4), requests: int = 50, shm: bool = False,
+                        concurrency: tuple[int, ...] = (1, 4), requests: int = 200, shm: bool = False,
                         speed: bool = True, ready_timeout: float = 60.0, grpc_url: str | None = None,
-                        engine: str | None = None, load: bool = False) -> Report:
+                        engine: str | None = None, load: bool = False, timing: dict | None = None) -> Report:
     """Launch (or attach to) Triton on ``repo``, validate each model, tear the server down; returns the report.
 
     Raises ServerError when the server cannot start or dies; per-model problems land in the report."""
@@ -307,7 +309,8 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
                 report.models.append(unreadable[name])
                 continue
             report.models.append(validate_model(srv, folders[name], protocols=protocols, inputs=feeds,
-                                                concurrency=concurrency, requests=requests, shm=shm, speed=speed))
+                                                concurrency=concurrency, requests=requests, shm=shm, speed=speed,
+                                                timing=timing))
     return report
 
 
@@ -326,12 +329,20 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 def run(args) -> int:
     from repogen.harness.report import print_report
 
+    for flag, value, low in (("--window-ms", args.window_ms, 1), ("--max-windows", args.max_windows, 3),
+                             ("--requests", args.requests, 1)):
+        if value < low:
+            raise ConfigError(f"{flag} {value}: must be >= {low}")
+    if not 0 < args.stability_pct < 100:
+        raise ConfigError(f"--stability-pct {args.stability_pct}: must be between 0 and 100")
+
     report = validate_repository(
         args.repo, models=[m for m in (args.models or "").split(",") if m] or None, server=args.server,
         image=args.image, tritonserver=args.tritonserver,
         protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
         concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
-        grpc_url=getattr(args, "grpc_url", None), engine=args.engine, load=getattr(args, "load", False))
+        grpc_url=getattr(args, "grpc_url", None), engine=args.engine, load=getattr(args, "load", False),
+        timing={"window_ms": args.window_ms, "stability_pct": args.stability_pct, "max_windows": args.max_windows})
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
         print()
