@@ -22,7 +22,7 @@ _NP_DTYPE = {
     "bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
     "int64": np.int64, "float16": np.float16, "float32": np.float32, "float64": np.float64,
     "complex64": np.complex64, "complex128": np.complex128,
-    "bfloat16": np.uint16,  # no numpy bfloat16: the raw bits, documented in docs/ir.md
+    "bfloat16": np.uint16,  # no numpy bfloat16: the raw bits as stored; read_tensor widens them (bf16_to_float32)
 }
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -136,7 +136,16 @@ def read_tensor(buf, pos: int, path: Path, spec: ParamSpec) -> tuple[np.ndarray,
     nbytes = numel * np_dtype.itemsize
     need(nbytes, "data")
     arr = np.frombuffer(buf, dtype=np_dtype, count=numel, offset=pos).reshape(dims)
+    if dtype == "bfloat16":
+        arr = bf16_to_float32(arr)
     return arr, pos + nbytes
+
+
+def bf16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) as the float32 values they encode: bf16 is the upper half of an IEEE
+    float32, so the widening is exact (NaN, inf and subnormals included). Converters then store the values in
+    the network's precision like any float parameter (HALF under --fp16, where |v| > 65504 becomes inf)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 _FLOATS = ("float32", "float16", "bfloat16", "float64")
