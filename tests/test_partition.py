@@ -22,7 +22,7 @@ from repogen.partition.ensemble import check_ensemble, prepare
 from repogen.partition.plan import NMS_TOPK_BOX_LIMIT, limit_reason, partition_graph
 from repogen.triton.build import build_repository
 from repogen.triton.config import parse_config
-from repogen.triton.spec import ModelSpec, load_spec_file
+from repogen.triton.spec import EXAMPLE_DIR as EXAMPLE, ModelSpec, load_spec_file
 from repogen.triton.targets import graph_engine
 from tritonclient.grpc import model_config_pb2
 
@@ -198,6 +198,11 @@ def test_build_refusals_and_switches(tmp_path):
     assert (tmp_path / "s" / "m" / manifest["source"]["path"]).is_file()  # the reference travels along
     for part in ("m_0_tensorrt", "m_1_python", "m_2_tensorrt"):
         assert json.loads((tmp_path / "s" / part / "repogen.json").read_text())["part_of"] == "m"
+    # a part may not take another model's folder
+    clash = ModelSpec(source=EXAMPLE, name="m_1_python", target="paddle")
+    with pytest.raises(ConfigError, match="m_1_python, which another model of this build uses"):
+        build_repository([spec, clash], tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
     # a rebuild without --force refuses, naming a part folder
     with pytest.raises(ConfigError, match="already exists"):
         build_repository([spec], tmp_path / "s", progress=False)

@@ -61,6 +61,7 @@ def test_config_differs_from_the_plans_only_in_the_backend(repo):
     tiny = parse_config((repo / "tiny_cnn" / "config.pbtxt").read_text(), "tiny")
     assert tiny.max_batch_size == 8 and list(tiny.dynamic_batching.preferred_batch_size) == [4, 8]
     assert [list(i.dims) for i in tiny.input] == [[3, 32, 32]]
+    assert "detections" not in (repo / "resnet18" / "repogen.json").read_text()  # classifiers: none
     assert sorted(p.name for p in (repo / "resnet18" / "1").iterdir()) == ["inference.json", "inference.pdiparams",
                                                                           "model.py"]
     assert "repogen.partition.runtime" in (repo / "resnet18" / "1" / "model.py").read_text()
@@ -113,3 +114,16 @@ def test_profile_error_rules():
     assert "profile 0" in profile_error(region, big, [0])  # an instance limited to profile 0 refuses it
     assert "does not match" in profile_error(region, {"x": np.zeros((1, 4, 8, 8), np.float32)})
     assert "missing" in profile_error(region, {})
+
+
+def test_detector_standin_marks_its_nms_outputs_for_set_comparison(tmp_path):
+    """TensorRT's NMS orders rows by score, Paddle by class: the manifest tells the harness to compare sets."""
+    import json
+
+    report = build_repository([ModelSpec(source=zoo.get("yolo_head", "pir"), name="yh", target="numpy",
+                                         min_shapes=["image:1x3x64x64,im_size:1x2"],
+                                         opt_shapes=["image:2x3x64x64,im_size:2x2"],
+                                         max_shapes=["image:2x3x96x96,im_size:2x2"])], tmp_path / "r", progress=False)
+    assert report.models[0].check["status"] == "passed"
+    manifest = json.loads((tmp_path / "r" / "yh" / "repogen.json").read_text())
+    assert manifest["detections"] == {"fetch_name_0": "rows"}

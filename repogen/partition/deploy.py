@@ -63,10 +63,17 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
 
 
 def write_partitioned(model: PartitionedModel, staging: Path, out: Path, *, spec: Any, graph: Graph,
-                      force: bool) -> dict[str, list[str]]:
+                      force: bool, taken: list[str] = ()) -> dict[str, list[str]]:
+    """``taken``: the other model folders of this build (a part may not share a name with one)."""
+    from repogen.errors import ConfigError
     from repogen.triton import ownership
     from repogen.triton.manifest import dumps, manifest
     from repogen.triton.targets import source_files
+
+    clash = sorted(set(model.folder_names) & set(taken))
+    if clash:
+        raise ConfigError(f"{spec.name}: its partitioned parts would be written to {', '.join(clash)}, which another "
+                          "model of this build uses; rename one of them")
 
     for name in model.folder_names:
         ownership.check_destination(out, name, spec.version, force)

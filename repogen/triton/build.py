@@ -356,6 +356,10 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
                     max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
     if p.paddle_names:
         data["paddle_names"] = p.paddle_names  # the harness feeds the Paddle reference by these
+    if p.target in ("tensorrt", "numpy"):
+        from repogen.triton.standin import detection_fields
+
+        data.update(detection_fields(p.graph))  # NMS rows come in TensorRT's order: the harness compares sets
     if existing is not None:
         ownership.check_compatible(existing, spec.version, data)
     (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
@@ -438,7 +442,8 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
                 if p.partitioned is not None:
                     from repogen.partition.deploy import write_partitioned
 
-                    folders = write_partitioned(p.partitioned, tmp, out, spec=p.spec, graph=p.graph, force=force)
+                    folders = write_partitioned(p.partitioned, tmp, out, spec=p.spec, graph=p.graph, force=force,
+                                                taken=names)
                     files = folders.pop(p.spec.name)
                     names += list(folders)
                 else:
