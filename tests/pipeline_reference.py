@@ -38,13 +38,19 @@ from paddlex.inference.models.text_detection import processors as textdet  # noq
 from paddlex.inference.models.text_recognition import processors as textrec  # noqa: E402
 from paddlex.inference.common.reader import image_reader  # noqa: E402
 
-# modules imported before the gate was answered never bound cv2
-for _name, _mod in list(sys.modules.items()):
-    if _name.startswith("paddlex.") and _mod is not None and hasattr(_mod, "is_dep_available") \
-            and not hasattr(_mod, "cv2"):
-        _mod.cv2 = cv2
+def _bind_cv2() -> None:
+    # modules imported before the gate was answered never bound cv2
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("paddlex.") and mod is not None and hasattr(mod, "is_dep_available") \
+                and not hasattr(mod, "cv2"):
+            mod.cv2 = cv2
 
-__all__ = ["common", "cls_proc", "det_proc", "seg_proc", "textdet", "textrec", "image_reader"]
+
+from paddlex.inference.pipelines.components.common import crop_image_regions, sort_boxes  # noqa: E402
+
+_bind_cv2()
+
+__all__ = ["crop_image_regions", "sort_boxes", "common", "cls_proc", "det_proc", "seg_proc", "textdet", "textrec", "image_reader"]
 
 
 # -- PaddleX's own predictors on a test export (the reference chain: processors around Paddle Inference) -----------
@@ -53,7 +59,7 @@ PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_r
                  "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T"}
 
 
-def paddlex_predictor(kind: str, model_dir, work_dir):
+def paddlex_predictor(kind: str, model_dir, work_dir, batch_size: int = 1):
     """``paddlex.create_model`` on the export, Paddle Inference with oneDNN off (``run_mode: paddle``).
 
     PaddleX reads ``inference.yml`` only, so PaddleDetection / PaddleSeg configs are offered under that name
@@ -72,7 +78,8 @@ def paddlex_predictor(kind: str, model_dir, work_dir):
                     (work / name).rename(work / "inference.yml")
         model_dir = work
     return create_model(model_name=PADDLEX_NAMES[kind], model_dir=str(model_dir), device="cpu",
-                        engine="paddle_static", engine_config={"run_mode": "paddle", "cpu_threads": 1})
+                        engine="paddle_static", engine_config={"run_mode": "paddle", "cpu_threads": 1},
+                        batch_size=batch_size)
 
 
 def paddlex_answer(predictor, kind: str, img):
@@ -93,3 +100,21 @@ def paddlex_answer(predictor, kind: str, img):
     if kind == "seg":
         return {"label_map": np.asarray(r["pred"])[0].astype(np.int32)}
     raise ValueError(kind)
+
+
+def paddlex_ocr(det, rec, img, batch_size: int = 6) -> dict:
+    """PaddleX's OCR pipeline steps (ocr/pipeline.py, quad boxes, no orientation models), composed from its own
+    components: det -> SortQuadBoxes -> CropByPolys -> crops sorted by aspect ratio -> rec in batches."""
+    import numpy as np
+
+    polys = list(det.predict(img))[0]["dt_polys"]
+    polys = sort_boxes.SortQuadBoxes()(polys) if len(polys) else []
+    crops = crop_image_regions.CropByPolys("quad")(img, polys) if len(polys) else []
+    kept = [(c, p) for c, p in zip(crops, polys) if c.size > 0 and c.shape[0] > 0 and c.shape[1] > 0]
+    order = sorted(range(len(kept)), key=lambda i: kept[i][0].shape[1] / float(kept[i][0].shape[0]))
+    texts, scores = [""] * len(kept), [0.0] * len(kept)
+    if kept:
+        for i, r in zip(order, rec.predict([kept[i][0] for i in order])):
+            texts[i], scores[i] = r["rec_text"], r["rec_score"]
+    return {"boxes": np.array([p for _, p in kept], np.float32).reshape(-1, 4, 2), "texts": texts,
+            "scores": np.array(scores, np.float32)}

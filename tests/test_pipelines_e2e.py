@@ -55,6 +55,20 @@ def expected(models, tmp_path_factory) -> dict[str, list[dict]]:
             for k in KINDS}
 
 
+def _ocr_images() -> list[np.ndarray]:
+    words = [["hello", "world 42", "abc"], ["triton", "paddle ocr", "a b c d e f g"],
+             ["x1 y2 z3", "pipeline", "ok", "boxes", "more"], ["one line"]]
+    return [testing.text_image(w, 10 + i, (220, 320)) for i, w in enumerate(words)]
+
+
+@pytest.fixture(scope="module")
+def expected_ocr(models, tmp_path_factory) -> list[dict]:
+    work = tmp_path_factory.mktemp("paddlex-ocr")
+    det = ref.paddlex_predictor("ocr_det", models["ocr_det"], work)
+    rec = ref.paddlex_predictor("ocr_rec", models["ocr_rec"], work, batch_size=6)
+    return [ref.paddlex_ocr(det, rec, img) for img in _ocr_images()]
+
+
 @pytest.fixture(scope="module")
 def server(repo):
     from repogen.harness.server import launch
@@ -89,7 +103,11 @@ def _infer(server, protocol: str, model: str, img: np.ndarray | bytes, raw: bool
 
 
 def _same(kind: str, got: dict, want: dict) -> None:
-    if kind == "ocr_det":
+    if kind == "ocr_system":
+        assert got["texts"] == want["texts"]
+        assert got["boxes"].shape == want["boxes"].shape and np.abs(got["boxes"] - want["boxes"]).max(initial=0) <= 1
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
+    elif kind == "ocr_det":
         assert got["boxes"].shape == want["boxes"].shape and np.abs(got["boxes"] - want["boxes"]).max(initial=0) <= 1
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
     elif kind == "ocr_rec":
@@ -177,3 +195,40 @@ def test_repository_layout(repo):
     # the served code is the tested module, byte for byte
     from repogen.pipelines import ops
     assert (repo / "ocr_det_pre" / "1" / "pipeline_ops.py").read_bytes() == Path(ops.__file__).read_bytes()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_ocr_system_matches_paddlex_chain(server, expected_ocr, protocol):
+    lines = 0
+    for img, want in zip(_ocr_images(), expected_ocr):
+        got = _infer(server, protocol, "ocr_system", img)
+        _same("ocr_system", got, want)
+        lines += sum(1 for t in got["texts"] if t)
+    assert lines >= 10  # real lines found and read (not empty answers that trivially agree)
+    assert len({len(w["texts"]) for w in expected_ocr}) > 1  # images differ, so mixing would show
+
+
+def test_ocr_system_16_concurrent_clients_no_mixing(server, expected_ocr):
+    images = _ocr_images()
+    failures: list[str] = []
+
+    def client(k: int) -> None:
+        for n in range(4):
+            i = (k + n) % len(images)
+            try:
+                _same("ocr_system", _infer(server, "grpc" if (k + n) % 2 else "http", "ocr_system", images[i]),
+                      expected_ocr[i])
+            except AssertionError as exc:
+                failures.append(f"client {k} image {i}: {exc}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failures, failures[:3]
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match="cannot decode"):
+        _infer(server, "grpc", "ocr_system", b"\x89PNG broken")
+    _same("ocr_system", _infer(server, "grpc", "ocr_system", images[0]), expected_ocr[0])

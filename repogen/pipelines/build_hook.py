@@ -130,3 +130,10 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
                               "image's boxes as one [M, 6] block (not split by batch row); drop dynamic_batching")
         spec = dataclasses.replace(spec, dynamic_batching=DynamicBatching(enabled=False))
     return spec
+
+
+def system_models(prepared: list[Any]) -> list[GeneratedModel]:
+    """Models built from several of the build's models: the PP-OCR system (``ocr_system``)."""
+    from repogen.pipelines.ensemble import ocr_system
+
+    return ocr_system([m for p in prepared for m in getattr(p, "pipelines", [])])

@@ -49,6 +49,7 @@ class GeneratedModel:
     name: str
     config: str
     files: dict[str, bytes] = field(default_factory=dict)  # path relative to the model folder -> content
+    meta: dict[str, Any] = field(default_factory=dict)  # on a _pre model: what an OCR system needs to call it
 
 
 def outputs_for(kind: str) -> list[Tensor]:
@@ -153,7 +154,8 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int) ->
                 "1/pipeline_common.py": common, "1/pipeline.json": payload}
 
     return [
-        GeneratedModel(pre, _python_config(pre, [image, raw], model_in + [info], 1), python_files("pre_model.py")),
+        GeneratedModel(pre, _python_config(pre, [image, raw], model_in + [info], 1), python_files("pre_model.py"),
+                       meta={"model": model, "pipeline": data, "max_batch_size": max_batch_size}),
         GeneratedModel(post, _python_config(post, model_out + [Tensor(INFO, "float32", [1, 4])], post_out, 1, 0),
                        python_files("post_model.py")),
         GeneratedModel(ens, _ensemble_config(ens, Tensor("image", "bytes", [1]), model, pre, post, names, [o.name for o in engine.outputs],
@@ -162,6 +164,39 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int) ->
                                                       pre, post, names, [o.name for o in engine.outputs], outputs),
                        {"1/.keep": b""}),
     ]
+
+
+OCR_SYSTEM = "ocr_system"
+OCR_BATCH = 6  # PaddleX's OCR pipeline recognises crops in batches of 6
+
+
+def ocr_system(generated: list[GeneratedModel], name: str = OCR_SYSTEM) -> list[GeneratedModel]:
+    """The PP-OCR system (BLS) when a build holds exactly one text detector and one recognizer; else nothing."""
+    pres = [m.meta for m in generated if m.meta]
+    dets = [m for m in pres if m["pipeline"]["kind"] == "ocr_det"]
+    recs = [m for m in pres if m["pipeline"]["kind"] == "ocr_rec"]
+    if len(dets) != 1 or len(recs) != 1:
+        return []
+    det, rec = dets[0], recs[0]
+    dp, rp = det["pipeline"], rec["pipeline"]
+    if len(dp["roles"]) != 1 or len(rp["roles"]) != 1:
+        raise ConfigError(f"{OCR_SYSTEM}: text detector and recognizer must take one image input each")
+    shape = next(t["image_shape"] for t in rp["transforms"] if t["op"] == "rec_resize")
+    data = {
+        "color": dp["color"], "min_side": dp["min_side"], "max_side": dp["max_side"],
+        "det": {"model": det["model"], "transforms": dp["transforms"], "roles": dp["roles"],
+                "output": dp["model_outputs"][0], "post": dp["post"]},
+        "rec": {"model": rec["model"], "input": next(iter(rp["roles"])), "output": rp["model_outputs"][0],
+                "image_shape": shape, "characters": rp["characters"], "use_space_char": rp["post"]["use_space_char"],
+                "batch_size": max(1, min(OCR_BATCH, rec["max_batch_size"]))},
+    }
+    outputs = [Tensor("boxes", "float32", [-1, 4, 2]), Tensor("texts", "bytes", [-1]), Tensor("scores", "float32", [-1])]
+    files = {"1/model.py": (SERVED / "ocr_model.py").read_bytes(), "1/pipeline_ops.py": (HERE / "ops.py").read_bytes(),
+             "1/pipeline_common.py": (SERVED / "common.py").read_bytes(),
+             "1/pipeline.json": json.dumps(data, indent=1).encode()}
+    inputs = [Tensor("image", "bytes", [1], optional=True), Tensor("image_raw", "uint8", [-1, -1, 3], optional=True)]
+    # one instance per CPU core would be the next step; one keeps the BLS calls from competing on 2 cores
+    return [GeneratedModel(name, _python_config(name, inputs, outputs, 1), files)]
 
 
 def write(models: list[GeneratedModel], root: Path) -> list[str]:

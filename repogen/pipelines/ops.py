@@ -428,3 +428,17 @@ def rotate_crop(img: np.ndarray, points: np.ndarray) -> np.ndarray:
     if crop.shape[0] * 1.0 / crop.shape[1] >= 1.5:
         crop = np.rot90(crop)
     return crop
+
+
+def minarea_crop(img: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """PaddleX ``CropByPolys`` (quad): the minimum-area rectangle around the box, then :func:`rotate_crop`."""
+    box, _ = _mini_box(np.array(points).astype(np.int32))
+    return rotate_crop(img, np.array(box))
+
+
+def rec_batch(crops: list[np.ndarray], image_shape: list) -> np.ndarray:
+    """PaddleX's recognizer batch: each crop resized and normalised at its own width, zero-padded on the right to
+    the widest of the batch."""
+    items = [rec_norm(c, image_shape, max(image_shape[2] / image_shape[1], c.shape[1] / c.shape[0])) for c in crops]
+    width = max(i.shape[2] for i in items)
+    return np.stack([np.pad(i, ((0, 0), (0, 0), (0, width - i.shape[2]))) for i in items]).astype(np.float32)

@@ -190,6 +190,10 @@ class TextRec(nn.Layer):
         self.conv = nn.Conv2D(3, 16, 3, padding=1)
         self.pool = nn.AvgPool2D((48, 8), (48, 8))
         self.fc = nn.Linear(16, NCHARS + 2)
+        bias = np.zeros(NCHARS + 2, np.float32)
+        bias[0] = -1.5  # blank (class 0) less likely, so lines decode to non-empty texts
+        bias[1:] = np.random.uniform(-1, 1, NCHARS + 1)
+        self.fc.bias.set_value(bias)
     def forward(self, x):
         f = self.pool(F.relu(self.conv(x)))              # [N, 16, 1, W/8]
         f = paddle.transpose(paddle.squeeze(f, 2), [0, 2, 1])
