@@ -116,3 +116,47 @@ def test_build_stops_on_a_reference_failure_and_writes_nothing(tmp_path: Path) -
     line = proc.stderr.strip().splitlines()[-1]
     assert "the Paddle reference" in line and str(model / "inference.json") in line and "IPU" in line
     assert "Traceback" not in proc.stderr
+
+
+def _built(tmp_path: Path, source: Path, name: str) -> Path:
+    from repogen.triton.build import build_repository
+    from repogen.triton.spec import ModelSpec
+
+    spec = ModelSpec(source=source, name=name, target="paddle", check=False, min_shapes=["x:1x3x16x16"],
+                     opt_shapes=["x:2x3x32x32"], max_shapes=["x:4x3x32x32"])
+    build_repository([spec], tmp_path / "repo", progress=False)
+    return tmp_path / "repo" / name
+
+
+@pytest.mark.parametrize("fmt", ["fluid-separate", "pir"])
+def test_validates_reference_finds_the_source_through_the_reader(tmp_path: Path, fmt: str) -> None:
+    """harness/reference.py: the manifest's source, else the version folder's copy, found by paddle/loader.py."""
+    from repogen.harness.model_files import read_model_folder
+    from repogen.harness.reference import PaddleReference, source_model
+
+    source = tmp_path / "src"
+    shutil.copytree(zoo.get("convnet", fmt), source)  # a copy: the zoo's cache is shared by other test runs
+    folder = _built(tmp_path, source, "m")
+    model = read_model_folder(folder)
+    assert source_model(model).model_file.parent.resolve() == source
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    want = list(paddle_outputs(source, {"x": x}).values())
+    source.rename(tmp_path / "moved")  # the manifest's source is gone: the version folder's copy serves
+    assert source_model(model).model_file.parent == folder / "1"
+    ref = PaddleReference(model)
+    got = ref.run({"x": x})
+    ref.close()
+    assert [s.name for s in model.outputs] == list(got)
+    for a, b in zip(got.values(), want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_validates_reference_failure_names_the_reference(tmp_path: Path) -> None:
+    from repogen.harness.model_files import read_model_folder
+    from repogen.harness.reference import PaddleReference
+
+    model = _place_corrupted(tmp_path)
+    folder = _built(tmp_path, model, "corrupt")  # the paddle target without a check takes it as it is
+    with pytest.raises(PaddleReferenceError, match=r"the Paddle reference .* could not load it: .*IPU") as err:
+        PaddleReference(read_model_folder(folder))
+    assert str(err.value).startswith(str(model / "inference.json"))

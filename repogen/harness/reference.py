@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ def source_model(model: ModelFolder) -> ModelSource:
     candidates: list[Path] = []
     if source.get("path"):
         p = Path(source["path"])
-        candidates += [p] if p.is_absolute() else [model.path / p, Path.cwd() / p]
+        # normalised: messages name /a/b/inference.json, not /repo/m/../../a/b/inference.json
+        candidates += [p] if p.is_absolute() else [Path(os.path.normpath(model.path / p)),
+                                                    Path(os.path.normpath(Path.cwd() / p))]
     candidates.append(model.version_dir)
     problems = []
     for cand in candidates:
