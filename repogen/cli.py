@@ -11,6 +11,7 @@ from typing import Callable
 
 from repogen import __version__
 from repogen.errors import RepogenError
+from repogen.deploy.commands import add_manifests_parser
 from repogen.storage.commands import add_publish_parser, add_store_options
 
 DESCRIPTION = """\
@@ -34,6 +35,7 @@ COMMANDS = {
     "validate": "repogen.harness.validate:run",
     "serve": "repogen.harness.serve:run",
     "publish": "repogen.storage.commands:run_publish",
+    "manifests": "repogen.deploy.commands:run_manifests",
 }
 
 
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     add_publish_parser(sub)
+    add_manifests_parser(sub)
 
     p = sub.add_parser("serve", help="start Triton on a repository until Ctrl-C")
     p.add_argument("repo", help="model repository folder (what repogen build --out wrote)")

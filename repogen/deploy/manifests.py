@@ -1,0 +1,171 @@
+"""``repogen manifests REPO_URI --out DIR``: Kubernetes (and KServe) manifests for Triton serving a
+repository on object storage, rendered from Jinja2 templates users can override (``--templates DIR``:
+a file there replaces the built-in one of the same name), in Jinja2's sandbox.
+
+Every rendered object is checked by building it from the ``kubernetes`` / ``kserve`` client models
+(repogen.deploy.k8s_models): unknown or misspelled fields, wrong types and missing required fields are
+errors naming the file and the field, so a template override cannot silently produce a manifest the API
+server would reject or prune.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from repogen.errors import ConfigError
+from repogen.storage.uri import parse
+
+BUILTIN = Path(__file__).resolve().parents[1] / "templates" / "k8s"
+DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+
+# file written -> (template, model class for the check); the optional ones depend on options
+PLAIN = {"deployment.yaml": ("deployment.yaml.j2", "V1Deployment"),
+         "service.yaml": ("service.yaml.j2", "V1Service")}
+HPA = {"hpa.yaml": ("hpa.yaml.j2", "V2HorizontalPodAutoscaler")}
+MONITOR = {"servicemonitor.yaml": ("servicemonitor.yaml.j2", None)}  # a CRD: no client model, cross-checked
+SECRET = {"secret.yaml.example": ("secret.yaml.example.j2", "V1Secret")}
+KSERVE = {"inferenceservice.yaml": ("inferenceservice.yaml.j2", "V1beta1InferenceService")}
+KSERVE_SA = {"serviceaccount.yaml": ("serviceaccount.yaml.j2", "V1ServiceAccount")}
+
+
+@dataclass
+class ManifestOptions:
+    name: str = "triton"
+    namespace: str = "default"
+    image: str = DEFAULT_IMAGE
+    replicas: int = 1
+    gpus: int = 1
+    cpu: str = "4"
+    memory: str = "16Gi"
+    control_mode: str = "poll"  # poll: publishing rolls out; explicit: repogen publish --rollout
+    poll_secs: int = 30
+    secret: str | None = "triton-s3-credentials"
+    region: str = "us-east-1"
+    startup_minutes: int = 10
+    hpa: tuple[int, int] | None = None
+    hpa_metric: str = "avg_time_queue_us"
+    hpa_target: str = "50000"  # microseconds of queue time per request, per pod
+    service_monitor: bool = False
+    kserve: bool = False
+    service_account: str | None = None
+    templates: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+
+def tritonserver_args(repository: str, opts: ManifestOptions) -> list[str]:
+    args = [f"--model-repository={repository}", f"--model-control-mode={opts.control_mode}"]
+    if opts.control_mode == "poll":
+        args.append(f"--repository-poll-secs={opts.poll_secs}")
+    return args + ["--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--strict-readiness=true",
+                   "--exit-on-error=false", "--log-info=true"] + list(opts.extra_args)
+
+
+def _check_options(uri_text: str, opts: ManifestOptions) -> None:
+    for what, value in (("--name", opts.name), ("--namespace", opts.namespace)):
+        if not _DNS_LABEL.match(value):
+            raise ConfigError(f"{what} {value!r}: must be a DNS label (lowercase letters, digits, '-', at most 63)")
+    for what, value in (("--cpu", opts.cpu), ("--memory", opts.memory)):
+        if not _QUANTITY.match(value):
+            raise ConfigError(f"{what} {value!r}: not a Kubernetes quantity (e.g. 4, 500m, 16Gi)")
+    if opts.control_mode not in ("poll", "explicit", "none"):
+        raise ConfigError(f"--control-mode {opts.control_mode}: expected poll, explicit or none")
+    if opts.replicas < 1 or opts.gpus < 0:
+        raise ConfigError("--replicas must be >= 1 and --gpus >= 0")
+    if opts.hpa and not (1 <= opts.hpa[0] <= opts.hpa[1]):
+        raise ConfigError(f"--hpa {opts.hpa[0]}:{opts.hpa[1]}: expected MIN:MAX with 1 <= MIN <= MAX")
+
+
+def context(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = None) -> dict[str, Any]:
+    uri = parse(uri_text, endpoint_url)
+    _check_options(uri_text, opts)
+    ep = urlsplit(uri.endpoint_url) if uri.endpoint_url else None
+    return {
+        "name": opts.name, "namespace": opts.namespace, "image": opts.image, "replicas": opts.replicas,
+        "gpus": opts.gpus, "cpu": opts.cpu, "memory": opts.memory, "secret": opts.secret, "region": opts.region,
+        "repository": uri.triton_path(), "storage_uri": uri.text, "endpoint_url": uri.endpoint_url,
+        "endpoint_host": ep.netloc if ep else None, "endpoint_https": bool(ep and ep.scheme == "https"),
+        "args": tritonserver_args(uri.triton_path(), opts), "control_mode": opts.control_mode,
+        "startup_failures": max(1, opts.startup_minutes * 6), "grace_seconds": 30, "run_as_user": 1000,
+        "shm_size": "1Gi", "hpa_min": opts.hpa[0] if opts.hpa else 1, "hpa_max": opts.hpa[1] if opts.hpa else 1,
+        "hpa_metric": opts.hpa_metric, "hpa_target": opts.hpa_target,
+        "runtime_version": opts.image.rsplit(":", 1)[-1] if ":" in opts.image.rsplit("/", 1)[-1] else "latest",
+        "service_account": opts.service_account or (f"{opts.name}-storage" if opts.secret else None),
+    }
+
+
+def _environment(user_dir: Path | None):
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    paths = [str(user_dir)] if user_dir else []
+    if user_dir is not None and not user_dir.is_dir():
+        raise ConfigError(f"--templates {user_dir}: not a folder")
+    return ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(paths + [str(BUILTIN)]),
+                                         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                         keep_trailing_newline=True)
+
+
+def selected(opts: ManifestOptions) -> dict[str, tuple[str, str | None]]:
+    files = dict(PLAIN)
+    if opts.hpa:
+        files |= HPA
+    if opts.service_monitor:
+        files |= MONITOR
+    if opts.secret:
+        files |= SECRET
+    if opts.kserve:
+        files |= KSERVE | (KSERVE_SA if opts.secret else {})
+    return files
+
+
+def render(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = None) -> dict[str, str]:
+    """File name -> rendered, checked YAML text."""
+    import jinja2
+    import yaml
+
+    from repogen.deploy.k8s_models import check_objects
+
+    ctx = context(uri_text, opts, endpoint_url)
+    env = _environment(opts.templates)
+    out: dict[str, str] = {}
+    docs: dict[str, tuple[dict, str | None]] = {}
+    for filename, (template, model) in selected(opts).items():
+        try:
+            text = env.get_template(template).render(**ctx)
+        except (jinja2.TemplateError, TypeError) as exc:
+            where = getattr(exc, "filename", None) or template
+            raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{template}: rendered {filename} is not valid YAML: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{template}: rendered {filename} is not one YAML mapping")
+        out[filename] = text
+        docs[filename] = (doc, model)
+    check_objects(docs)
+    return out
+
+
+def write(uri_text: str, out_dir: Path, opts: ManifestOptions, endpoint_url: str | None = None,
+          force: bool = False) -> list[Path]:
+    """Render and check everything first, then write; an existing file is replaced only with ``force``."""
+    rendered = render(uri_text, opts, endpoint_url)
+    clash = [out_dir / f for f in rendered if (out_dir / f).exists()]
+    if clash and not force:
+        raise ConfigError(f"{clash[0]}: exists; pass --force to replace the manifests in {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, text in rendered.items():
+        tmp = out_dir / f".{filename}.tmp-{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, out_dir / filename)
+        written.append(out_dir / filename)
+    return written
