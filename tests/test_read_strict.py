@@ -117,6 +117,12 @@ _BAD = {
                                          _len(4, _attr("zz", 16, _len(20, _key(1, 0) + b"\x04"
                                                                       + _len(5, _key(1, 1) + b"\0" * 8)))),
                                          "Complex lacks"),
+    "var attr type not an AttrType": ([("blocks", 0), ("vars", 1)], _len(7, _attr("a", 99)),
+                                      "VarDesc.Attr field 2: 99 is not a value of its enum"),
+    "skipped op_role with an unknown attr type": ([("blocks", 0), ("ops", 2)], _len(4, _attr("op_role", 40)),
+                                                  "OpDesc.Attr field 2: 40 is not a value"),
+    "tuple element type not a VarType.Type": ([("blocks", 0), ("vars", 1), ("type", 0)],
+                                              _len(7, _len(1, _varint(16))), "VarType.Tuple field 1: 16"),
     "slot argument as varint": ([("blocks", 0), ("ops", 2), ("inputs", 0)], _key(2, 0) + b"\x01",
                                 "OpDesc.Var field 2"),
 }
@@ -145,6 +151,17 @@ def test_valid_extra_fields_accepted(tmp_path: Path, extra: bytes) -> None:
     (d / "inference.pdmodel").write_bytes(_inject(prog, [("blocks", 0), ("ops", 2)], extra))
     got = load_model(d)
     assert [op.type for op in got.ops] == [op.type for op in want.ops]
+
+
+def test_unknown_var_type_refused(tmp_path: Path) -> None:
+    d, prog = _model(tmp_path)
+    prog.blocks[0].vars[1].type.type = 7
+    data = prog.SerializeToString()
+    # proto2 enums are closed: Paddle's parser would find VarType.type missing; 34 is not a VarType.Type
+    data = data.replace(_key(1, 0) + b"\x07" + _key(3, 2), _key(1, 0) + b"\x22" + _key(3, 2), 1)
+    (d / "inference.pdmodel").write_bytes(data)
+    with pytest.raises(ModelFormatError, match="has type 34, not a VarType.Type value"):
+        load_model(d)
 
 
 def test_block_parent_cycles_refused(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ gen_framework_schema.py (do not edit).
 
 FIELDS[message][field number] = (bit mask of the allowed wire types, what the payload is: a message
 name, "varint"/"fixed32"/"fixed64" for a packed repeated scalar, or None); REQUIRED[message] = the
-fields proto2 marks required."""
+fields proto2 marks required; ENUMS the values of enum fields."""
 
 FIELDS: dict[str, dict[int, tuple[int, str | None]]] = {
     'BlockDesc': {
@@ -172,4 +172,29 @@ REQUIRED: dict[str, frozenset[int]] = {
     'VarType.TensorDesc': frozenset({1}),
     'VarType.Tuple': frozenset(),
     'Version': frozenset(),
+}
+
+# ENUMS[message][field number] = the values its (closed, proto2) enum declares
+ENUMS: dict[str, dict[int, frozenset[int]]] = {
+    'OpDesc.Attr': {
+        2: frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}),
+    },
+    'OpProto.Attr': {
+        2: frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}),
+    },
+    'Scalar': {
+        1: frozenset({1, 2, 3, 4}),
+    },
+    'VarDesc.Attr': {
+        2: frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}),
+    },
+    'VarType': {
+        1: frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 36, 37, 38}),
+    },
+    'VarType.TensorDesc': {
+        1: frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 36, 37, 38}),
+    },
+    'VarType.Tuple': {
+        1: frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 36, 37, 38}),
+    },
 }

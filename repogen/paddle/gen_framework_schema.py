@@ -27,6 +27,7 @@ def _is(field: Any, label: str) -> bool:
 def render(file_descriptor: Any) -> str:
     messages: dict[str, dict[int, tuple[int, str | None]]] = {}
     required: dict[str, tuple[int, ...]] = {}
+    enums: dict[str, dict[int, tuple[int, ...]]] = {}
 
     def walk(m: Any) -> None:
         name = m.full_name[len(PACKAGE):]
@@ -44,6 +45,9 @@ def render(file_descriptor: Any) -> str:
             if kind in _PACKED_KIND.values():
                 mask |= 1 << 2
             fields[f.number] = (mask, kind)
+            if f.enum_type is not None:
+                enums.setdefault(m.full_name[len(PACKAGE):], {})[f.number] = tuple(
+                    sorted(v.number for v in f.enum_type.values))
         messages[name] = dict(sorted(fields.items()))
         required[name] = tuple(sorted(f.number for f in m.fields if _is(f, "required")))
         for nested in m.nested_types:
@@ -55,7 +59,7 @@ def render(file_descriptor: Any) -> str:
              'gen_framework_schema.py (do not edit).', "",
              "FIELDS[message][field number] = (bit mask of the allowed wire types, what the payload is: a message",
              'name, "varint"/"fixed32"/"fixed64" for a packed repeated scalar, or None); REQUIRED[message] = the',
-             'fields proto2 marks required."""', "",
+             'fields proto2 marks required; ENUMS the values of enum fields."""', "",
              "FIELDS: dict[str, dict[int, tuple[int, str | None]]] = {"]
     for name, fields in sorted(messages.items()):
         lines.append(f"    {name!r}: {{")
@@ -64,6 +68,13 @@ def render(file_descriptor: Any) -> str:
     lines += ["}", "", "REQUIRED: dict[str, frozenset[int]] = {"]
     lines += [f"    {name!r}: frozenset({set(req)!r})," if req else f"    {name!r}: frozenset(),"
               for name, req in sorted(required.items())]
+    lines.append("}")
+    lines += ["", "# ENUMS[message][field number] = the values its (closed, proto2) enum declares",
+              "ENUMS: dict[str, dict[int, frozenset[int]]] = {"]
+    for name, fields in sorted(enums.items()):
+        lines.append(f"    {name!r}: {{")
+        lines += [f"        {num}: frozenset({set(values)!r})," for num, values in sorted(fields.items())]
+        lines.append("    },")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

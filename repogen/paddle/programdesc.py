@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from repogen.paddle.framework_schema import ENUMS
 from repogen.paddle.limits import MAX_BLOCKS, MAX_DIM, MAX_NAME, MAX_OPS, MAX_VARS, check_shape
 from repogen.paddle.wire import FIXED32, FIXED64, LEN, VARINT, Wire, decode_varint, f32, f64, signed
 
@@ -150,6 +151,8 @@ def _int32(w: Wire, val: int, what: str, pos: int) -> int:
 
 def _var(w: _Wire, start: int, end: int) -> VarDesc:
     v = _var_fast(w.data, start, end) or _var_general(w, start, end)
+    if v.type not in _VAR_TYPES:
+        raise w.fail(f"variable {v.name[:200]!r} has type {signed(v.type)}, not a VarType.Type value", start)
     if len(v.name.encode()) > MAX_NAME:
         raise w.fail(f"variable name of {len(v.name.encode())} bytes (more than {MAX_NAME})", start)
     if v.dims is not None:
@@ -216,6 +219,7 @@ def _var_fast(data: bytes, start: int, end: int) -> VarDesc | None:
         return None
 
 
+_VAR_TYPES = ENUMS["VarType"][1]
 _VAR_FLAG_KEYS = frozenset({0x18, 0x20, 0x28, 0x30})  # fields 3-6 of VarDesc as varints
 
 

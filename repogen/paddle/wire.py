@@ -10,7 +10,7 @@ import struct
 from typing import Iterator
 
 from repogen.errors import ModelFormatError
-from repogen.paddle.framework_schema import FIELDS, REQUIRED
+from repogen.paddle.framework_schema import ENUMS, FIELDS, REQUIRED
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
 WIRE_NAMES = {VARINT: "varint", FIXED64: "fixed64", LEN: "length-delimited", 3: "group start", 4: "group end",
@@ -122,10 +122,13 @@ class Wire:
         if depth > 16:  # framework.proto has no recursive message; this only bounds a corrupt schema
             raise self.fail(f"{msg} nested too deeply", start)
         seen = set()
+        enums = ENUMS.get(msg, {})
         for num, wt, val, vend in self.fields(start, end, msg):
             seen.add(num)
             if wt == LEN:
                 self.check_payload(msg, num, val, vend, depth)
+            elif num in enums:
+                self.check_enum(msg, num, val, start)
         missing = REQUIRED[msg] - seen
         if missing:
             raise self.fail(f"{msg} lacks required field {min(missing)}", start)
@@ -134,17 +137,19 @@ class Wire:
         """True when [start, end) is a valid msg made only of one-byte keys of string and scalar fields (what
         Paddle writes for the attributes the reader skips); False leaves the decision to check_message."""
         simple = _SIMPLE_KEYS[msg]
+        enums = _ENUM_KEYS[msg]
         required = REQUIRED[msg]
         data = self.data
         pos = start
         seen = set()
         try:
             while pos < end:
-                wire = simple.get(data[pos])
+                key = data[pos]
+                wire = simple.get(key)
                 if wire is None:
                     return False
                 if required:
-                    seen.add(data[pos] >> 3)
+                    seen.add(key >> 3)
                 pos += 1
                 if wire == LEN:
                     n = data[pos]
@@ -154,15 +159,24 @@ class Wire:
                         pos += 1
                     pos += n
                 elif wire == VARINT:
-                    if data[pos] >= 0x80:
-                        _, pos = decode_varint(data, pos, end)
+                    value = data[pos]
+                    if value >= 0x80:
+                        value, pos = decode_varint(data, pos, end)
                     else:
                         pos += 1
+                    if key in enums and value not in enums[key]:
+                        return False
                 else:
                     pos += 4 if wire == FIXED32 else 8
         except (IndexError, ValueError):
             return False
         return pos == end and required <= seen
+
+    def check_enum(self, msg: str, num: int, value: int, pos: int) -> None:
+        """proto2 enums are closed: a value the enum does not declare is not that field (protobuf then finds a
+        required one missing)."""
+        if value not in ENUMS[msg][num]:
+            raise self.fail(f"{msg} field {num}: {signed(value)} is not a value of its enum", pos)
 
     def check_payload(self, msg: str, num: int, start: int, end: int, depth: int = 0) -> None:
         """Validate the LEN payload of field num of msg when the reader skips it."""
@@ -173,7 +187,9 @@ class Wire:
         if kind == "varint":
             pos = start
             while pos < end:
-                _, pos = self.varint(pos, end)
+                value, pos = self.varint(pos, end)
+                if num in ENUMS.get(msg, {}):
+                    self.check_enum(msg, num, value, start)
         elif kind in ("fixed32", "fixed64"):
             size = 4 if kind == "fixed32" else 8
             if (end - start) % size:
@@ -230,6 +246,8 @@ def _simple_keys(fields: dict[int, tuple[int, str | None]]) -> dict[int, int]:
 
 
 _SIMPLE_KEYS = {msg: _simple_keys(fields) for msg, fields in FIELDS.items()}
+_ENUM_KEYS = {msg: {num << 3 | VARINT: values for num, values in ENUMS.get(msg, {}).items() if num < 16}
+              for msg in FIELDS}
 
 
 def _signed(v: int) -> int:
