@@ -12,6 +12,7 @@ import numpy as np
 from repogen.errors import ConfigError, UnsupportedOpError
 from repogen.trt.profiles import Profile, parse_shapes
 from repogen.trt.registry import why_unsupported
+from repogen.trt.ties import compare_ties, tie_sources, with_outputs
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}  # int8 also needs top-1 >= 0.9
 # A model that arrives quantized (Q/DQ or fake-quant ops) is compared with Paddle running the same int8
@@ -32,6 +33,7 @@ class OutputCheck:
     tolerance: float
     passed: bool
     top1_agreement: float | None = None  # int8 checks of [N, C] outputs
+    ties: int | None = None  # argmax / top-k indices: positions that differ from Paddle's but are score ties
 
 
 @dataclass
@@ -181,7 +183,10 @@ def check_graph(graph: Any, profiles: Sequence[Profile] = (), precision: str = "
     try:
         # one profile pinned at the example shapes; the network itself keeps the model's -1 dims
         profile = Profile({n: (tuple(np.shape(a)),) * 3 for n, a in feeds.items()})
-        conv = convert_graph(cleaned, numpy_trt, precision=precision, profiles=[profile], clean=False)
+        ties = tie_sources(cleaned, graph.outputs) if precision != "int8" else {}
+        # indices picked by score compare tie-aware: the network also outputs the scores (repogen/trt/ties.py)
+        fetched = with_outputs(cleaned, [t.scores for t in ties.values()]) if ties else cleaned
+        conv = convert_graph(fetched, numpy_trt, precision=precision, profiles=[profile], clean=False)
         actual = numpy_trt.execute(conv.network, feeds)
         if runner is not None:
             reference = runner.run(feeds)
@@ -205,7 +210,12 @@ def check_graph(graph: Any, profiles: Sequence[Profile] = (), precision: str = "
             got = actual[conv.outputs[i][0]]  # the engine's name for it
             if name in detections:
                 got, expected = as_detection_set(got, detections[name]), as_detection_set(expected, detections[name])
-            report.outputs.append(compare(got, expected, tol, name))
+            r = compare(got, expected, tol, name)
+            if not r.passed and name in ties and np.asarray(expected).dtype.kind in "iu":
+                src = ties[name]
+                scores = actual[conv.outputs[fetched.outputs.index(src.scores)][0]]
+                r.passed, r.ties, _ = compare_ties(got, expected, scores, src, tol)
+            report.outputs.append(r)
     return report
 
 
@@ -298,5 +308,6 @@ def _print_table(report: CheckReport) -> None:
         t.add_column(col)
     for o in report.outputs:
         t.add_row(o.name, "x".join(map(str, o.shape)), f"{o.max_abs_err:.3g}", f"{o.rel_err:.3g}",
-                  f"{o.tolerance:g}", "[green]pass[/]" if o.passed else "[red]FAIL[/]")
+                  f"{o.tolerance:g}", ("[green]pass[/]" + (f" ({o.ties} ties)" if o.ties else "")) if o.passed
+                  else "[red]FAIL[/]")
     console.print(t)
