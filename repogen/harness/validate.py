@@ -236,7 +236,8 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
                                            model.rtol, (model.manifest.get("detections") or {}).get(spec.name))
                     if not check.ok and check.shape == check.expected_shape:  # index outputs: ties (trt/ties.py)
                         scorer = _tie_scorer(model, ref) if scorer is None else scorer
-                        tie = scorer.check(spec.name, feeds, got[spec.name], expected[case][spec.name], model.rtol) \
+                        served = np.reshape(got[spec.name], check.expected_shape)  # [N, 1] batch-only reads
+                        tie = scorer.check(spec.name, feeds, served, expected[case][spec.name], model.rtol) \
                             if scorer else None
                         if tie is not None:
                             check = replace(check, ok=tie[0], ties=tie[1], problem=tie[2])
