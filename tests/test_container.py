@@ -143,3 +143,27 @@ def test_docker_files_build_on_the_local_base(podman_env):
                           "import paddle, numpy; print(numpy.__version__)"], capture_output=True, text=True,
                          env=podman_env, timeout=300)
     assert run.returncode == 0 and run.stdout.strip().startswith("1.26"), run.stdout + run.stderr
+
+
+def test_partitioned_numpy_target_validates_in_the_container(podman_env, tmp_path):
+    """--target numpy regions and a Python remainder (an op with no converter in the middle) joined by an
+    ensemble: the stand-ins import repogen inside the container's server, as they would on a CPU cluster."""
+    from repogen import zoo
+
+    repo = tmp_path / "repo"
+    proc = _repogen("build", str(zoo.get("cumprod_net", "pir")), "--name", "cumprod", "--out", str(repo),
+                    "--target", "numpy", "--partition", "--min-shapes", "x:1x3x16x16", "--opt-shapes",
+                    "x:2x3x16x16", "--max-shapes", "x:4x3x32x32", "--json", env=podman_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = _ours(podman_env)
+    proc = _repogen("validate", str(repo), "--server", "docker", "--concurrency", "2", "--requests", "8",
+                    "--json", env=podman_env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    import json
+
+    report = json.loads(proc.stdout)
+    (model,) = report["models"]
+    assert model["model"] == "cumprod" and model["ok"]
+    assert {c["protocol"] for c in model["checks"]} == {"http", "grpc"}
+    assert all(c["ok"] and c["rel_err"] <= 1e-5 for c in model["checks"])
+    assert _ours(podman_env) == before
