@@ -18,6 +18,8 @@ import numpy as np
 from repogen.harness import clients
 from repogen.harness.model_files import ModelFolder
 
+MAX_ERRORS = 1000  # kept in words; the counters count every one
+
 
 @dataclass(frozen=True)
 class Replica:
@@ -102,11 +104,11 @@ class LoadTest:
                 r.per_replica[i] += 1
                 r.answers.append(Answer(time.monotonic() - started, i, protocol, version, arrays))
                 del r.answers[:-self.keep]
-                r.errors.extend(problems if attempt else [])
+                r.errors.extend(problems[:MAX_ERRORS - len(r.errors)] if attempt else [])
             return
         with self._lock:
             self.result.failed += 1
-            self.result.errors.extend(problems)
+            self.result.errors.extend(problems[:MAX_ERRORS - len(self.result.errors)])
 
     def run(self) -> LoadResult:
         started = time.monotonic()
