@@ -29,6 +29,7 @@ def add_manifests_parser(sub: Any) -> None:
     p.add_argument("--secret", default="triton-s3-credentials",
                    help="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY ('' for none, e.g. IRSA)")
     p.add_argument("--region", default="us-east-1")
+    p.add_argument("--startup-minutes", type=int, default=10, help="how long the startup probe allows for loading")
     p.add_argument("--hpa", metavar="MIN:MAX", help="add a HorizontalPodAutoscaler on queue time")
     p.add_argument("--hpa-target-us", default="50000", help="average queue time per request that scales out")
     p.add_argument("--service-monitor", action="store_true", help="add a Prometheus Operator ServiceMonitor")
@@ -50,7 +51,7 @@ def run_manifests(args: Any) -> int:
         hpa = (lo, hi)
     opts = ManifestOptions(name=args.name, namespace=args.namespace, image=args.image, replicas=args.replicas,
                            gpus=args.gpus, cpu=args.cpu, memory=args.memory, control_mode=args.control_mode,
-                           poll_secs=args.poll_secs, secret=args.secret or None, region=args.region, hpa=hpa,
+                           poll_secs=args.poll_secs, startup_minutes=args.startup_minutes, secret=args.secret or None, region=args.region, hpa=hpa,
                            hpa_target=args.hpa_target_us, service_monitor=args.service_monitor, kserve=args.kserve,
                            templates=Path(args.templates) if args.templates else None)
     written = write(args.uri, Path(args.out), opts, args.endpoint_url, force=args.force)
