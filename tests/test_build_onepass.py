@@ -132,3 +132,15 @@ print("ZOO", "repogen.zoo" in sys.modules, "paddle" in sys.modules)
     assert last == "ZOO False False", last
     report = json.loads(proc.stdout.strip().splitlines()[-2])
     assert report["ok"] and report["models"][0]["check"]["status"] == "passed"
+
+
+def test_int8_build_without_check_still_calibrates_once(tmp_path: Path, calls: Counter, plan_builder: list) -> None:
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, image=np.random.default_rng(2).uniform(0, 1, (10, 3, 32, 32)).astype(np.float32))
+    spec = ModelSpec(source=EXAMPLE_DIR, name="tiny", target="tensorrt", precision="int8", calib_data=calib,
+                     check=False)
+    report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
+    assert report.models[0].check["status"] == "skipped"
+    assert calls["load_model"] == calls["clean_graph"] == calls["quantize_model"] == 1
+    assert calls["convert_graph from repogen.trt.check"] == 0 and calls["reference"] == 0
+    assert {"quantize_linear", "dequantize_linear"} <= {op.type for op in plan_builder[0].graph.ops}

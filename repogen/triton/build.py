@@ -80,6 +80,7 @@ class _Prepared:
     paddle_names: dict[str, str] = field(default_factory=dict)  # renamed I/O: Triton name -> Paddle name
     partitioned: Any = None  # repogen.partition.ensemble.PartitionedModel: several folders, one ensemble
     pipelines: list = field(default_factory=list)  # _pre/_post/_pipeline models (repogen.pipelines)
+    cleaned: Graph | None = None  # the one pass's cleaned graph, when the check or the plan made it
 
 
 # -- profiles ------------------------------------------------------------------------------------------------------
@@ -122,6 +123,11 @@ class _Forms:
             from repogen.trt.passes import clean_graph
 
             self._cleaned = clean_graph(self.graph)
+        return self._cleaned
+
+    @property
+    def made_cleaned(self) -> Graph | None:
+        """The cleaned graph if something asked for it (never cleans)."""
         return self._cleaned
 
     def quantized(self) -> Any:
@@ -323,6 +329,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
                          started, region, pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch))
     prepared.paddle_names = renames.paddle_names()
+    prepared.cleaned = forms.made_cleaned
     return prepared
 
 
@@ -357,9 +364,16 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
     if p.paddle_names:
         data["paddle_names"] = p.paddle_names  # the harness feeds the Paddle reference by these
     if p.target in ("tensorrt", "numpy"):
-        from repogen.triton.standin import detection_fields
+        # NMS rows come in TensorRT's order: the harness compares sets
+        if p.cleaned is not None:  # the one pass's cleaned graph: no second clean_graph
+            from repogen.trt.check import detection_outputs
 
-        data.update(detection_fields(p.graph))  # NMS rows come in TensorRT's order: the harness compares sets
+            found = detection_outputs(p.cleaned)
+            data.update({"detections": found} if found else {})
+        else:
+            from repogen.triton.standin import detection_fields
+
+            data.update(detection_fields(p.graph))
     if existing is not None:
         ownership.check_compatible(existing, spec.version, data)
     (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
