@@ -268,3 +268,35 @@ def test_check_cli_checks_what_a_partitioned_build_deploys():
                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            timeout=300)
     assert plain.returncode != 0 and "cumprod" in plain.stdout + plain.stderr
+
+
+def test_auto_whole_plan_refused_partitions_around_the_nms(tmp_path, monkeypatch):
+    """A builder without NMS kernels (TensorRT-RTX) refuses yolo_head whole; --target auto then keeps the backbone
+    and head in TensorRT and runs the NMS in Python, instead of sending everything to the paddle target."""
+    from repogen.triton import build as build_mod
+    from repogen.triton import targets
+    from repogen.triton.targets import TensorRTStatus
+
+    def builder_without_nms(graph, trt, **kw):
+        if any(op.type == "multiclass_nms3" for op in graph.ops):
+            raise RepogenError("TensorRT: no implementation of INMSLayer for this platform")
+        return targets.PlanBuild(targets.graph_engine(graph, kw["profiles"]), b"PLAN", {"version": "1.7"})
+
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
+    monkeypatch.setattr(build_mod, "build_plan", builder_without_nms)
+    monkeypatch.setattr(targets, "build_plan", builder_without_nms)
+    spec = ModelSpec(source=zoo.get("yolo_head", "pir"), name="y", target="auto",
+                     min_shapes=["image:1x3x64x64,im_size:1x2"], opt_shapes=["image:2x3x64x64,im_size:2x2"],
+                     max_shapes=["image:2x3x96x96,im_size:2x2"])
+    report = build_repository([spec], tmp_path / "repo", progress=False)
+    (m,) = report.models
+    assert m.target == "ensemble" and m.check["status"] == "passed"
+    (outside,) = m.partition["not_tensorrt"]
+    assert outside["op"] == "multiclass_nms3" and "INMSLayer" in outside["reason"]
+    assert [r["kind"] for r in m.partition["regions"]] == ["tensorrt", "python"]
+    assert (tmp_path / "repo" / "y_0_tensorrt" / "1" / "model.plan").read_bytes() == b"PLAN"
+    # --no-partition keeps the old behaviour: the paddle target, with the builder's reason
+    spec.partition = False
+    report = build_repository([spec], tmp_path / "repo2", progress=False)
+    assert report.models[0].target == "paddle"
+    assert any("INMSLayer" in w for w in report.warnings)

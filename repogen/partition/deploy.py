@@ -10,6 +10,11 @@ from repogen.ir import Graph
 from repogen.partition.ensemble import PartitionedModel, prepare, write
 
 
+# ops whose TensorRT form needs the NMS or NonZero layer, which some builders lack (TensorRT-RTX 1.7 has
+# neither, docs/gpu-validation.md)
+SUSPECTS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms", "masked_select", "index_put")
+
+
 def wants_partition(spec: Any) -> bool:
     """``partition`` true/false in the spec (--partition / --no-partition); by default only --target auto."""
     return spec.partition if spec.partition is not None else spec.target == "auto"
@@ -17,8 +22,11 @@ def wants_partition(spec: Any) -> bool:
 
 def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profile_objs: list[Any],
                         profiles: list[dict], cache: Any, stage: Callable[[str], None],
-                        warn: Callable[[str], None]) -> PartitionedModel | None:
-    """None when the whole model goes to TensorRT. Raises when the partitioned model fails its check."""
+                        warn: Callable[[str], None], refused: str | None = None) -> PartitionedModel | None:
+    """None when the whole model goes to TensorRT. Raises when the partitioned model fails its check.
+
+    ``refused``: the builder's reason for refusing the whole model; the ops whose layers builders lack
+    (NMS, NonZero: ``SUSPECTS``) then start in Python, and each remaining region is built on its own."""
     from repogen.triton.targets import build_plan, graph_engine
 
     def build_region(sub: Graph, region: Any) -> tuple[bytes, dict]:
@@ -33,8 +41,16 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
 
     engine = graph_engine(graph, profiles)
     try:
+        forced = None
+        if refused:
+            from repogen.partition.regions import clean
+
+            why = f"the TensorRT builder refused the whole model ({refused}); its data-dependent layer runs in Python"
+            forced = {pos: why for pos, op in enumerate(clean(graph).ops) if op.type in SUSPECTS}
+            if not forced:
+                return None
         model = prepare(spec, graph, target=target, profiles=profiles, engine=engine,
-                        build_region=build_region if target == "tensorrt" else None, stage=stage)
+                        build_region=build_region if target == "tensorrt" else None, stage=stage, forced=forced)
     except RepogenError as exc:
         if spec.target != "auto":
             raise

@@ -71,11 +71,12 @@ def region_engine(region: Region) -> EngineDesc:
 
 def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engine: EngineDesc,
             build_region: Callable[[Graph, Region], tuple[bytes, dict]] | None = None,
-            stage: Callable[[str], None] = lambda s: None) -> PartitionedModel | None:
+            stage: Callable[[str], None] = lambda s: None,
+            forced: dict[int, str] | None = None) -> PartitionedModel | None:
     """None when every op goes to TensorRT (nothing to partition). ``target`` is the TensorRT regions' target:
     "tensorrt" (``build_region`` builds a plan from a region's sub-graph, raising RepogenError when the
     builder refuses it) or "numpy" (the stand-in)."""
-    forced: dict[int, str] = {}
+    forced = dict(forced or {})
     for _ in range(8):  # each builder refusal moves one region to Python
         stage("partition")
         part = partition_graph(graph, profiles, spec.precision, forced, stage)

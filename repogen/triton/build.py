@@ -288,6 +288,14 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
             # a builder without kernels for a layer (TensorRT-RTX has none for NMS / NonZero) still leaves the
             # model servable
             reason = str(exc).splitlines()[0]
+            if partition:  # the layers a builder typically lacks (NMS, NonZero) to Python, the rest stays TensorRT
+                parted = prepare_partitioned(spec, graph, target=target, trt=trt, profile_objs=profile_objs,
+                                             profiles=profiles, cache=cache, stage=stage, warn=model_warn,
+                                             refused=reason)
+                if parted is not None:
+                    return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
+                                     parted.ensemble_text, None, None, parted.check, warnings, started,
+                                     partitioned=parted)
             model_warn(f"WARNING: {spec.name}: the TensorRT builder could not build this model ({reason}): "
                        "--target auto builds the paddle target (Triton Python backend running Paddle Inference) "
                        "instead")
