@@ -283,6 +283,51 @@ def _m_block_cycle(rng: random.Random, d: Path, fmt: str) -> str:
     return f"sub_block attr -> {a.block_idx}"
 
 
+def _m_attr_type(rng: random.Random, d: Path, fmt: str) -> str:
+    """An op attribute of another type than the op expects (a string col, an int list scale, ...)."""
+    if fmt == "pir":
+        def edit(doc: dict) -> str:
+            attrs = [a for a in _walk_json(doc["program"]) if isinstance(a, dict) and "N" in a and "AT" in a]
+            a = rng.choice(attrs)
+            a["AT"] = copy.deepcopy(rng.choice([{"#": "0.a_str", "D": "x"}, {"#": "0.a_i32", "D": -3},
+                                                {"#": "0.a_array", "D": []}, {"#": "0.a_bool", "D": True},
+                                                {"#": "0.a_f64", "D": 1e300}, {"#": "1.a_intarray", "D": [-1]},
+                                                {"#": "1.a_dtype", "D": "zz"}]))
+            return f"PIR attribute {a['N']} -> {a['AT']}"
+        return _pir_edit(rng, d, fmt, edit)
+    from paddle.base.proto import framework_pb2
+
+    f = _program_file(d, fmt)
+    prog = framework_pb2.ProgramDesc.FromString(f.read_bytes())
+    attrs = [a for b in prog.blocks for op in b.ops for a in op.attrs if a.type != 8]
+    a = rng.choice(attrs)
+    keep = a.name
+    a.Clear()
+    a.name = keep
+    kind = rng.choice(("s", "i", "ints", "f", "b", "l", "strings", "floats"))
+    if kind == "s":
+        a.type, a.s = 2, "x"
+    elif kind == "i":
+        a.type, a.i = 0, rng.choice((-1, 1 << 30, 0))
+    elif kind == "ints":
+        a.type = 3
+        a.ints.extend([-1, 1 << 30])
+    elif kind == "f":
+        a.type, a.f = 1, float("nan")
+    elif kind == "b":
+        a.type, a.b = 6, True
+    elif kind == "l":
+        a.type, a.l = 9, -(1 << 62)
+    elif kind == "strings":
+        a.type = 5
+        a.strings.extend(["a", "b"])
+    else:
+        a.type = 4
+        a.floats.extend([1.0, -2.0])
+    f.write_bytes(prog.SerializePartialToString())
+    return f"attribute {keep} -> {kind}"
+
+
 def _m_params_header(rng: random.Random, d: Path, fmt: str) -> str:
     import struct
 
@@ -411,6 +456,7 @@ MUTATORS: dict[str, Callable[[random.Random, Path, str], str]] = {
     "truncate": _m_truncate, "flip": _m_flip, "length-overflow": _m_length_overflow,
     "varint-overflow": _m_varint_overflow, "huge-dims": _m_huge_dims, "bad-dtype": _m_bad_dtype,
     "wire-type": _m_wire_type, "block-cycle": _m_block_cycle, "params-header": _m_params_header,
+    "attr-type": _m_attr_type,
     "json-wrong-type": _m_json_wrong_type, "json-delete": _m_json_delete, "json-deep": _m_json_deep,
     "json-ids": _m_json_ids, "json-numbers": _m_json_numbers, "json-dup-op": _m_json_dup_op,
     "json-text": _m_json_text,

@@ -146,6 +146,11 @@ CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "parameter op with a short A": (lambda d: _op(d, "p").__setitem__("A", [0, 1]), "has 2 entries"),
     "parameter name not a string": (lambda d: _op(d, "p")["A"].__setitem__(3, 5), "parameter name must be"),
     "unknown element type inside a vector type": (_vector_of_unknown, "unsupported element type '0.t_zz'"),
+    "fetch col is a string": (lambda d: _op(d, "1.fetch")["A"].__setitem__(1, {"N": "col", "AT": {
+        "#": "0.a_str", "D": "0"}}), "attribute col is '0', not an integer"),
+    "element type without its dialect": (lambda d: _op(d, "1.data")["O"][0]["TT"]["D"][0].__setitem__("#", "t_f32"),
+                                         "'t_f32', not a dialect id and a name"),
+    "attribute of an unknown dialect": (_first_attr("1.data", "#", "9.a_str"), "'9.a_str', not a dialect id"),
     "bad special float": (lambda d: _op(d, "1.data")["A"].append(
         {"N": "eps", "AT": {"#": "0.a_f32", "VD": "HUGE"}}), "'VD' is 'HUGE'"),
 }

@@ -223,3 +223,15 @@ def test_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (d / "inference.pdmodel").write_bytes(prog.SerializeToString())
     with pytest.raises(ModelFormatError, match="variable name of 70000 bytes"):
         load_model(d)
+
+
+def test_feed_fetch_col_must_be_an_integer(tmp_path: Path) -> None:
+    """Found by the fuzzer: a fetch op whose col attribute is a list crashed with a TypeError."""
+    d, prog = _model(tmp_path)
+    fetch = prog.blocks[0].ops[_first(prog.blocks[0].ops, lambda o: o.type == "fetch")]
+    col = fetch.attrs[_first(fetch.attrs, lambda a: a.name == "col")]
+    col.type = 3  # INTS
+    col.ints.extend([0, 1])
+    (d / "inference.pdmodel").write_bytes(prog.SerializeToString())
+    with pytest.raises(ModelFormatError, match="attribute col is list"):
+        load_model(d)

@@ -67,6 +67,9 @@ def _feeds_fetches(b: BlockDesc, source: ModelSource) -> tuple[list[str], list[s
         if len(names) != 1:
             raise ModelFormatError(source.model_file, f"{op.type} op with {len(names)} variables")
         col = op.attrs.get("col", len(table))
+        if isinstance(col, bool) or not isinstance(col, int):
+            raise ModelFormatError(source.model_file, f"{op.type} op of {names[0]!r}: attribute col is "
+                                                      f"{type(col).__name__} {str(col)[:40]}, not an integer")
         if col in table:
             raise ModelFormatError(source.model_file, f"two {op.type} ops use column {col}")
         table[col] = names[0]

@@ -69,7 +69,11 @@ class _Reader:
                 a = _attrs(op, self)
                 if len(ins) != 1:
                     raise self.fail("fetch op without exactly one input")
-                self.fetches.append((int(a.get("col", len(self.fetches))), str(a.get("name")), ins[0]))
+                col = a.get("col", len(self.fetches))
+                if isinstance(col, bool) or not isinstance(col, int):
+                    raise self.fail(f"fetch op of value %{ins[0]}: attribute col is {str(col)[:40]!r}, "
+                                    "not an integer")
+                self.fetches.append((col, str(a.get("name")), ins[0]))
             elif name == "builtin.combine":
                 self.combine[outs[0][0]] = ins
             elif name == "builtin.split":

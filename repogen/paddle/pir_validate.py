@@ -65,9 +65,7 @@ def load_json(raw: bytes, path: Path) -> Any:
         raise ModelFormatError(path, f"not valid JSON ({str(exc)[:120]})") from None
 
 
-def _kind(name: str) -> str:
-    """'1.a_intarray' -> 'a_intarray' (the dialect prefix is not part of the kind)."""
-    return name.partition(".")[2] or name
+_DIALECT_IDS = ("0", "1", "2", "3", "4")  # builtin, pd_op, cf, custom_op, dist (pir.DIALECTS)
 
 
 class Checker:
@@ -207,17 +205,26 @@ class Checker:
         self.defined.add(vid)
 
     # --- types and attributes -------------------------------------------------------------------------
+    def dialect_kind(self, x: Any, what: str) -> str:
+        """The kind of a type or attribute name, which must carry the id of its dialect ('0.t_f32'), as
+        Paddle's parser looks the dialect up before the name."""
+        name = self.string(x, what)
+        dialect, dot, kind = name.partition(".")
+        if not dot or dialect not in _DIALECT_IDS or not kind:
+            raise self.fail(f"{what} is {name[:40]!r}, not a dialect id and a name such as '0.t_f32'")
+        return kind
+
     def type_(self, tt: Any, what: str, depth: int) -> None:
         if depth > MAX_NESTING:
             raise self.fail(f"{what} nested deeper than {MAX_NESTING} levels")
         tt = self.obj(tt, what)
-        kind = _kind(self.string(self.key(tt, "#", what), f"{what} '#'"))
+        kind = self.dialect_kind(self.key(tt, "#", what), f"{what} '#'")
         if kind in _TENSOR_TYPES:
             data = self.arr(self.key(tt, "D", f"{what} ({kind})"), f"{what} 'D'")
             if len(data) < (1 if kind == "t_dense_tensor_array" else 2):
                 raise self.fail(f"{what} 'D' has {len(data)} entries")
             elem = self.obj(data[0], f"{what} element type")
-            ekind = _kind(self.string(self.key(elem, "#", f"{what} element type"), f"{what} element type '#'"))
+            ekind = self.dialect_kind(self.key(elem, "#", f"{what} element type"), f"{what} element type '#'")
             if ekind not in DTYPE_TYPES:
                 raise self.fail(f"{what}: unsupported element type {elem['#'][:40]!r}")
             if kind != "t_dense_tensor_array" or len(data) > 1:
@@ -235,7 +242,7 @@ class Checker:
         if depth > MAX_NESTING:
             raise self.fail(f"attribute {name} nested deeper than {MAX_NESTING} levels")
         at = self.obj(at, f"attribute {name}")
-        kind = _kind(self.string(self.key(at, "#", f"attribute {name}"), f"attribute {name} '#'"))
+        kind = self.dialect_kind(self.key(at, "#", f"attribute {name}"), f"attribute {name} '#'")
         if "VD" in at:  # a float JSON cannot hold
             if at["VD"] not in _SPECIAL_FLOATS:
                 raise self.fail(f"attribute {name}: 'VD' is {str(at['VD'])[:20]!r}, not one of {_SPECIAL_FLOATS}")
