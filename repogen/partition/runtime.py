@@ -101,8 +101,14 @@ EXTRA_SIGNATURES: dict[str, tuple[str, ...]] = {
     "embedding": ("x", "weight", "padding_idx", "sparse"),
 }
 
-# _C_ops arguments that take a list of tensors even when the op lists a single one
-_LIST_ARGS = {"x": ("concat", "stack", "add_n", "meshgrid", "broadcast_tensors"), "xs": None, "inputs": None}
+# _C_ops arguments that take a list of tensors even when the op lists a single one: (op, argument) pairs, and
+# arguments that are lists for every op
+_LIST_OF_OP = {(op, "x") for op in ("concat", "stack", "add_n", "meshgrid", "broadcast_tensors")}
+_LIST_ALWAYS = {"xs", "inputs"}
+
+
+def _takes_list(op_type: str, arg: str) -> bool:
+    return arg in _LIST_ALWAYS or (op_type, arg) in _LIST_OF_OP
 
 
 class PaddleOpsRunner:
@@ -179,9 +185,7 @@ class PaddleOpsRunner:
                     names = op.inputs.get(a)
                     if names:
                         vals = [env[n] for n in names]
-                        lists = _LIST_ARGS.get(a, ())
-                        as_list = len(vals) != 1 or (lists is None or op.type in lists) and a in _LIST_ARGS
-                        args.append(vals if as_list else vals[0])
+                        args.append(vals if len(vals) != 1 or _takes_list(op.type, a) else vals[0])
                     elif op.inputs.get(a + "_tensor_list"):
                         args.append([env[n] for n in op.inputs[a + "_tensor_list"]])
                     elif a in op.attrs:
