@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ops", help="list every op name that has a converter")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--refused", action="store_true",
+                   help="list the op attribute values that still do not convert, and why")
 
     p = sub.add_parser("check", help="convert with the NumPy TensorRT backend and compare with Paddle")
     p.add_argument("model", help="model directory, path prefix (dir/inference), or model file")

@@ -516,6 +516,68 @@ def _lod_pool() -> Any:
     return LodPool()
 
 
+def _seg_gaps() -> Any:
+    """Segmentation-style head exercising issue 17's gaps: upsampling to the input's run-time size, tile with
+    repeats taken from the run-time shape, a boolean-mask index_put (a select), a strided_slice whose step is
+    the run-time batch size, and an argmax label map whose classes tie (compared tie-aware)."""
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    def index_put(x: Any, mask: Any, value: Any) -> Any:
+        if isinstance(x, paddle.static.Variable):  # legacy IR: Paddle 3.3.1's static API only writes PIR
+            from paddle.base.layer_helper import LayerHelper
+
+            helper = LayerHelper("index_put")
+            out = helper.create_variable_for_type_inference(x.dtype)
+            helper.append_op(type="index_put", inputs={"x": [x], "indices": [mask], "value": [value]},
+                             outputs={"out": [out]}, attrs={"accumulate": False})
+            return out
+        return paddle.index_put(x, (mask,), value)
+
+    class SegGaps(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Conv2D(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2D(8, 4, 3, 1, 1))
+
+        def forward(self, x: Any) -> Any:
+            f = self.trunk(x)  # [N, 4, H/2, W/2] class logits
+            hw = paddle.shape(x)[2:]
+            up = F.interpolate(f, size=hw, mode="bilinear", align_corners=False)
+            bias = paddle.tile(F.adaptive_avg_pool2d(f, 1), [1, 1, hw[0], hw[1]])
+            y = up + bias * 0.5
+            y = index_put(y, y > 0.3, paddle.full([1], 0.3, "float32"))  # clamp: many exact ties at 0.3
+            step = paddle.shape(x)[0]
+            cols = paddle.strided_slice(y, [3], [0], [paddle.shape(y)[3]], [step])
+            # a fifth class scoring class 0 x 1.0001: FP16 rounds the two to one value (ties, compared tie-aware)
+            scores = paddle.concat([y, y[:, :1] * 1.0001], axis=1)
+            return y, paddle.argmax(scores, axis=1), cols
+
+    return SegGaps()
+
+
+def _bf16_net() -> Any:
+    """A small classifier whose convolution weights are stored as bfloat16 (mixed-precision exports), cast to
+    float32 where used. Paddle 3.3.1 writes bf16 parameters in PIR programs only."""
+    import paddle
+    import paddle.nn as nn
+    import paddle.nn.functional as F
+
+    class Bf16Net(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            vals = np.random.default_rng(5).normal(0.0, 0.3, (8, 3, 3, 3)).astype("float32")
+            self.w = self.create_parameter([8, 3, 3, 3], dtype="bfloat16",
+                                           default_initializer=nn.initializer.Assign(vals))
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x: Any) -> Any:
+            y = F.relu(F.conv2d(x, self.w.astype("float32"), padding=1))
+            return self.fc(paddle.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+    return Bf16Net()
+
+
 MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("resnet18", _vision("resnet18", num_classes=10), (_img(hw=32),), ("conv", "pool", "norm", "matmul")),
     ZooModel("resnet50", _vision("resnet50"), (_img(hw=32),), ("conv", "pool", "norm", "matmul"),
@@ -556,6 +618,10 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
     ZooModel("convnet_paddle_ptq", _convnet, (_img(hw=16),), ("quantize_linear", "dequantize_linear", "int8 weights"),
              formats=("fluid-separate", "fluid-combined", "paddle2"), paddle_ptq=True),
     ZooModel("whilenet", _whilenet, (InputSpec("x", "float32", (-1, 4), (2, 4)),), ("control flow",)),
+    ZooModel("seg_gaps", _seg_gaps, (_img(hw=16),),
+             ("run-time interp size", "run-time tile", "bool-mask index_put", "run-time strided_slice step",
+              "argmax label map (tie-aware)")),
+    ZooModel("bf16_net", _bf16_net, (_img(hw=16),), ("bf16 parameters",), formats=("pir",)),
 ]}
 
 

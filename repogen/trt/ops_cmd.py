@@ -1,4 +1,5 @@
-"""`repogen ops`: every op spelling (legacy, canonical, pd_op.) that has a converter."""
+"""`repogen ops`: every op spelling (legacy, canonical, pd_op.) that has a converter; ``--refused``: the
+attribute values the converters still refuse, and why (repogen/trt/refusals.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from repogen.trt.registry import supported_op_names
 
 
 def run(args: Any) -> int:
+    if getattr(args, "refused", False):
+        from repogen.trt import refusals
+
+        if getattr(args, "json", False):
+            print(json.dumps({"refused": refusals.as_json()}))
+        else:
+            print(refusals.markdown(), end="")
+        return 0
     names = supported_op_names()
     if getattr(args, "json", False):
         print(json.dumps({"count": len(names), "ops": names}))

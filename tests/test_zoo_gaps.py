@@ -1,0 +1,56 @@
+"""Issue 17's zoo models through `repogen check` against Paddle, and the refusal list (docs/refused.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repogen import zoo
+from repogen.trt.check import check_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("fmt", ["pir", "paddle2", "fluid-combined"])
+def test_seg_gaps_fp32(fmt):
+    report = check_model(zoo.get("seg_gaps", fmt), shapes=["x:2x3x16x16"])
+    assert report.passed, [(o.name, o.rel_err) for o in report.outputs]
+    assert all(o.rel_err <= 1e-5 for o in report.outputs)
+
+
+def test_seg_gaps_fp16_label_map_ties():
+    # the fifth class scores class 0 x 1.0001: FP16 ties them, the label map passes tie-aware and counts them
+    report = check_model(zoo.get("seg_gaps", "pir"), fp16=True, shapes=["x:2x3x16x16"])
+    assert report.passed, [(o.name, o.rel_err, o.ties) for o in report.outputs]
+    floats, labels, cols = report.outputs
+    assert floats.rel_err <= 1e-2 and cols.rel_err <= 1e-2
+    assert labels.ties and labels.ties > 0 and labels.max_abs_err > 0
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_bf16_net(fp16):
+    report = check_model(zoo.get("bf16_net", "pir"), fp16=fp16, shapes=["x:2x3x16x16"])
+    assert report.passed and report.outputs[0].rel_err <= (1e-2 if fp16 else 1e-5)
+
+
+def test_refused_doc_is_generated_from_the_table():
+    from repogen.trt.refusals import markdown
+
+    doc = (ROOT / "docs" / "refused.md").read_text()
+    assert doc.endswith(markdown()), "regenerate docs/refused.md's table from repogen/trt/refusals.py"
+
+
+def test_ops_refused_cli(capsys):
+    from repogen.cli import main
+    from repogen.trt.refusals import REFUSED
+    from repogen.trt.registry import CONVERTERS, load_converters
+
+    assert main(["ops", "--refused", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["refused"]
+    assert len(rows) > len(REFUSED) - 1 and all(r["why"] and r["attribute"] for r in rows)
+    load_converters()
+    assert all(o in CONVERTERS for r in rows for o in r["ops"])  # refusals of ops that otherwise convert
+    assert main(["ops", "--refused"]) == 0
+    assert "`index_put` | `accumulate=True`" in capsys.readouterr().out
