@@ -75,6 +75,15 @@ def _vector_of_unknown(doc: dict) -> None:
                          "O": [{"%": 4343, "TT": {"#": "0.t_vec", "D": [elem]}}], "OA": []})
 
 
+def _slice_beyond(doc: dict) -> None:
+    data = _op(doc, "1.data")["O"][0]
+    vec = {"#": "0.t_vec", "D": [data["TT"], data["TT"]]}
+    ops = _ops(doc)
+    ops.insert(1, {"#": "0.combine", "A": [], "I": [{"%": data["%"]}, {"%": data["%"]}], "O": [{"%": 4400, "TT": vec}]})
+    ops.insert(2, {"#": "0.slice", "A": [{"N": "index", "AT": {"#": "0.a_i32", "D": 5}}], "I": [{"%": 4400}],
+                   "O": [{"%": 4401, "TT": data["TT"]}]})
+
+
 def _nested_regions(doc: dict) -> None:
     inner: dict = {"#": "b", "args": [], "ops": []}
     top = inner
@@ -151,6 +160,8 @@ CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "element type without its dialect": (lambda d: _op(d, "1.data")["O"][0]["TT"]["D"][0].__setitem__("#", "t_f32"),
                                          "'t_f32', not a dialect id and a name"),
     "attribute of an unknown dialect": (_first_attr("1.data", "#", "9.a_str"), "'9.a_str', not a dialect id"),
+    "data op without a name": (lambda d: _op(d, "1.data")["A"].pop(0), "pd_op.data op with 1 results and name None"),
+    "slice beyond its vector": (_slice_beyond, "builtin.slice index 5 of a vector of 2 elements"),
     "bad special float": (lambda d: _op(d, "1.data")["A"].append(
         {"N": "eps", "AT": {"#": "0.a_f32", "VD": "HUGE"}}), "'VD' is 'HUGE'"),
 }

@@ -235,3 +235,15 @@ def test_feed_fetch_col_must_be_an_integer(tmp_path: Path) -> None:
     (d / "inference.pdmodel").write_bytes(prog.SerializeToString())
     with pytest.raises(ModelFormatError, match="attribute col is list"):
         load_model(d)
+
+
+def test_op_attribute_of_unexpected_type(tmp_path: Path) -> None:
+    """split's num as a string: renaming the op reads it as a number; one error naming the op."""
+    d, prog = _model(tmp_path)
+    op = prog.blocks[0].ops.add(type="split")
+    op.inputs.add(parameter="X", arguments=["x"])
+    op.outputs.add(parameter="Out", arguments=["x"])
+    op.attrs.add(name="num", type=2, s="2")  # STRING
+    (d / "inference.pdmodel").write_bytes(prog.SerializeToString())
+    with pytest.raises(ModelFormatError, match=rf"op #{len(prog.blocks[0].ops) - 1} split in block 0: attributes"):
+        load_model(d)

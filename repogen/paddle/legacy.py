@@ -22,7 +22,7 @@ def read_legacy(source: ModelSource) -> Graph:
     except OSError as exc:
         raise ModelFormatError(source.model_file, f"cannot read: {exc.strerror or exc}") from None
     descs = decode_program(data, source.model_file)
-    blocks = [_block(b) for b in descs]
+    blocks = [_block(b, source.model_file) for b in descs]
     inputs, outputs = _feeds_fetches(descs[0], source)
 
     specs = param_specs(descs)
@@ -76,7 +76,7 @@ def _feeds_fetches(b: BlockDesc, source: ModelSource) -> tuple[list[str], list[s
     return [feeds[c] for c in sorted(feeds)], [fetches[c] for c in sorted(fetches)]
 
 
-def _block(b: BlockDesc) -> Block:
+def _block(b: BlockDesc, path: object) -> Block:
     block = Block(index=b.idx, parent=b.parent_idx if b.idx > 0 else -1)
     for v in b.vars.values():
         if v.type in (FEED_MINIBATCH, FETCH_LIST) or v.dtype is None:
@@ -88,10 +88,15 @@ def _block(b: BlockDesc) -> Block:
     # scopes, readers and other non-tensor variables are runtime bookkeeping (conditional_block's Scope
     # output): they carry no data, so slots referring to them are dropped and every slot name resolves
     bookkeeping = {v.name for v in b.vars.values() if v.dtype is None and v.type not in (FEED_MINIBATCH, FETCH_LIST)}
-    for op in b.ops:
+    for i, op in enumerate(b.ops):
         if op.type in ("feed", "fetch"):
             continue
-        new = convert_op(op)
+        try:
+            new = convert_op(op)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            # renaming reads a few attributes (split's num, interp's scale, dtype codes) by their usual type
+            raise ModelFormatError(path, f"op #{i} {op.type} in block {b.idx}: attributes of unexpected types "
+                                         f"({type(exc).__name__}: {str(exc)[:100]})") from None
         if bookkeeping:
             for slots in (new.inputs, new.outputs):
                 for key in list(slots):

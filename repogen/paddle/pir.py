@@ -15,6 +15,7 @@ import numpy as np
 from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
+from repogen.paddle.limits import MAX_OPS
 from repogen.paddle.params import ParamSpec, attach, read_combined
 from repogen.paddle.pir_validate import DTYPE_TYPES as _DTYPE_TYPES
 from repogen.paddle.pir_validate import check_program, load_json
@@ -63,7 +64,11 @@ class _Reader:
                     raise self.fail(f"parameter op {pname!r} with {len(outs)} results")
                 self.names[outs[0][0]] = pname
             elif name in ("pd_op.data", "pd_op.feed"):
-                self.names[outs[0][0]] = str(_attrs(op, self).get("name"))
+                feed = _attrs(op, self).get("name")
+                if len(outs) != 1 or not isinstance(feed, str):
+                    raise self.fail(f"{name} op with {len(outs)} results and name {repr(feed)[:40]} (expected "
+                                    "one result and a string name)")
+                self.names[outs[0][0]] = feed
                 self.feeds.append((len(self.feeds), self.names[outs[0][0]]))
             elif name == "pd_op.fetch":
                 a = _attrs(op, self)
@@ -75,11 +80,22 @@ class _Reader:
                                     "not an integer")
                 self.fetches.append((col, str(a.get("name")), ins[0]))
             elif name == "builtin.combine":
+                if len(outs) != 1:
+                    raise self.fail(f"builtin.combine with {len(outs)} results (expected 1)")
                 self.combine[outs[0][0]] = ins
             elif name == "builtin.split":
+                if len(ins) != 1:
+                    raise self.fail(f"builtin.split with {len(ins)} operands (expected 1)")
                 self.unpack.setdefault(ins[0], {}).update({i: o[0] for i, o in enumerate(outs)})
             elif name == "builtin.slice":
-                idx = int(_attrs(op, self).get("index", 0))
+                idx = _attrs(op, self).get("index", 0)
+                if len(ins) != 1 or len(outs) != 1 or isinstance(idx, bool) or not isinstance(idx, int) \
+                        or not 0 <= idx < MAX_OPS:
+                    raise self.fail(f"builtin.slice with {len(ins)} operands, {len(outs)} results and index "
+                                    f"{str(idx)[:40]!r} (expected 1, 1 and an index)")
+                elems = _vector_elems(self.types.get(ins[0]))
+                if elems and idx >= len(elems):
+                    raise self.fail(f"builtin.slice index {idx} of a vector of {len(elems)} elements")
                 self.unpack.setdefault(ins[0], {})[idx] = outs[0][0]
             for vid, tt in outs:
                 self.types[vid] = tt
