@@ -12,7 +12,7 @@ from typing import Callable
 from repogen import __version__
 from repogen.errors import RepogenError
 from repogen.deploy.commands import add_manifests_parser
-from repogen.storage.commands import add_publish_parser, add_store_options
+from repogen.storage.commands import add_publish_parser, add_store_options, with_endpoint
 
 DESCRIPTION = """\
 Turn PaddlePaddle inference models into checked Triton Inference Server model repositories.
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="serve a repository with Triton and validate it against Paddle")
     p.add_argument("repo", help="model repository folder (what repogen build --out wrote)")
+    add_store_options(p, prune=False)  # --endpoint-url for an s3:// repo
     p.add_argument("--models", help="comma-separated model names (default: all)")
     p.add_argument("--server", default="local",
                    help="local (the bundled CPU tritonserver), docker, or the HTTP URL of a running server "
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start Triton on a repository until Ctrl-C")
     p.add_argument("repo", help="model repository folder (what repogen build --out wrote)")
+    add_store_options(p, prune=False)  # --endpoint-url for an s3:// repo
     p.add_argument("--server", default="local", choices=["docker", "local"],
                    help="local: the tritonserver bundled with nvidia-pytriton (CPU, pip install "
                         "'repogen[serve]'); docker: a Triton container (docs/docker.md)")
@@ -213,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     module_name, func_name = COMMANDS[args.command].split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)
+        if getattr(args, "endpoint_url", None) and args.command in ("validate", "serve"):
+            args.repo = with_endpoint(args.repo, args.endpoint_url)  # s3://http://host:port/... for Triton
         rc = int(func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at interpreter exit
         return rc

@@ -1,15 +1,19 @@
 """Shared by the object-storage tests: one local S3 server (moto_server, signed requests) per test module,
-and credentials for it in the environment. No tests here."""
+credentials for it in the environment, and two versions of a small model for the rollout tests. No tests here."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from repogen.storage.local_s3 import LocalS3, local_s3
+from test_harness_support import MAKE_MLP
 
 SAMPLE_REPO = Path(__file__).resolve().parents[1] / "sample_repo"
 
@@ -51,3 +55,29 @@ def objects(server: LocalS3, bucket: str) -> dict[str, bytes]:
         for row in page.get("Contents", []):
             out[row["Key"]] = c.get_object(Bucket=bucket, Key=row["Key"])["Body"].read()
     return out
+
+
+def _save_mlp(folder: Path, seed: int) -> Path:
+    folder.mkdir(parents=True)
+    script = folder / "make.py"
+    script.write_text(MAKE_MLP.replace("paddle.seed(1)", f"paddle.seed({seed})"))
+    subprocess.run([sys.executable, str(script), str(folder / "model")], check=True, capture_output=True,
+                   env={**os.environ, "GLOG_minloglevel": "3"})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mlp_versions(tmp_path_factory) -> tuple[Path, Path]:
+    """Two local repositories: ``mlp`` version 1 (seed 1) and ``mlp`` version 2 (seed 2), same signature."""
+    from repogen.triton.build import build_repository
+    from repogen.triton.spec import ModelSpec
+
+    root = tmp_path_factory.mktemp("rollout")
+    repos = []
+    for version, seed in ((1, 1), (2, 2)):
+        src = _save_mlp(root / f"src{version}", seed)
+        spec = ModelSpec(source=src, name="mlp", target="paddle", version=version, min_shapes=["x:1x6,y:1x4"],
+                         opt_shapes=["x:2x6,y:2x4"], max_shapes=["x:4x6,y:4x4"], check=False)
+        build_repository([spec], root / f"v{version}", progress=False)
+        repos.append(root / f"v{version}")
+    return repos[0], repos[1]

@@ -5,11 +5,7 @@ version 1's (two differently initialised networks), each compared with Paddle.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,37 +17,10 @@ from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import launch
 from repogen.storage.publish import publish
-from s3_support import bucket, s3_env, s3_server  # noqa: F401 (fixtures)
-from test_harness_support import MAKE_MLP
+from s3_support import bucket, mlp_versions, s3_env, s3_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 POLL = ["--model-control-mode=poll", "--repository-poll-secs=1"]
-
-
-def _save_mlp(folder: Path, seed: int) -> Path:
-    folder.mkdir(parents=True)
-    script = folder / "make.py"
-    script.write_text(MAKE_MLP.replace("paddle.seed(1)", f"paddle.seed({seed})"))
-    subprocess.run([sys.executable, str(script), str(folder / "model")], check=True, capture_output=True,
-                   env={**os.environ, "GLOG_minloglevel": "3"})
-    return folder
-
-
-@pytest.fixture(scope="module")
-def versions(tmp_path_factory) -> tuple[Path, Path]:
-    """Two local repositories: ``mlp`` version 1 (seed 1) and ``mlp`` version 2 (seed 2), same signature."""
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import ModelSpec
-
-    root = tmp_path_factory.mktemp("rollout")
-    repos = []
-    for version, seed in ((1, 1), (2, 2)):
-        src = _save_mlp(root / f"src{version}", seed)
-        spec = ModelSpec(source=src, name="mlp", target="paddle", version=version, min_shapes=["x:1x6,y:1x4"],
-                         opt_shapes=["x:2x6,y:2x4"], max_shapes=["x:4x6,y:4x4"], check=False)
-        build_repository([spec], root / f"v{version}", progress=False)
-        repos.append(root / f"v{version}")
-    return repos[0], repos[1]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,8 +59,8 @@ def _feeds() -> dict:
     return {"x": rng.standard_normal((2, 6)).astype(np.float32), "y": rng.standard_normal((2, 4)).astype(np.float32)}
 
 
-def test_rollout_poll_mode(s3_env, bucket, versions):
-    v1, v2 = versions
+def test_rollout_poll_mode(s3_env, bucket, mlp_versions):
+    v1, v2 = mlp_versions
     uri = f"s3://{bucket}/poll"
     publish(v1, uri)
     with launch(uri, models=[], extra_args=POLL) as srv:
@@ -109,8 +78,8 @@ def test_rollout_poll_mode(s3_env, bucket, versions):
     print("poll rollout:", summary)
 
 
-def test_rollout_explicit_mode(s3_env, bucket, versions, capsys):
-    v1, v2 = versions
+def test_rollout_explicit_mode(s3_env, bucket, mlp_versions, capsys):
+    v1, v2 = mlp_versions
     uri = f"s3://{bucket}/explicit"
     publish(v1, uri)
     with launch(uri) as srv:

@@ -14,14 +14,14 @@ from repogen.deploy.rollout import wait_for_version
 from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.storage.publish import publish
-from s3_support import bucket, s3_env, s3_server  # noqa: F401 (fixtures)
-from test_rollout import POLL, _feeds, _rel, _wait_answers, versions  # noqa: F401 (fixture)
+from s3_support import bucket, mlp_versions, s3_env, s3_server  # noqa: F401 (fixtures)
+from test_rollout import POLL, _feeds, _rel, _wait_answers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
 
-def test_replicas_publish_reaches_all_and_a_crash_is_retried(s3_env, bucket, versions):
-    v1, v2 = versions
+def test_replicas_publish_reaches_all_and_a_crash_is_retried(s3_env, bucket, mlp_versions):
+    v1, v2 = mlp_versions
     uri = f"s3://{bucket}/replicas"
     publish(v1, uri)
     with launch_replicas(uri, 3, models=[], extra_args=POLL) as servers:

@@ -69,6 +69,15 @@ def store_uri(out: str, endpoint_url: str | None) -> S3URI | None:
     return parse(out, endpoint_url) if is_remote(out) else None
 
 
+def with_endpoint(repo: str, endpoint_url: str) -> str:
+    """``s3://bucket/prefix`` plus ``--endpoint-url`` as one URI (Triton's form), for validate/serve."""
+    if not is_remote(repo):
+        from repogen.storage.uri import StorageError
+
+        raise StorageError(f"--endpoint-url {endpoint_url}: only applies to an s3:// repository, not {repo}")
+    return parse(repo, endpoint_url).triton_path()
+
+
 def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None, quiet: bool = False) -> Any:
     """``repogen build --out s3://...``: check the bucket first (a typo fails in seconds, not after a long
     build), build into a local staging folder, publish it, remove the staging folder."""
