@@ -162,6 +162,21 @@ def test_existing_version_with_other_content_is_refused_before_any_write(tmp_pat
     assert objects(s3_env, bucket) == before
 
 
+def test_older_repository_never_overwrites_a_newer_config(tmp_path, s3_env, bucket):
+    repo = sample_copy(tmp_path)
+    _add_version(repo, 2, b"\n# v2\n")
+    pub.publish(repo, f"s3://{bucket}")
+    old = tmp_path / "old"
+    shutil.copytree(repo, old)
+    shutil.rmtree(old / "tiny_cnn" / "2")
+    cfg = old / "tiny_cnn" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("max_batch_size: 8", "max_batch_size: 4"))
+    before = objects(s3_env, bucket)
+    with pytest.raises(StorageError, match=r"already serves version 2, newer .* older config.pbtxt"):
+        pub.publish(old, f"s3://{bucket}")
+    assert objects(s3_env, bucket) == before
+
+
 def test_changed_source_copy_is_refused(tmp_path, s3_env, bucket):
     repo = sample_copy(tmp_path)
     with open(repo / "tiny_cnn" / "1" / "inference.pdiparams", "ab") as f:

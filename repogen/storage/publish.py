@@ -213,6 +213,14 @@ def _plan_model(client: Any, uri: S3URI, model_dir: Path) -> _Plan:
                 f"changed in place (a polling Triton could read a mix): build it as version "
                 f"{max(existing | set(local_versions)) + 1} (--version-folder)")
         same.append(v)
+    newer = sorted(v for v in existing if v > max(local_versions))
+    if newer:
+        stale = sorted(r for r in (CONFIG, *(r for r in files if _version_of(r) is None and r != MANIFEST))
+                       if r in remote_keys and remote_objects.get(r) != digests[r])
+        if stale:
+            raise StorageError(
+                f"{uri.child(name)}: the store already serves version {newer[-1]}, newer than the newest local one "
+                f"({max(local_versions)}); publishing would put the older {', '.join(stale)} over it")
     return _Plan(name, files, digests, manifest, new, same, remote_keys, remote_objects,
                  hashlib.sha256(raw_meta).hexdigest() if raw_meta is not None else None)
 
