@@ -54,3 +54,28 @@ def test_ops_refused_cli(capsys):
     assert all(o in CONVERTERS for r in rows for o in r["ops"])  # refusals of ops that otherwise convert
     assert main(["ops", "--refused"]) == 0
     assert "`index_put` | `accumulate=True`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["pir", "paddle2"])
+def test_yolo_head_fp16_detections_as_sets(fmt):
+    # NMS rows compare as sets: nearly equal scores (0.4390 / 0.4391 under FP16) may swap rows; the pairing
+    # (check.align_detection_rows) must still match every detection within 1e-2
+    report = check_model(zoo.get("yolo_head", fmt), fp16=True, inputs=zoo.sample_feeds("yolo_head"))
+    assert report.passed, [(o.name, o.rel_err) for o in report.outputs]
+
+
+def test_align_detection_rows_pairs_swapped_near_ties_only():
+    import numpy as np
+
+    from repogen.trt.check import align_detection_rows, as_detection_set, compare
+
+    want = np.array([[0, 0.4391, 16.4, 36.3, 26.4, 54.9], [0, 0.4390, 0.0, 24.7, 24.5, 46.3],
+                     [1, 0.9, 1, 2, 3, 4]], np.float32)
+    got = want[[1, 0, 2]].copy()
+    got[0, 1], got[1, 1] = 0.4391, 0.4389  # FP16 moved the scores: sorting pairs the wrong boxes
+    g, w = as_detection_set(got, "rows"), as_detection_set(want, "rows")
+    assert not compare(g, w, 1e-2).passed
+    assert compare(align_detection_rows(g, w), w, 1e-2).passed
+    other = got.copy()
+    other[2, 2:] += 5.0  # a really different box stays a failure
+    assert not compare(align_detection_rows(as_detection_set(other, "rows"), w), w, 1e-2).passed

@@ -114,9 +114,11 @@ def compare_output(protocol: str, case: str, name: str, got: np.ndarray | None, 
                    rtol: float, detection: str | None = None) -> OutputCheck:
     base = dict(protocol=protocol, case=case, output=name, expected_shape=list(want.shape), tolerance=rtol)
     if detection and got is not None and got.shape == want.shape:
-        from repogen.trt.check import as_detection_set  # NMS rows: same set, order is the implementation's
+        from repogen.trt.check import align_detection_rows, as_detection_set  # NMS rows: same set, any order
 
         got, want = as_detection_set(got, detection), as_detection_set(want, detection)
+        if detection == "rows":
+            got = align_detection_rows(got, want)
     if got is None:
         return OutputCheck(shape=None, max_abs=None, rel_err=None, ok=False, problem="output missing", **base)
     if got.shape == (*want.shape, 1) and got.ndim == 2:
