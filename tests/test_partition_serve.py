@@ -61,7 +61,7 @@ def test_ensemble_validates_against_paddle_over_http_and_grpc(server, repo, name
     assert {c.protocol for c in report.checks} == {"http", "grpc"}
     assert all(c.ok and c.rel_err is not None and c.rel_err <= 1e-5 for c in report.checks)
     assert report.dynamic_batching["failed"] == 0 and report.dynamic_batching["requests"] >= 20
-    assert report.speed and all(s.requests == 8 and not s.errors for s in report.speed)
+    assert report.speed and all(s.requests >= 8 and s.p50_ms > 0 and not s.errors for s in report.speed)
 
 
 def test_client_cannot_tell_the_ensemble_from_the_single_model(server):
