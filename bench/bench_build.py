@@ -113,9 +113,12 @@ def _install_old_flow() -> None:
         from repogen.trt.calibrate import quantize_model
         from repogen.trt.passes import clean_graph
 
+        # kept as the cleaned graph, so that what today's build adds after the plan (the manifest's NMS
+        # detections) costs both flows the same
+        self._cleaned = clean_graph(self.graph)  # what convert_graph(clean=True) did inside the old build_plan
         if self.spec.precision == "int8":  # calibrated a second time
-            return quantize_model(clean_graph(self.graph), self.spec.calib_data, self.spec.calib_method).graph
-        return clean_graph(self.graph)  # what convert_graph(clean=True) did inside the old build_plan
+            return quantize_model(self._cleaned, self.spec.calib_data, self.spec.calib_method).graph
+        return self._cleaned
 
     build_mod._numeric_check = old_numeric_check
     build_mod._Forms.for_plan = old_for_plan

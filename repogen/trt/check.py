@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -13,6 +13,10 @@ from repogen.errors import ConfigError, UnsupportedOpError
 from repogen.trt.profiles import Profile, parse_shapes
 from repogen.trt.registry import why_unsupported
 from repogen.trt.ties import compare_ties, tie_sources, with_outputs
+
+if TYPE_CHECKING:
+    from repogen.ir import Graph
+    from repogen.trt.calibrate import Int8Model
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}  # int8 also needs top-1 >= 0.9
 # A model that arrives quantized (Q/DQ or fake-quant ops) is compared with Paddle running the same int8
@@ -139,8 +143,9 @@ def check_model(model_path: str | Path, *, inputs: dict | None = None, reference
                        seed=seed, model=str(model_path))
 
 
-def check_graph(graph: Any, profiles: Sequence[Profile] = (), precision: str = "fp32",
-                reference: dict[str, np.ndarray] | None = None, *, cleaned: Any = None, quantized: Any = None,
+def check_graph(graph: Graph, profiles: Sequence[Profile] = (), precision: str = "fp32",
+                reference: dict[str, np.ndarray] | None = None, *, cleaned: Graph | None = None,
+                quantized: Int8Model | None = None,
                 inputs: dict[str, np.ndarray] | None = None, seed: int = 0, model: str | None = None) -> CheckReport:
     """Convert a loaded model with the NumPy backend, run it, and compare with the Paddle reference.
 
