@@ -35,6 +35,8 @@ CASES: dict[str, Case] = {
     "strided_runtime_steps": Case((Inp("x", (B, B)), Inp("y", (B,))), _two((2, 11), (3, 13), (2,), (3,)), fp16=True),
     # concat / split axes arriving as tensors that fold to constants
     "axis_tensors": Case((Inp("x", (B, 4, 6)),), _two((2, 4, 6), (3, 4, 6)), fp16=True),
+    # split sections from a shape (the -1 section resolved at run time)
+    "split_runtime_sections": Case((Inp("x", (B, 9)), Inp("y", (B,))), _two((2, 9), (3, 9), (2,), (4,)), fp16=True),
     # boolean masks: values broadcast over the masked positions (select), one value per true element
     # (NonZero + scatter), x[mask] = v (index_put + a whole-tensor set_value), masked_select
     "index_put_mask": Case((Inp("x", (B, 4, 5)), Inp("v", (5,))), _two((2, 4, 5), (3, 4, 5), (5,), (5,), "v"), fp16=True),
@@ -102,7 +104,14 @@ def build_cases(mode: str) -> dict:
         picked = paddle.masked_select(x, m)
         return paddle.index_put(x, (m,), picked * 2.0 + 1.0), picked
 
+    def split_runtime_sections(x, y):
+        n = paddle.shape(y)[0]
+        a, b = paddle.split(x, [n, -1], axis=1)
+        c, d, e = paddle.split(x, [2, n, paddle.shape(x)[1] - n - 2], axis=1)
+        return a, b, c, d, e
+
     return {
+        "split_runtime_sections": split_runtime_sections,
         "index_put_mask": index_put_mask,
         "index_put_mask_rows": index_put_mask_rows,
         "tile_runtime": tile_runtime,

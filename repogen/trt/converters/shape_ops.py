@@ -115,11 +115,25 @@ def _axis_arg(ctx, op, x):
 def split(ctx, op):
     x = ctx.input(op, "x")
     axis = _axis_arg(ctx, op, x)
-    sections = H.static_int_array(ctx, op, "sections")
-    if -1 in sections:  # the one -1 section takes what the others leave
+    sections = H.int_array(ctx, op, "sections")
+    if sections is None:
+        raise ctx.fail("missing argument 'sections'")
+    if not isinstance(sections, list):
+        sections = _runtime_sections(ctx, sections, H.dims_of(ctx, x)[axis])
+    elif -1 in sections:  # the one -1 section takes what the others leave
         rest = H.sym_sub(ctx, H.dims_of(ctx, x)[axis], sum(s for s in sections if s != -1))
         sections = [rest if s == -1 else s for s in sections]
     _split(ctx, op, x, axis, sections)
+
+
+def _runtime_sections(ctx, sections, dim):
+    """Section sizes computed at run time (a 1-D INT64 tensor), the one -1 taking what the others leave:
+    with m = (s == -1), the others sum to sum(s) + count(m), so s' = s + m * (dim - sum(s) - count(m) + 1)."""
+    i64 = ctx.trt.DataType.INT64
+    m = ctx.cast(H.ew(ctx, sections, -1, "EQUAL"), i64)
+    total = H.add(ctx, H.reduce(ctx, sections, "SUM", [0], True), H.reduce(ctx, m, "SUM", [0], True))
+    fill = H.add(ctx, H.sub(ctx, H.dim_tensor(ctx, dim), total), 1)
+    return H.split_dims(ctx, H.add(ctx, sections, H.mul(ctx, m, fill)))
 
 
 @converter("split_with_num")
