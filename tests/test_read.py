@@ -42,10 +42,15 @@ def test_params_equal_paddle_bytes(model: str, fmt: str, views: dict, graphs: di
     assert sorted(g.params) == sorted(want)
     for name, arr in g.params.items():
         dtype, shape, digest = want[name]
+        if dtype == "uint16" and g.value(name).dtype == "bfloat16":
+            # bf16 parameters are widened exactly to float32 on reading: their upper halves are the stored bits
+            assert arr.dtype == np.float32, name
+            arr = (arr.view(np.uint32) >> 16).astype(np.uint16)
+        else:
+            assert not arr.flags.owndata and not arr.flags.writeable, f"{name} is a copy, not a view of the file"
         assert (str(arr.dtype), list(arr.shape)) == (dtype, shape), name
         assert hashlib.sha256(arr.tobytes()).hexdigest() == digest, name
-        assert not arr.flags.owndata and not arr.flags.writeable, f"{name} is a copy, not a view of the file"
-        assert g.value(name).const is arr and g.value(name).persistable
+        assert g.value(name).const is g.params[name] and g.value(name).persistable
 
 
 @pytest.mark.parametrize("model,fmt", CASES)
@@ -279,7 +284,7 @@ def test_pir_fetch_aliases(tmp_path: Path) -> None:
 def test_programdesc_fast_paths_agree_with_general_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
     import repogen.paddle.programdesc as pd
 
-    for model in MODELS:
+    for model in (m for m in MODELS if "paddle2" in zoo.MODELS[m].formats):
         path = zoo.get(model, "paddle2") / "inference.pdmodel"
         data = path.read_bytes()
         fast = pd.decode_program(data, path)

@@ -10,7 +10,7 @@ import pytest
 from repogen import zoo
 from repogen.paddle import load_model, opdefs
 
-MODELS = [m for m in zoo.MODELS if m != "resnet50" and "pir" in zoo.MODELS[m].formats]
+MODELS = [m for m in zoo.MODELS if m != "resnet50" and {"pir", "paddle2"} <= set(zoo.MODELS[m].formats)]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ir.md"
 
 

@@ -75,6 +75,11 @@ def _vector_of_unknown(doc: dict) -> None:
                          "O": [{"%": 4343, "TT": {"#": "0.t_vec", "D": [elem]}}], "OA": []})
 
 
+def _region_op(doc: dict, region: dict) -> dict:
+    data = _op(doc, "1.data")["O"][0]
+    return {"#": "1.if", "A": [], "I": [{"%": data["%"]}], "O": [], "regions": [region]}
+
+
 def _slice_beyond(doc: dict) -> None:
     data = _op(doc, "1.data")["O"][0]
     vec = {"#": "0.t_vec", "D": [data["TT"], data["TT"]]}
@@ -162,6 +167,7 @@ CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "attribute of an unknown dialect": (_first_attr("1.data", "#", "9.a_str"), "'9.a_str', not a dialect id"),
     "data op without a name": (lambda d: _op(d, "1.data")["A"].pop(0), "pd_op.data op with 1 results and name None"),
     "slice beyond its vector": (_slice_beyond, "builtin.slice index 5 of a vector of 2 elements"),
+    "region without its name": (lambda d: _ops(d).__setitem__(1, _region_op(d, {"blocks": []})), "region lacks its '#'"),
     "bad special float": (lambda d: _op(d, "1.data")["A"].append(
         {"N": "eps", "AT": {"#": "0.a_f32", "VD": "HUGE"}}), "'VD' is 'HUGE'"),
 }

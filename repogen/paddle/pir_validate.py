@@ -189,6 +189,7 @@ class Checker:
         for r, region in enumerate(regions):
             self.where = f"{label} region {r}"
             region = self.obj(region, "region")
+            self.string(self.key(region, "#", "region"), "region '#'")  # Paddle's ReadRegion reads its name
             for b, blk in enumerate(self.arr(self.key(region, "blocks", "region"), "region 'blocks'")):
                 self.block(blk, f"{label} region {r} block {b}", depth + 1)
         self.where = label
