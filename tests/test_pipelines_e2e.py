@@ -232,3 +232,30 @@ def test_ocr_system_16_concurrent_clients_no_mixing(server, expected_ocr):
     with pytest.raises(InferenceServerException, match="cannot decode"):
         _infer(server, "grpc", "ocr_system", b"\x89PNG broken")
     _same("ocr_system", _infer(server, "grpc", "ocr_system", images[0]), expected_ocr[0])
+
+
+def test_validate_hook_passes_every_pipeline_and_times_them(server, repo):
+    from repogen.pipelines.validate import pipeline_folders, validate_pipelines
+
+    names = pipeline_folders(repo, sorted(p.name for p in repo.iterdir()))
+    assert "ocr_system" in names and "det_pipeline" in names and "seg_post" in names and "det" not in names
+    reports = {r.model: r for r in validate_pipelines(server, repo, names, concurrency=(2,), requests=4)}
+    assert all(r.ok for r in reports.values()), {n: r.failures for n, r in reports.items() if not r.ok}
+    checked = reports["layout_pipeline"].checks
+    assert {c.protocol for c in checked} == {"http", "grpc"} and len(checked) == 6 and all(c.ok for c in checked)
+    run = reports["ocr_system"].dynamic_batching["pipeline_speed"][0]
+    assert run["images"] == 4 and run["errors"] == 0 and run["images_per_s"] > 0 and 0 <= run["p50_ms"] <= run["p99_ms"]
+
+
+def test_differences_catch_each_kind_of_mismatch():
+    from repogen.pipelines.validate import differences
+
+    want = {"boxes": np.zeros((2, 4), np.float32), "scores": np.array([0.5, 0.6], np.float32),
+            "labels": ["a", "b"], "label_ids": np.array([0, 1], np.int32)}
+    assert differences("detection", dict(want), want) == []
+    assert differences("detection", want | {"boxes": want["boxes"] + 1.5}, want)
+    assert not differences("detection", want | {"boxes": want["boxes"] + 0.9}, want)
+    assert differences("detection", want | {"scores": want["scores"] + 2e-4}, want)
+    assert differences("detection", want | {"labels": ["a", "c"]}, want)
+    assert differences("detection", want | {"boxes": np.zeros((1, 4), np.float32)}, want)
+    assert differences("ocr_rec", {"texts": ["ab"], "scores": [0.1]}, {"texts": ["ac"], "scores": [0.1]})

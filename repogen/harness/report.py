@@ -49,6 +49,10 @@ def print_report(report, console: Console | None = None) -> None:
                           _num(s.server_compute_input_us, "{:.0f}"), _num(s.server_compute_us, "{:.0f}"),
                           _num(s.server_compute_output_us, "{:.0f}"))
             console.print(t)
+        for run in (m.dynamic_batching or {}).get("pipeline_speed", []):  # repogen.pipelines' timed runs
+            console.print(f"{m.model}: {run['concurrency']} clients: {run['images_per_s']:.1f} images/s, p50 "
+                          f"{run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, {run['pre_post_share']:.0%} of server "
+                          "time in pre/post-processing")
         status = "[green]PASS[/green]" if m.ok else "[red]FAIL[/red]"
         console.print(f"{m.model}: {status}")
         for f in m.failures:

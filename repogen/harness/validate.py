@@ -18,6 +18,7 @@ from repogen.harness.reference import PaddleReference, source_model
 from repogen.harness.server import TritonServer, launch
 from repogen.harness.speed import SpeedResult, measure
 from repogen.npz import load_npz
+from repogen.pipelines.validate import pipeline_folders, validate_pipelines
 from repogen.trt.ties import TieScorer
 
 DYNAMIC_BATCH_REQUESTS = 24
@@ -310,6 +311,10 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
         raise ConfigError(f"--protocol: expected http and/or grpc, got {','.join(protocols)}")
     names = models if remote else list_models(repo, models)
     folders, unreadable = ({}, {}) if remote else _read_folders(repo, names)
+    # pipeline models (repogen.pipelines: image bytes in, texts/boxes out) are checked by their own hook
+    pipelines = [] if remote else pipeline_folders(repo, names)
+    for n in pipelines:
+        unreadable.pop(n, None)
     feeds = load_npz(inputs, "--inputs") if inputs else None
     # Import Paddle before any server exists: a Ctrl-C inside paddle's import surfaces as an ImportError
     # ("Can not import paddle core"), which must not be mistaken for a per-model failure.
@@ -317,9 +322,9 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
 
     if server not in ("local", "docker"):
         probe_http(server_urls(server, grpc_url)[0])  # malformed URL: exit 2 at once; refused: server error
-    if not remote and not folders:
+    if not remote and not folders and not pipelines:
         return Report(str(repo), server, "-", "-", models=[unreadable[n] for n in names])
-    with launch(repo, server, models=names if remote else list(folders), image=image, tritonserver=tritonserver,
+    with launch(repo, server, models=names if remote else list(folders) + pipelines, image=image, tritonserver=tritonserver,
                 ready_timeout=ready_timeout, grpc_url=grpc_url, engine=engine, load_on_attach=load) as srv:
         if remote:
             names = list_models(srv.repo, models)
@@ -327,7 +332,15 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
         if srv.kind == "url":
             probe_grpc(srv.grpc_url, explicit=bool(grpc_url) or "," in server)
         report = Report(str(repo), server, srv.http_url, srv.grpc_url)
+        if remote:
+            pipelines = pipeline_folders(srv.repo, names)
+        piped = {r.model: r for r in validate_pipelines(
+            srv, Path(srv.repo) if remote else repo, pipelines, protocols=protocols, concurrency=concurrency,
+            requests=min(requests, 40), speed=speed)} if pipelines else {}
         for name in names:
+            if name in piped:
+                report.models.append(piped[name])
+                continue
             if name in unreadable:
                 report.models.append(unreadable[name])
                 continue

@@ -1,0 +1,289 @@
+"""``repogen validate`` for pipeline models: generated images in, answers compared with the reference chain.
+
+The reference chain is repogen's own transforms/post-processors (``ops.py``, which the tests hold equal to
+PaddleX's processor classes) around Paddle Inference on the model's source files (the harness's
+``PaddleReference``). Tolerances: identical texts, labels and label maps; boxes within 1 pixel; scores
+within 1e-4. Speed: images/s and p50/p99 per pipeline at each concurrency, and the share of server time
+spent in the pre/post stages (Triton's own per-model statistics).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from repogen.pipelines import ops
+from repogen.pipelines.build_hook import MARKER
+
+BOX_TOL, SCORE_TOL = 1.0, 1e-4
+
+
+def pipeline_folders(repo: Path, names: list[str]) -> list[str]:
+    return [n for n in names if (Path(repo) / n / MARKER).is_file()]
+
+
+def images_for(kind: str) -> list[np.ndarray]:
+    from repogen.pipelines import testing
+
+    words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok"]]
+    if kind == "ocr_rec":
+        return [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0])))[8:40] for i, w in enumerate(words)]
+    if kind in ("detection", "segmentation"):
+        return [testing.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
+    return [testing.text_image(w, i, (200, 320)) for i, w in enumerate(words)]
+
+
+# -- client ----------------------------------------------------------------------------------------------------------
+
+def client(url: str, protocol: str) -> Any:
+    if protocol == "http":
+        import tritonclient.http as mod
+        return mod, mod.InferenceServerClient(url.split("://")[-1], connection_timeout=120, network_timeout=120)
+    import tritonclient.grpc as mod
+    return mod, mod.InferenceServerClient(url.split("://")[-1])
+
+
+def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = False) -> dict[str, Any]:
+    """One image through a served pipeline; BYTES outputs decoded to str, the batch-of-one dim dropped."""
+    from repogen.pipelines import testing
+
+    mod, cli = mod_client
+    if raw:
+        inp = mod.InferInput("image_raw", [1, *img.shape], "UINT8")
+        inp.set_data_from_numpy(np.ascontiguousarray(img)[None])
+    else:
+        data = img if isinstance(img, bytes) else testing.encode(img)
+        inp = mod.InferInput("image", [1, 1], "BYTES")
+        inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+    res = cli.infer(model, [inp])
+    raw_resp = res.get_response()
+    names = [o["name"] for o in raw_resp["outputs"]] if isinstance(raw_resp, dict) else [o.name for o in raw_resp.outputs]
+    out = {}
+    for name in names:
+        arr = res.as_numpy(name)[0]
+        out[name] = [b.decode("utf-8") for b in arr] if arr.dtype == np.object_ else arr
+    return out
+
+
+def differences(kind: str, got: dict, want: dict) -> list[str]:
+    """What differs beyond the tolerances (empty: the answers agree)."""
+    bad = []
+    for key in ("texts", "labels"):
+        if key in want and got.get(key) != want[key]:
+            bad.append(f"{key} {got.get(key)} != {want[key]}")
+    if "label_ids" in want and not np.array_equal(got.get("label_ids"), want["label_ids"]):
+        bad.append("label_ids differ")
+    if "label_map" in want and not np.array_equal(got.get("label_map"), want["label_map"]):
+        bad.append("label_map differs")
+    if "boxes" in want:
+        g, w = np.asarray(got.get("boxes")), np.asarray(want["boxes"])
+        if g.shape != w.shape:
+            bad.append(f"boxes shape {list(g.shape)} != {list(w.shape)}")
+        elif np.abs(g - w).max(initial=0) > BOX_TOL:
+            bad.append(f"boxes differ by {np.abs(g - w).max():.3g} px > {BOX_TOL}")
+    if "scores" in want:
+        g, w = np.asarray(got.get("scores"), np.float64), np.asarray(want["scores"], np.float64)
+        if g.shape != w.shape or np.abs(g - w).max(initial=0) > SCORE_TOL:
+            bad.append(f"scores differ (> {SCORE_TOL})")
+    return bad
+
+
+# -- reference chain -------------------------------------------------------------------------------------------------
+
+def _load(repo: Path, name: str) -> dict:
+    return json.loads((repo / name / "1" / "pipeline.json").read_text(encoding="utf-8"))
+
+
+class Reference:
+    """repogen's processors around Paddle Inference on one model's source files."""
+
+    def __init__(self, repo: Path, model: str):
+        from repogen.harness.model_files import read_model_folder
+        from repogen.harness.reference import PaddleReference
+
+        self.paddle = PaddleReference(read_model_folder(repo / model))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.paddle.run(feeds)
+
+    def close(self) -> None:
+        self.paddle.close()
+
+
+def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any]:
+    """The expected answer of ``<model>_pipeline`` for one BGR image."""
+    img = ops.raw_image(img, cfg["color"], cfg["min_side"], cfg["max_side"])
+    state = ops.preprocess(img, cfg["transforms"])
+    outs = ref.run(ops.model_feeds(state, cfg["roles"]))
+    first = outs[cfg["model_outputs"][0]]
+    info = ops.info_vector(state)
+    kind = cfg["kind"]
+    if kind == "ocr_det":
+        boxes, scores = ops.db_postprocess(first[0], info, **cfg["post"])
+        return {"boxes": np.array(boxes, np.float32).reshape(-1, 4, 2), "scores": np.array(scores, np.float32)}
+    if kind == "ocr_rec":
+        texts, scores = ops.ctc_decode(first, ops.ctc_characters(cfg["characters"], cfg["post"]["use_space_char"]))
+        return {"texts": texts, "scores": np.array(scores, np.float32)}
+    if kind == "detection":
+        res = ops.det_postprocess(outs[cfg["boxes_output"]].reshape(-1, 6), (info[0], info[1]), cfg["labels"],
+                                  cfg["post"]["threshold"])
+        return {k: res[k] for k in ("boxes", "scores", "labels", "label_ids")}
+    return {"label_map": ops.seg_postprocess(first, (info[0], info[1]))}
+
+
+def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray) -> dict[str, Any]:
+    d, r = cfg["det"], cfg["rec"]
+    state = ops.preprocess(img, d["transforms"])
+    prob = det.run(ops.model_feeds(state, d["roles"]))[d["output"]]
+    boxes, _ = ops.db_postprocess(prob[0], ops.info_vector(state), **d["post"])
+    boxes = ops.sort_boxes(boxes)
+    pairs = [(ops.minarea_crop(img, b), b) for b in boxes]
+    pairs = [(c, b) for c, b in pairs if c.size > 0]
+    order = sorted(range(len(pairs)), key=lambda i: pairs[i][0].shape[1] / float(pairs[i][0].shape[0]))
+    texts, scores = [""] * len(pairs), [0.0] * len(pairs)
+    chars = ops.ctc_characters(r["characters"], r["use_space_char"])
+    for start in range(0, len(order), r["batch_size"]):
+        chunk = order[start:start + r["batch_size"]]
+        probs = rec.run({r["input"]: ops.rec_batch([pairs[i][0] for i in chunk], r["image_shape"])})[r["output"]]
+        for i, t, s in zip(chunk, *ops.ctc_decode(probs, chars)):
+            texts[i], scores[i] = t, s
+    return {"boxes": np.array([b for _, b in pairs], np.float32).reshape(-1, 4, 2), "texts": texts,
+            "scores": np.array(scores, np.float32)}
+
+
+# -- speed -----------------------------------------------------------------------------------------------------------
+
+def timed_run(url: str, model: str, images: list[bytes], concurrency: int, requests: int) -> dict[str, float]:
+    """``requests`` images per client thread over gRPC; images/s and latency percentiles."""
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        mc = client(url, "grpc")
+        mine = []
+        for n in range(requests):
+            t0 = time.perf_counter()
+            try:
+                infer(mc, model, images[(k + n) % len(images)])
+            except Exception as exc:  # noqa: BLE001 - counted, reported
+                errors.append(str(exc).splitlines()[0])
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(lat) * 1e3
+    return {"concurrency": concurrency, "images": len(lat), "images_per_s": len(lat) / wall,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": len(errors)}
+
+
+def server_time_us(url: str, models: list[str]) -> dict[str, float]:
+    """Cumulative compute time per model from Triton's statistics (queue + compute), microseconds."""
+    _, cli = client(url, "http")
+    out = {}
+    for m in models:
+        stats = cli.get_inference_statistics(m)["model_stats"]
+        s = stats[0]["inference_stats"] if stats else {}
+        out[m] = sum(int(s.get(k, {}).get("ns", 0)) for k in ("queue", "compute_input", "compute_infer",
+                                                                  "compute_output")) / 1e3
+    return out
+
+
+def stage_models(repo: Path, name: str) -> list[str]:
+    """The models one pipeline request runs: pre, model, post (ensembles) or the BLS targets (ocr_system)."""
+    if name.endswith("_pipeline") or name.endswith("_pipeline_raw"):
+        model = name.rsplit("_pipeline", 1)[0]
+        return [f"{model}_pre", model, f"{model}_post"]
+    cfg = _load(repo, name)
+    return [name, cfg["det"]["model"], cfg["rec"]["model"]]
+
+
+# -- validate hook ---------------------------------------------------------------------------------------------------
+
+def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: tuple[str, ...] = ("http", "grpc"),
+                       concurrency: tuple[int, ...] = (1, 4), requests: int = 20, speed: bool = True) -> list[Any]:
+    """One harness ModelReport per pipeline folder; ``_pre``/``_post`` pass or fail with their ensemble."""
+    from repogen.harness.validate import ModelReport, OutputCheck
+
+    repo = Path(repo)
+    reports: dict[str, Any] = {}
+    refs: dict[str, Reference] = {}
+
+    def ref(model: str) -> Reference:
+        if model not in refs:
+            refs[model] = Reference(repo, model)
+        return refs[model]
+
+    try:
+        for name in names:
+            if name.endswith("_pre") or name.endswith("_post"):
+                continue
+            report = reports[name] = ModelReport(name)
+            try:
+                if name.endswith("_pipeline") or name.endswith("_pipeline_raw"):
+                    model = name.rsplit("_pipeline", 1)[0]
+                    cfg = _load(repo, f"{model}_pre")
+                    images = images_for(cfg["kind"])
+                    expect: Callable = lambda img, cfg=cfg, model=model: pipeline_answer(cfg, ref(model), img)
+                    kind = cfg["kind"]
+                else:
+                    cfg = _load(repo, name)
+                    images = images_for("ocr_det")
+                    expect = lambda img, cfg=cfg: ocr_answer(cfg, ref(cfg["det"]["model"]), ref(cfg["rec"]["model"]),
+                                                             img)
+                    kind = "ocr_system"
+                raw = name.endswith("_raw")
+                wants = [expect(img) for img in images]
+                for protocol in protocols:
+                    mc = client(server.http_url if protocol == "http" else server.grpc_url, protocol)
+                    for i, (img, want) in enumerate(zip(images, wants)):
+                        got = infer(mc, name, img, raw=raw)
+                        bad = differences(kind, got, want)
+                        report.checks.append(OutputCheck(protocol, f"image {i}", ",".join(sorted(want)),
+                                                         None, [], None, None, BOX_TOL, not bad, "; ".join(bad)))
+                        if bad:
+                            report.fail(f"{protocol} image {i}: {'; '.join(bad)}")
+                if speed and not raw:
+                    from repogen.pipelines import testing
+
+                    encoded = [testing.encode(img) for img in images]
+                    stages = stage_models(repo, name)
+                    for c in concurrency:
+                        before = server_time_us(server.http_url, stages)
+                        run = timed_run(server.grpc_url, name, encoded, c, max(1, requests // c))
+                        after = server_time_us(server.http_url, stages)
+                        spent = {m: after[m] - before[m] for m in stages}
+                        total = sum(spent.values()) or 1.0
+                        model_share = spent[stages[1]] / total if kind != "ocr_system" else \
+                            (spent[stages[1]] + spent[stages[2]]) / spent[stages[0]] if spent[stages[0]] else 0.0
+                        report.dynamic_batching.setdefault("configured", False)
+                        report.dynamic_batching.setdefault("pipeline_speed", []).append(
+                            run | {"pre_post_share": round(1 - model_share, 3)})
+                        if run["errors"]:
+                            report.fail(f"{run['errors']} of {run['images']} timed requests failed")
+            except Exception as exc:  # noqa: BLE001 - one pipeline's failure is reported, the others go on
+                report.fail(f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
+        for name in names:
+            if name.endswith("_pre") or name.endswith("_post"):
+                owner = name.rsplit("_", 1)[0] + "_pipeline"
+                stage = reports[name] = ModelReport(name)
+                if owner not in reports:
+                    stage.fail(f"not validated: {owner} (the ensemble that runs this stage) was not validated")
+                elif not reports[owner].ok:
+                    stage.fail(f"validated through {owner}, which failed")
+    finally:
+        for r in refs.values():
+            r.close()
+    return [reports[n] for n in names]
