@@ -86,7 +86,8 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
     if cfg is None:
         return []
-    return generate(cfg, spec.name, engine, max_batch_size)
+    instances = sum(g.count for g in (spec.instance_groups or [])) or 1
+    return generate(cfg, spec.name, engine, max_batch_size, instances)
 
 
 MARKER = "repogen-pipeline.json"  # marks a folder this package wrote, so a later --force may replace it

@@ -125,8 +125,10 @@ def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: lis
     return data
 
 
-def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
-    """The pre, post and ensemble models for ``model`` (its EngineDesc gives names, dtypes and shapes)."""
+def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, instances: int = 1
+             ) -> list[GeneratedModel]:
+    """The pre, post and ensemble models for ``model`` (its EngineDesc gives names, dtypes and shapes);
+    the Python stages get ``instances`` CPU instances, as many as the model has, so they never throttle it."""
     if max_batch_size <= 0:
         raise ConfigError(f"{model}: a pipeline needs a model with a dynamic batch dim (max_batch_size > 0); "
                           f"{cfg.path.name} describes one image per request")
@@ -154,9 +156,10 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int) ->
                 "1/pipeline_common.py": common, "1/pipeline.json": payload}
 
     return [
-        GeneratedModel(pre, _python_config(pre, [image, raw], model_in + [info], 1), python_files("pre_model.py"),
-                       meta={"model": model, "pipeline": data, "max_batch_size": max_batch_size}),
-        GeneratedModel(post, _python_config(post, model_out + [Tensor(INFO, "float32", [1, 4])], post_out, 1, 0),
+        GeneratedModel(pre, _python_config(pre, [image, raw], model_in + [info], instances),
+                       python_files("pre_model.py"),
+                       meta={"model": model, "pipeline": data, "max_batch_size": max_batch_size, "instances": instances}),
+        GeneratedModel(post, _python_config(post, model_out + [Tensor(INFO, "float32", [1, 4])], post_out, instances, 0),
                        python_files("post_model.py")),
         GeneratedModel(ens, _ensemble_config(ens, Tensor("image", "bytes", [1]), model, pre, post, names, [o.name for o in engine.outputs],
                                              outputs), {"1/.keep": b""}),
@@ -195,8 +198,8 @@ def ocr_system(generated: list[GeneratedModel], name: str = OCR_SYSTEM) -> list[
              "1/pipeline_common.py": (SERVED / "common.py").read_bytes(),
              "1/pipeline.json": json.dumps(data, indent=1).encode()}
     inputs = [Tensor("image", "bytes", [1], optional=True), Tensor("image_raw", "uint8", [-1, -1, 3], optional=True)]
-    # one instance per CPU core would be the next step; one keeps the BLS calls from competing on 2 cores
-    return [GeneratedModel(name, _python_config(name, inputs, outputs, 1), files)]
+    instances = max(det.get("instances", 1), rec.get("instances", 1))
+    return [GeneratedModel(name, _python_config(name, inputs, outputs, instances), files)]
 
 
 def write(models: list[GeneratedModel], root: Path) -> list[str]:
