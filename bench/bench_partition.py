@@ -6,7 +6,8 @@ paddle-target model, both served by the tritonserver bundled in nvidia-pytriton.
 
 Op share: repogen.partition.plan.partition_graph on every zoo model's PIR export (2.x export where the model has
 no PIR form) at its sample shapes, with a max-shape profile beyond TensorRT's NMS limit for yolo_dense. Latency:
-gRPC, batch 1 at the profile's opt shapes, concurrency 1, the harness's timing loop (p50 / p90 in ms).
+gRPC, batch 1 at the profile's opt shapes, concurrency 1, the harness's windowed timing (at least --requests
+samples; p50 / p90 in ms).
 Note what the stand-in measures: the NumPy backend on a 2-core CPU, not TensorRT on a GPU.
 """
 
