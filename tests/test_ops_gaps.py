@@ -35,6 +35,9 @@ CASES: dict[str, Case] = {
     "strided_runtime_steps": Case((Inp("x", (B, B)), Inp("y", (B,))), _two((2, 11), (3, 13), (2,), (3,)), fp16=True),
     # concat / split axes arriving as tensors that fold to constants
     "axis_tensors": Case((Inp("x", (B, 4, 6)),), _two((2, 4, 6), (3, 4, 6)), fp16=True),
+    # pad3d paddings from a shape, every mode
+    "pad_runtime": Case((Inp("x", (B, 2, B, B)), Inp("y", (B,))), _two((1, 2, 5, 6), (2, 2, 4, 7), (1,), (2,)),
+                        fp16=True),
     # split sections from a shape (the -1 section resolved at run time)
     "split_runtime_sections": Case((Inp("x", (B, 9)), Inp("y", (B,))), _two((2, 9), (3, 9), (2,), (4,)), fp16=True),
     # boolean masks: values broadcast over the masked positions (select), one value per true element
@@ -110,7 +113,15 @@ def build_cases(mode: str) -> dict:
         c, d, e = paddle.split(x, [2, n, paddle.shape(x)[1] - n - 2], axis=1)
         return a, b, c, d, e
 
+    def pad_runtime(x, y):
+        # paddings as one int32 tensor (the legacy Paddings input; Paddle 2.x cannot take a list of Variables)
+        n = paddle.reshape(paddle.shape(y)[0], [1]).astype("int32")
+        pads = paddle.concat([n, paddle.full([2], 1, "int32"), n])
+        return tuple(F.pad(x, pads, mode=m, value=0.5 if m == "constant" else 0.0)
+                     for m in ("constant", "reflect", "replicate", "circular"))
+
     return {
+        "pad_runtime": pad_runtime,
         "split_runtime_sections": split_runtime_sections,
         "index_put_mask": index_put_mask,
         "index_put_mask_rows": index_put_mask_rows,

@@ -26,9 +26,6 @@ REFUSED: tuple[Refusal, ...] = (
             "`axis` computed at run time", _AXIS),
     Refusal(("squeeze", "unsqueeze"), "`axis` / `axes` computed at run time",
             "they decide the output's rank, which TensorRT fixes when building"),
-    Refusal(("pad3d",), "`paddings` computed at run time",
-            "not written yet: the converter takes them at build time (a slice with run-time start and size "
-            "could express it)"),
     Refusal(("set_value", "set_value_with_tensor"), "`starts` / `ends` / `steps` computed at run time; `none_axes`",
             "the region mask is built from build-time bounds (slice/strided_slice take run-time bounds and steps)"),
     Refusal(("set_value",), "`values` attribute with more than one value",

@@ -186,11 +186,11 @@ def strided_slice(ctx, op):
 def pad_tensor(ctx, x, before, after, mode="FILL", value=0.0):
     """Pad (negative: crop) each dim; a slice starting before 0 reads the fill / reflect / clamp value."""
     dims = H.dims_of(ctx, x)
-    sizes = [H.sym_add(ctx, d, b + a) for d, b, a in zip(dims, before, after)]
+    sizes = [H.sym_add(ctx, H.sym_add(ctx, d, b), a) for d, b, a in zip(dims, before, after)]
     fill = None
     if mode == "FILL" and value != 0.0:
         fill = ctx.const(np.asarray(value), dtype=x.dtype)
-    return H.slice_(ctx, x, [-b for b in before], sizes, mode=mode, fill=fill)
+    return H.slice_(ctx, x, [H.sym_sub(ctx, 0, b) for b in before], sizes, mode=mode, fill=fill)
 
 
 @converter("pad")
@@ -207,8 +207,12 @@ _PAD_MODES = {"constant": "FILL", "reflect": "REFLECT", "replicate": "CLAMP", "c
 @converter("pad3d")
 def pad3d(ctx, op):
     # paddings = [left, right, top, bottom, front, back] on (W, H, D)
+    # paddings computed at run time (from a shape) become run-time slice starts and sizes
     x = ctx.input(op, "x")
-    p = H.static_int_array(ctx, op, "paddings")
+    p = H.int_array(ctx, op, "paddings")
+    if p is None:
+        raise ctx.fail("missing argument 'paddings'")
+    p = p if isinstance(p, list) else H.split_dims(ctx, p)
     r = H.rank(x)
     fmt = str(ctx.attr(op, "data_format", default="NCDHW"))
     spatial = [r - 2, r - 3, r - 4] if fmt == "NDHWC" else [r - 1, r - 2, r - 3]  # W, H, D
