@@ -12,7 +12,7 @@ from typing import Any
 
 from repogen.paddle.framework_schema import ENUMS
 from repogen.paddle.limits import MAX_BLOCKS, MAX_DIM, MAX_NAME, MAX_OPS, MAX_VARS, check_shape
-from repogen.paddle.wire import FIXED32, FIXED64, LEN, VARINT, Wire, decode_varint, f32, f64, signed
+from repogen.paddle.wire import LEN, Wire, decode_varint, f32, f64, signed
 
 # VarType.Type values that are tensor element types -> ir.DTYPES names.
 DTYPE_OF_VARTYPE = {

@@ -206,10 +206,6 @@ class Wire:
         except UnicodeDecodeError as exc:
             raise self.fail(f"invalid UTF-8 string ({exc.reason})", start + exc.start) from None
 
-    def expect(self, wtype: int, want: int, number: int, pos: int) -> None:
-        if wtype != want:
-            raise self.fail(f"field {number} has wire type {wtype}, expected {want}", pos)
-
     def append_ints(self, out: list[int], wtype: int, value: int, end: int, signed: bool = True) -> None:
         """Append one unpacked varint or a whole packed run to out (proto2 writers use either)."""
         if wtype == VARINT:
