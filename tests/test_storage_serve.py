@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from repogen.cli import main
-from s3_support import bucket, s3_env, s3_server  # noqa: F401 (fixtures)
+from s3_support import SAMPLE_REPO, bucket, s3_env, s3_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -46,7 +46,7 @@ def test_validate_missing_model_prefix_is_one_error(s3_env, bucket, capsys, monk
 def test_serve_from_s3(s3_env, bucket, tmp_path, capsys):
     """``repogen serve s3://...`` serves the published model until SIGINT, then stops cleanly."""
     uri = f"s3://{bucket}/serve"
-    assert main(["publish", "sample_repo", uri]) == 0
+    assert main(["publish", str(SAMPLE_REPO), uri]) == 0
     capsys.readouterr()
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
