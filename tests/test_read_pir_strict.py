@@ -260,3 +260,15 @@ def _varint(v: int) -> bytes:
         v >>= 7
         if not v:
             return bytes(out)
+
+
+def test_nesting_within_the_limit_is_read(tmp_path: Path, base: dict) -> None:
+    """The validator and the reader agree on the nesting limit: 60 levels of attribute arrays are read."""
+    doc = copy.deepcopy(base)
+    at: dict = {"#": "0.a_i32", "D": 1}
+    for _ in range(60):
+        at = {"#": "0.a_array", "D": [at]}
+    _op(doc, "1.data")["A"].append({"N": "deep", "AT": at})
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    (tmp_path / "m.pdiparams").write_bytes((zoo.get("convnet", "pir") / "inference.pdiparams").read_bytes())
+    assert load_model(tmp_path / "m.json").inputs == ["x"]

@@ -15,7 +15,7 @@ import numpy as np
 from repogen.errors import ModelFormatError
 from repogen.ir import Block, Graph, ModelSource, Op, Value
 from repogen.paddle import opdefs
-from repogen.paddle.limits import MAX_OPS
+from repogen.paddle.limits import MAX_NESTING, MAX_OPS
 from repogen.paddle.params import ParamSpec, attach, read_combined
 from repogen.paddle.pir_validate import DTYPE_TYPES as _DTYPE_TYPES
 from repogen.paddle.pir_validate import check_program, load_json
@@ -52,8 +52,8 @@ class _Reader:
 
     # --- pre-pass: names of values, builtin.combine / split / slice ------------------------------
     def scan(self, ops: list, depth: int = 0) -> None:
-        if depth > 64:
-            raise self.fail("control flow nested deeper than 64 levels")
+        if depth > MAX_NESTING:
+            raise self.fail(f"control flow nested deeper than {MAX_NESTING} levels")
         for op in _list(ops, self, "block ops"):
             name = op_name(op, self)
             outs = _results(op, self)
@@ -306,7 +306,7 @@ _FLOAT_SPECIALS = {"INF": float("inf"), "-INF": float("-inf"), "NAN": float("nan
 
 
 def attr_value(at: Any, r: _Reader, depth: int = 0) -> Any:
-    if depth > 32:
+    if depth > MAX_NESTING:
         raise r.fail("attribute nested too deeply")
     if not isinstance(at, dict) or "#" not in at:
         raise r.fail(f"malformed attribute {str(at)[:60]}")
