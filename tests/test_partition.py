@@ -300,3 +300,33 @@ def test_auto_whole_plan_refused_partitions_around_the_nms(tmp_path, monkeypatch
     report = build_repository([spec], tmp_path / "repo2", progress=False)
     assert report.models[0].target == "paddle"
     assert any("INMSLayer" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "yolo_head", "tensors", "rtdetr_head", "ernie",
+                                  "transformer"])
+def test_paddle_remainder_runner_equals_paddle_on_whole_zoo_models(name):
+    """Every op of a cleaned zoo model run by the remainder runner (paddle._C_ops, one call per op) gives Paddle
+    Inference's outputs: convs carrying biases repogen folded into them, depthwise convs, yolo_box + NMS,
+    shape/gather/arg ops, topk + grid_sample, embeddings."""
+    from repogen.partition.plan import _io_dtype
+    from repogen.partition.regions import Region, clean
+    from repogen.partition.runtime import PaddleOpsRunner
+    from repogen.trt.check import as_detection_set, compare, detection_outputs
+
+    g = clean(load_model(zoo.get(name, "pir")))
+    feeds = zoo.sample_feeds(name)
+
+    def io(names):
+        return [(n, _io_dtype(g.value(n).dtype), tuple(g.value(n).shape)) for n in names]
+
+    region = Region("python", list(range(len(g.ops))), [o.type for o in g.ops], io(g.inputs), io(g.outputs))
+    got = PaddleOpsRunner(g, region).run(feeds)
+    want = zoo.reference_outputs(zoo.get(name, "pir"), feeds)
+    detections = detection_outputs(g)
+    assert len(want) == len(g.outputs)
+    for out, expected in zip(g.outputs, want.values()):
+        a, b = got[out], expected
+        if out in detections:
+            a, b = as_detection_set(a, detections[out]), as_detection_set(b, detections[out])
+        r = compare(a, b, 1e-5, out)
+        assert r.passed, (out, r)

@@ -107,6 +107,13 @@ _LIST_OF_OP = {(op, "x") for op in ("concat", "stack", "add_n", "meshgrid", "bro
 _LIST_ALWAYS = {"xs", "inputs"}
 
 
+# argument names the signature table and the reader spell differently
+_ALIASES = {"keepdim": "keepdims", "keepdims": "keepdim"}
+
+# passes.fold_conv_bias / fold_batch_norm give these a "bias" input, which phi's conv kernels do not take
+_CONV_WITH_FOLDED_BIAS = ("conv2d", "depthwise_conv2d")
+
+
 def _takes_list(op_type: str, arg: str) -> bool:
     return arg in _LIST_ALWAYS or (op_type, arg) in _LIST_OF_OP
 
@@ -167,6 +174,8 @@ class PaddleOpsRunner:
         if name == "place":
             return paddle.CPUPlace()
         if name == "dtype" and isinstance(value, str):
+            if value.startswith("Undefined"):  # PIR's "same as the input" (full_like)
+                return paddle.base.core.DataType.UNDEFINED
             return paddle.base.framework.convert_np_dtype_to_dtype_(value)
         return value
 
@@ -188,8 +197,12 @@ class PaddleOpsRunner:
                         args.append(vals if len(vals) != 1 or _takes_list(op.type, a) else vals[0])
                     elif op.inputs.get(a + "_tensor_list"):
                         args.append([env[n] for n in op.inputs[a + "_tensor_list"]])
+                    elif a == "place":  # where to allocate: never recorded in a saved model
+                        args.append(paddle.CPUPlace())
                     elif a in op.attrs:
                         args.append(self._attr(a, op.attrs[a]))
+                    elif _ALIASES.get(a) in op.attrs:
+                        args.append(self._attr(a, op.attrs[_ALIASES[a]]))
                     else:
                         args.append(None)
                 try:
@@ -197,6 +210,9 @@ class PaddleOpsRunner:
                 except Exception as exc:
                     raise RepogenError(f"op {op.type} ({', '.join(op.output_names())}): Paddle: "
                                        f"{' '.join(str(exc).split())[:400]}") from exc
+                bias = op.inputs.get("bias") if op.type in _CONV_WITH_FOLDED_BIAS else None
+                if bias:  # repogen's clean-up folded an add / batch norm into the conv (no phi argument for it)
+                    result = result + env[bias[0]].reshape([1, -1, 1, 1])
                 results = list(result) if isinstance(result, (tuple, list)) else [result]
                 slots = [names for names in op.outputs.values()]
                 if len(slots) == 1 and len(slots[0]) > 1 and len(results) == len(slots[0]):
