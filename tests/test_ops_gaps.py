@@ -29,6 +29,10 @@ CASES: dict[str, Case] = {
     "interp_scale_tensor": Case((Inp("x", (B, 2, B, B)),), _two((1, 2, 4, 5), (2, 2, 3, 3)), fp16=True),
     "interp_scale_runtime": Case((Inp("x", (B, 2, B, B)), Inp("y", (B,))), _two((1, 2, 4, 5), (2, 2, 3, 3), (2,), (3,)),
                                  fp16=True),
+    # fractional scales on run-time dims: from a tensor (1.5 / 1.0 at run time) or a constant 1.5 / 0.7, where
+    # TensorRT's length-ratio sampling would differ from Paddle's 1 / scale
+    "interp_fractional": Case((Inp("x", (B, 2, B, B)), Inp("y", (B,))), _two((1, 2, 5, 7), (2, 2, 4, 6), (2,), (1,)),
+                              fp16=True),
     # slice bounds and strided_slice steps from shapes
     "slice_runtime": Case((Inp("x", (B, B, 6)), Inp("y", (B, B))), _two((2, 7, 6), (3, 9, 6), (2, 3), (3, 2)),
                           fp16=True),
@@ -69,6 +73,15 @@ def build_cases(mode: str) -> dict:
         s = paddle.shape(y).astype("float32")  # 2.0 or 3.0, known only at run time
         s2 = paddle.concat([s, s])
         return F.interpolate(x, scale_factor=s2, mode="nearest"), F.interpolate(x, scale_factor=s2, mode="bilinear")
+
+    def interp_fractional(x, y):
+        s = (paddle.shape(y).astype("float32") + 1.0) / 2.0  # 1.5 or 1.0, known only at run time
+        s2 = paddle.concat([s, s * 0.5 + 0.5])
+        return (F.interpolate(x, scale_factor=s2, mode="bilinear", align_corners=False, align_mode=0),
+                F.interpolate(x, scale_factor=s2, mode="bilinear", align_corners=False, align_mode=1),
+                F.interpolate(x, scale_factor=s2, mode="nearest"),
+                F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=False),
+                F.interpolate(x, scale_factor=[0.7, 1.3], mode="nearest"))
 
     def slice_runtime(x, y):
         a, b = paddle.shape(y)[0], paddle.shape(y)[1]
@@ -129,6 +142,7 @@ def build_cases(mode: str) -> dict:
         "interp_size_from_shape": interp_size_from_shape,
         "interp_scale_tensor": interp_scale_tensor,
         "interp_scale_runtime": interp_scale_runtime,
+        "interp_fractional": interp_fractional,
         "slice_runtime": slice_runtime,
         "strided_runtime_steps": strided_runtime_steps,
         "axis_tensors": axis_tensors,

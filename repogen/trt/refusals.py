@@ -72,9 +72,11 @@ REFUSED: tuple[Refusal, ...] = (
 #: conversions that are accepted but approximate Paddle, with the condition under which they are exact
 APPROXIMATE: tuple[Refusal, ...] = (
     Refusal(("nearest_interp", "bilinear_interp", "linear_interp", "bicubic_interp", "trilinear_interp"),
-            "`scale_tensor` computed at run time (or a scale on run-time dims) where input size x scale is not whole",
+            "bicubic, or align_corners with a `scale_tensor` computed at run time; bicubic with a fractional scale "
+            "on run-time dims",
             "TensorRT samples by the length ratio in / out, Paddle by 1 / scale; the two agree where in x scale is "
-            "whole (a warning is printed)"),
+            "whole (a warning is printed). Nearest and linear modes use Paddle's own coordinates instead "
+            "(gathers computed at run time)"),
 )
 
 

@@ -49,7 +49,7 @@ def _sizes(ctx, op, n: int, x=None):
         if c is None:
             if int(ctx.get(op.input("scale_tensor")).shape[0]) not in (1, n):
                 raise ctx.fail(f"scale_tensor must hold 1 or {n} values")
-            return "runtime_scale", _runtime_scaled_dims(ctx, x, ctx.get(op.input("scale_tensor")), n)
+            return "runtime_scale", ctx.get(op.input("scale_tensor"))
         s = [float(v) for v in np.asarray(c).reshape(-1)]
         return "scale", s * n if len(s) == 1 else s
     scale = ctx.attr(op, "scale", default=None)
@@ -116,6 +116,38 @@ def _resize_by_taps(ctx, x, kind: str, scales, align_mode: int):
     return x
 
 
+def _resize_by_runtime_taps(ctx, x, kind: str, scale, n: int, align_mode: int):
+    """Nearest / linear resize by Paddle's formulas on spatial dims or scales known only at run time: per axis,
+    out = floor(in * scale), ratio = 1 / scale, source coordinates from an iota of the output positions, two
+    gathers and a lerp (linear) or one gather (nearest). TensorRT's resize would use in / out instead."""
+    f32, i64 = ctx.trt.DataType.FLOAT, ctx.trt.DataType.INT64
+    scale = ctx.cast(H.reshape(ctx, scale, [-1]), f32)
+    for i in range(n):
+        axis = 2 + i
+        s = H.gather_1d(ctx, scale, [i if int(scale.shape[0]) != 1 else 0])  # [1]
+        n_in = H.dims_of(ctx, x)[axis]
+        n_in_f = ctx.cast(H.dim_tensor(ctx, n_in), f32)
+        n_out = H.reshape(ctx, ctx.cast(H.unary(ctx, H.mul(ctx, n_in_f, s), "FLOOR"), i64), [1])
+        ratio = H.div(ctx, ctx.const(np.ones(1, np.float32), dtype=f32), s)
+        k = H.iota(ctx, n_out, f32)
+        last = H.sub(ctx, H.dim_tensor(ctx, n_in), 1)
+        view = [1] * H.rank(x)
+        view[axis] = -1
+        if kind == "NEAREST":
+            idx = H.minimum(ctx, ctx.cast(H.unary(ctx, H.mul(ctx, k, ratio), "FLOOR"), i64), last)
+            x = ctx.named(ctx.network.add_gather(x, idx, axis)).get_output(0)
+            continue
+        src = H.sub(ctx, H.mul(ctx, H.add(ctx, k, 0.5), ratio), 0.5) if align_mode == 0 else H.mul(ctx, k, ratio)
+        src = H.maximum(ctx, src, 0.0)
+        lo = H.minimum(ctx, ctx.cast(H.unary(ctx, src, "FLOOR"), i64), last)
+        hi = H.minimum(ctx, H.add(ctx, lo, 1), last)
+        frac = ctx.cast(H.reshape(ctx, H.sub(ctx, src, ctx.cast(lo, f32)), view), x.dtype)
+        a = ctx.named(ctx.network.add_gather(x, lo, axis)).get_output(0)
+        b = ctx.named(ctx.network.add_gather(x, hi, axis)).get_output(0)
+        x = H.add(ctx, a, H.mul(ctx, H.sub(ctx, b, a), frac))
+    return x
+
+
 @converter("nearest_interp", "bilinear_interp", "linear_interp", "bicubic_interp", "trilinear_interp")
 def interp(ctx, op):
     x, restore = to_nchw(ctx, op, ctx.input(op, "x"))
@@ -123,16 +155,23 @@ def interp(ctx, op):
     trt = ctx.trt
     kind = _MODES[op.type]
     how, vals = _sizes(ctx, op, n, x)
+    align_corners = bool(ctx.attr(op, "align_corners", default=False))
+    align_mode = int(ctx.attr(op, "align_mode", default=1))
     if how == "runtime_scale":
+        if kind != "CUBIC" and not align_corners:  # Paddle's own coordinates, computed at run time
+            ctx.output(op, restore(_resize_by_runtime_taps(ctx, x, kind, vals, n, align_mode)), slot="output")
+            return
         # TensorRT maps coordinates by the length ratio; Paddle by 1 / scale: equal where in * scale is whole
         warnings.warn(f"{op.type} #{ctx.position}: a scale known only at run time matches Paddle where input size "
                       "x scale is a whole number (TensorRT samples by length ratio)", stacklevel=2)
-        how = "shape"
-    align_corners = bool(ctx.attr(op, "align_corners", default=False))
-    align_mode = int(ctx.attr(op, "align_mode", default=1))
+        how, vals = "shape", _runtime_scaled_dims(ctx, x, vals, n)
     if how == "scale" and _diverges_from_length_ratio(list(x.shape[2:]), vals, align_corners):
         if all(d >= 0 for d in x.shape[2:]):
             ctx.output(op, restore(_resize_by_taps(ctx, x, kind, vals, align_mode)), slot="output")
+            return
+        if kind != "CUBIC":
+            scale = ctx.const(np.asarray(vals, np.float32), dtype=ctx.trt.DataType.FLOAT)
+            ctx.output(op, restore(_resize_by_runtime_taps(ctx, x, kind, scale, n, align_mode)), slot="output")
             return
         warnings.warn(f"{op.type} #{ctx.position}: scale {vals} on spatial dims known only at run time matches "
                       "Paddle only where input size x scale is a whole number (TensorRT samples by length ratio)",
