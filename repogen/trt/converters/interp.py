@@ -3,7 +3,8 @@
 Paddle's coordinate rules: align_corners -> src = dst * (in - 1) / (out - 1); otherwise bilinear/linear
 with align_mode 0 and bicubic use half-pixel centres, align_mode 1 and nearest use src = dst * in / out.
 Nearest rounds down, or half up with align_corners. The output size comes, in falling priority, from
-size_tensor, out_size, scale (tensor or attribute) and out_d/out_h/out_w.
+size_tensor, out_size, scale (tensor or attribute) and out_d/out_h/out_w. A scale known only at run time (or
+a fractional one on run-time dims) samples nearest/linear by Paddle's 1 / scale through run-time gathers.
 """
 
 from __future__ import annotations
