@@ -46,7 +46,8 @@ CASES: dict[str, Case] = {
     "split_runtime_sections": Case((Inp("x", (B, 9)), Inp("y", (B,))), _two((2, 9), (3, 9), (2,), (4,)), fp16=True),
     # boolean masks: values broadcast over the masked positions (select), one value per true element
     # (NonZero + scatter), x[mask] = v (index_put + a whole-tensor set_value), masked_select
-    "index_put_mask": Case((Inp("x", (B, 4, 5)), Inp("v", (5,))), _two((2, 4, 5), (3, 4, 5), (5,), (5,), "v"), fp16=True),
+    "index_put_mask": Case((Inp("x", (B, 4, 5)), Inp("v", (5,))), _two((2, 4, 5), (3, 4, 5), (5,), (5,), "v"),
+                           fp16=True),
     "index_put_mask_rows": Case((Inp("x", (B, 6)),), _two((2, 6), (3, 6)), fp16=True),
 }
 
