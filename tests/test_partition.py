@@ -330,3 +330,15 @@ def test_paddle_remainder_runner_equals_paddle_on_whole_zoo_models(name):
             a, b = as_detection_set(a, detections[out]), as_detection_set(b, detections[out])
         r = compare(a, b, 1e-5, out)
         assert r.passed, (out, r)
+
+
+def test_fp16_partition_checks_at_the_fp16_tolerance(cumprod):
+    """TensorRT regions convert in FP16 (NumPy backend emulates the rounding), the remainder stays Paddle FP32,
+    boundary tensors stay FP32 (a network's I/O keeps the model's types)."""
+    part = partition_graph(cumprod, CUMPROD, "fp16")
+    assert all(d == "float32" for r in part.regions for _, d, _ in r.inputs + r.outputs)
+    assert {r.precision for r in part.regions} == {"fp16"}
+    result = check_partition(part, zoo.get("cumprod_net", "pir"), CUMPROD, "fp16")
+    (out,) = result["outputs"].values()
+    assert result["status"] == "passed" and out["tolerance"] == 1e-2
+    assert 1e-6 < out["rel_err"] <= 1e-2  # FP16 rounding is visible, and within the bound
