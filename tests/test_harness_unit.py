@@ -235,6 +235,12 @@ def test_metrics_bound_to_loopback_when_a_port_is_given():
     cmd = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, None, metrics_port=9002)
     assert {"--allow-metrics=true", "--metrics-address=127.0.0.1", "--metrics-port=9002"} <= set(cmd)
     assert "--allow-metrics=false" not in cmd and any(a.startswith("--exit-timeout-secs=") for a in cmd)
+    from repogen.harness import container as ctr
+    ccmd = ctr.run_command("podman", Path("/r"), "img", "n", 1, 2, False, srv.container_server_args(metrics=True),
+                           metrics_port=3)
+    assert [ccmd[i + 1] for i, a in enumerate(ccmd) if a == "-p"] == ["127.0.0.1:1:8000", "127.0.0.1:2:8001",
+                                                                      "127.0.0.1:3:8002"]
+    assert "--allow-metrics=true" in ccmd and "--metrics-port=8002" in ccmd and "--allow-metrics=false" not in ccmd
 
 
 LEADER = r'''

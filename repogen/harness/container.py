@@ -94,11 +94,12 @@ def gpu_flags(engine: str) -> list[str]:
 
 
 def run_command(engine: str, repo: Path, image: str, name: str, http_port: int, grpc_port: int,
-                gpus: bool, server_args: list[str]) -> list[str]:
+                gpus: bool, server_args: list[str], metrics_port: int | None = None) -> list[str]:
     """``ENGINE run`` in the foreground (its output is the server log); tritonserver binds all interfaces
     inside its own network namespace, and only 127.0.0.1 is published on the host."""
     cmd = [engine, "run", "--rm", "--name", name, "--label", f"{LABEL}=1", "--init", "--shm-size=1g",
            "-p", f"127.0.0.1:{http_port}:{CONTAINER_HTTP}", "-p", f"127.0.0.1:{grpc_port}:{CONTAINER_GRPC}",
+           *(["-p", f"127.0.0.1:{metrics_port}:{CONTAINER_METRICS}"] if metrics_port is not None else []),
            "-v", f"{repo.resolve()}:/models:ro"]
     if gpus:
         cmd += gpu_flags(engine)

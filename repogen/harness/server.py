@@ -144,10 +144,12 @@ def gpu_available() -> bool:
         return False
 
 
-def container_server_args(extra: list[str] | None = None) -> list[str]:
-    """tritonserver's arguments inside a container (ports are the image's defaults, published by the engine)."""
+def container_server_args(extra: list[str] | None = None, metrics: bool = False) -> list[str]:
+    """tritonserver's arguments inside a container (ports are the image's defaults, published by the engine
+    on 127.0.0.1 only; the metrics port too when ``metrics``)."""
     return ["--model-control-mode=explicit", f"--http-port={container.CONTAINER_HTTP}",
-            f"--grpc-port={container.CONTAINER_GRPC}", "--allow-metrics=false", "--exit-on-error=true",
+            f"--grpc-port={container.CONTAINER_GRPC}",
+            *_metrics_args(container.CONTAINER_METRICS if metrics else None, None), "--exit-on-error=true",
             "--strict-readiness=false", f"--exit-timeout-secs={int(STOP_GRACE_S) - 2}", *(extra or [])]
 
 
@@ -389,7 +391,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                 if server == "docker":
                     name = f"{container.NAME_PREFIX}{uuid.uuid4().hex[:12]}"
                     cmd = container.run_command(engine, repo_path, image, name, hp, gp, gpus,
-                                                container_server_args(extra_args))
+                                                container_server_args(extra_args, metrics=True), metrics_port=mp)
                     env: dict[str, str] = {}
                 else:
                     name = None
@@ -404,7 +406,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                 proc = _spawn(cmd, env, log_path)
                 handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server,
                                       engine=engine if server == "docker" else None,
-                                      metrics_url=None if server == "docker" else f"127.0.0.1:{mp}")
+                                      metrics_url=f"127.0.0.1:{mp}")
                 try:
                     handle.wait_live(ready_timeout)
                     break
