@@ -2,6 +2,7 @@
 
     python bench/bench_pipelines.py [--kinds ocr_det,det,seg,ocr_system] [--concurrency 1,8] [--images 40]
 
+Images are PNG files: the server gets their bytes, PaddleX gets their paths (both decode them).
 Builds the zoo-style test exports (repogen.pipelines.testing) with ``repogen build`` (paddle target, no flags),
 serves them on the bundled CPU tritonserver and sends encoded images over gRPC from N client threads; the
 alternative is PaddleX ``create_model(..., engine="paddle_static", run_mode "paddle")`` (oneDNN off) called
@@ -71,7 +72,8 @@ def served(url: str, model: str, images: list[np.ndarray], conc: int) -> tuple[f
     return len(encoded) / wall, lat
 
 
-def paddlex(make, answer, images: list[np.ndarray], conc: int) -> float:
+def paddlex(make, answer, images: list[str], conc: int) -> float:
+    """``images`` are the same encoded files the server gets, as paths: PaddleX decodes them itself."""
     preds = [make() for _ in range(conc)]
     for p in preds:
         answer(p, images[0])  # warm-up, as the server's first request is outside the timed part too
@@ -122,15 +124,20 @@ def main() -> int:
                     return (ref.paddlex_predictor("ocr_det", models["ocr_det"], work),
                             ref.paddlex_predictor("ocr_rec", models["ocr_rec"], work, batch_size=6))
 
-                def answer(p, img):
-                    return ref.paddlex_ocr(p[0], p[1], img)
+                def answer(p, path):
+                    import cv2
+                    return ref.paddlex_ocr(p[0], p[1], cv2.imread(path))  # PaddleX's OCR reads with OpenCV
             else:
                 def make(kind=kind):
                     return ref.paddlex_predictor(kind, models[kind], work)
 
-                def answer(p, img):
-                    return list(p.predict(img))
+                def answer(p, path):
+                    return list(p.predict(path))
 
+            files = []
+            for i, img in enumerate(images):
+                files.append(str(work / f"{kind}-{i}.png"))
+                (work / f"{kind}-{i}.png").write_bytes(testing.encode(img))
             stages = stage_models(repo, model)
             for conc in levels:
                 served(srv.grpc_url, model, images[:conc], conc)  # warm every instance
@@ -138,7 +145,7 @@ def main() -> int:
                 rate, lat = served(srv.grpc_url, model, images, conc)
                 after = server_time_us(srv.http_url, stages)
                 spent = {m: (after[m] - before[m]) / len(images) / 1e3 for m in stages}  # ms per image
-                alt = paddlex(make, answer, images, conc)
+                alt = paddlex(make, answer, files, conc)
                 ms = np.array(lat) * 1e3
                 if kind == "ocr_system":
                     total = spent[stages[0]]
