@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cli_args(p)
     p.add_argument("--no-check", action="store_true", help="skip the NumPy-backend check against Paddle")
+    p.add_argument("--deploy-config", metavar="FILE",
+                   help="PaddleX inference.yml / PaddleDetection infer_cfg.yml / PaddleSeg deploy.yaml (default: the "
+                        "one beside the model): profiles, labels and the _pre/_post/_pipeline models")
+    p.add_argument("--no-pipeline", action="store_true",
+                   help="build the model alone: no pre/post-processing models from its deploy config")
     p.add_argument("--partition", action=argparse.BooleanOptionalAction, default=None,
                    help="ops TensorRT cannot run go to Python-backend models, joined with the TensorRT regions in "
                         "an ensemble under the model's name (default: on for --target auto); --no-partition: "

@@ -124,3 +124,44 @@ def test_input_roles():
     assert input_roles(["x"], "m") == {"x": "image"}
     with pytest.raises(ConfigError, match="which input takes the image"):
         input_roles(["a", "b"], "m")
+
+
+def test_cli_deploy_config_and_no_pipeline(tmp_path):
+    """--deploy-config names a config kept elsewhere; --no-pipeline builds the model alone (profiles still
+    from the config); a missing file is one error line."""
+    import json
+    import subprocess
+    import sys
+
+    from repogen.harness.model_files import read_model_folder
+    from repogen.pipelines.build_hook import MARKER
+
+    cfg = tmp_path / "cfg" / "deploy.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(testing.SEG_YML.replace("target_size: [256, 192]", "target_size: [32, 32]\n    keep_ratio: false"))
+    model = "repogen/examples/tiny_cnn"
+
+    def build(out, *extra):
+        return subprocess.run([sys.executable, "-m", "repogen.cli", "build", model, "--out", str(out), "--target",
+                               "paddle", "--no-check", "--json", *extra], capture_output=True, text=True, timeout=240)
+
+    proc = build(tmp_path / "a", "--deploy-config", str(cfg))
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["tiny_cnn", "tiny_cnn_pipeline", "tiny_cnn_pipeline_raw", "tiny_cnn_post", "tiny_cnn_pre"]
+    assert (tmp_path / "a" / "tiny_cnn_pre" / MARKER).is_file()
+    # the fixed Resize made the profile: 3x32x32 images
+    manifest = json.loads((tmp_path / "a" / "tiny_cnn" / "repogen.json").read_text())
+    assert "32" in json.dumps(manifest.get("profiles") or manifest)
+    proc = build(tmp_path / "b", "--deploy-config", str(cfg), "--no-pipeline")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["tiny_cnn"]
+    assert read_model_folder(tmp_path / "b" / "tiny_cnn").inputs[0].dims[-1] in (-1, 32)
+    proc = build(tmp_path / "c", "--deploy-config", str(tmp_path / "nope.yml"))
+    assert proc.returncode == 2 and "--deploy-config" in proc.stderr and "Traceback" not in proc.stderr
+    # a rebuild with --force replaces the pipeline folders; a folder the user made is never replaced
+    assert build(tmp_path / "a", "--deploy-config", str(cfg), "--force").returncode == 0
+    (tmp_path / "d" / "tiny_cnn_pre").mkdir(parents=True)
+    proc = build(tmp_path / "d", "--deploy-config", str(cfg), "--force")
+    assert proc.returncode == 2 and "was not written by repogen" in proc.stderr
+    assert (tmp_path / "d" / "tiny_cnn_pre").is_dir() and not (tmp_path / "d" / "tiny_cnn").exists()

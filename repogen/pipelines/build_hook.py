@@ -21,8 +21,6 @@ DEFAULT_BATCH = 8
 
 def deploy_config(spec: Any) -> DeployConfig | None:
     explicit = getattr(spec, "deploy_config", None)
-    if getattr(spec, "pipeline", True) is False:
-        return None
     path = Path(explicit) if explicit else find_deploy_config(spec.source)
     if explicit and not path.is_file():
         raise ConfigError(f"{spec.name}: --deploy-config {explicit}: file not found")
@@ -84,7 +82,7 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 
 
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
-    if cfg is None:
+    if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
     return generate(cfg, spec.name, engine, max_batch_size, instances)

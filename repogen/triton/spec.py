@@ -93,6 +93,8 @@ class ModelSpec:
     partition: bool | None = None  # TensorRT regions + Python remainder in an ensemble; None: only under auto
     calib_data: Path | None = None  # precision "int8": calibration samples (repogen.trt.calibrate)
     calib_method: str = "max"
+    deploy_config: Path | None = None  # repogen.pipelines: the exporter's config (default: found beside the model)
+    pipeline: bool = True  # False: build the model alone, without _pre/_post/_pipeline models
     # renamed inputs/outputs: Paddle name -> Triton name (repogen/naming.py)
     input_names: dict[str, str] = field(default_factory=dict)
     output_names: dict[str, str] = field(default_factory=dict)
@@ -478,5 +480,10 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
         s.output_names = parse_renames(getattr(args, "output_names", None), "--output-names")
         s.check = not args.no_check
         s.partition = getattr(args, "partition", None)
+        if getattr(args, "deploy_config", None):
+            s.deploy_config = _path(args.deploy_config, Path.cwd(), "--deploy-config")
+        s.pipeline = not getattr(args, "no_pipeline", False)
+    if getattr(args, "deploy_config", None) and len(specs) > 1:
+        raise ConfigError("--deploy-config needs exactly one MODEL")
     check_unique(specs, "command line")
     return specs
