@@ -231,8 +231,8 @@ def test_auto_with_tensorrt_builds_plans_for_regions_and_moves_refused_regions_t
         if "pool2d" in types:
             raise RepogenError("op #3 pool2d: no kernel for this layer on this GPU")
         built.append(types)
-        return targets.PlanBuild(None, b"PLAN" + ",".join(types).encode(), {"version": "10.8.0",
-                                                                            "compute_capability": "9.0"})
+        return targets.PlanBuild(targets.graph_engine(graph, kw["profiles"]), b"PLAN" + ",".join(types).encode(),
+                                 {"version": "10.8.0", "compute_capability": "9.0"})
 
     monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
     monkeypatch.setattr(targets, "build_plan", fake_build_plan)
@@ -342,3 +342,19 @@ def test_fp16_partition_checks_at_the_fp16_tolerance(cumprod):
     (out,) = result["outputs"].values()
     assert result["status"] == "passed" and out["tolerance"] == 1e-2
     assert 1e-6 < out["rel_err"] <= 1e-2  # FP16 rounding is visible, and within the bound
+
+
+def test_tensorrt_part_dims_follow_the_engine():
+    """A TensorRT part's config carries the dims its engine fixes (the stand-in: the NumPy conversion's), -1 only
+    where the engine has a run-time dim; the Python step reading the same tensor may keep -1 (a wildcard)."""
+    model = _prepare("yolo_dense", YOLO_BIG, min_shapes=["image:1x3x64x64,im_size:1x2"],
+                     opt_shapes=["image:2x3x64x64,im_size:2x2"], max_shapes=["image:2x3x192x192,im_size:2x2"])
+    trt, py = model.parts
+    from repogen.partition.ensemble import standin_io
+
+    engine = standin_io(model.partition.cleaned, trt.region)
+    for (n, _, s), t in zip(trt.region.outputs, engine.outputs):
+        assert all(d == e for d, e in zip(s, t.shape) if e >= 0), (n, s, t.shape)
+    cfg = parse_config(trt.config_text, "trt")
+    assert [list(o.dims) for o in cfg.output] == [list(s[1:]) for _, _, s in trt.region.outputs]
+    check_ensemble(parse_config(model.ensemble_text, "e"), model.engine, model.parts, "yolo_dense")

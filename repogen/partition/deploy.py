@@ -29,7 +29,7 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
     (NMS, NonZero: ``SUSPECTS``) then start in Python, and each remaining region is built on its own."""
     from repogen.triton.targets import build_plan, graph_engine
 
-    def build_region(sub: Graph, region: Any) -> tuple[bytes, dict]:
+    def build_region(sub: Graph, region: Any) -> tuple[bytes, dict, Any]:
         from repogen.trt.profiles import Profile
 
         objs = [Profile({n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.items()})
@@ -37,7 +37,7 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
         built = build_plan(sub, trt, precision=spec.precision, profiles_objs=objs, profiles=region.profiles,
                            workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level, cache=cache,
                            name=spec.name)
-        return built.plan, built.info
+        return built.plan, built.info, built.engine
 
     engine = graph_engine(graph, profiles)
     try:

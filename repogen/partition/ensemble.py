@@ -64,13 +64,37 @@ def part_name(model: str, index: int, kind: str) -> str:
     return f"{model}_{index}_{'tensorrt' if kind == 'tensorrt' else 'python'}"
 
 
+def standin_io(cleaned: Graph, region: Region) -> EngineDesc:
+    """What the region's engine reports: its conversion on the NumPy backend."""
+    from repogen.partition.runtime import NetworkRunner
+    from repogen.triton.targets import conversion_engine
+
+    return conversion_engine(NetworkRunner(cleaned, region).conversion, list(region.profiles))
+
+
+def specialise(region: Region, engine: Any) -> Region:
+    """The region with each dim the engine fixes taken from the engine (by position; names are the region's)."""
+    def merge(ours, theirs, kind):
+        if theirs is None or len(ours) != len(theirs):
+            raise ConfigError(f"region {region.op_types[:3]}...: the engine has {len(theirs or [])} {kind}s, the "
+                              f"region {len(ours)}")
+        out = []
+        for (n, d, s), t in zip(ours, theirs):
+            if len(t.shape) != len(s):
+                raise ConfigError(f"{kind} {n}: the engine's rank {len(t.shape)} differs from the graph's {len(s)}")
+            out.append((n, d, tuple(e if e >= 0 else x for x, e in zip(s, t.shape))))
+        return out
+    return dataclasses.replace(region, inputs=merge(region.inputs, getattr(engine, "inputs", None), "input"),
+                               outputs=merge(region.outputs, getattr(engine, "outputs", None), "output"))
+
+
 def region_engine(region: Region) -> EngineDesc:
     return EngineDesc([TensorDesc(n, d, s) for n, d, s in region.inputs],
                       [TensorDesc(n, d, s) for n, d, s in region.outputs], list(region.profiles))
 
 
 def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engine: EngineDesc,
-            build_region: Callable[[Graph, Region], tuple[bytes, dict]] | None = None,
+            build_region: Callable[[Graph, Region], tuple[bytes, dict, Any]] | None = None,
             stage: Callable[[str], None] = lambda s: None,
             forced: dict[int, str] | None = None) -> PartitionedModel | None:
     """None when every op goes to TensorRT (nothing to partition). ``target`` is the TensorRT regions' target:
@@ -85,7 +109,7 @@ def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engin
         if not any(r.kind == "tensorrt" for r in part.regions):
             raise ConfigError(f"{spec.name}: no op of this model can go to TensorRT, so there is nothing to "
                               "partition; build it with --target paddle")
-        plans: dict[int, tuple[bytes, dict]] = {}
+        plans: dict[int, tuple[bytes, dict, Any]] = {}
         refused = False
         if target == "tensorrt" and build_region is not None:
             for i, region in enumerate(part.regions):
@@ -103,6 +127,12 @@ def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engin
             break
     else:  # pragma: no cover - bounded by the number of regions
         raise ConfigError(f"{spec.name}: the TensorRT builder kept refusing regions")
+    # a TensorRT region's I/O dims as its engine reports them (static where the engine knows them), so the
+    # config matches the plan (or what the plan would be, for the NumPy stand-in)
+    for i, region in enumerate(part.regions):
+        if region.kind == "tensorrt":
+            built_engine = plans[i][2] if i in plans else None
+            part.regions[i] = specialise(region, built_engine or standin_io(part.cleaned, region))
     max_batch = derive_max_batch(engine, spec.max_batch_size, spec.instance_groups)
     parts = []
     for i, region in enumerate(part.regions):
@@ -135,7 +165,7 @@ def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engin
                                   "Triton's ensembles infer shapes without it; build with max_batch_size 0 or --no-partition")
         text, _ = render_and_check(template=TEMPLATES[kind], context=context, engine=check_eng, name=name,
                                    target=kind, version_folder=spec.version_folder)
-        plan, info = plans.get(i, (None, None))
+        plan, info, _ = plans.get(i, (None, None, None))
         parts.append(Part(name, kind, region, eng, text, plan, info))
     ensemble = render_ensemble(spec.name, engine, max_batch, parts)
     return PartitionedModel(spec.name, part, parts, engine, max_batch, ensemble)
