@@ -222,6 +222,7 @@ def check_graph(graph: Graph, profiles: Sequence[Profile] = (), precision: str =
                 src = ties[name]
                 scores = actual[conv.outputs[fetched.outputs.index(src.scores)][0]]
                 r.passed, r.ties, _ = compare_ties(got, expected, scores, src, tol)
+                r.tolerance = tol  # the score tolerance that decided the ties
             report.outputs.append(r)
     return report
 
