@@ -206,6 +206,12 @@ def test_build_refusals_and_switches(tmp_path):
     # a rebuild without --force refuses, naming a part folder
     with pytest.raises(ConfigError, match="already exists"):
         build_repository([spec], tmp_path / "s", progress=False)
+    # a part an earlier build left (here: faked) is named in a warning and kept
+    stale = tmp_path / "s" / "m_7_python"
+    stale.mkdir()
+    (stale / "repogen.json").write_text('{"part_of": "m"}')
+    report = build_repository([spec], tmp_path / "s", force=True, progress=False)
+    assert any("m_7_python" in w and "unused now" in w for w in report.warnings) and stale.is_dir()
 
 
 def test_cli_partition_flags():

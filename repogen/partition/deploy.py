@@ -79,8 +79,10 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
 
 
 def write_partitioned(model: PartitionedModel, staging: Path, out: Path, *, spec: Any, graph: Graph,
-                      force: bool, taken: list[str] = ()) -> dict[str, list[str]]:
-    """``taken``: the other model folders of this build (a part may not share a name with one)."""
+                      force: bool, taken: list[str] = (),
+                      warn: Callable[[str], None] = lambda m: None) -> dict[str, list[str]]:
+    """``taken``: the other model folders of this build (a part may not share a name with one). Parts an
+    earlier build of this model left behind are named in a warning, never deleted."""
     from repogen.errors import ConfigError
     from repogen.triton import ownership
     from repogen.triton.manifest import dumps, manifest
@@ -93,5 +95,16 @@ def write_partitioned(model: PartitionedModel, staging: Path, out: Path, *, spec
 
     for name in model.folder_names:
         ownership.check_destination(out, name, spec.version, force)
+    if out.is_dir():
+        import json
+
+        for folder in sorted(out.iterdir()):
+            try:
+                owner = json.loads((folder / "repogen.json").read_text()).get("part_of")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if owner == model.name and folder.name not in model.folder_names:
+                warn(f"WARNING: {folder}: a part of an earlier partitioned build of {model.name}, unused now; "
+                     "remove it (repogen does not delete folders)")
     return write(model, staging, out, spec=spec, graph=graph, sources=source_files(graph), manifest_fn=manifest,
                  dumps=dumps)

@@ -465,7 +465,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
                     from repogen.partition.deploy import write_partitioned
 
                     folders = write_partitioned(p.partitioned, tmp, out, spec=p.spec, graph=p.graph, force=force,
-                                                taken=names)
+                                                taken=names, warn=warn)
                     files = folders.pop(p.spec.name)
                     names += list(folders)
                 else:
