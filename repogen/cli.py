@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="rebuild a model version that already exists in --out (only folders repogen built are "
                         "ever replaced; other versions are kept)")
+    p.add_argument("--add-plan", action="store_true",
+                   help="add the plan built on this machine's GPU to the existing TensorRT model folder in --out "
+                        "(model_<cc>.plan beside model.plan, cc_model_filenames in config.pbtxt); --force replaces "
+                        "a plan for the same compute capability")
     add_store_options(p)  # --endpoint-url, --prune: used when --out is s3://
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout (progress and warnings stay on stderr)")

@@ -329,11 +329,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     labels = spec.labels.name if spec.labels else None
     if labels in RESERVED:
         raise ConfigError(f"{spec.name}: labels file may not be called {labels}")
-    context = config_context(name=spec.name, target=target, engine=engine, max_batch_size=max_batch, spec=spec,
-                             default_kind="KIND_GPU" if target == "tensorrt" else "KIND_CPU",
-                             labels_filename=labels, cc_model_filenames=(trt_info or {}).get("cc_model_filenames"))
-    text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
-                               name=spec.name, target=target, version_folder=spec.version_folder)
+    text = _render_config(spec, target, engine, max_batch, (trt_info or {}).get("cc_model_filenames"))
     prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
                          started, region, pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch))
     prepared.paddle_names = renames.paddle_names()
@@ -341,7 +337,23 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     return prepared
 
 
-def _destinations(out: Path, specs: list[ModelSpec], force: bool) -> dict[str, ownership.Existing | None]:
+def _render_config(spec: ModelSpec, target: str, engine: EngineDesc, max_batch: int,
+                   cc_model_filenames: dict[str, str] | None) -> str:
+    context = config_context(name=spec.name, target=target, engine=engine, max_batch_size=max_batch, spec=spec,
+                             default_kind="KIND_GPU" if target == "tensorrt" else "KIND_CPU",
+                             labels_filename=spec.labels.name if spec.labels else None,
+                             cc_model_filenames=cc_model_filenames)
+    text, _ = render_and_check(template=spec.template or TEMPLATES[target], context=context, engine=engine,
+                               name=spec.name, target=target, version_folder=spec.version_folder)
+    return text
+
+
+def _destinations(out: Path, specs: list[ModelSpec], force: bool,
+                  add_plan: bool = False) -> dict[str, ownership.Existing | None]:
+    if add_plan:
+        from repogen.triton.multiplan import check_destination
+
+        return {s.name: check_destination(out, s.name, s.version) for s in specs}
     return {s.name: ownership.check_destination(out, s.name, s.version, force) for s in specs}
 
 
@@ -365,6 +377,17 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
         staging.pause_point("copy")
         (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size, spec.cpu_threads,
                                                             p.paddle_names), encoding="utf-8")
+    data = _manifest_data(p, final_dir, sources)
+    if existing is not None:
+        ownership.check_compatible(existing, spec.version, data)
+    (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
+    if existing is not None:
+        ownership.carry_over(existing, model_dir)  # other versions (and files) of the model stay
+    return sorted(f.relative_to(model_dir).as_posix() for f in model_dir.rglob("*") if f.is_file())
+
+
+def _manifest_data(p: _Prepared, final_dir: Path, sources: list[Path]) -> dict[str, Any]:
+    spec = p.spec
     data = manifest(name=spec.name, version=spec.version, target=p.target, fmt=p.graph.source.format,
                     model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
                     in_version_folder=p.target in ("paddle", "numpy"), precision=p.precision,
@@ -382,12 +405,22 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
             from repogen.triton.standin import detection_fields
 
             data.update(detection_fields(p.graph))
-    if existing is not None:
-        ownership.check_compatible(existing, spec.version, data)
-    (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
-    if existing is not None:
-        ownership.carry_over(existing, model_dir)  # other versions (and files) of the model stay
-    return sorted(f.relative_to(model_dir).as_posix() for f in model_dir.rglob("*") if f.is_file())
+    return data
+
+
+def _add_plan(p: _Prepared, staged: Path, final_dir: Path, existing: Any, force: bool) -> list[str]:
+    """--add-plan: this build's plan joins the plans already in ``final_dir`` (multiplan.py)."""
+    from repogen.triton import multiplan
+
+    if p.target != "tensorrt":
+        raise ConfigError(f"{p.spec.name}: --add-plan adds a TensorRT plan, but this build made the {p.target} "
+                          "target (--target tensorrt on a machine with TensorRT and a GPU)")
+    data = _manifest_data(p, final_dir, source_files(p.graph))
+    filename, merged, text = multiplan.merge(
+        existing, p.spec.version, data, force=force, engine=p.engine,
+        render=lambda cc: _render_config(p.spec, p.target, p.engine, p.max_batch_size, cc))
+    return multiplan.write(existing, p.spec.version, staged, filename=filename, plan=p.plan, config_text=text,
+                           manifest=merged)
 
 
 # -- progress ------------------------------------------------------------------------------------------------------
@@ -429,8 +462,10 @@ class _Progress:
 
 # -- public API ----------------------------------------------------------------------------------------------------
 
-def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: bool = True) -> BuildReport:
-    """Build every spec into ``out`` (a Triton model repository), all or nothing."""
+def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: bool = True,
+                     add_plan: bool = False) -> BuildReport:
+    """Build every spec into ``out`` (a Triton model repository), all or nothing. ``add_plan``: add each
+    model's plan, built on this GPU, to its existing model folder (multiplan.py)."""
     out = Path(out).absolute()
     if not specs:
         raise ConfigError("nothing to build: no models given")
@@ -439,7 +474,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
         raise ConfigError(f"model names repeat: {', '.join(names)}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
-    existing = _destinations(out, specs, force)
+    existing = _destinations(out, specs, force, add_plan)
     started = time.perf_counter()
     warnings: list[str] = []
     ui = _Progress(progress)
@@ -461,7 +496,9 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
         try:
             for p in prepared:
                 stages[p.spec.name]("write")
-                if p.partitioned is not None:
+                if add_plan:  # the plan only: pipeline and partition folders do not depend on the GPU
+                    files = _add_plan(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name], force)
+                elif p.partitioned is not None:
                     from repogen.partition.deploy import write_partitioned
 
                     folders = write_partitioned(p.partitioned, tmp, out, spec=p.spec, graph=p.graph, force=force,
@@ -470,14 +507,15 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
                     names += list(folders)
                 else:
                     files = _write(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name])
-                names += pipeline_hook.write_models(p.pipelines, tmp, out, force)
+                names += [] if add_plan else pipeline_hook.write_models(p.pipelines, tmp, out, force)
                 reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
                                            str(out / p.spec.name), files, p.check, 0.0, p.warnings,
                                            p.partitioned.summary() if p.partitioned is not None else None))
-            names += pipeline_hook.write_models(pipeline_hook.system_models(prepared), tmp, out, force)
+            names += [] if add_plan else pipeline_hook.write_models(pipeline_hook.system_models(prepared), tmp, out,
+                                                                     force)
             for s in specs:
                 stages[s.name]("commit")
-            _destinations(out, specs, force)  # again: the repository may have changed during the build
+            _destinations(out, specs, force, add_plan)  # again: the repository may have changed during the build
             staging.commit(tmp, out, names)
         except OSError as exc:
             staging.discard(tmp)
@@ -517,15 +555,21 @@ def _summary(report: BuildReport) -> None:
 
 def run(args: Any) -> int:
     """The ``repogen build`` subcommand."""
+    add_plan = bool(getattr(args, "add_plan", False))
     try:
         specs = specs_from_args(args)
         from repogen.storage.commands import build_to_store, store_uri
         uri = store_uri(args.out, getattr(args, "endpoint_url", None))
+        if uri is not None and add_plan:
+            raise ConfigError(f"--add-plan works on a local repository folder, not {args.out}: add the plan "
+                              "locally, then repogen publish it")
         if uri is not None:  # object storage: build into a local staging folder, then publish
-            report = build_to_store(lambda out: build_repository(specs, out, force=args.force, progress=not args.json),
+            report = build_to_store(lambda out: build_repository(specs, out, force=args.force, progress=not args.json,
+                                                                     add_plan=add_plan),
                                     uri, prune=getattr(args, "prune", None), quiet=args.json)
         else:
-            report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json)
+            report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json,
+                                      add_plan=add_plan)
     except RepogenError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc), "kind": type(exc).__name__}))

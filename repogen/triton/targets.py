@@ -132,8 +132,10 @@ def build_plan(graph: Graph, trt: Any, *, precision: str, profiles_objs: list[An
     cache.data = cache_bytes or cache.data
     cache.models.append(name)
     cc = compute_capability()
-    info = {"version": str(getattr(trt, "__version__", "unknown")), "compute_capability": cc,
-            "cc_model_filenames": {cc: PLAN_FILE} if cc else {}}
+    version = str(getattr(trt, "__version__", "unknown"))
+    # "plans": each plan file of the version folder; --add-plan (multiplan.py) adds the other GPUs' plans
+    info = {"version": version, "compute_capability": cc, "cc_model_filenames": {cc: PLAN_FILE} if cc else {},
+            "plans": {PLAN_FILE: {"compute_capability": cc, "version": version}} if cc else {}}
     return PlanBuild(conversion_engine(conversion, profiles), bytes(plan), info)
 
 

@@ -1,0 +1,224 @@
+"""repogen build --add-plan: plans for several GPU architectures in one model folder.
+
+No GPU here: TensorRT is the NumPy backend (the real build_plan converts the model) and only the engine
+serialization is stubbed; the stub reports the compute capability and TensorRT version a test chooses, as a
+machine with another GPU would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from repogen import cli
+from repogen.errors import ConfigError
+from repogen.trt import engine, numpy_trt
+from repogen.triton import build as build_mod
+from repogen.triton import multiplan, targets
+from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
+
+NAME = "tiny"
+
+
+class FakeGPU:
+    """What the stubbed builder reports: this machine's compute capability and TensorRT version."""
+
+    def __init__(self) -> None:
+        self.cc = "8.9"
+        self.version = "10.8.0"
+        self.built: list[str] = []
+
+    def build_engine(self, conversion: Any, **kw: Any) -> tuple[bytes, bytes]:
+        self.built.append(self.cc)
+        return f"PLAN sm{self.cc} trt{self.version} #{len(self.built)}".encode(), b""
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> FakeGPU:
+    fake = FakeGPU()
+    monkeypatch.setattr(build_mod, "tensorrt_status", lambda: targets.TensorRTStatus(numpy_trt, ""))
+    monkeypatch.setattr(engine, "build_engine", fake.build_engine)
+    monkeypatch.setattr(targets, "compute_capability", lambda: fake.cc)
+    monkeypatch.setattr(numpy_trt, "__version__", None, raising=False)
+
+    real_build_plan = targets.build_plan
+
+    def build_plan(*args: Any, **kw: Any) -> Any:
+        numpy_trt.__version__ = fake.version  # read by build_plan as trt.__version__
+        return real_build_plan(*args, **kw)
+
+    monkeypatch.setattr(build_mod, "build_plan", build_plan)
+    return fake
+
+
+def spec(**kw: Any) -> ModelSpec:
+    return ModelSpec(**({"source": EXAMPLE_DIR, "name": NAME, "target": "tensorrt", "check": False} | kw))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def staging_dirs(out: Path) -> list[Path]:
+    return [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.repogen-tmp-")]
+
+
+def first_build(out: Path, gpu: FakeGPU, **kw: Any) -> Path:
+    build_mod.build_repository([spec(**kw)], out, progress=False)
+    return out / NAME
+
+
+def test_add_a_plan_for_a_second_gpu(tmp_path: Path, gpu: FakeGPU) -> None:
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    first = (model / "1" / "model.plan").read_bytes()
+    assert first.startswith(b"PLAN sm8.9")
+    assert "cc_model_filenames" not in (model / "config.pbtxt").read_text()  # one plan: default_model_filename
+
+    gpu.cc = "9.0"
+    report = build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    assert report.models[0].files == ["1/model.plan", "1/model_9.0.plan", "config.pbtxt", "repogen.json"]
+    assert (model / "1" / "model.plan").read_bytes() == first  # the first plan is untouched
+    assert (model / "1" / "model_9.0.plan").read_bytes().startswith(b"PLAN sm9.0")
+    cfg = text_format.Parse((model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert dict(cfg.cc_model_filenames) == {"8.9": "model.plan", "9.0": "model_9.0.plan"}
+    assert cfg.default_model_filename == "model.plan" and cfg.platform == "tensorrt_plan"
+    trt = json.loads((model / "repogen.json").read_text())["tensorrt"]
+    assert trt["cc_model_filenames"] == {"8.9": "model.plan", "9.0": "model_9.0.plan"}
+    assert {f: (p["compute_capability"], p["version"]) for f, p in trt["plans"].items()} == \
+        {"model.plan": ("8.9", "10.8.0"), "model_9.0.plan": ("9.0", "10.8.0")}
+    import hashlib
+    for f, p in trt["plans"].items():
+        assert p["sha256"] == hashlib.sha256((model / "1" / f).read_bytes()).hexdigest()
+
+    # a third architecture, through the command line
+    gpu.cc = "10.0"
+    assert cli.main(["build", str(EXAMPLE_DIR), "--name", NAME, "--out", str(out), "--target", "tensorrt",
+                     "--no-check", "--add-plan", "--json"]) == 0
+    cfg = text_format.Parse((model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert dict(cfg.cc_model_filenames) == {"8.9": "model.plan", "9.0": "model_9.0.plan", "10.0": "model_10.0.plan"}
+    assert sorted(json.loads((model / "repogen.json").read_text())["tensorrt"]["plans"]) == \
+        ["model.plan", "model_10.0.plan", "model_9.0.plan"]
+    assert (model / "1" / "model.plan").read_bytes() == first and not staging_dirs(out)
+
+
+def test_same_capability_needs_force(tmp_path: Path, gpu: FakeGPU, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    gpu.cc = "9.0"
+    build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    before = snapshot(model)
+    argv = ["build", str(EXAMPLE_DIR), "--name", NAME, "--out", str(out), "--target", "tensorrt", "--no-check",
+            "--add-plan"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already has a plan for compute capability 9.0 (model_9.0.plan); pass --force" in err
+    assert snapshot(model) == before and not staging_dirs(out)
+    assert cli.main(argv + ["--force"]) == 0
+    after = snapshot(model)
+    assert after["1/model_9.0.plan"] != before["1/model_9.0.plan"]  # rebuilt
+    assert after["1/model.plan"] == before["1/model.plan"]
+    assert after["config.pbtxt"] == before["config.pbtxt"]
+
+
+def test_other_tensorrt_version_is_refused(tmp_path: Path, gpu: FakeGPU) -> None:
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    before = snapshot(model)
+    gpu.cc, gpu.version = "9.0", "10.9.0"
+    with pytest.raises(ConfigError, match=r"TensorRT 10\.8\.0, this one with TensorRT 10\.9\.0"):
+        build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    assert snapshot(model) == before and not staging_dirs(out)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"max_shapes": ["image:4x3x32x32"]}, "max_batch_size, profiles"),
+    ({"precision": "fp16"}, "precision"),
+    ({"output_names": {"probs": "scores"}}, "outputs"),
+    ({"instances": 2}, "instance_group"),
+])
+def test_different_engine_or_settings_are_refused(tmp_path: Path, gpu: FakeGPU, change: dict, message: str) -> None:
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    before = snapshot(model)
+    gpu.cc = "9.0"
+    if "instances" in change:
+        from repogen.triton.spec import InstanceGroup
+
+        change = {"instance_groups": [InstanceGroup(count=change["instances"])]}
+    with pytest.raises(ConfigError, match=message):
+        build_mod.build_repository([spec(**change)], out, progress=False, add_plan=True)
+    assert snapshot(model) == before and not staging_dirs(out)
+
+
+def test_existing_config_is_cross_checked_against_the_new_engine(tmp_path: Path, gpu: FakeGPU,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest comparison aside, the folder's own config.pbtxt goes through the build's checker against
+    the new plan's engine."""
+    from dataclasses import replace
+
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    before = snapshot(model)
+    gpu.cc = "9.0"
+    real_merge = multiplan.merge
+
+    def merge(existing: Any, version: int, data: dict, **kw: Any) -> Any:
+        eng = kw["engine"]  # an engine whose output is named otherwise than in the folder's config
+        return real_merge(existing, version, data, **(kw | {"engine": replace(eng, outputs=[
+            replace(eng.outputs[0], name="other")])}))
+
+    monkeypatch.setattr(multiplan, "merge", merge)
+    with pytest.raises(ConfigError, match=r"(?s)\(existing\) against the plan for 9\.0.*output 'probs' is not an "
+                                          r"engine output \(engine has: other\)"):
+        build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    assert snapshot(model) == before and not staging_dirs(out)
+
+
+def test_failure_mid_add_leaves_the_folder_byte_identical(tmp_path: Path, gpu: FakeGPU,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    before = snapshot(model)
+    inode = (model / "1" / "model.plan").stat().st_ino
+    gpu.cc = "9.0"
+
+    def broken_dumps(data: Any) -> str:
+        # the new plan is already in the staging folder when the manifest is written
+        staged = [p for p in staging_dirs(out)]
+        assert staged and list(staged[0].rglob("model_9.0.plan"))
+        raise OSError(28, "No space left on device", str(staged[0] / "repogen.json"))
+
+    monkeypatch.setattr(multiplan, "dumps", broken_dumps)
+    with pytest.raises(ConfigError, match="cannot write the repository"):
+        build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    assert snapshot(model) == before and not staging_dirs(out)
+    assert (model / "1" / "model.plan").stat().st_ino == inode
+
+
+def test_add_plan_needs_a_tensorrt_model_folder(tmp_path: Path, gpu: FakeGPU) -> None:
+    out = tmp_path / "repo"
+    with pytest.raises(ConfigError, match="there is none here"):
+        build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    assert not out.exists()
+    build_mod.build_repository([spec(target="paddle")], out, progress=False)
+    with pytest.raises(ConfigError, match="needs a TensorRT model; this one is target 'paddle'"):
+        build_mod.build_repository([spec()], out, progress=False, add_plan=True)
+    build_mod.build_repository([spec(name="trt")], out, progress=False)
+    with pytest.raises(ConfigError, match=r"version 2, which does not exist \(versions: 1\)"):
+        build_mod.build_repository([spec(name="trt", version=2)], out, progress=False, add_plan=True)
+
+
+def test_every_version_must_hold_every_plan(tmp_path: Path, gpu: FakeGPU) -> None:
+    out = tmp_path / "repo"
+    model = first_build(out, gpu)
+    build_mod.build_repository([spec(version=2)], out, progress=False)
+    before = snapshot(model)
+    gpu.cc = "9.0"
+    with pytest.raises(ConfigError, match="version 1 has no model_9.0.plan; cc_model_filenames applies"):
+        build_mod.build_repository([spec(version=2)], out, progress=False, add_plan=True)
+    assert snapshot(model) == before
