@@ -213,12 +213,23 @@ def test_add_plan_needs_a_tensorrt_model_folder(tmp_path: Path, gpu: FakeGPU) ->
         build_mod.build_repository([spec(name="trt", version=2)], out, progress=False, add_plan=True)
 
 
-def test_every_version_must_hold_every_plan(tmp_path: Path, gpu: FakeGPU) -> None:
+def test_every_served_version_must_hold_every_plan(tmp_path: Path, gpu: FakeGPU) -> None:
+    from repogen.triton.serving_options import VersionPolicy
+
     out = tmp_path / "repo"
-    model = first_build(out, gpu)
-    build_mod.build_repository([spec(version=2)], out, progress=False)
+    both = VersionPolicy(kind="all")
+    model = first_build(out, gpu, version_policy=both)
+    build_mod.build_repository([spec(version=2, version_policy=both)], out, progress=False)
     before = snapshot(model)
     gpu.cc = "9.0"
-    with pytest.raises(ConfigError, match="version 1 has no model_9.0.plan; cc_model_filenames applies"):
-        build_mod.build_repository([spec(version=2)], out, progress=False, add_plan=True)
+    with pytest.raises(ConfigError, match="version 1 has no model_9.0.plan, and the version_policy serves it"):
+        build_mod.build_repository([spec(version=2, version_policy=both)], out, progress=False, add_plan=True)
     assert snapshot(model) == before
+    # the default policy serves only the latest version: version 1 without the plan is fine
+    gpu.cc = "8.9"
+    build_mod.build_repository([spec(version=2)], out, progress=False, force=True)
+    gpu.cc = "9.0"
+    build_mod.build_repository([spec(version=2)], out, progress=False, add_plan=True)
+    assert sorted(p.name for p in (model / "2").iterdir()) == ["model.plan", "model_9.0.plan"]
+    assert sorted(p.name for p in (model / "1").iterdir()) == ["model.plan"]
+    assert snapshot(model)["1/model.plan"] == before["1/model.plan"]

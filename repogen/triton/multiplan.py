@@ -106,8 +106,8 @@ def merge(existing: ownership.Existing, version: int, new_manifest: dict[str, An
     filename = by_cc.get(cc, plan_filename(cc))
     plans[filename] = {"compute_capability": cc, "version": trt_version}
     cc_map = {str(v["compute_capability"]): f for f, v in sorted(plans.items())}
-    _check_other_versions(existing, version, cc_map)
     text = render(cc_map)
+    _check_other_versions(existing, version, cc_map, text)
     _check_same_config(config_path, text, cc_map)
     merged = dict(new)
     merged["tensorrt"] = dict(old.get("tensorrt") or {}) | {"cc_model_filenames": dict(sorted(cc_map.items())),
@@ -115,15 +115,28 @@ def merge(existing: ownership.Existing, version: int, new_manifest: dict[str, An
     return filename, merged, text
 
 
-def _check_other_versions(existing: ownership.Existing, version: int, cc_map: dict[str, str]) -> None:
-    # cc_model_filenames applies to every version folder of the model: a version without one of the files
-    # would fail to load on that GPU
-    for v in existing.versions:
+def served_versions(config: Any, versions: list[int]) -> list[int]:
+    """The version folders Triton loads under ``config``'s version_policy (default: the latest one)."""
+    policy = config.version_policy
+    if policy.HasField("all"):
+        return list(versions)
+    if policy.HasField("specific"):
+        return [v for v in versions if v in set(policy.specific.versions)]
+    n = policy.latest.num_versions if policy.HasField("latest") else 1
+    return sorted(versions)[-max(n, 1):]
+
+
+def _check_other_versions(existing: ownership.Existing, version: int, cc_map: dict[str, str],
+                          config_text: str) -> None:
+    # cc_model_filenames applies to every version folder Triton loads: one without one of the files would
+    # fail to load on that GPU. Versions the policy does not load (older ones, by default) may lack them.
+    config = parse_config(config_text, str(existing.path / ownership.CONFIG))
+    for v in served_versions(config, existing.versions):
         missing = [f for f in cc_map.values() if v != version and not (existing.path / str(v) / f).is_file()]
         if missing:
-            raise ConfigError(f"{existing.path}: version {v} has no {', '.join(missing)}; cc_model_filenames applies "
-                              f"to every version folder, so add the plan to version {v} as well first, or build "
-                              "the model under another --name")
+            raise ConfigError(f"{existing.path}: version {v} has no {', '.join(missing)}, and the version_policy "
+                              f"serves it: cc_model_filenames applies to every version Triton loads, so add the "
+                              f"plan to version {v} as well first, or build the model under another --name")
 
 
 def _check_same_config(config_path: Path, text: str, cc_map: dict[str, str]) -> None:
