@@ -7,6 +7,11 @@ machine with another GPU would."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ from repogen.triton import multiplan, targets
 from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
 
 NAME = "tiny"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class FakeGPU:
@@ -233,3 +239,58 @@ def test_every_served_version_must_hold_every_plan(tmp_path: Path, gpu: FakeGPU)
     assert sorted(p.name for p in (model / "2").iterdir()) == ["model.plan", "model_9.0.plan"]
     assert sorted(p.name for p in (model / "1").iterdir()) == ["model.plan"]
     assert snapshot(model)["1/model.plan"] == before["1/model.plan"]
+
+
+# a child process with the stubbed GPU of the fixture above: compute capability and TensorRT version from argv
+_CHILD = """
+import sys
+from repogen import cli
+from repogen.trt import engine, numpy_trt
+from repogen.triton import build, targets
+cc, version, *argv = sys.argv[1:]
+numpy_trt.__version__ = version
+build.tensorrt_status = lambda: targets.TensorRTStatus(numpy_trt, "")
+engine.build_engine = lambda conversion, **kw: (f"PLAN sm{cc} trt{version}".encode(), b"")
+targets.compute_capability = lambda: cc
+sys.exit(cli.main(argv))
+"""
+
+
+def _child(cc: str, out: Path, *extra: str, pause: str | None = None) -> subprocess.Popen:
+    argv = ["build", str(EXAMPLE_DIR), "--name", NAME, "--out", str(out), "--target", "tensorrt", "--no-check",
+            *extra]
+    env = {**os.environ, **({"REPOGEN_TEST_PAUSE_AFTER": pause} if pause else {})}
+    return subprocess.Popen([sys.executable, "-c", _CHILD, cc, "10.8.0", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _paused(proc: subprocess.Popen, stage: str) -> None:
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if line.startswith(f"REPOGEN_TEST_PAUSED {stage}"):
+            return
+        assert time.monotonic() < deadline
+    raise AssertionError(f"build never reached {stage} (rc {proc.wait()})")
+
+
+def test_kill_9_mid_add_leaves_the_folder_byte_identical(tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    assert _child("8.9", out).wait(timeout=300) == 0
+    model = out / NAME
+    before = snapshot(model)
+    proc = _child("9.0", out, "--add-plan", pause="copy")
+    try:
+        _paused(proc, "copy")
+        (stage,) = staging_dirs(out)  # the new plan is written, in the staging folder only
+        assert (stage / NAME / "1" / "model_9.0.plan").read_bytes() == b"PLAN sm9.0 trt10.8.0"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert snapshot(model) == before
+    # the next add clears the dead build's staging folder and completes
+    assert _child("9.0", out, "--add-plan").wait(timeout=300) == 0
+    assert not staging_dirs(out)
+    after = snapshot(model)
+    assert after["1/model.plan"] == before["1/model.plan"] == b"PLAN sm8.9 trt10.8.0"
+    assert after["1/model_9.0.plan"] == b"PLAN sm9.0 trt10.8.0"
+    assert 'cc_model_filenames { key: "9.0" value: "model_9.0.plan" }' in after["config.pbtxt"].decode()
