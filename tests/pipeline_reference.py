@@ -56,7 +56,7 @@ __all__ = ["crop_image_regions", "sort_boxes", "common", "cls_proc", "det_proc",
 # -- PaddleX's own predictors on a test export (the reference chain: processors around Paddle Inference) -----------
 
 PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "YOLOv3-DarkNet53",
-                 "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T"}
+                 "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0"}
 
 
 def paddlex_predictor(kind: str, model_dir, work_dir, batch_size: int = 1):
@@ -97,6 +97,10 @@ def paddlex_answer(predictor, kind: str, img):
         return {"boxes": np.array([d["coordinate"] for d in b], np.float32).reshape(-1, 4),
                 "scores": np.array([d["score"] for d in b], np.float32),
                 "labels": [d["label"] for d in b], "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
+    if kind == "cls":
+        return {"class_ids": np.asarray(r["class_ids"], np.int32).reshape(-1),
+                "scores": np.asarray(r["scores"], np.float32).reshape(-1),
+                "labels": list(r["label_names"])}
     if kind == "seg":
         return {"label_map": np.asarray(r["pred"])[0].astype(np.int32)}
     raise ValueError(kind)

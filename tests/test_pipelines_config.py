@@ -165,3 +165,13 @@ def test_cli_deploy_config_and_no_pipeline(tmp_path):
     proc = build(tmp_path / "d", "--deploy-config", str(cfg), "--force")
     assert proc.returncode == 2 and "was not written by repogen" in proc.stderr
     assert (tmp_path / "d" / "tiny_cnn_pre").is_dir() and not (tmp_path / "d" / "tiny_cnn").exists()
+
+
+def test_classification_config(tmp_path):
+    cfg = read_deploy_config(_write(tmp_path, "inference.yml", testing.CLS_YML))
+    assert cfg.kind == "classification" and cfg.color == "RGB" and cfg.post == {"topk": 3}
+    assert cfg.labels == ["circle", "square", "stripe", "dots", "blank", "noise"]
+    assert [t["op"] for t in cfg.transforms] == ["resize_short", "center_crop", "normalize", "to_chw"]
+    assert cfg.transforms[1]["size"] == [64, 64]
+    with pytest.raises(ConfigError, match="needs resize_short or size"):
+        read_deploy_config(_write(tmp_path, "b.yml", testing.CLS_YML.replace("resize_short: 72", "other: 1")))

@@ -17,7 +17,7 @@ from repogen.pipelines import testing
 
 ref = pytest.importorskip("pipeline_reference")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
-KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg")
+KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg", "cls")
 
 
 def _images(kind: str) -> list[np.ndarray]:
@@ -25,7 +25,7 @@ def _images(kind: str) -> list[np.ndarray]:
     if kind == "ocr_rec":
         lines = [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0]))) for i, w in enumerate(words)]
         return [line[8:40] for line in lines]
-    if kind in ("det", "seg"):
+    if kind in ("det", "seg", "cls"):
         return [testing.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
     return [testing.text_image(w, i, (180 + 10 * i, 300 - 20 * i)) for i, w in enumerate(words)]
 
@@ -110,6 +110,9 @@ def _same(kind: str, got: dict, want: dict) -> None:
     elif kind == "ocr_det":
         assert got["boxes"].shape == want["boxes"].shape and np.abs(got["boxes"] - want["boxes"]).max(initial=0) <= 1
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
+    elif kind == "cls":
+        assert got["labels"] == want["labels"] and np.array_equal(got["class_ids"], want["class_ids"])
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
     elif kind == "ocr_rec":
         assert got["texts"] == want["texts"]
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
@@ -128,7 +131,7 @@ def test_pipeline_matches_paddlex(server, expected, kind, protocol):
     for img, want in zip(_images(kind), expected[kind]):
         got = _infer(server, protocol, f"{kind}_pipeline", img)
         _same(kind, got, want)
-        found += len(got.get("boxes", got.get("texts", got.get("label_map", []))))
+        found += len(got.get("boxes", got.get("texts", got.get("label_map", got.get("labels", [])))))
     assert found > 0  # the generated images give the pipelines something to find
 
 

@@ -216,3 +216,18 @@ def test_decode_errors_are_per_request_input_errors():
     assert np.array_equal(ops.raw_image(img, "RGB"), img[:, :, ::-1])
     with pytest.raises(ops.InputError, match="UINT8"):
         ops.raw_image(img.astype(np.float32), "BGR")
+
+
+@pytest.mark.parametrize("short,crop,interp", [(72, 64, "LINEAR"), (256, 224, "BICUBIC"), (40, [32, 24], "NEAREST")])
+def test_classification_resize_and_crop_match_paddlex(short, crop, interp):
+    from paddlex.inference.models.image_classification.processors import Crop
+
+    size = [crop, crop] if isinstance(crop, int) else crop
+    for h, w in SIZES[1:]:
+        img = _img(h, w)
+        want = Crop(crop_size=size)(ref.common.ResizeByShort(target_short_edge=short, interp=interp)([img]))[0]
+        got = ops.preprocess(img, [{"op": "resize_short", "target": short, "interp": interp},
+                                   {"op": "center_crop", "size": size}])["img"]
+        assert np.array_equal(got, want), (h, w)
+    with pytest.raises(ops.InputError, match="centre crop"):
+        ops.preprocess(_img(20, 20), [{"op": "center_crop", "size": [32, 32]}])

@@ -40,6 +40,9 @@ def _image_range(cfg: DeployConfig, fixed: list[int]) -> tuple[list[int], list[i
             lo, opt, hi = [3, h, w], [3, h, w], [3, h, w]
         elif t["op"] == "resize" and t.get("target_wh"):
             opt = [3, max(t["target_wh"]), max(t["target_wh"])]
+        elif t["op"] == "center_crop":
+            w, h = t["size"]
+            lo, opt, hi = [3, h, w], [3, h, w], [3, h, w]
         elif t["op"] == "rec_resize":
             c, h, w = t["image_shape"]
             lo, opt, hi = [c, h, 16], [c, h, w], [c, h, 3200]

@@ -24,7 +24,7 @@ from typing import Any
 from repogen.errors import ConfigError
 
 CONFIG_NAMES = ("inference.yml", "infer_cfg.yml", "deploy.yaml", "deploy.yml")
-KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation")
+KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation", "classification")
 # training-only label encoders and key filters that exports keep in their transform lists
 IGNORED = {"DetLabelEncode", "KeepKeys", "MultiLabelEncode", "CTCLabelEncode", "NRTRLabelEncode",
            "SARLabelEncode", "ClsLabelEncode"}
@@ -119,8 +119,10 @@ def _unknown(name: str, where: str, known: list[str]) -> ConfigError:
 
 
 def _ocr_transforms(ops: list, model_name: str | None, where: str) -> tuple[str, list[dict]]:
-    color, out = "BGR", []
-    known = ["DecodeImage", "DetResizeForTest", "NormalizeImage", "ToCHWImage", "RecResizeImg"] + sorted(IGNORED)
+    # PaddleX's predictors read RGB unless the config's DecodeImage says otherwise (PP-OCR configs say BGR)
+    color, out = "RGB", []
+    known = ["DecodeImage", "DetResizeForTest", "NormalizeImage", "ToCHWImage", "RecResizeImg", "ResizeImage",
+             "CropImage"] + sorted(IGNORED)
     for i, entry in enumerate(ops or []):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ConfigError(f"{where}[{i}]: expected a one-key mapping like {{DetResizeForTest: {{...}}}}")
@@ -157,6 +159,19 @@ def _ocr_transforms(ops: list, model_name: str | None, where: str) -> tuple[str,
                 raise ConfigError(f"{at}: order {order!r}: only hwc normalisation is supported")
             out.append(_normalize(_number(args.get("scale", 1 / 255), f"{at}.scale"),
                                   args.get("mean", IMAGENET_MEAN), args.get("std", IMAGENET_STD), at))
+        elif name == "ResizeImage":
+            interp = _interp(args.get("interpolation", "LINEAR"), at)
+            if args.get("resize_short"):
+                out.append({"op": "resize_short", "target": int(args["resize_short"]), "interp": interp})
+            elif args.get("size"):
+                size = args["size"]
+                size = [size, size] if isinstance(size, int) else [int(v) for v in size]
+                out.append({"op": "resize", "target_wh": size, "keep_ratio": False, "interp": interp})
+            else:
+                raise ConfigError(f"{at}: needs resize_short or size")
+        elif name == "CropImage":
+            size = args.get("size", 224)
+            out.append({"op": "center_crop", "size": [size, size] if isinstance(size, int) else [int(v) for v in size]})
         elif name == "ToCHWImage":
             out.append({"op": "to_chw"})
         elif name == "RecResizeImg":
@@ -288,8 +303,13 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
             return DeployConfig(path, fmt, "ocr_rec", model_name, arch, color, transforms,
                                 {"use_space_char": bool(post.get("use_space_char", True))}, characters=chars,
                                 dynamic_shapes=shapes)
+        if pname is None and isinstance(post.get("Topk"), dict):
+            topk = post["Topk"]
+            labels = _labels(topk.get("label_list"), f"{where}: PostProcess.Topk.label_list")
+            return DeployConfig(path, fmt, "classification", model_name, arch, color, transforms,
+                                {"topk": int(topk.get("topk", 5))}, labels=labels, dynamic_shapes=shapes)
         raise ConfigError(f"{where}: PostProcess.name {pname!r} has no repogen implementation "
-                          "(known: DBPostProcess, CTCLabelDecode)")
+                          "(known: DBPostProcess, CTCLabelDecode, Topk)")
     if "Preprocess" in data:
         labels = _labels(data.get("label_list"), f"{where}: label_list")
         transforms = _det_transforms(data["Preprocess"], f"{where}: Preprocess")

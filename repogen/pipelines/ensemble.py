@@ -59,6 +59,8 @@ def outputs_for(kind: str) -> list[Tensor]:
         "detection": [Tensor("boxes", "float32", [-1, 4]), Tensor("scores", "float32", [-1]),
                       Tensor("labels", "bytes", [-1]), Tensor("label_ids", "int32", [-1])],
         "segmentation": [Tensor("label_map", "int32", [-1, -1])],
+        "classification": [Tensor("class_ids", "int32", [-1]), Tensor("scores", "float32", [-1]),
+                           Tensor("labels", "bytes", [-1])],
     }[kind]
 
 

@@ -129,6 +129,25 @@ def resize(state: dict, *, target_wh: list | None, keep_ratio: bool = False, siz
     state["scale_hw"] = (img.shape[0] / h, img.shape[1] / w)
 
 
+def resize_short(state: dict, *, target: int, interp: str = "LINEAR") -> None:
+    """PaddleX ``ResizeByShort`` (classification ``ResizeImage.resize_short``): short side to ``target``."""
+    img = state["img"]
+    h, w = img.shape[:2]
+    scale = target / min(h, w)
+    state["img"] = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=INTERP[interp])
+
+
+def center_crop(state: dict, *, size: list) -> None:
+    """PaddleX classification ``Crop`` (mode C): the centre ``size`` = [w, h] region."""
+    img = state["img"]
+    h, w = img.shape[:2]
+    cw, ch = size
+    if w < cw or h < ch:
+        raise InputError(f"image resized to {w}x{h} is smaller than the {cw}x{ch} centre crop")
+    x1, y1 = max(0, (w - cw) // 2), max(0, (h - ch) // 2)
+    state["img"] = img[y1:min(h, y1 + ch), x1:min(w, x1 + cw)]
+
+
 def normalize(state: dict, *, alpha: list, beta: list) -> None:
     """``x * alpha + beta`` per channel in float32 (alpha = scale/std, beta = -mean/std, as PaddleX computes)."""
     img = state["img"]
@@ -182,7 +201,7 @@ def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width:
     return out
 
 
-TRANSFORMS = {"det_resize": det_resize, "resize": resize, "normalize": normalize, "to_chw": to_chw,
+TRANSFORMS = {"det_resize": det_resize, "resize": resize, "resize_short": resize_short, "center_crop": center_crop, "normalize": normalize, "to_chw": to_chw,
               "pad_stride": pad_stride, "rec_resize": rec_resize}
 
 

@@ -155,6 +155,29 @@ Deploy:
 """
 
 
+CLS_YML = """\
+Global:
+  model_name: PP-LCNet_x1_0
+PreProcess:
+  transform_ops:
+  - ResizeImage:
+      resize_short: 72
+  - CropImage:
+      size: 64
+  - NormalizeImage:
+      channel_num: 3
+      mean: [0.485, 0.456, 0.406]
+      order: ''
+      scale: 0.00392156862745098
+      std: [0.229, 0.224, 0.225]
+  - ToCHWImage: null
+PostProcess:
+  Topk:
+    topk: 3
+    label_list: [circle, square, stripe, dots, blank, noise]
+"""
+
+
 def ocr_rec_yml(chars: list[str] = CHARACTERS) -> str:
     import json
 
@@ -230,6 +253,14 @@ class Seg(nn.Layer):
     def forward(self, x):
         return paddle.argmax(self.conv2(F.relu(self.conv1(x))), axis=1).astype("int32")
 
+class Cls(nn.Layer):
+    def __init__(self, classes=6):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8, classes)
+    def forward(self, x):
+        return F.softmax(self.fc(paddle.mean(F.relu(self.conv(x)), axis=[2, 3])) * 3.0, axis=-1)
+
 S = paddle.static.InputSpec
 models = {
     "ocr_det": (TextDet, [S([None, 3, None, None], "float32", "x")]),
@@ -238,15 +269,17 @@ models = {
     "det": (Detector, [S([None, 2], "float32", "im_shape"), S([None, 3, None, None], "float32", "image"),
                        S([None, 2], "float32", "scale_factor")]),
     "seg": (Seg, [S([None, 3, None, None], "float32", "x")]),
+    "cls": (Cls, [S([None, 3, 64, 64], "float32", "x")]),
 }
 cls, spec = models[kind]
 m = cls(); m.eval()
 paddle.jit.save(m, out + "/inference", input_spec=spec)
 '''
 
-MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": LAYOUT_YML, "seg": SEG_YML}
+MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": LAYOUT_YML, "seg": SEG_YML,
+          "cls": CLS_YML}
 CONFIG_FILE = {"ocr_det": "inference.yml", "ocr_rec": "inference.yml", "det": "infer_cfg.yml",
-               "layout": "inference.yml", "seg": "deploy.yaml"}
+               "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml"}
 
 
 def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:

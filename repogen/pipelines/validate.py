@@ -33,7 +33,7 @@ def images_for(kind: str) -> list[np.ndarray]:
     words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok"]]
     if kind == "ocr_rec":
         return [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0])))[8:40] for i, w in enumerate(words)]
-    if kind in ("detection", "segmentation"):
+    if kind in ("detection", "segmentation", "classification"):
         return [testing.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
     return [testing.text_image(w, i, (200, 320)) for i, w in enumerate(words)]
 
@@ -76,6 +76,8 @@ def differences(kind: str, got: dict, want: dict) -> list[str]:
     for key in ("texts", "labels"):
         if key in want and got.get(key) != want[key]:
             bad.append(f"{key} {got.get(key)} != {want[key]}")
+    if "class_ids" in got and "label_ids" not in got:
+        got = got | {"label_ids": got["class_ids"]}
     if "label_ids" in want and not np.array_equal(got.get("label_ids"), want["label_ids"]):
         bad.append("label_ids differ")
     if "label_map" in want and not np.array_equal(got.get("label_map"), want["label_map"]):
@@ -133,6 +135,9 @@ def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any
         res = ops.det_postprocess(outs[cfg["boxes_output"]].reshape(-1, 6), (info[0], info[1]), cfg["labels"],
                                   cfg["post"]["threshold"])
         return {k: res[k] for k in ("boxes", "scores", "labels", "label_ids")}
+    if kind == "classification":
+        ids, scores, names = ops.topk(first[0], cfg["post"]["topk"], cfg["labels"])
+        return {"label_ids": ids, "scores": scores.astype(np.float32), "labels": names}
     return {"label_map": ops.seg_postprocess(first, (info[0], info[1]))}
 
 

@@ -35,6 +35,10 @@ class TritonPythonModel:
             res = ops.det_postprocess(boxes, (info[0], info[1]), self.cfg["labels"], self.cfg["post"]["threshold"])
             return [pb_utils.Tensor("boxes", res["boxes"][None]), pb_utils.Tensor("scores", res["scores"][None]),
                     pb_utils.Tensor("label_ids", res["label_ids"][None]), pb_utils.Tensor("labels", _bytes(res["labels"]))]
+        if self.kind == "classification":
+            ids, scores, names = ops.topk(first[0], self.cfg["post"]["topk"], self.cfg["labels"])
+            return [pb_utils.Tensor("class_ids", ids[None]), pb_utils.Tensor("scores", scores.astype(np.float32)[None]),
+                    pb_utils.Tensor("labels", _bytes(names))]
         if self.kind == "segmentation":
             return [pb_utils.Tensor("label_map", ops.seg_postprocess(first, (info[0], info[1]))[None])]
         raise ValueError(f"unknown pipeline kind {self.kind!r}")
