@@ -144,3 +144,15 @@ def test_int8_build_without_check_still_calibrates_once(tmp_path: Path, calls: C
     assert calls["load_model"] == calls["clean_graph"] == calls["quantize_model"] == 1
     assert calls["convert_graph from repogen.trt.check"] == 0 and calls["reference"] == 0
     assert {"quantize_linear", "dequantize_linear"} <= {op.type for op in plan_builder[0].graph.ops}
+
+
+def test_numpy_target_reads_cleans_and_converts_once_per_use(tmp_path: Path, calls: Counter) -> None:
+    """--target numpy: the stand-in's engine description converts the one pass's cleaned graph (no second
+    clean_graph), as the plan builder does."""
+    spec = ModelSpec(source=EXAMPLE_DIR, name="tiny", target="numpy")
+    report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
+    assert report.models[0].check["status"] == "passed"
+    assert calls["load_model"] == 1 and calls["clean_graph"] == 1
+    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.triton.standin"] == 1
+    assert calls["convert_graph"] == 2
+    assert (tmp_path / "repo" / "tiny" / "1" / "model.py").is_file()

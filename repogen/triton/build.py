@@ -305,7 +305,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     if target == "numpy":
         from repogen.triton.standin import standin_engine
 
-        engine, region = standin_engine(graph, profile_objs, profiles, precision)
+        engine, region = standin_engine(forms.cleaned(), profile_objs, profiles, precision)  # the one pass's clean
     if target == "paddle":
         engine = renames.engine(graph_engine(graph, profiles))
         if precision == "fp16":

@@ -29,14 +29,15 @@ DESCRIPTIONS = {
 }
 
 
-def standin_engine(graph: Graph, profile_objs: list[Any], profiles: list[dict], precision: str) -> tuple[EngineDesc, Region]:
+def standin_engine(cleaned: Graph, profile_objs: list[Any], profiles: list[dict], precision: str) -> tuple[EngineDesc, Region]:
     """The engine description the plan would have (from converting with the NumPy backend) and the region
-    (the whole model) the stand-in runs."""
+    (the whole model) the stand-in runs. ``cleaned`` comes cleaned from build's one pass (``_Forms.cleaned``),
+    as for ``targets.build_plan``: no second clean_graph here."""
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.triton.targets import conversion_engine
 
-    conversion = convert_graph(graph, numpy_trt, precision=precision, profiles=profile_objs)
+    conversion = convert_graph(cleaned, numpy_trt, precision=precision, profiles=profile_objs, clean=False)
     engine = conversion_engine(conversion, profiles)
     region = Region("tensorrt", None, [], [(t.name, t.dtype, t.shape) for t in engine.inputs],
                     [(t.name, t.dtype, t.shape) for t in engine.outputs], {}, profiles, precision)
