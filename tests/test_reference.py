@@ -160,3 +160,29 @@ def test_validates_reference_failure_names_the_reference(tmp_path: Path) -> None
     with pytest.raises(PaddleReferenceError, match=r"the Paddle reference .* could not load it: .*IPU") as err:
         PaddleReference(read_model_folder(folder))
     assert str(err.value).startswith(str(model / "inference.json"))
+
+
+def test_validate_cli_reference_failure_is_one_error_and_the_server_goes(tmp_path: Path) -> None:
+    """A Paddle reference that fails is no verdict on the served model: `repogen validate` stops with one line
+    naming the reference and the model file (rc 2), not a failed model (rc 1); the server is torn down."""
+    from repogen.triton.build import build_repository
+    from repogen.triton.spec import ModelSpec
+
+    model = _place_corrupted(tmp_path)
+    # --target numpy runs repogen's converted network (which reads this model) in Triton: the model loads
+    spec = ModelSpec(source=model, name="corrupt", target="numpy", check=False, min_shapes=["x:1x3x16x16"],
+                     opt_shapes=["x:2x3x32x32"], max_shapes=["x:4x3x32x32"])
+    repo = tmp_path / "repo"
+    build_repository([spec], repo, progress=False)
+    proc = _cli("validate", str(repo), "--requests", "1", "--concurrency", "1")
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("repogen validate: error: " + str(model / "inference.json")), line
+    assert "the Paddle reference" in line and "IPU" in line
+    assert "Traceback" not in proc.stderr and "corrupt" not in proc.stdout.replace(str(tmp_path), "")
+    # no tritonserver left serving this repository
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and (p / "cmdline").exists()
+            and str(repo) in (p / "cmdline").read_bytes().decode(errors="replace")]
+    assert not left, left

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from repogen.errors import ConfigError, RepogenError, ServerError
+from repogen.errors import ConfigError, PaddleReferenceError, RepogenError, ServerError
 from repogen.harness import batching, clients
 from repogen.harness.endpoints import probe_grpc, probe_http, server_urls
 from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
@@ -264,7 +264,9 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
             for s in report.speed:
                 for e in s.errors:
                     report.fail(f"timing {s.protocol} x{s.concurrency}: {e}")
-    except ServerError:
+    except (ServerError, PaddleReferenceError):
+        # Paddle's own failure gives no verdict on the served model: one error for the CLI (rc 2), as check
+        # and build report it; validate_repository's `with launch(...)` still tears the server down
         raise
     except RepogenError as exc:
         report.fail(str(exc))
