@@ -364,3 +364,47 @@ def test_tensorrt_part_dims_follow_the_engine():
     cfg = parse_config(trt.config_text, "trt")
     assert [list(o.dims) for o in cfg.output] == [list(s[1:]) for _, _, s in trt.region.outputs]
     check_ensemble(parse_config(model.ensemble_text, "e"), model.engine, model.parts, "yolo_dense")
+
+
+def test_partition_check_pairs_detection_rows_like_check_and_validate(yolo_dense, monkeypatch):
+    """Two rows of one label whose near-equal scores swap places (FP16 does this) are the same set: the check
+    pairs each Paddle row with the closest row of its label (trt/check.align_detection_rows), as `repogen check`
+    and the harness do; a wrong box still fails."""
+    from repogen.partition import check as check_mod
+    from repogen.trt.check import detection_outputs
+
+    part = partition_graph(yolo_dense, YOLO_BIG)
+    rows = next(iter(detection_outputs(part.cleaned)))
+    real_run, real_ref = check_mod.run_regions, zoo.reference_outputs
+    s, d = 0.55, 1e-5
+    edit: dict = {}
+
+    def run_regions(g, regions, feeds):
+        env, seen = real_run(g, regions, feeds)
+        got = env[rows].copy()
+        i, j = np.flatnonzero(got[:, 0] == got[0, 0])[:2]
+        edit["pair"] = got[[i, j]].copy()  # the two rows as the converted regions made them
+        got[i, 1], got[j, 1] = s, s + d
+        if edit.get("wrong_box"):
+            got[i, 2] += 1.0
+        return {**env, rows: got}, seen
+
+    def reference_outputs(source, feeds):
+        ref = dict(real_ref(source, feeds))
+        name = rows if rows in ref else list(ref)[0]
+        want = ref[name].copy()
+        # Paddle's rows for the same two detections get the scores the other way round
+        for row, score in zip(edit["pair"], (s + d, s)):
+            k = np.argmin(np.abs(np.delete(want, 1, axis=1) - np.delete(row, 1)).max(axis=1))
+            want[k, 1] = score
+        ref[name] = want
+        return ref
+
+    monkeypatch.setattr(check_mod, "run_regions", run_regions)
+    monkeypatch.setattr(zoo, "reference_outputs", reference_outputs)
+    result = check_partition(part, zoo.get("yolo_dense", "pir"), YOLO_BIG)
+    assert result["status"] == "passed", result
+    assert result["outputs"][rows]["rel_err"] <= 1e-5
+    edit["wrong_box"] = True
+    result = check_partition(part, zoo.get("yolo_dense", "pir"), YOLO_BIG)
+    assert result["status"] == "failed" and not result["outputs"][rows]["passed"], result

@@ -16,8 +16,9 @@ TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
 def check_partition(part: Partition, source: str | Path, profiles: list[dict], precision: str = "fp32",
                     feeds: dict[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, Any]:
     """{"status": "passed"|"failed", "outputs": {name: {rel_err, tolerance, passed}}, "input_shapes"} at the
-    first profile's opt shapes (or ``feeds``). Detection outputs (from an NMS op) compare as sets of rows."""
-    from repogen.trt.check import as_detection_set, compare, detection_outputs
+    first profile's opt shapes (or ``feeds``). Detection outputs (from an NMS op) compare as sets of rows,
+    each Paddle row paired with the closest row of its label."""
+    from repogen.trt.check import align_detection_rows, as_detection_set, compare, detection_outputs
     from repogen.zoo import reference_outputs
 
     g = part.cleaned
@@ -34,6 +35,8 @@ def check_partition(part: Partition, source: str | Path, profiles: list[dict], p
         got = env[name]
         if name in detections:
             got, want = as_detection_set(got, detections[name]), as_detection_set(want, detections[name])
+            if detections[name] == "rows":  # near-equal scores may sort apart: pair rows as check/validate do
+                got = align_detection_rows(got, want)
         r = compare(got, want, tol, name)
         outputs[name] = {"rel_err": float(r.rel_err), "tolerance": float(r.tolerance), "passed": bool(r.passed)}
         ok = ok and r.passed
