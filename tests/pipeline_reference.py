@@ -56,7 +56,8 @@ __all__ = ["crop_image_regions", "sort_boxes", "common", "cls_proc", "det_proc",
 # -- PaddleX's own predictors on a test export (the reference chain: processors around Paddle Inference) -----------
 
 PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "YOLOv3-DarkNet53",
-                 "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0"}
+                 "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0",
+                 "textline": "PP-LCNet_x0_25_textline_ori"}
 
 
 def paddlex_predictor(kind: str, model_dir, work_dir, batch_size: int = 1):
@@ -97,7 +98,7 @@ def paddlex_answer(predictor, kind: str, img):
         return {"boxes": np.array([d["coordinate"] for d in b], np.float32).reshape(-1, 4),
                 "scores": np.array([d["score"] for d in b], np.float32),
                 "labels": [d["label"] for d in b], "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
-    if kind == "cls":
+    if kind in ("cls", "textline"):
         return {"class_ids": np.asarray(r["class_ids"], np.int32).reshape(-1),
                 "scores": np.asarray(r["scores"], np.float32).reshape(-1),
                 "labels": list(r["label_names"])}
@@ -106,7 +107,7 @@ def paddlex_answer(predictor, kind: str, img):
     raise ValueError(kind)
 
 
-def paddlex_ocr(det, rec, img, batch_size: int = 6) -> dict:
+def paddlex_ocr(det, rec, img, batch_size: int = 6, textline=None) -> dict:
     """PaddleX's OCR pipeline steps (ocr/pipeline.py, quad boxes, no orientation models), composed from its own
     components: det -> SortQuadBoxes -> CropByPolys -> crops sorted by aspect ratio -> rec in batches."""
     import numpy as np
@@ -115,6 +116,11 @@ def paddlex_ocr(det, rec, img, batch_size: int = 6) -> dict:
     polys = sort_boxes.SortQuadBoxes()(polys) if len(polys) else []
     crops = crop_image_regions.CropByPolys("quad")(img, polys) if len(polys) else []
     kept = [(c, p) for c, p in zip(crops, polys) if c.size > 0 and c.shape[0] > 0 and c.shape[1] > 0]
+    if textline is not None and kept:  # PaddleX: class id 0/1 -> rotate 0/180 degrees (warp_image.rotate_image)
+        from paddlex.inference.pipelines.components.common.warp_image import rotate_image
+        _bind_cv2()
+        angles = [int(np.asarray(r["class_ids"]).ravel()[0]) for r in textline.predict([c for c, _ in kept])]
+        kept = [(rotate_image(c, a * 180), p) for (c, p), a in zip(kept, angles)]
     order = sorted(range(len(kept)), key=lambda i: kept[i][0].shape[1] / float(kept[i][0].shape[0]))
     texts, scores = [""] * len(kept), [0.0] * len(kept)
     if kept:

@@ -17,12 +17,12 @@ from repogen.pipelines import testing
 
 ref = pytest.importorskip("pipeline_reference")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
-KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg", "cls")
+KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg", "cls", "textline")
 
 
 def _images(kind: str) -> list[np.ndarray]:
     words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok", "boxes"]]
-    if kind == "ocr_rec":
+    if kind in ("ocr_rec", "textline"):
         lines = [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0]))) for i, w in enumerate(words)]
         return [line[8:40] for line in lines]
     if kind in ("det", "seg", "cls"):
@@ -66,7 +66,8 @@ def expected_ocr(models, tmp_path_factory) -> list[dict]:
     work = tmp_path_factory.mktemp("paddlex-ocr")
     det = ref.paddlex_predictor("ocr_det", models["ocr_det"], work)
     rec = ref.paddlex_predictor("ocr_rec", models["ocr_rec"], work, batch_size=6)
-    return [ref.paddlex_ocr(det, rec, img) for img in _ocr_images()]
+    textline = ref.paddlex_predictor("textline", models["textline"], work, batch_size=6)
+    return [ref.paddlex_ocr(det, rec, img, textline=textline) for img in _ocr_images()]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def _same(kind: str, got: dict, want: dict) -> None:
     elif kind == "ocr_det":
         assert got["boxes"].shape == want["boxes"].shape and np.abs(got["boxes"] - want["boxes"]).max(initial=0) <= 1
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
-    elif kind == "cls":
+    elif kind in ("cls", "textline"):
         assert got["labels"] == want["labels"] and np.array_equal(got["class_ids"], want["class_ids"])
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
     elif kind == "ocr_rec":

@@ -231,3 +231,22 @@ def test_classification_resize_and_crop_match_paddlex(short, crop, interp):
         assert np.array_equal(got, want), (h, w)
     with pytest.raises(ops.InputError, match="centre crop"):
         ops.preprocess(_img(20, 20), [{"op": "center_crop", "size": [32, 32]}])
+
+
+def test_rotate_and_crop_match_paddlex():
+    from paddlex.inference.pipelines.components.common.warp_image import rotate_image
+
+    ref._bind_cv2()
+    for h, w in SIZES[1:5]:
+        img = _img(h, w)
+        for angle in (0, 180, 90):
+            assert np.array_equal(ops.rotate(img, angle), rotate_image(img, angle))
+    img = _img(200, 300)
+    boxes = [np.array([[10, 20], [120, 25], [118, 60], [8, 55]], np.int16),
+             np.array([[200, 10], [230, 10], [230, 150], [200, 150]], np.int16)]  # tall: turned 90 degrees
+    want = ref.crop_image_regions.CropByPolys("quad")(img, boxes)
+    for box, crop in zip(boxes, want):
+        assert np.array_equal(ops.minarea_crop(img, box), crop)
+    assert want[1].shape[1] > want[1].shape[0]
+    shuffled = [boxes[1], boxes[0], np.array([[5, 21], [50, 21], [50, 40], [5, 40]], np.int16)]
+    assert [b.tolist() for b in ops.sort_boxes(shuffled)] == [b.tolist() for b in ref.sort_boxes.SortQuadBoxes()(shuffled)]

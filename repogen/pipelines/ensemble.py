@@ -195,6 +195,14 @@ def ocr_system(generated: list[GeneratedModel], name: str = OCR_SYSTEM) -> list[
                 "image_shape": shape, "characters": rp["characters"], "use_space_char": rp["post"]["use_space_char"],
                 "batch_size": max(1, min(OCR_BATCH, rec["max_batch_size"]))},
     }
+    # a text-line orientation classifier (PaddleX textline_ori: labels 0_degree / 180_degree) joins when present
+    oris = [m for m in pres if m["pipeline"]["kind"] == "classification"
+            and (m["pipeline"]["labels"] or [])[:2] == ["0_degree", "180_degree"]]
+    if len(oris) == 1:
+        op = oris[0]["pipeline"]
+        data["cls"] = {"model": oris[0]["model"], "input": next(iter(op["roles"])), "output": op["model_outputs"][0],
+                       "transforms": op["transforms"], "color": op["color"],
+                       "batch_size": max(1, min(OCR_BATCH, oris[0]["max_batch_size"]))}
     outputs = [Tensor("boxes", "float32", [-1, 4, 2]), Tensor("texts", "bytes", [-1]), Tensor("scores", "float32", [-1])]
     files = {"1/model.py": (SERVED / "ocr_model.py").read_bytes(), "1/pipeline_ops.py": (HERE / "ops.py").read_bytes(),
              "1/pipeline_common.py": (SERVED / "common.py").read_bytes(),

@@ -461,3 +461,29 @@ def rec_batch(crops: list[np.ndarray], image_shape: list) -> np.ndarray:
     items = [rec_norm(c, image_shape, max(image_shape[2] / image_shape[1], c.shape[1] / c.shape[0])) for c in crops]
     width = max(i.shape[2] for i in items)
     return np.stack([np.pad(i, ((0, 0), (0, 0), (0, width - i.shape[2]))) for i in items]).astype(np.float32)
+
+
+def rotate(img: np.ndarray, angle: float) -> np.ndarray:
+    """PaddleX ``rotate_image``: rotate about the centre on an enlarged canvas (cubic), e.g. 180 for a line
+    the orientation classifier found upside down."""
+    if angle < 1e-7:
+        return img
+    h, w = img.shape[:2]
+    mat = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = np.abs(mat[0, 0]), np.abs(mat[0, 1])
+    new_w, new_h = int((h * sin) + (w * cos)), int((h * cos) + (w * sin))
+    mat[0, 2] += (new_w - w) / 2
+    mat[1, 2] += (new_h - h) / 2
+    return cv2.warpAffine(img, mat, (new_w, new_h), flags=cv2.INTER_CUBIC)
+
+
+def orientations(crops: list[np.ndarray], cls: dict, run: Any) -> list[int]:
+    """Text-line orientation (0: upright, 1: upside down) for BGR crops, in batches, through ``run(x)`` -> probs."""
+    out = []
+    for start in range(0, len(crops), cls["batch_size"]):
+        chunk = crops[start:start + cls["batch_size"]]
+        rgb = [cv2.cvtColor(c, cv2.COLOR_BGR2RGB) if cls["color"] == "RGB" else c for c in chunk]
+        x = np.stack([preprocess(np.ascontiguousarray(c), cls["transforms"])["img"] for c in rgb]).astype(np.float32)
+        probs = run(x)
+        out += [int(topk(p, 1, None)[0][0]) for p in probs]
+    return out

@@ -178,6 +178,27 @@ PostProcess:
 """
 
 
+TEXTLINE_YML = """\
+Global:
+  model_name: PP-LCNet_x0_25_textline_ori
+PreProcess:
+  transform_ops:
+  - ResizeImage:
+      size: [160, 80]
+  - NormalizeImage:
+      channel_num: 3
+      mean: [0.485, 0.456, 0.406]
+      order: ''
+      scale: 0.00392156862745098
+      std: [0.229, 0.224, 0.225]
+  - ToCHWImage: null
+PostProcess:
+  Topk:
+    topk: 1
+    label_list: [0_degree, 180_degree]
+"""
+
+
 def ocr_rec_yml(chars: list[str] = CHARACTERS) -> str:
     import json
 
@@ -270,6 +291,8 @@ models = {
                        S([None, 2], "float32", "scale_factor")]),
     "seg": (Seg, [S([None, 3, None, None], "float32", "x")]),
     "cls": (Cls, [S([None, 3, 64, 64], "float32", "x")]),
+    # text-line orientation (0_degree / 180_degree) in PaddleX textline_ori layout
+    "textline": (lambda: Cls(2), [S([None, 3, 80, 160], "float32", "x")]),
 }
 cls, spec = models[kind]
 m = cls(); m.eval()
@@ -277,9 +300,9 @@ paddle.jit.save(m, out + "/inference", input_spec=spec)
 '''
 
 MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": LAYOUT_YML, "seg": SEG_YML,
-          "cls": CLS_YML}
+          "cls": CLS_YML, "textline": TEXTLINE_YML}
 CONFIG_FILE = {"ocr_det": "inference.yml", "ocr_rec": "inference.yml", "det": "infer_cfg.yml",
-               "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml"}
+               "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml", "textline": "inference.yml"}
 
 
 def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:

@@ -141,7 +141,8 @@ def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any
     return {"label_map": ops.seg_postprocess(first, (info[0], info[1]))}
 
 
-def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray) -> dict[str, Any]:
+def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray, cls: Reference | None = None
+               ) -> dict[str, Any]:
     d, r = cfg["det"], cfg["rec"]
     state = ops.preprocess(img, d["transforms"])
     prob = det.run(ops.model_feeds(state, d["roles"]))[d["output"]]
@@ -149,6 +150,10 @@ def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray) -> di
     boxes = ops.sort_boxes(boxes)
     pairs = [(ops.minarea_crop(img, b), b) for b in boxes]
     pairs = [(c, b) for c, b in pairs if c.size > 0]
+    if cfg.get("cls") and pairs:
+        c = cfg["cls"]
+        angles = ops.orientations([p[0] for p in pairs], c, lambda x: cls.run({c["input"]: x})[c["output"]])
+        pairs = [(ops.rotate(p[0], 180) if a == 1 else p[0], p[1]) for p, a in zip(pairs, angles)]
     order = sorted(range(len(pairs)), key=lambda i: pairs[i][0].shape[1] / float(pairs[i][0].shape[0]))
     texts, scores = [""] * len(pairs), [0.0] * len(pairs)
     chars = ops.ctc_characters(r["characters"], r["use_space_char"])
@@ -212,7 +217,7 @@ def stage_models(repo: Path, name: str) -> list[str]:
         model = name.rsplit("_pipeline", 1)[0]
         return [f"{model}_pre", model, f"{model}_post"]
     cfg = _load(repo, name)
-    return [name, cfg["det"]["model"], cfg["rec"]["model"]]
+    return [name, cfg["det"]["model"], cfg["rec"]["model"]] + ([cfg["cls"]["model"]] if cfg.get("cls") else [])
 
 
 # -- validate hook ---------------------------------------------------------------------------------------------------
@@ -246,8 +251,9 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
                 else:
                     cfg = _load(repo, name)
                     images = images_for("ocr_det")
-                    expect = lambda img, cfg=cfg: ocr_answer(cfg, ref(cfg["det"]["model"]), ref(cfg["rec"]["model"]),
-                                                             img)
+                    expect = lambda img, cfg=cfg: ocr_answer(
+                        cfg, ref(cfg["det"]["model"]), ref(cfg["rec"]["model"]), img,
+                        ref(cfg["cls"]["model"]) if cfg.get("cls") else None)
                     kind = "ocr_system"
                 raw = name.endswith("_raw")
                 wants = [expect(img) for img in images]
