@@ -229,6 +229,28 @@ def test_cases_follow_profile_and_batch_limits():
     assert given["given"]["x"].shape == (1, 3, 8, 8) and given["batch 4"]["x"].shape == (4, 3, 8, 8)
 
 
+def test_detector_size_inputs_are_made_as_a_client_makes_them():
+    """im_shape / im_size: the image's own H, W per batch row; scale_factor: ones; dtypes kept (random sizes make
+    a correct detector differ from Paddle: see tests/test_standin.py for the served check)."""
+    cfg = model_config_pb2.ModelConfig(name="det", max_batch_size=4)
+    specs = [TensorSpec("im_shape", np.float32, "FP32", [2]), TensorSpec("image", np.float32, "FP32", [3, -1, -1]),
+             TensorSpec("scale_factor", np.float32, "FP32", [2]), TensorSpec("im_size", np.int32, "INT32", [2])]
+    prof = {"image": {"min": [1, 3, 32, 32], "opt": [2, 3, 48, 40], "max": [4, 3, 64, 64]}}
+    cases = make_cases(ModelFolder("det", Path("."), cfg, {"profiles": [prof]}, specs, []))
+    assert list(cases) == ["batch 1", "batch 4"]
+    for feeds in cases.values():
+        n = feeds["image"].shape[0]
+        assert feeds["image"].shape[1:] == (3, 48, 40) and feeds["image"].std() > 0.5  # the image stays random
+        assert feeds["im_shape"].dtype == np.float32 and feeds["im_size"].dtype == np.int32
+        np.testing.assert_array_equal(feeds["im_shape"], [[48, 40]] * n)
+        np.testing.assert_array_equal(feeds["im_size"], [[48, 40]] * n)
+        np.testing.assert_array_equal(feeds["scale_factor"], np.ones((n, 2), np.float32))
+    # no single NCHW image: nothing to take the size from, the inputs stay random
+    flat = [TensorSpec("im_size", np.int32, "INT32", [2]), TensorSpec("x", np.float32, "FP32", [5])]
+    odd = make_cases(ModelFolder("f", Path("."), cfg, {}, flat, []))["batch 4"]["im_size"]
+    assert odd.shape == (4, 2) and odd.max() < 8
+
+
 # -- metrics on loopback, shutdown order, batching verdict ---------------------------------------------------------
 
 def test_metrics_bound_to_loopback_when_a_port_is_given():

@@ -127,3 +127,11 @@ def test_detector_standin_marks_its_nms_outputs_for_set_comparison(tmp_path):
     assert report.models[0].check["status"] == "passed"
     manifest = json.loads((tmp_path / "r" / "yh" / "repogen.json").read_text())
     assert manifest["detections"] == {"fetch_name_0": "rows"}
+    # validate feeds im_size as a client does (the image's own H, W): the converted detector equals Paddle
+    model = read_model_folder(tmp_path / "r" / "yh")
+    with launch(tmp_path / "r") as srv:
+        result = validate_model(srv, model, concurrency=(1,), requests=4, speed=False)
+    assert result.ok, result.failures
+    assert {(c.protocol, c.case) for c in result.checks} == {(p, b) for p in ("http", "grpc")
+                                                              for b in ("batch 1", "batch 2")}
+    assert all(c.ok and c.rel_err is not None and c.rel_err <= 1e-5 for c in result.checks)
