@@ -175,3 +175,22 @@ def test_classification_config(tmp_path):
     assert cfg.transforms[1]["size"] == [64, 64]
     with pytest.raises(ConfigError, match="needs resize_short or size"):
         read_deploy_config(_write(tmp_path, "b.yml", testing.CLS_YML.replace("resize_short: 72", "other: 1")))
+
+
+def test_classification_labels_become_label_filename(tmp_path):
+    """label_list -> labels.txt beside config.pbtxt and label_filename on the first output, so Triton's
+    classification extension (``class_count``) answers with the exporter's names."""
+    import subprocess
+    import sys
+
+    from repogen.triton.config import parse_config
+
+    model = testing.save_model("cls", tmp_path / "cls")
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(model), "--out", str(tmp_path / "r"),
+                           "--target", "paddle", "--no-check", "--json"], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    folder = tmp_path / "r" / "cls"
+    cfg = parse_config((folder / "config.pbtxt").read_text(), "cls")
+    assert cfg.output[0].label_filename == "labels.txt"
+    assert (folder / "labels.txt").read_text().split("\n")[:2] == ["circle", "square"]
+    assert [i.dims for i in cfg.input] == [[3, 64, 64]]  # the CropImage size made the profile

@@ -263,3 +263,18 @@ def test_differences_catch_each_kind_of_mismatch():
     assert differences("detection", want | {"labels": ["a", "c"]}, want)
     assert differences("detection", want | {"boxes": np.zeros((1, 4), np.float32)}, want)
     assert differences("ocr_rec", {"texts": ["ab"], "scores": [0.1]}, {"texts": ["ac"], "scores": [0.1]})
+
+
+def test_classification_extension_uses_label_list(server, repo):
+    import tritonclient.grpc as g
+
+    cli = g.InferenceServerClient(server.grpc_url.replace("grpc://", ""))
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    inp = g.InferInput("x", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    out_name = [o.name for o in cli.get_model_metadata("cls").outputs][0]
+    res = cli.infer("cls", [inp], outputs=[g.InferRequestedOutput(out_name, class_count=2)])
+    entries = [e.decode().split(":") for e in res.as_numpy(out_name).reshape(-1)]
+    labels = (repo / "cls" / "labels.txt").read_text().split()
+    assert len(entries) == 2 and all(e[2] == labels[int(e[1])] for e in entries)
+    assert float(entries[0][0]) >= float(entries[1][0])

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,23 @@ def write_models(models: list[GeneratedModel], staging: Path, out: Path, force: 
     return write(models, staging)
 
 
+def _labels_file(cfg: DeployConfig) -> Path:
+    """``label_list`` as the labels file Triton's classification extension reads (``label_filename``): one label
+    a line, in a per-content cache folder (the build copies it beside config.pbtxt)."""
+    import hashlib
+    import tempfile
+
+    text = "".join(f"{label}\n" for label in cfg.labels)
+    folder = Path(tempfile.gettempdir()) / "repogen-labels" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "labels.txt"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        tmp = folder / f".labels.{os.getpid()}"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)  # atomic: parallel builds never read a half-written file
+    return path
+
+
 def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     """What the deploy config settles for the model itself: its profiles and, for detectors, no batching.
 
@@ -123,6 +141,8 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     outputs are not split by batch row: Triton's dynamic batcher would hand one request's boxes to another.
     Such a model runs one request at a time; asking for dynamic batching on it is refused."""
     spec = fill_profiles(spec, graph, cfg)
+    if cfg.kind == "classification" and cfg.labels and spec.labels is None:
+        spec = dataclasses.replace(spec, labels=_labels_file(cfg))
     if cfg.kind == "detection":
         from repogen.triton.spec import DynamicBatching
 
