@@ -278,3 +278,15 @@ def test_classification_extension_uses_label_list(server, repo):
     labels = (repo / "cls" / "labels.txt").read_text().split()
     assert len(entries) == 2 and all(e[2] == labels[int(e[1])] for e in entries)
     assert float(entries[0][0]) >= float(entries[1][0])
+
+
+def test_harness_validates_the_detector_itself(server, repo):
+    """The detector's [M, 6] box block is not split by batch row: the manifest says so and the harness
+    compares each request (batched or not) with Paddle's run of that same request."""
+    from repogen.harness.model_files import read_model_folder
+    from repogen.harness.validate import validate_model
+
+    manifest = json.loads((repo / "det" / "repogen.json").read_text())
+    assert manifest["detections"] == {"fetch_name_0": "rows"}
+    report = validate_model(server, read_model_folder(repo / "det"), concurrency=(1,), requests=4, speed=False)
+    assert report.ok, report.failures[:3]

@@ -159,3 +159,13 @@ def system_models(prepared: list[Any]) -> list[GeneratedModel]:
     from repogen.pipelines.ensemble import ocr_system
 
     return ocr_system([m for p in prepared for m in getattr(p, "pipelines", [])])
+
+
+def manifest_fields(models: list[GeneratedModel]) -> dict[str, Any]:
+    """Manifest keys for the model itself: a PaddleDetection detector's [M, 6] box block is not split by batch
+    row, so ``validate`` must compare it as detection rows against a reference run of the same request."""
+    for m in models:
+        data = m.meta.get("pipeline") if m.meta else None
+        if data and data.get("boxes_output"):
+            return {"detections": {data["boxes_output"]: "rows"}}
+    return {}

@@ -394,6 +394,7 @@ def _manifest_data(p: _Prepared, final_dir: Path, sources: list[Path]) -> dict[s
                     max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
     if p.paddle_names:
         data["paddle_names"] = p.paddle_names  # the harness feeds the Paddle reference by these
+    data.update(pipeline_hook.manifest_fields(p.pipelines))  # deploy-config detectors: box rows, not batch rows
     if p.target in ("tensorrt", "numpy"):
         # NMS rows come in TensorRT's order: the harness compares sets
         if p.cleaned is not None:  # the one pass's cleaned graph: no second clean_graph
