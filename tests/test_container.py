@@ -85,7 +85,7 @@ def test_validate_through_podman_and_the_cpu_image(podman_env):
     model = report["models"][0]
     protocols = {c["protocol"] for c in model["checks"]}
     assert protocols == {"http", "grpc"} and all(c["ok"] for c in model["checks"])
-    assert _ours(podman_env) == before  # the validate run's container is gone
+    assert not _ours(podman_env) - before  # the validate run's container is gone (others may run beside)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -118,7 +118,7 @@ def test_serve_through_podman_stops_its_container_on_signals(podman_env, sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert _ours(podman_env) == before
+    assert not _ours(podman_env) - before
 
 
 def test_docker_files_build_on_the_local_base(podman_env):
@@ -166,4 +166,4 @@ def test_partitioned_numpy_target_validates_in_the_container(podman_env, tmp_pat
     assert model["model"] == "cumprod" and model["ok"]
     assert {c["protocol"] for c in model["checks"]} == {"http", "grpc"}
     assert all(c["ok"] and c["rel_err"] <= 1e-5 for c in model["checks"])
-    assert _ours(podman_env) == before
+    assert not _ours(podman_env) - before

@@ -186,3 +186,28 @@ def test_validate_cli_reference_failure_is_one_error_and_the_server_goes(tmp_pat
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and (p / "cmdline").exists()
             and str(repo) in (p / "cmdline").read_bytes().decode(errors="replace")]
     assert not left, left
+
+
+def test_runner_works_with_descriptors_above_select_limit() -> None:
+    """A long test session or server reaches descriptor numbers >= 1024, where select() refuses to wait."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    runner_mod._stop_idle()  # a fresh child, whose pipes get the high descriptors
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        path = zoo.get("convnet", "pir")
+        x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+        with ReferenceRunner(path) as runner:
+            got = runner.run({"x": x})
+        want = paddle_outputs(path, {"x": x})
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+    finally:
+        for fd in held:
+            os.close(fd)
+        runner_mod._stop_idle()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
-import select
+import selectors
 import signal
 import struct
 import subprocess
@@ -96,7 +96,11 @@ class _Child:
 
     def _wait(self, fd: int, deadline: float, timeout: float, doing: str, write: bool = False) -> None:
         left = max(deadline - time.monotonic(), 0)
-        ready = select.select([], [fd], [], left)[1] if write else select.select([fd], [], [], left)[0]
+        # a selector, not select(): select() refuses descriptors >= 1024, which a long-lived process
+        # (a test session, a server validating many models) reaches
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+            ready = sel.select(left)
         if not ready:
             self.stop(kill=True)  # it may be stuck in Paddle's C++: EOF would not end it
             raise _Broken(f"no answer after {timeout:g} s while {doing} (timeout; REPOGEN_REFERENCE_TIMEOUT "
