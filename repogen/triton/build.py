@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from repogen.errors import ConfigError, ConversionError, RepogenError, UnsupportedOpError
+from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph
 from repogen import naming
 from repogen.pipelines import build_hook as pipeline_hook
 from repogen.triton import ownership, staging
+from repogen.triton.onepass import ModelForms, numeric_check
+from repogen.triton.progress import BuildProgress
 from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
                                    derive_max_batch, render_and_check)
 from repogen.triton.manifest import MANIFEST, dumps, manifest
@@ -107,90 +109,6 @@ def _profiles(graph: Graph, spec: ModelSpec) -> tuple[list[Any], list[dict]]:
     return objs, plain
 
 
-# -- one pass: read, clean and calibrate once, for the check and the plan ----------------------------------------
-
-@dataclass
-class _Forms:
-    """The model as read, cleaned and (int8) calibrated: each made once, on first use, and shared by the numeric
-    check and the plan builder."""
-    spec: ModelSpec
-    graph: Graph
-    _cleaned: Graph | None = None
-    _quantized: Any = None
-
-    def cleaned(self) -> Graph:
-        if self._cleaned is None:
-            from repogen.trt.passes import clean_graph
-
-            self._cleaned = clean_graph(self.graph)
-        return self._cleaned
-
-    @property
-    def made_cleaned(self) -> Graph | None:
-        """The cleaned graph if something asked for it (never cleans)."""
-        return self._cleaned
-
-    def quantized(self) -> Any:
-        """calibrate.Int8Model of the cleaned graph."""
-        if self._quantized is None:
-            from repogen.trt.calibrate import quantize_model
-
-            self._quantized = quantize_model(self.cleaned(), self.spec.calib_data, self.spec.calib_method)
-        return self._quantized
-
-    def for_plan(self) -> Graph:
-        """What the plan builder converts: cleaned, with the Q/DQ ops of calibration for int8."""
-        return self.quantized().graph if self.spec.precision == "int8" else self.cleaned()
-
-
-# -- numeric check -------------------------------------------------------------------------------------------------
-
-def _numeric_check(spec: ModelSpec, target: str, forms: _Forms, profile_objs: list[Any],
-                   warn: Callable[[str], None], stage: Callable[[str], None]) -> dict:
-    if not spec.check:
-        return {"status": "skipped", "reason": "--no-check"}
-    if importlib.util.find_spec("paddle") is None:
-        return {"status": "skipped", "reason": "paddlepaddle is not installed"}
-    try:
-        from repogen.trt.check import check_graph
-        from repogen.trt.convert import find_unsupported, unsupported_reasons
-    except ImportError as exc:
-        msg = f"{spec.name}: numerical check unavailable: {exc}"
-        if target == "paddle":
-            warn(msg)
-            return {"status": "unavailable", "reason": str(exc)}
-        raise RepogenError(msg) from exc
-    try:
-        missing = find_unsupported(forms.cleaned())
-        if missing:
-            raise UnsupportedOpError(missing, unsupported_reasons(missing))
-        quantized = None
-        if spec.precision == "int8":
-            stage("calibrate")
-            quantized = forms.quantized()
-        stage("check")
-        # inputs at the first profile's opt shapes: the shapes the engine is tuned for
-        report = check_graph(forms.graph, profile_objs[:1], spec.precision, cleaned=forms.cleaned(),
-                             quantized=quantized, model=spec.name)
-    except (UnsupportedOpError, ConversionError) as exc:
-        # The paddle target runs Paddle itself and never needs the converter: a gap there is news, not
-        # a reason to refuse a model that will serve correctly.
-        if target == "paddle":
-            warn(f"{spec.name}: the NumPy-backend check could not convert the model (the paddle target does "
-                 f"not need it): {' '.join(str(exc).split())}")
-            return {"status": "unsupported", "reason": str(exc)}
-        raise
-    outputs = {o.name: {"rel_err": float(o.rel_err), "tolerance": float(o.tolerance), "passed": bool(o.passed)}
-               | ({"top1_agreement": o.top1_agreement} if o.top1_agreement is not None else {})
-               for o in report.outputs}
-    if not report.passed:
-        lines = [f"  {n}: rel err {o['rel_err']:.3g} > {o['tolerance']:g}" for n, o in outputs.items()
-                 if not o["passed"]]
-        raise RepogenError(f"{spec.name}: numerical check against Paddle failed ({spec.precision}); "
-                           "--no-check skips it:\n" + "\n".join(lines))
-    return {"status": "passed", "outputs": outputs} | ({"int8": report.int8} if report.int8 else {})
-
-
 # -- one model -----------------------------------------------------------------------------------------------------
 
 def _resolve_targets(specs: list[ModelSpec], warn: Callable[[str], None]) -> tuple[dict[str, str], Any]:
@@ -267,10 +185,10 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                              pipelines=pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size))
         if target == "tensorrt" and spec.target == "auto":  # not partitionable: the whole model to paddle
             target = _auto_target(spec, graph, model_warn)
-    forms = _Forms(spec, graph)
+    forms = ModelForms(spec, graph)
     # check what is built: the paddle target serves fp32 whatever --fp16 says
     checked = replace(spec, precision="fp32") if target == "paddle" and spec.precision == "fp16" else spec
-    check = _numeric_check(checked, target, forms, profile_objs, model_warn, stage)
+    check = numeric_check(checked, target, forms, profile_objs, model_warn, stage)
     precision, plan, trt_info, region = spec.precision, None, None, None
     if target == "tensorrt":
         if precision == "int8":
@@ -424,43 +342,6 @@ def _add_plan(p: _Prepared, staged: Path, final_dir: Path, existing: Any, force:
                            manifest=merged)
 
 
-# -- progress ------------------------------------------------------------------------------------------------------
-
-class _Progress:
-    """Rich progress on stderr (stdout stays for the summary or the --json object)."""
-
-    def __init__(self, enabled: bool):
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.enabled = enabled
-        self.progress = None
-        if enabled:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                     console=self.console, transient=False)
-
-    def __enter__(self) -> "_Progress":
-        if self.progress:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress:
-            self.progress.__exit__(*exc)
-
-    def task(self, name: str) -> Callable[[str], None]:
-        if not self.progress:
-            return lambda stage: None
-        task_id = self.progress.add_task(f"{name}: queued", total=None)
-        return lambda stage: self.progress.update(task_id, description=f"{name}: {stage}")
-
-    def warn(self, msg: str) -> None:
-        # Always shown, progress or not: a fallback nobody sees is a surprise later.
-        self.console.print(msg, style="bold yellow", markup=False, highlight=False, soft_wrap=True)
-
-
 # -- public API ----------------------------------------------------------------------------------------------------
 
 def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: bool = True,
@@ -478,7 +359,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
     existing = _destinations(out, specs, force, add_plan)
     started = time.perf_counter()
     warnings: list[str] = []
-    ui = _Progress(progress)
+    ui = BuildProgress(progress)
 
     def warn(msg: str) -> None:
         warnings.append(msg)

@@ -31,7 +31,7 @@ DESCRIPTIONS = {
 
 def standin_engine(cleaned: Graph, profile_objs: list[Any], profiles: list[dict], precision: str) -> tuple[EngineDesc, Region]:
     """The engine description the plan would have (from converting with the NumPy backend) and the region
-    (the whole model) the stand-in runs. ``cleaned`` comes cleaned from build's one pass (``_Forms.cleaned``),
+    (the whole model) the stand-in runs. ``cleaned`` comes cleaned from build's one pass (``ModelForms.cleaned`` in onepass.py),
     as for ``targets.build_plan``: no second clean_graph here."""
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph

@@ -4,7 +4,6 @@ Outputs every input of the model (``image``/``x``, and ``im_shape``/``scale_fact
 models) as a batch of one, plus ``repogen_info`` = [source h, source w, ratio h, ratio w] for post-processing.
 """
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from pipeline_common import each_request, load_config, ops, read_image
