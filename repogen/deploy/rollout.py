@@ -15,22 +15,17 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-import urllib.request
 from typing import Any
 
 from repogen.errors import ServerError
+from repogen.harness.server import http_request
 
 LOAD_TIMEOUT_S = 300.0
 
 
 def _request(url: str, method: str, path: str, body: dict | None = None, timeout: float = 10.0) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    req = urllib.request.Request(f"http://{url}{path}", data=data, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+        return http_request(url, method, path, body, timeout)
     except (OSError, urllib.error.URLError) as exc:
         raise ServerError(f"{url}: cannot reach Triton ({exc})") from exc
 

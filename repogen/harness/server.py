@@ -161,6 +161,19 @@ def _die_with_parent() -> None:
         pass
 
 
+def http_request(host_port: str, method: str, path: str, body: dict | None = None,
+                 timeout: float = 5.0) -> tuple[int, str]:
+    """(status, body text) of one request to Triton's HTTP API, with no client library: usable before the
+    server is up. HTTP errors are answers; an unreachable server raises OSError / URLError."""
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(f"http://{host_port}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
 @dataclass
 class TritonServer:
     """A reachable Triton. ``proc`` is None when attached to a server someone else runs."""
@@ -178,13 +191,7 @@ class TritonServer:
 
     # -- HTTP helpers with no client dependency: used before the server is known to be up ------------------
     def _request(self, method: str, path: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, str]:
-        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-        req = urllib.request.Request(f"http://{self.http_url}{path}", data=data, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, resp.read().decode(errors="replace")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
+        return http_request(self.http_url, method, path, body, timeout)
 
     def alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None
