@@ -61,7 +61,7 @@ def build(data: Any, type_name: str, path: str) -> Any:
         if not isinstance(data, list):
             raise ConfigError(f"{path}: expected a list, got {type(data).__name__}")
         return [build(v, m.group(1), f"{path}[{i}]") for i, v in enumerate(data)]
-    m = re.fullmatch(r"dict\(str, (.*)\)|Dict\[str, (.*)\]", type_name)
+    m = re.fullmatch(r"dict\(str, (.*)\)|[dD]ict\[str, (.*)\]", type_name)  # client releases spell it both ways
     if m:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}")
