@@ -28,6 +28,7 @@ from typing import Any, Callable
 import pytest
 
 from repogen import zoo
+from protobuf_bytes import varint
 
 SEED = 20261201
 FAST_CASES = 100
@@ -42,17 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # --- protobuf wire walking (positions of every field, typed by framework.proto) --------------------------
 
-def _varint(v: int) -> bytes:
-    v &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
 
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _readvarint(data: bytes, pos: int) -> tuple[int, int]:
     v = shift = 0
     while True:
         b = data[pos]
@@ -70,16 +62,16 @@ def _fields(data: bytes, start: int, end: int, msg: str, path: tuple, out: list)
     pos = start
     while pos < end:
         key_pos = pos
-        key, pos = _read_varint(data, pos)
+        key, pos = _readvarint(data, pos)
         num, wire = key >> 3, key & 7
         if wire == 0:
-            _, after = _read_varint(data, pos)
+            _, after = _readvarint(data, pos)
         elif wire == 1:
             after = pos + 8
         elif wire == 5:
             after = pos + 4
         else:
-            length, pos = _read_varint(data, pos)
+            length, pos = _readvarint(data, pos)
             after = pos + length
         out.append((path + (num,), msg, num, wire, key_pos, pos, after))
         kind = FIELDS.get(msg, {}).get(num, (0, None))[1]
@@ -104,8 +96,8 @@ def _replace(data: bytes, start: int, end: int, new: bytes) -> bytes:
     enclosing = [f for f in _program_fields(data) if f[3] == 2 and f[5] <= start and end <= f[6]
                  and (f[5], f[6]) != (start, end)]
     for _, _, _, _, key_pos, value_pos, after in sorted(enclosing, key=lambda f: -f[4]):
-        _, len_pos = _read_varint(data, key_pos)
-        new_len = _varint(after - value_pos + delta)
+        _, len_pos = _readvarint(data, key_pos)
+        new_len = varint(after - value_pos + delta)
         old_len_bytes = value_pos - len_pos
         result = result[:len_pos] + new_len + result[len_pos + old_len_bytes:]
         delta += len(new_len) - old_len_bytes
@@ -156,9 +148,9 @@ def _m_length_overflow(rng: random.Random, d: Path, fmt: str) -> str:
     data = f.read_bytes()
     lens = [x for x in _program_fields(data) if x[3] == 2]
     path, msg, num, _, key_pos, value_pos, _ = rng.choice(lens)
-    _, len_pos = _read_varint(data, key_pos)
+    _, len_pos = _readvarint(data, key_pos)
     huge = rng.choice((1 << 31, (1 << 32) - 1, 1 << 62, (1 << 64) - 1, len(data)))
-    f.write_bytes(data[:len_pos] + _varint(huge) + data[value_pos:])
+    f.write_bytes(data[:len_pos] + varint(huge) + data[value_pos:])
     return f"length of {msg} field {num} at byte {key_pos} -> {huge}"
 
 
@@ -230,13 +222,13 @@ def _m_bad_dtype(rng: random.Random, d: Path, fmt: str) -> str:
         data = f.read_bytes()
         # the TensorDesc starts 20 bytes in for a record without LoD: its first field is data_type
         if len(data) > 22 and data[20] == 0x08:
-            f.write_bytes(data[:21] + _varint(code) + data[22:])
+            f.write_bytes(data[:21] + varint(code) + data[22:])
             return f"dtype code of {f.name} -> {code}"
     f = _program_file(d, fmt)
     data = f.read_bytes()
     spots = [x for x in _program_fields(data) if x[0][-4:] == (2, 3, 1, 1) and x[1] == "VarType.TensorDesc"]
     _, _, _, _, _, value_pos, after = rng.choice(spots)
-    f.write_bytes(data[:value_pos] + _varint(code) + data[after:])
+    f.write_bytes(data[:value_pos] + varint(code) + data[after:])
     return f"var dtype code -> {code}"
 
 
@@ -254,7 +246,7 @@ def _m_wire_type(rng: random.Random, d: Path, fmt: str) -> str:
                                                                  else fields)
     new_wire = rng.choice([w for w in (0, 1, 2, 5) if w != wire])
     payload = {0: b"\x01", 1: b"\0" * 8, 2: b"\x01\x00", 5: b"\0" * 4}[new_wire]
-    f.write_bytes(_replace(data, key_pos, after, _varint(num << 3 | new_wire) + payload))
+    f.write_bytes(_replace(data, key_pos, after, varint(num << 3 | new_wire) + payload))
     return f"{msg} field {num} wire type {wire} -> {new_wire}"
 
 
@@ -495,7 +487,7 @@ def make_huge_cases(root: Path) -> list[tuple[str, str]]:
     op = relu.SerializeToString()
     block = prog.blocks[0].SerializeToString() + (b"\x22" + bytes([len(op)]) + op) * 200_000
     del prog.blocks[:]
-    (d / "inference.pdmodel").write_bytes(b"\x0a" + _varint(len(block)) + block + prog.SerializeToString())
+    (d / "inference.pdmodel").write_bytes(b"\x0a" + varint(len(block)) + block + prog.SerializeToString())
     out.append((str(d), "huge: 200,000-op ProgramDesc"))
     d = root / "huge-pir"
     shutil.copytree(zoo.get("elementwise", "pir"), d)
@@ -687,7 +679,7 @@ def test_cli_inspect_rc2_one_line(tmp_path: Path, kind: str) -> None:
             prog.blocks[1].parent_idx = 1
             model.write_bytes(prog.SerializeToString())
         else:
-            model.write_bytes(prog.SerializeToString() + _varint(4 << 3 | 0) + b"\x01")
+            model.write_bytes(prog.SerializeToString() + varint(4 << 3 | 0) + b"\x01")
     proc = subprocess.run([sys.executable, "-m", "repogen.cli", "inspect", str(d)], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert proc.returncode == 2, proc.stderr

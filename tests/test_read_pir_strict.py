@@ -13,6 +13,7 @@ import pytest
 from repogen import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
+from protobuf_bytes import varint
 
 
 @pytest.fixture(scope="module")
@@ -246,20 +247,11 @@ def test_huge_op_count_refused_fast(tmp_path: Path) -> None:
     rest = framework_pb2.ProgramDesc()
     rest.CopyFrom(prog)
     del rest.blocks[:]
-    (d / "inference.pdmodel").write_bytes(b"\x0a" + _varint(len(block)) + block + rest.SerializeToString())
+    (d / "inference.pdmodel").write_bytes(b"\x0a" + varint(len(block)) + block + rest.SerializeToString())
     t0 = time.perf_counter()
     with pytest.raises(ModelFormatError, match="more than 100000 ops"):
         load_model(d)
     assert time.perf_counter() - t0 < 5
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
 
 
 def test_nesting_within_the_limit_is_read(tmp_path: Path, base: dict) -> None:

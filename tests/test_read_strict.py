@@ -13,6 +13,7 @@ from repogen import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
 from repogen.paddle import framework_schema, gen_framework_schema
+from protobuf_bytes import key, varint
 
 
 @pytest.fixture(scope="module")
@@ -22,21 +23,8 @@ def pb() -> Any:
     return framework_pb2
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
-        v >>= 7
-        if not v:
-            return bytes(out)
-
-
-def _key(num: int, wire: int) -> bytes:
-    return _varint(num << 3 | wire)
-
-
 def _len(num: int, payload: bytes) -> bytes:
-    return _key(num, 2) + _varint(len(payload)) + payload
+    return key(num, 2) + varint(len(payload)) + payload
 
 
 def _inject(msg: Any, path: list[tuple[str, int]], extra: bytes) -> bytes:
@@ -75,55 +63,55 @@ def test_schema_is_generated_from_paddles_descriptor(pb: Any) -> None:
 
 
 def _attr(name: str, atype: int, *fields: bytes) -> bytes:
-    return _len(1, name.encode()) + _key(2, 0) + _varint(atype) + b"".join(fields)
+    return _len(1, name.encode()) + key(2, 0) + varint(atype) + b"".join(fields)
 
 
 # (where, extra bytes, what the error names); each breaks the schema in a field the reader does not use
 _BAD = {
-    "program version as varint": ([], _key(4, 0) + b"\x01", "ProgramDesc field 4"),
-    "op_version_map as fixed32": ([], _key(5, 5) + b"\0\0\0\0", "ProgramDesc field 5"),
+    "program version as varint": ([], key(4, 0) + b"\x01", "ProgramDesc field 4"),
+    "op_version_map as fixed32": ([], key(5, 5) + b"\0\0\0\0", "ProgramDesc field 5"),
     "op_version_map pair lacks op_version": ([], _len(5, _len(1, _len(1, b"relu"))), "OpVersionPair lacks"),
     "block forward_block_idx as LEN": ([("blocks", 0)], _len(5, b"\0"), "BlockDesc field 5"),
     "op is_target as LEN": ([("blocks", 0), ("ops", 2)], _len(5, b"\1"), "OpDesc field 5"),
-    "op is_target as fixed64": ([("blocks", 0), ("ops", 2)], _key(5, 1) + b"\0" * 8, "OpDesc field 5"),
-    "var need_check_feed as fixed32": ([("blocks", 0), ("vars", 1)], _key(4, 5) + b"\0" * 4, "VarDesc field 4"),
+    "op is_target as fixed64": ([("blocks", 0), ("ops", 2)], key(5, 1) + b"\0" * 8, "OpDesc field 5"),
+    "var need_check_feed as fixed32": ([("blocks", 0), ("vars", 1)], key(4, 5) + b"\0" * 4, "VarDesc field 4"),
     "var stop_gradient as LEN": ([("blocks", 0), ("vars", 1)], _len(6, b""), "VarDesc field 6"),
-    "var attrs as varint": ([("blocks", 0), ("vars", 1)], _key(7, 0) + b"\x01", "VarDesc field 7"),
+    "var attrs as varint": ([("blocks", 0), ("vars", 1)], key(7, 0) + b"\x01", "VarDesc field 7"),
     "var attr lacks name and type": ([("blocks", 0), ("vars", 1)], _len(7, b""), "VarDesc.Attr lacks"),
-    "var attr ints as fixed64": ([("blocks", 0), ("vars", 1)], _len(7, _attr("a", 1) + _key(5, 1) + b"\0" * 8),
+    "var attr ints as fixed64": ([("blocks", 0), ("vars", 1)], _len(7, _attr("a", 1) + key(5, 1) + b"\0" * 8),
                                  "VarDesc.Attr field 5"),
     "var type reader with a bad tensor": ([("blocks", 0), ("vars", 1), ("type", 0)],
-                                          _len(5, _len(1, _len(1, _key(1, 5) + b"\0" * 4))),
+                                          _len(5, _len(1, _len(1, key(1, 5) + b"\0" * 4))),
                                           "TensorDesc field 1"),
-    "var type tuple as fixed32": ([("blocks", 0), ("vars", 1), ("type", 0)], _key(7, 5) + b"\0" * 4,
+    "var type tuple as fixed32": ([("blocks", 0), ("vars", 1), ("type", 0)], key(7, 5) + b"\0" * 4,
                                   "VarType field 7"),
     "lod level as LEN": ([("blocks", 0), ("vars", 1), ("type", 0), ("dense_tensor", 0)], _len(2, b"\1"),
                          "DenseTensorDesc field 2"),
     "skipped op_callstack with a varint string": ([("blocks", 0), ("ops", 2)],
                                                   _len(4, _attr("op_callstack", 5, _len(8, b"f.py"),
-                                                                _key(8, 0) + b"\x05")),
+                                                                key(8, 0) + b"\x05")),
                                                   "OpDesc.Attr field 8"),
     "skipped op_role as LEN": ([("blocks", 0), ("ops", 2)], _len(4, _attr("op_role", 0, _len(3, b"\0"))),
                                "OpDesc.Attr field 3"),
     "skipped op_device lacks its type": ([("blocks", 0), ("ops", 2)], _len(4, _len(1, b"op_device")),
                                          "OpDesc.Attr lacks"),
-    "attr with a group wire type": ([("blocks", 0), ("ops", 2)], _len(4, _attr("zz", 0, _key(9, 3))),
+    "attr with a group wire type": ([("blocks", 0), ("ops", 2)], _len(4, _attr("zz", 0, key(9, 3))),
                                     "wire type"),
-    "attr floats as varint": ([("blocks", 0), ("ops", 2)], _len(4, _attr("zz", 4, _key(7, 0) + b"\x01")),
+    "attr floats as varint": ([("blocks", 0), ("ops", 2)], _len(4, _attr("zz", 4, key(7, 0) + b"\x01")),
                               "OpDesc.Attr field 7"),
     "scalar type as fixed32": ([("blocks", 0), ("ops", 2)],
-                               _len(4, _attr("zz", 16, _len(20, _key(1, 5) + b"\0" * 4))), "Scalar field 1"),
+                               _len(4, _attr("zz", 16, _len(20, key(1, 5) + b"\0" * 4))), "Scalar field 1"),
     "complex lacks its imaginary part": ([("blocks", 0), ("ops", 2)],
-                                         _len(4, _attr("zz", 16, _len(20, _key(1, 0) + b"\x04"
-                                                                      + _len(5, _key(1, 1) + b"\0" * 8)))),
+                                         _len(4, _attr("zz", 16, _len(20, key(1, 0) + b"\x04"
+                                                                      + _len(5, key(1, 1) + b"\0" * 8)))),
                                          "Complex lacks"),
     "var attr type not an AttrType": ([("blocks", 0), ("vars", 1)], _len(7, _attr("a", 99)),
                                       "VarDesc.Attr field 2: 99 is not a value of its enum"),
     "skipped op_role with an unknown attr type": ([("blocks", 0), ("ops", 2)], _len(4, _attr("op_role", 40)),
                                                   "OpDesc.Attr field 2: 40 is not a value"),
     "tuple element type not a VarType.Type": ([("blocks", 0), ("vars", 1), ("type", 0)],
-                                              _len(7, _len(1, _varint(16))), "VarType.Tuple field 1: 16"),
-    "slot argument as varint": ([("blocks", 0), ("ops", 2), ("inputs", 0)], _key(2, 0) + b"\x01",
+                                              _len(7, _len(1, varint(16))), "VarType.Tuple field 1: 16"),
+    "slot argument as varint": ([("blocks", 0), ("ops", 2), ("inputs", 0)], key(2, 0) + b"\x01",
                                 "OpDesc.Var field 2"),
 }
 
@@ -139,10 +127,10 @@ def test_wrong_wire_types_refused(tmp_path: Path, pb: Any, case: str) -> None:
 
 
 @pytest.mark.parametrize("extra", [
-    _key(5, 0) + b"\x01",  # is_target, as framework.proto declares it
-    _key(99, 0) + b"\x07" + _len(100, b"future") + _key(101, 5) + b"\0" * 4,  # unknown fields: protobuf keeps them
+    key(5, 0) + b"\x01",  # is_target, as framework.proto declares it
+    key(99, 0) + b"\x07" + _len(100, b"future") + key(101, 5) + b"\0" * 4,  # unknown fields: protobuf keeps them
     _len(4, _attr("op_callstack", 5, _len(8, b"a.py:1"), _len(8, b"b.py:2"))),
-    _len(4, _attr("zz", 16, _len(20, _key(1, 0) + b"\x04" + _len(5, _key(1, 1) + b"\0" * 8 + _key(2, 1)
+    _len(4, _attr("zz", 16, _len(20, key(1, 0) + b"\x04" + _len(5, key(1, 1) + b"\0" * 8 + key(2, 1)
                                                                   + b"\0" * 8)))),
 ])
 def test_valid_extra_fields_accepted(tmp_path: Path, extra: bytes) -> None:
@@ -158,7 +146,7 @@ def test_unknown_var_type_refused(tmp_path: Path) -> None:
     prog.blocks[0].vars[1].type.type = 7
     data = prog.SerializeToString()
     # proto2 enums are closed: Paddle's parser would find VarType.type missing; 34 is not a VarType.Type
-    data = data.replace(_key(1, 0) + b"\x07" + _key(3, 2), _key(1, 0) + b"\x22" + _key(3, 2), 1)
+    data = data.replace(key(1, 0) + b"\x07" + key(3, 2), key(1, 0) + b"\x22" + key(3, 2), 1)
     (d / "inference.pdmodel").write_bytes(data)
     with pytest.raises(ModelFormatError, match="has type 34, not a VarType.Type value"):
         load_model(d)
