@@ -10,23 +10,15 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from repogen.reference import paddle_outputs
 from repogen.triton.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec, Warmup
 
 pytestmark = pytest.mark.e2e
 
 
 def _paddle(x: np.ndarray) -> np.ndarray:
-    import paddle.inference as pi
-
-    cfg = pi.Config(str(EXAMPLE_DIR / "inference.pdmodel"), str(EXAMPLE_DIR / "inference.pdiparams"))
-    cfg.disable_gpu()
-    cfg.disable_glog_info()
-    predictor = pi.create_predictor(cfg)
-    handle = predictor.get_input_handle("image")
-    handle.reshape(list(x.shape))
-    handle.copy_from_cpu(x)
-    predictor.run()
-    return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    """The example's output from Paddle, with the settings every repogen reference uses."""
+    return next(iter(paddle_outputs(EXAMPLE_DIR, {"image": x}).values()))
 
 
 def test_batch_split_profiles_serve(tmp_path: Path) -> None:
