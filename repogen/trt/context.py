@@ -10,7 +10,7 @@ import numpy as np
 from repogen.errors import ConversionError
 from repogen.ir import Graph, Op, Value
 from repogen.trt.converter_table import CONVERTERS, STRUCTURAL
-from repogen.trt.precision import detection_fp32_ops, keeps_fp32
+from repogen.trt.precision import detection_fp32_ops, keeps_fp32, shape_fp32_ops
 
 #: Paddle (numpy) dtype name -> tensorrt.DataType member name: the one dtype table of the conversion
 _TRT_NAME = {
@@ -52,7 +52,8 @@ class ConversionContext:
         #: decoding -> scores -> NMS) never round through HALF
         self.fp32_of: dict[str, tuple[Any, Any]] = {}  # name -> (HALF copy, FLOAT original); see float_of
         #: ids of the ops the FP16 policy keeps in FP32 for detection (precision.detection_fp32_ops)
-        self._detection_fp32 = detection_fp32_ops(graph) if precision == "fp16" else set()
+        #: and those computing with dimensions (precision.shape_fp32_ops)
+        self._fp32_kept = (detection_fp32_ops(graph) | shape_fp32_ops(graph)) if precision == "fp16" else set()
 
     # --- dtypes -------------------------------------------------------------------------------------
     @property
@@ -228,7 +229,7 @@ class ConversionContext:
                 continue
             where = pos if position is None else position
             self.op, self.position = op, where
-            self.keep_fp32 = self.precision == "fp16" and (keeps_fp32(op.type) or id(op) in self._detection_fp32)
+            self.keep_fp32 = self.precision == "fp16" and (keeps_fp32(op.type) or id(op) in self._fp32_kept)
             if op.type not in CONVERTERS:
                 raise ConversionError(op.type, "no converter (inside a control-flow block)", where)
             try:

@@ -78,3 +78,29 @@ def detection_fp32_ops(graph: "Graph") -> set[int]:
                 keep.add(id(c))
                 stack.extend(c.output_names())
     return keep
+
+
+# --- shape arithmetic stays FP32 --------------------------------------------------------------------------
+#: ops that turn a tensor's shape into a value: their results are dimensions, exact in INT32/INT64
+SHAPE_OPS = frozenset({"shape", "shape64", "numel", "size"})
+#: arithmetic and layout ops that may carry a dimension on to a scale, a size or a slice bound
+_SHAPE_PATH_OPS = _SCORE_PATH_OPS - {"softmax", "log_softmax", "argmax", "topk", "sigmoid"}
+
+
+def shape_fp32_ops(graph: "Graph") -> set[int]:
+    """ids of the main-block ops kept in FP32 under --fp16 because they compute with dimensions: every op of
+    _SHAPE_PATH_OPS whose inputs are all a tensor's shape, a value computed from one, or a constant (e.g.
+    ``paddle.shape(y).astype("float32") * 0.5`` as an interpolation scale). HALF cannot hold 2049, and a
+    builder fusing a HALF cast of a shape into FLOAT coordinate math refused such networks (TensorRT-RTX
+    1.7 on interp scales known only at run time). An op reading any activation is left alone."""
+    derived: set[str] = set()
+    keep: set[int] = set()
+    for op in graph.ops:
+        ins = [n for n in op.input_names() if n]
+        if op.type in SHAPE_OPS:
+            derived.update(op.output_names())
+        elif (op.type in _SHAPE_PATH_OPS and any(n in derived for n in ins)
+              and all(n in derived or graph.const(n) is not None for n in ins)):
+            keep.add(id(op))
+            derived.update(op.output_names())
+    return keep

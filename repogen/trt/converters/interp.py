@@ -48,9 +48,12 @@ def _sizes(ctx, op, n: int, x=None):
     if op.input("scale_tensor") is not None:
         c = ctx.const_value(op.input("scale_tensor"))
         if c is None:
-            if int(ctx.get(op.input("scale_tensor")).shape[0]) not in (1, n):
+            # computed from shapes, the scale is FLOAT even under --fp16 (precision.shape_fp32_ops): read that
+            scale = ctx.float_of(op.input("scale_tensor"))
+            scale = ctx.get(op.input("scale_tensor")) if scale is None else scale
+            if int(scale.shape[0]) not in (1, n):
                 raise ctx.fail(f"scale_tensor must hold 1 or {n} values")
-            return "runtime_scale", ctx.get(op.input("scale_tensor"))
+            return "runtime_scale", scale
         s = [float(v) for v in np.asarray(c).reshape(-1)]
         return "scale", s * n if len(s) == 1 else s
     scale = ctx.attr(op, "scale", default=None)
