@@ -180,6 +180,7 @@ def test_classification_config(tmp_path):
 def test_classification_labels_become_label_filename(tmp_path):
     """label_list -> labels.txt beside config.pbtxt and label_filename on the first output, so Triton's
     classification extension (``class_count``) answers with the exporter's names."""
+    import json
     import subprocess
     import sys
 
@@ -189,7 +190,8 @@ def test_classification_labels_become_label_filename(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(model), "--out", str(tmp_path / "r"),
                            "--target", "paddle", "--no-check", "--json"], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    folder = tmp_path / "r" / "cls"
+    assert [m["name"] for m in json.loads(proc.stdout)["models"]] == ["PP-LCNet_x1_0"]  # Global.model_name
+    folder = tmp_path / "r" / "PP-LCNet_x1_0"
     cfg = parse_config((folder / "config.pbtxt").read_text(), "cls")
     assert cfg.output[0].label_filename == "labels.txt"
     assert (folder / "labels.txt").read_text().split("\n")[:2] == ["circle", "square"]

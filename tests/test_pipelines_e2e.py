@@ -18,6 +18,7 @@ from repogen.pipelines import testing
 ref = pytest.importorskip("pipeline_reference")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg", "cls", "textline")
+NAME = testing.MODEL_NAME  # the Triton names a build with no names gives the exports
 
 
 def _images(kind: str) -> list[np.ndarray]:
@@ -44,7 +45,9 @@ def repo(models, tmp_path_factory) -> Path:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
-    assert [m["name"] for m in report["models"]] == list(KINDS)
+    # no names given: PaddleX exports are named by their inference.yml's Global.model_name, the others by folder
+    assert [m["name"] for m in report["models"]] == [NAME[k] for k in KINDS]
+    assert NAME["ocr_det"] == "PP-OCRv5_mobile_det" and NAME["det"] == "det"
     return out
 
 
@@ -130,7 +133,7 @@ def _same(kind: str, got: dict, want: dict) -> None:
 def test_pipeline_matches_paddlex(server, expected, kind, protocol):
     found = 0
     for img, want in zip(_images(kind), expected[kind]):
-        got = _infer(server, protocol, f"{kind}_pipeline", img)
+        got = _infer(server, protocol, f"{NAME[kind]}_pipeline", img)
         _same(kind, got, want)
         found += len(got.get("boxes", got.get("texts", got.get("label_map", got.get("labels", [])))))
     assert found > 0  # the generated images give the pipelines something to find
@@ -139,7 +142,7 @@ def test_pipeline_matches_paddlex(server, expected, kind, protocol):
 def test_raw_uint8_input_matches(server, expected):
     for kind in ("ocr_det", "det"):
         for img, want in zip(_images(kind), expected[kind]):
-            _same(kind, _infer(server, "grpc", f"{kind}_pipeline_raw", np.ascontiguousarray(img), raw=True), want)
+            _same(kind, _infer(server, "grpc", f"{NAME[kind]}_pipeline_raw", np.ascontiguousarray(img), raw=True), want)
 
 
 def test_concurrent_clients_never_mix(server, expected):
@@ -150,7 +153,7 @@ def test_concurrent_clients_never_mix(server, expected):
         for n in range(len(jobs)):
             kind, i = jobs[(n + offset) % len(jobs)]
             try:
-                _same(kind, _infer(server, "grpc" if n % 2 else "http", f"{kind}_pipeline", _images(kind)[i]),
+                _same(kind, _infer(server, "grpc" if n % 2 else "http", f"{NAME[kind]}_pipeline", _images(kind)[i]),
                       expected[kind][i])
             except AssertionError as exc:
                 failures.append(f"{kind}[{i}]: {exc}")
@@ -174,31 +177,32 @@ def test_bad_input_fails_alone_and_server_keeps_serving(server, expected):
     for protocol in ("http", "grpc"):
         for data, message in cases:
             with pytest.raises(InferenceServerException, match=message):
-                _infer(server, protocol, "ocr_det_pipeline", data)
+                _infer(server, protocol, f"{NAME['ocr_det']}_pipeline", data)
         with pytest.raises(InferenceServerException, match="at least 8 pixels"):
             _infer(server, protocol, "det_pipeline_raw", np.zeros((1, 1, 3), np.uint8), raw=True)
         with pytest.raises(InferenceServerException, match="unexpected shape"):  # Triton checks the channels
             _infer(server, protocol, "det_pipeline_raw", np.zeros((20, 20, 2), np.uint8), raw=True)
-    _same("ocr_det", _infer(server, "grpc", "ocr_det_pipeline", _images("ocr_det")[0]), expected["ocr_det"][0])
+    _same("ocr_det", _infer(server, "grpc", f"{NAME['ocr_det']}_pipeline", _images("ocr_det")[0]), expected["ocr_det"][0])
 
 
 def test_repository_layout(repo):
     from repogen.triton.config import parse_config
 
-    for kind in KINDS:
+    for name in (NAME[k] for k in KINDS):
         for suffix in ("_pre", "_post", "_pipeline", "_pipeline_raw"):
-            cfg = parse_config((repo / f"{kind}{suffix}" / "config.pbtxt").read_text(), kind + suffix)
+            cfg = parse_config((repo / f"{name}{suffix}" / "config.pbtxt").read_text(), name + suffix)
+            assert cfg.name == name + suffix
             if suffix.startswith("_pipeline"):
                 assert cfg.platform == "ensemble" and [s.model_name for s in cfg.ensemble_scheduling.step] == \
-                    [f"{kind}_pre", kind, f"{kind}_post"]
+                    [f"{name}_pre", name, f"{name}_post"]
             else:
-                assert cfg.backend == "python" and (repo / f"{kind}{suffix}" / "1" / "pipeline_ops.py").is_file()
+                assert cfg.backend == "python" and (repo / f"{name}{suffix}" / "1" / "pipeline_ops.py").is_file()
     # detectors return one [M, 6] block for the whole batch: never batched across requests
     for kind in ("det", "layout"):
-        assert not parse_config((repo / kind / "config.pbtxt").read_text(), kind).HasField("dynamic_batching")
+        assert not parse_config((repo / NAME[kind] / "config.pbtxt").read_text(), kind).HasField("dynamic_batching")
     # the served code is the tested module, byte for byte
     from repogen.pipelines import ops
-    assert (repo / "ocr_det_pre" / "1" / "pipeline_ops.py").read_bytes() == Path(ops.__file__).read_bytes()
+    assert (repo / f"{NAME['ocr_det']}_pre" / "1" / "pipeline_ops.py").read_bytes() == Path(ops.__file__).read_bytes()
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -243,9 +247,11 @@ def test_validate_hook_passes_every_pipeline_and_times_them(server, repo):
 
     names = pipeline_folders(repo, sorted(p.name for p in repo.iterdir()))
     assert "ocr_system" in names and "det_pipeline" in names and "seg_post" in names and "det" not in names
+    system = json.loads((repo / "ocr_system" / "1" / "pipeline.json").read_text())
+    assert [system[k]["model"] for k in ("det", "rec", "cls")] == [NAME["ocr_det"], NAME["ocr_rec"], NAME["textline"]]
     reports = {r.model: r for r in validate_pipelines(server, repo, names, concurrency=(2,), requests=4)}
     assert all(r.ok for r in reports.values()), {n: r.failures for n, r in reports.items() if not r.ok}
-    checked = reports["layout_pipeline"].checks
+    checked = reports[f"{NAME['layout']}_pipeline"].checks
     assert {c.protocol for c in checked} == {"http", "grpc"} and len(checked) == 6 and all(c.ok for c in checked)
     run = reports["ocr_system"].dynamic_batching["pipeline_speed"][0]
     assert run["images"] == 4 and run["errors"] == 0 and run["images_per_s"] > 0 and 0 <= run["p50_ms"] <= run["p99_ms"]
@@ -272,10 +278,10 @@ def test_classification_extension_uses_label_list(server, repo):
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     inp = g.InferInput("x", list(x.shape), "FP32")
     inp.set_data_from_numpy(x)
-    out_name = [o.name for o in cli.get_model_metadata("cls").outputs][0]
-    res = cli.infer("cls", [inp], outputs=[g.InferRequestedOutput(out_name, class_count=2)])
+    out_name = [o.name for o in cli.get_model_metadata(NAME["cls"]).outputs][0]
+    res = cli.infer(NAME["cls"], [inp], outputs=[g.InferRequestedOutput(out_name, class_count=2)])
     entries = [e.decode().split(":") for e in res.as_numpy(out_name).reshape(-1)]
-    labels = (repo / "cls" / "labels.txt").read_text().split()
+    labels = (repo / NAME["cls"] / "labels.txt").read_text().split()
     assert len(entries) == 2 and all(e[2] == labels[int(e[1])] for e in entries)
     assert float(entries[0][0]) >= float(entries[1][0])
 

@@ -28,6 +28,16 @@ def deploy_config(spec: Any) -> DeployConfig | None:
     return read_deploy_config(path) if path else None
 
 
+def default_model_name(source: Path, explicit: Path | None, fallback: str) -> str:
+    """``Global.model_name`` of the model's deploy config (``explicit`` or the one beside ``source``), made
+    Triton-safe; ``fallback`` when there is no config or it names no model (PaddleDetection's ``arch`` is a
+    family such as ``YOLO``, not a model). A missing ``explicit`` file is reported by the build itself."""
+    path = Path(explicit) if explicit else find_deploy_config(source)
+    if path is None or not path.is_file():
+        return fallback
+    return read_deploy_config(path).default_name(fallback)
+
+
 def _shape_text(shapes: dict[str, list[int]]) -> str:
     return ",".join(f"{n}:{'x'.join(str(d) for d in s)}" for n, s in shapes.items())
 
@@ -154,11 +164,12 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     return spec
 
 
-def system_models(prepared: list[Any]) -> list[GeneratedModel]:
-    """Models built from several of the build's models: the PP-OCR system (``ocr_system``)."""
+def system_models(prepared: list[Any], choice: Any = None, warn: Any = None) -> list[GeneratedModel]:
+    """Models built from several of the build's models: the PP-OCR system (``ocr_system``); ``choice`` is the
+    spec's ``[ocr_system]`` (repogen.pipelines.system_spec), ``warn`` hears why none was built."""
     from repogen.pipelines.ensemble import ocr_system
 
-    return ocr_system([m for p in prepared for m in getattr(p, "pipelines", [])])
+    return ocr_system([m for p in prepared for m in getattr(p, "pipelines", [])], choice, warn)
 
 
 def manifest_fields(models: list[GeneratedModel]) -> dict[str, Any]:

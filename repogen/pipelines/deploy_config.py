@@ -54,8 +54,10 @@ class DeployConfig:
 
     def default_name(self, fallback: str) -> str:
         """A Triton-safe model name: the exporter's ``model_name``, else the folder name."""
-        name = self.model_name or fallback
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip("._-") or "model"
+        if not self.model_name:
+            return fallback  # the folder name, checked like any name the user gives
+        # a model name is a folder, a URL segment and a metric label: letters, digits, _ . - and <= 128 chars
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", str(self.model_name))[:128].strip("._-") or fallback
 
 
 def find_deploy_config(model: Path | str) -> Path | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from repogen.errors import ConfigError
 from repogen.pipelines.deploy_config import DeployConfig, input_roles
@@ -175,17 +175,45 @@ OCR_SYSTEM = "ocr_system"
 OCR_BATCH = 6  # PaddleX's OCR pipeline recognises crops in batches of 6
 
 
-def ocr_system(generated: list[GeneratedModel], name: str = OCR_SYSTEM) -> list[GeneratedModel]:
-    """The PP-OCR system (BLS) when a build holds exactly one text detector and one recognizer; else nothing."""
-    pres = [m.meta for m in generated if m.meta]
-    dets = [m for m in pres if m["pipeline"]["kind"] == "ocr_det"]
-    recs = [m for m in pres if m["pipeline"]["kind"] == "ocr_rec"]
-    if len(dets) != 1 or len(recs) != 1:
+def ocr_system(generated: list[GeneratedModel], choice: Any = None,
+               warn: Callable[[str], None] | None = None) -> list[GeneratedModel]:
+    """The PP-OCR system (BLS). ``choice`` (a :class:`~repogen.pipelines.system_spec.OcrSystemSpec`, from the
+    spec's ``[ocr_system]``) names its members; without it the system is built when the build holds exactly one
+    text detector and one recognizer (and joins the one text-line orientation classifier, if any), and
+    ``warn`` hears why nothing was built when there are several."""
+    from repogen.pipelines.system_spec import member_kind_of_pipeline
+
+    pres = {m.meta["model"]: m.meta for m in generated if m.meta}
+    by_kind: dict[str, list[str]] = {}
+    for model, meta in pres.items():
+        by_kind.setdefault(member_kind_of_pipeline(meta["pipeline"]), []).append(model)
+    dets, recs, oris = by_kind.get("ocr_det", []), by_kind.get("ocr_rec", []), by_kind.get("textline", [])
+    if choice is None:
+        if len(dets) != 1 or len(recs) != 1:
+            if dets and recs and warn:
+                warn(f"WARNING: {OCR_SYSTEM} not built: the build holds {len(dets)} text detector(s) "
+                     f"({', '.join(dets)}) and {len(recs)} recognizer(s) ({', '.join(recs)}); choose them with "
+                     "[ocr_system] detector/recognizer in a spec file")
+            return []
+        if len(oris) > 1 and warn:
+            warn(f"WARNING: {OCR_SYSTEM} built without a text-line orientation classifier: the build holds "
+                 f"{len(oris)} ({', '.join(oris)}); choose one with [ocr_system] classifier in a spec file")
+        name, det, rec = OCR_SYSTEM, pres[dets[0]], pres[recs[0]]
+        cls = pres[oris[0]] if len(oris) == 1 else None
+    elif not choice.enabled:
         return []
-    det, rec = dets[0], recs[0]
+    else:
+        def member(model: str, kind: str, role: str) -> dict:
+            if model not in pres or member_kind_of_pipeline(pres[model]["pipeline"]) != kind:
+                raise ConfigError(f"ocr_system.{role}: {model!r} has no {kind} pipeline in this build")
+            return pres[model]
+
+        name = choice.name
+        det, rec = member(choice.detector, "ocr_det", "detector"), member(choice.recognizer, "ocr_rec", "recognizer")
+        cls = member(choice.classifier, "textline", "classifier") if choice.classifier else None
     dp, rp = det["pipeline"], rec["pipeline"]
     if len(dp["roles"]) != 1 or len(rp["roles"]) != 1:
-        raise ConfigError(f"{OCR_SYSTEM}: text detector and recognizer must take one image input each")
+        raise ConfigError(f"{name}: text detector and recognizer must take one image input each")
     shape = next(t["image_shape"] for t in rp["transforms"] if t["op"] == "rec_resize")
     data = {
         "color": dp["color"], "min_side": dp["min_side"], "max_side": dp["max_side"],
@@ -195,14 +223,11 @@ def ocr_system(generated: list[GeneratedModel], name: str = OCR_SYSTEM) -> list[
                 "image_shape": shape, "characters": rp["characters"], "use_space_char": rp["post"]["use_space_char"],
                 "batch_size": max(1, min(OCR_BATCH, rec["max_batch_size"]))},
     }
-    # a text-line orientation classifier (PaddleX textline_ori: labels 0_degree / 180_degree) joins when present
-    oris = [m for m in pres if m["pipeline"]["kind"] == "classification"
-            and (m["pipeline"]["labels"] or [])[:2] == ["0_degree", "180_degree"]]
-    if len(oris) == 1:
-        op = oris[0]["pipeline"]
-        data["cls"] = {"model": oris[0]["model"], "input": next(iter(op["roles"])), "output": op["model_outputs"][0],
+    if cls is not None:  # a text-line orientation classifier (PaddleX textline_ori: 0_degree / 180_degree)
+        op = cls["pipeline"]
+        data["cls"] = {"model": cls["model"], "input": next(iter(op["roles"])), "output": op["model_outputs"][0],
                        "transforms": op["transforms"], "color": op["color"],
-                       "batch_size": max(1, min(OCR_BATCH, oris[0]["max_batch_size"]))}
+                       "batch_size": max(1, min(OCR_BATCH, cls["max_batch_size"]))}
     outputs = [Tensor("boxes", "float32", [-1, 4, 2]), Tensor("texts", "bytes", [-1]), Tensor("scores", "float32", [-1])]
     files = {"1/model.py": (SERVED / "ocr_model.py").read_bytes(), "1/pipeline_ops.py": (HERE / "ops.py").read_bytes(),
              "1/pipeline_common.py": (SERVED / "common.py").read_bytes(),

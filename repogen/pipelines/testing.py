@@ -303,6 +303,12 @@ MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": L
           "cls": CLS_YML, "textline": TEXTLINE_YML}
 CONFIG_FILE = {"ocr_det": "inference.yml", "ocr_rec": "inference.yml", "det": "infer_cfg.yml",
                "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml", "textline": "inference.yml"}
+# what ``repogen build`` names each export when the user gives no name: the exporter's Global.model_name
+# (PaddleX inference.yml), else the folder name (PaddleDetection's infer_cfg.yml and PaddleSeg's deploy.yaml
+# carry none: ``arch: YOLO`` is a family, not a model)
+MODEL_NAME = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "det",
+              "layout": "PP-DocLayout-L", "seg": "seg", "cls": "PP-LCNet_x1_0",
+              "textline": "PP-LCNet_x0_25_textline_ori"}
 
 
 def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:

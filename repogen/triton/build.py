@@ -393,8 +393,8 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
                 reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
                                            str(out / p.spec.name), files, p.check, 0.0, p.warnings,
                                            p.partitioned.summary() if p.partitioned is not None else None))
-            names += [] if add_plan else pipeline_hook.write_models(pipeline_hook.system_models(prepared), tmp, out,
-                                                                     force)
+            systems = [] if add_plan else pipeline_hook.system_models(prepared, getattr(specs, "ocr_system", None), warn)
+            names += pipeline_hook.write_models(systems, tmp, out, force)
             for s in specs:
                 stages[s.name]("commit")
             _destinations(out, specs, force, add_plan)  # again: the repository may have changed during the build

@@ -104,6 +104,12 @@ class ModelSpec:
         return str(self.version)
 
 
+class BuildSpecs(list):
+    """The models of one build (a list of ModelSpec) plus the spec file's build-wide keys."""
+
+    ocr_system: Any = None  # repogen.pipelines.system_spec.OcrSystemSpec from [ocr_system]; None: automatic
+
+
 INT64_MAX = 2**63 - 1  # Triton parses version folder names as int64
 
 
@@ -143,6 +149,14 @@ def default_name(source: Path) -> str:
     if stem in ("inference", "model", "__model__", ""):
         return p.parent.resolve().name
     return stem
+
+
+def model_default_name(source: Path, deploy_config: Path | None = None) -> str:
+    """The name a model gets when the user gives none: the exporter's ``Global.model_name`` (PaddleX's
+    ``inference.yml``, made Triton-safe) when a deploy config sits beside the model, else :func:`default_name`."""
+    from repogen.pipelines.build_hook import default_model_name
+
+    return default_model_name(source, deploy_config, default_name(source))
 
 
 def _check_shapes(values: list[str], where: str) -> list[str]:
@@ -268,6 +282,9 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
     """One ``[[model]]`` table -> ModelSpec. ``base`` resolves relative paths (the spec file's folder)."""
     if isinstance(table, dict) and isinstance(table.get("name"), str):
         where = f"{where} ({table['name']})"
+    if isinstance(table, dict) and "ocr_system" in table:  # TOML files a key written after [[model]] under it
+        raise ConfigError(f"{where}: ocr_system is a top-level key: write it before the first [[model]] (or as an "
+                          "[ocr_system] table)")
     t = _table(table, where, _MODEL_KEYS)
     src_value = t.get("source", EXAMPLE_SOURCE)
     if src_value == EXAMPLE_SOURCE:
@@ -276,7 +293,7 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
     else:
         source = _model_source(src_value, base, f"{where}.source")
         labels_default = None
-    name = t.get("name", default_name(source))
+    name = t["name"] if "name" in t else model_default_name(source)
     spec = ModelSpec(source=source, name=validate_name(name, f"{where}.name"))
     if "version" in t:
         spec.version = validate_version(t["version"], f"{where}.version")
@@ -370,7 +387,7 @@ def _check_int8(spec: ModelSpec, where: str) -> None:
         raise ConfigError(f"{where}: precision int8 needs calib_data (--calib-data DIR|FILE.npz)")
 
 
-def load_spec_file(path: str | Path) -> list[ModelSpec]:
+def load_spec_file(path: str | Path) -> BuildSpecs:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -385,24 +402,31 @@ def load_spec_file(path: str | Path) -> list[ModelSpec]:
     except RecursionError:
         # tomllib parses nested arrays/tables recursively; a hostile file exhausts the stack
         raise ConfigError(f"{path}: not a usable spec file: arrays or tables nested too deeply") from None
-    unknown = sorted(set(data) - {"model"})
+    unknown = sorted(set(data) - {"model", "ocr_system"})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected [[model]] tables)")
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected [[model]] tables and "
+                          "optionally [ocr_system])")
     models = data.get("model")
     if not isinstance(models, list) or not models:
         raise ConfigError(f"{path}: no [[model]] tables")
     base = path.resolve().parent
-    specs = [spec_from_table(m, base, f"{path}: model[{i}]") for i, m in enumerate(models)]
+    specs = BuildSpecs(spec_from_table(m, base, f"{path}: model[{i}]") for i, m in enumerate(models))
     check_unique(specs, str(path))
+    if "ocr_system" in data:
+        from repogen.pipelines import system_spec
+
+        specs.ocr_system = system_spec.parse(data["ocr_system"], specs, str(path))
     return specs
 
 
 def check_unique(specs: list[ModelSpec], where: str) -> None:
-    seen: set[str] = set()
+    seen: dict[str, ModelSpec] = {}
     for s in specs:
         if s.name in seen:
-            raise ConfigError(f"{where}: model name {s.name!r} appears twice")
-        seen.add(s.name)
+            raise ConfigError(f"{where}: model name {s.name!r} appears twice ({seen[s.name].source} and {s.source}; "
+                              "without a `name`, a model is named by its deploy config's Global.model_name, else by "
+                              "its folder): give one of them a different `name` in a spec file")
+        seen[s.name] = s
 
 
 def _int8_args(spec: ModelSpec, args: Any, where: str) -> None:
@@ -482,6 +506,8 @@ def specs_from_args(args: Any) -> list[ModelSpec]:
         s.partition = getattr(args, "partition", None)
         if getattr(args, "deploy_config", None):
             s.deploy_config = _path(args.deploy_config, Path.cwd(), "--deploy-config")
+            if args.name is None:  # the named config, not one beside the model, gives the default name
+                s.name = validate_name(model_default_name(s.source, s.deploy_config), "--deploy-config")
         s.pipeline = not getattr(args, "no_pipeline", False)
     if getattr(args, "deploy_config", None) and len(specs) > 1:
         raise ConfigError("--deploy-config needs exactly one MODEL")
