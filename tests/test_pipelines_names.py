@@ -162,3 +162,27 @@ def test_command_line_deploy_config_names_the_model(exports):
     assert [s.name for s in specs(str(EXAMPLE_DIR), "--deploy-config", str(cfg), "--name", "n")] == ["n"]
     assert [s.name for s in specs(str(exports / "rec_b"))] == [REC_B]
     assert [s.name for s in specs(str(exports / "rec_b"), "--name", "r")] == ["r"]
+
+
+def test_automatic_system_says_why_it_left_members_out():
+    from repogen.pipelines.ensemble import GeneratedModel, ocr_system
+
+    def pre(model: str, kind: str, labels=None, transforms=()) -> GeneratedModel:
+        data = {"kind": kind, "labels": labels, "roles": {"x": "image"}, "transforms": list(transforms),
+                "model_outputs": ["out"], "color": "BGR", "min_side": 8, "max_side": 10000, "post": {"use_space_char": True},
+                "characters": ["a"]}
+        return GeneratedModel(f"{model}_pre", "", meta={"model": model, "pipeline": data, "max_batch_size": 8,
+                                                        "instances": 1})
+
+    rec = [{"op": "rec_resize", "image_shape": [3, 48, 320]}]
+    det, rec_a, rec_b = pre("d", "ocr_det"), pre("a", "ocr_rec", transforms=rec), pre("b", "ocr_rec", transforms=rec)
+    ori = [pre(n, "classification", ["0_degree", "180_degree"]) for n in ("o1", "o2")]
+    heard: list[str] = []
+    assert ocr_system([det, rec_a, rec_b], warn=heard.append) == []
+    assert heard == ["WARNING: ocr_system not built: the build holds 1 text detector(s) (d) and 2 recognizer(s) "
+                     "(a, b); choose them with [ocr_system] detector/recognizer in a spec file"]
+    heard.clear()
+    (system,) = ocr_system([det, rec_a, *ori], warn=heard.append)
+    assert "cls" not in json.loads(system.files["1/pipeline.json"]) and len(heard) == 1 and "o1, o2" in heard[0]
+    (system,) = ocr_system([det, rec_a, ori[0]], warn=heard.append)
+    assert json.loads(system.files["1/pipeline.json"])["cls"]["model"] == "o1" and len(heard) == 1
