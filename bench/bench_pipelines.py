@@ -31,11 +31,12 @@ import numpy as np  # noqa: E402
 from repogen.pipelines import testing  # noqa: E402
 from repogen.pipelines.validate import client, infer, server_time_us, stage_models  # noqa: E402
 
-EXPORTS = {"ocr_det": "ocr_det", "det": "det", "seg": "seg", "ocr_rec": "ocr_rec"}
+EXPORTS = {"ocr_det": "ocr_det", "det": "det", "seg": "seg", "ocr_rec": "ocr_rec", "cls": "cls",
+           "cls_mobilenet": "cls_mobilenet"}
 
 
 def _images(kind: str, n: int) -> list[np.ndarray]:
-    if kind in ("det", "seg"):
+    if kind in ("det", "seg", "cls", "cls_mobilenet"):
         return [testing.shapes_image(i, (360, 480)) for i in range(n)]
     if kind == "ocr_rec":
         return [testing.text_image([f"line {i}"], i, (40, 240))[8:40] for i in range(n)]

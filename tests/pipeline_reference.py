@@ -57,7 +57,7 @@ __all__ = ["crop_image_regions", "sort_boxes", "common", "cls_proc", "det_proc",
 
 PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "YOLOv3-DarkNet53",
                  "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0",
-                 "textline": "PP-LCNet_x0_25_textline_ori"}
+                 "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0"}
 
 
 def paddlex_predictor(kind: str, model_dir, work_dir, batch_size: int = 1):
@@ -98,7 +98,7 @@ def paddlex_answer(predictor, kind: str, img):
         return {"boxes": np.array([d["coordinate"] for d in b], np.float32).reshape(-1, 4),
                 "scores": np.array([d["score"] for d in b], np.float32),
                 "labels": [d["label"] for d in b], "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
-    if kind in ("cls", "textline"):
+    if kind in ("cls", "textline", "cls_mobilenet"):
         return {"class_ids": np.asarray(r["class_ids"], np.int32).reshape(-1),
                 "scores": np.asarray(r["scores"], np.float32).reshape(-1),
                 "labels": list(r["label_names"])}

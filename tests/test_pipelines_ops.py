@@ -52,6 +52,8 @@ def test_normalize_image_and_normalize_match_paddlex(scale, mean, std):
     assert np.array_equal(got, ref.common.Normalize(scale=scale, mean=mean, std=std)([img])[0])
     chw = ops.preprocess(img, [step, {"op": "to_chw"}])["img"]
     assert np.array_equal(chw, ref.common.ToCHWImage()([got])[0])
+    every = np.tile(np.arange(256, dtype=np.uint8)[:, None, None], (1, 2, 3))  # the table path, every 8-bit value
+    assert np.array_equal(ops.preprocess(every, [step])["img"], ref.common.Normalize(scale=scale, mean=mean, std=std)([every])[0])
 
 
 @pytest.mark.parametrize("shape", [[3, 48, 320], [3, 32, 100]])

@@ -14,6 +14,7 @@ source, DetResizeForTest's ``shape`` tail) and ``scale_hw`` (PaddleDetection's `
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -148,11 +149,24 @@ def center_crop(state: dict, *, size: list) -> None:
     state["img"] = img[y1:min(h, y1 + ch), x1:min(w, x1 + cw)]
 
 
+@lru_cache(maxsize=16)
+def _normalize_table(alpha: tuple, beta: tuple) -> np.ndarray:
+    """[256, 1, C] float32: every 8-bit value through the same two float32 roundings as the array form."""
+    v = np.arange(256, dtype=np.float32)[:, None]
+    table = v * np.array(alpha, np.float32)
+    table += np.array(beta, np.float32)
+    return np.ascontiguousarray(table[:, None, :])
+
+
 def normalize(state: dict, *, alpha: list, beta: list) -> None:
-    """``x * alpha + beta`` per channel in float32 (alpha = scale/std, beta = -mean/std, as PaddleX computes)."""
+    """``x * alpha + beta`` per channel in float32 (alpha = scale/std, beta = -mean/std, as PaddleX computes).
+    An 8-bit image goes through a 256-entry table (cv2.LUT): the same float32 values, a quarter of the time."""
     img = state["img"]
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+    if img.dtype == np.uint8 and len(alpha) == len(beta) == img.shape[2] <= 4:
+        state["img"] = cv2.LUT(img, _normalize_table(tuple(alpha), tuple(beta)))
+        return
     out = img.astype(np.float32)
     out *= np.array(alpha, np.float32)
     out += np.array(beta, np.float32)
@@ -183,6 +197,15 @@ def rec_resize(state: dict, *, image_shape: list, max_width: int = 3200) -> None
                             max_width)
 
 
+@lru_cache(maxsize=1)
+def _rec_table() -> np.ndarray:
+    """(v / 255 - 0.5) / 0.5 for every 8-bit value, with the array form's float32 roundings."""
+    v = np.arange(256, dtype=np.float32) / 255
+    v -= 0.5
+    v /= 0.5
+    return v.reshape(256, 1)
+
+
 def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width: int = 3200) -> np.ndarray:
     c, h, w = (int(v) for v in image_shape)
     w = int(h * max_wh_ratio)
@@ -193,9 +216,12 @@ def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width:
         ratio = iw / float(ih)
         rw = w if math.ceil(h * ratio) > w else int(math.ceil(h * ratio))
         resized = cv2.resize(img, (rw, h))
-    resized = resized.astype("float32").transpose((2, 0, 1)) / 255
-    resized -= 0.5
-    resized /= 0.5
+    if resized.dtype == np.uint8:
+        resized = cv2.LUT(resized, _rec_table()).transpose((2, 0, 1))
+    else:
+        resized = resized.astype("float32").transpose((2, 0, 1)) / 255
+        resized -= 0.5
+        resized /= 0.5
     out = np.zeros((c, h, w), np.float32)
     out[:, :, :rw] = resized
     return out

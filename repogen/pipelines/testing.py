@@ -178,6 +178,31 @@ PostProcess:
 """
 
 
+# a realistic-size classifier: MobileNetV2 (3.5 M parameters, ~300 MFLOPs) on PaddleX's ImageNet recipe, so a
+# benchmark can show the serving overhead against a network whose compute is that of a real export
+CLS_MOBILENET_YML = """\
+Global:
+  model_name: MobileNetV2_x1_0
+PreProcess:
+  transform_ops:
+  - ResizeImage:
+      resize_short: 256
+  - CropImage:
+      size: 224
+  - NormalizeImage:
+      channel_num: 3
+      mean: [0.485, 0.456, 0.406]
+      order: ''
+      scale: 0.00392156862745098
+      std: [0.229, 0.224, 0.225]
+  - ToCHWImage: null
+PostProcess:
+  Topk:
+    topk: 5
+    label_list: [{labels}]
+"""
+
+
 TEXTLINE_YML = """\
 Global:
   model_name: PP-LCNet_x0_25_textline_ori
@@ -291,6 +316,8 @@ models = {
                        S([None, 2], "float32", "scale_factor")]),
     "seg": (Seg, [S([None, 3, None, None], "float32", "x")]),
     "cls": (Cls, [S([None, 3, 64, 64], "float32", "x")]),
+    "cls_mobilenet": (lambda: nn.Sequential(paddle.vision.models.mobilenet_v2(num_classes=1000), nn.Softmax()),
+                      [S([None, 3, 224, 224], "float32", "x")]),
     # text-line orientation (0_degree / 180_degree) in PaddleX textline_ori layout
     "textline": (lambda: Cls(2), [S([None, 3, 80, 160], "float32", "x")]),
 }
@@ -300,15 +327,17 @@ paddle.jit.save(m, out + "/inference", input_spec=spec)
 '''
 
 MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": LAYOUT_YML, "seg": SEG_YML,
-          "cls": CLS_YML, "textline": TEXTLINE_YML}
+          "cls": CLS_YML, "textline": TEXTLINE_YML,
+          "cls_mobilenet": CLS_MOBILENET_YML.format(labels=", ".join(f"class_{i}" for i in range(1000)))}
 CONFIG_FILE = {"ocr_det": "inference.yml", "ocr_rec": "inference.yml", "det": "infer_cfg.yml",
-               "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml", "textline": "inference.yml"}
+               "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml", "textline": "inference.yml",
+               "cls_mobilenet": "inference.yml"}
 # what ``repogen build`` names each export when the user gives no name: the exporter's Global.model_name
 # (PaddleX inference.yml), else the folder name (PaddleDetection's infer_cfg.yml and PaddleSeg's deploy.yaml
 # carry none: ``arch: YOLO`` is a family, not a model)
 MODEL_NAME = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "det",
               "layout": "PP-DocLayout-L", "seg": "seg", "cls": "PP-LCNet_x1_0",
-              "textline": "PP-LCNet_x0_25_textline_ori"}
+              "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0"}
 
 
 def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:
@@ -340,7 +369,11 @@ def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:
     return folder
 
 
-def save_models(root: Path, kinds: tuple[str, ...] = tuple(CONFIG_FILE)) -> dict[str, Path]:
+#: the small exports the tests use (cls_mobilenet is for benchmarks)
+TEST_KINDS = tuple(k for k in CONFIG_FILE if k != "cls_mobilenet")
+
+
+def save_models(root: Path, kinds: tuple[str, ...] = TEST_KINDS) -> dict[str, Path]:
     """Save several exports at once (one Paddle subprocess each, run side by side)."""
     from concurrent.futures import ThreadPoolExecutor
 
