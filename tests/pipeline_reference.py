@@ -57,7 +57,8 @@ __all__ = ["crop_image_regions", "sort_boxes", "common", "cls_proc", "det_proc",
 
 PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "YOLOv3-DarkNet53",
                  "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0",
-                 "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0"}
+                 "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0",
+                 "ocr_det_mobilenet": "PP-OCRv5_mobile_det"}
 
 
 def paddlex_predictor(kind: str, model_dir, work_dir, batch_size: int = 1):
