@@ -196,3 +196,38 @@ def test_classification_labels_become_label_filename(tmp_path):
     assert cfg.output[0].label_filename == "labels.txt"
     assert (folder / "labels.txt").read_text().split("\n")[:2] == ["circle", "square"]
     assert [i.dims for i in cfg.input] == [[3, 64, 64]]  # the CropImage size made the profile
+
+
+def test_config_without_a_pipeline_still_serves_the_model_alone(tmp_path):
+    """An export whose inference.yml has a transform repogen has no pipeline for: the pipeline build is one
+    error that names the transform and says how to serve the model alone; --no-pipeline then builds the model
+    with the config's name, and a config that does parse keeps its labels under --no-pipeline."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from repogen.pipelines.deploy_config import read_model_facts
+
+    model = testing.save_model("cls", tmp_path / "cls")
+    odd = tmp_path / "odd"
+    shutil.copytree(model, odd)
+    yml = odd / "inference.yml"
+    yml.write_text(yml.read_text(encoding="utf-8").replace("  - CropImage:", "  - FancyCrop:"), encoding="utf-8")
+
+    def build(src, out, *extra):
+        return subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(src), "--out", str(out), "--target",
+                               "paddle", "--no-check", "--json", *extra], capture_output=True, text=True, timeout=240)
+
+    proc = build(odd, tmp_path / "a")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "FancyCrop" in proc.stderr and "--no-pipeline" in proc.stderr and not (tmp_path / "a").exists()
+    proc = build(odd, tmp_path / "b", "--no-pipeline", "--shape", "x:1x3x64x64")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["PP-LCNet_x1_0"]
+    facts = read_model_facts(yml)
+    assert facts.kind == "model" and facts.model_name == "PP-LCNet_x1_0" and facts.transforms == []
+    proc = build(model, tmp_path / "c", "--no-pipeline")
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert [m["name"] for m in json.loads(proc.stdout)["models"]] == ["PP-LCNet_x1_0"]
+    assert (tmp_path / "c" / "PP-LCNet_x1_0" / "labels.txt").is_file()

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
-from repogen.pipelines.deploy_config import DeployConfig, find_deploy_config, input_roles, read_deploy_config
+from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, read_deploy_config,
+                                             read_model_facts)
 from repogen.pipelines.ensemble import GeneratedModel, generate
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
@@ -21,11 +22,20 @@ DEFAULT_BATCH = 8
 
 
 def deploy_config(spec: Any) -> DeployConfig | None:
+    """The model's deploy config: all of it for a pipeline build, only the facts the model itself needs
+    (name, dynamic shapes, detector batching) under --no-pipeline."""
     explicit = getattr(spec, "deploy_config", None)
     path = Path(explicit) if explicit else find_deploy_config(spec.source)
     if explicit and not path.is_file():
         raise ConfigError(f"{spec.name}: --deploy-config {explicit}: file not found")
-    return read_deploy_config(path) if path else None
+    if path is None:
+        return None
+    if getattr(spec, "pipeline", True):
+        return read_deploy_config(path)
+    try:
+        return read_deploy_config(path)  # labels and transform-derived profiles still serve the model alone
+    except ConfigError:  # transforms or a post-processor repogen has no pipeline for: the model's own facts
+        return read_model_facts(path)
 
 
 def default_model_name(source: Path, explicit: Path | None, fallback: str) -> str:
@@ -35,7 +45,7 @@ def default_model_name(source: Path, explicit: Path | None, fallback: str) -> st
     path = Path(explicit) if explicit else find_deploy_config(source)
     if path is None or not path.is_file():
         return fallback
-    return read_deploy_config(path).default_name(fallback)
+    return read_model_facts(path).default_name(fallback)
 
 
 def _shape_text(shapes: dict[str, list[int]]) -> str:
@@ -150,7 +160,8 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     PaddleDetection exports return all images' boxes as one [M, 6] block plus per-image counts, so their
     outputs are not split by batch row: Triton's dynamic batcher would hand one request's boxes to another.
     Such a model runs one request at a time; asking for dynamic batching on it is refused."""
-    spec = fill_profiles(spec, graph, cfg)
+    if cfg.kind != "model" or cfg.dynamic_shapes:  # facts alone (--no-pipeline) may say nothing of image sizes
+        spec = fill_profiles(spec, graph, cfg)
     if cfg.kind == "classification" and cfg.labels and spec.labels is None:
         spec = dataclasses.replace(spec, labels=_labels_file(cfg))
     if cfg.kind == "detection":

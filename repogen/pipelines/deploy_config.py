@@ -117,7 +117,7 @@ def _interp(value: Any, where: str) -> str:
 
 def _unknown(name: str, where: str, known: list[str]) -> ConfigError:
     return ConfigError(f"{where}: transform {name!r} has no repogen implementation (known: {', '.join(known)}); "
-                       "serve the model alone or pre-process on the client")
+                       "build with --no-pipeline to serve the model alone (pre-processing on the client)")
 
 
 def _ocr_transforms(ops: list, model_name: str | None, where: str) -> tuple[str, list[dict]]:
@@ -311,7 +311,8 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
             return DeployConfig(path, fmt, "classification", model_name, arch, color, transforms,
                                 {"topk": int(topk.get("topk", 5))}, labels=labels, dynamic_shapes=shapes)
         raise ConfigError(f"{where}: PostProcess.name {pname!r} has no repogen implementation "
-                          "(known: DBPostProcess, CTCLabelDecode, Topk)")
+                          "(known: DBPostProcess, CTCLabelDecode, Topk); build with --no-pipeline to serve the model "
+                          "alone")
     if "Preprocess" in data:
         labels = _labels(data.get("label_list"), f"{where}: label_list")
         transforms = _det_transforms(data["Preprocess"], f"{where}: Preprocess")
@@ -325,6 +326,21 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
                             dynamic_shapes=shapes)
     raise ConfigError(f"{where}: not a deploy config repogen knows: expected PreProcess/PostProcess (PaddleX OCR), "
                       "Preprocess (PaddleX / PaddleDetection detection) or Deploy.transforms (PaddleSeg)")
+
+
+def read_model_facts(path: Path | str) -> DeployConfig:
+    """What serving the model alone takes from a deploy config, whatever its transforms and post-processors:
+    ``Global.model_name``, the Hpi dynamic shapes, and whether it is a PaddleDetection-style detector (whose
+    [M, 6] box block must not be batched across requests). ``kind`` is "model" unless it is such a detector;
+    no transforms, so profiles come from the dynamic shapes or from the user. Used by --no-pipeline builds and
+    for default names, so a config repogen cannot make a pipeline of never blocks the model itself."""
+    path = Path(path)
+    data = _load_yaml(path)
+    glob = data.get("Global") or {}
+    fmt = "paddlex" if ("Global" in data or "Hpi" in data) else "paddleseg" if "Deploy" in data else "paddledet"
+    kind = "detection" if "Preprocess" in data else "model"
+    return DeployConfig(path, fmt, kind, glob.get("model_name") or data.get("model_name"), data.get("arch"), "BGR",
+                        [], {}, dynamic_shapes=_dynamic_shapes(data, str(path)))
 
 
 def input_roles(input_names: list[str], where: str) -> dict[str, str]:
