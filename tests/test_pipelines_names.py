@@ -186,3 +186,16 @@ def test_automatic_system_says_why_it_left_members_out():
     assert "cls" not in json.loads(system.files["1/pipeline.json"]) and len(heard) == 1 and "o1, o2" in heard[0]
     (system,) = ocr_system([det, rec_a, ori[0]], warn=heard.append)
     assert json.loads(system.files["1/pipeline.json"])["cls"]["model"] == "o1" and len(heard) == 1
+
+
+def test_spec_keys_pipeline_and_deploy_config(exports, tmp_path):
+    """``pipeline = false`` and ``deploy_config`` are the spec's --no-pipeline and --deploy-config; the named
+    config gives the default name; a missing file or a non-boolean is one error naming the key."""
+    cfg = exports / "rec_b" / "inference.yml"
+    spec = spec_from_table({"source": str(exports / "det"), "deploy_config": str(cfg), "pipeline": False},
+                           tmp_path, "spec: model[0]")
+    assert spec.name == REC_B and spec.deploy_config == cfg.resolve() and spec.pipeline is False
+    with pytest.raises(ConfigError, match=r"model\[0\]\.deploy_config: .*does not exist"):
+        spec_from_table({"source": str(exports / "det"), "deploy_config": "nope.yml"}, tmp_path, "spec: model[0]")
+    with pytest.raises(ConfigError, match=r"model\[0\]\.pipeline"):
+        spec_from_table({"source": str(exports / "det"), "pipeline": "no"}, tmp_path, "spec: model[0]")

@@ -275,6 +275,7 @@ _MODEL_KEYS = {
     "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
     "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
     "workspace_mb", "optimization_level", "check", "calib_data", "calib_method", "input_names", "output_names", "partition",
+    "pipeline", "deploy_config",
 } | serving_options.KEYS
 
 
@@ -293,8 +294,12 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
     else:
         source = _model_source(src_value, base, f"{where}.source")
         labels_default = None
-    name = t["name"] if "name" in t else model_default_name(source)
+    deploy_config = _path(t["deploy_config"], base, f"{where}.deploy_config") if "deploy_config" in t else None
+    name = t["name"] if "name" in t else model_default_name(source, deploy_config)
     spec = ModelSpec(source=source, name=validate_name(name, f"{where}.name"))
+    spec.deploy_config = deploy_config
+    if "pipeline" in t:
+        spec.pipeline = _bool(t["pipeline"], f"{where}.pipeline")
     if "version" in t:
         spec.version = validate_version(t["version"], f"{where}.version")
     if "target" in t:
