@@ -66,18 +66,18 @@ class _Worker:
         self.protocol = protocol
         self.inputs, self.outputs = build_request(protocol, model, feeds)
         self.regions: list[tuple[str, object]] = []
-        if shm:
-            self._use_shared_memory(feeds)
         # the raw loop calls this bound method directly: no harness code between calls
         if protocol == "grpc":
             self.kwargs = {"outputs": self.outputs, "client_timeout": REQUEST_TIMEOUT_S}
         else:
             self.kwargs = {"outputs": self.outputs}
+        if shm:
+            self._use_shared_memory(feeds)
 
     def _use_shared_memory(self, feeds: dict[str, np.ndarray]) -> None:
         import tritonclient.utils.shared_memory as shm
 
-        probe = self.client.infer(self.model.name, self.inputs, outputs=self.outputs)
+        probe = self.client.infer(self.model.name, self.inputs, **self.kwargs)
         for spec, inp in zip(self.model.inputs, self.inputs):
             arr = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
             key = f"repogen_{uuid.uuid4().hex[:10]}"

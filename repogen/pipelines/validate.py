@@ -41,9 +41,13 @@ def images_for(kind: str) -> list[np.ndarray]:
 # -- client ----------------------------------------------------------------------------------------------------------
 
 def client(url: str, protocol: str) -> Any:
+    """(module, client); every request through it ends within REQUEST_TIMEOUT_S (a wedged server is an error)."""
+    from repogen.harness.clients import REQUEST_TIMEOUT_S
+
     if protocol == "http":
         import tritonclient.http as mod
-        return mod, mod.InferenceServerClient(url.split("://")[-1], connection_timeout=120, network_timeout=120)
+        return mod, mod.InferenceServerClient(url.split("://")[-1], connection_timeout=REQUEST_TIMEOUT_S,
+                                              network_timeout=REQUEST_TIMEOUT_S)
     import tritonclient.grpc as mod
     return mod, mod.InferenceServerClient(url.split("://")[-1])
 
@@ -60,7 +64,11 @@ def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = Fals
         data = img if isinstance(img, bytes) else testing.encode(img)
         inp = mod.InferInput("image", [1, 1], "BYTES")
         inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
-    res = cli.infer(model, [inp])
+    from repogen.harness.clients import REQUEST_TIMEOUT_S
+
+    # gRPC has no client-wide timeout: bound each request (HTTP's network_timeout does it there)
+    res = cli.infer(model, [inp], client_timeout=REQUEST_TIMEOUT_S) if mod.__name__.endswith("grpc") else \
+        cli.infer(model, [inp])
     raw_resp = res.get_response()
     names = [o["name"] for o in raw_resp["outputs"]] if isinstance(raw_resp, dict) else [o.name for o in raw_resp.outputs]
     out = {}
