@@ -153,10 +153,10 @@ def main() -> int:
                 def answer(p, path):
                     return list(p.predict(path))
 
-            files = []
-            for i, img in enumerate(images):
+            files, encoded = [], [testing.encode(img) for img in images]
+            for i, data in enumerate(encoded):
                 files.append(str(work / f"{kind}-{i}.png"))
-                (work / f"{kind}-{i}.png").write_bytes(testing.encode(img))
+                (work / f"{kind}-{i}.png").write_bytes(data)
             stages = stage_models(repo, model)
             for conc in levels:
                 served(srv.grpc_url, model, images[:conc], conc)  # warm every instance
@@ -173,7 +173,7 @@ def main() -> int:
                     total = sum(spent.values())
                     split = f"{spent[stages[0]]:.1f} / {spent[stages[1]]:.1f} / {spent[stages[2]]:.1f} ms"
                     if conc == 1:
-                        split += f" (decode {decode_ms([testing.encode(i) for i in images]):.1f} of pre)"
+                        split += f" (decode {decode_ms(encoded):.1f} of pre)"
                 # request latency minus the stages' server time: meaningful at one client only (under load a
                 # batched model's time is counted once per request of the batch, and stages overlap)
                 transport = f"{float(np.mean(ms)) - total:.1f} ms" if conc == 1 else "-"

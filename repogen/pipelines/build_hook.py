@@ -21,28 +21,33 @@ DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config d
 DEFAULT_BATCH = 8
 
 
+def _config_path(source: Path, explicit: Path | None) -> Path | None:
+    """The deploy config the user named, else the one beside the model (None: neither)."""
+    return Path(explicit) if explicit else find_deploy_config(source)
+
+
 def deploy_config(spec: Any) -> DeployConfig | None:
     """The model's deploy config: all of it for a pipeline build, only the facts the model itself needs
-    (name, dynamic shapes, detector batching) under --no-pipeline."""
+    (name, dynamic shapes, detector batching) under --no-pipeline when the rest has no pipeline."""
     explicit = getattr(spec, "deploy_config", None)
-    path = Path(explicit) if explicit else find_deploy_config(spec.source)
+    path = _config_path(spec.source, explicit)
     if explicit and not path.is_file():
         raise ConfigError(f"{spec.name}: --deploy-config {explicit}: file not found")
     if path is None:
         return None
-    if getattr(spec, "pipeline", True):
-        return read_deploy_config(path)
     try:
-        return read_deploy_config(path)  # labels and transform-derived profiles still serve the model alone
-    except ConfigError:  # transforms or a post-processor repogen has no pipeline for: the model's own facts
-        return read_model_facts(path)
+        return read_deploy_config(path)  # under --no-pipeline too: labels and transform-derived profiles
+    except ConfigError:
+        if getattr(spec, "pipeline", True):
+            raise
+        return read_model_facts(path)  # transforms or a post-processor repogen has no pipeline for
 
 
 def default_model_name(source: Path, explicit: Path | None, fallback: str) -> str:
     """``Global.model_name`` of the model's deploy config (``explicit`` or the one beside ``source``), made
     Triton-safe; ``fallback`` when there is no config or it names no model (PaddleDetection's ``arch`` is a
     family such as ``YOLO``, not a model). A missing ``explicit`` file is reported by the build itself."""
-    path = Path(explicit) if explicit else find_deploy_config(source)
+    path = _config_path(source, explicit)
     if path is None or not path.is_file():
         return fallback
     return read_model_facts(path).default_name(fallback)

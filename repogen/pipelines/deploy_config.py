@@ -265,17 +265,20 @@ def _labels(values: Any, where: str) -> list[str] | None:
     return [str(v) for v in values]
 
 
+def _identity(data: dict) -> tuple[str | None, str | None, str]:
+    """(Global.model_name, arch, exporter format) of a loaded deploy config."""
+    model_name = (data.get("Global") or {}).get("model_name") or data.get("model_name")
+    fmt = "paddlex" if ("Global" in data or "Hpi" in data) else "paddleseg" if "Deploy" in data else "paddledet"
+    return model_name, data.get("arch"), fmt
+
+
 def read_deploy_config(path: Path | str) -> DeployConfig:
     """Parse one deploy config file; every problem is a ConfigError naming the file and field."""
     path = Path(path)
     data = _load_yaml(path)
     where = str(path)
-    glob = data.get("Global") or {}
-    model_name = glob.get("model_name") or data.get("model_name")
-    arch = data.get("arch")
+    model_name, arch, fmt = _identity(data)
     shapes = _dynamic_shapes(data, where)
-    fmt = "paddlex" if ("Global" in data or "Hpi" in data) else \
-        "paddleseg" if "Deploy" in data else "paddledet"
     if "PreProcess" in data and "PostProcess" in data:
         post = data["PostProcess"] or {}
         pname = post.get("name")
@@ -336,11 +339,10 @@ def read_model_facts(path: Path | str) -> DeployConfig:
     for default names, so a config repogen cannot make a pipeline of never blocks the model itself."""
     path = Path(path)
     data = _load_yaml(path)
-    glob = data.get("Global") or {}
-    fmt = "paddlex" if ("Global" in data or "Hpi" in data) else "paddleseg" if "Deploy" in data else "paddledet"
+    model_name, arch, fmt = _identity(data)
     kind = "detection" if "Preprocess" in data else "model"
-    return DeployConfig(path, fmt, kind, glob.get("model_name") or data.get("model_name"), data.get("arch"), "BGR",
-                        [], {}, dynamic_shapes=_dynamic_shapes(data, str(path)))
+    return DeployConfig(path, fmt, kind, model_name, arch, "BGR", [], {},
+                        dynamic_shapes=_dynamic_shapes(data, str(path)))
 
 
 def input_roles(input_names: list[str], where: str) -> dict[str, str]:
