@@ -30,6 +30,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support.zoo from a checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"min_shapes": ["x:1x3x224x224"], "opt_shapes": ["x:1x3x224x224"], "max_shapes": ["x:4x3x224x224"]}
 INT8_SHAPES = {"min_shapes": ["x:1x3x64x64"], "opt_shapes": ["x:1x3x64x64"], "max_shapes": ["x:4x3x64x64"]}
@@ -91,8 +93,7 @@ def _old_check_model(model_path: Any, *, fp16: bool, shapes: list[str], int8: bo
 
 
 def _install_old_flow() -> None:
-    from repogen.triton import build as build_mod
-
+    from repogen.build import flow as build_mod
     def old_numeric_check(spec: Any, target: str, forms: Any, profile_objs: list, warn: Callable,
                           stage: Callable) -> dict:
         if not spec.check:
@@ -148,15 +149,14 @@ def _count_calls() -> Counter:
 
 def _one(flow: str, target: str, model: str, int8: bool, calib: str | None) -> dict:
     started = time.perf_counter()
-    from repogen.triton import build as build_mod
-    from repogen.triton.spec import ModelSpec
+    from repogen.build import flow as build_mod
+    from repogen.build.spec import ModelSpec
 
     if flow == "old":
         _install_old_flow()
     if target == "tensorrt":
         from repogen.trt import engine, numpy_trt
-        from repogen.triton import targets
-
+        from repogen.build import targets
         build_mod.tensorrt_status = lambda: targets.TensorRTStatus(numpy_trt, "")
         engine.build_engine = lambda conversion, **kw: (b"PLAN", b"")
     calls = _count_calls()
@@ -182,8 +182,7 @@ def main() -> int:
         print(json.dumps(_one(flow, target, model, int8 == "1", calib if calib != "-" else None)))
         return 0
 
-    from repogen import zoo
-
+    from tests.support import zoo
     model = str(zoo.get("resnet50", args.format))
     calib = "-"
     if args.int8:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support.zoo from a checkout
+
 def _repogen_inprocess(model: Path) -> float:
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
@@ -55,8 +57,7 @@ def main() -> int:
     ap.add_argument("--format", default="paddle2", choices=["pir", "paddle2"])
     ap.add_argument("--cold", action="store_true", help="time repogen in a fresh interpreter too")
     args = ap.parse_args()
-    from repogen import zoo
-
+    from tests.support import zoo
     model = zoo.get("resnet50", args.format)
     rg = _repogen_cold(model) if args.cold else _repogen_inprocess(model)
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,7 +33,7 @@ def main() -> None:
         os.environ["FLAGS_enable_pir_api"] = "0"  # must precede the paddle import
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-    from repogen import zoo
+    from tests.support import zoo
     from repogen.paddle import load_model
 
     model_dir = zoo.get("resnet50", args.format)

@@ -67,8 +67,8 @@ def latencies(names: list[str], requests: int) -> list[dict]:
     from repogen.harness.model_files import make_cases, read_model_folder
     from repogen.harness.server import launch
     from repogen.harness.speed import measure
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import ModelSpec
 
     out = Path(tempfile.mkdtemp(prefix="bench-partition-")) / "repo"
     specs = []

@@ -101,8 +101,8 @@ def paddlex(make, answer, images: list[str], conc: int) -> float:
 def main() -> int:
     import pipeline_reference as ref
     from repogen.harness.server import launch
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import InstanceGroup, ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import InstanceGroup, ModelSpec
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--kinds", default="ocr_det,det,seg,ocr_system")
@@ -120,7 +120,7 @@ def main() -> int:
              for k in models]
     if "ocr_system" in kinds:  # the system over the small detector and recognizer, whatever else the build holds
         from repogen.pipelines.system_spec import parse
-        from repogen.triton.spec import BuildSpecs
+        from repogen.build.spec import BuildSpecs
 
         specs = BuildSpecs(specs)
         specs.ocr_system = parse({"detector": "ocr_det", "recognizer": "ocr_rec"}, specs, "bench")

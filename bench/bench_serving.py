@@ -35,8 +35,8 @@ from repogen import zoo  # noqa: E402
 from repogen.harness.model_files import make_cases, read_model_folder  # noqa: E402
 from repogen.harness.server import launch  # noqa: E402
 from repogen.harness.speed import measure  # noqa: E402
-from repogen.triton.build import build_repository  # noqa: E402
-from repogen.triton.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec  # noqa: E402
+from repogen.build.flow import build_repository  # noqa: E402
+from repogen.build.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec  # noqa: E402
 
 MAX_BATCH = 8
 

@@ -5,7 +5,7 @@ A test module describes its cases as ``{name: Case}`` (plain data: input specs a
 run) plus a ``build_cases()`` function returning ``{name: fn(*inputs) -> output or tuple}``, called in the
 saving subprocess with paddle imported. Programs are saved per mode (``pir``; ``legacy`` = 2.x
 ProgramDesc; ``pir-static`` = PIR with every input dim fixed at the first run shape) and cached under
-repogen.zoo.cache_root(), keyed by the test module's source so editing a case re-saves.
+tests.support.zoo.cache_root(), keyed by the test module's source so editing a case re-saves.
 """
 
 from __future__ import annotations
@@ -92,8 +92,7 @@ def _save_all(module_path: str, mode: str, out: str) -> None:
     paddle.enable_static()
     mod = _load_module(module_path)
     if mode == "legacy":
-        from repogen import zoo
-
+        from tests.support import zoo
         zoo._install_legacy_shims()
     fns = mod.build_cases(mode)
     for name, case in mod.CASES.items():
@@ -114,7 +113,7 @@ def _save_all(module_path: str, mode: str, out: str) -> None:
 
 def saved_programs(module_file: str, tag: str, modes: Sequence[str] = MODES) -> dict[str, Path]:
     """mode -> directory holding one saved program per case (``dir / case name``), saving on first use."""
-    from repogen.zoo import cache_root
+    from tests.support.zoo import cache_root
 
     digest = hashlib.sha256(Path(module_file).read_bytes() + Path(__file__).read_bytes()).hexdigest()[:12]
     root = cache_root() / f"{tag}-{digest}"
@@ -148,7 +147,7 @@ def convert_and_compare(model: Path, case: Case, precision: str, static: bool = 
     from repogen.trt.check import compare
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     graph = load_model(model)
     runs = case.runs[:1] if static else case.runs

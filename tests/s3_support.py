@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from repogen.storage.local_s3 import LocalS3, local_s3
+from tests.support.local_s3 import LocalS3, local_s3
 from test_harness_support import MAKE_MLP
 
 SAMPLE_REPO = Path(__file__).resolve().parents[1] / "sample_repo"
@@ -69,8 +69,8 @@ def _save_mlp(folder: Path, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def mlp_versions(tmp_path_factory) -> tuple[Path, Path]:
     """Two local repositories: ``mlp`` version 1 (seed 1) and ``mlp`` version 2 (seed 2), same signature."""
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import ModelSpec
 
     root = tmp_path_factory.mktemp("rollout")
     repos = []

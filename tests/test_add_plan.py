@@ -22,9 +22,10 @@ from tritonclient.grpc import model_config_pb2
 from repogen import cli
 from repogen.errors import ConfigError
 from repogen.trt import engine, numpy_trt
-from repogen.triton import build as build_mod
-from repogen.triton import multiplan, targets
-from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
+from repogen.build import flow as build_mod
+from repogen.repository import multiplan
+from repogen.build import targets
+from repogen.build.spec import EXAMPLE_DIR, ModelSpec
 
 NAME = "tiny"
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +154,7 @@ def test_different_engine_or_settings_are_refused(tmp_path: Path, gpu: FakeGPU, 
     before = snapshot(model)
     gpu.cc = "9.0"
     if "instances" in change:
-        from repogen.triton.spec import InstanceGroup
+        from repogen.build.spec import InstanceGroup
 
         change = {"instance_groups": [InstanceGroup(count=change["instances"])]}
     with pytest.raises(ConfigError, match=message):
@@ -220,7 +221,7 @@ def test_add_plan_needs_a_tensorrt_model_folder(tmp_path: Path, gpu: FakeGPU) ->
 
 
 def test_every_served_version_must_hold_every_plan(tmp_path: Path, gpu: FakeGPU) -> None:
-    from repogen.triton.serving_options import VersionPolicy
+    from repogen.repository.serving_options import VersionPolicy
 
     out = tmp_path / "repo"
     both = VersionPolicy(kind="all")
@@ -246,7 +247,7 @@ _CHILD = """
 import sys
 from repogen import cli
 from repogen.trt import engine, numpy_trt
-from repogen.triton import build, targets
+from repogen.build import flow as build, targets
 cc, version, *argv = sys.argv[1:]
 numpy_trt.__version__ = version
 build.tensorrt_status = lambda: targets.TensorRTStatus(numpy_trt, "")

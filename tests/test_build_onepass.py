@@ -16,11 +16,11 @@ import pytest
 
 import repogen.paddle
 import repogen.reference
-from repogen import zoo
+from tests.support import zoo
 from repogen.trt import calibrate, convert, engine, passes
-from repogen.triton import build as build_mod
-from repogen.triton import targets
-from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
+from repogen.build import flow as build_mod
+from repogen.build import targets
+from repogen.build.spec import EXAMPLE_DIR, ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_fp32_build_reads_cleans_and_converts_once(tmp_path: Path, calls: Counte
     assert calls["reference"] == calls["reference run"] == 1
     # one NumPy-backend conversion for the check, one for the plan (real TensorRT there), nothing else
     assert calls["convert_graph"] == 2
-    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.triton.targets"] == 1
+    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.build.targets"] == 1
     assert calls["quantize_model"] == 0
     # the plan was built from the very graph the check converted: cleaned once, not re-cleaned
     assert len(plan_builder) == 1 and (tmp_path / "repo" / "resnet50" / "1" / "model.plan").read_bytes() == b"PLAN"
@@ -89,7 +89,7 @@ def test_int8_build_calibrates_once(tmp_path: Path, calls: Counter, plan_builder
     assert report.models[0].precision == "int8" and report.models[0].check["status"] == "passed"
     assert report.models[0].check["int8"]["calibration_samples"] > 0
     assert calls["load_model"] == 1 and calls["clean_graph"] == 1 and calls["quantize_model"] == 1
-    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.triton.targets"] == 1
+    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.build.targets"] == 1
     ops = {op.type for op in plan_builder[0].graph.ops}
     assert {"quantize_linear", "dequantize_linear"} <= ops  # the plan got the calibrated graph
     assert calls["reference"] == calls["reference run"] == 1  # Paddle's FP32 outputs on the held-out samples
@@ -122,7 +122,7 @@ from repogen.cli import main
 assert main(["check", {str(EXAMPLE_DIR)!r}, "--json"]) == 0
 assert main(["build", "--out", {str(tmp_path / "repo")!r}, "--target", "paddle", "--json"]) == 0
 import repogen.harness.validate, repogen.harness.reference
-print("ZOO", "repogen.zoo" in sys.modules, "paddle" in sys.modules)
+print("ZOO", "tests.support.zoo" in sys.modules, "paddle" in sys.modules)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -153,6 +153,6 @@ def test_numpy_target_reads_cleans_and_converts_once_per_use(tmp_path: Path, cal
     report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
     assert report.models[0].check["status"] == "passed"
     assert calls["load_model"] == 1 and calls["clean_graph"] == 1
-    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.triton.standin"] == 1
+    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.build.standin"] == 1
     assert calls["convert_graph"] == 2
     assert (tmp_path / "repo" / "tiny" / "1" / "model.py").is_file()

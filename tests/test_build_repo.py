@@ -15,9 +15,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
-from repogen.triton import build as build_mod
-from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
-from repogen.triton.targets import PlanBuild, TensorRTStatus, graph_engine
+from repogen.build import flow as build_mod
+from repogen.build.spec import EXAMPLE_DIR, ModelSpec
+from repogen.build.targets import PlanBuild, TensorRTStatus, graph_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_repo"
@@ -245,7 +245,7 @@ def test_paddle_target_io_equals_the_converted_network_io(precision: str) -> Non
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.triton.targets import conversion_engine
+    from repogen.build.targets import conversion_engine
 
     graph = load_model(EXAMPLE_DIR)
     conversion = convert_graph(graph, numpy_trt, precision=precision, profiles=make_profiles(graph.input_values()))
@@ -256,8 +256,7 @@ def test_tensorrt_status_needs_module_and_gpu(monkeypatch: pytest.MonkeyPatch) -
     import types
 
     from repogen.trt import engine
-    from repogen.triton import targets
-
+    from repogen.build import targets
     monkeypatch.setattr(engine, "tensorrt_module", lambda name=None: None)
     assert targets.tensorrt_status().reason == "the tensorrt package is not installed"
     fake = types.SimpleNamespace(__version__="10.8.0")
@@ -295,8 +294,7 @@ def test_a_failed_plan_build_falls_back_only_under_auto(tmp_path: Path, monkeypa
 def test_auto_falls_back_to_paddle_for_ops_without_converter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With TensorRT at hand, --target auto still serves a model TensorRT cannot express (LoD sequence ops,
     say) through the paddle target, and says which ops forced it."""
-    from repogen import zoo
-
+    from tests.support import zoo
     def no_plan(*args, **kwargs):
         raise AssertionError("no plan may be built for a model with unconvertible ops")
 

@@ -9,7 +9,8 @@ import pytest
 
 from repogen.cli import build_parser
 from repogen.errors import ConfigError
-from repogen.triton.spec import EXAMPLE_DIR, load_spec_file, specs_from_args, validate_name
+from repogen.build.spec import EXAMPLE_DIR, load_spec_file, specs_from_options, validate_name
+from repogen.cli.build import build_options
 
 FULL = """
 [[model]]
@@ -129,9 +130,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_cli_options_to_spec() -> None:
-    (s,) = specs_from_args(parse(["--name", "n", "--fp16", "--target", "paddle", "--max-batch-size", "2",
+    (s,) = specs_from_options(build_options(parse(["--name", "n", "--fp16", "--target", "paddle", "--max-batch-size", "2",
                                   "--instances", "3", "--min-shapes", "image:1x3x32x32",
-                                  "--max-shapes", "image:2x3x32x32", "--no-check", "--version-folder", "7"]))
+                                  "--max-shapes", "image:2x3x32x32", "--no-check", "--version-folder", "7"])))
     assert (s.name, s.precision, s.target, s.max_batch_size, s.version, s.check) == ("n", "fp16", "paddle", 2, 7, False)
     assert s.instance_groups[0].count == 3 and s.min_shapes == ["image:1x3x32x32"]
     assert s.source == EXAMPLE_DIR
@@ -140,11 +141,11 @@ def test_cli_options_to_spec() -> None:
 def test_cli_conflicts(tmp_path: Path) -> None:
     spec = write(tmp_path, FULL)
     with pytest.raises(ConfigError, match=r"--name cannot be combined with --spec"):
-        specs_from_args(parse(["--spec", str(spec), "--name", "x"]))
+        specs_from_options(build_options(parse(["--spec", str(spec), "--name", "x"])))
     with pytest.raises(ConfigError, match=r"--name needs exactly one MODEL"):
-        specs_from_args(parse([str(EXAMPLE_DIR), str(EXAMPLE_DIR), "--name", "x"]))
+        specs_from_options(build_options(parse([str(EXAMPLE_DIR), str(EXAMPLE_DIR), "--name", "x"])))
     with pytest.raises(ConfigError, match=r"--shape: 'image1x3' is not NAME:DIMS"):
-        specs_from_args(parse(["--shape", "image1x3"]))
+        specs_from_options(build_options(parse(["--shape", "image1x3"])))
     # the spec's own target survives when --target is not given, and --target overrides it when given
-    assert specs_from_args(parse(["--spec", str(spec)]))[0].target == "paddle"
-    assert specs_from_args(parse(["--spec", str(spec), "--target", "auto"]))[0].target == "auto"
+    assert specs_from_options(build_options(parse(["--spec", str(spec)])))[0].target == "paddle"
+    assert specs_from_options(build_options(parse(["--spec", str(spec), "--target", "auto"])))[0].target == "auto"

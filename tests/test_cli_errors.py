@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from repogen import cli
-from repogen.triton import build as build_mod, staging
-from repogen.triton.spec import EXAMPLE_DIR
+from repogen.build import flow as build_mod
+from repogen.repository import staging
+from repogen.build.spec import EXAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -148,8 +148,7 @@ def test_docker_files_build_on_the_local_base(podman_env):
 def test_partitioned_numpy_target_validates_in_the_container(podman_env, tmp_path):
     """--target numpy regions and a Python remainder (an op with no converter in the middle) joined by an
     ensemble: the stand-ins import repogen inside the container's server, as they would on a CPU cluster."""
-    from repogen import zoo
-
+    from tests.support import zoo
     repo = tmp_path / "repo"
     proc = _repogen("build", str(zoo.get("cumprod_net", "pir")), "--name", "cumprod", "--out", str(repo),
                     "--target", "numpy", "--partition", "--min-shapes", "x:1x3x16x16", "--opt-shapes",

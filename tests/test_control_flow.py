@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.paddle import load_model
 from repogen.trt import numpy_trt
 from repogen.trt.check import compare

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import ConfigError, UnsupportedOpError
 from repogen.ir import Value
 from repogen.paddle import load_model

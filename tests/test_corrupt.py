@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import ModelFormatError, RepogenError
 from repogen.paddle import load_model
 

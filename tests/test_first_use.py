@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from repogen import cli
-from repogen.triton.spec import EXAMPLE_DIR
+from repogen.build.spec import EXAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 MINE = ("inspect", "ops", "check", "build", "validate", "serve")

@@ -67,7 +67,7 @@ def _problems(model, precision: str) -> list[str]:
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     graph = load_model(model)
     profiles = make_profiles(graph.input_values(), min_shapes=[f"b:1x{M}x4,s:1x1x{M}"],

@@ -39,7 +39,7 @@ def _worst(model) -> float:
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     graph = load_model(model)
     profiles = make_profiles(graph.input_values(), min_shapes=["x:1x1"], max_shapes=["x:4x4096"])

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from protobuf_bytes import varint
 
 SEED = 20261201

@@ -12,10 +12,10 @@ import pytest
 from rich.console import Console
 
 from repogen.harness.model_files import read_model_folder
-from repogen.harness.report import print_report
+from repogen.cli.validate_report import print_report
 from repogen.harness.server import group_members, launch
 from repogen.harness.validate import Report, validate_model
-from repogen.triton.spec import EXAMPLE_DIR, ModelSpec
+from repogen.build.spec import EXAMPLE_DIR, ModelSpec
 from test_harness_support import derive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -33,7 +33,7 @@ TritonPythonModel.finalize = _repogen_test_finalize
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    from repogen.triton.build import build_repository
+    from repogen.build.flow import build_repository
 
     root = tmp_path_factory.mktemp("repo")
     build_repository([ModelSpec(source=EXAMPLE_DIR, name="tiny_cnn", target="paddle", check=False)], root,

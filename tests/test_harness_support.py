@@ -45,8 +45,8 @@ def mlp_source(cache: Path) -> Path:
 def good_repo(repo: Path, cache: Path) -> Path:
     """Two valid models built by ``repogen build --target paddle``: the bundled tiny CNN (Paddle 2.x files)
     and a two-input MLP (PIR)."""
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import DynamicBatching, ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import DynamicBatching, ModelSpec
 
     batching = DynamicBatching([], 2000)
     specs = [

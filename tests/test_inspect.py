@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.cli import main
 
 CASES = [("tensors", "pir"), ("tensors", "fluid-separate"), ("ifnet", "paddle2"), ("convnet", "fluid-combined")]

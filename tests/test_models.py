@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.trt.check import PREQUANTIZED_TOLERANCE, check_model
 
 FAST = [("resnet18", "pir"), ("resnet18", "paddle2"), ("mobilenet_v3_small", "pir"),
@@ -182,7 +182,7 @@ if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "_save":
     save_cases({k: v for k, v in cases.items() if k in keep}, sys.argv[2], sys.argv[3])
 
 
-# --- a model quantized by Paddle's own post-training quantization (repogen.zoo "convnet_paddle_ptq") -----
+# --- a model quantized by Paddle's own post-training quantization (tests.support.zoo "convnet_paddle_ptq") -----
 @pytest.mark.parametrize("fmt", ["paddle2", "fluid-separate", "fluid-combined"])
 def test_paddle_quantized_model_matches_paddle(fmt):
     from repogen.paddle import load_model

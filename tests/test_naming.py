@@ -14,9 +14,9 @@ from tritonclient.grpc import model_config_pb2
 from repogen import cli
 from repogen.errors import ConfigError
 from repogen.naming import parse_renames
-from repogen.triton import build as build_mod
-from repogen.triton.spec import EXAMPLE_DIR, ModelSpec, load_spec_file
-from repogen.triton.targets import TensorRTStatus
+from repogen.build import flow as build_mod
+from repogen.build.spec import EXAMPLE_DIR, ModelSpec, load_spec_file
+from repogen.build.targets import TensorRTStatus
 
 
 def test_parse_renames() -> None:
@@ -107,7 +107,7 @@ def test_plan_tensors_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_swapped_names_feed_the_right_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inputs x and y renamed to each other: the names alone would pair them wrongly; the plan's network and
     the validation reference (manifest paddle_names) both feed Triton's "y" into Paddle's x."""
-    from repogen import zoo
+    from tests.support import zoo
     from repogen.harness.model_files import read_model_folder
     from repogen.harness.reference import PaddleReference
     from repogen.reference import reference_outputs

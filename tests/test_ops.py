@@ -109,8 +109,7 @@ def save_cases(cases: dict, mode: str, out: str) -> None:
     """Save each case (input spec, factory) as its own inference model under out/<name>/ (in a subprocess)."""
     import paddle
 
-    from repogen import zoo
-
+    from tests.support import zoo
     paddle.enable_static()
     if mode != "pir":
         zoo._install_legacy_shims()
@@ -128,7 +127,7 @@ def save_cases(cases: dict, mode: str, out: str) -> None:
 
 def ensure_saved(script: str, key: str) -> dict[str, Path]:
     """Run ``script _save MODE DIR`` once per mode, cached under the zoo's cache root."""
-    from repogen.zoo import cache_root
+    from tests.support.zoo import cache_root
 
     root = cache_root() / key
     out = {}
@@ -199,7 +198,7 @@ def run_case(model: Path, precision: str, shapes=None):
     from repogen.trt.check import compare
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     graph = load_model(model)
     shapes = shapes or SHAPES.get(model.name, IMG[1])

@@ -145,7 +145,7 @@ def _run(model, case: Case, precision: str) -> list[str]:
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     graph = load_model(model)
     spans = {n: [r[n] for r in case.runs] for n in case.runs[0]}
@@ -192,7 +192,7 @@ def test_multiclass_nms3_fp16(programs, case):
 
 def test_cuts_really_cut(programs):
     # the attributes of case nms3 must each remove something, or the test above proves little
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     fd = feeds(CASES["nms3"], 0)
     out, _, counts = reference_outputs(programs["pir"] / "nms3", fd).values()

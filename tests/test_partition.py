@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Op
 from repogen.paddle import load_model
 from repogen.partition.check import check_partition
 from repogen.partition.ensemble import check_ensemble, prepare
 from repogen.partition.plan import NMS_TOPK_BOX_LIMIT, limit_reason, partition_graph
-from repogen.triton.build import build_repository
-from repogen.triton.config import parse_config
-from repogen.triton.spec import EXAMPLE_DIR as EXAMPLE, ModelSpec, load_spec_file
-from repogen.triton.targets import graph_engine
+from repogen.build.flow import build_repository
+from repogen.repository.config import parse_config
+from repogen.build.spec import EXAMPLE_DIR as EXAMPLE, ModelSpec, load_spec_file
+from repogen.build.targets import graph_engine
 from tritonclient.grpc import model_config_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,7 @@ def test_clean_pass_is_the_same_in_a_fresh_process(tmp_path, cumprod):
 def _prepare(name, profiles, **kw):
     graph = load_model(zoo.get(name, "pir"))
     spec = ModelSpec(source=zoo.get(name, "pir"), name=name, target="numpy", partition=True, **kw)
-    from repogen.triton.build import _profiles
+    from repogen.build.flow import _profiles
 
     objs, plain = _profiles(graph, spec)
     return prepare(spec, graph, target="numpy", profiles=plain, engine=graph_engine(graph, plain))
@@ -226,9 +226,9 @@ def test_cli_partition_flags():
 def test_auto_with_tensorrt_builds_plans_for_regions_and_moves_refused_regions_to_python(tmp_path, monkeypatch):
     """--target auto on a TensorRT machine (builder stubbed): plans for the TensorRT regions; a region the
     builder refuses joins the Python remainder, with the builder's reason."""
-    from repogen.triton import build as build_mod
-    from repogen.triton import targets
-    from repogen.triton.targets import TensorRTStatus
+    from repogen.build import flow as build_mod
+    from repogen.build import targets
+    from repogen.build.targets import TensorRTStatus
 
     built = []
 
@@ -279,9 +279,9 @@ def test_check_cli_checks_what_a_partitioned_build_deploys():
 def test_auto_whole_plan_refused_partitions_around_the_nms(tmp_path, monkeypatch):
     """A builder without NMS kernels (TensorRT-RTX) refuses yolo_head whole; --target auto then keeps the backbone
     and head in TensorRT and runs the NMS in Python, instead of sending everything to the paddle target."""
-    from repogen.triton import build as build_mod
-    from repogen.triton import targets
-    from repogen.triton.targets import TensorRTStatus
+    from repogen.build import flow as build_mod
+    from repogen.build import targets
+    from repogen.build.targets import TensorRTStatus
 
     def builder_without_nms(graph, trt, **kw):
         if any(op.type == "multiclass_nms3" for op in graph.ops):

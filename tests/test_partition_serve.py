@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.harness.model_files import list_models, read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import launch
 from repogen.harness.validate import validate_model
-from repogen.triton.build import build_repository
-from repogen.triton.spec import DynamicBatching, ModelSpec
+from repogen.build.flow import build_repository
+from repogen.build.spec import DynamicBatching, ModelSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -184,7 +184,7 @@ def test_classification_labels_become_label_filename(tmp_path):
     import subprocess
     import sys
 
-    from repogen.triton.config import parse_config
+    from repogen.repository.config import parse_config
 
     model = testing.save_model("cls", tmp_path / "cls")
     proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(model), "--out", str(tmp_path / "r"),

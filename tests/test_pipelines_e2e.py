@@ -186,7 +186,7 @@ def test_bad_input_fails_alone_and_server_keeps_serving(server, expected):
 
 
 def test_repository_layout(repo):
-    from repogen.triton.config import parse_config
+    from repogen.repository.config import parse_config
 
     for name in (NAME[k] for k in KINDS):
         for suffix in ("_pre", "_post", "_pipeline", "_pipeline_raw"):

@@ -13,7 +13,7 @@ import pytest
 
 from repogen.errors import ConfigError
 from repogen.pipelines import testing
-from repogen.triton.spec import load_spec_file, spec_from_table
+from repogen.build.spec import load_spec_file, spec_from_table
 
 DET, REC, TEXTLINE, CLS = "PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec", "PP-LCNet_x0_25_textline_ori", "PP-LCNet_x1_0"
 REC_B = "PP-OCRv5_server_rec"
@@ -127,7 +127,7 @@ def two_recognizers(tmp_path_factory) -> Path:
 
 
 def test_build_with_two_recognizers_uses_the_chosen_one(two_recognizers):
-    from repogen.triton.build import build_repository
+    from repogen.build.flow import build_repository
 
     root = two_recognizers
     folders = ["ocr_det", "ocr_rec", "ocr_rec_b"]
@@ -152,10 +152,11 @@ def test_build_with_two_recognizers_uses_the_chosen_one(two_recognizers):
 
 def test_command_line_deploy_config_names_the_model(exports):
     from repogen.cli import build_parser
-    from repogen.triton.spec import EXAMPLE_DIR, specs_from_args
+    from repogen.build.spec import EXAMPLE_DIR, specs_from_options
+    from repogen.cli.build import build_options
 
     def specs(*argv):
-        return specs_from_args(build_parser().parse_args(["build", "--out", "o", *argv]))
+        return specs_from_options(build_options(build_parser().parse_args(["build", "--out", "o", *argv])))
 
     cfg = exports / "det" / "inference.yml"
     assert [s.name for s in specs(str(EXAMPLE_DIR), "--deploy-config", str(cfg))] == [DET]

@@ -175,7 +175,7 @@ def _compare_with_legacy_reference(pir_model, legacy_model, case: Case) -> None:
     from repogen.trt import numpy_trt
     from repogen.trt.check import compare
     from repogen.trt.convert import convert_graph
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
     from tests.opcases import feeds
 
     graph = load_model(pir_model)
@@ -192,7 +192,7 @@ def _compare_with_legacy_reference(pir_model, legacy_model, case: Case) -> None:
 
 def test_broken_pir_reference_is_still_broken(programs) -> None:
     """Guards PIR_REFERENCE_BROKEN: when Paddle fixes PIR dequantize_linear, drop the workaround."""
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
     from tests.opcases import feeds
 
     fd = feeds(CASES["linear_per_channel"], 0)
@@ -207,7 +207,7 @@ def test_ties_bound(programs, mode: str) -> None:
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     model = programs[mode] / "ties"
     ties = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.5, -3.5, 126.5, -126.5, 10.5, -11.5], np.float32)
@@ -248,7 +248,7 @@ def test_ptq_convnet_check_cli(tmp_path, capsys) -> None:
     Paddle's FP32 outputs (rel err <= 0.1, top-1 agreement >= 0.9 for [N, C] outputs)."""
     import json
 
-    from repogen import zoo
+    from tests.support import zoo
     from repogen.cli import main
 
     rc = main(["check", str(zoo.get("convnet")), "--int8", "--calib-data", str(_calib_file(tmp_path)),
@@ -263,7 +263,7 @@ def test_ptq_convnet_check_cli(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize("method", ["max", "entropy"])
 def test_ptq_network_has_int8_layers_and_meets_the_bound(tmp_path, method: str) -> None:
-    from repogen import zoo
+    from tests.support import zoo
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
     from repogen.trt.calibrate import passes, quantize_model
@@ -282,8 +282,8 @@ def test_ptq_network_has_int8_layers_and_meets_the_bound(tmp_path, method: str) 
 
 
 def _fake_trt(monkeypatch, seen: list):
-    from repogen.triton import build as build_mod
-    from repogen.triton.targets import PlanBuild, TensorRTStatus, graph_engine
+    from repogen.build import flow as build_mod
+    from repogen.build.targets import PlanBuild, TensorRTStatus, graph_engine
 
     def fake_build_plan(graph, trt, *, precision, profiles_objs, profiles, workspace_mb, optimization_level,
                         cache, name):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
 from repogen.paddle.opdefs import OPS

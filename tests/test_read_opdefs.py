@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.paddle import load_model, opdefs
 
 MODELS = [m for m in zoo.MODELS if m != "resnet50" and {"pir", "paddle2"} <= set(zoo.MODELS[m].formats)]

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
 from protobuf_bytes import varint

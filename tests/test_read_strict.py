@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
 from repogen.paddle import framework_schema, gen_framework_schema

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.errors import PaddleReferenceError
 from repogen.reference import ReferenceRunner, paddle_outputs
 from repogen.reference import runner as runner_mod
@@ -119,8 +119,8 @@ def test_build_stops_on_a_reference_failure_and_writes_nothing(tmp_path: Path) -
 
 
 def _built(tmp_path: Path, source: Path, name: str) -> Path:
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import ModelSpec
 
     spec = ModelSpec(source=source, name=name, target="paddle", check=False, min_shapes=["x:1x3x16x16"],
                      opt_shapes=["x:2x3x32x32"], max_shapes=["x:4x3x32x32"])
@@ -165,8 +165,8 @@ def test_validates_reference_failure_names_the_reference(tmp_path: Path) -> None
 def test_validate_cli_reference_failure_is_one_error_and_the_server_goes(tmp_path: Path) -> None:
     """A Paddle reference that fails is no verdict on the served model: `repogen validate` stops with one line
     naming the reference and the model file (rc 2), not a failed model (rc 1); the server is torn down."""
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import ModelSpec
 
     model = _place_corrupted(tmp_path)
     # --target numpy runs repogen's converted network (which reads this model) in Triton: the model loads

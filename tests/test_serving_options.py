@@ -1,4 +1,4 @@
-"""Serving settings (repogen.triton.serving_options): TOML/CLI parsing, rendering, and the checks."""
+"""Serving settings (repogen.repository.serving_options): TOML/CLI parsing, rendering, and the checks."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from repogen.errors import ConfigError
-from repogen.triton.config import (EngineDesc, TensorDesc, config_context, cross_check, derive_max_batch,
+from repogen.repository.config import (EngineDesc, TensorDesc, config_context, cross_check, derive_max_batch,
                                    parse_config, render_and_check)
-from repogen.triton.serving_options import CudaGraphSpec, VersionPolicy, parse_version_policy
-from repogen.triton.spec import EXAMPLE_DIR, DynamicBatching, InstanceGroup, ModelSpec, spec_from_table
+from repogen.repository.serving_options import CudaGraphSpec, VersionPolicy, parse_version_policy
+from repogen.build.spec import EXAMPLE_DIR, DynamicBatching, InstanceGroup, ModelSpec, spec_from_table
 
 ENGINE = EngineDesc([TensorDesc("x", "float32", (-1, 3, -1, -1))], [TensorDesc("y", "float32", (-1, 5))],
                     [{"x": ((1, 3, 16, 16), (2, 3, 32, 32), (4, 3, 64, 64))},
@@ -122,9 +122,10 @@ def test_cli_options(tmp_path: Path) -> None:
                                       "--version-policy", "specific:1,3", "--response-cache",
                                       "--execution-context-allocation-strategy", "static",
                                       "--cuda-graph-batch-sizes", "1,4"])
-    from repogen.triton.spec import specs_from_args
+    from repogen.build.spec import specs_from_options
+    from repogen.cli.build import build_options
 
-    (s,) = specs_from_args(args)
+    (s,) = specs_from_options(build_options(args))
     assert s.cpu_threads == 2 and not s.dynamic_batching.enabled and s.response_cache
     assert s.version_policy == VersionPolicy("specific", versions=[1, 3])
     assert s.execution_context_allocation_strategy == "static" and s.cuda_graph_spec.batch_sizes == [1, 4]
@@ -132,7 +133,7 @@ def test_cli_options(tmp_path: Path) -> None:
     spec_file.write_text('[[model]]\nsource = "@example"\n')
     args = build_parser().parse_args(["build", "--out", str(tmp_path), "--spec", str(spec_file), "--cpu-threads", "2"])
     with pytest.raises(ConfigError, match=r"--cpu-threads cannot be combined with --spec"):
-        specs_from_args(args)
+        specs_from_options(build_options(args))
 
 
 def _load_model_py(path: Path) -> types.ModuleType:
@@ -148,7 +149,7 @@ def _load_model_py(path: Path) -> types.ModuleType:
 
 
 def test_paddle_cpu_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from repogen.triton.build import build_repository
+    from repogen.build.flow import build_repository
 
     specs = [ModelSpec(source=EXAMPLE_DIR, name="auto", target="paddle", check=False),
              ModelSpec(source=EXAMPLE_DIR, name="fixed", target="paddle", check=False, cpu_threads=3)]

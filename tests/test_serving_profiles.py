@@ -11,7 +11,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.reference import paddle_outputs
-from repogen.triton.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec, Warmup
+from repogen.build.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec, Warmup
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def test_batch_split_profiles_serve(tmp_path: Path) -> None:
     import tritonclient.grpc as grpcclient
 
     from repogen.harness.server import launch
-    from repogen.triton.build import build_repository
+    from repogen.build.flow import build_repository
 
     spec = ModelSpec(source=EXAMPLE_DIR, name="split", target="paddle", check=False,
                      min_shapes=["image:1x3x32x32", "image:5x3x32x32"],

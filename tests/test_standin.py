@@ -13,16 +13,16 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import launch
 from repogen.harness.validate import validate_model
 from repogen.partition.regions import Region
 from repogen.partition.runtime import profile_error
-from repogen.triton.build import build_repository
-from repogen.triton.config import TEMPLATES, parse_config, render_template
-from repogen.triton.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec
+from repogen.build.flow import build_repository
+from repogen.repository.config import TEMPLATES, parse_config, render_template
+from repogen.build.spec import EXAMPLE_DIR, DynamicBatching, ModelSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -93,7 +93,7 @@ def test_validate_scorer_uses_source_scores(programs):
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.ties import TieScorer
-    from repogen.zoo import reference_outputs
+    from tests.support.zoo import reference_outputs
 
     model = programs["pir"] / "label_map"
     graph = load_model(model)

@@ -10,9 +10,9 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 from repogen.errors import ConfigError
-from repogen.triton.config import (EngineDesc, TensorDesc, config_context, cross_check, derive_max_batch,
+from repogen.repository.config import (EngineDesc, TensorDesc, config_context, cross_check, derive_max_batch,
                                    parse_config, render_and_check, render_template)
-from repogen.triton.spec import DynamicBatching, InstanceGroup, ModelSpec, Warmup
+from repogen.build.spec import DynamicBatching, InstanceGroup, ModelSpec, Warmup
 
 STATIC = EngineDesc(
     [TensorDesc("image", "float32", (-1, 3, 32, 32))], [TensorDesc("probs", "float32", (-1, 10))],

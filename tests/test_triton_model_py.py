@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen import zoo
-from repogen.triton.build import build_repository
-from repogen.triton.spec import ModelSpec
+from tests.support import zoo
+from repogen.build.flow import build_repository
+from repogen.build.spec import ModelSpec
 
 
 class _Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from repogen.reference import paddle_outputs
-from repogen.triton.spec import EXAMPLE_DIR
+from repogen.build.spec import EXAMPLE_DIR
 
 pytestmark = pytest.mark.e2e
 

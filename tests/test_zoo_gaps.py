@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from repogen import zoo
+from tests.support import zoo
 from repogen.trt.check import check_model
 
 ROOT = Path(__file__).resolve().parents[1]

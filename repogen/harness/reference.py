@@ -12,7 +12,7 @@ from repogen.harness.model_files import ModelFolder
 from repogen.ir import ModelSource
 from repogen.paddle.loader import detect
 from repogen.reference import ReferenceRunner
-from repogen.triton.manifest import sha256
+from repogen.repository.manifest import sha256
 
 
 def _files(source: ModelSource) -> list[Path]:

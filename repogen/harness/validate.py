@@ -354,40 +354,5 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
 
 # -- command line --------------------------------------------------------------------------------------------------
 
-def _ints(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{flag} {text}: expected comma-separated integers") from exc
-    if not values or min(values) < 1:
-        raise ConfigError(f"{flag} {text}: values must be >= 1")
-    return values
-
-
-def run(args) -> int:
-    from repogen.harness.report import print_report
-
-    for flag, value, low in (("--window-ms", args.window_ms, 1), ("--max-windows", args.max_windows, 3),
-                             ("--requests", args.requests, 1)):
-        if value < low:
-            raise ConfigError(f"{flag} {value}: must be >= {low}")
-    if not 0 < args.stability_pct < 100:
-        raise ConfigError(f"--stability-pct {args.stability_pct}: must be between 0 and 100")
-
-    report = validate_repository(
-        args.repo, models=[m for m in (args.models or "").split(",") if m] or None, server=args.server,
-        image=args.image, tritonserver=args.tritonserver,
-        protocols=tuple(p.strip() for p in args.protocol.split(",") if p.strip()), inputs=args.inputs,
-        concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
-        grpc_url=getattr(args, "grpc_url", None), engine=args.engine, load=getattr(args, "load", False),
-        timing={"window_ms": args.window_ms, "stability_pct": args.stability_pct, "max_windows": args.max_windows})
-    if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
-        print()
-    else:
-        print_report(report)
-    return 0 if report.ok else 1
-
-
 __all__ = ["Report", "ModelReport", "OutputCheck", "config_differences", "compare_output", "validate_model",
            "validate_repository", "run"]

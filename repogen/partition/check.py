@@ -19,7 +19,7 @@ def check_partition(part: Partition, source: str | Path, profiles: list[dict], p
     first profile's opt shapes (or ``feeds``). Detection outputs (from an NMS op) compare as sets of rows,
     each Paddle row paired with the closest row of its label."""
     from repogen.trt.check import align_detection_rows, as_detection_set, compare, detection_outputs
-    from repogen.zoo import reference_outputs
+    from repogen.reference import reference_outputs  # the child with the timeout and memory cap
 
     g = part.cleaned
     if feeds is None:
@@ -44,56 +44,20 @@ def check_partition(part: Partition, source: str | Path, profiles: list[dict], p
             "input_shapes": {n: list(np.shape(feeds[n])) for n in g.inputs}}
 
 
-def run(args: Any) -> int:
-    """``repogen check --partition``: what a partitioned build would deploy, against Paddle."""
-    import json
-
-    from repogen.errors import ConfigError
+def check_partitioned_model(model: str | Path, *, shape: list[str] = (), min_shapes: list[str] = (),
+                            opt_shapes: list[str] = (), max_shapes: list[str] = (), precision: str = "fp32",
+                            feeds: dict[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, Any]:
+    """``repogen check --partition``: what a partitioned build would deploy, against Paddle; check_partition's
+    result plus "partition" (the partition's summary)."""
     from repogen.paddle import load_model
     from repogen.partition.plan import partition_graph
     from repogen.trt.profiles import make_profiles
 
-    if getattr(args, "int8", False) or args.reference:
-        raise ConfigError("--partition checks fp32/fp16 against Paddle itself: --int8 and --reference do not apply")
-    graph = load_model(args.model)
-    objs = make_profiles(graph.input_values(), shape=list(args.shape or []), min_shapes=list(args.min_shapes or []),
-                         opt_shapes=list(args.opt_shapes or []), max_shapes=list(args.max_shapes or []))
+    graph = load_model(model)
+    objs = make_profiles(graph.input_values(), shape=list(shape), min_shapes=list(min_shapes),
+                         opt_shapes=list(opt_shapes), max_shapes=list(max_shapes))
     profiles = [{n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.shapes.items()} for p in objs]
-    precision = "fp16" if args.fp16 else "fp32"
     part = partition_graph(graph, profiles, precision)
-    feeds = None
-    if args.inputs:
-        from repogen.trt.check import _load_npz
-
-        feeds = _load_npz(args.inputs, "--inputs")
-    result = check_partition(part, args.model, profiles, precision, feeds=feeds, seed=args.seed)
+    result = check_partition(part, model, profiles, precision, feeds=feeds, seed=seed)
     result["partition"] = part.summary()
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        _print(args.model, result)
-    return 0 if result["status"] == "passed" else 1
-
-
-def _print(model: str, result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    s = result["partition"]
-    console.print(f"{model}: {s['tensorrt_ops']}/{s['ops']} ops ({100 * s['tensorrt_op_share']:.0f} %), "
-                  f"{100 * (s['tensorrt_parameter_share'] or 0):.0f} % of the parameters in TensorRT; regions: "
-                  + " -> ".join(r["kind"] for r in s["regions"]), markup=False, highlight=False)
-    if s["not_tensorrt"]:
-        t = Table(title="ops outside TensorRT")
-        for col in ("position", "op", "why"):
-            t.add_column(col)
-        for o in s["not_tensorrt"]:
-            t.add_row(str(o["position"]), o["op"], o["reason"])
-        console.print(t)
-    t = Table(title=f"partitioned model vs Paddle (inputs {result['input_shapes']})")
-    for col in ("output", "rel err", "tolerance", "result"):
-        t.add_column(col)
-    for name, o in result["outputs"].items():
-        t.add_row(name, f"{o['rel_err']:.3g}", f"{o['tolerance']:g}", "[green]pass[/]" if o["passed"] else "[red]FAIL[/]")
-    console.print(t)
+    return result

@@ -27,7 +27,7 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
 
     ``refused``: the builder's reason for refusing the whole model; the ops whose layers builders lack
     (NMS, NonZero: ``SUSPECTS``) then start in Python, and each remaining region is built on its own."""
-    from repogen.triton.targets import build_plan, graph_engine
+    from repogen.build.targets import build_plan, graph_engine
 
     def build_region(sub: Graph, region: Any) -> tuple[bytes, dict, Any]:
         from repogen.trt.profiles import Profile
@@ -84,9 +84,9 @@ def write_partitioned(model: PartitionedModel, staging: Path, out: Path, *, spec
     """``taken``: the other model folders of this build (a part may not share a name with one). Parts an
     earlier build of this model left behind are named in a warning, never deleted."""
     from repogen.errors import ConfigError
-    from repogen.triton import ownership
-    from repogen.triton.manifest import dumps, manifest
-    from repogen.triton.targets import source_files
+    from repogen.repository import ownership
+    from repogen.repository.manifest import dumps, manifest
+    from repogen.build.targets import source_files
 
     clash = sorted(set(model.folder_names) & set(taken))
     if clash:

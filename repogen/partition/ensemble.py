@@ -19,7 +19,7 @@ from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph
 from repogen.partition.plan import Partition, partition_graph
 from repogen.partition.regions import Region, cut
-from repogen.triton.config import (EngineDesc, TensorDesc, batch_dynamic, config_context, config_dims, derive_max_batch,
+from repogen.repository.config import (EngineDesc, TensorDesc, batch_dynamic, config_context, config_dims, derive_max_batch,
                                    parse_config, render_and_check, render_template)
 
 TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "numpy": "numpy.pbtxt.j2", "python": "python.pbtxt.j2"}
@@ -66,7 +66,7 @@ def part_name(model: str, index: int, kind: str) -> str:
 def standin_io(cleaned: Graph, region: Region) -> EngineDesc:
     """What the region's engine reports: its conversion on the NumPy backend."""
     from repogen.partition.runtime import NetworkRunner
-    from repogen.triton.targets import conversion_engine
+    from repogen.build.targets import conversion_engine
 
     return conversion_engine(NetworkRunner(cleaned, region).conversion, list(region.profiles))
 
@@ -172,7 +172,7 @@ def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engin
 
 def render_ensemble(name: str, engine: EngineDesc, max_batch: int, parts: list[Part]) -> str:
     def tensor(t: TensorDesc) -> dict[str, Any]:
-        from repogen.triton.config import triton_dtype
+        from repogen.repository.config import triton_dtype
 
         dims = config_dims(t.shape, max_batch)
         # a batch-only tensor is dims [1] + reshape [] in its step's config; Triton infers the ensemble tensor's shape
@@ -240,7 +240,7 @@ def check_ensemble(config: Any, engine: EngineDesc, parts: list[Part], name: str
 def write(model: PartitionedModel, staging: Path, out: Path, *, spec: Any, graph: Graph, sources: list[Path],
           manifest_fn: Callable[..., dict], dumps: Callable[[dict], str]) -> dict[str, list[str]]:
     """Every folder of the partitioned model into ``staging``; file lists by folder name."""
-    from repogen.triton.standin import write_region_folder
+    from repogen.build.standin import write_region_folder
 
     files = {}
     copy_of = None

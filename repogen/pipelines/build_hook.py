@@ -170,7 +170,7 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     if cfg.kind == "classification" and cfg.labels and spec.labels is None:
         spec = dataclasses.replace(spec, labels=_labels_file(cfg))
     if cfg.kind == "detection":
-        from repogen.triton.spec import DynamicBatching
+        from repogen.build.spec import DynamicBatching
 
         db = spec.dynamic_batching
         if db is not None and db.enabled:

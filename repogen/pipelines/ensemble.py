@@ -239,7 +239,7 @@ def ocr_system(generated: list[GeneratedModel], choice: Any = None,
 
 def write(models: list[GeneratedModel], root: Path) -> list[str]:
     """Write generated model folders under ``root`` (a staging folder); returns their names."""
-    from repogen.triton.config import parse_config
+    from repogen.repository.config import parse_config
 
     for m in models:
         parse_config(m.config, f"{m.name}/config.pbtxt")  # Triton's own schema, before anything is written

@@ -58,7 +58,7 @@ def member_kind_of_pipeline(data: dict[str, Any]) -> str:
 def parse(value: Any, specs: list[Any], where: str) -> OcrSystemSpec:
     """Check the ``ocr_system`` value against the build's models (``specs``) and resolve every member."""
     from repogen.pipelines.build_hook import deploy_config
-    from repogen.triton.spec import validate_name
+    from repogen.build.spec import validate_name
 
     where = f"{where}: ocr_system"
     if value is False:

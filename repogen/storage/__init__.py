@@ -4,5 +4,4 @@
 - :mod:`repogen.storage.client`: boto3 clients that fail fast, errors in plain words naming the URI;
 - :mod:`repogen.storage.publish`: upload in an order a polling Triton can watch safely, verify, prune;
 - :mod:`repogen.storage.download`: fetch published models back (the validation harness's reference);
-- :mod:`repogen.storage.local_s3`: a local ``moto_server`` with signed requests, for tests and demos.
 """

@@ -1,67 +1,13 @@
-"""``repogen publish`` and the object-storage side of ``repogen build --out s3://...``."""
+"""The object-storage side of ``repogen build --out s3://...`` and of validate/serve on an s3:// repository."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from repogen.storage.uri import ENDPOINT_ENV, S3URI, is_remote, parse
-
-
-def add_store_options(p: argparse.ArgumentParser, prune: bool = True) -> None:
-    p.add_argument("--endpoint-url", default=None,
-                   help=f"S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: ${ENDPOINT_ENV}, else AWS)")
-    if prune:
-        p.add_argument("--prune", type=int, default=None, metavar="N",
-                       help="after publishing, delete remote versions beyond the newest N (default: delete nothing)")
-
-
-def add_publish_parser(sub: Any) -> None:
-    p = sub.add_parser("publish", help="copy a model repository to object storage (s3://bucket/prefix)")
-    p.add_argument("repo", help="local model repository folder")
-    p.add_argument("uri", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
-    p.add_argument("--models", help="comma-separated model names (default: all)")
-    add_store_options(p)
-    p.add_argument("--rollout", action="append", default=[], metavar="HOST:PORT",
-                   help="HTTP address of a Triton in --model-control-mode=explicit serving this store: after "
-                        "publishing, load each new version there, then unload the old ones (repeatable; servers "
-                        "in poll mode need nothing: they pick the new version up on their next poll)")
-    p.add_argument("--json", action="store_true")
-
-
-def _printer(quiet: bool) -> Callable[[str], None]:
-    return (lambda msg: None) if quiet else (lambda msg: print(msg, flush=True))
-
-
-def run_publish(args: Any) -> int:
-    from repogen.storage.publish import publish
-
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    report = publish(args.repo, args.uri, endpoint_url=args.endpoint_url, models=models, prune=args.prune,
-                     log=_printer(args.json))
-    rollouts = []
-    if args.rollout:
-        from repogen.deploy.rollout import load_new_then_unload_old
-
-        for url in args.rollout:
-            url = url.split("://", 1)[-1].rstrip("/")
-            for m in report.models:
-                if m.uploaded_versions:
-                    steps = load_new_then_unload_old(url, m.name, max(m.uploaded_versions))
-                    rollouts.append({"server": url, "model": m.name, **steps})
-                    if not args.json:
-                        print(f"{url}: {m.name} served versions {steps['before']} -> {steps['during']} -> "
-                              f"{steps['after']}")
-    if args.json:
-        print(json.dumps(report.to_dict() | {"rollouts": rollouts}))
-    else:
-        print(f"published to {report.uri} in {report.seconds:.1f} s; tritonserver "
-              f"--model-repository={report.triton_path}")
-    return 0
+from repogen.storage.uri import S3URI, is_remote, parse
 
 
 def store_uri(out: str, endpoint_url: str | None) -> S3URI | None:
@@ -78,7 +24,8 @@ def with_endpoint(repo: str, endpoint_url: str) -> str:
     return parse(repo, endpoint_url).triton_path()
 
 
-def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None, quiet: bool = False) -> Any:
+def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None,
+                   log: Callable[[str], None] = lambda msg: None) -> Any:
     """``repogen build --out s3://...``: check the bucket first (a typo fails in seconds, not after a long
     build), build into a local staging folder, publish it, remove the staging folder."""
     from repogen.storage import client as s3
@@ -88,7 +35,7 @@ def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | Non
     staging = Path(tempfile.mkdtemp(prefix="repogen-publish-"))
     try:
         report = build(staging / "repo")
-        published = publish(staging / "repo", uri, prune=prune, log=_printer(quiet))
+        published = publish(staging / "repo", uri, prune=prune, log=log)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report.out = uri.text

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from repogen.storage import client as s3
 from repogen.storage.uri import S3URI, StorageError, parse
-from repogen.triton.manifest import MANIFEST, sha256
+from repogen.repository.manifest import MANIFEST, sha256
 
 CONFIG = "config.pbtxt"
 #: repogen.json key written on the store: relative path -> sha256 for every other object of the model folder

@@ -1,15 +1,15 @@
-"""`repogen check`: convert with the NumPy backend, run, and compare with Paddle Inference (or a reference)."""
+"""The conversion check (what ``repogen check`` runs): convert with the NumPy backend, run, and compare with Paddle
+Inference (or a reference)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from repogen.errors import ConfigError, UnsupportedOpError
+from repogen.errors import ConfigError
 from repogen.trt.profiles import Profile, parse_shapes
 from repogen.trt.registry import why_unsupported
 from repogen.trt.ties import compare_ties, tie_sources, with_outputs
@@ -290,52 +290,3 @@ def _compare_int8(actual: np.ndarray, expected: np.ndarray, name: str) -> Output
         r.passed = passes(metrics)
         r.top1_agreement = metrics["top1_agreement"]
     return r
-
-
-def _load_npz(path: str | None, option: str) -> dict | None:
-    from repogen.npz import load_npz
-
-    return load_npz(path, option) if path else None
-
-
-def run(args: Any) -> int:
-    if getattr(args, "partition", False):
-        from repogen.partition.check import run as run_partitioned
-
-        return run_partitioned(args)
-    try:
-        report = check_model(args.model, inputs=_load_npz(args.inputs, "--inputs"),
-                             reference=_load_npz(args.reference, "--reference"),
-                             fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed,
-                             int8=getattr(args, "int8", False), calib_data=getattr(args, "calib_data", None),
-                             calib_method=getattr(args, "calib_method", "max"))
-    except UnsupportedOpError as exc:  # pragma: no cover - check_model reports these itself
-        raise exc
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_table(report)
-    return 0 if report.passed else 1
-
-
-def _print_table(report: CheckReport) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if report.unsupported:
-        t = Table(title=f"{report.model}: ops without a converter")
-        for col in ("position", "op", "outputs", "why"):
-            t.add_column(col)
-        for pos, op_type, outs in report.unsupported:
-            t.add_row(str(pos), op_type, ", ".join(outs), why_unsupported(op_type) or "no converter yet")
-        console.print(t)
-        return
-    t = Table(title=f"{report.model} ({report.precision}, inputs {report.input_shapes})")
-    for col in ("output", "shape", "max abs err", "rel err", "tolerance", "result"):
-        t.add_column(col)
-    for o in report.outputs:
-        t.add_row(o.name, "x".join(map(str, o.shape)), f"{o.max_abs_err:.3g}", f"{o.rel_err:.3g}",
-                  f"{o.tolerance:g}", ("[green]pass[/]" + (f" ({o.ties} ties)" if o.ties else "")) if o.passed
-                  else "[red]FAIL[/]")
-    console.print(t)

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     engine._DEFAULT_MODULES = (args.module,)
     from repogen.paddle import load_model
-    from repogen.triton.build import build_repository
-    from repogen.triton.spec import ModelSpec
+    from repogen.build.flow import build_repository
+    from repogen.build.spec import ModelSpec
 
     results = []
     for case_file in sorted(args.cases.rglob("case.json")):

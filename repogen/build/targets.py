@@ -18,7 +18,7 @@ import numpy as np
 from repogen import __version__
 from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph, Value
-from repogen.triton.config import MODEL_PY_TEMPLATE, EngineDesc, TensorDesc, render_template
+from repogen.repository.config import MODEL_PY_TEMPLATE, EngineDesc, TensorDesc, render_template
 
 PLAN_FILE = "model.plan"
 MODEL_PY = "model.py"

@@ -1,4 +1,4 @@
-"""``repogen build``: Paddle models -> a checked Triton model repository.
+"""Paddle models -> a checked Triton model repository (what ``repogen build`` runs).
 
 Three phases, so that a failure never leaves a half-written repository:
 
@@ -23,15 +23,14 @@ from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph
 from repogen import naming
 from repogen.pipelines import build_hook as pipeline_hook
-from repogen.triton import ownership, staging
-from repogen.triton.onepass import ModelForms, numeric_check
-from repogen.triton.progress import BuildProgress
-from repogen.triton.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
+from repogen.repository import ownership, staging
+from repogen.build.onepass import ModelForms, numeric_check
+from repogen.repository.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
                                    derive_max_batch, render_and_check)
-from repogen.triton.manifest import MANIFEST, dumps, manifest
-from repogen.triton.serving_options import paddle_target_notes
-from repogen.triton.spec import ModelSpec, specs_from_args
-from repogen.triton.targets import (MODEL_PY, PLAN_FILE, TimingCache, build_plan, graph_engine,
+from repogen.repository.manifest import MANIFEST, dumps, manifest
+from repogen.repository.serving_options import paddle_target_notes
+from repogen.build.spec import ModelSpec
+from repogen.build.targets import (MODEL_PY, PLAN_FILE, TimingCache, build_plan, graph_engine,
                                     render_model_py, source_files, tensorrt_status)
 
 RESERVED = {"config.pbtxt", MANIFEST}
@@ -221,7 +220,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         else:
             engine, plan, trt_info = built.engine, built.plan, built.info
     if target == "numpy":
-        from repogen.triton.standin import standin_engine
+        from repogen.build.standin import standin_engine
 
         engine, region = standin_engine(forms.cleaned(), profile_objs, profiles, precision)  # the one pass's clean
     if target == "paddle":
@@ -269,7 +268,7 @@ def _render_config(spec: ModelSpec, target: str, engine: EngineDesc, max_batch: 
 def _destinations(out: Path, specs: list[ModelSpec], force: bool,
                   add_plan: bool = False) -> dict[str, ownership.Existing | None]:
     if add_plan:
-        from repogen.triton.multiplan import check_destination
+        from repogen.repository.multiplan import check_destination
 
         return {s.name: check_destination(out, s.name, s.version) for s in specs}
     return {s.name: ownership.check_destination(out, s.name, s.version, force) for s in specs}
@@ -286,7 +285,7 @@ def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.E
     if p.target == "tensorrt":
         (version_dir / PLAN_FILE).write_bytes(p.plan)
     elif p.target == "numpy":
-        from repogen.triton.standin import write_region_folder
+        from repogen.build.standin import write_region_folder
 
         write_region_folder(version_dir, sources, p.region)
     else:
@@ -321,7 +320,7 @@ def _manifest_data(p: _Prepared, final_dir: Path, sources: list[Path]) -> dict[s
             found = detection_outputs(p.cleaned)
             data.update({"detections": found} if found else {})
         else:
-            from repogen.triton.standin import detection_fields
+            from repogen.build.standin import detection_fields
 
             data.update(detection_fields(p.graph))
     return data
@@ -329,8 +328,7 @@ def _manifest_data(p: _Prepared, final_dir: Path, sources: list[Path]) -> dict[s
 
 def _add_plan(p: _Prepared, staged: Path, final_dir: Path, existing: Any, force: bool) -> list[str]:
     """--add-plan: this build's plan joins the plans already in ``final_dir`` (multiplan.py)."""
-    from repogen.triton import multiplan
-
+    from repogen.repository import multiplan
     if p.target != "tensorrt":
         raise ConfigError(f"{p.spec.name}: --add-plan adds a TensorRT plan, but this build made the {p.target} "
                           "target (--target tensorrt on a machine with TensorRT and a GPU)")
@@ -344,10 +342,28 @@ def _add_plan(p: _Prepared, staged: Path, final_dir: Path, existing: Any, force:
 
 # -- public API ----------------------------------------------------------------------------------------------------
 
-def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: bool = True,
+class SilentProgress:
+    """What a build tells the person waiting, told to no one. The command line passes an object with the same
+    methods that shows it (repogen.cli.progress.BuildProgress)."""
+
+    def __enter__(self) -> "SilentProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def task(self, name: str) -> Callable[[str], None]:
+        return lambda stage: None
+
+    def warn(self, msg: str) -> None:
+        return None
+
+
+def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: Any = None,
                      add_plan: bool = False) -> BuildReport:
     """Build every spec into ``out`` (a Triton model repository), all or nothing. ``add_plan``: add each
-    model's plan, built on this GPU, to its existing model folder (multiplan.py)."""
+    model's plan, built on this GPU, to its existing model folder (multiplan.py). ``progress``: an object like
+    SilentProgress (the default) that is told each model's stage and every warning."""
     out = Path(out).absolute()
     if not specs:
         raise ConfigError("nothing to build: no models given")
@@ -359,7 +375,7 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
     existing = _destinations(out, specs, force, add_plan)
     started = time.perf_counter()
     warnings: list[str] = []
-    ui = BuildProgress(progress)
+    ui = progress or SilentProgress()
 
     def warn(msg: str) -> None:
         warnings.append(msg)
@@ -416,50 +432,3 @@ def _os_error(out: Path, exc: OSError) -> ConfigError:
     """A read-only --out, a full disk...: one line naming the path, nothing left behind."""
     where = exc.filename or out
     return ConfigError(f"--out {out}: cannot write the repository: {where}: {exc.strerror or exc}")
-
-
-def _summary(report: BuildReport) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Triton model repository {report.out}")
-    for col in ("model", "ver", "target", "precision", "batch", "check (rel err)", "files", "s"):
-        table.add_column(col, no_wrap=True)
-    for m in report.models:
-        check = m.check["status"]
-        if m.check.get("outputs"):
-            check += f" {max(o['rel_err'] for o in m.check['outputs'].values()):.1e}"
-        table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
-                      str(len(m.files)), f"{m.seconds:.2f}")
-    # piped or redirected: full rows (rich would squeeze the table into 80 columns and cut names)
-    Console(width=None if sys.stdout.isatty() else 1000).print(table)
-
-
-def run(args: Any) -> int:
-    """The ``repogen build`` subcommand."""
-    add_plan = bool(getattr(args, "add_plan", False))
-    try:
-        specs = specs_from_args(args)
-        from repogen.storage.commands import build_to_store, store_uri
-        uri = store_uri(args.out, getattr(args, "endpoint_url", None))
-        if uri is not None and add_plan:
-            raise ConfigError(f"--add-plan works on a local repository folder, not {args.out}: add the plan "
-                              "locally, then repogen publish it")
-        if uri is not None:  # object storage: build into a local staging folder, then publish
-            report = build_to_store(lambda out: build_repository(specs, out, force=args.force, progress=not args.json,
-                                                                     add_plan=add_plan),
-                                    uri, prune=getattr(args, "prune", None), quiet=args.json)
-        else:
-            report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json,
-                                      add_plan=add_plan)
-    except RepogenError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc), "kind": type(exc).__name__}))
-            print(f"repogen build: error: {exc}", file=sys.stderr)
-            return 2
-        raise
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
-        _summary(report)
-    return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from repogen import __version__
-from repogen.triton.config import EngineDesc
+from repogen.repository.config import EngineDesc
 
 MANIFEST = "repogen.json"
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}

@@ -16,7 +16,7 @@ from typing import Any
 from repogen import __version__
 from repogen.ir import Graph
 from repogen.partition.regions import Region
-from repogen.triton.config import EngineDesc, render_template
+from repogen.repository.config import EngineDesc, render_template
 
 STANDIN_TEMPLATE = "numpy_model.py.j2"
 MODEL_PY = "model.py"
@@ -35,7 +35,7 @@ def standin_engine(cleaned: Graph, profile_objs: list[Any], profiles: list[dict]
     as for ``targets.build_plan``: no second clean_graph here."""
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
-    from repogen.triton.targets import conversion_engine
+    from repogen.build.targets import conversion_engine
 
     conversion = convert_graph(cleaned, numpy_trt, precision=precision, profiles=profile_objs, clean=False)
     engine = conversion_engine(conversion, profiles)

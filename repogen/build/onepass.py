@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from repogen.errors import ConversionError, RepogenError, UnsupportedOpError
 from repogen.ir import Graph
-from repogen.triton.spec import ModelSpec
+from repogen.build.spec import ModelSpec
 
 
 @dataclass

@@ -18,8 +18,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
-from repogen.triton import profile_use, serving_options
-from repogen.triton.warmup import check_warmup, warmup_shapes
+from repogen.repository import profile_use, serving_options
+from repogen.repository.warmup import check_warmup, warmup_shapes
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "paddle": "paddle.pbtxt.j2", "numpy": "numpy.pbtxt.j2"}

@@ -705,7 +705,7 @@ def _build(name: str, mode: str) -> None:
     env = dict(os.environ, FLAGS_enable_pir_api="1" if mode == "pir" else "0", GLOG_minloglevel="2")
     tmp = root / f".tmp-{mode}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        proc = subprocess.run([sys.executable, "-m", "repogen.zoo", "_save", name, mode, str(tmp)],
+        proc = subprocess.run([sys.executable, "-m", "tests.support.zoo", "_save", name, mode, str(tmp)],
                               env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise RuntimeError(f"zoo: saving {name} ({mode}) failed:\n{proc.stderr[-4000:]}")
@@ -914,7 +914,7 @@ def paddle_view(paths: list[Path]) -> dict[str, dict]:
         if not todo:
             continue
         env = dict(os.environ, FLAGS_enable_pir_api="1" if pir else "0", GLOG_minloglevel="2")
-        proc = subprocess.run([sys.executable, "-m", "repogen.zoo", "_view", *todo], env=env,
+        proc = subprocess.run([sys.executable, "-m", "tests.support.zoo", "_view", *todo], env=env,
                               capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise RuntimeError(f"zoo: paddle_view failed:\n{proc.stderr[-4000:]}")

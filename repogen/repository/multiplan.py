@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from repogen.errors import ConfigError
-from repogen.triton import ownership
-from repogen.triton.config import EngineDesc, cross_check, parse_config
-from repogen.triton.manifest import MANIFEST, dumps, sha256
-from repogen.triton.targets import PLAN_FILE
+from repogen.repository import ownership
+from repogen.repository.config import EngineDesc, cross_check, parse_config
+from repogen.repository.manifest import MANIFEST, dumps, sha256
+from repogen.build.targets import PLAN_FILE
 
 #: manifest keys an added plan must share with the plans already in the folder
 _SHARED = ("target", "precision", "max_batch_size", "inputs", "outputs", "profiles")
@@ -162,8 +162,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 def write(existing: ownership.Existing, version: int, staged: Path, *, filename: str, plan: bytes,
           config_text: str, manifest: dict[str, Any]) -> list[str]:
     """The whole model folder in ``staged``: old files linked, the new plan, config.pbtxt and repogen.json."""
-    from repogen.triton import staging
-
+    from repogen.repository import staging
     shutil.copytree(existing.path, staged, symlinks=True, copy_function=_link_or_copy)
     target = staged / str(version) / filename
     if target.exists() or target.is_symlink():

@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from repogen.errors import ConfigError
-from repogen.triton import profile_use
-
-
+from repogen.repository import profile_use
 def _full_shape(shape: Sequence[int], profile: Any, name: str, batch: int | None) -> list[int]:
     """Concrete dims: fixed ones as they are, dynamic ones from the profile's opt (1 without a profile),
     the batch dim (when ``batch`` is given) set to ``batch``."""

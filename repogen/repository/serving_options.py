@@ -122,44 +122,33 @@ CLI_DESTS = ("cpu_threads", "no_dynamic_batching", "response_cache", "version_po
              "execution_context_allocation_strategy", "cuda_graphs", "cuda_graph_batch_sizes")
 
 
-def add_cli_args(p: Any) -> None:
-    p.add_argument("--no-dynamic-batching", action="store_true",
-                   help="leave dynamic_batching out (default: on for every model that can batch)")
-    p.add_argument("--cpu-threads", type=int, help="Paddle math threads per instance of the paddle target "
-                                                   "(default: cores // instances, when the instance starts)")
-    p.add_argument("--execution-context-allocation-strategy", choices=sorted(ALLOCATION_STRATEGIES),
-                   help="TensorRT backend parameter")
-    p.add_argument("--version-policy", metavar="all|latest:N|specific:V,V",
-                   help="which version folders Triton serves (default: Triton's latest:1)")
-    p.add_argument("--response-cache", action="store_true", help="response_cache { enable: true }")
-    p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs for the plan (opt shapes)")
-    p.add_argument("--cuda-graph-batch-sizes", metavar="B,B", help="one CUDA graph per batch size (implies "
-                                                                   "--cuda-graphs)")
+def given_cli_options(values: dict[str, Any]) -> list[str]:
+    """The options of ``values`` (argparse dest -> value, what the user gave) as the user spelled them."""
+    return [f"--{d.replace('_', '-')}" for d in CLI_DESTS if values.get(d)]
 
 
-def given_cli_options(args: Any) -> list[str]:
-    return [f"--{d.replace('_', '-')}" for d in CLI_DESTS if getattr(args, d, None)]
-
-
-def apply_cli(spec: Any, args: Any, make_batching: Callable[..., Any]) -> None:
-    if getattr(args, "no_dynamic_batching", False):
+def apply_cli(spec: Any, values: dict[str, Any], make_batching: Callable[..., Any]) -> None:
+    """Serving options given on the command line (argparse dest -> value) onto a spec, checked as the spec
+    file's keys are."""
+    if values.get("no_dynamic_batching"):
         spec.dynamic_batching = make_batching(enabled=False)
-    if getattr(args, "cpu_threads", None) is not None:
-        spec.cpu_threads = _int(args.cpu_threads, "--cpu-threads")
-    if getattr(args, "execution_context_allocation_strategy", None):
+    if values.get("cpu_threads") is not None:
+        spec.cpu_threads = _int(values["cpu_threads"], "--cpu-threads")
+    if values.get("execution_context_allocation_strategy"):
         spec.execution_context_allocation_strategy = allocation_strategy(
-            args.execution_context_allocation_strategy, "--execution-context-allocation-strategy")
-    if getattr(args, "version_policy", None):
-        spec.version_policy = parse_version_policy(args.version_policy, "--version-policy")
-    if getattr(args, "response_cache", False):
+            values["execution_context_allocation_strategy"], "--execution-context-allocation-strategy")
+    if values.get("version_policy"):
+        spec.version_policy = parse_version_policy(values["version_policy"], "--version-policy")
+    if values.get("response_cache"):
         spec.response_cache = True
-    if getattr(args, "cuda_graphs", False):
+    if values.get("cuda_graphs"):
         spec.cuda_graphs = True
-    if getattr(args, "cuda_graph_batch_sizes", None):
+    if values.get("cuda_graph_batch_sizes"):
+        text = values["cuda_graph_batch_sizes"]
         try:
-            sizes = [int(x) for x in args.cuda_graph_batch_sizes.split(",")]
+            sizes = [int(x) for x in text.split(",")]
         except ValueError:
-            raise ConfigError(f"--cuda-graph-batch-sizes {args.cuda_graph_batch_sizes}: expected B,B,...") from None
+            raise ConfigError(f"--cuda-graph-batch-sizes {text}: expected B,B,...") from None
         spec.cuda_graphs = True
         spec.cuda_graph_spec = CudaGraphSpec(_ints(sizes, "--cuda-graph-batch-sizes"))
 
@@ -170,8 +159,7 @@ def default_preferred_sizes(target: str, engine: Any, max_batch_size: int, group
     """Each profile's opt batch for a plan with several profiles (the sizes its kernels were tuned for);
     nothing otherwise: with one profile the batcher's largest batch is already right, and for a Python
     model a preferred size only makes the batcher wait for a size that runs no faster."""
-    from repogen.triton import profile_use
-
+    from repogen.repository import profile_use
     if target != "tensorrt" or len(engine.profiles) < 2:
         return []
     used = sorted({i for s in profile_use.group_profile_sets(groups, len(engine.profiles)) for i in s})
@@ -250,8 +238,7 @@ def paddle_target_notes(spec: Any) -> list[str]:
 
 def check(config: Any, engine: Any, target: str, version_folder: str, add: Callable[[str], None]) -> None:
     """Cross-check the settings above in a parsed config (bundled or user template)."""
-    from repogen.triton import profile_use
-
+    from repogen.repository import profile_use
     mbs = config.max_batch_size
     strategy = config.parameters.get("execution_context_allocation_strategy")
     if strategy is not None:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
-from repogen.triton import serving_options
-from repogen.triton.serving_options import CudaGraphSpec, VersionPolicy
+from repogen.repository import serving_options
+from repogen.repository.serving_options import CudaGraphSpec, VersionPolicy
 from repogen.naming import check_table, parse_renames
 
 if sys.version_info >= (3, 11):
@@ -434,87 +434,116 @@ def check_unique(specs: list[ModelSpec], where: str) -> None:
         seen[s.name] = s
 
 
-def _int8_args(spec: ModelSpec, args: Any, where: str) -> None:
+@dataclass
+class BuildOptions:
+    """What ``repogen build`` was given on its command line, typed; None or empty: not given."""
+
+    models: list[str] = field(default_factory=list)
+    spec_file: str | None = None
+    name: str | None = None
+    version: int | None = None
+    target: str | None = None
+    fp16: bool = False
+    int8: bool = False
+    calib_data: str | None = None
+    calib_method: str | None = None
+    shape: list[str] = field(default_factory=list)
+    min_shapes: list[str] = field(default_factory=list)
+    opt_shapes: list[str] = field(default_factory=list)
+    max_shapes: list[str] = field(default_factory=list)
+    max_batch_size: int | None = None
+    instances: int | None = None
+    template: str | None = None
+    serving: dict[str, Any] = field(default_factory=dict)  # serving option dest -> value (serving_options.CLI_DESTS)
+    input_names: str | None = None
+    output_names: str | None = None
+    check: bool = True
+    partition: bool | None = None
+    deploy_config: str | None = None
+    pipeline: bool = True
+
+
+_SHAPE_OPTIONS = ("shape", "min_shapes", "opt_shapes", "max_shapes")
+
+
+def _int8_options(spec: ModelSpec, o: BuildOptions, where: str) -> None:
     """--int8 / --calib-data / --calib-method onto a spec."""
-    if getattr(args, "int8", False):
-        if args.fp16:
+    if o.int8:
+        if o.fp16:
             raise ConfigError("--int8 and --fp16 exclude each other")
         spec.precision = "int8"
-    if getattr(args, "calib_data", None):
-        spec.calib_data = _path(args.calib_data, Path.cwd(), "--calib-data")
-    if getattr(args, "calib_method", None) and (getattr(args, "int8", False) or spec.precision == "int8"):
-        spec.calib_method = _choice(args.calib_method, CALIB_METHODS, "--calib-method")
+    if o.calib_data:
+        spec.calib_data = _path(o.calib_data, Path.cwd(), "--calib-data")
+    if o.calib_method and (o.int8 or spec.precision == "int8"):
+        spec.calib_method = _choice(o.calib_method, CALIB_METHODS, "--calib-method")
     _check_int8(spec, where)
 
 
-def specs_from_args(args: Any) -> list[ModelSpec]:
-    """The ``repogen build`` options -> specs. With --spec the file is authoritative; the per-model
+def specs_from_options(o: BuildOptions) -> BuildSpecs:
+    """The ``repogen build`` options -> specs. With a spec file the file is authoritative; the per-model
     options that would silently lose against it are refused."""
-    shape_opts = ("shape", "min_shapes", "opt_shapes", "max_shapes")
-    if args.spec:
-        clashing = [opt for opt, val in (("MODEL", args.models), ("--name", args.name is not None),
-                                         ("--version-folder", args.model_version),
-                                         ("--max-batch-size", args.max_batch_size),
-                                         ("--instances", args.instances), ("--template", args.template),
-                                         *((o, True) for o in serving_options.given_cli_options(args)),
-                                         ("--input-names", getattr(args, "input_names", None)),
-                                         ("--output-names", getattr(args, "output_names", None)),
-                                         *((f"--{o.replace('_', '-')}", getattr(args, o)) for o in shape_opts))
+    if o.spec_file:
+        clashing = [opt for opt, val in (("MODEL", o.models), ("--name", o.name is not None),
+                                         ("--version-folder", o.version), ("--max-batch-size", o.max_batch_size),
+                                         ("--instances", o.instances), ("--template", o.template),
+                                         *((opt, True) for opt in serving_options.given_cli_options(o.serving)),
+                                         ("--input-names", o.input_names), ("--output-names", o.output_names),
+                                         *((f"--{s.replace('_', '-')}", getattr(o, s)) for s in _SHAPE_OPTIONS))
                     if val]
         if clashing:
             raise ConfigError(f"{clashing[0]} cannot be combined with --spec (put it in the spec file)")
-        specs = load_spec_file(args.spec)
+        specs = load_spec_file(o.spec_file)
         for s in specs:
-            if args.target:
-                s.target = args.target
-            if args.fp16:
+            if o.target:
+                s.target = o.target
+            if o.fp16:
                 s.precision = "fp16"
-            _int8_args(s, args, str(args.spec))
-            if args.no_check:
+            _int8_options(s, o, str(o.spec_file))
+            if not o.check:
                 s.check = False
-            if getattr(args, "partition", None) is not None:
-                s.partition = args.partition
+            if o.partition is not None:
+                s.partition = o.partition
         return specs
 
-    sources = [_model_source(m, Path.cwd(), f"model {m}") for m in args.models]
-    if args.name is not None and len(sources) > 1:
+    sources = [_model_source(m, Path.cwd(), f"model {m}") for m in o.models]
+    if o.name is not None and len(sources) > 1:
         raise ConfigError("--name needs exactly one MODEL")
     table: dict[str, Any] = {}
     if not sources:
         table["source"] = EXAMPLE_SOURCE
-    specs = []
+    specs = BuildSpecs()
     for src in sources or [None]:
         t = dict(table)
         if src is not None:
             t["source"] = str(src)
-        if args.name is not None:
-            t["name"] = args.name
+        if o.name is not None:
+            t["name"] = o.name
         specs.append(spec_from_table(t, Path.cwd(), "command line"))
     for s in specs:
-        if args.model_version is not None:
-            s.version = validate_version(args.model_version, "--version-folder")
-        s.target = args.target or "auto"
-        s.precision = "fp16" if args.fp16 else "fp32"
-        _int8_args(s, args, "command line")
-        for opt in shape_opts:
-            setattr(s, opt, _check_shapes(list(getattr(args, opt) or []), f"--{opt.replace('_', '-')}"))
-        if args.max_batch_size is not None:
-            s.max_batch_size = _positive(args.max_batch_size, "--max-batch-size", 0)
-        if args.instances is not None:
-            s.instance_groups = [InstanceGroup(count=_positive(args.instances, "--instances"), kind="")]
-        if args.template:
-            s.template = _path(args.template, Path.cwd(), "--template")
-        serving_options.apply_cli(s, args, DynamicBatching)
-        s.input_names = parse_renames(getattr(args, "input_names", None), "--input-names")
-        s.output_names = parse_renames(getattr(args, "output_names", None), "--output-names")
-        s.check = not args.no_check
-        s.partition = getattr(args, "partition", None)
-        if getattr(args, "deploy_config", None):
-            s.deploy_config = _path(args.deploy_config, Path.cwd(), "--deploy-config")
-            if args.name is None:  # the named config, not one beside the model, gives the default name
+        if o.version is not None:
+            s.version = validate_version(o.version, "--version-folder")
+        s.target = o.target or "auto"
+        s.precision = "fp16" if o.fp16 else "fp32"
+        _int8_options(s, o, "command line")
+        for opt in _SHAPE_OPTIONS:
+            setattr(s, opt, _check_shapes(list(getattr(o, opt) or []), f"--{opt.replace('_', '-')}"))
+        if o.max_batch_size is not None:
+            s.max_batch_size = _positive(o.max_batch_size, "--max-batch-size", 0)
+        if o.instances is not None:
+            s.instance_groups = [InstanceGroup(count=_positive(o.instances, "--instances"), kind="")]
+        if o.template:
+            s.template = _path(o.template, Path.cwd(), "--template")
+        serving_options.apply_cli(s, o.serving, DynamicBatching)
+        s.input_names = parse_renames(o.input_names, "--input-names")
+        s.output_names = parse_renames(o.output_names, "--output-names")
+        s.check = o.check
+        s.partition = o.partition
+        if o.deploy_config:
+            s.deploy_config = _path(o.deploy_config, Path.cwd(), "--deploy-config")
+            if o.name is None:  # the named config, not one beside the model, gives the default name
                 s.name = validate_name(model_default_name(s.source, s.deploy_config), "--deploy-config")
-        s.pipeline = not getattr(args, "no_pipeline", False)
-    if getattr(args, "deploy_config", None) and len(specs) > 1:
+        s.pipeline = o.pipeline
+    if o.deploy_config and len(specs) > 1:
         raise ConfigError("--deploy-config needs exactly one MODEL")
     check_unique(specs, "command line")
     return specs

@@ -1,0 +1,7 @@
+"""``python -m repogen.cli``."""
+
+import sys
+
+from repogen.cli import main
+
+sys.exit(main())

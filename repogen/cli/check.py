@@ -1,0 +1,114 @@
+"""``repogen check``: convert a model with the NumPy TensorRT backend and compare it with Paddle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from repogen.cli.options import add_int8_options, add_shape_options, at_least
+from repogen.errors import ConfigError
+
+HELP = "convert with the NumPy TensorRT backend and compare with Paddle"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("check", help=HELP, description=HELP)
+    p.add_argument("model", help="model directory, path prefix (dir/inference), or model file")
+    add_shape_options(p)
+    p.add_argument("--inputs", metavar="FILE.npz", help="npz with one array per input name (default: random inputs)")
+    p.add_argument("--reference", metavar="FILE.npz",
+                   help="npz with one array per output name (default: run Paddle Inference)")
+    p.add_argument("--fp16", action="store_true", help="convert with FP16 layers and compare at fp16 tolerance")
+    add_int8_options(p)
+    p.add_argument("--seed", type=at_least(0), default=0, metavar="N", help="seed of the random inputs (default 0)")
+    p.add_argument("--partition", action="store_true",
+                   help="check what a partitioned build deploys: TensorRT regions (NumPy backend) and the Python "
+                        "remainder, chained, at the first profile's opt shapes; layer limits use its max shapes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _npz(path: str | None, option: str) -> dict | None:
+    from repogen.npz import load_npz
+
+    return load_npz(path, option) if path else None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.partition:
+        return _run_partitioned(args)
+    from repogen.trt.check import check_model
+
+    report = check_model(args.model, inputs=_npz(args.inputs, "--inputs"), reference=_npz(args.reference, "--reference"),
+                         fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed, int8=args.int8,
+                         calib_data=args.calib_data, calib_method=args.calib_method)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    return 0 if report.passed else 1
+
+
+def _run_partitioned(args: argparse.Namespace) -> int:
+    from repogen.partition.check import check_partitioned_model
+
+    if args.int8 or args.reference:
+        raise ConfigError("--partition checks fp32/fp16 against Paddle itself: --int8 and --reference do not apply")
+    result = check_partitioned_model(args.model, shape=args.shape, min_shapes=args.min_shapes,
+                                     opt_shapes=args.opt_shapes, max_shapes=args.max_shapes,
+                                     precision="fp16" if args.fp16 else "fp32", feeds=_npz(args.inputs, "--inputs"),
+                                     seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_partitioned(args.model, result)
+    return 0 if result["status"] == "passed" else 1
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from repogen.trt.registry import why_unsupported
+
+    console = Console()
+    if report.unsupported:
+        t = Table(title=f"{report.model}: ops without a converter")
+        for col in ("position", "op", "outputs", "why"):
+            t.add_column(col)
+        for pos, op_type, outs in report.unsupported:
+            t.add_row(str(pos), op_type, ", ".join(outs), why_unsupported(op_type) or "no converter yet")
+        console.print(t)
+        return
+    t = Table(title=f"{report.model} ({report.precision}, inputs {report.input_shapes})")
+    for col in ("output", "shape", "max abs err", "rel err", "tolerance", "result"):
+        t.add_column(col)
+    for o in report.outputs:
+        t.add_row(o.name, "x".join(map(str, o.shape)), f"{o.max_abs_err:.3g}", f"{o.rel_err:.3g}",
+                  f"{o.tolerance:g}", ("[green]pass[/]" + (f" ({o.ties} ties)" if o.ties else "")) if o.passed
+                  else "[red]FAIL[/]")
+    console.print(t)
+
+
+def _print_partitioned(model: str, result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    s = result["partition"]
+    console.print(f"{model}: {s['tensorrt_ops']}/{s['ops']} ops ({100 * s['tensorrt_op_share']:.0f} %), "
+                  f"{100 * (s['tensorrt_parameter_share'] or 0):.0f} % of the parameters in TensorRT; regions: "
+                  + " -> ".join(r["kind"] for r in s["regions"]), markup=False, highlight=False)
+    if s["not_tensorrt"]:
+        t = Table(title="ops outside TensorRT")
+        for col in ("position", "op", "why"):
+            t.add_column(col)
+        for o in s["not_tensorrt"]:
+            t.add_row(str(o["position"]), o["op"], o["reason"])
+        console.print(t)
+    t = Table(title=f"partitioned model vs Paddle (inputs {result['input_shapes']})")
+    for col in ("output", "rel err", "tolerance", "result"):
+        t.add_column(col)
+    for name, o in result["outputs"].items():
+        t.add_row(name, f"{o['rel_err']:.3g}", f"{o['tolerance']:g}", "[green]pass[/]" if o["passed"] else "[red]FAIL[/]")
+    console.print(t)
