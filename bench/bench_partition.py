@@ -43,14 +43,15 @@ def _profile(name: str) -> list[dict]:
 
 def op_shares() -> list[dict]:
     from repogen.paddle import load_model
-    from repogen.partition.plan import partition_graph
+    from repogen.trt.passes import clean_graph
+from repogen.partition.plan import partition_graph
 
     rows = []
     for name, model in zoo.MODELS.items():
         fmt = "pir" if "pir" in model.formats else model.formats[-1]
         started = time.perf_counter()
         try:
-            part = partition_graph(load_model(zoo.get(name, fmt)), _profile(name))
+            part = partition_graph(clean_graph(load_model(zoo.get(name, fmt))), _profile(name))
         except Exception as exc:  # a model that cannot be partitioned says why
             rows.append({"model": name, "format": fmt, "error": " ".join(str(exc).split())[:160]})
             continue

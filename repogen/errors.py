@@ -36,6 +36,8 @@ class ConversionError(RepogenError):
         where = f"op #{position} {op_type}" if position is not None else f"op {op_type}"
         super().__init__(f"{where}: {detail}")
         self.op_type = op_type
+        self.detail = detail
+        self.position = position  # in the main block of the graph that was converted
 
 
 class ConfigError(RepogenError):

@@ -19,7 +19,10 @@ from repogen.ir import Op
 from repogen.paddle import load_model
 from repogen.partition.check import check_partition
 from repogen.partition.ensemble import check_ensemble, prepare
-from repogen.partition.plan import NMS_TOPK_BOX_LIMIT, limit_reason, partition_graph
+from repogen.trt.passes import clean_graph
+from repogen.partition.plan import partition_graph
+from repogen.trt.limits import NMS_MAX_BOXES as NMS_TOPK_BOX_LIMIT
+from repogen.trt.registry import limit_reason
 from repogen.build.flow import build_repository
 from repogen.repository.config import parse_config
 from repogen.build.spec import EXAMPLE_DIR as EXAMPLE, ModelSpec, load_spec_file
@@ -43,7 +46,7 @@ def cumprod():
 
 
 def test_nms_beyond_the_box_limit_goes_to_python_with_the_numbers(yolo_dense):
-    part = partition_graph(yolo_dense, YOLO_BIG)
+    part = partition_graph(clean_graph(yolo_dense), YOLO_BIG)
     assert part.partitioned and [r.kind for r in part.regions] == ["tensorrt", "python"]
     s = part.summary()
     (nms,) = s["not_tensorrt"]
@@ -69,13 +72,13 @@ def test_nms_beyond_the_box_limit_goes_to_python_with_the_numbers(yolo_dense):
 
 def test_nms_within_the_limit_stays_in_tensorrt(yolo_dense):
     # 160x160: 3 x 1500 = 4500 candidates
-    assert not partition_graph(yolo_dense, YOLO_SMALL).partitioned
+    assert not partition_graph(clean_graph(yolo_dense), YOLO_SMALL).partitioned
     # yolo_head keeps 100 per class: 300 candidates at any size
-    assert not partition_graph(load_model(zoo.get("yolo_head", "pir")), YOLO_BIG).partitioned
+    assert not partition_graph(clean_graph(load_model(zoo.get("yolo_head", "pir"))), YOLO_BIG).partitioned
 
 
 def test_unconvertible_op_in_the_middle(cumprod):
-    part = partition_graph(cumprod, CUMPROD)
+    part = partition_graph(clean_graph(cumprod), CUMPROD)
     assert [r.kind for r in part.regions] == ["tensorrt", "python", "tensorrt"]
     a, b, c = part.regions
     assert [n for n, _, _ in a.outputs] == [n for n, _, _ in b.inputs] == ["scale_2_out"]
@@ -90,7 +93,7 @@ def test_unconvertible_op_in_the_middle(cumprod):
 @pytest.mark.parametrize("name,profiles", [("yolo_dense", YOLO_BIG), ("cumprod_net", CUMPROD)])
 def test_chained_regions_match_paddle_on_the_whole_model(name, profiles):
     graph = load_model(zoo.get(name, "pir"))
-    part = partition_graph(graph, profiles)
+    part = partition_graph(clean_graph(graph), profiles)
     result = check_partition(part, zoo.get(name, "pir"), profiles)
     assert result["status"] == "passed", result
     assert all(o["rel_err"] <= 1e-5 for o in result["outputs"].values())
@@ -123,11 +126,38 @@ def test_limit_rules():
     assert limit_reason(nms, {"s": (1, 6, 900)}) is None  # 5 x 900 = 4500
     nms.attrs.update(nms_top_k=-1, keep_top_k=-1)
     assert "k <= 3840" in limit_reason(nms, {"s": (1, 2, 4000)})  # 4000 candidates fit NMS; TopK does not
+    # matrix_nms sorts each class's candidates with one TopK: its converter refuses more than 3840
+    matrix = Op("matrix_nms", "matrix_nms", {"bboxes": ["b"], "scores": ["s"]}, {"out": ["o"]},
+                {"nms_top_k": -1, "keep_top_k": 20, "background_label": -1})
+    assert limit_reason(matrix, {"s": (1, 3, 3840)}) is None
+    assert "22743 candidates per class" in limit_reason(matrix, {"s": (1, 80, 22743)})
+    matrix.attrs["nms_top_k"] = 100
+    assert limit_reason(matrix, {"s": (1, 80, 22743)}) is None
+
+
+def test_a_converter_refusal_places_the_op_in_python(monkeypatch):
+    """Under --partition any converter refusal (not only a declared limit) puts the op in the remainder, with the
+    converter's words."""
+    from repogen.trt import converter_table
+
+    real = converter_table.CONVERTERS["cumsum"]
+
+    def refuse(ctx, op):
+        raise ctx.fail("pretend TensorRT cannot")
+
+    g = clean_graph(load_model(zoo.get("tier2", "pir")))
+    assert "cumsum" in [op.type for op in g.ops]
+    monkeypatch.setitem(converter_table.CONVERTERS, "cumsum", refuse)
+    part = partition_graph(g, [{"x": ((1, 8), (8, 8), (8, 8))}])
+    assert [(o["op"], o["reason"]) for o in part.summary()["not_tensorrt"]] == \
+        [("cumsum", "the converter refused it: pretend TensorRT cannot")]
+    monkeypatch.setitem(converter_table.CONVERTERS, "cumsum", real)
+    assert not partition_graph(g, [{"x": ((1, 8), (8, 8), (8, 8))}]).partitioned
 
 
 def test_clean_pass_is_the_same_in_a_fresh_process(tmp_path, cumprod):
     """The served model re-cleans the graph in a fresh interpreter: it must find the ops the build placed."""
-    part = partition_graph(cumprod, CUMPROD)
+    part = partition_graph(clean_graph(cumprod), CUMPROD)
     src = Path(zoo.get("cumprod_net", "pir")) / "inference.json"
     code = ("import json, sys; from repogen.partition.regions import load_cleaned; "
             f"print(json.dumps([op.type for op in load_cleaned(sys.argv[1]).ops]))")
@@ -144,7 +174,7 @@ def _prepare(name, profiles, **kw):
     from repogen.build.flow import _profiles
 
     objs, plain = _profiles(graph, spec)
-    return prepare(spec, graph, target="numpy", profiles=plain, engine=graph_engine(graph, plain))
+    return prepare(spec, clean_graph(graph), target="numpy", profiles=plain, engine=graph_engine(graph, plain))
 
 
 def test_ensemble_wiring_is_checked():
@@ -315,11 +345,11 @@ def test_paddle_remainder_runner_equals_paddle_on_whole_zoo_models(name):
     Inference's outputs: convs carrying biases repogen folded into them, depthwise convs, yolo_box + NMS,
     shape/gather/arg ops, topk + grid_sample, embeddings."""
     from repogen.partition.plan import _io_dtype
-    from repogen.partition.regions import Region, clean
+    from repogen.partition.regions import Region
     from repogen.partition.runtime import PaddleOpsRunner
     from repogen.trt.check import as_detection_set, compare, detection_outputs
 
-    g = clean(load_model(zoo.get(name, "pir")))
+    g = clean_graph(load_model(zoo.get(name, "pir")))
     feeds = zoo.sample_feeds(name)
 
     def io(names):
@@ -341,7 +371,7 @@ def test_paddle_remainder_runner_equals_paddle_on_whole_zoo_models(name):
 def test_fp16_partition_checks_at_the_fp16_tolerance(cumprod):
     """TensorRT regions convert in FP16 (NumPy backend emulates the rounding), the remainder stays Paddle FP32,
     boundary tensors stay FP32 (a network's I/O keeps the model's types)."""
-    part = partition_graph(cumprod, CUMPROD, "fp16")
+    part = partition_graph(clean_graph(cumprod), CUMPROD, "fp16")
     assert all(d == "float32" for r in part.regions for _, d, _ in r.inputs + r.outputs)
     assert {r.precision for r in part.regions} == {"fp16"}
     result = check_partition(part, zoo.get("cumprod_net", "pir"), CUMPROD, "fp16")
@@ -373,9 +403,9 @@ def test_partition_check_pairs_detection_rows_like_check_and_validate(yolo_dense
     from repogen.partition import check as check_mod
     from repogen.trt.check import detection_outputs
 
-    part = partition_graph(yolo_dense, YOLO_BIG)
+    part = partition_graph(clean_graph(yolo_dense), YOLO_BIG)
     rows = next(iter(detection_outputs(part.cleaned)))
-    real_run, real_ref = check_mod.run_regions, zoo.reference_outputs
+    real_run, real_ref = check_mod.run_regions, check_mod.reference_outputs
     s, d = 0.55, 1e-5
     edit: dict = {}
 
@@ -401,7 +431,7 @@ def test_partition_check_pairs_detection_rows_like_check_and_validate(yolo_dense
         return ref
 
     monkeypatch.setattr(check_mod, "run_regions", run_regions)
-    monkeypatch.setattr(zoo, "reference_outputs", reference_outputs)
+    monkeypatch.setattr(check_mod, "reference_outputs", reference_outputs)
     result = check_partition(part, zoo.get("yolo_dense", "pir"), YOLO_BIG)
     assert result["status"] == "passed", result
     assert result["outputs"][rows]["rel_err"] <= 1e-5

@@ -1,5 +1,7 @@
 """Partitioned models through the real tritonserver (nvidia-pytriton, CPU, --target numpy regions): a detector
-whose NMS exceeds TensorRT's limits and a model with an op without converter between two TensorRT regions,
+whose NMS exceeds TensorRT's limits, a Fluid detector whose matrix_nms sees more candidates per class than
+TensorRT's TopK takes (6000 > 3840: the converter refuses it, the partitioner places it in Python), and a
+model with an op without converter between two TensorRT regions,
 validated over HTTP and gRPC against Paddle on the whole model; the ensemble's contract equals the single
 model's."""
 
@@ -23,6 +25,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 YOLO = dict(min_shapes=["image:1x3x64x64,im_size:1x2"], opt_shapes=["image:2x3x64x64,im_size:2x2"],
             max_shapes=["image:2x3x192x192,im_size:2x2"])
 CUMPROD = dict(min_shapes=["x:1x3x16x16"], opt_shapes=["x:2x3x16x16"], max_shapes=["x:4x3x32x32"])
+# 3 * (320*320/256 + 320*320/64) = 6000 candidates per class at the max shapes
+MATRIX = dict(min_shapes=["image:1x3x64x64,im_size:1x2"], opt_shapes=["image:1x3x64x64,im_size:1x2"],
+              max_shapes=["image:2x3x320x320,im_size:2x2"])
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +37,14 @@ def repo(tmp_path_factory) -> Path:
     specs = [ModelSpec(source=yolo, name="yolo", target="numpy", partition=True,
                        dynamic_batching=DynamicBatching([2], 200), **YOLO),
              ModelSpec(source=cum, name="cumprod", target="numpy", partition=True, **CUMPROD),
+             ModelSpec(source=zoo.get("yolo_matrix", "fluid-combined"), name="matrix", target="numpy",
+                       partition=True, **MATRIX),
              # the same detector as one paddle-target model: the contract the ensemble must reproduce
              ModelSpec(source=yolo, name="yolo_single", target="paddle", **YOLO)]
     report = build_repository(specs, out, progress=False)
-    assert [m.target for m in report.models] == ["ensemble", "ensemble", "paddle"]
+    assert [m.target for m in report.models] == ["ensemble", "ensemble", "ensemble", "paddle"]
+    (matrix,) = report.models[2].partition["not_tensorrt"]
+    assert matrix["op"] == "matrix_nms" and "6000 candidates per class" in matrix["reason"]
     return out
 
 
@@ -47,13 +56,14 @@ def server(repo):
 
 def test_repository_layout(repo):
     assert sorted(p.name for p in repo.iterdir()) == ["cumprod", "cumprod_0_tensorrt", "cumprod_1_python",
-                                                      "cumprod_2_tensorrt", "yolo", "yolo_0_tensorrt",
+                                                      "cumprod_2_tensorrt", "matrix", "matrix_0_tensorrt",
+                                                      "matrix_1_python", "yolo", "yolo_0_tensorrt",
                                                       "yolo_1_python", "yolo_single"]
     # the harness validates ensembles (which load their parts), not the parts alone
-    assert list_models(repo) == ["cumprod", "yolo", "yolo_single"]
+    assert list_models(repo) == ["cumprod", "matrix", "yolo", "yolo_single"]
 
 
-@pytest.mark.parametrize("name", ["yolo", "cumprod"])
+@pytest.mark.parametrize("name", ["yolo", "cumprod", "matrix"])
 def test_ensemble_validates_against_paddle_over_http_and_grpc(server, repo, name):
     model = read_model_folder(repo / name)
     report = validate_model(server, model, concurrency=(2,), requests=8)

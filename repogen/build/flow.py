@@ -81,7 +81,7 @@ class _Prepared:
     paddle_names: dict[str, str] = field(default_factory=dict)  # renamed I/O: Triton name -> Paddle name
     partitioned: Any = None  # repogen.partition.ensemble.PartitionedModel: several folders, one ensemble
     pipelines: list = field(default_factory=list)  # _pre/_post/_pipeline models (repogen.pipelines)
-    cleaned: Graph | None = None  # the one pass's cleaned graph, when the check or the plan made it
+    forms: ModelForms | None = None  # the one pass's forms of the model (read, cleaned, calibrated)
 
 
 # -- profiles ------------------------------------------------------------------------------------------------------
@@ -175,8 +175,9 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                           "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
+    forms = ModelForms(spec, graph)  # read, cleaned and calibrated once: every step below sees these forms
     if partition:
-        parted = prepare_partitioned(spec, graph, target=target, trt=trt, profile_objs=profile_objs, profiles=profiles,
+        parted = prepare_partitioned(spec, graph, forms.cleaned(), target=target, trt=trt, profile_objs=profile_objs, profiles=profiles,
                                      cache=cache, stage=stage, warn=model_warn)
         if parted is not None:  # an ensemble of TensorRT regions and Python remainder models
             return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
@@ -184,7 +185,6 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                              pipelines=pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size))
         if target == "tensorrt" and spec.target == "auto":  # not partitionable: the whole model to paddle
             target = _auto_target(spec, graph, model_warn)
-    forms = ModelForms(spec, graph)
     # check what is built: the paddle target serves fp32 whatever --fp16 says
     checked = replace(spec, precision="fp32") if target == "paddle" and spec.precision == "fp16" else spec
     check = numeric_check(checked, target, forms, profile_objs, model_warn, stage)
@@ -206,7 +206,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
             # model servable
             reason = str(exc).splitlines()[0]
             if partition:  # the layers a builder typically lacks (NMS, NonZero) to Python, the rest stays TensorRT
-                parted = prepare_partitioned(spec, graph, target=target, trt=trt, profile_objs=profile_objs,
+                parted = prepare_partitioned(spec, graph, forms.cleaned(), target=target, trt=trt, profile_objs=profile_objs,
                                              profiles=profiles, cache=cache, stage=stage, warn=model_warn,
                                              refused=reason)
                 if parted is not None:
@@ -250,7 +250,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
                          started, region, pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch))
     prepared.paddle_names = renames.paddle_names()
-    prepared.cleaned = forms.made_cleaned
+    prepared.forms = forms
     return prepared
 
 
@@ -314,15 +314,10 @@ def _manifest_data(p: _Prepared, final_dir: Path, sources: list[Path]) -> dict[s
     data.update(pipeline_hook.manifest_fields(p.pipelines))  # deploy-config detectors: box rows, not batch rows
     if p.target in ("tensorrt", "numpy"):
         # NMS rows come in TensorRT's order: the harness compares sets
-        if p.cleaned is not None:  # the one pass's cleaned graph: no second clean_graph
-            from repogen.trt.check import detection_outputs
+        from repogen.trt.check import detection_outputs
 
-            found = detection_outputs(p.cleaned)
-            data.update({"detections": found} if found else {})
-        else:
-            from repogen.build.standin import detection_fields
-
-            data.update(detection_fields(p.graph))
+        found = detection_outputs(p.forms.cleaned())  # the one pass's cleaned graph
+        data.update({"detections": found} if found else {})
     return data
 
 

@@ -28,11 +28,6 @@ class ModelForms:
             self._cleaned = clean_graph(self.graph)
         return self._cleaned
 
-    @property
-    def made_cleaned(self) -> Graph | None:
-        """The cleaned graph if something asked for it (never cleans)."""
-        return self._cleaned
-
     def quantized(self) -> Any:
         """calibrate.Int8Model of the cleaned graph."""
         if self._quantized is None:

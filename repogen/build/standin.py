@@ -54,13 +54,3 @@ def write_region_folder(version_dir: Path, sources: list[Path], region: Region) 
     for f in sources:
         shutil.copyfile(f, version_dir / f.name)
     (version_dir / MODEL_PY).write_text(render_region_py(sources[0].name, region), encoding="utf-8")
-
-
-def detection_fields(graph: Graph) -> dict[str, Any]:
-    """``{"detections": {output: "rows"|"index"}}`` for outputs of an NMS op (TensorRT's NMS orders rows by score,
-    Paddle by class: the harness compares them as sets, as ``repogen check`` does); {} when there are none."""
-    from repogen.partition.regions import clean
-    from repogen.trt.check import detection_outputs
-
-    found = detection_outputs(clean(graph))
-    return {"detections": found} if found else {}

@@ -153,6 +153,10 @@ def convert_op(op: OpDesc) -> Op:
             code = out_attrs[key]
             out_attrs[key] = DTYPE_OF_VARTYPE.get(code, code) if code >= 0 else None
     canon = _special(op, canon, inputs, out_attrs)
+    # slots in the canonical (phi) order whatever order the file lists them in (ProgramDesc sorts them by
+    # name): code that pairs a kernel's results with the op's outputs relies on it
+    order = {slot: i for i, slot in enumerate(d.outputs)}
+    outputs = dict(sorted(outputs.items(), key=lambda kv: order.get(kv[0], len(order))))
     return Op(type=canon, source_type=op.type, inputs=inputs, outputs=outputs, attrs=out_attrs, blocks=blocks)
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from repogen.partition.plan import Partition, run_regions, sample_feeds
+from repogen.reference import reference_outputs  # Paddle in the runner's child: its timeout and memory cap
+from repogen.trt.check import align_detection_rows, as_detection_set, compare, detection_outputs
 
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
 
@@ -18,9 +20,6 @@ def check_partition(part: Partition, source: str | Path, profiles: list[dict], p
     """{"status": "passed"|"failed", "outputs": {name: {rel_err, tolerance, passed}}, "input_shapes"} at the
     first profile's opt shapes (or ``feeds``). Detection outputs (from an NMS op) compare as sets of rows,
     each Paddle row paired with the closest row of its label."""
-    from repogen.trt.check import align_detection_rows, as_detection_set, compare, detection_outputs
-    from repogen.reference import reference_outputs  # the child with the timeout and memory cap
-
     g = part.cleaned
     if feeds is None:
         feeds = sample_feeds(g, {n: tuple(rng[1]) for n, rng in profiles[0].items()} if profiles else {}, seed)
@@ -51,13 +50,14 @@ def check_partitioned_model(model: str | Path, *, shape: list[str] = (), min_sha
     result plus "partition" (the partition's summary)."""
     from repogen.paddle import load_model
     from repogen.partition.plan import partition_graph
+    from repogen.trt.passes import clean_graph
     from repogen.trt.profiles import make_profiles
 
     graph = load_model(model)
     objs = make_profiles(graph.input_values(), shape=list(shape), min_shapes=list(min_shapes),
                          opt_shapes=list(opt_shapes), max_shapes=list(max_shapes))
     profiles = [{n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.shapes.items()} for p in objs]
-    part = partition_graph(graph, profiles, precision)
+    part = partition_graph(clean_graph(graph), profiles, precision)
     result = check_partition(part, model, profiles, precision, feeds=feeds, seed=seed)
     result["partition"] = part.summary()
     return result

@@ -8,11 +8,7 @@ from typing import Any, Callable
 from repogen.errors import RepogenError
 from repogen.ir import Graph
 from repogen.partition.ensemble import PartitionedModel, prepare, write
-
-
-# ops whose TensorRT form needs the NMS or NonZero layer, which some builders lack (TensorRT-RTX 1.7 has
-# neither, docs/gpu-validation.md)
-SUSPECTS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms", "masked_select", "index_put")
+from repogen.trt.registry import needs_data_dependent_layers
 
 
 def wants_partition(spec: Any) -> bool:
@@ -20,13 +16,15 @@ def wants_partition(spec: Any) -> bool:
     return spec.partition if spec.partition is not None else spec.target == "auto"
 
 
-def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profile_objs: list[Any],
+def prepare_partitioned(spec: Any, graph: Graph, cleaned: Graph, *, target: str, trt: Any, profile_objs: list[Any],
                         profiles: list[dict], cache: Any, stage: Callable[[str], None],
                         warn: Callable[[str], None], refused: str | None = None) -> PartitionedModel | None:
     """None when the whole model goes to TensorRT. Raises when the partitioned model fails its check.
+    ``graph``: the model as read (its I/O is the ensemble's contract); ``cleaned``: the build's one cleaned form.
 
-    ``refused``: the builder's reason for refusing the whole model; the ops whose layers builders lack
-    (NMS, NonZero: ``SUSPECTS``) then start in Python, and each remaining region is built on its own."""
+    ``refused``: the builder's reason for refusing the whole model; the ops whose layers some builders lack
+    (NMS, NonZero: the registry's data-dependent layers) then start in Python, and each remaining region is
+    built on its own."""
     from repogen.build.targets import build_plan, graph_engine
 
     def build_region(sub: Graph, region: Any) -> tuple[bytes, dict, Any]:
@@ -43,13 +41,11 @@ def prepare_partitioned(spec: Any, graph: Graph, *, target: str, trt: Any, profi
     try:
         forced = None
         if refused:
-            from repogen.partition.regions import clean
-
             why = f"the TensorRT builder refused the whole model ({refused}); its data-dependent layer runs in Python"
-            forced = {pos: why for pos, op in enumerate(clean(graph).ops) if op.type in SUSPECTS}
+            forced = {pos: why for pos, op in enumerate(cleaned.ops) if needs_data_dependent_layers(op.type)}
             if not forced:
                 return None
-        model = prepare(spec, graph, target=target, profiles=profiles, engine=engine,
+        model = prepare(spec, cleaned, target=target, profiles=profiles, engine=engine,
                         build_region=build_region if target == "tensorrt" else None, stage=stage, forced=forced)
     except RepogenError as exc:
         if spec.target != "auto":

@@ -92,7 +92,7 @@ def region_engine(region: Region) -> EngineDesc:
                       [TensorDesc(n, d, s) for n, d, s in region.outputs], list(region.profiles))
 
 
-def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engine: EngineDesc,
+def prepare(spec: Any, cleaned: Graph, *, target: str, profiles: list[dict], engine: EngineDesc,
             build_region: Callable[[Graph, Region], tuple[bytes, dict, Any]] | None = None,
             stage: Callable[[str], None] = lambda s: None,
             forced: dict[int, str] | None = None) -> PartitionedModel | None:
@@ -102,7 +102,7 @@ def prepare(spec: Any, graph: Graph, *, target: str, profiles: list[dict], engin
     forced = dict(forced or {})
     for _ in range(8):  # each builder refusal moves one region to Python
         stage("partition")
-        part = partition_graph(graph, profiles, spec.precision, forced, stage)
+        part = partition_graph(cleaned, profiles, spec.precision, forced, stage)
         if not part.partitioned:
             return None
         if not any(r.kind == "tensorrt" for r in part.regions):

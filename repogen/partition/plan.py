@@ -4,10 +4,9 @@ Rules, per op of the cleaned graph (``passes.clean_graph``):
 
 * no converter in repogen (or TensorRT can never express it) -> Python, with the registry's reason;
 * a converter, but a TensorRT layer limit is exceeded at the profile's max shapes (observed by running the
-  partitioned model once at each profile's min, opt and max input shapes):
-  - multiclass_nms*: classes x per-class candidates > 5000, the most boxes TensorRT's NMS layer takes into
-    its TopK; or keep_top_k > 3840 (TopK's k limit), where the converter would silently truncate;
-  - topk / argsort: k > 3840;
+  partitioned model once at each profile's min, opt and max input shapes): the limit each converter declares
+  (repogen.trt.registry.limit_reason: NMS candidates > 5000, TopK k > 3840, ...);
+* the converter refused the op (a ConversionError naming it) -> Python, with the converter's words;
 * the TensorRT builder refused the region holding the op (``forced``) -> Python, with the builder's words;
 * ops with no inputs (constants) belong to no region: every region that reads one gets its own copy.
 
@@ -23,14 +22,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from repogen.errors import ConfigError
+from repogen.errors import ConfigError, ConversionError
 from repogen.ir import Graph, Op
 from repogen.partition.regions import Region
-
-NMS_TOPK_BOX_LIMIT = 5000  # INMSLayer: boxes entering its TopK
-TOPK_MAX_K = 3840  # ITopKLayer
-_NMS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3")
-_LIMITED = _NMS + ("topk", "argsort")
+from repogen.partition.runtime import make_runner
+from repogen.trt import registry
+from repogen.trt.check import random_inputs
 
 
 @dataclass
@@ -117,8 +114,7 @@ def _writes(g: Graph, op: Op) -> list[str]:
 # -- placement -----------------------------------------------------------------------------------------------------
 
 def initial_placements(g: Graph, forced: dict[int, str] | None = None) -> list[Placement]:
-    from repogen.trt.registry import has_converter, why_unsupported
-
+    has_converter, why_unsupported = registry.has_converter, registry.why_unsupported
     out = []
     for pos, op in enumerate(g.ops):
         if forced and pos in forced:
@@ -132,41 +128,6 @@ def initial_placements(g: Graph, forced: dict[int, str] | None = None) -> list[P
         else:
             out.append(Placement(pos, op.type, "tensorrt"))
     return out
-
-
-def limit_reason(op: Op, shapes: dict[str, tuple]) -> str | None:
-    """Why ``op`` exceeds a TensorRT layer limit at these (max-profile) shapes, or None."""
-    def shape(slot: str) -> tuple | None:
-        name = op.input(slot) if slot in op.inputs else op.output(slot)
-        return shapes.get(name) if name else None
-
-    if op.type in _NMS:
-        s = shape("scores")
-        if s is None or len(s) != 3:
-            return None
-        classes, boxes = int(s[1]), int(s[2])
-        top_k = int(op.attrs.get("nms_top_k", -1))
-        per_class = boxes if top_k < 0 else min(top_k, boxes)
-        background = int(op.attrs.get("background_label", 0))
-        real = classes - (1 if 0 <= background < classes else 0)
-        if real * per_class > NMS_TOPK_BOX_LIMIT:
-            return (f"layer limit: {real} classes x {per_class} candidates = {real * per_class} boxes at the profile's "
-                    f"max shapes; TensorRT's NMS layer takes at most {NMS_TOPK_BOX_LIMIT} into its TopK")
-        keep = int(op.attrs.get("keep_top_k", -1))
-        slots = real * per_class
-        k = slots if keep < 0 else min(keep, slots)
-        if k > TOPK_MAX_K:
-            return f"layer limit: keeps up to {k} detections per image; TensorRT's TopK takes k <= {TOPK_MAX_K}"
-    if op.type in ("topk", "argsort"):
-        out = shape("out")
-        x = shape("x")
-        axis = int(op.attrs.get("axis", -1))
-        src = out if op.type == "topk" else x
-        if src:
-            k = int(src[axis])
-            if k > TOPK_MAX_K:
-                return f"layer limit: {op.type} over k = {k} at the profile's max shapes; TensorRT's TopK takes k <= {TOPK_MAX_K}"
-    return None
 
 
 # -- regions -------------------------------------------------------------------------------------------------------
@@ -246,8 +207,6 @@ def _draft_regions(g: Graph, drafts: list[_Draft], precision: str) -> list[Regio
 def run_regions(g: Graph, regions: Sequence[Region], feeds: dict[str, np.ndarray],
                 runners: list[Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:
     """Run the regions in order on ``feeds``: (every boundary/graph output value, every observed shape)."""
-    from repogen.partition.runtime import make_runner
-
     runners = runners or [make_runner(g, r) for r in regions]
     env = dict(feeds)
     shapes = {n: tuple(np.shape(a)) for n, a in feeds.items()}
@@ -259,23 +218,38 @@ def run_regions(g: Graph, regions: Sequence[Region], feeds: dict[str, np.ndarray
 
 
 def sample_feeds(g: Graph, shapes: dict[str, tuple], seed: int = 0) -> dict[str, np.ndarray]:
-    from repogen.trt.check import random_inputs
-
     return random_inputs(g, shapes, seed)
 
 
-def partition_graph(graph: Graph, profiles: list[dict], precision: str = "fp32",
+def partition_graph(cleaned: Graph, profiles: list[dict], precision: str = "fp32",
                     forced: dict[int, str] | None = None,
                     progress: Callable[[str], None] = lambda s: None) -> Partition:
-    """Place every op, form regions, observe shapes at each profile's min/opt/max, name the boundaries."""
-    from repogen.partition.regions import clean
+    """Place every op of ``cleaned`` (the build's one cleaned graph, ``passes.clean_graph``), form regions,
+    observe shapes at each profile's min/opt/max, name the boundaries. An op whose converter refuses it while
+    a region is converted goes to Python with the converter's words."""
+    forced = dict(forced or {})
+    for _ in range(len(cleaned.ops) + 1):  # each converter refusal moves one op to Python
+        try:
+            return _partition(cleaned, profiles, precision, forced, progress)
+        except _Refused as refused:
+            forced[refused.position] = refused.reason
+    raise ConfigError("the converters kept refusing ops")  # pragma: no cover - bounded by the op count
 
-    g = clean(graph)
+
+class _Refused(Exception):
+    def __init__(self, position: int, reason: str):
+        super().__init__(reason)
+        self.position, self.reason = position, reason
+
+
+def _partition(g: Graph, profiles: list[dict], precision: str, forced: dict[int, str],
+               progress: Callable[[str], None]) -> Partition:
     placements = initial_placements(g, forced)
     # One observation run per profile shape: ops a layer limit may concern run in Paddle during it (fast, and
     # limit-free); afterwards those within the limits go back to TensorRT. Shapes do not depend on who runs an op.
-    pending = [p for p in placements if p.place == "tensorrt" and p.op_type in _LIMITED]
+    pending = [p for p in placements if p.place == "tensorrt" and registry.has_limit(p.op_type)]
     if not pending and not any(p.place == "python" for p in placements):
+        _convert_tensorrt_regions(g, _draft_regions(g, _drafts(g, placements), precision))
         return Partition(g, placements, [])  # every op converts and no layer limit applies: nothing to run
     for p in pending:
         p.place = "python"
@@ -283,17 +257,35 @@ def partition_graph(graph: Graph, profiles: list[dict], precision: str = "fp32",
     for p in pending:
         why = None
         for shapes in observed["max"]:
-            why = why or limit_reason(g.ops[p.position], shapes)
+            why = why or registry.limit_reason(g.ops[p.position], shapes)
         p.place, p.reason = ("python", why) if why else ("tensorrt", None)
     drafts = _drafts(g, placements)
-    return Partition(g, placements, _final_regions(g, drafts, placements, observed, profiles, precision),
-                     observed["opt"][0] if observed["opt"] else {})
+    regions = _final_regions(g, drafts, placements, observed, profiles, precision)
+    # the observation converted every other TensorRT op already
+    _convert_tensorrt_regions(g, regions, {p.position for p in pending if p.place == "tensorrt"})
+    return Partition(g, placements, regions, observed["opt"][0] if observed["opt"] else {})
+
+
+def _convert_tensorrt_regions(g: Graph, regions: list[Region], holding: set[int] | None = None) -> None:
+    """Convert each TensorRT region (holding one of the ``holding`` positions, if given) on the NumPy backend:
+    a converter that refuses one of its ops raises _Refused naming the op's position in ``g``."""
+    for region in regions:
+        if region.kind == "tensorrt" and (holding is None or holding & set(region.ops or ())):
+            _runner(g, region)
+
+
+def _runner(g: Graph, region: Region) -> Any:
+    try:
+        return make_runner(g, region)
+    except ConversionError as exc:
+        if exc.position is None or region.ops is None or not 0 <= exc.position < len(region.ops):
+            raise
+        position = region.ops[exc.position]
+        raise _Refused(position, f"the converter refused it: {exc.detail}") from None
 
 
 def _observe(g: Graph, regions: list[Region], profiles: list[dict], progress) -> dict[str, list[dict]]:
-    from repogen.partition.runtime import make_runner
-
-    runners = [make_runner(g, r) for r in regions]
+    runners = [_runner(g, r) for r in regions]
     out: dict[str, list[dict]] = {"min": [], "opt": [], "max": []}
     for pi, prof in enumerate(profiles):
         for k, which in enumerate(("min", "opt", "max")):

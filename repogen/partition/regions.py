@@ -84,18 +84,9 @@ def cut(cleaned: Graph, region: Region) -> Graph:
                  [n for n, _, _ in region.outputs], g.params)
 
 
-def clean(graph: Graph) -> Graph:
-    """``passes.clean_graph`` with the converter registry loaded first: constant folding evaluates ops through
-    their converters and silently folds nothing while the registry is still empty, so without this the same
-    model cleans differently in a fresh process (the served model) than after any conversion (the build)."""
-    from repogen.trt.passes import clean_graph
-    from repogen.trt.registry import load_converters
-
-    load_converters()
-    return clean_graph(graph)
-
-
 def load_cleaned(model_file: Path) -> Graph:
     from repogen.paddle import load_model
 
-    return clean(load_model(model_file))
+    from repogen.trt.passes import clean_graph
+
+    return clean_graph(load_model(model_file))

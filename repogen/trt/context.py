@@ -9,7 +9,7 @@ import numpy as np
 
 from repogen.errors import ConversionError
 from repogen.ir import Graph, Op, Value
-from repogen.trt.converter_table import CONVERTERS, STRUCTURAL
+from repogen.trt.converter_table import CONVERTERS, LOADED, STRUCTURAL
 from repogen.trt.precision import detection_fp32_ops, keeps_fp32, shape_fp32_ops
 
 #: Paddle (numpy) dtype name -> tensorrt.DataType member name: the one dtype table of the conversion
@@ -223,6 +223,8 @@ class ConversionContext:
     def convert_ops(self, ops: Sequence[Op], position: int | None = None) -> None:
         """Convert ops in order through the converter table: the main block, or a control-flow sub-block
         (converters/control.py passes the owning op's ``position``, which then names errors)."""
+        if not LOADED.done:  # conversion goes through repogen.trt.convert / fold, which import the registry
+            raise RuntimeError("converters used before repogen.trt.registry loaded them")
         saved = self.op, self.position, self.keep_fp32
         for pos, op in enumerate(ops):
             if op.type in STRUCTURAL:

@@ -8,7 +8,7 @@ import numpy as np
 
 from repogen.ir import Block, Graph, Op, Value
 from repogen.trt.context import ConversionContext
-from repogen.trt.converter_table import CONVERTERS
+from repogen.trt.registry import converter_for  # the registry loads every converter: folding never depends on import order
 
 
 def evaluate_op(g: Graph, op: Op, known: dict[str, np.ndarray | None], backend: Any) -> dict[str, np.ndarray] | None:
@@ -16,7 +16,7 @@ def evaluate_op(g: Graph, op: Op, known: dict[str, np.ndarray | None], backend: 
         v = g.value(op.input("input"))
         out = g.value(op.output("out"))
         return {out.name: np.asarray(v.shape, dtype=out.dtype)}
-    conv = CONVERTERS.get(op.type)
+    conv = converter_for(op.type)
     if conv is None:
         return None
     values = {}

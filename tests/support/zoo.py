@@ -460,6 +460,39 @@ def _yolo_dense() -> Any:
     return Dense()
 
 
+def _yolo_matrix() -> Any:
+    """yolo_head with SOLOv2's matrix_nms over every box of every class (nms_top_k -1, as PaddleDetection's
+    PP-YOLO configs export it): 3 * (H*W/256 + H*W/64) candidates per class pass TensorRT's TopK limit (3840)
+    above 256x256, so a partitioned build runs the NMS in Python there."""
+    import paddle
+
+    head = _yolo_head()
+
+    class Matrix(paddle.nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = head
+
+        def forward(self, image: Any, im_size: Any) -> Any:
+            h = self.head
+            f8 = h.stem(image)
+            f16 = h.down(f8)
+            boxes, scores = [], []
+            for conv, feat, stride, anc in ((h.head16, f16, 16, [30, 61, 62, 45, 59, 119]),
+                                            (h.head8, f8, 8, [10, 13, 16, 30, 33, 23])):
+                b, s = paddle.vision.ops.yolo_box(conv(feat), im_size, anc, 3, conf_thresh=0.005,
+                                                  downsample_ratio=stride, clip_bbox=True, scale_x_y=1.05)
+                boxes.append(b)
+                scores.append(s)
+            out, count, _ = paddle.vision.ops.matrix_nms(
+                paddle.concat(boxes, axis=1), paddle.concat(scores, axis=1).transpose([0, 2, 1]),
+                score_threshold=0.01, post_threshold=0.01, nms_top_k=-1, keep_top_k=20, use_gaussian=False,
+                background_label=-1, normalized=False, return_index=False, return_rois_num=True)
+            return out, count
+
+    return Matrix()
+
+
 def _cumprod_net() -> Any:
     """A conv net with an op in the middle that has no TensorRT converter (cumprod along the width), so a
     partitioned build runs Python between two TensorRT regions."""
@@ -604,6 +637,9 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              ("yolo_box", "multiclass_nms3", "leaky_relu")),
     ZooModel("yolo_dense", _yolo_dense, (_img("image", hw=64), InputSpec("im_size", "int32", (-1, 2), (2, 2), 64, 65)),
              ("yolo_box", "multiclass_nms3 beyond TensorRT's NMS limit")),
+    ZooModel("yolo_matrix", _yolo_matrix,
+             (_img("image", hw=64), InputSpec("im_size", "int32", (-1, 2), (2, 2), 64, 65)),
+             ("yolo_box", "matrix_nms beyond TensorRT's TopK limit")),
     ZooModel("cumprod_net", _cumprod_net, (_img(hw=16),), ("cumprod (no converter)",)),
     ZooModel("crnn", _crnn, (InputSpec("x", "float32", (-1, 3, 8, -1), (2, 3, 8, 32)),), ("rnn (LSTM)", "bidirectional")),
     ZooModel("lod_pool", _lod_pool, (InputSpec("x", "float32", (-1, 8), (6, 8), lod_level=1),), ("sequence_pool",),

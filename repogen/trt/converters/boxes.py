@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 def _channel(ctx, t, axis: int, start: int, size: int = 1):
@@ -396,3 +396,7 @@ def roi_align(ctx, op):
     rows = H.transpose(ctx, H.reshape(ctx, rows, [rois, ph, c, w]), [0, 2, 1, 3])  # [R, C, PH, W]
     out = H.matmul_tensors(ctx, rows, ctx.cast(H.unsqueeze(ctx, wx, [1]), dt), trans_y=True)  # [R, C, PH, PW]
     ctx.output(op, out)
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("roi_align",), "no `boxes_num` (LoD rois)", "LoD tensors have no TensorRT form")

@@ -10,7 +10,7 @@ import numpy as np
 from repogen.trt.helpers import tensors as H
 from repogen.trt.helpers.layout import spatial_padding, to_nchw
 from repogen.trt.helpers.weights import param_weights
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 def filter_weights(ctx, op, dtype):
@@ -111,3 +111,13 @@ def conv_transpose(ctx, op):
         sizes = dims[:2] + [H.sym_add(ctx, d, e) for d, e in zip(dims[2:], extra)]
         y = H.slice_(ctx, y, [0] * H.rank(y), sizes, mode="FILL")  # FILL without a value pads zeros
     ctx.output(op, restore(y))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("conv2d_transpose", "depthwise_conv2d_transpose"),
+       "`output_size` computed at run time, or given with run-time spatial dims",
+       "the deconvolution's output padding is a build-time layer parameter")
+refuse(("conv2d_transpose", "depthwise_conv2d_transpose", "conv3d_transpose"),
+       "`padding_algorithm` SAME with run-time spatial dims",
+       "Paddle pads as for the forward convolution, by amounts that depend on the input size; a deconvolution's "
+       "padding is a build-time layer parameter (forward conv/pool use TensorRT's SAME_UPPER)")

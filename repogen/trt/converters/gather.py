@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse, RUN_TIME_AXIS
 
 
 def _gather(ctx, data, index, axis):
@@ -36,3 +36,7 @@ def embedding(ctx, op):
     else:
         table = ctx.get(w_name)
     ctx.output(op, _gather(ctx, table, ids, 0))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("gather",), "`axis` computed at run time", RUN_TIME_AXIS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 _MODES = {"bilinear": "LINEAR", "nearest": "NEAREST", "bicubic": "CUBIC"}
 _PADDING = {"zeros": "FILL", "border": "CLAMP", "reflection": "REFLECT"}
@@ -22,3 +22,8 @@ def grid_sample(ctx, op):
     layer.sample_mode = getattr(ctx.trt.SampleMode, _PADDING[padding])
     layer.align_corners = bool(ctx.attr(op, "align_corners", default=True))
     ctx.output(op, layer.get_output(0))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("grid_sample",), "a 5-D input (3-D sampling), or a mode / padding_mode TensorRT lacks",
+       "TensorRT's GridSample is 2-D (NCHW) only")

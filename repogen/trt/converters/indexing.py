@@ -7,7 +7,8 @@ import numpy as np
 
 from repogen.trt.helpers import tensors as H
 from repogen.trt.helpers.slicing import slice_axes
-from repogen.trt.converter_table import converter
+from repogen.trt.limits import TOPK_MAX_K
+from repogen.trt.converter_table import converter, refuse, RUN_TIME_AXIS
 
 
 def _axis(ctx, op, x, default=-1):
@@ -27,7 +28,19 @@ def _topk(ctx, x, k, axis: int, largest: bool):
     return layer.get_output(0), ctx.cast(layer.get_output(1), trt.DataType.INT64)
 
 
-@converter("topk")
+def topk_limit(op, shapes) -> str | None:
+    """TensorRT's TopK takes k <= TOPK_MAX_K; argsort is a TopK over the whole sorted axis."""
+    name = op.output("out") if op.type == "topk" else op.input("x")
+    shape = shapes.get(name) if name else None
+    if not shape:
+        return None
+    k = int(shape[int(op.attrs.get("axis", -1))])
+    if k > TOPK_MAX_K:
+        return f"layer limit: {op.type} over k = {k} at the profile's max shapes; TensorRT's TopK takes k <= {TOPK_MAX_K}"
+    return None
+
+
+@converter("topk", limit=topk_limit)
 def topk(ctx, op):
     # legacy top_k (v1) has no axis / largest: the last axis, largest first
     x = ctx.input(op, "x")
@@ -40,7 +53,7 @@ def topk(ctx, op):
     ctx.output(op, ctx.cast(indices, H.out_dtype(ctx, op, "indices")), "indices")
 
 
-@converter("argsort")
+@converter("argsort", limit=topk_limit)
 def argsort(ctx, op):
     # a full-length TopK; TensorRT's K limit (3840) bounds the sorted axis
     x = ctx.input(op, "x")
@@ -172,7 +185,7 @@ def put_along_axis(ctx, op):
     ctx.output(op, _scatter(ctx, arr, indices, values, "ELEMENT", axis))
 
 
-@converter("index_put")
+@converter("index_put", layers=("NonZero",))
 def index_put(ctx, op):
     # x[i0, i1, ...] = value with integer index tensors for the leading dims: an ND scatter
     x = ctx.input(op, "x")
@@ -221,7 +234,7 @@ def _masked_put(ctx, x, idx, value):
     return _scatter(ctx, x, _nonzero_rows(ctx, mask), v, "ND")
 
 
-@converter("masked_select")
+@converter("masked_select", layers=("NonZero",))
 def masked_select(ctx, op):
     # x[mask] flattened: a mask smaller than x broadcasts first (Paddle's rule), then NonZero + GatherND
     x, mask = ctx.input(op, "x"), ctx.input(op, "mask")
@@ -301,3 +314,15 @@ def set_value(ctx, op):
         idx = pos if not (isinstance(d, int) and d == 1) else H.mul(ctx, pos, 0)
         v = _gather(ctx, v, idx, a)
     ctx.output(op, H.select(ctx, mask, H.broadcast_to(ctx, v, H.dims_of(ctx, x)), x))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("topk", "cumsum"), "`axis` computed at run time", RUN_TIME_AXIS)
+refuse(("set_value", "set_value_with_tensor"), "`starts` / `ends` / `steps` computed at run time; `none_axes`",
+       "the region mask is built from build-time bounds (slice/strided_slice take run-time bounds and steps)")
+refuse(("set_value",), "`values` attribute with more than one value",
+       "only a scalar attribute value is spread over the region (a tensor value converts)")
+refuse(("index_put",), "`accumulate=True`", "TensorRT's scatter has no accumulate mode: duplicate indices would race")
+refuse(("index_put",), "a bool mask together with integer index tensors",
+       "a bool mask alone converts (select or NonZero + scatter); mixed indexing has no single scatter")
+refuse(("put_along_axis",), "`reduce` other than 'assign'", "TensorRT's scatter only assigns")

@@ -15,7 +15,7 @@ import numpy as np
 
 from repogen.trt.helpers import tensors as H
 from repogen.trt.helpers.layout import to_nchw
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 _MODES = {"nearest_interp": "NEAREST", "bilinear_interp": "LINEAR", "linear_interp": "LINEAR",
           "trilinear_interp": "LINEAR", "bicubic_interp": "CUBIC"}
@@ -203,3 +203,12 @@ def interp(ctx, op):
         layer.cubic_coeff = -0.75
     layer.selector_for_single_pixel = trt.ResizeSelector.FORMULA
     ctx.output(op, restore(layer.get_output(0)), slot="output")
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("nearest_interp", "bilinear_interp", "linear_interp", "bicubic_interp", "trilinear_interp"),
+       "bicubic, or align_corners with a `scale_tensor` computed at run time; bicubic with a fractional scale on "
+       "run-time dims",
+       "TensorRT samples by the length ratio in / out, Paddle by 1 / scale; the two agree where in x scale is whole "
+       "(a warning is printed). Nearest and linear modes use Paddle's own coordinates instead (gathers computed "
+       "at run time)", approximate=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 def _comparable(ctx, t):
@@ -149,3 +149,8 @@ def bitwise_not(ctx, op):
         ctx.output(op, ctx.cast(H.sub(ctx, H.mul(ctx, x, -1), 1), want))
     else:  # unsigned n bits: ~x == 2^n - 1 - x
         ctx.output(op, ctx.cast(H.sub(ctx, (1 << nbits) - 1, ctx.cast(x, ctx.trt.DataType.INT64)), want))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"), "on a type other than bool / int32 / int64",
+       "TensorRT has no such bitwise type")

@@ -26,10 +26,9 @@ import warnings
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.limits import NMS_MAX_BOXES, TOPK_MAX_K
+from repogen.trt.converter_table import converter, refuse
 
-_TOPK_MAX = 3840
-_NMS_CANDIDATES_MAX = 5000
 _NEG = -3.0e38  # below any score: a slot that can never be selected
 
 
@@ -65,7 +64,57 @@ def _gather_nd(ctx, data, index):
     return layer.get_output(0)
 
 
-@converter("multiclass_nms", "multiclass_nms2", "multiclass_nms3")
+def _shape(op, slot: str, shapes):
+    name = op.input(slot) if slot in op.inputs else op.output(slot)
+    return shapes.get(name) if name else None
+
+
+def _candidates_per_class(op, scores_shape) -> tuple[int, int]:
+    """(real classes, candidates per class) at these scores dims [N, C, M]."""
+    classes, boxes = int(scores_shape[1]), int(scores_shape[2])
+    top_k = int(op.attrs.get("nms_top_k", -1))
+    per_class = boxes if top_k < 0 else min(top_k, boxes)
+    background = int(op.attrs.get("background_label", 0))
+    return classes - (1 if 0 <= background < classes else 0), per_class
+
+
+def nms_limit(op, shapes) -> str | None:
+    """The NMS layer takes at most NMS_MAX_BOXES candidates into its TopK, and an image keeps at most TOPK_MAX_K."""
+    s = _shape(op, "scores", shapes)
+    if s is None or len(s) != 3:
+        return None
+    real, per_class = _candidates_per_class(op, s)
+    if int(op.attrs.get("nms_top_k", -1)) >= 0 and per_class > TOPK_MAX_K:  # the nms_top_k cut is a TopK
+        return (f"layer limit: {per_class} candidates per class at the profile's max shapes; TensorRT's TopK takes "
+                f"k <= {TOPK_MAX_K}")
+    if real * per_class > NMS_MAX_BOXES:
+        return (f"layer limit: {real} classes x {per_class} candidates = {real * per_class} boxes at the profile's "
+                f"max shapes; TensorRT's NMS layer takes at most {NMS_MAX_BOXES} into its TopK")
+    keep = int(op.attrs.get("keep_top_k", -1))
+    k = real * per_class if keep < 0 else min(keep, real * per_class)
+    if k > TOPK_MAX_K:
+        return f"layer limit: keeps up to {k} detections per image; TensorRT's TopK takes k <= {TOPK_MAX_K}"
+    return None
+
+
+def matrix_nms_limit(op, shapes) -> str | None:
+    """Each class's candidates are sorted by one TopK (k <= TOPK_MAX_K), and so are the kept detections."""
+    s = _shape(op, "scores", shapes)
+    if s is None or len(s) != 3:
+        return None
+    real, per_class = _candidates_per_class(op, s)
+    if per_class > TOPK_MAX_K:
+        return (f"layer limit: {per_class} candidates per class at the profile's max shapes; TensorRT's TopK takes "
+                f"k <= {TOPK_MAX_K}")
+    keep = int(op.attrs.get("keep_top_k", -1))
+    k = real * per_class if keep < 0 else min(keep, real * per_class)
+    if k > TOPK_MAX_K:
+        return f"layer limit: keeps up to {k} detections per image; TensorRT's TopK takes k <= {TOPK_MAX_K}"
+    return None
+
+
+
+@converter("multiclass_nms", "multiclass_nms2", "multiclass_nms3", limit=nms_limit, layers=("NMS", "NonZero"))
 def multiclass_nms(ctx, op):
     f32 = ctx.trt.DataType.FLOAT  # suppression and ranking in FP32 under --fp16 too
     boxes, scores = ctx.cast(ctx.input(op, "bboxes"), f32), ctx.cast(ctx.input(op, "scores"), f32)
@@ -90,8 +139,8 @@ def multiclass_nms(ctx, op):
         scores_in = scores
     per_class = m if nms_top_k < 0 else H.sym_min(ctx, nms_top_k, m)
     if nms_top_k >= 0:
-        if isinstance(per_class, int) and per_class > _TOPK_MAX:
-            raise ctx.fail(f"nms_top_k {nms_top_k} is above TensorRT's TopK limit {_TOPK_MAX}")
+        if isinstance(per_class, int) and per_class > TOPK_MAX_K:
+            raise ctx.fail(f"nms_top_k {nms_top_k} is above TensorRT's TopK limit {TOPK_MAX_K}")
         kth = _last(ctx, _topk_values(ctx, scores_in, per_class, 2)[0], 2)  # [N, C, 1]
         scores_in = H.select(ctx, H.unary(ctx, H.ew(ctx, scores_in, kth, "LESS"), "NOT"), scores_in, _NEG)
 
@@ -101,10 +150,10 @@ def multiclass_nms(ctx, op):
     nms = ctx.named(ctx.network.add_nms(nms_boxes, H.transpose(ctx, scores_in, [0, 2, 1]), _scalar_int32(ctx, per_class)))
     nms.set_input(3, ctx.const(np.asarray(float(ctx.attr(op, "nms_threshold", default=0.3)), np.float32), dtype=f32))
     nms.set_input(4, ctx.const(np.asarray(float(ctx.attr(op, "score_threshold")), np.float32), dtype=f32))
-    nms.topk_box_limit = _NMS_CANDIDATES_MAX
-    if isinstance(per_class, int) and c * per_class > _NMS_CANDIDATES_MAX:
+    nms.topk_box_limit = NMS_MAX_BOXES
+    if isinstance(per_class, int) and c * per_class > NMS_MAX_BOXES:
         warnings.warn(f"{op.type} #{ctx.position}: {c} classes x {per_class} candidates exceed the NMS layer's "
-                      f"{_NMS_CANDIDATES_MAX}: lower-scoring candidates are never considered")
+                      f"{NMS_MAX_BOXES}: lower-scoring candidates are never considered")
     selected = nms.get_output(0)  # [K, 3] (image, class, box)
 
     # the keep_top_k best selected slots of each image
@@ -124,7 +173,7 @@ def emit_detections(ctx, op, kept, box_of, boxes, keep_top_k: int, count_slot: s
     m = H.dims_of(ctx, boxes)[1]
     slots = H.sym_mul(ctx, c, k_per_class)
     k = slots if keep_top_k < 0 else H.sym_min(ctx, keep_top_k, slots)
-    top_scores, top_slots = _topk_values(ctx, H.reshape(ctx, kept, [n, -1]), H.sym_min(ctx, k, _TOPK_MAX), 1)
+    top_scores, top_slots = _topk_values(ctx, H.reshape(ctx, kept, [n, -1]), H.sym_min(ctx, k, TOPK_MAX_K), 1)
     valid = H.ew(ctx, top_scores, _NEG / 2, "GREATER")  # [N, k]
     counts = ctx.cast(H.reduce(ctx, ctx.cast(valid, f32), "SUM", [1], keep=False), ctx.trt.DataType.INT32)
 
@@ -178,7 +227,7 @@ def _coord(ctx, b, k: int):
     return H.reshape(ctx, H.slice_(ctx, b, starts, dims[:-1] + [1]), dims[:-1])
 
 
-@converter("matrix_nms")
+@converter("matrix_nms", limit=matrix_nms_limit, layers=("NonZero",))
 def matrix_nms(ctx, op):
     # SOLOv2's Matrix NMS (Paddle's matrix_nms kernel), per image and class: the nms_top_k best candidates
     # above score_threshold in decreasing score; candidate i decays to score_i * min(1, min_{j<i} f(iou_ij,
@@ -203,8 +252,8 @@ def matrix_nms(ctx, op):
         keep_class[0, background, 0] = False
         scores = H.select(ctx, ctx.const(keep_class), scores, _NEG)
     k = m if nms_top_k < 0 else H.sym_min(ctx, nms_top_k, m)
-    if isinstance(k, int) and k > _TOPK_MAX:
-        raise ctx.fail(f"{k} candidates per class exceed TensorRT's TopK limit {_TOPK_MAX}")
+    if isinstance(k, int) and k > TOPK_MAX_K:
+        raise ctx.fail(f"{k} candidates per class exceed TensorRT's TopK limit {TOPK_MAX_K}")
     sorted_scores, order = _topk_values(ctx, scores, k, 2)  # [N, C, K], decreasing
     valid = H.ew(ctx, sorted_scores, score_threshold, "GREATER")
     # candidate boxes [N, C, K, 4]: boxes[image, order]
@@ -231,3 +280,14 @@ def matrix_nms(ctx, op):
     keep = H.ew(ctx, valid, H.ew(ctx, decayed, post_threshold, "GREATER"), "AND")
     emit_detections(ctx, op, H.select(ctx, keep, decayed, _NEG), order, boxes,
                     int(ctx.attr(op, "keep_top_k", default=-1)), count_slot="roisnum")
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("multiclass_nms", "multiclass_nms2", "multiclass_nms3"), "`nms_eta` < 1",
+       "an IoU threshold that shrinks as boxes are kept has no TensorRT NMS form")
+refuse(("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms"),
+       "per-class boxes [N, M, C, 4], LoD boxes, or a class count (scores dim 1) known only at run time",
+       "TensorRT's NMS takes boxes shared by the classes and a build-time class count")
+refuse(("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms"),
+       f"`nms_top_k` (or candidates per class) above {TOPK_MAX_K}",
+       "TensorRT's TopK limit; a partitioned build (--partition) runs such an NMS in Paddle")

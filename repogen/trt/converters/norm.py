@@ -6,7 +6,7 @@ import numpy as np
 
 from repogen.trt.helpers import tensors as H
 from repogen.trt.helpers.weights import batch_norm_coefficients
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 def _channel_shape(rank: int, channels: int, fmt: str) -> list[int]:
@@ -106,3 +106,8 @@ def group_norm(ctx, op):
     if fmt != "NCHW" and fmt.endswith("C"):
         y = H.transpose(ctx, y, [0] + list(range(2, r)) + [1])
     ctx.output(op, y, slot="y")
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("layer_norm",), "normalized over several dims of which one is known only at run time",
+       "the normalization's scale/bias shape is fixed when building")

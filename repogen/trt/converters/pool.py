@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from repogen.trt.helpers import tensors as H
 from repogen.trt.helpers.layout import spatial_padding, to_nchw
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 def _adaptive_1d(ctx, x, axis: int, out: int, op_name: str):
@@ -82,3 +82,8 @@ def _reject_used_mask(ctx, op):
     for other in ctx.graph.ops:
         if mask in list(other.input_names()) or mask in ctx.graph.outputs:
             raise ctx.fail(f"the argmax mask of {op.type} has no TensorRT equivalent")
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("max_pool2d_with_index", "max_pool3d_with_index"), "the `mask` (argmax) output used",
+       "TensorRT pooling does not return argmax positions")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 # --- shared pieces ------------------------------------------------------------------------------------
@@ -339,3 +339,11 @@ def fake_channel_wise_dequantize_max_abs(ctx, op):
     x = ctx.cast(ctx.input(op, "x"), ctx.float_type)
     ctx.output(op, H.div(ctx, H.mul(ctx, x, ctx.const(np.asarray(factor, np.float32).reshape(
         np.shape(factor) if np.ndim(factor) else (1,) * H.rank(x)), dtype=x.dtype)), div))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("quantize_linear", "dequantize_linear"), "a non-zero `zero_point`; a `scale` computed at run time",
+       "TensorRT INT8 is symmetric and its Q/DQ scales are build-time constants")
+refuse(("quantize_linear", "fake_quantize_range_abs_max"),
+       "`is_test=false` (fake_quantize_range_abs_max: also an `in_scale` computed at run time)",
+       "training-time scale updates: export the model for inference")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse, RUN_TIME_AXIS
 
 #: canonical op -> TensorRT ReduceOperation
 REDUCTIONS = {"sum": "SUM", "mean": "AVG", "max": "MAX", "min": "MIN", "prod": "PROD"}
@@ -94,3 +94,8 @@ def _logical_reduction(trt_op: str):
 
 converter("all")(_logical_reduction("MIN"))
 converter("any")(_logical_reduction("MAX"))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("argmax", "argmin", "sum", "mean", "max", "min", "prod", "any", "all"), "`axis` computed at run time",
+       RUN_TIME_AXIS)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -158,3 +158,8 @@ def rnn(ctx, op):
     finals = [last_h] + ([last_c] if mode == "LSTM" else [])
     for name, per_layer in zip(op.outputs.get("state") or [], finals):
         ctx.set(name, H.concat(ctx, [H.unsqueeze(ctx, t, [0]) for t in per_layer], 0))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("rnn",), "`sequence_length` given (per-sample lengths)",
+       "masked steps have no TensorRT RNN form: feed padded batches")

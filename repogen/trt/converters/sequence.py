@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from repogen.trt.helpers import tensors as H
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse
 
 
 def _is_tensor(v) -> bool:
@@ -111,3 +111,7 @@ def p_norm(ctx, op):
     else:
         out = H.ew(ctx, H.reduce(ctx, H.ew(ctx, a, p, "POW"), "SUM", axes, keep), 1.0 / p, "POW")
     ctx.output(op, ctx.cast(out, out_type))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("einsum",), "an equation with an ellipsis (`...`)", "TensorRT's einsum has no ellipsis")

@@ -6,7 +6,7 @@ import numpy as np
 
 from repogen.trt.helpers import tensors as H
 from repogen.trt.helpers.slicing import slice_axes
-from repogen.trt.converter_table import converter
+from repogen.trt.converter_table import converter, refuse, RUN_TIME_AXIS
 
 
 @converter("reshape")
@@ -272,3 +272,9 @@ def tile(ctx, op):
 @converter("assign")
 def assign(ctx, op):
     ctx.output(op, ctx.input(op, "x"))
+
+
+# what these converters refuse (repogen ops --refused, docs/refused.md)
+refuse(("concat", "split", "split_with_num"), "`axis` computed at run time", RUN_TIME_AXIS)
+refuse(("squeeze", "unsqueeze"), "`axis` / `axes` computed at run time",
+       "they decide the output's rank, which TensorRT fixes when building")

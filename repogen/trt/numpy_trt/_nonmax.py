@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from repogen.trt.limits import NMS_MAX_BOXES
 from ._support import require_type
 from ._network import ILayer, Info, ITensor, NetworkCore
 from ._types import DataType, LayerType, _enum
 
 BoundingBoxFormat = _enum("BoundingBoxFormat", ["CORNER_PAIRS", "CENTER_SIZES"])
-MAX_TOPK_BOX_LIMIT = 5000
+MAX_TOPK_BOX_LIMIT = NMS_MAX_BOXES
 _BOX_TYPES = frozenset({DataType.FLOAT, DataType.HALF})
 _NON_ZERO_TYPES = frozenset({DataType.BOOL, DataType.INT8, DataType.INT32, DataType.HALF, DataType.FLOAT,
                              DataType.BF16})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from repogen.trt.limits import TOPK_MAX_K
 from ._network import ILayer, Info, ITensor, NetworkCore
 from ._support import axes_of, compute_in, NUMERIC_TYPES, require_type, SHAPE_TYPES
 from ._types import CumulativeOperation, DataType, LayerType, np_dtype, ReduceOperation, TopKOperation, volume
@@ -63,7 +64,7 @@ class IReduceLayer(ILayer):
 class ITopKLayer(ILayer):
     _TYPE = LayerType.TOPK
     _TYPE_NAME = "TopK"
-    MAX_K = 3840  # TensorRT 10's documented limit on K
+    MAX_K = TOPK_MAX_K  # TensorRT 10's documented limit on K
 
     def __init__(self, network: NetworkCore, x: ITensor, op: TopKOperation, k: int, axes: int,
                  indices_type: DataType = DataType.INT32):
