@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run from a checkout; the Padd
 import numpy as np  # noqa: E402
 
 from repogen.pipelines import testing  # noqa: E402
-from repogen.pipelines.validate import client, infer, server_time_us, stage_models  # noqa: E402
+from repogen.harness.pipelines import client, infer, server_time_us, stage_models  # noqa: E402
 
 EXPORTS = {"ocr_det": "ocr_det", "det": "det", "seg": "seg", "ocr_rec": "ocr_rec", "cls": "cls",
            "cls_mobilenet": "cls_mobilenet", "ocr_det_mobilenet": "ocr_det_mobilenet"}
@@ -119,7 +119,7 @@ def main() -> int:
     specs = [ModelSpec(source=models[k], name=k, target="paddle", check=False, instance_groups=groups)
              for k in models]
     if "ocr_system" in kinds:  # the system over the small detector and recognizer, whatever else the build holds
-        from repogen.pipelines.system_spec import parse
+        from repogen.build.system_spec import parse
         from repogen.build.spec import BuildSpecs
 
         specs = BuildSpecs(specs)

@@ -116,3 +116,23 @@ def apply_to_spec(spec: Any, renames: Renames) -> Any:
 
 def rename_map(names: Mapping[str, str] | None, name: str) -> str:
     return names.get(name, name) if names else name
+
+
+# Triton refuses nothing in particular here, but a model name is a folder name, a URL path segment and a
+# metric label: keep to characters that are safe in all three.
+_MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def validate_name(name: str, where: str = "model name") -> str:
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: model name must be a string, got {type(name).__name__} {name!r}")
+    if not name:
+        raise ConfigError(f"{where}: empty model name")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise ConfigError(f"{where}: model name {name!r} contains a path separator")
+    if name.startswith("."):
+        raise ConfigError(f"{where}: model name {name!r} starts with a dot (Triton skips hidden folders)")
+    if not _MODEL_NAME_RE.match(name):
+        raise ConfigError(f"{where}: model name {name!r} may only use letters, digits, '_', '-', '.' "
+                          "(at most 128 characters)")
+    return name

@@ -17,7 +17,8 @@ from tritonclient.grpc import model_config_pb2
 from repogen.errors import ConfigError
 from repogen.build import flow as build_mod
 from repogen.build.spec import EXAMPLE_DIR, ModelSpec
-from repogen.build.targets import PlanBuild, TensorRTStatus, graph_engine
+from repogen.build.targets import PlanBuild, TensorRTStatus
+from repogen.repository.engine import graph_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_repo"
@@ -90,15 +91,43 @@ def test_refuse_then_force_replaces_whole_model(tmp_path: Path) -> None:
     (out / "keep_me").mkdir()
     (out / "keep_me" / "config.pbtxt").write_text('name: "keep_me"\n')
     before = snapshot(out)
+    # a file repogen did not write sits in the folder: --force would delete it, so the build is refused
+    for force in ((), ("--force",)):
+        proc = repogen("--out", str(out), "--no-check", "--max-batch-size", "2", *force)
+        assert proc.returncode == 2 and "files repogen did not write there (1/stale.txt)" in proc.stderr
+        assert snapshot(out) == before
+    (out / "tiny_cnn" / "1" / "stale.txt").unlink()
+    before = snapshot(out)
     proc = repogen("--out", str(out), "--no-check", "--max-batch-size", "2")
     assert proc.returncode == 2 and "version 1 already exists; pass --force" in proc.stderr
     assert snapshot(out) == before
     repogen("--out", str(out), "--no-check", "--max-batch-size", "2", "--force", check=True)
     after = snapshot(out)
     assert "max_batch_size: 2" in after["tiny_cnn/config.pbtxt"].decode()
-    assert "tiny_cnn/1/stale.txt" not in after  # the model folder was replaced, not merged into
     assert after["keep_me/config.pbtxt"] == before["keep_me/config.pbtxt"]
     assert not staging_dirs(out)
+
+
+def test_force_never_trusts_a_copied_or_edited_mark(tmp_path: Path) -> None:
+    """Ownership is what the mark proves: a repogen.json copied into a user's folder, or a file repogen wrote
+    that someone changed since, makes the folder a user's (refused, --force or not, nothing deleted)."""
+    out = tmp_path / "repo"
+    repogen("--out", str(out), "--no-check", check=True)
+    user = out / "mine"
+    (user / "1").mkdir(parents=True)
+    (user / "1" / "weights.bin").write_bytes(b"precious")
+    (user / "config.pbtxt").write_text('name: "mine"\n')
+    mark = json.loads((out / "tiny_cnn" / "repogen.json").read_text())
+    (user / "repogen.json").write_text(json.dumps(mark | {"model_name": "mine"}))
+    before = snapshot(out)
+    proc = repogen("--out", str(out), "--no-check", "--name", "mine", "--force")
+    assert proc.returncode == 2 and "files repogen did not write there (1/weights.bin)" in proc.stderr
+    assert snapshot(out) == before
+    (out / "tiny_cnn" / "1" / "model.py").write_text("# edited by hand\n")
+    before = snapshot(out)
+    proc = repogen("--out", str(out), "--no-check", "--force")
+    assert proc.returncode == 2 and "1/model.py changed since repogen wrote it" in proc.stderr
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize("name,message", [
@@ -245,7 +274,7 @@ def test_paddle_target_io_equals_the_converted_network_io(precision: str) -> Non
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
-    from repogen.build.targets import conversion_engine
+    from repogen.repository.engine import conversion_engine
 
     graph = load_model(EXAMPLE_DIR)
     conversion = convert_graph(graph, numpy_trt, precision=precision, profiles=make_profiles(graph.input_values()))

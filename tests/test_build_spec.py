@@ -9,7 +9,8 @@ import pytest
 
 from repogen.cli import build_parser
 from repogen.errors import ConfigError
-from repogen.build.spec import EXAMPLE_DIR, load_spec_file, specs_from_options, validate_name
+from repogen.build.spec import EXAMPLE_DIR, load_spec_file, specs_from_options
+from repogen.naming import validate_name
 from repogen.cli.build import build_options
 
 FULL = """

@@ -26,7 +26,7 @@ from repogen.trt.registry import limit_reason
 from repogen.build.flow import build_repository
 from repogen.repository.config import parse_config
 from repogen.build.spec import EXAMPLE_DIR as EXAMPLE, ModelSpec, load_spec_file
-from repogen.build.targets import graph_engine
+from repogen.repository.engine import graph_engine
 from tritonclient.grpc import model_config_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,7 +220,10 @@ def test_build_refusals_and_switches(tmp_path):
     (spec,) = load_spec_file(spec_file)
     assert spec.partition is True
     report = build_repository([spec], tmp_path / "s", progress=False)
-    (m,) = report.models
+    # the report lists every folder written: the ensemble under the model's name, then its parts
+    assert [(r.name, r.role, r.part_of) for r in report.models] == [
+        ("m", "model", None), ("m_0_tensorrt", "part", "m"), ("m_1_python", "part", "m"), ("m_2_tensorrt", "part", "m")]
+    m = report.models[0]
     assert m.target == "ensemble" and m.check["status"] == "passed"
     assert m.partition["tensorrt_ops"] == m.partition["ops"] - 1
     manifest = json.loads((tmp_path / "s" / "m" / "repogen.json").read_text())
@@ -230,7 +233,7 @@ def test_build_refusals_and_switches(tmp_path):
         assert json.loads((tmp_path / "s" / part / "repogen.json").read_text())["part_of"] == "m"
     # a part may not take another model's folder
     clash = ModelSpec(source=EXAMPLE, name="m_1_python", target="paddle")
-    with pytest.raises(ConfigError, match="m_1_python, which another model of this build uses"):
+    with pytest.raises(ConfigError, match="m_1_python: this build would write it twice"):
         build_repository([spec, clash], tmp_path / "c", progress=False)
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
     # a rebuild without --force refuses, naming a part folder
@@ -267,7 +270,7 @@ def test_auto_with_tensorrt_builds_plans_for_regions_and_moves_refused_regions_t
         if "pool2d" in types:
             raise RepogenError("op #3 pool2d: no kernel for this layer on this GPU")
         built.append(types)
-        return targets.PlanBuild(targets.graph_engine(graph, kw["profiles"]), b"PLAN" + ",".join(types).encode(),
+        return targets.PlanBuild(graph_engine(graph, kw["profiles"]), b"PLAN" + ",".join(types).encode(),
                                  {"version": "10.8.0", "compute_capability": "9.0"})
 
     monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
@@ -275,7 +278,8 @@ def test_auto_with_tensorrt_builds_plans_for_regions_and_moves_refused_regions_t
     spec = ModelSpec(source=zoo.get("cumprod_net", "pir"), name="c", target="auto", min_shapes=["x:1x3x16x16"],
                      opt_shapes=["x:2x3x16x16"], max_shapes=["x:4x3x32x32"])
     report = build_repository([spec], tmp_path / "repo", progress=False)
-    (m,) = report.models
+    m, *parts = report.models
+    assert m.role == "model" and {p.role for p in parts} == {"part"}
     assert m.target == "ensemble" and m.check["status"] == "passed"
     reasons = {o["op"]: o["reason"] for o in m.partition["not_tensorrt"]}
     assert "no TensorRT converter" in reasons["cumprod"]
@@ -316,7 +320,7 @@ def test_auto_whole_plan_refused_partitions_around_the_nms(tmp_path, monkeypatch
     def builder_without_nms(graph, trt, **kw):
         if any(op.type == "multiclass_nms3" for op in graph.ops):
             raise RepogenError("TensorRT: no implementation of INMSLayer for this platform")
-        return targets.PlanBuild(targets.graph_engine(graph, kw["profiles"]), b"PLAN", {"version": "1.7"})
+        return targets.PlanBuild(graph_engine(graph, kw["profiles"]), b"PLAN", {"version": "1.7"})
 
     monkeypatch.setattr(build_mod, "tensorrt_status", lambda: TensorRTStatus(object(), ""))
     monkeypatch.setattr(build_mod, "build_plan", builder_without_nms)
@@ -325,7 +329,8 @@ def test_auto_whole_plan_refused_partitions_around_the_nms(tmp_path, monkeypatch
                      min_shapes=["image:1x3x64x64,im_size:1x2"], opt_shapes=["image:2x3x64x64,im_size:2x2"],
                      max_shapes=["image:2x3x96x96,im_size:2x2"])
     report = build_repository([spec], tmp_path / "repo", progress=False)
-    (m,) = report.models
+    m, *parts = report.models
+    assert m.role == "model" and {p.role for p in parts} == {"part"}
     assert m.target == "ensemble" and m.check["status"] == "passed"
     (outside,) = m.partition["not_tensorrt"]
     assert outside["op"] == "multiclass_nms3" and "INMSLayer" in outside["reason"]

@@ -133,8 +133,7 @@ def test_cli_deploy_config_and_no_pipeline(tmp_path):
     import subprocess
     import sys
 
-    from repogen.harness.model_files import read_model_folder
-    from repogen.pipelines.build_hook import MARKER
+    from repogen.harness.model_files import folder_role, read_model_folder
 
     cfg = tmp_path / "cfg" / "deploy.yaml"
     cfg.parent.mkdir()
@@ -149,7 +148,12 @@ def test_cli_deploy_config_and_no_pipeline(tmp_path):
     assert proc.returncode == 0, proc.stderr[-1500:]
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == ["tiny_cnn", "tiny_cnn_pipeline", "tiny_cnn_pipeline_raw", "tiny_cnn_post", "tiny_cnn_pre"]
-    assert (tmp_path / "a" / "tiny_cnn_pre" / MARKER).is_file()
+    assert [folder_role(tmp_path / "a" / n) for n in names] == ["model", "pipeline", "pipeline", "post", "pre"]
+    built = json.loads(proc.stdout)["models"]  # the summary lists every folder written, with its role
+    assert sorted((m["name"], m["role"], m["part_of"]) for m in built) == [
+        ("tiny_cnn", "model", None), ("tiny_cnn_pipeline", "pipeline", "tiny_cnn"),
+        ("tiny_cnn_pipeline_raw", "pipeline", "tiny_cnn"), ("tiny_cnn_post", "post", "tiny_cnn"),
+        ("tiny_cnn_pre", "pre", "tiny_cnn")]
     # the fixed Resize made the profile: 3x32x32 images
     manifest = json.loads((tmp_path / "a" / "tiny_cnn" / "repogen.json").read_text())
     assert "32" in json.dumps(manifest.get("profiles") or manifest)
@@ -163,7 +167,7 @@ def test_cli_deploy_config_and_no_pipeline(tmp_path):
     assert build(tmp_path / "a", "--deploy-config", str(cfg), "--force").returncode == 0
     (tmp_path / "d" / "tiny_cnn_pre").mkdir(parents=True)
     proc = build(tmp_path / "d", "--deploy-config", str(cfg), "--force")
-    assert proc.returncode == 2 and "was not written by repogen" in proc.stderr
+    assert proc.returncode == 2 and "a folder repogen did not write" in proc.stderr
     assert (tmp_path / "d" / "tiny_cnn_pre").is_dir() and not (tmp_path / "d" / "tiny_cnn").exists()
 
 
@@ -190,7 +194,8 @@ def test_classification_labels_become_label_filename(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(model), "--out", str(tmp_path / "r"),
                            "--target", "paddle", "--no-check", "--json"], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    assert [m["name"] for m in json.loads(proc.stdout)["models"]] == ["PP-LCNet_x1_0"]  # Global.model_name
+    built = json.loads(proc.stdout)["models"]
+    assert [m["name"] for m in built if m["role"] == "model"] == ["PP-LCNet_x1_0"]  # Global.model_name
     folder = tmp_path / "r" / "PP-LCNet_x1_0"
     cfg = parse_config((folder / "config.pbtxt").read_text(), "cls")
     assert cfg.output[0].label_filename == "labels.txt"

@@ -243,7 +243,7 @@ def test_ocr_system_16_concurrent_clients_no_mixing(server, expected_ocr):
 
 
 def test_validate_hook_passes_every_pipeline_and_times_them(server, repo):
-    from repogen.pipelines.validate import pipeline_folders, validate_pipelines
+    from repogen.harness.pipelines import pipeline_folders, validate_pipelines
 
     names = pipeline_folders(repo, sorted(p.name for p in repo.iterdir()))
     assert "ocr_system" in names and "det_pipeline" in names and "seg_post" in names and "det" not in names
@@ -258,7 +258,7 @@ def test_validate_hook_passes_every_pipeline_and_times_them(server, repo):
 
 
 def test_differences_catch_each_kind_of_mismatch():
-    from repogen.pipelines.validate import differences
+    from repogen.harness.pipelines import differences
 
     want = {"boxes": np.zeros((2, 4), np.float32), "scores": np.array([0.5, 0.6], np.float32),
             "labels": ["a", "b"], "label_ids": np.array([0, 1], np.int32)}

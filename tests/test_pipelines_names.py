@@ -136,7 +136,8 @@ def test_build_with_two_recognizers_uses_the_chosen_one(two_recognizers):
     spec.write_text("".join(f'[[model]]\nsource = "{f}"\n{tail}' for f in folders)
                     + f'[ocr_system]\nname = "reader"\nrecognizer = "{REC_B}"\n', encoding="utf-8")
     report = build_repository(load_spec_file(spec), root / "repo", progress=False)
-    assert [m.name for m in report.models] == [DET, REC, REC_B]
+    assert [m.name for m in report.models if m.role == "model"] == [DET, REC, REC_B]
+    assert [m.name for m in report.models if m.role == "system"] == ["reader"]
     data = json.loads((root / "repo" / "reader" / "1" / "pipeline.json").read_text())
     assert data["det"]["model"] == DET and data["rec"]["model"] == REC_B and "cls" not in data
     assert "name: \"reader\"" in (root / "repo" / "reader" / "config.pbtxt").read_text()

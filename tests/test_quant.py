@@ -283,7 +283,8 @@ def test_ptq_network_has_int8_layers_and_meets_the_bound(tmp_path, method: str) 
 
 def _fake_trt(monkeypatch, seen: list):
     from repogen.build import flow as build_mod
-    from repogen.build.targets import PlanBuild, TensorRTStatus, graph_engine
+    from repogen.build.targets import PlanBuild, TensorRTStatus
+    from repogen.repository.engine import graph_engine
 
     def fake_build_plan(graph, trt, *, precision, profiles_objs, profiles, workspace_mb, optimization_level,
                         cache, name):

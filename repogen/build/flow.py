@@ -2,43 +2,51 @@
 
 Three phases, so that a failure never leaves a half-written repository:
 
-1. prepare every model in memory: read, numeric check, convert/build the plan, render config.pbtxt and
-   cross-check it against the engine (any ConfigError stops here, nothing written);
-2. write every model folder into a staging folder beside ``--out``;
-3. rename the model folders into ``--out`` (see staging.py).
+1. plan every model in memory (repogen.build.plan.ModelPlan): read, choose the target, check, convert or build
+   the plan, render every config.pbtxt and cross-check it against the engine, describe every folder (any
+   ConfigError stops here, nothing written);
+2. write every folder with the one writer (repogen.repository.writer) into a staging folder beside ``--out``;
+3. rename the model folders into ``--out`` (repogen.repository.staging).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from repogen import naming
+from repogen.build.onepass import ModelForms, numeric_check
+from repogen.build.plan import BACKENDS, ModelPlan, TargetChoice
+from repogen.build.spec import ModelSpec
+from repogen.build.partitioned import partition_folders, prepare_partitioned, wants_partition
+from repogen.build.standin import standin_engine
+from repogen.build.targets import TimingCache, build_plan, model_py_files, tensorrt_status
 from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph
-from repogen import naming
-from repogen.pipelines import build_hook as pipeline_hook
-from repogen.repository import ownership, staging
-from repogen.build.onepass import ModelForms, numeric_check
+from repogen.partition.regions import region_files
+from repogen.build import pipeline_stages as pipeline_hook
+from repogen.repository import multiplan, ownership, staging
 from repogen.repository.config import (DEFAULT_MAX_BATCH, TEMPLATES, EngineDesc, batch_dynamic, config_context,
-                                   derive_max_batch, render_and_check)
-from repogen.repository.manifest import MANIFEST, dumps, manifest
+                                       derive_max_batch, render_and_check)
+from repogen.repository.engine import graph_engine
+from repogen.repository.layout import PLAN_FILE, RESERVED
+from repogen.repository.manifest import manifest, source_files
 from repogen.repository.serving_options import paddle_target_notes
-from repogen.build.spec import ModelSpec
-from repogen.build.targets import (MODEL_PY, PLAN_FILE, TimingCache, build_plan, graph_engine,
-                                    render_model_py, source_files, tensorrt_status)
-
-RESERVED = {"config.pbtxt", MANIFEST}
+from repogen.repository.writer import ModelFolder, write_folder
+from repogen.trt.check import detection_outputs
+from repogen.trt.convert import find_unsupported
+from repogen.trt.profiles import make_profiles
 
 
 @dataclass
 class ModelReport:
+    """One folder the build wrote: the model a user asked for, or a folder built for it (``part_of``)."""
+
     name: str
+    role: str  # repogen.repository.layout.ROLES
     version: int
     target: str
     precision: str
@@ -49,6 +57,8 @@ class ModelReport:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     partition: dict[str, Any] | None = None  # partitioned models: ops in TensorRT and why the others are not
+    part_of: str | None = None  # the model of the build this folder serves (parts, pipeline stages)
+    target_choice: dict[str, Any] | None = None  # what was asked, what was built and why
 
 
 @dataclass
@@ -63,33 +73,10 @@ class BuildReport:
                 "models": [asdict(m) | {"seconds": round(m.seconds, 3)} for m in self.models]}
 
 
-@dataclass
-class _Prepared:
-    spec: ModelSpec
-    target: str
-    precision: str
-    graph: Graph
-    engine: EngineDesc
-    max_batch_size: int
-    config_text: str
-    plan: bytes | None
-    tensorrt: dict[str, Any] | None
-    check: dict[str, Any]
-    warnings: list[str]
-    started: float
-    region: Any = None  # --target numpy: what the stand-in runs (repogen.partition.regions.Region)
-    paddle_names: dict[str, str] = field(default_factory=dict)  # renamed I/O: Triton name -> Paddle name
-    partitioned: Any = None  # repogen.partition.ensemble.PartitionedModel: several folders, one ensemble
-    pipelines: list = field(default_factory=list)  # _pre/_post/_pipeline models (repogen.pipelines)
-    forms: ModelForms | None = None  # the one pass's forms of the model (read, cleaned, calibrated)
-
-
 # -- profiles ------------------------------------------------------------------------------------------------------
 
 def _profiles(graph: Graph, spec: ModelSpec) -> tuple[list[Any], list[dict]]:
     """(Profile objects for the converter, the same as plain {name: (min, opt, max)} dicts)."""
-    from repogen.trt.profiles import make_profiles
-
     values = graph.input_values()
     requested = spec.max_batch_size
     dynamic_batch = bool(values) and all(v.shape and v.shape[0] == -1 for v in values)
@@ -110,36 +97,27 @@ def _profiles(graph: Graph, spec: ModelSpec) -> tuple[list[Any], list[dict]]:
 
 # -- one model -----------------------------------------------------------------------------------------------------
 
-def _resolve_targets(specs: list[ModelSpec], warn: Callable[[str], None]) -> tuple[dict[str, str], Any]:
+def _tensorrt(specs: list[ModelSpec], warn: Callable[[str], None]) -> tuple[Any, str | None]:
+    """(the tensorrt module or None, why it is unavailable), said once for the whole build."""
     wanted = {s.target for s in specs}
-    status = tensorrt_status() if wanted & {"tensorrt", "auto"} else None
-    if "tensorrt" in wanted and status.module is None:
-        names = ", ".join(s.name for s in specs if s.target == "tensorrt")
-        raise ConfigError(f"--target tensorrt ({names}): {status.reason}; install TensorRT on a machine with an "
-                          "NVIDIA GPU (docker/Dockerfile.build), or use --target paddle for a CPU model")
-    fallback = [s.name for s in specs if s.target == "auto" and status.module is None]
+    if not wanted & {"tensorrt", "auto"}:
+        return None, None
+    status = tensorrt_status()
+    if status.module is not None:
+        return status.module, None
+    for s in specs:  # a missing TensorRT for an explicit --target tensorrt fails before any model is read
+        TargetChoice.start(s, status.reason, warn)
+    fallback = [s.name for s in specs if s.target == "auto"]
     if fallback:
         warn(f"WARNING: TensorRT unavailable ({status.reason}): --target auto builds the paddle target "
-             f"(Triton Python backend running Paddle Inference on CPU) for {', '.join(fallback)}", )
-    targets = {s.name: (s.target if s.target in ("paddle", "numpy") else "paddle" if s.name in fallback
-                        else "tensorrt") for s in specs}
-    return targets, (status.module if status else None)
+             f"(Triton Python backend running Paddle Inference on CPU) for {', '.join(fallback)}")
+    return None, status.reason
 
 
-def _auto_target(spec: ModelSpec, graph: Any, warn: Callable[[str], None]) -> str:
-    """--target auto with TensorRT at hand: a model with ops TensorRT cannot express still gets served."""
-    from repogen.trt.convert import find_unsupported
-
-    missing = sorted({op_type for _, op_type, _ in find_unsupported(graph)})
-    if not missing:
-        return "tensorrt"
-    warn(f"WARNING: {spec.name}: no TensorRT converter for {', '.join(missing)}: --target auto builds the paddle "
-         "target (Triton Python backend running Paddle Inference) instead")
-    return "paddle"
-
-
-def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
-             stage: Callable[[str], None], warn: Callable[[str], None]) -> _Prepared:
+def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: TimingCache,
+               stage: Callable[[str], None], warn: Callable[[str], None], out: Path) -> ModelPlan:
+    """Everything one model becomes, in memory: ``out`` is where its folders will be committed (manifests record
+    source paths relative to it)."""
     from repogen.paddle import load_model
 
     started = time.perf_counter()
@@ -149,6 +127,7 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         warnings.append(msg)
         warn(msg)
 
+    choice = TargetChoice.start(spec, tensorrt_reason, model_warn)
     if spec.check and importlib.util.find_spec("paddle") is not None:
         from repogen.reference import prewarm
 
@@ -159,37 +138,49 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     if deploy is not None:
         spec = pipeline_hook.apply_defaults(spec, graph, deploy)
     renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names
-    if renames and target == "numpy":
+    if renames and choice.target == "numpy":
         raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available for --target numpy")
     spec = naming.apply_to_spec(spec, renames)  # shape options may use the new names
-    from repogen.partition.deploy import prepare_partitioned, wants_partition
-
     if renames and spec.partition:
         raise ConfigError(f"{spec.name}: renaming inputs/outputs is not available with --partition")
-    partition = (target in ("tensorrt", "numpy") and wants_partition(spec) and spec.precision != "int8"
+    forms = ModelForms(spec, graph)  # read, cleaned and calibrated once: every step below sees these forms
+    partition = (choice.target in ("tensorrt", "numpy") and wants_partition(spec) and spec.precision != "int8"
                  and not renames)
-    if target == "tensorrt" and spec.target == "auto" and not partition:
-        target = _auto_target(spec, graph, model_warn)
-    if spec.precision == "int8" and target == "paddle":
+    def missing() -> list[str]:
+        return sorted({t for _, t, _ in find_unsupported(forms.cleaned())})
+
+    if not partition:
+        choice.ops_without_converter(spec.name, missing)
+    if spec.precision == "int8" and choice.target == "paddle":
         raise ConfigError(f"{spec.name}: the paddle target cannot serve int8 (it runs Paddle Inference in FP32 "
                           "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
     profile_objs, profiles = _profiles(graph, spec)
-    forms = ModelForms(spec, graph)  # read, cleaned and calibrated once: every step below sees these forms
+
+    def partitioned(refused: str | None = None) -> ModelPlan | None:
+        parted = prepare_partitioned(spec, graph, forms.cleaned(), target=choice.target, trt=trt,
+                                     profile_objs=profile_objs, profiles=profiles, cache=cache, stage=stage,
+                                     warn=model_warn, refused=refused)
+        if parted is None:
+            return None
+        choice.partitioned("TensorRT regions and a Python remainder: " + "; ".join(
+            f"#{o['position']} {o['op']} ({o['reason']})" for o in parted.summary()["not_tensorrt"]))
+        folders = partition_folders(parted, spec=spec, graph=graph, out=out, warn=model_warn)
+        pipelines = pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size)
+        return ModelPlan(spec, choice, spec.precision, parted.max_batch_size, profiles,
+                         folders + [_pipeline_folder(m, spec.name) for m in pipelines], parted.check, warnings,
+                         started, partition=parted.summary(), engine=parted.engine, pipeline_models=pipelines)
+
     if partition:
-        parted = prepare_partitioned(spec, graph, forms.cleaned(), target=target, trt=trt, profile_objs=profile_objs, profiles=profiles,
-                                     cache=cache, stage=stage, warn=model_warn)
-        if parted is not None:  # an ensemble of TensorRT regions and Python remainder models
-            return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
-                             parted.ensemble_text, None, None, parted.check, warnings, started, partitioned=parted,
-                             pipelines=pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size))
-        if target == "tensorrt" and spec.target == "auto":  # not partitionable: the whole model to paddle
-            target = _auto_target(spec, graph, model_warn)
+        found = partitioned()
+        if found is not None:
+            return found
+        choice.ops_without_converter(spec.name, missing)
     # check what is built: the paddle target serves fp32 whatever --fp16 says
-    checked = replace(spec, precision="fp32") if target == "paddle" and spec.precision == "fp16" else spec
-    check = numeric_check(checked, target, forms, profile_objs, model_warn, stage)
+    checked = replace(spec, precision="fp32") if choice.target == "paddle" and spec.precision == "fp16" else spec
+    check = numeric_check(checked, choice.target, forms, profile_objs, model_warn, stage)
     precision, plan, trt_info, region = spec.precision, None, None, None
-    if target == "tensorrt":
+    if choice.target == "tensorrt":
         if precision == "int8":
             stage("calibrate")  # done already unless --no-check
         plan_graph = forms.for_plan()
@@ -200,30 +191,19 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
                                optimization_level=spec.optimization_level, cache=cache, name=spec.name,
                                **({"io_names": renames.all} if renames else {}))
         except RepogenError as exc:
-            if spec.target != "auto" or precision == "int8":
-                raise
             # a builder without kernels for a layer (TensorRT-RTX has none for NMS / NonZero) still leaves the
-            # model servable
+            # model servable: its data-dependent layers in Python, or the whole model through the paddle target
             reason = str(exc).splitlines()[0]
-            if partition:  # the layers a builder typically lacks (NMS, NonZero) to Python, the rest stays TensorRT
-                parted = prepare_partitioned(spec, graph, forms.cleaned(), target=target, trt=trt, profile_objs=profile_objs,
-                                             profiles=profiles, cache=cache, stage=stage, warn=model_warn,
-                                             refused=reason)
-                if parted is not None:
-                    return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
-                                     parted.ensemble_text, None, None, parted.check, warnings, started,
-                                     partitioned=parted)
-            model_warn(f"WARNING: {spec.name}: the TensorRT builder could not build this model ({reason}): "
-                       "--target auto builds the paddle target (Triton Python backend running Paddle Inference) "
-                       "instead")
-            target = "paddle"
+            found = partitioned(refused=reason) if partition and choice.requested == "auto" else None
+            if found is not None:
+                return found
+            if not choice.builder_refused(spec.name, reason, precision):
+                raise
         else:
             engine, plan, trt_info = built.engine, built.plan, built.info
-    if target == "numpy":
-        from repogen.build.standin import standin_engine
-
+    if choice.target == "numpy":
         engine, region = standin_engine(forms.cleaned(), profile_objs, profiles, precision)  # the one pass's clean
-    if target == "paddle":
+    if choice.target == "paddle":
         engine = renames.engine(graph_engine(graph, profiles))
         if precision == "fp16":
             model_warn(f"{spec.name}: the paddle target runs Paddle Inference in fp32; fp16 applies to plans only")
@@ -243,19 +223,48 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
     if max_batch > 0 and not batch_dynamic(engine):
         raise ConfigError(f"{spec.name}: max_batch_size {max_batch} needs a dynamic leading dim on every input "
                           "and output; this model's shapes are fixed (use max_batch_size 0)")
-    labels = spec.labels.name if spec.labels else None
-    if labels in RESERVED:
-        raise ConfigError(f"{spec.name}: labels file may not be called {labels}")
-    text = _render_config(spec, target, engine, max_batch, (trt_info or {}).get("cc_model_filenames"))
-    prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
-                         started, region, pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch))
-    prepared.paddle_names = renames.paddle_names()
-    prepared.forms = forms
-    return prepared
+    if spec.labels and spec.labels.name in RESERVED:
+        raise ConfigError(f"{spec.name}: labels file may not be called {spec.labels.name}")
+    target = choice.target
+    config = render_config(spec, target, engine, max_batch, (trt_info or {}).get("cc_model_filenames"))
+    sources = source_files(graph)
+    data = manifest(name=spec.name, version=spec.version, target=target, fmt=graph.source.format,
+                    model_file=graph.source.model_file, source_files=sources, model_dir=out / spec.name,
+                    in_version_folder=target in ("paddle", "numpy"), precision=precision,
+                    max_batch_size=max_batch, engine=engine, tensorrt=trt_info)
+    data["backend"] = BACKENDS[target]
+    data["target_choice"] = choice.to_dict()
+    if renames.paddle_names():
+        data["paddle_names"] = renames.paddle_names()  # the harness feeds the Paddle reference by these
+    pipelines = pipeline_hook.pipeline_models(spec, deploy, engine, max_batch)
+    data.update(pipeline_hook.manifest_fields(pipelines))  # deploy-config detectors: box rows, not batch rows
+    if target in ("tensorrt", "numpy"):
+        found = detection_outputs(forms.cleaned())  # NMS rows come in TensorRT's order: the harness compares sets
+        data.update({"detections": found} if found else {})
+    version = str(spec.version)
+    files: dict[str, bytes | Path] = {spec.labels.name: spec.labels} if spec.labels else {}
+    if target == "tensorrt":
+        files[f"{version}/{PLAN_FILE}"] = plan
+    elif target == "numpy":
+        files.update(region_files(version, sources, region))
+    else:
+        files.update(model_py_files(version, graph, sources, engine, max_batch, spec.cpu_threads,
+                                    renames.paddle_names()))
+    folder = ModelFolder(spec.name, "model", config, spec.version, files, data)
+    return ModelPlan(spec, choice, precision, max_batch, profiles,
+                     [folder] + [_pipeline_folder(m, spec.name) for m in pipelines], check, warnings, started,
+                     engine=engine, plan_bytes=plan, manifest=data, pipeline_models=pipelines)
 
 
-def _render_config(spec: ModelSpec, target: str, engine: EngineDesc, max_batch: int,
-                   cc_model_filenames: dict[str, str] | None) -> str:
+def _pipeline_folder(model: Any, part_of: str) -> ModelFolder:
+    """A pipeline stage (repogen.pipelines GeneratedModel) as a folder for the writer."""
+    return ModelFolder(model.name, model.role, model.config, 1, dict(model.files),
+                       {"part_of": part_of, "backend": "ensemble" if model.role == "pipeline" else "python",
+                        "target": "ensemble" if model.role == "pipeline" else "python"})
+
+
+def render_config(spec: ModelSpec, target: str, engine: EngineDesc, max_batch: int,
+                  cc_model_filenames: dict[str, str] | None) -> str:
     context = config_context(name=spec.name, target=target, engine=engine, max_batch_size=max_batch, spec=spec,
                              default_kind="KIND_GPU" if target == "tensorrt" else "KIND_CPU",
                              labels_filename=spec.labels.name if spec.labels else None,
@@ -265,73 +274,15 @@ def _render_config(spec: ModelSpec, target: str, engine: EngineDesc, max_batch: 
     return text
 
 
-def _destinations(out: Path, specs: list[ModelSpec], force: bool,
-                  add_plan: bool = False) -> dict[str, ownership.Existing | None]:
-    if add_plan:
-        from repogen.repository.multiplan import check_destination
-
-        return {s.name: check_destination(out, s.name, s.version) for s in specs}
-    return {s.name: ownership.check_destination(out, s.name, s.version, force) for s in specs}
-
-
-def _write(p: _Prepared, model_dir: Path, final_dir: Path, existing: ownership.Existing | None) -> list[str]:
-    spec = p.spec
-    version_dir = model_dir / spec.version_folder
-    version_dir.mkdir(parents=True)
-    (model_dir / "config.pbtxt").write_text(p.config_text, encoding="utf-8")
-    if spec.labels:
-        shutil.copyfile(spec.labels, model_dir / spec.labels.name)
-    sources = source_files(p.graph)
-    if p.target == "tensorrt":
-        (version_dir / PLAN_FILE).write_bytes(p.plan)
-    elif p.target == "numpy":
-        from repogen.build.standin import write_region_folder
-
-        write_region_folder(version_dir, sources, p.region)
-    else:
-        for f in sources:
-            shutil.copyfile(f, version_dir / f.name)
-        staging.pause_point("copy")
-        (version_dir / MODEL_PY).write_text(render_model_py(p.graph, p.engine, p.max_batch_size, spec.cpu_threads,
-                                                            p.paddle_names), encoding="utf-8")
-    data = _manifest_data(p, final_dir, sources)
-    if existing is not None:
-        ownership.check_compatible(existing, spec.version, data)
-    (model_dir / MANIFEST).write_text(dumps(data), encoding="utf-8")
-    if existing is not None:
-        ownership.carry_over(existing, model_dir)  # other versions (and files) of the model stay
-    return sorted(f.relative_to(model_dir).as_posix() for f in model_dir.rglob("*") if f.is_file())
-
-
-def _manifest_data(p: _Prepared, final_dir: Path, sources: list[Path]) -> dict[str, Any]:
-    spec = p.spec
-    data = manifest(name=spec.name, version=spec.version, target=p.target, fmt=p.graph.source.format,
-                    model_file=p.graph.source.model_file, source_files=sources, model_dir=final_dir,
-                    in_version_folder=p.target in ("paddle", "numpy"), precision=p.precision,
-                    max_batch_size=p.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
-    if p.paddle_names:
-        data["paddle_names"] = p.paddle_names  # the harness feeds the Paddle reference by these
-    data.update(pipeline_hook.manifest_fields(p.pipelines))  # deploy-config detectors: box rows, not batch rows
-    if p.target in ("tensorrt", "numpy"):
-        # NMS rows come in TensorRT's order: the harness compares sets
-        from repogen.trt.check import detection_outputs
-
-        found = detection_outputs(p.forms.cleaned())  # the one pass's cleaned graph
-        data.update({"detections": found} if found else {})
-    return data
-
-
-def _add_plan(p: _Prepared, staged: Path, final_dir: Path, existing: Any, force: bool) -> list[str]:
-    """--add-plan: this build's plan joins the plans already in ``final_dir`` (multiplan.py)."""
-    from repogen.repository import multiplan
+def _add_plan(p: ModelPlan, staged: Path, existing: Any, force: bool) -> list[str]:
+    """--add-plan: this build's plan joins the plans already in the existing folder (multiplan.py)."""
     if p.target != "tensorrt":
-        raise ConfigError(f"{p.spec.name}: --add-plan adds a TensorRT plan, but this build made the {p.target} "
+        raise ConfigError(f"{p.name}: --add-plan adds a TensorRT plan, but this build made the {p.target} "
                           "target (--target tensorrt on a machine with TensorRT and a GPU)")
-    data = _manifest_data(p, final_dir, source_files(p.graph))
     filename, merged, text = multiplan.merge(
-        existing, p.spec.version, data, force=force, engine=p.engine,
-        render=lambda cc: _render_config(p.spec, p.target, p.engine, p.max_batch_size, cc))
-    return multiplan.write(existing, p.spec.version, staged, filename=filename, plan=p.plan, config_text=text,
+        existing, p.spec.version, p.manifest, force=force, engine=p.engine,
+        render=lambda cc: render_config(p.spec, p.target, p.engine, p.max_batch_size, cc))
+    return multiplan.write(existing, p.spec.version, staged, filename=filename, plan=p.plan_bytes, config_text=text,
                            manifest=merged)
 
 
@@ -352,6 +303,13 @@ class SilentProgress:
 
     def warn(self, msg: str) -> None:
         return None
+
+
+def _destinations(out: Path, specs: list[ModelSpec], force: bool, add_plan: bool) -> dict[str, Any]:
+    """Fail before any work when a model's own folder may not be written (parts and stages: when written)."""
+    if add_plan:
+        return {s.name: multiplan.check_destination(out, s.name, s.version) for s in specs}
+    return {s.name: ownership.check_destination(out, s.name, s.version, force) for s in specs}
 
 
 def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, progress: Any = None,
@@ -376,40 +334,39 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
         warnings.append(msg)
         ui.warn(msg)
 
-    targets, trt = _resolve_targets(specs, warn)
+    trt, tensorrt_reason = _tensorrt(specs, warn)
     cache = TimingCache()
-    reports: list[ModelReport] = []
     with ui:
         stages = {s.name: ui.task(s.name) for s in specs}
-        prepared = [_prepare(s, targets[s.name], trt, cache, stages[s.name], warn) for s in specs]
+        plans = [plan_model(s, trt, tensorrt_reason, cache, stages[s.name], warn, out) for s in specs]
+        systems = [] if add_plan else [_pipeline_folder(m, "") for m in
+                                       pipeline_hook.system_models(plans, getattr(specs, "ocr_system", None), warn)]
+        folders = [] if add_plan else [f for p in plans for f in p.folders] + systems
+        taken = [f.name for f in folders]
+        clash = sorted({n for n in taken if taken.count(n) > 1})
+        if clash:
+            raise ConfigError(f"{', '.join(clash)}: this build would write it twice (a model's partitioned parts or "
+                              "pipeline stages take a name another model of this build uses); rename one of the models")
         try:
             tmp = staging.make_staging(out)
         except OSError as exc:
             raise _os_error(out, exc) from None
+        reports: list[ModelReport] = []
         try:
-            for p in prepared:
-                stages[p.spec.name]("write")
+            for p in plans:
+                stages[p.name]("write")
                 if add_plan:  # the plan only: pipeline and partition folders do not depend on the GPU
-                    files = _add_plan(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name], force)
-                elif p.partitioned is not None:
-                    from repogen.partition.deploy import write_partitioned
-
-                    folders = write_partitioned(p.partitioned, tmp, out, spec=p.spec, graph=p.graph, force=force,
-                                                taken=names, warn=warn)
-                    files = folders.pop(p.spec.name)
-                    names += list(folders)
-                else:
-                    files = _write(p, tmp / p.spec.name, out / p.spec.name, existing[p.spec.name])
-                names += [] if add_plan else pipeline_hook.write_models(p.pipelines, tmp, out, force)
-                reports.append(ModelReport(p.spec.name, p.spec.version, p.target, p.precision, p.max_batch_size,
-                                           str(out / p.spec.name), files, p.check, 0.0, p.warnings,
-                                           p.partitioned.summary() if p.partitioned is not None else None))
-            systems = [] if add_plan else pipeline_hook.system_models(prepared, getattr(specs, "ocr_system", None), warn)
-            names += pipeline_hook.write_models(systems, tmp, out, force)
+                    files = _add_plan(p, tmp / p.name, existing[p.name], force)
+                    reports.append(_report(p, p.folders[0], out, files))
+                    continue
+                for folder in p.folders:
+                    reports.append(_report(p, folder, out, write_folder(folder, tmp, out, force)))
+            for folder in systems:
+                reports.append(_report(None, folder, out, write_folder(folder, tmp, out, force)))
             for s in specs:
                 stages[s.name]("commit")
             _destinations(out, specs, force, add_plan)  # again: the repository may have changed during the build
-            staging.commit(tmp, out, names)
+            staging.commit(tmp, out, [r.name for r in reports])
         except OSError as exc:
             staging.discard(tmp)
             raise _os_error(out, exc) from None
@@ -417,10 +374,27 @@ def build_repository(specs: list[ModelSpec], out: Path, *, force: bool = False, 
             staging.discard(tmp)
             raise
         now = time.perf_counter()
-        for p, r in zip(prepared, reports):
-            r.seconds = now - p.started
-            stages[p.spec.name]("done")
+        for r in reports:
+            owner = next((p for p in plans if p.name == (r.part_of or r.name)), None)
+            r.seconds = now - owner.started if owner is not None else 0.0
+        for p in plans:
+            stages[p.name]("done")
     return BuildReport(str(out), reports, warnings, time.perf_counter() - started)
+
+
+def _report(p: ModelPlan | None, folder: ModelFolder, out: Path, files: list[str]) -> ModelReport:
+    """One written folder as the summary and --json show it."""
+    own = p is not None and folder.name == p.name
+    m = folder.manifest
+    return ModelReport(
+        name=folder.name, role=folder.role, version=folder.version,
+        target=p.target if own else str(m.get("target") or "python"),
+        precision=p.precision if own else str(m.get("precision") or "fp32"),
+        max_batch_size=p.max_batch_size if own else int(m.get("max_batch_size") or 0),
+        path=str(out / folder.name), files=files,
+        check=p.check if own else {"status": "n/a", "reason": f"checked as part of {m.get('part_of') or 'the build'}"},
+        seconds=0.0, warnings=list(p.warnings) if own else [], partition=p.partition if own else None,
+        part_of=None if own else (m.get("part_of") or None), target_choice=p.choice.to_dict() if own else None)
 
 
 def _os_error(out: Path, exc: OSError) -> ConfigError:

@@ -16,7 +16,8 @@ from typing import Any
 from repogen.errors import ConfigError
 from repogen.repository import serving_options
 from repogen.repository.serving_options import CudaGraphSpec, VersionPolicy
-from repogen.naming import check_table, parse_renames
+from repogen.build.deploy_configs import default_model_name
+from repogen.naming import check_table, parse_renames, validate_name  # noqa: F401 - validate_name: the spec's API
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,9 +33,6 @@ WARMUP_DATA = ("zero", "random")
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "tiny_cnn"
 EXAMPLE_SOURCE = "@example"  # spelling of the bundled example in a spec file
 
-# Triton refuses nothing in particular here, but a model name is a folder name, a URL path segment and a
-# metric label: keep to characters that are safe in all three.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _DIMS_RE = re.compile(r"^-?\d+(x-?\d+)*$")
 
 
@@ -107,25 +105,10 @@ class ModelSpec:
 class BuildSpecs(list):
     """The models of one build (a list of ModelSpec) plus the spec file's build-wide keys."""
 
-    ocr_system: Any = None  # repogen.pipelines.system_spec.OcrSystemSpec from [ocr_system]; None: automatic
+    ocr_system: Any = None  # repogen.build.system_spec.OcrSystemSpec from [ocr_system]; None: automatic
 
 
 INT64_MAX = 2**63 - 1  # Triton parses version folder names as int64
-
-
-def validate_name(name: str, where: str = "model name") -> str:
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: model name must be a string, got {type(name).__name__} {name!r}")
-    if not name:
-        raise ConfigError(f"{where}: empty model name")
-    if "/" in name or "\\" in name or name in (".", ".."):
-        raise ConfigError(f"{where}: model name {name!r} contains a path separator")
-    if name.startswith("."):
-        raise ConfigError(f"{where}: model name {name!r} starts with a dot (Triton skips hidden folders)")
-    if not _NAME_RE.match(name):
-        raise ConfigError(f"{where}: model name {name!r} may only use letters, digits, '_', '-', '.' "
-                          "(at most 128 characters)")
-    return name
 
 
 def validate_version(version: Any, where: str) -> int:
@@ -154,8 +137,6 @@ def default_name(source: Path) -> str:
 def model_default_name(source: Path, deploy_config: Path | None = None) -> str:
     """The name a model gets when the user gives none: the exporter's ``Global.model_name`` (PaddleX's
     ``inference.yml``, made Triton-safe) when a deploy config sits beside the model, else :func:`default_name`."""
-    from repogen.pipelines.build_hook import default_model_name
-
     return default_model_name(source, deploy_config, default_name(source))
 
 
@@ -418,8 +399,7 @@ def load_spec_file(path: str | Path) -> BuildSpecs:
     specs = BuildSpecs(spec_from_table(m, base, f"{path}: model[{i}]") for i, m in enumerate(models))
     check_unique(specs, str(path))
     if "ocr_system" in data:
-        from repogen.pipelines import system_spec
-
+        from repogen.build import system_spec
         specs.ocr_system = system_spec.parse(data["ocr_system"], specs, str(path))
     return specs
 

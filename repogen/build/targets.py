@@ -18,10 +18,9 @@ import numpy as np
 from repogen import __version__
 from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph, Value
-from repogen.repository.config import MODEL_PY_TEMPLATE, EngineDesc, TensorDesc, render_template
-
-PLAN_FILE = "model.plan"
-MODEL_PY = "model.py"
+from repogen.repository.config import MODEL_PY_TEMPLATE, EngineDesc, render_template
+from repogen.repository.engine import conversion_engine
+from repogen.repository.layout import MODEL_PY, PLAN_FILE
 
 
 @dataclass
@@ -46,44 +45,6 @@ def tensorrt_status() -> TensorRTStatus:
         return TensorRTStatus(None, f"tensorrt {getattr(trt, '__version__', '')} is installed but nvidia-smi "
                                     "reports no NVIDIA GPU")
     return TensorRTStatus(trt, "")
-
-
-def _desc(value: Value) -> TensorDesc:
-    if value.shape is None:
-        raise ConfigError(f"tensor {value.name}: the model does not record its rank, which config.pbtxt needs")
-    return TensorDesc(value.name, value.dtype, tuple(int(d) for d in value.shape))
-
-
-def graph_engine(graph: Graph, profiles: list[dict]) -> EngineDesc:
-    return EngineDesc([_desc(v) for v in graph.input_values()], [_desc(v) for v in graph.output_values()],
-                      profiles)
-
-
-def _dtype_name(dtype: Any, trt: Any = None) -> str:
-    """Conversion I/O dtypes are TensorRT DataType enums (real or NumPy backend); numpy spelling out."""
-    try:
-        return np.dtype(str(dtype)).name
-    except TypeError:
-        pass
-    if trt is not None and hasattr(trt, "nptype"):
-        try:
-            return np.dtype(trt.nptype(dtype)).name
-        except (TypeError, KeyError, ValueError):
-            pass
-    names = {"DataType.FLOAT": "float32", "DataType.HALF": "float16", "DataType.INT32": "int32",
-             "DataType.INT64": "int64", "DataType.INT8": "int8", "DataType.UINT8": "uint8",
-             "DataType.BOOL": "bool", "DataType.BF16": "bfloat16"}
-    if str(dtype) in names:
-        return names[str(dtype)]
-    raise ConfigError(f"engine dtype {dtype!r} has no numpy name")
-
-
-def conversion_engine(conversion: Any, profiles: list[dict]) -> EngineDesc:
-    trt = getattr(conversion, "trt", None)
-
-    def descs(items):
-        return [TensorDesc(str(n), _dtype_name(d, trt), tuple(int(x) for x in s)) for n, d, s in items]
-    return EngineDesc(descs(conversion.inputs), descs(conversion.outputs), profiles)
 
 
 def compute_capability() -> str | None:
@@ -139,14 +100,12 @@ def build_plan(graph: Graph, trt: Any, *, precision: str, profiles_objs: list[An
     return PlanBuild(conversion_engine(conversion, profiles), bytes(plan), info)
 
 
-def source_files(graph: Graph) -> list[Path]:
-    """The files Paddle Inference needs: model + combined params, or model + one file per parameter."""
-    src = graph.source
-    files = [src.model_file]
-    if src.params_file is not None:
-        files.append(src.params_file)
-    else:
-        files += sorted(src.model_file.parent / n for n in graph.params if (src.model_file.parent / n).is_file())
+def model_py_files(version: str, graph: Graph, sources: list[Path], engine: EngineDesc, max_batch_size: int,
+                   cpu_threads: int | None = None, paddle_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The paddle target's version folder: the model files (Paddle Inference reads them) and model.py."""
+    files: dict[str, Any] = {f"{version}/{f.name}": f for f in sources}
+    files[f"{version}/{MODEL_PY}"] = render_model_py(graph, engine, max_batch_size, cpu_threads,
+                                                     paddle_names).encode("utf-8")
     return files
 
 

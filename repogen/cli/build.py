@@ -122,17 +122,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summary(report: Any) -> None:
+    """Every folder written, the models asked for and what was built for them (parts, pipeline stages)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Triton model repository {report.out}")
-    for col in ("model", "ver", "target", "precision", "batch", "check (rel err)", "files", "s"):
+    for col in ("model", "role", "ver", "target", "precision", "batch", "check (rel err)", "files", "s"):
         table.add_column(col, no_wrap=True)
     for m in report.models:
         check = m.check["status"]
         if m.check.get("outputs"):
             check += f" {max(o['rel_err'] for o in m.check['outputs'].values()):.1e}"
-        table.add_row(m.name, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
+        role = m.role if not m.part_of else f"{m.role} of {m.part_of}"
+        table.add_row(m.name, role, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
                       str(len(m.files)), f"{m.seconds:.2f}")
     # piped or redirected: full rows (rich would squeeze the table into 80 columns and cut names)
     Console(width=None if sys.stdout.isatty() else 1000).print(table)

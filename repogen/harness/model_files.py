@@ -89,9 +89,10 @@ def read_model_folder(path: Path) -> ModelFolder:
     return ModelFolder(name, path, cfg, manifest, _specs(cfg_path, cfg.input), _specs(cfg_path, cfg.output))
 
 
-def _part_of(folder: Path) -> str | None:
+def folder_role(folder: Path) -> str | None:
+    """What repogen wrote the folder as (repogen.json "role": model, part, pre, post, pipeline, system), or None."""
     try:
-        return json.loads((folder / "repogen.json").read_text()).get("part_of")
+        return json.loads((folder / "repogen.json").read_text()).get("role")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -101,7 +102,7 @@ def list_models(repo: Path, only: list[str] | None = None) -> list[str]:
         raise ConfigError(f"{repo}: model repository folder not found")
     found = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
     if not only:  # the parts of a partitioned model are validated through its ensemble, which loads them
-        found = [n for n in found if not _part_of(repo / n)]
+        found = [n for n in found if folder_role(repo / n) != "part"]
     if only:
         missing = [m for m in only if m not in found]
         if missing:

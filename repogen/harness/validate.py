@@ -6,7 +6,7 @@ import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,65 +16,13 @@ from repogen.harness.endpoints import probe_grpc, probe_http, server_urls
 from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
 from repogen.harness.reference import PaddleReference, source_model
 from repogen.harness.server import TritonServer, launch
+from repogen.harness.report import ModelReport, OutputCheck, Report
 from repogen.harness.speed import SpeedResult, measure
 from repogen.npz import load_npz
-from repogen.pipelines.validate import pipeline_folders, validate_pipelines
+from repogen.harness.pipelines import pipeline_folders, validate_pipelines
 from repogen.trt.ties import TieScorer
 
 DYNAMIC_BATCH_REQUESTS = 24
-
-
-@dataclass
-class OutputCheck:
-    protocol: str
-    case: str
-    output: str
-    shape: list[int] | None
-    expected_shape: list[int]
-    max_abs: float | None
-    rel_err: float | None  # ||got - want|| / ||want||
-    tolerance: float
-    ok: bool
-    problem: str = ""
-    ties: int | None = None  # argmax / top-k indices: positions that differ from Paddle's but are score ties
-
-
-@dataclass
-class ModelReport:
-    model: str
-    ok: bool = True
-    failures: list[str] = field(default_factory=list)
-    config_diffs: list[str] = field(default_factory=list)
-    checks: list[OutputCheck] = field(default_factory=list)
-    dynamic_batching: dict = field(default_factory=dict)
-    speed: list[SpeedResult] = field(default_factory=list)
-
-    def fail(self, message: str) -> None:
-        self.ok = False
-        self.failures.append(message)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["speed"] = [s.to_dict() for s in self.speed]
-        return d
-
-
-@dataclass
-class Report:
-    repo: str
-    server: str
-    http_url: str
-    grpc_url: str
-    models: list[ModelReport] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and all(m.ok for m in self.models)
-
-    def to_dict(self) -> dict:
-        return {"repo": self.repo, "server": self.server, "http_url": self.http_url, "grpc_url": self.grpc_url,
-                "ok": self.ok, "failures": self.failures, "models": [m.to_dict() for m in self.models]}
 
 
 # -- config comparison ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,9 +19,15 @@ from typing import Any, Callable
 from repogen.errors import ConfigError, RepogenError
 from repogen.ir import Graph
 from repogen.partition.plan import Partition, partition_graph
-from repogen.partition.regions import Region, cut
-from repogen.repository.config import (EngineDesc, TensorDesc, batch_dynamic, config_context, config_dims, derive_max_batch,
-                                   parse_config, render_and_check, render_template)
+from repogen.partition.regions import Region, cut, region_files
+from repogen.partition.runtime import NetworkRunner
+from repogen.repository.config import (EngineDesc, TensorDesc, batch_dynamic, config_context, config_dims,
+                                       derive_max_batch, parse_config, render_and_check, render_template, triton_dtype)
+from repogen.repository.engine import conversion_engine
+from repogen.repository.layout import PLAN_FILE
+from repogen.repository.manifest import manifest, source_files
+from repogen.repository.writer import ModelFolder
+from repogen.trt.check import detection_outputs
 
 TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "numpy": "numpy.pbtxt.j2", "python": "python.pbtxt.j2"}
 ENSEMBLE_TEMPLATE = "ensemble.pbtxt.j2"
@@ -65,9 +72,6 @@ def part_name(model: str, index: int, kind: str) -> str:
 
 def standin_io(cleaned: Graph, region: Region) -> EngineDesc:
     """What the region's engine reports: its conversion on the NumPy backend."""
-    from repogen.partition.runtime import NetworkRunner
-    from repogen.build.targets import conversion_engine
-
     return conversion_engine(NetworkRunner(cleaned, region).conversion, list(region.profiles))
 
 
@@ -172,8 +176,6 @@ def prepare(spec: Any, cleaned: Graph, *, target: str, profiles: list[dict], eng
 
 def render_ensemble(name: str, engine: EngineDesc, max_batch: int, parts: list[Part]) -> str:
     def tensor(t: TensorDesc) -> dict[str, Any]:
-        from repogen.repository.config import triton_dtype
-
         dims = config_dims(t.shape, max_batch)
         # a batch-only tensor is dims [1] + reshape [] in its step's config; Triton infers the ensemble tensor's shape
         # from the step's dims, so the ensemble declares dims [1] without the reshape (same shape to clients)
@@ -185,7 +187,6 @@ def render_ensemble(name: str, engine: EngineDesc, max_batch: int, parts: list[P
                                                 "inputs": [tensor(t) for t in engine.inputs],
                                                 "outputs": [tensor(t) for t in engine.outputs], "steps": steps,
                                                 "instance_groups": [], "dynamic_batching": None, "warmup": None})
-    import re
 
     text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
     check_ensemble(parse_config(text, f"ensemble config of {name}"), engine, parts, name)
@@ -237,44 +238,34 @@ def check_ensemble(config: Any, engine: EngineDesc, parts: list[Part], name: str
         raise ConfigError(f"ensemble {name}: " + "; ".join(problems))
 
 
-def write(model: PartitionedModel, staging: Path, out: Path, *, spec: Any, graph: Graph, sources: list[Path],
-          manifest_fn: Callable[..., dict], dumps: Callable[[dict], str]) -> dict[str, list[str]]:
-    """Every folder of the partitioned model into ``staging``; file lists by folder name."""
-    from repogen.build.standin import write_region_folder
-
-    files = {}
-    copy_of = None
+def folders(model: PartitionedModel, *, spec: Any, graph: Graph, out: Path) -> list[ModelFolder]:
+    """Every folder of the partitioned model, for the repository writer: the ensemble under the model's name
+    first, then its parts. ``out`` is where they will be committed (manifests record source paths from it)."""
+    sources = source_files(graph)
+    version = spec.version_folder
+    parts, copy_of = [], None
     for p in model.parts:
-        folder = staging / p.name
-        version_dir = folder / spec.version_folder
-        version_dir.mkdir(parents=True)
-        (folder / "config.pbtxt").write_text(p.config_text, encoding="utf-8")
         if p.target == "tensorrt":
-            (version_dir / "model.plan").write_bytes(p.plan)
+            files: dict[str, Any] = {f"{version}/{PLAN_FILE}": p.plan}
         else:
-            write_region_folder(version_dir, sources, p.region)
-            copy_of = copy_of or (out / p.name / spec.version_folder / sources[0].name)
-        data = manifest_fn(name=p.name, version=spec.version, target=p.target, fmt=graph.source.format,
-                           model_file=graph.source.model_file, source_files=sources, model_dir=out / p.name,
-                           in_version_folder=p.target != "tensorrt", precision=spec.precision if p.target != "python"
-                           else "fp32", max_batch_size=model.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
+            files = region_files(version, sources, p.region)
+            copy_of = copy_of or (out / p.name / version / sources[0].name)
+        data = manifest(name=p.name, version=spec.version, target=p.target, fmt=graph.source.format,
+                        model_file=graph.source.model_file, source_files=sources, model_dir=out / p.name,
+                        in_version_folder=p.target != "tensorrt",
+                        precision=spec.precision if p.target != "python" else "fp32",
+                        max_batch_size=model.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
         data["part_of"] = model.name  # the harness validates the ensemble, not its parts alone
-        (folder / "repogen.json").write_text(dumps(data), encoding="utf-8")
-        files[p.name] = sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file())
-    folder = staging / model.name
-    (folder / spec.version_folder).mkdir(parents=True)  # Triton wants a version folder, empty for an ensemble
-    (folder / "config.pbtxt").write_text(model.ensemble_text, encoding="utf-8")
-    data = manifest_fn(name=model.name, version=spec.version, target="ensemble", fmt=graph.source.format,
-                       model_file=graph.source.model_file, source_files=sources, model_dir=out / model.name,
-                       in_version_folder=False, precision=spec.precision, max_batch_size=model.max_batch_size,
-                       engine=model.engine, tensorrt=None)
+        data["backend"] = "tensorrt" if p.target == "tensorrt" else "python"
+        parts.append(ModelFolder(p.name, "part", p.config_text, spec.version, files, data))
+    data = manifest(name=model.name, version=spec.version, target="ensemble", fmt=graph.source.format,
+                    model_file=graph.source.model_file, source_files=sources, model_dir=out / model.name,
+                    in_version_folder=False, precision=spec.precision, max_batch_size=model.max_batch_size,
+                    engine=model.engine, tensorrt=None)
     if copy_of is not None:  # the reference model travels with the repository, in the Python part's folder
         data["source"]["path"] = Path(os.path.relpath(copy_of, out / model.name)).as_posix()
     data["partition"] = model.summary()
-    from repogen.trt.check import detection_outputs
-
+    data["backend"] = "ensemble"
     # outputs of an NMS op: row order is an implementation choice, so the harness compares them as sets
     data["detections"] = detection_outputs(model.partition.cleaned)
-    (folder / "repogen.json").write_text(dumps(data), encoding="utf-8")
-    files[model.name] = sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*") if f.is_file())
-    return files
+    return [ModelFolder(model.name, "model", model.ensemble_text, spec.version, {}, data)] + parts

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repogen import __version__
 from repogen.errors import ConfigError
 from repogen.ir import Block, Graph, Op, Value
+from repogen.repository.config import render_template
+from repogen.repository.layout import MODEL_PY
 
 
 @dataclass
@@ -86,7 +89,31 @@ def cut(cleaned: Graph, region: Region) -> Graph:
 
 def load_cleaned(model_file: Path) -> Graph:
     from repogen.paddle import load_model
-
     from repogen.trt.passes import clean_graph
 
     return clean_graph(load_model(model_file))
+
+
+# -- what a region's model folder holds ----------------------------------------------------------------------------
+
+STANDIN_TEMPLATE = "numpy_model.py.j2"
+DESCRIPTIONS = {
+    "tensorrt": "CPU stand-in for a TensorRT plan: runs the TensorRT network repogen converted from the model "
+                "files in this version folder on repogen's NumPy backend, and refuses request shapes outside "
+                "the optimization profiles, as the plan would.",
+    "python": "Remainder of a partitioned model: runs the ops TensorRT cannot (see repogen.json) with Paddle, "
+              "op by op, from the model files in this version folder.",
+}
+
+
+def render_region_py(model_file: str, region: Region) -> str:
+    return render_template(STANDIN_TEMPLATE, {"repogen_version": __version__, "model_file": model_file,
+                                              "region": region.to_json(), "description": DESCRIPTIONS[region.kind]})
+
+
+def region_files(version: str, sources: list[Path], region: Region) -> dict[str, Any]:
+    """A stand-in's (or a remainder's) version folder: the model files (the served model reads them at load)
+    and model.py."""
+    files: dict[str, Any] = {f"{version}/{f.name}": f for f in sources}
+    files[f"{version}/{MODEL_PY}"] = render_region_py(sources[0].name, region).encode("utf-8")
+    return files

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from repogen.errors import ConfigError
 from repogen.pipelines.deploy_config import DeployConfig, input_roles
+from repogen.pipelines.members import member_kind_of_pipeline
 
 HERE = Path(__file__).resolve().parent
 SERVED = HERE / "served"
@@ -44,12 +45,13 @@ class Tensor:
 
 @dataclass
 class GeneratedModel:
-    """A model folder to write: config text plus files under the version folder."""
+    """A model folder the repository writer writes: config text plus files under the version folder."""
 
     name: str
     config: str
     files: dict[str, bytes] = field(default_factory=dict)  # path relative to the model folder -> content
     meta: dict[str, Any] = field(default_factory=dict)  # on a _pre model: what an OCR system needs to call it
+    role: str = "pipeline"  # repogen.repository.layout.ROLES: pre, post, pipeline (the ensembles), system
 
 
 def outputs_for(kind: str) -> list[Tensor]:
@@ -160,9 +162,10 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
     return [
         GeneratedModel(pre, _python_config(pre, [image, raw], model_in + [info], instances),
                        python_files("pre_model.py"),
-                       meta={"model": model, "pipeline": data, "max_batch_size": max_batch_size, "instances": instances}),
+                       meta={"model": model, "pipeline": data, "max_batch_size": max_batch_size, "instances": instances},
+                       role="pre"),
         GeneratedModel(post, _python_config(post, model_out + [Tensor(INFO, "float32", [1, 4])], post_out, instances, 0),
-                       python_files("post_model.py")),
+                       python_files("post_model.py"), role="post"),
         GeneratedModel(ens, _ensemble_config(ens, Tensor("image", "bytes", [1]), model, pre, post, names, [o.name for o in engine.outputs],
                                              outputs), {"1/.keep": b""}),
         GeneratedModel(ens + "_raw", _ensemble_config(ens + "_raw", Tensor("image_raw", "uint8", [-1, -1, 3]), model,
@@ -177,12 +180,10 @@ OCR_BATCH = 6  # PaddleX's OCR pipeline recognises crops in batches of 6
 
 def ocr_system(generated: list[GeneratedModel], choice: Any = None,
                warn: Callable[[str], None] | None = None) -> list[GeneratedModel]:
-    """The PP-OCR system (BLS). ``choice`` (a :class:`~repogen.pipelines.system_spec.OcrSystemSpec`, from the
+    """The PP-OCR system (BLS). ``choice`` (a :class:`~repogen.build.system_spec.OcrSystemSpec`, from the
     spec's ``[ocr_system]``) names its members; without it the system is built when the build holds exactly one
     text detector and one recognizer (and joins the one text-line orientation classifier, if any), and
     ``warn`` hears why nothing was built when there are several."""
-    from repogen.pipelines.system_spec import member_kind_of_pipeline
-
     pres = {m.meta["model"]: m.meta for m in generated if m.meta}
     by_kind: dict[str, list[str]] = {}
     for model, meta in pres.items():
@@ -234,19 +235,4 @@ def ocr_system(generated: list[GeneratedModel], choice: Any = None,
              "1/pipeline.json": json.dumps(data, indent=1).encode()}
     inputs = [Tensor("image", "bytes", [1], optional=True), Tensor("image_raw", "uint8", [-1, -1, 3], optional=True)]
     instances = max(det.get("instances", 1), rec.get("instances", 1))
-    return [GeneratedModel(name, _python_config(name, inputs, outputs, instances), files)]
-
-
-def write(models: list[GeneratedModel], root: Path) -> list[str]:
-    """Write generated model folders under ``root`` (a staging folder); returns their names."""
-    from repogen.repository.config import parse_config
-
-    for m in models:
-        parse_config(m.config, f"{m.name}/config.pbtxt")  # Triton's own schema, before anything is written
-    for m in models:
-        folder = root / m.name
-        (folder / "1").mkdir(parents=True, exist_ok=True)
-        (folder / "config.pbtxt").write_text(m.config, encoding="utf-8")
-        for rel, content in m.files.items():
-            (folder / rel).write_bytes(content)
-    return [m.name for m in models]
+    return [GeneratedModel(name, _python_config(name, inputs, outputs, instances), files, role="system")]

@@ -27,8 +27,8 @@ from typing import Any
 
 from repogen import __version__
 from repogen.repository.config import EngineDesc
+from repogen.repository.layout import MANIFEST  # noqa: F401 - the file this module describes
 
-MANIFEST = "repogen.json"
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}
 #: int8 outputs shaped [N, C] must also agree on the top-1 class this often (repogen.trt.calibrate)
 INT8_TOP1 = 0.9
@@ -40,6 +40,21 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def source_files(graph: Any) -> list[Path]:
+    """The files Paddle Inference needs: model + combined params, or model + one file per parameter."""
+    src = graph.source
+    files = [src.model_file]
+    if src.params_file is not None:
+        files.append(src.params_file)
+    else:
+        files += sorted(src.model_file.parent / n for n in graph.params if (src.model_file.parent / n).is_file())
+    return files
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def manifest(*, name: str, version: int, target: str, fmt: str, model_file: Path, source_files: list[Path],

@@ -28,8 +28,8 @@ from typing import Any, Callable
 from repogen.errors import ConfigError
 from repogen.repository import ownership
 from repogen.repository.config import EngineDesc, cross_check, parse_config
-from repogen.repository.manifest import MANIFEST, dumps, sha256
-from repogen.build.targets import PLAN_FILE
+from repogen.repository.layout import CONFIG, MANIFEST, PLAN_FILE
+from repogen.repository.manifest import dumps, sha256
 
 #: manifest keys an added plan must share with the plans already in the folder
 _SHARED = ("target", "precision", "max_batch_size", "inputs", "outputs", "profiles")
@@ -99,7 +99,7 @@ def merge(existing: ownership.Existing, version: int, new_manifest: dict[str, An
         raise ConfigError(f"{dest}: the new plan differs from the model's existing plans in {', '.join(differ)}; "
                           "an added plan must be the same model built with the same options on another GPU")
     # the existing config must serve the new engine: the build's own cross-check
-    config_path = dest / ownership.CONFIG
+    config_path = dest / CONFIG
     where = f"{config_path} (existing) against the plan for {cc}"
     cross_check(parse_config(config_path.read_text(encoding="utf-8"), where), engine, name=old["model_name"],
                 target="tensorrt", version_folder=str(version), where=where)
@@ -130,7 +130,7 @@ def _check_other_versions(existing: ownership.Existing, version: int, cc_map: di
                           config_text: str) -> None:
     # cc_model_filenames applies to every version folder Triton loads: one without one of the files would
     # fail to load on that GPU. Versions the policy does not load (older ones, by default) may lack them.
-    config = parse_config(config_text, str(existing.path / ownership.CONFIG))
+    config = parse_config(config_text, str(existing.path / CONFIG))
     for v in served_versions(config, existing.versions):
         missing = [f for f in cc_map.values() if v != version and not (existing.path / str(v) / f).is_file()]
         if missing:
@@ -173,7 +173,11 @@ def write(existing: ownership.Existing, version: int, staged: Path, *, filename:
     manifest["tensorrt"]["plans"] = {f: v | {"sha256": sha256(staged / str(version) / f)}
                                      for f, v in manifest["tensorrt"]["plans"].items()
                                      if (staged / str(version) / f).is_file()}
-    for name, text in ((ownership.CONFIG, config_text), (MANIFEST, dumps(manifest))):
-        (staged / name).unlink()
-        (staged / name).write_text(text, encoding="utf-8")
-    return sorted(f.relative_to(staged).as_posix() for f in staged.rglob("*") if f.is_file())
+    (staged / CONFIG).unlink()
+    (staged / CONFIG).write_text(config_text, encoding="utf-8")
+    # the ownership mark lists every file repogen wrote here, the added plan and the new config included
+    files = sorted(f.relative_to(staged).as_posix() for f in staged.rglob("*") if f.is_file())
+    manifest["files"] = {rel: sha256(staged / rel) for rel in files if rel != MANIFEST}
+    (staged / MANIFEST).unlink()
+    (staged / MANIFEST).write_text(dumps(manifest), encoding="utf-8")
+    return files

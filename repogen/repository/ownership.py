@@ -2,11 +2,13 @@
 
 A path ``OUT/NAME`` that already exists is one of:
 
-- a model folder repogen wrote (a real folder holding ``config.pbtxt`` and a ``repogen.json`` manifest that
-  names the same model): a *new* version is added beside the versions already there (no ``--force``
-  needed); rebuilding a version that exists needs ``--force`` and replaces that version only;
-- anything else (a Paddle model file, a spec file, a symlink, a folder some other tool or a person made):
-  refused, ``--force`` or not. Deleting those would destroy a user's files, which a build never does.
+- a model folder repogen wrote: a real folder holding ``config.pbtxt`` and a ``repogen.json`` mark that names
+  the same model and lists every file in the folder with the sha256 repogen wrote it with. A *new* version is
+  added beside the versions already there (no ``--force`` needed); rebuilding a version that exists needs
+  ``--force`` and replaces that version only;
+- anything else (a Paddle model file, a spec file, a symlink, a folder some other tool or a person made, a
+  folder holding a file the mark does not list or whose content changed, a copied mark): refused, ``--force``
+  or not. Deleting those would destroy a user's files, which a build never does.
 
 Triton serves the versions of one model with one ``config.pbtxt``, so versions kept beside a new one must
 have been built for the same target, inputs, outputs and max batch size; and because Triton serves only
@@ -24,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
-
-MANIFEST = "repogen.json"
-CONFIG = "config.pbtxt"
+from repogen.repository.layout import CONFIG, MANIFEST
+from repogen.repository.manifest import sha256
 # manifest keys that must agree between versions sharing one config.pbtxt
 _SHARED_KEYS = ("target", "inputs", "outputs", "max_batch_size")
 
@@ -50,13 +51,36 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 
 def owned_model(path: Path, name: str) -> Existing | None:
     """The repogen-made model folder at ``path``; None when ``path`` is anything else."""
-    if path.is_symlink() or not path.is_dir() or not (path / CONFIG).is_file():
-        return None
+    found, _ = examine(path, name)
+    return found
+
+
+def examine(path: Path, name: str) -> tuple[Existing | None, str]:
+    """(the repogen-made model folder at ``path`` or None, and why not)."""
+    if path.is_symlink():
+        return None, "a symlink"
+    if not path.is_dir():
+        return None, "a file"
     data = _read_manifest(path)
-    if data is None or "repogen_version" not in data or data.get("model_name") != name:
-        return None
+    if not (path / CONFIG).is_file() or data is None or "repogen_version" not in data:
+        return None, "a folder repogen did not write (no repogen.json mark)"
+    if data.get("model_name") != name:
+        return None, f"a folder repogen wrote for model {data.get('model_name')!r}, not {name!r}"
+    listed = data.get("files")
+    if not isinstance(listed, dict):
+        return None, ("a folder an older repogen wrote without recording its files, so what it holds cannot be "
+                      "told apart from a user's files; move it away yourself")
+    present = sorted(rel for f in path.rglob("*") if (f.is_file() or f.is_symlink())
+                     and (rel := f.relative_to(path).as_posix()) != MANIFEST)
+    unlisted = [f for f in present if f not in listed]
+    if unlisted:
+        return None, f"a folder holding files repogen did not write there ({', '.join(unlisted[:3])})"
+    for rel in present:
+        f = path / rel
+        if f.is_symlink() or sha256(f) != listed[rel]:
+            return None, f"a folder whose {rel} changed since repogen wrote it"
     versions = sorted(int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit())
-    return Existing(path, data, versions)
+    return Existing(path, data, versions), ""
 
 
 def check_destination(out: Path, name: str, version: int, force: bool) -> Existing | None:
@@ -67,10 +91,8 @@ def check_destination(out: Path, name: str, version: int, force: bool) -> Existi
     dest = out / name
     if not (dest.exists() or dest.is_symlink()):
         return None
-    existing = owned_model(dest, name)
+    existing, what = examine(dest, name)
     if existing is None:
-        what = ("a symlink" if dest.is_symlink() else "a file" if not dest.is_dir()
-                else "a folder repogen did not write (no repogen.json manifest for this model)")
         raise ConfigError(f"{dest}: exists and is {what}; repogen only replaces model folders it built, "
                           "even with --force: choose another --name or --out")
     higher = [v for v in existing.versions if v > version]
@@ -111,6 +133,8 @@ def carry_over(existing: Existing, staged: Path) -> list[str]:
     """Put every entry of the old model folder that the new build did not write into ``staged``."""
     carried = []
     for entry in sorted(existing.path.iterdir()):
+        if entry.name in (CONFIG, MANIFEST):  # the build writes both anew (never through a link to the old ones)
+            continue
         target = staged / entry.name
         if target.exists() or target.is_symlink():
             continue  # written by this build: config.pbtxt, repogen.json, labels, the rebuilt version

@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from repogen.build.deploy_configs import deploy_config
 from repogen.errors import ConfigError
+from repogen.naming import validate_name
+from repogen.pipelines.members import WHAT, member_kind
 
 KEYS = {"name", "detector", "recognizer", "classifier"}
 DEFAULT_NAME = "ocr_system"
 ROLES = {"detector": "ocr_det", "recognizer": "ocr_rec", "classifier": "textline"}
-WHAT = {"ocr_det": "text detector (PaddleX DBPostProcess model)", "ocr_rec": "text recognizer (CTCLabelDecode model)",
-        "textline": "text-line orientation classifier (Topk model with label_list [0_degree, 180_degree])"}
 PIPELINE_SUFFIXES = ("_pre", "_post", "_pipeline", "_pipeline_raw")
 
 
@@ -40,26 +41,8 @@ class OcrSystemSpec:
     classifier: str | None = None  # None: no classifier
 
 
-def _kind(kind: str, labels: list[str] | None) -> str:
-    # PaddleX's text-line orientation classifiers (textline_ori) label their two classes so
-    return "textline" if kind == "classification" and (labels or [])[:2] == ["0_degree", "180_degree"] else kind
-
-
-def member_kind(cfg: Any) -> str | None:
-    """``ocr_det`` / ``ocr_rec`` / ``textline`` for a deploy config, else its kind; None without one."""
-    return None if cfg is None else _kind(cfg.kind, cfg.labels)
-
-
-def member_kind_of_pipeline(data: dict[str, Any]) -> str:
-    """The same for a generated ``_pre`` model's pipeline.json data."""
-    return _kind(data["kind"], data.get("labels"))
-
-
 def parse(value: Any, specs: list[Any], where: str) -> OcrSystemSpec:
     """Check the ``ocr_system`` value against the build's models (``specs``) and resolve every member."""
-    from repogen.pipelines.build_hook import deploy_config
-    from repogen.build.spec import validate_name
-
     where = f"{where}: ocr_system"
     if value is False:
         return OcrSystemSpec(enabled=False)

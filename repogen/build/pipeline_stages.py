@@ -12,45 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build reads configs through here
+from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
-from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, read_deploy_config,
-                                             read_model_facts)
-from repogen.pipelines.ensemble import GeneratedModel, generate
+from repogen.pipelines.deploy_config import DeployConfig, input_roles
+from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
-
-
-def _config_path(source: Path, explicit: Path | None) -> Path | None:
-    """The deploy config the user named, else the one beside the model (None: neither)."""
-    return Path(explicit) if explicit else find_deploy_config(source)
-
-
-def deploy_config(spec: Any) -> DeployConfig | None:
-    """The model's deploy config: all of it for a pipeline build, only the facts the model itself needs
-    (name, dynamic shapes, detector batching) under --no-pipeline when the rest has no pipeline."""
-    explicit = getattr(spec, "deploy_config", None)
-    path = _config_path(spec.source, explicit)
-    if explicit and not path.is_file():
-        raise ConfigError(f"{spec.name}: --deploy-config {explicit}: file not found")
-    if path is None:
-        return None
-    try:
-        return read_deploy_config(path)  # under --no-pipeline too: labels and transform-derived profiles
-    except ConfigError:
-        if getattr(spec, "pipeline", True):
-            raise
-        return read_model_facts(path)  # transforms or a post-processor repogen has no pipeline for
-
-
-def default_model_name(source: Path, explicit: Path | None, fallback: str) -> str:
-    """``Global.model_name`` of the model's deploy config (``explicit`` or the one beside ``source``), made
-    Triton-safe; ``fallback`` when there is no config or it names no model (PaddleDetection's ``arch`` is a
-    family such as ``YOLO``, not a model). A missing ``explicit`` file is reported by the build itself."""
-    path = _config_path(source, explicit)
-    if path is None or not path.is_file():
-        return fallback
-    return read_model_facts(path).default_name(fallback)
 
 
 def _shape_text(shapes: dict[str, list[int]]) -> str:
@@ -117,31 +86,6 @@ def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_
     return generate(cfg, spec.name, engine, max_batch_size, instances)
 
 
-MARKER = "repogen-pipeline.json"  # marks a folder this package wrote, so a later --force may replace it
-
-
-def write_models(models: list[GeneratedModel], staging: Path, out: Path, force: bool) -> list[str]:
-    """Write the pipeline folders into the staging folder; returns their names for the commit.
-
-    A folder of the same name under ``out`` is replaced only with ``--force`` and only if a previous build
-    wrote it (it holds the marker); anything else there is a user's and is refused."""
-    import json
-
-    from repogen.pipelines.ensemble import write
-
-    for m in models:
-        dest = out / m.name
-        if dest.exists() or dest.is_symlink():
-            ours = dest.is_dir() and not dest.is_symlink() and (dest / MARKER).is_file()
-            if not ours:
-                raise ConfigError(f"{dest}: exists and was not written by repogen's pipeline builder; move it "
-                                  "away or name the model differently")
-            if not force:
-                raise ConfigError(f"{out}: pipeline model {m.name} already exists; pass --force to replace it")
-        m.files[MARKER] = json.dumps({"generated_by": "repogen.pipelines", "model": m.name}).encode()
-    return write(models, staging)
-
-
 def _labels_file(cfg: DeployConfig) -> Path:
     """``label_list`` as the labels file Triton's classification extension reads (``label_filename``): one label
     a line, in a per-content cache folder (the build copies it beside config.pbtxt)."""
@@ -170,8 +114,6 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     if cfg.kind == "classification" and cfg.labels and spec.labels is None:
         spec = dataclasses.replace(spec, labels=_labels_file(cfg))
     if cfg.kind == "detection":
-        from repogen.build.spec import DynamicBatching
-
         db = spec.dynamic_batching
         if db is not None and db.enabled:
             raise ConfigError(f"{spec.name}: dynamic batching would mix requests: this detector returns every "
@@ -182,10 +124,8 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 
 def system_models(prepared: list[Any], choice: Any = None, warn: Any = None) -> list[GeneratedModel]:
     """Models built from several of the build's models: the PP-OCR system (``ocr_system``); ``choice`` is the
-    spec's ``[ocr_system]`` (repogen.pipelines.system_spec), ``warn`` hears why none was built."""
-    from repogen.pipelines.ensemble import ocr_system
-
-    return ocr_system([m for p in prepared for m in getattr(p, "pipelines", [])], choice, warn)
+    spec's ``[ocr_system]`` (repogen.build.system_spec), ``warn`` hears why none was built."""
+    return ocr_system([m for p in prepared for m in p.pipeline_models], choice, warn)
 
 
 def manifest_fields(models: list[GeneratedModel]) -> dict[str, Any]:

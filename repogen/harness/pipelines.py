@@ -18,13 +18,18 @@ from typing import Any, Callable
 import numpy as np
 
 from repogen.pipelines import ops
-from repogen.pipelines.build_hook import MARKER
 
 BOX_TOL, SCORE_TOL = 1.0, 1e-4
 
 
+PIPELINE_ROLES = ("pre", "post", "pipeline", "system")
+
+
 def pipeline_folders(repo: Path, names: list[str]) -> list[str]:
-    return [n for n in names if (Path(repo) / n / MARKER).is_file()]
+    """The pipeline folders among ``names`` (repogen.json "role": a stage, a pipeline ensemble, a system)."""
+    from repogen.harness.model_files import folder_role
+
+    return [n for n in names if folder_role(Path(repo) / n) in PIPELINE_ROLES]
 
 
 def images_for(kind: str) -> list[np.ndarray]:
@@ -233,7 +238,7 @@ def stage_models(repo: Path, name: str) -> list[str]:
 def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: tuple[str, ...] = ("http", "grpc"),
                        concurrency: tuple[int, ...] = (1, 4), requests: int = 20, speed: bool = True) -> list[Any]:
     """One harness ModelReport per pipeline folder; ``_pre``/``_post`` pass or fail with their ensemble."""
-    from repogen.harness.validate import ModelReport, OutputCheck
+    from repogen.harness.report import ModelReport, OutputCheck
 
     repo = Path(repo)
     reports: dict[str, Any] = {}

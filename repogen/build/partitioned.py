@@ -1,13 +1,21 @@
-"""The one interface ``repogen build`` uses: prepare a partitioned model in memory, then write its folders."""
+"""A partitioned model in a build: prepared in memory (its TensorRT regions built, or stood in for), checked
+against Paddle, then described as folders for the repository writer."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
+from repogen.build import targets
 from repogen.errors import RepogenError
 from repogen.ir import Graph
-from repogen.partition.ensemble import PartitionedModel, prepare, write
+from repogen.partition.check import check_partition
+from repogen.partition.ensemble import PartitionedModel, folders, prepare
+from repogen.repository.engine import graph_engine
+from repogen.repository.layout import MANIFEST
+from repogen.repository.writer import ModelFolder
+from repogen.trt.profiles import Profile
 from repogen.trt.registry import needs_data_dependent_layers
 
 
@@ -25,14 +33,10 @@ def prepare_partitioned(spec: Any, graph: Graph, cleaned: Graph, *, target: str,
     ``refused``: the builder's reason for refusing the whole model; the ops whose layers some builders lack
     (NMS, NonZero: the registry's data-dependent layers) then start in Python, and each remaining region is
     built on its own."""
-    from repogen.build.targets import build_plan, graph_engine
-
     def build_region(sub: Graph, region: Any) -> tuple[bytes, dict, Any]:
-        from repogen.trt.profiles import Profile
-
         objs = [Profile({n: tuple(tuple(int(d) for d in s) for s in rng) for n, rng in p.items()})
                 for p in region.profiles]
-        built = build_plan(sub, trt, precision=spec.precision, profiles_objs=objs, profiles=region.profiles,
+        built = targets.build_plan(sub, trt, precision=spec.precision, profiles_objs=objs, profiles=region.profiles,
                            workspace_mb=spec.workspace_mb, optimization_level=spec.optimization_level, cache=cache,
                            name=spec.name)
         return built.plan, built.info, built.engine
@@ -62,8 +66,6 @@ def prepare_partitioned(spec: Any, graph: Graph, cleaned: Graph, *, target: str,
     if not spec.check:
         model.check = {"status": "skipped", "reason": "--no-check"}
         return model
-    from repogen.partition.check import check_partition
-
     stage("check")
     model.check = check_partition(model.partition, spec.source, profiles, spec.precision)
     if model.check["status"] != "passed":
@@ -74,33 +76,17 @@ def prepare_partitioned(spec: Any, graph: Graph, cleaned: Graph, *, target: str,
     return model
 
 
-def write_partitioned(model: PartitionedModel, staging: Path, out: Path, *, spec: Any, graph: Graph,
-                      force: bool, taken: list[str] = (),
-                      warn: Callable[[str], None] = lambda m: None) -> dict[str, list[str]]:
-    """``taken``: the other model folders of this build (a part may not share a name with one). Parts an
-    earlier build of this model left behind are named in a warning, never deleted."""
-    from repogen.errors import ConfigError
-    from repogen.repository import ownership
-    from repogen.repository.manifest import dumps, manifest
-    from repogen.build.targets import source_files
-
-    clash = sorted(set(model.folder_names) & set(taken))
-    if clash:
-        raise ConfigError(f"{spec.name}: its partitioned parts would be written to {', '.join(clash)}, which another "
-                          "model of this build uses; rename one of them")
-
-    for name in model.folder_names:
-        ownership.check_destination(out, name, spec.version, force)
+def partition_folders(model: PartitionedModel, *, spec: Any, graph: Graph, out: Path,
+                      warn: Callable[[str], None] = lambda m: None) -> list[ModelFolder]:
+    """The partitioned model's folders. Parts an earlier build of this model left behind are named in a warning,
+    never deleted."""
     if out.is_dir():
-        import json
-
         for folder in sorted(out.iterdir()):
             try:
-                owner = json.loads((folder / "repogen.json").read_text()).get("part_of")
+                owner = json.loads((folder / MANIFEST).read_text()).get("part_of")
             except (OSError, ValueError, AttributeError):
                 continue
             if owner == model.name and folder.name not in model.folder_names:
                 warn(f"WARNING: {folder}: a part of an earlier partitioned build of {model.name}, unused now; "
                      "remove it (repogen does not delete folders)")
-    return write(model, staging, out, spec=spec, graph=graph, sources=source_files(graph), manifest_fn=manifest,
-                 dumps=dumps)
+    return folders(model, spec=spec, graph=graph, out=out)
