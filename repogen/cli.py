@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the last 3 windows' throughput and p50 must be within this %% of their average")
     p.add_argument("--max-windows", type=_at_least(3), default=10,
                    help="give up on stability after this many windows (default 10)")
+    p.add_argument("--level-budget-s", type=float, default=60.0, metavar="SECONDS",
+                   help="longest the timing of one concurrency level may take; a level whose windows, sized "
+                        "from the single-request latency, need longer is reported as too slow to measure "
+                        "(default 60)")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
     p.add_argument("--load", action="store_true", help="with --server URL: load the models on that server "
                    "(explicit model control; reloads a model that is already serving). Default: only check "
