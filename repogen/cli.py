@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tritonserver", help="tritonserver binary for --server local (default: the bundled one)")
     p.add_argument("--http-port", type=_port, metavar="PORT", help="HTTP port on 127.0.0.1 (default: a free one)")
     p.add_argument("--grpc-port", type=_port, metavar="PORT", help="gRPC port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-strict-readiness", action="store_true",
+                   help="let /v2/health/ready answer 200 as soon as the server responds (default: only once every "
+                        "model is loaded, as probes and scripts that wait for readiness expect)")
     return parser
 
 

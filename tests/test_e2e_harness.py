@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from repogen.errors import ServerError
 from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
-from repogen.harness.server import group_members, launch
+from repogen.harness.server import free_port, group_members, http_request, launch
 from repogen.harness.validate import validate_model, validate_repository
 from repogen.harness import speed
 from repogen.harness.model_files import make_cases
@@ -262,6 +263,60 @@ def test_serve_stops_on_signal(repo, tmp_path, sig):
     assert not tritonserver_pids(str(sub))
     assert not any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().rsplit(")", 1)[1][:3]
                    for p in pids)
+
+
+def test_serve_is_ready_only_once_every_model_is_loaded_and_prints_a_runnable_validate(repo, tmp_path):
+    """Issue 26 items 5 and 8: /v2/health/ready is what probes and scripts wait for, so it must not answer 200
+    while the models are still loading; and the printed validate command must run outside an activated venv."""
+    sub = subrepo(repo, tmp_path, ["mlp", "tiny_cnn"])
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "serve", str(sub), "--http-port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_ctrl_c_reaches_child)
+    host = f"127.0.0.1:{port}"
+    try:
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline and status != 200:  # from the start: endpoints may not be up yet
+            assert proc.poll() is None, proc.communicate()
+            try:
+                status = http_request(host, "GET", "/v2/health/ready", timeout=1)[0]
+            except OSError:
+                time.sleep(0.02)
+        assert status == 200
+        # the first "ready" already means every model answers (explicit mode loads nothing by itself)
+        assert [http_request(host, "GET", f"/v2/models/{m}/ready")[0] for m in ("mlp", "tiny_cnn")] == [200, 200]
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        command = lines[[i for i, ln in enumerate(lines) if "from another shell" in ln][0] + 1].strip()
+        words = shlex.split(command)
+        assert words[:4] == [sys.executable, "-m", "repogen.cli", "validate"], command
+        # the printed line as a user pastes it, with no venv on PATH (a few options added to keep it short)
+        env = {**ENV, "PATH": "/usr/bin:/bin"}
+        check = subprocess.run([*words, "--protocol", "grpc", "--concurrency", "1", "--requests", "10", "--json"],
+                               capture_output=True, text=True, timeout=180, env=env)
+        assert check.returncode == 0, check.stderr[-2000:]
+        assert {m["model"] for m in json.loads(check.stdout)["models"] if m["ok"]} == {"mlp", "tiny_cnn"}
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not tritonserver_pids(str(sub))
+
+
+def test_strict_readiness_a_refused_model_keeps_the_server_unready(repo, tmp_path):
+    sub = subrepo(repo, tmp_path, ["mlp", "rejected"])
+    with launch(sub, strict_readiness=True) as srv:
+        assert srv.loaded["mlp"] is None and "GPU" in srv.loaded["rejected"], srv.loaded
+        assert http_request(srv.http_url, "GET", "/v2/models/mlp/ready")[0] == 200
+        assert not srv.ready()  # one model is not there: not ready, however the others serve
+        with pytest.raises(ServerError, match="rejected.*GPU"):
+            srv.require_loaded(["rejected"], load=False, attached=False)
+        assert "--load" not in srv.loaded["rejected"]  # our own server: no advice meant for someone else's
+    assert not tritonserver_pids(str(sub))
 
 
 def test_validate_sigint_half_way(repo, tmp_path):

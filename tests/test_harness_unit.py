@@ -88,6 +88,31 @@ def test_local_command_binds_loopback_explicit_mode():
             "--model-control-mode=explicit", "--backend-directory=/b", "--allow-metrics=false"} <= set(cmd)
 
 
+def test_strict_readiness_loads_every_model_at_startup_and_validate_does_not():
+    cmd = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, None, startup_models=["a", "b"])
+    assert {"--strict-readiness=true", "--load-model=a", "--load-model=b", "--exit-on-error=false"} <= set(cmd)
+    assert "--strict-readiness=false" not in cmd
+    inner = srv.container_server_args(startup_models=["a"])
+    assert {"--strict-readiness=true", "--load-model=a"} <= set(inner)
+    # validate loads through the API, model by model, to report each refusal: nothing at startup
+    plain = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, None)
+    assert "--strict-readiness=false" in plain and not [a for a in plain if a.startswith("--load-model")]
+
+
+def test_printed_validate_command_uses_the_running_program(tmp_path):
+    from repogen.harness.serve import running_program, validate_command
+
+    assert running_program("/x/cli.py", "repogen.cli") == [sys.executable, "-m", "repogen.cli"]
+    assert running_program("/x/__main__.py", "repogen.cli.__main__") == [sys.executable, "-m", "repogen.cli"]
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    script = _fake_exe(tmp_path / "venv" / "bin" / "repogen")
+    link = tmp_path / "repogen"
+    link.symlink_to(script)
+    assert running_program(str(link), "") == [str(script)]  # resolved: the venv's own script
+    line = validate_command("my repo", "127.0.0.1:8000", "127.0.0.1:8001", [str(script)])
+    assert line == f"{script} validate 'my repo' --server http://127.0.0.1:8000 --grpc-url grpc://127.0.0.1:8001"
+
+
 def _fake_exe(path: Path, body: str = "exit 0") -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)

@@ -32,6 +32,7 @@ from repogen.harness.shutdown import (EXIT_TIMEOUT_S, STOP_GRACE_S, group_alive,
                                       kill_process_group, stop_server_process)
 
 READY_TIMEOUT_S = 60.0
+LOAD_TIMEOUT_S = 300.0  # one model's load (a big Paddle model on a busy CPU takes minutes)
 LOG_TAIL_LINES = 40
 
 
@@ -122,12 +123,25 @@ def _metrics_args(port: int | None, address: str | None) -> list[str]:
         ([f"--metrics-address={address}"] if address else [])
 
 
+def readiness_args(startup_models: list[str] | None) -> list[str]:
+    """Readiness flags. With ``startup_models`` (``repogen serve``): Triton loads them before its endpoints
+    open and ``/v2/health/ready`` answers 200 only while every model is ready (strict readiness: what probes
+    and scripts wait for); a model Triton refuses leaves the server up but not ready, its reason in the
+    repository index (exit-on-error off; a port clash still ends it). Without: models are loaded one by one
+    through the API afterwards (validate reports each refusal with its model) and ready means responsive;
+    with nothing loaded at start, strict readiness would answer 200 before any model is there."""
+    if startup_models is None:
+        return ["--exit-on-error=true", "--strict-readiness=false"]
+    return ["--exit-on-error=false", "--strict-readiness=true", *(f"--load-model={m}" for m in startup_models)]
+
+
 def local_command(exe: Path, repo: Path, http_port: int, grpc_port: int, backend_dir: Path | None,
-                  extra: list[str] | None = None, metrics_port: int | None = None) -> list[str]:
+                  extra: list[str] | None = None, metrics_port: int | None = None,
+                  startup_models: list[str] | None = None) -> list[str]:
     cmd = [str(exe), f"--model-repository={repo}", "--model-control-mode=explicit",
            "--http-address=127.0.0.1", f"--http-port={http_port}",
            "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
-           *_metrics_args(metrics_port, "127.0.0.1"), "--exit-on-error=true", "--strict-readiness=false",
+           *_metrics_args(metrics_port, "127.0.0.1"), *readiness_args(startup_models),
            f"--exit-timeout-secs={EXIT_TIMEOUT_S}"]
     if backend_dir is not None:
         cmd.append(f"--backend-directory={backend_dir}")
@@ -144,13 +158,14 @@ def gpu_available() -> bool:
         return False
 
 
-def container_server_args(extra: list[str] | None = None, metrics: bool = False) -> list[str]:
+def container_server_args(extra: list[str] | None = None, metrics: bool = False,
+                          startup_models: list[str] | None = None) -> list[str]:
     """tritonserver's arguments inside a container (ports are the image's defaults, published by the engine
     on 127.0.0.1 only; the metrics port too when ``metrics``)."""
     return ["--model-control-mode=explicit", f"--http-port={container.CONTAINER_HTTP}",
             f"--grpc-port={container.CONTAINER_GRPC}",
-            *_metrics_args(container.CONTAINER_METRICS if metrics else None, None), "--exit-on-error=true",
-            "--strict-readiness=false", f"--exit-timeout-secs={int(STOP_GRACE_S) - 2}", *(extra or [])]
+            *_metrics_args(container.CONTAINER_METRICS if metrics else None, None), *readiness_args(startup_models),
+            f"--exit-timeout-secs={int(STOP_GRACE_S) - 2}", *(extra or [])]
 
 
 def _die_with_parent() -> None:
@@ -229,7 +244,7 @@ class TritonServer:
             raise self.error_with_log(f"repository index failed: HTTP {status} {text}")
         return json.loads(text or "[]")
 
-    def load(self, models: list[str], timeout: float = 300.0) -> dict[str, str | None]:
+    def load(self, models: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, str | None]:
         """Load each model explicitly; returns model -> None, or Triton's reason in plain words."""
         for name in models:
             if not self.alive():
@@ -257,9 +272,9 @@ class TritonServer:
         reasons = [r.get("reason", "") for r in rows if r.get("reason")]
         return "; ".join(reasons) or None
 
-    def check_ready(self, models: list[str]) -> dict[str, str | None]:
-        """For a server repogen did not start: which models are already being served (nothing is loaded:
-        a load call on someone else's server reloads a model that is serving traffic)."""
+    def check_ready(self, models: list[str], attached: bool = True) -> dict[str, str | None]:
+        """Which models are being served, without loading anything (a load call on someone else's server
+        reloads a model that is serving traffic); ``attached``: the server is someone else's."""
         for name in models:
             try:
                 status, _ = self._request("GET", f"/v2/models/{name}/ready")
@@ -267,14 +282,23 @@ class TritonServer:
                 raise ServerError(f"{self.http_url}: readiness of {name}: {exc}") from exc
             if status == 200:
                 self.loaded[name] = None
-            else:
+            elif attached:
                 why = self._index_reason(name)
                 self.loaded[name] = (f"not ready on {self.http_url}" + (f" ({why})" if why else "") +
                                      "; repogen loads models only on a server it started (--load to load them)")
+            else:
+                self.loaded[name] = self._index_reason(name) or f"not ready on {self.http_url}"
         return dict(self.loaded)
 
-    def require_loaded(self, models: list[str], load: bool = True) -> None:
-        errors = self.load(models) if load else self.check_ready(models)
+    def ready(self) -> bool:
+        """``/v2/health/ready`` answers 200 (with strict readiness: every model is loaded)."""
+        try:
+            return self._request("GET", "/v2/health/ready")[0] == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def require_loaded(self, models: list[str], load: bool = True, attached: bool = True) -> None:
+        errors = self.load(models) if load else self.check_ready(models, attached)
         bad = {m: e for m, e in errors.items() if m in models and e}
         if bad:
             lines = "\n".join(f"  {m}: {e}" for m, e in bad.items())
@@ -329,7 +353,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
            extra_args: list[str] | None = None, require_models: bool = False,
            grpc_url: str | None = None, model_repository: str | None = None,
            server_env: dict[str, str] | None = None, engine: str | None = None,
-           load_on_attach: bool = False) -> Iterator[TritonServer]:
+           load_on_attach: bool = False, strict_readiness: bool = False) -> Iterator[TritonServer]:
     """Run Triton on ``repo`` for the duration of the block.
 
     ``server``: "local" (a tritonserver binary), "docker" (a container: ``engine`` docker or podman, the
@@ -340,6 +364,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
     ``repo`` may be ``s3://...`` (repogen.storage): Triton reads the store, ``handle.repo`` is a verified
     local copy of the same objects (for the reference); ``model_repository`` / ``server_env`` carry that.
     On a server repogen did not start, models are only checked for readiness unless ``load_on_attach``.
+    ``strict_readiness`` (``repogen serve``): ``models`` load at startup and ``/v2/health/ready`` answers 200
+    only once every one of them is loaded (readiness_args); otherwise they load through the API afterwards.
     """
     if repo is not None and "://" in str(repo):
         from repogen.storage.serving import served_from_store
@@ -347,7 +373,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
             with launch(copy, server, models=models, image=image, tritonserver=tritonserver, http_port=http_port,
                         grpc_port=grpc_port, ready_timeout=ready_timeout, extra_args=extra_args,
                         require_models=require_models, grpc_url=grpc_url, model_repository=path,
-                        server_env=env, load_on_attach=load_on_attach) as handle:
+                        server_env=env, load_on_attach=load_on_attach,
+                        strict_readiness=strict_readiness) as handle:
                 yield handle
         return
     repo_path = Path(repo).resolve() if repo is not None else None
@@ -382,6 +409,9 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
             hint = (" (build it with docker/build-cpu-image.sh)" if image == container.CPU_IMAGE else
                     f" ({Path(engine).name} pull {image}, or pass --image)")
             raise ServerError(f"container image {image} is not available to {Path(engine).name}{hint}")
+    startup = list(models or []) if strict_readiness else None
+    # with startup loads the endpoints open only once every model was loaded (or refused)
+    live_timeout = ready_timeout + (LOAD_TIMEOUT_S * max(1, len(startup)) if startup is not None else 0)
     workdir = Path(tempfile.mkdtemp(prefix="repogen-triton-"))
     handle: TritonServer | None = None
     try:
@@ -398,7 +428,9 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                 if server == "docker":
                     name = f"{container.NAME_PREFIX}{uuid.uuid4().hex[:12]}"
                     cmd = container.run_command(engine, repo_path, image, name, hp, gp, gpus,
-                                                container_server_args(extra_args, metrics=True), metrics_port=mp)
+                                                container_server_args(extra_args, metrics=True,
+                                                                      startup_models=startup),
+                                                metrics_port=mp)
                     env: dict[str, str] = {}
                 else:
                     name = None
@@ -408,14 +440,14 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     env.update(_interpreter_path_env())
                     env.update(server_env or {})
                     cmd = local_command(exe, model_repository or repo_path, hp, gp, backend_dir, extra_args,
-                                        metrics_port=mp)
+                                        metrics_port=mp, startup_models=startup)
                 log_path.write_text("$ " + " ".join(cmd) + "\n")
                 proc = _spawn(cmd, env, log_path)
                 handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server,
                                       engine=engine if server == "docker" else None,
                                       metrics_url=f"127.0.0.1:{mp}")
                 try:
-                    handle.wait_live(ready_timeout)
+                    handle.wait_live(live_timeout)
                     break
                 except ServerError:
                     clash = any(s in handle.log_tail().lower() for s in _PORT_CLASH)
@@ -423,7 +455,12 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     if clash and attempt + 1 < attempts:
                         continue
                     raise
-            if models:
+            if models and startup is not None:  # loaded at startup: read what Triton made of them, load nothing
+                if require_models:
+                    handle.require_loaded(models, load=False, attached=False)
+                else:
+                    handle.check_ready(models, attached=False)
+            elif models:
                 (handle.require_loaded if require_models else handle.load)(models)
             yield handle
     finally:
