@@ -80,6 +80,8 @@ def print_report(report, console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     console.print(f"[bold]repository[/bold] {report.repo}  server {report.server}  "
                   f"http {report.http_url}  grpc {report.grpc_url}")
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     for m in report.models:
         for protocol in sorted({c.protocol for c in m.checks if not c.case.startswith("mixed")}):
             t = Table(title=f"{m.model} - {protocol}")

@@ -44,6 +44,8 @@ def run(args) -> int:
                 require_models=True, engine=getattr(args, "engine", None),
                 strict_readiness=not getattr(args, "no_strict_readiness", False)) as srv:
         names = list_models(srv.repo) if remote else names
+        for note in srv.notes:
+            print(f"note: {note}", file=sys.stderr)
         print(f"serving {len(names)} model(s) from {args.repo}: {', '.join(names)}")
         print(f"  HTTP  http://{srv.http_url}")
         print(f"  gRPC  grpc://{srv.grpc_url}")

@@ -203,6 +203,8 @@ class TritonServer:
     engine: str | None = None  # docker or podman, for a container
     loaded: dict[str, str | None] = field(default_factory=dict)  # model -> None or Triton's load error
     metrics_url: str | None = None  # host:port of Prometheus metrics (loopback) when repogen started the server
+    engine_env: dict[str, str] = field(default_factory=dict)  # the container engine's environment (CONTAINERS_CONF)
+    notes: list[str] = field(default_factory=list)  # one line each, for the user: what the launch had to adapt
 
     # -- HTTP helpers with no client dependency: used before the server is known to be up ------------------
     def _request(self, method: str, path: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, str]:
@@ -309,7 +311,7 @@ class TritonServer:
         """SIGTERM the server alone so it unloads its models (Python-backend ``finalize()`` runs), then the
         group after the grace period (shutdown.py); containers get ``stop -t`` then ``rm``."""
         if self.container:
-            container.stop(self.engine, self.container, grace)
+            container.stop(self.engine, self.container, grace, self.engine_env)
         if self.proc is None:
             return
         stop_server_process(self.proc, EXIT_TIMEOUT_S, grace)
@@ -417,21 +419,25 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
     try:
         with _terminate_raises():
             attempts = 1 if (http_port or grpc_port) else 3
-            for attempt in range(attempts):
+            engine_env: dict[str, str] = {}  # CONTAINERS_CONF once the engine refused the default rlimits
+            notes: list[str] = []
+            attempt = tries = 0
+            while True:
+                tries += 1
                 hp, gp = http_port or free_port(), grpc_port or free_port()
                 while gp == hp:
                     gp = free_port()
                 mp = free_port()
                 while mp in (hp, gp):
                     mp = free_port()
-                log_path = workdir / f"tritonserver-{attempt}.log"
+                log_path = workdir / f"tritonserver-{tries}.log"
                 if server == "docker":
                     name = f"{container.NAME_PREFIX}{uuid.uuid4().hex[:12]}"
                     cmd = container.run_command(engine, repo_path, image, name, hp, gp, gpus,
                                                 container_server_args(extra_args, metrics=True,
                                                                       startup_models=startup),
                                                 metrics_port=mp)
-                    env: dict[str, str] = {}
+                    env: dict[str, str] = dict(engine_env)
                 else:
                     name = None
                     exe = find_tritonserver(tritonserver)
@@ -445,14 +451,25 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                 proc = _spawn(cmd, env, log_path)
                 handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server,
                                       engine=engine if server == "docker" else None,
-                                      metrics_url=f"127.0.0.1:{mp}")
+                                      metrics_url=f"127.0.0.1:{mp}", engine_env=dict(engine_env), notes=notes)
                 try:
                     handle.wait_live(live_timeout)
                     break
-                except ServerError:
-                    clash = any(s in handle.log_tail().lower() for s in _PORT_CLASH)
+                except ServerError as exc:
+                    log = handle.log_tail()
+                    clash = any(s in log.lower() for s in _PORT_CLASH)
                     handle.stop()
-                    if clash and attempt + 1 < attempts:
+                    if server == "docker" and container.rlimits_refused(log):
+                        fallback = None if engine_env else container.rlimit_fallback(engine, log)
+                        if fallback is None:
+                            hint = container.rlimit_hint(engine, engine_env.get("CONTAINERS_CONF"))
+                            raise ServerError(f"{Path(engine).name} refused the default container rlimits: "
+                                              f"{hint}\n{exc}") from exc
+                        engine_env, note = fallback
+                        notes.append(note)
+                        continue  # a retry with the private containers.conf is not a port-clash attempt
+                    attempt += 1
+                    if clash and attempt < attempts:
                         continue
                     raise
             if models and startup is not None:  # loaded at startup: read what Triton made of them, load nothing

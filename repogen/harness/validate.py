@@ -67,6 +67,7 @@ class Report:
     grpc_url: str
     models: list[ModelReport] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the launch had to adapt (server.TritonServer.notes)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,8 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"repo": self.repo, "server": self.server, "http_url": self.http_url, "grpc_url": self.grpc_url,
-                "ok": self.ok, "failures": self.failures, "models": [m.to_dict() for m in self.models]}
+                "ok": self.ok, "failures": self.failures, "notes": self.notes,
+                "models": [m.to_dict() for m in self.models]}
 
 
 # -- config comparison ---------------------------------------------------------------------------------------------
@@ -338,7 +340,7 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
             folders, unreadable = _read_folders(srv.repo, names)
         if srv.kind == "url":
             probe_grpc(srv.grpc_url, explicit=bool(grpc_url) or "," in server)
-        report = Report(str(repo), server, srv.http_url, srv.grpc_url)
+        report = Report(str(repo), server, srv.http_url, srv.grpc_url, notes=list(srv.notes))
         if remote:
             pipelines = pipeline_folders(srv.repo, names)
         piped = {r.model: r for r in validate_pipelines(
