@@ -5,6 +5,7 @@ no wrapped cells. No server here (tests/test_e2e_harness.py times real models)."
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def test_a_level_that_does_not_fit_its_budget_is_too_slow_not_failed():
         assert "15000 ms alone" in plan.too_slow and "60 s" in plan.too_slow
         row = unmeasured("grpc", plan, speed.TOO_SLOW, plan.too_slow)
         assert row.verdict == "too slow" and row.requests == 0 and not row.errors
+        data = json.loads(json.dumps(row.to_dict(), allow_nan=False))  # standard JSON: null, never NaN
+        assert data["p50_ms"] is None and data["note"] == plan.too_slow
     # the boundary: 3 windows exactly fill the budget -> measured; a little slower -> not
     single = 1.0
     ok = plan_level(1, single, budget_s=STABLE_WINDOWS * speed.WINDOW_COMPLETIONS * single)

@@ -21,6 +21,7 @@ the speed phase never decides whether a model is correct.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -81,7 +82,15 @@ class SpeedResult:
     pre_post_share: float | None = None  # pipelines: share of server time outside the model(s)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain data; a figure that was not measured (NaN) is None, so the JSON stays standard."""
+        def plain(value):
+            if isinstance(value, float) and math.isnan(value):
+                return None
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {k: plain(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
