@@ -56,6 +56,10 @@ def test_a_level_that_does_not_fit_its_budget_is_too_slow_not_failed():
     ok = plan_level(1, single, budget_s=STABLE_WINDOWS * speed.WINDOW_COMPLETIONS * single)
     assert not ok.too_slow and ok.max_windows == STABLE_WINDOWS
     assert plan_level(1, single * 1.01, budget_s=STABLE_WINDOWS * speed.WINDOW_COMPLETIONS * single).too_slow
+    # many clients of a model that fits the windows: a request alone outlasts a third of the budget
+    crowded = plan_level(64, 0.5, budget_s=60)
+    assert not plan_level(64, 0.5, budget_s=100).too_slow
+    assert "64 clients" in crowded.too_slow and "3 such requests in a row exceed" in crowded.too_slow
     with pytest.raises(ConfigError, match="level budget"):
         speed.measure_levels("127.0.0.1:1", [], (1,), level_budget_s=0)
 

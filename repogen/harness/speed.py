@@ -122,11 +122,12 @@ def plan_level(concurrency: int, single_s: float | None = None, *, window_ms: in
     timeout_s = max(REQUEST_TIMEOUT_S, TIMEOUT_FACTOR * worst_latency)
     fits = int(budget_s // window_s)
     too_slow = ""
-    if fits < STABLE_WINDOWS or worst_latency * STABLE_WINDOWS > budget_s:
-        too_slow = (f"too slow to measure at {concurrency} client{'s' if concurrency > 1 else ''}: one request "
-                    f"takes {single_s * 1e3:.0f} ms alone (up to {worst_latency:.1f} s with {concurrency} "
-                    f"clients); {STABLE_WINDOWS} windows of {window_s:.1f} s exceed the level budget of "
-                    f"{budget_s:g} s")
+    head = (f"too slow to measure at {concurrency} client{'s' if concurrency > 1 else ''}: one request takes "
+            f"{single_s * 1e3:.0f} ms alone (up to {worst_latency:.1f} s with {concurrency} clients); ")
+    if fits < STABLE_WINDOWS:
+        too_slow = head + f"{STABLE_WINDOWS} windows of {window_s:.1f} s exceed the level budget of {budget_s:g} s"
+    elif worst_latency * STABLE_WINDOWS > budget_s:  # many clients: each window would hold a request or two
+        too_slow = head + f"{STABLE_WINDOWS} such requests in a row exceed the level budget of {budget_s:g} s"
     if stretched:  # what fits in the windows the budget allows, at one request at a time
         min_samples = min(min_samples, STABLE_WINDOWS * WINDOW_COMPLETIONS)
     return LevelPlan(concurrency, window_s, max(STABLE_WINDOWS, min(max_windows, fits)), min_samples, timeout_s,
