@@ -166,3 +166,30 @@ def test_partitioned_numpy_target_validates_in_the_container(podman_env, tmp_pat
     assert {c["protocol"] for c in model["checks"]} == {"http", "grpc"}
     assert all(c["ok"] and c["rel_err"] <= 1e-5 for c in model["checks"])
     assert not _ours(podman_env) - before
+
+
+def test_refused_default_rlimits_fall_back_to_the_private_containers_conf(podman_env, tmp_path):
+    """Issue 26 item 3: without CONTAINERS_CONF, podman on this sandbox fails with runc's "error setting rlimit
+    type 7: operation not permitted". The harness then uses the containers.conf docker/build-cpu-image.sh
+    wrote, or writes one where there is none, and says so in one line."""
+    import json
+
+    env = {k: v for k, v in podman_env.items() if k != "CONTAINERS_CONF"}
+    probe = subprocess.run(["podman", "run", "--rm", f"localhost/{container.CPU_IMAGE}", "true"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    if probe.returncode == 0:
+        pytest.skip("podman applies its default rlimits on this host: there is nothing to fall back from")
+    assert container.rlimits_refused(probe.stderr), probe.stderr  # the failure the fallback is for
+    before = _ours(podman_env)
+    for cache, origin in ((CACHE, "docker/build-cpu-image.sh wrote"), (tmp_path / "fresh", "written now")):
+        proc = _repogen("validate", str(SAMPLE), "--server", "docker", "--engine", "podman", "--protocol", "grpc",
+                        "--concurrency", "1", "--requests", "10", "--json",
+                        env={**env, "REPOGEN_CONTAINER_CACHE": str(cache)})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        report = json.loads(proc.stdout)
+        assert report["ok"], report
+        (note,) = report["notes"]
+        assert "refused the default container rlimits (error setting rlimit type 7" in note, note
+        assert f"CONTAINERS_CONF={cache / 'containers.conf'} " in note and origin in note, note
+    assert (tmp_path / "fresh" / "containers.conf").is_file()
+    assert not _ours(podman_env) - before

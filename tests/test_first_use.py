@@ -101,10 +101,12 @@ def test_serve_prints_the_validate_command_that_passes(tmp_path: Path) -> None:
             if "Ctrl-C" in line:
                 break
         assert serve.poll() is None, (lines, serve.stderr.read())
-        command = next(ln.strip() for ln in lines if ln.strip().startswith("repogen validate "))
-        assert command == (f"repogen validate {serve_repo} --server http://127.0.0.1:{http_port} "
-                           f"--grpc-url grpc://127.0.0.1:{grpc_port}")
-        argv = shlex.split(command)[1:]
+        command = next(ln.strip() for ln in lines if " validate " in ln)
+        # the program that is running, so the line works without an activated venv (issue 26 item 8)
+        program = [sys.executable, "-m", "repogen.cli"]
+        assert command == shlex.join([*program, "validate", str(serve_repo), "--server",
+                                      f"http://127.0.0.1:{http_port}", "--grpc-url", f"grpc://127.0.0.1:{grpc_port}"])
+        argv = shlex.split(command)[len(program):]
         argv[1] = str(repo)  # the same server, asked about the repository that also holds the broken model
         proc = subprocess.run([sys.executable, "-m", "repogen.cli", *argv, "--json", "--concurrency", "1",
                                "--requests", "5"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)

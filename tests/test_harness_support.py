@@ -88,6 +88,24 @@ TritonPythonModel._run = lambda self, arrays: [o + 1 for o in _repogen_test_run(
 """
 
 
+# Appended to a built model.py: every row of a request costs SLOW_ROW_S of sleep (a compute-bound model, slow
+# however the batcher groups the rows); the answers stay Paddle's.
+SLOW_ROW_S = 0.05
+SLEEP_PER_ROW = f"""
+
+import time as _repogen_test_time
+_repogen_test_fast_run = TritonPythonModel._run
+
+
+def _repogen_test_slow_run(self, arrays):
+    _repogen_test_time.sleep({SLOW_ROW_S} * len(arrays[0]))
+    return _repogen_test_fast_run(self, arrays)
+
+
+TritonPythonModel._run = _repogen_test_slow_run
+"""
+
+
 def tritonserver_pids(marker: str) -> list[int]:
     """Processes whose command line mentions tritonserver and ``marker`` (the repo path), from /proc."""
     pids = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -70,6 +71,41 @@ def test_docker_files_use_the_harness_release():
     assert f"TRITON_RELEASE:-{container.TRITON_RELEASE}" in (root / "compose.yaml").read_text()
 
 
+RUNC_REFUSAL = ("Error: runc: runc create failed: unable to start container process: error during container init: "
+                "error setting rlimits for ready process: error setting rlimit type 7: operation not permitted: "
+                "OCI permission denied")
+
+
+def test_rlimit_fallback_finds_or_writes_the_private_containers_conf(tmp_path, monkeypatch):
+    import resource
+
+    monkeypatch.delenv("CONTAINERS_CONF", raising=False)
+    monkeypatch.setenv("REPOGEN_CONTAINER_CACHE", str(tmp_path / "cache"))
+    assert container.rlimits_refused(RUNC_REFUSAL)
+    assert container.rlimits_refused("Error: crun: setrlimit `RLIMIT_NOFILE`: Operation not permitted")
+    assert not container.rlimits_refused("Error: image not known")
+    assert container.rlimit_fallback("podman", "boom") is None
+    env, note = container.rlimit_fallback("/usr/bin/podman", RUNC_REFUSAL)
+    conf = tmp_path / "cache" / "containers.conf"
+    assert env == {"CONTAINERS_CONF": str(conf)} and "\n" not in note
+    assert "(error setting rlimit type 7: operation not permitted)" in note and "written now" in note
+    # what was written: ulimits podman can apply here (within this process's hard limits), cgroupfs
+    text = conf.read_text()
+    nofile, nproc = (int(x) for x in re.search(r'"nofile=(\d+):\1", "nproc=(\d+):\2"', text).groups())
+    hard_nofile, hard_nproc = (resource.getrlimit(r)[1] for r in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC))
+    assert 0 < nofile <= hard_nofile and (hard_nproc == resource.RLIM_INFINITY or 0 < nproc <= hard_nproc)
+    assert 'cgroup_manager = "cgroupfs"' in text
+    # a file already there (the image script's) is used as it is
+    conf.write_text("# the script's\n")
+    env, note = container.rlimit_fallback("podman", RUNC_REFUSAL)
+    assert conf.read_text() == "# the script's\n" and "docker/build-cpu-image.sh wrote" in note
+    # nothing to do for docker (its daemon's limits), or when the user's own CONTAINERS_CONF is in force
+    assert container.rlimit_fallback("/usr/bin/docker", RUNC_REFUSAL) is None
+    monkeypatch.setenv("CONTAINERS_CONF", "/etc/mine.conf")
+    assert container.rlimit_fallback("podman", RUNC_REFUSAL) is None
+    assert "/etc/mine.conf" in container.rlimit_hint("podman")
+
+
 def test_find_engine_prefers_the_named_one(tmp_path, monkeypatch):
     fake = _fake_exe(tmp_path / "podman")
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -86,6 +122,31 @@ def test_local_command_binds_loopback_explicit_mode():
     cmd = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, Path("/b"))
     assert {"--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--http-port=9000", "--grpc-port=9001",
             "--model-control-mode=explicit", "--backend-directory=/b", "--allow-metrics=false"} <= set(cmd)
+
+
+def test_strict_readiness_loads_every_model_at_startup_and_validate_does_not():
+    cmd = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, None, startup_models=["a", "b"])
+    assert {"--strict-readiness=true", "--load-model=a", "--load-model=b", "--exit-on-error=false"} <= set(cmd)
+    assert "--strict-readiness=false" not in cmd
+    inner = srv.container_server_args(startup_models=["a"])
+    assert {"--strict-readiness=true", "--load-model=a"} <= set(inner)
+    # validate loads through the API, model by model, to report each refusal: nothing at startup
+    plain = srv.local_command(Path("/bin/tritonserver"), Path("/r"), 9000, 9001, None)
+    assert "--strict-readiness=false" in plain and not [a for a in plain if a.startswith("--load-model")]
+
+
+def test_printed_validate_command_uses_the_running_program(tmp_path):
+    from repogen.harness.serve import running_program, validate_command
+
+    assert running_program("/x/cli.py", "repogen.cli") == [sys.executable, "-m", "repogen.cli"]
+    assert running_program("/x/__main__.py", "repogen.cli.__main__") == [sys.executable, "-m", "repogen.cli"]
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    script = _fake_exe(tmp_path / "venv" / "bin" / "repogen")
+    link = tmp_path / "repogen"
+    link.symlink_to(script)
+    assert running_program(str(link), "") == [str(script)]  # resolved: the venv's own script
+    line = validate_command("my repo", "127.0.0.1:8000", "127.0.0.1:8001", [str(script)])
+    assert line == f"{script} validate 'my repo' --server http://127.0.0.1:8000 --grpc-url grpc://127.0.0.1:8001"
 
 
 def _fake_exe(path: Path, body: str = "exit 0") -> Path:
@@ -161,6 +222,28 @@ def test_docker_failure_removes_container(tmp_path, monkeypatch):
     name = run.split("--name ")[1].split()[0]
     assert name.startswith("repogen-triton-") and f"{repo.resolve()}:/models:ro" in run
     assert any(c.startswith("stop -t ") and c.endswith(name) for c in calls) and f"rm -f {name}" in calls
+
+
+def test_refused_rlimits_retry_once_with_the_conf_then_say_what_to_do(tmp_path, monkeypatch):
+    """A fake podman that refuses the rlimits whatever the config: one retry with CONTAINERS_CONF (and the
+    stop/rm of that container with it too), then an error naming the fix, not the bare runtime error."""
+    log = tmp_path / "calls"
+    _fake_exe(tmp_path / "podman", f'echo "CONF=$CONTAINERS_CONF $@" >> {log}\n'
+                                   f'case "$1" in run) echo "{RUNC_REFUSAL}" >&2; exit 126;; esac')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("REPOGEN_CONTAINER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONTAINERS_CONF", raising=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with pytest.raises(ServerError, match="podman refused the default container rlimits: lower default_ulimits "
+                                          "in the containers.conf in force .*cache/containers.conf"):
+        with srv.launch(repo, "docker", models=[], ready_timeout=5.0, engine="podman", image="img:1"):
+            pass
+    runs = [c for c in log.read_text().splitlines() if " run " in c]
+    conf = tmp_path / "cache" / "containers.conf"
+    assert [r.split()[0] for r in runs] == ["CONF=", f"CONF={conf}"]
+    second = runs[1].split("--name ")[1].split()[0]
+    assert any(c.startswith(f"CONF={conf} rm -f {second}") for c in log.read_text().splitlines())
 
 
 def test_kill_process_group_ends_children_that_ignore_sigterm():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ def add_parser(sub: Any) -> None:
                    help="tritonserver binary for --server local (default: the bundled one)")
     p.add_argument("--http-port", type=port, metavar="PORT", help="HTTP port on 127.0.0.1 (default: a free one)")
     p.add_argument("--grpc-port", type=port, metavar="PORT", help="gRPC port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-strict-readiness", action="store_true",
+                   help="let /v2/health/ready answer 200 as soon as the server responds (default: only once every "
+                        "model is loaded, as probes and scripts that wait for readiness expect)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     remote = "://" in args.repo  # s3://...: the models are known once launch() has mirrored the store
     names = None if remote else list_models(Path(args.repo))
     with launch(args.repo, args.server, models=names, image=args.image, tritonserver=args.tritonserver,
-                http_port=args.http_port, grpc_port=args.grpc_port, require_models=True, engine=args.engine) as srv:
+                http_port=args.http_port, grpc_port=args.grpc_port, require_models=True, engine=args.engine,
+                strict_readiness=not args.no_strict_readiness) as srv:
         names = list_models(srv.repo) if remote else names
+        for note in srv.notes:
+            print(f"note: {note}", file=sys.stderr)
         print(f"serving {len(names)} model(s) from {args.repo}: {', '.join(names)}")
         print(f"  HTTP  http://{srv.http_url}")
         print(f"  gRPC  grpc://{srv.grpc_url}")

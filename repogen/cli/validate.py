@@ -38,6 +38,10 @@ def add_parser(sub: Any) -> None:
                    help="the last 3 windows' throughput and p50 must be within this %% of their average")
     p.add_argument("--max-windows", type=at_least(3), default=10, metavar="N",
                    help="give up on stability after this many windows (default 10)")
+    p.add_argument("--level-budget-s", type=float, default=60.0, metavar="SECONDS",
+                   help="longest the timing of one concurrency level may take; a level whose windows, sized "
+                        "from the single-request latency, need longer is reported as too slow to measure "
+                        "(default 60)")
     p.add_argument("--shm", action="store_true", help="also time gRPC with system shared memory")
     p.add_argument("--load", action="store_true", help="with --server URL: load the models on that server "
                    "(explicit model control; reloads a model that is already serving). Default: only check "
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         tritonserver=args.tritonserver, protocols=tuple(comma_list(args.protocol) or ()), inputs=args.inputs,
         concurrency=_ints(args.concurrency, "--concurrency"), requests=args.requests, shm=args.shm,
         grpc_url=args.grpc_url, engine=args.engine, load=args.load,
-        timing={"window_ms": args.window_ms, "stability_pct": args.stability_pct, "max_windows": args.max_windows})
+        timing={"window_ms": args.window_ms, "stability_pct": args.stability_pct, "max_windows": args.max_windows,
+                "level_budget_s": args.level_budget_s})
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=float)
         print()

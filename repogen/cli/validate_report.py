@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 
@@ -12,10 +14,74 @@ def _num(x: float | None, fmt: str = "{:.3g}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+_VERDICT_STYLE = {"stable": "green", "unstable": "yellow", "too slow": "yellow", "error": "red"}
+
+
+def ms(x: float | None) -> str:
+    """Milliseconds with about three significant digits and no exponent (60002 ms stays 60002)."""
+    if x is None or math.isnan(x):
+        return "-"
+    for limit, fmt in ((100, "{:.0f}"), (10, "{:.1f}"), (1, "{:.2f}")):
+        if abs(x) >= limit:
+            return fmt.format(x)
+    return "{:.3f}".format(x)
+
+
+def overhead_cell(s) -> str:
+    """The harness's overhead only where both phases were stable; a figure from unstable windows is noise."""
+    if s.overhead_ratio is None:
+        return "-"
+    if not (s.stable and s.raw_stable):
+        return "unstable"
+    return f"{(s.overhead_ratio - 1) * 100:+.1f}%"
+
+
+def speed_table(model: str, rows: list) -> Table:
+    """One row per level: client latencies and the server's times per request, all in milliseconds."""
+    t = Table(title=f"{model} - speed (times in ms; server times per request)")
+    columns = ["protocol", "clients", "requests", "windows", "verdict", "p50", "p90", "p95", "p99", "req/s",
+               "raw req/s", "overhead", "queue", "input", "infer", "output"]
+    shares = any(s.pre_post_share is not None for s in rows)
+    for col in columns + (["pre/post"] if shares else []):
+        t.add_column(col, justify="left" if col in ("protocol", "verdict") else "right", no_wrap=True)
+    for s in rows:
+        timed = s.requests > 0
+        style = _VERDICT_STYLE.get(s.verdict, "white")
+        cells = [s.protocol, str(s.concurrency), str(s.requests) if timed else "-",
+                 f"{s.windows} x {s.window_ms}" if timed else "-", f"[{style}]{s.verdict}[/{style}]",
+                 ms(s.p50_ms), ms(s.p90_ms), ms(s.p95_ms), ms(s.p99_ms),
+                 f"{s.throughput_rps:.1f}" if timed else "-",
+                 "-" if s.raw_throughput_rps is None else f"{s.raw_throughput_rps:.1f}", overhead_cell(s),
+                 *(ms(us / 1e3) for us in (s.server_queue_us, s.server_compute_input_us, s.server_compute_us,
+                                           s.server_compute_output_us))]
+        if shares:
+            cells.append("-" if s.pre_post_share is None else f"{s.pre_post_share:.0%}")
+        t.add_row(*cells)
+    return t
+
+
+def print_speed(model: str, rows: list, console: Console) -> None:
+    """The speed table at its natural width (cells never wrap), then the levels' notes, one line each."""
+    table = speed_table(model, rows)
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    narrow = console.width
+    console.width = max(narrow, natural)  # rich caps print(width=...) at the console's width
+    try:
+        console.print(table)
+    finally:
+        console.width = narrow
+    for s in rows:
+        if s.note:
+            console.print(f"  {model} {s.protocol} x{s.concurrency}: {s.note}", markup=False, crop=False,
+                          soft_wrap=True)
+
+
 def print_report(report, console: Console | None = None) -> None:
     console = console or Console(width=None if sys.stdout.isatty() else 150)
     console.print(f"[bold]repository[/bold] {report.repo}  server {report.server}  "
                   f"http {report.http_url}  grpc {report.grpc_url}")
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     for m in report.models:
         for protocol in sorted({c.protocol for c in m.checks if not c.case.startswith("mixed")}):
             t = Table(title=f"{m.model} - {protocol}")
@@ -36,23 +102,7 @@ def print_report(report, console: Console | None = None) -> None:
                           + (f"; burst of {d['burst']['requests']}: {d['burst']['server_executions']} executions"
                              if d.get("burst") else "") + ("" if d.get("merged") else " - never merged"))
         if m.speed:
-            t = Table(title=f"{m.model} - speed")
-            for col in ("protocol", "conc.", "requests", "windows", "p50 ms", "p90 ms", "p99 ms", "req/s",
-                        "raw req/s", "overhead", "queue us", "input us", "infer us", "output us"):
-                t.add_column(col, justify="right")
-            for s in m.speed:
-                over = "-" if s.overhead_ratio is None else f"{(s.overhead_ratio - 1) * 100:+.1f}%"
-                windows = f"{s.windows} x {s.window_ms} ms" + ("" if s.stable else " [yellow]unstable[/yellow]")
-                t.add_row(s.protocol, str(s.concurrency), str(s.requests), windows, _num(s.p50_ms, "{:.2f}"),
-                          _num(s.p90_ms, "{:.2f}"), _num(s.p99_ms, "{:.2f}"), _num(s.throughput_rps, "{:.1f}"),
-                          _num(s.raw_throughput_rps, "{:.1f}"), over, _num(s.server_queue_us, "{:.0f}"),
-                          _num(s.server_compute_input_us, "{:.0f}"), _num(s.server_compute_us, "{:.0f}"),
-                          _num(s.server_compute_output_us, "{:.0f}"))
-            console.print(t)
-        for run in (m.dynamic_batching or {}).get("pipeline_speed", []):  # repogen.pipelines' timed runs
-            console.print(f"{m.model}: {run['concurrency']} clients: {run['images_per_s']:.1f} images/s, p50 "
-                          f"{run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, {run['pre_post_share']:.0%} of server "
-                          "time in pre/post-processing")
+            print_speed(m.model, m.speed, console)
         status = "[green]PASS[/green]" if m.ok else "[red]FAIL[/red]"
         console.print(f"{m.model}: {status}")
         for f in m.failures:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
@@ -15,29 +17,48 @@ def module(protocol: str):
     return grpcclient if protocol == "grpc" else httpclient
 
 
-def make_client(protocol: str, url: str):
+def make_client(protocol: str, url: str, timeout: float = REQUEST_TIMEOUT_S):
+    """A client; HTTP ones end every request within ``timeout`` (gRPC takes its timeout per call)."""
     if protocol == "grpc":
         return grpcclient.InferenceServerClient(url)
-    return httpclient.InferenceServerClient(url, connection_timeout=REQUEST_TIMEOUT_S,
-                                            network_timeout=REQUEST_TIMEOUT_S)
+    return httpclient.InferenceServerClient(url, connection_timeout=timeout, network_timeout=timeout)
 
 
-def build_request(protocol: str, model: ModelFolder, feeds: dict[str, np.ndarray]) -> tuple[list, list]:
+@dataclass(frozen=True)
+class Request:
+    """One inference request in protocol-neutral form: what the timing loops send over and over."""
+
+    model: str
+    inputs: tuple[tuple[str, str, np.ndarray], ...]  # (name, tritonclient datatype such as "FP32", array)
+    outputs: tuple[str, ...] = ()  # the outputs asked for; empty: every output of the model
+
+
+def tensor_request(model: ModelFolder, feeds: dict[str, np.ndarray]) -> Request:
+    return Request(model.name, tuple((s.name, s.datatype, np.ascontiguousarray(feeds[s.name], dtype=s.dtype))
+                                     for s in model.inputs), tuple(s.name for s in model.outputs))
+
+
+def to_protocol(protocol: str, request: Request) -> tuple[list, list | None]:
+    """tritonclient InferInput / InferRequestedOutput objects for ``request`` (None: every output)."""
     mod = module(protocol)
     inputs = []
-    for spec in model.inputs:
-        arr = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
-        inp = mod.InferInput(spec.name, list(arr.shape), spec.datatype)
+    for name, datatype, arr in request.inputs:
+        inp = mod.InferInput(name, list(arr.shape), datatype)
         if protocol == "http":
             inp.set_data_from_numpy(arr, binary_data=True)
         else:
             inp.set_data_from_numpy(arr)
         inputs.append(inp)
+    if not request.outputs:
+        return inputs, None
     if protocol == "http":
-        outputs = [mod.InferRequestedOutput(s.name, binary_data=True) for s in model.outputs]
-    else:
-        outputs = [mod.InferRequestedOutput(s.name) for s in model.outputs]
-    return inputs, outputs
+        return inputs, [mod.InferRequestedOutput(n, binary_data=True) for n in request.outputs]
+    return inputs, [mod.InferRequestedOutput(n) for n in request.outputs]
+
+
+def build_request(protocol: str, model: ModelFolder, feeds: dict[str, np.ndarray]) -> tuple[list, list]:
+    inputs, outputs = to_protocol(protocol, tensor_request(model, feeds))
+    return inputs, outputs or []
 
 
 def infer(client, protocol: str, model: ModelFolder, inputs: list, outputs: list):

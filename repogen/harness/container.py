@@ -9,12 +9,20 @@ The image follows the repository: plans need the NGC tritonserver image whose Te
 (``repogen.json`` records the TensorRT version); Python-backend models (paddle target, ``--target
 numpy``) need Paddle in the image: ``repogen/tritonserver-cpu`` on a host without a GPU (built by
 ``docker/build-cpu-image.sh``), the ``docker/Dockerfile.serve-paddle`` image on a GPU host.
+
+Hosts without CAP_SYS_RESOURCE refuse the runtime's default rlimits ("error setting rlimit type 7:
+operation not permitted"). When podman fails that way and ``CONTAINERS_CONF`` is not set, the harness runs
+it again with the private containers.conf that ``docker/build-cpu-image.sh`` writes beside its cache
+(ulimits below the hard limits, runc, cgroupfs), writing that file itself when it is not there, and says so
+in one line (``rlimit_fallback``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,6 +44,71 @@ PADDLE_GPU_IMAGE = f"repogen/tritonserver-paddle:{TRITON_RELEASE}"
 NGC_TENSORRT = {
     "24.10": "10.5", "24.11": "10.6", "24.12": "10.7", "25.01": "10.8", "25.02": "10.8", "25.03": "10.9",
 }
+
+
+CONTAINERS_CONF = "containers.conf"
+NOFILE_CAP, NPROC_CAP = 65536, 32768  # as docker/build-cpu-image.sh: ample for Triton, below most hard limits
+
+
+def cache_dir() -> Path:
+    """Where docker/build-cpu-image.sh keeps its cache and containers.conf (the same lookup as the script)."""
+    explicit = os.environ.get("REPOGEN_CONTAINER_CACHE")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "repogen-container"
+
+
+def rlimits_refused(log: str) -> bool:
+    """The runtime could not apply the default rlimits (runc: "error setting rlimit type 7: operation not
+    permitted"; crun: "setrlimit `RLIMIT_NOFILE`: Operation not permitted")."""
+    text = log.lower()
+    return ("setrlimit" in text or "setting rlimit" in text) and "not permitted" in text
+
+
+def private_containers_conf(folder: Path | None = None) -> tuple[Path, bool]:
+    """(path, written now): the containers.conf docker/build-cpu-image.sh wrote in ``folder`` (default
+    ``cache_dir()``), or one with the same settings written there when it is missing: default ulimits below
+    this process's hard limits, runc where installed (crun refuses mixed cgroup layouts), cgroupfs."""
+    path = (folder or cache_dir()) / CONTAINERS_CONF
+    if path.is_file():
+        return path, False
+    nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], NOFILE_CAP)
+    hard_nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = NPROC_CAP if hard_nproc == resource.RLIM_INFINITY else min(hard_nproc, NPROC_CAP)
+    if nofile == resource.RLIM_INFINITY:
+        nofile = NOFILE_CAP
+    lines = ["[containers]", f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]', "[engine]"]
+    if shutil.which("runc"):
+        lines.append('runtime = "runc"')
+    lines += ['cgroup_manager = "cgroupfs"', 'events_logger = "file"']
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)  # never a half-written file for a podman started beside us
+    return path, True
+
+
+def rlimit_fallback(engine: str, log: str) -> tuple[dict[str, str], str] | None:
+    """When ``engine`` refused the default rlimits (``log``: its output): the environment that runs it with
+    the private containers.conf, and the one line that says so; None when that cannot help (not podman, or
+    the user's own CONTAINERS_CONF already in force)."""
+    if not rlimits_refused(log) or Path(engine).name != "podman" or os.environ.get("CONTAINERS_CONF"):
+        return None
+    conf, written = private_containers_conf()
+    found = re.search(r"(error setting rlimit type \d+|setrlimit[^:\n]*): operation not permitted", log, re.IGNORECASE)
+    why = found.group(0) if found else "setrlimit: operation not permitted"
+    origin = "written now with lower ulimits, runc, cgroupfs" if written else "the one docker/build-cpu-image.sh wrote"
+    return ({"CONTAINERS_CONF": str(conf)},
+            f"podman refused the default container rlimits ({why}); using CONTAINERS_CONF={conf} ({origin})")
+
+
+def rlimit_hint(engine: str, conf: str | None = None) -> str:
+    """What to do when the rlimits are refused and the harness cannot fix it itself (``conf``: the
+    containers.conf in force, default $CONTAINERS_CONF)."""
+    if Path(engine).name == "podman":
+        conf = conf or os.environ.get("CONTAINERS_CONF")
+        return f"lower default_ulimits in the containers.conf in force ({conf}), see docs/docker.md"
+    return "set lower default-ulimits in the docker daemon's daemon.json, see docs/docker.md"
 
 
 def ngc_image(release: str = TRITON_RELEASE) -> str:
@@ -106,14 +179,16 @@ def run_command(engine: str, repo: Path, image: str, name: str, http_port: int, 
     return cmd + [image, "tritonserver", "--model-repository=/models", *server_args]
 
 
-def stop(engine: str, name: str, grace: float) -> None:
-    """SIGTERM tritonserver and give it ``grace`` seconds to unload (Python models run finalize), then remove."""
+def stop(engine: str, name: str, grace: float, env: dict[str, str] | None = None) -> None:
+    """SIGTERM tritonserver and give it ``grace`` seconds to unload (Python models run finalize), then remove;
+    ``env``: the engine environment the container was started with (CONTAINERS_CONF)."""
+    full = {**os.environ, **(env or {})}
     try:
         subprocess.run([engine, "stop", "-t", str(max(1, int(grace))), name], capture_output=True,
-                       timeout=grace + 30)
+                       timeout=grace + 30, env=full)
     except subprocess.TimeoutExpired:
         pass
-    subprocess.run([engine, "rm", "-f", name], capture_output=True, timeout=60)
+    subprocess.run([engine, "rm", "-f", name], capture_output=True, timeout=60, env=full)
 
 
 def leftovers(engine: str) -> list[str]:

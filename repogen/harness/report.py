@@ -51,6 +51,7 @@ class Report:
     grpc_url: str
     models: list[ModelReport] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the launch had to adapt (server.TritonServer.notes)
 
     @property
     def ok(self) -> bool:
@@ -58,4 +59,5 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"repo": self.repo, "server": self.server, "http_url": self.http_url, "grpc_url": self.grpc_url,
-                "ok": self.ok, "failures": self.failures, "models": [m.to_dict() for m in self.models]}
+                "ok": self.ok, "failures": self.failures, "notes": self.notes,
+                "models": [m.to_dict() for m in self.models]}

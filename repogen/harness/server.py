@@ -32,6 +32,7 @@ from repogen.harness.shutdown import (EXIT_TIMEOUT_S, STOP_GRACE_S, group_alive,
                                       kill_process_group, stop_server_process)
 
 READY_TIMEOUT_S = 60.0
+LOAD_TIMEOUT_S = 300.0  # one model's load (a big Paddle model on a busy CPU takes minutes)
 LOG_TAIL_LINES = 40
 
 
@@ -122,12 +123,25 @@ def _metrics_args(port: int | None, address: str | None) -> list[str]:
         ([f"--metrics-address={address}"] if address else [])
 
 
+def readiness_args(startup_models: list[str] | None) -> list[str]:
+    """Readiness flags. With ``startup_models`` (``repogen serve``): Triton loads them before its endpoints
+    open and ``/v2/health/ready`` answers 200 only while every model is ready (strict readiness: what probes
+    and scripts wait for); a model Triton refuses leaves the server up but not ready, its reason in the
+    repository index (exit-on-error off; a port clash still ends it). Without: models are loaded one by one
+    through the API afterwards (validate reports each refusal with its model) and ready means responsive;
+    with nothing loaded at start, strict readiness would answer 200 before any model is there."""
+    if startup_models is None:
+        return ["--exit-on-error=true", "--strict-readiness=false"]
+    return ["--exit-on-error=false", "--strict-readiness=true", *(f"--load-model={m}" for m in startup_models)]
+
+
 def local_command(exe: Path, repo: Path, http_port: int, grpc_port: int, backend_dir: Path | None,
-                  extra: list[str] | None = None, metrics_port: int | None = None) -> list[str]:
+                  extra: list[str] | None = None, metrics_port: int | None = None,
+                  startup_models: list[str] | None = None) -> list[str]:
     cmd = [str(exe), f"--model-repository={repo}", "--model-control-mode=explicit",
            "--http-address=127.0.0.1", f"--http-port={http_port}",
            "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
-           *_metrics_args(metrics_port, "127.0.0.1"), "--exit-on-error=true", "--strict-readiness=false",
+           *_metrics_args(metrics_port, "127.0.0.1"), *readiness_args(startup_models),
            f"--exit-timeout-secs={EXIT_TIMEOUT_S}"]
     if backend_dir is not None:
         cmd.append(f"--backend-directory={backend_dir}")
@@ -144,13 +158,14 @@ def gpu_available() -> bool:
         return False
 
 
-def container_server_args(extra: list[str] | None = None, metrics: bool = False) -> list[str]:
+def container_server_args(extra: list[str] | None = None, metrics: bool = False,
+                          startup_models: list[str] | None = None) -> list[str]:
     """tritonserver's arguments inside a container (ports are the image's defaults, published by the engine
     on 127.0.0.1 only; the metrics port too when ``metrics``)."""
     return ["--model-control-mode=explicit", f"--http-port={container.CONTAINER_HTTP}",
             f"--grpc-port={container.CONTAINER_GRPC}",
-            *_metrics_args(container.CONTAINER_METRICS if metrics else None, None), "--exit-on-error=true",
-            "--strict-readiness=false", f"--exit-timeout-secs={int(STOP_GRACE_S) - 2}", *(extra or [])]
+            *_metrics_args(container.CONTAINER_METRICS if metrics else None, None), *readiness_args(startup_models),
+            f"--exit-timeout-secs={int(STOP_GRACE_S) - 2}", *(extra or [])]
 
 
 def _die_with_parent() -> None:
@@ -188,6 +203,8 @@ class TritonServer:
     engine: str | None = None  # docker or podman, for a container
     loaded: dict[str, str | None] = field(default_factory=dict)  # model -> None or Triton's load error
     metrics_url: str | None = None  # host:port of Prometheus metrics (loopback) when repogen started the server
+    engine_env: dict[str, str] = field(default_factory=dict)  # the container engine's environment (CONTAINERS_CONF)
+    notes: list[str] = field(default_factory=list)  # one line each, for the user: what the launch had to adapt
 
     # -- HTTP helpers with no client dependency: used before the server is known to be up ------------------
     def _request(self, method: str, path: str, body: dict | None = None, timeout: float = 5.0) -> tuple[int, str]:
@@ -229,7 +246,7 @@ class TritonServer:
             raise self.error_with_log(f"repository index failed: HTTP {status} {text}")
         return json.loads(text or "[]")
 
-    def load(self, models: list[str], timeout: float = 300.0) -> dict[str, str | None]:
+    def load(self, models: list[str], timeout: float = LOAD_TIMEOUT_S) -> dict[str, str | None]:
         """Load each model explicitly; returns model -> None, or Triton's reason in plain words."""
         for name in models:
             if not self.alive():
@@ -257,9 +274,9 @@ class TritonServer:
         reasons = [r.get("reason", "") for r in rows if r.get("reason")]
         return "; ".join(reasons) or None
 
-    def check_ready(self, models: list[str]) -> dict[str, str | None]:
-        """For a server repogen did not start: which models are already being served (nothing is loaded:
-        a load call on someone else's server reloads a model that is serving traffic)."""
+    def check_ready(self, models: list[str], attached: bool = True) -> dict[str, str | None]:
+        """Which models are being served, without loading anything (a load call on someone else's server
+        reloads a model that is serving traffic); ``attached``: the server is someone else's."""
         for name in models:
             try:
                 status, _ = self._request("GET", f"/v2/models/{name}/ready")
@@ -267,14 +284,23 @@ class TritonServer:
                 raise ServerError(f"{self.http_url}: readiness of {name}: {exc}") from exc
             if status == 200:
                 self.loaded[name] = None
-            else:
+            elif attached:
                 why = self._index_reason(name)
                 self.loaded[name] = (f"not ready on {self.http_url}" + (f" ({why})" if why else "") +
                                      "; repogen loads models only on a server it started (--load to load them)")
+            else:
+                self.loaded[name] = self._index_reason(name) or f"not ready on {self.http_url}"
         return dict(self.loaded)
 
-    def require_loaded(self, models: list[str], load: bool = True) -> None:
-        errors = self.load(models) if load else self.check_ready(models)
+    def ready(self) -> bool:
+        """``/v2/health/ready`` answers 200 (with strict readiness: every model is loaded)."""
+        try:
+            return self._request("GET", "/v2/health/ready")[0] == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def require_loaded(self, models: list[str], load: bool = True, attached: bool = True) -> None:
+        errors = self.load(models) if load else self.check_ready(models, attached)
         bad = {m: e for m, e in errors.items() if m in models and e}
         if bad:
             lines = "\n".join(f"  {m}: {e}" for m, e in bad.items())
@@ -285,7 +311,7 @@ class TritonServer:
         """SIGTERM the server alone so it unloads its models (Python-backend ``finalize()`` runs), then the
         group after the grace period (shutdown.py); containers get ``stop -t`` then ``rm``."""
         if self.container:
-            container.stop(self.engine, self.container, grace)
+            container.stop(self.engine, self.container, grace, self.engine_env)
         if self.proc is None:
             return
         stop_server_process(self.proc, EXIT_TIMEOUT_S, grace)
@@ -329,7 +355,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
            extra_args: list[str] | None = None, require_models: bool = False,
            grpc_url: str | None = None, model_repository: str | None = None,
            server_env: dict[str, str] | None = None, engine: str | None = None,
-           load_on_attach: bool = False) -> Iterator[TritonServer]:
+           load_on_attach: bool = False, strict_readiness: bool = False) -> Iterator[TritonServer]:
     """Run Triton on ``repo`` for the duration of the block.
 
     ``server``: "local" (a tritonserver binary), "docker" (a container: ``engine`` docker or podman, the
@@ -340,6 +366,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
     ``repo`` may be ``s3://...`` (repogen.storage): Triton reads the store, ``handle.repo`` is a verified
     local copy of the same objects (for the reference); ``model_repository`` / ``server_env`` carry that.
     On a server repogen did not start, models are only checked for readiness unless ``load_on_attach``.
+    ``strict_readiness`` (``repogen serve``): ``models`` load at startup and ``/v2/health/ready`` answers 200
+    only once every one of them is loaded (readiness_args); otherwise they load through the API afterwards.
     """
     if repo is not None and "://" in str(repo):
         from repogen.storage.serving import served_from_store
@@ -347,7 +375,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
             with launch(copy, server, models=models, image=image, tritonserver=tritonserver, http_port=http_port,
                         grpc_port=grpc_port, ready_timeout=ready_timeout, extra_args=extra_args,
                         require_models=require_models, grpc_url=grpc_url, model_repository=path,
-                        server_env=env, load_on_attach=load_on_attach) as handle:
+                        server_env=env, load_on_attach=load_on_attach,
+                        strict_readiness=strict_readiness) as handle:
                 yield handle
         return
     repo_path = Path(repo).resolve() if repo is not None else None
@@ -382,24 +411,33 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
             hint = (" (build it with docker/build-cpu-image.sh)" if image == container.CPU_IMAGE else
                     f" ({Path(engine).name} pull {image}, or pass --image)")
             raise ServerError(f"container image {image} is not available to {Path(engine).name}{hint}")
+    startup = list(models or []) if strict_readiness else None
+    # with startup loads the endpoints open only once every model was loaded (or refused)
+    live_timeout = ready_timeout + (LOAD_TIMEOUT_S * max(1, len(startup)) if startup is not None else 0)
     workdir = Path(tempfile.mkdtemp(prefix="repogen-triton-"))
     handle: TritonServer | None = None
     try:
         with _terminate_raises():
             attempts = 1 if (http_port or grpc_port) else 3
-            for attempt in range(attempts):
+            engine_env: dict[str, str] = {}  # CONTAINERS_CONF once the engine refused the default rlimits
+            notes: list[str] = []
+            attempt = tries = 0
+            while True:
+                tries += 1
                 hp, gp = http_port or free_port(), grpc_port or free_port()
                 while gp == hp:
                     gp = free_port()
                 mp = free_port()
                 while mp in (hp, gp):
                     mp = free_port()
-                log_path = workdir / f"tritonserver-{attempt}.log"
+                log_path = workdir / f"tritonserver-{tries}.log"
                 if server == "docker":
                     name = f"{container.NAME_PREFIX}{uuid.uuid4().hex[:12]}"
                     cmd = container.run_command(engine, repo_path, image, name, hp, gp, gpus,
-                                                container_server_args(extra_args, metrics=True), metrics_port=mp)
-                    env: dict[str, str] = {}
+                                                container_server_args(extra_args, metrics=True,
+                                                                      startup_models=startup),
+                                                metrics_port=mp)
+                    env: dict[str, str] = dict(engine_env)
                 else:
                     name = None
                     exe = find_tritonserver(tritonserver)
@@ -408,22 +446,38 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                     env.update(_interpreter_path_env())
                     env.update(server_env or {})
                     cmd = local_command(exe, model_repository or repo_path, hp, gp, backend_dir, extra_args,
-                                        metrics_port=mp)
+                                        metrics_port=mp, startup_models=startup)
                 log_path.write_text("$ " + " ".join(cmd) + "\n")
                 proc = _spawn(cmd, env, log_path)
                 handle = TritonServer(f"127.0.0.1:{hp}", f"127.0.0.1:{gp}", repo_path, proc, log_path, name, server,
                                       engine=engine if server == "docker" else None,
-                                      metrics_url=f"127.0.0.1:{mp}")
+                                      metrics_url=f"127.0.0.1:{mp}", engine_env=dict(engine_env), notes=notes)
                 try:
-                    handle.wait_live(ready_timeout)
+                    handle.wait_live(live_timeout)
                     break
-                except ServerError:
-                    clash = any(s in handle.log_tail().lower() for s in _PORT_CLASH)
+                except ServerError as exc:
+                    log = handle.log_tail()
+                    clash = any(s in log.lower() for s in _PORT_CLASH)
                     handle.stop()
-                    if clash and attempt + 1 < attempts:
+                    if server == "docker" and container.rlimits_refused(log):
+                        fallback = None if engine_env else container.rlimit_fallback(engine, log)
+                        if fallback is None:
+                            hint = container.rlimit_hint(engine, engine_env.get("CONTAINERS_CONF"))
+                            raise ServerError(f"{Path(engine).name} refused the default container rlimits: "
+                                              f"{hint}\n{exc}") from exc
+                        engine_env, note = fallback
+                        notes.append(note)
+                        continue  # a retry with the private containers.conf is not a port-clash attempt
+                    attempt += 1
+                    if clash and attempt < attempts:
                         continue
                     raise
-            if models:
+            if models and startup is not None:  # loaded at startup: read what Triton made of them, load nothing
+                if require_models:
+                    handle.require_loaded(models, load=False, attached=False)
+                else:
+                    handle.check_ready(models, attached=False)
+            elif models:
                 (handle.require_loaded if require_models else handle.load)(models)
             yield handle
     finally:

@@ -17,7 +17,7 @@ from repogen.harness.model_files import ModelFolder, list_models, make_cases, re
 from repogen.harness.reference import PaddleReference, source_model
 from repogen.harness.server import TritonServer, launch
 from repogen.harness.report import ModelReport, OutputCheck, Report
-from repogen.harness.speed import SpeedResult, measure
+from repogen.harness.speed import ERROR, LEVEL_BUDGET_S, SpeedResult, measure_levels
 from repogen.npz import load_npz
 from repogen.harness.pipelines import pipeline_folders, validate_pipelines
 from repogen.trt.ties import TieScorer
@@ -200,18 +200,9 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
             _check_dynamic_batching(server, model, cases[biggest], expected[biggest], report, max(concurrency), ref)
             batching.require_merging(server, model, cases[biggest], report)
         if speed and report.ok:
-            first = next(iter(cases.values()))
             sp = "grpc" if "grpc" in protocols else protocols[0]
-            url = server.grpc_url if sp == "grpc" else server.http_url
-            for c in concurrency:
-                report.speed.append(measure(url, model, first, c, requests, sp, stats_url=server.grpc_url,
-                                            **(timing or {})))
-                if shm and sp == "grpc":
-                    report.speed.append(measure(url, model, first, c, requests, sp, shm=True, **(timing or {}),
-                                                stats_url=server.grpc_url, raw=False))
-            for s in report.speed:
-                for e in s.errors:
-                    report.fail(f"timing {s.protocol} x{s.concurrency}: {e}")
+            report.speed = time_model(server, model, next(iter(cases.values())), concurrency, protocol=sp,
+                                      requests=requests, shm=shm, timing=timing)
     except (ServerError, PaddleReferenceError):
         # Paddle's own failure gives no verdict on the served model: one error for the CLI (rc 2), as check
         # and build report it; validate_repository's `with launch(...)` still tears the server down
@@ -224,6 +215,20 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
     finally:
         grpc.close()
     return report
+
+
+def time_model(server: TritonServer, model: ModelFolder, feeds: dict[str, np.ndarray], concurrency: tuple[int, ...],
+               *, protocol: str = "grpc", requests: int = 200, shm: bool = False,
+               timing: dict | None = None) -> list[SpeedResult]:
+    """The speed rows of a model that answered correctly: never a failure of the model (a level too slow to
+    time, or one whose requests failed, says so in its row); a server that died meanwhile is a ServerError."""
+    batch = next(iter(feeds.values())).shape[0] if model.max_batch_size > 0 and feeds else 1
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    rows = measure_levels(url, [clients.tensor_request(model, feeds)], concurrency, protocol=protocol,
+                          stats_url=server.grpc_url, shm=shm, batch=batch, min_samples=requests, **(timing or {}))
+    if any(r.errors or r.verdict == ERROR for r in rows) and not server.alive():
+        raise server.error_with_log(f"tritonserver died while timing {model.name}")
+    return rows
 
 
 def _raise_if_dead(server: TritonServer, exc: BaseException) -> None:
@@ -281,12 +286,12 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
             folders, unreadable = _read_folders(srv.repo, names)
         if srv.kind == "url":
             probe_grpc(srv.grpc_url, explicit=bool(grpc_url) or "," in server)
-        report = Report(str(repo), server, srv.http_url, srv.grpc_url)
+        report = Report(str(repo), server, srv.http_url, srv.grpc_url, notes=list(srv.notes))
         if remote:
             pipelines = pipeline_folders(srv.repo, names)
         piped = {r.model: r for r in validate_pipelines(
             srv, Path(srv.repo) if remote else repo, pipelines, protocols=protocols, concurrency=concurrency,
-            requests=min(requests, 40), speed=speed)} if pipelines else {}
+            requests=min(requests, 40), speed=speed, timing=timing)} if pipelines else {}
         for name in names:
             if name in piped:
                 report.models.append(piped[name])
@@ -300,7 +305,5 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     return report
 
 
-# -- command line --------------------------------------------------------------------------------------------------
-
 __all__ = ["Report", "ModelReport", "OutputCheck", "config_differences", "compare_output", "validate_model",
-           "validate_repository", "run"]
+           "validate_repository", "time_model"]

@@ -27,6 +27,7 @@ class Window:
     completed: int  # requests that completed in it
     latencies_ns: list[int] = field(default_factory=list)  # per request, when timed
     server: dict | None = None  # statistics-extension delta over the window
+    stages: dict[str, dict] = field(default_factory=dict)  # the same for other models a request runs (pipelines)
 
     @property
     def throughput(self) -> float:
