@@ -55,19 +55,36 @@ class OutputVerdict:
     paddle_to_float64: float | None = None  # Paddle's own relative L2 distance from that float64 run
     top1_agreement: float | None = None
     actual_shape: list[int] | None = None
+    twin: dict | None = None  # fp16: the verdict on the same conversion at fp32 (OutputVerdict.to_dict())
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def compare(actual: Any, expected: Any, rule: Rule, *, name: str = "", noise: NoiseFloor | None = None,
-            tie: TieEvidence | None = None, detection: str | None = None) -> OutputVerdict:
+            tie: TieEvidence | None = None, detection: str | None = None,
+            twin: OutputVerdict | None = None) -> OutputVerdict:
     """One output against Paddle's (``expected``) under ``rule``.
 
     noise: the converted network's noise floor for this output (repogen.verify.noise), used by fp32 rules.
     tie: scores behind an output selected by score (repogen.verify.ties.TieEvidence).
     detection: "rows" / "index" for outputs of an NMS op (repogen.verify.detections.detection_outputs).
+    twin: for an fp16 (or int8) conversion, the verdict on the same output of the same graph converted at
+    fp32 (under ``rule_for("fp32")``, with its noise floor): the output passes only if that passes too. A
+    mistake of the converters is in both networks and shows at fp32 far above the rounding noise, where at
+    fp16 it may hide below half precision's own error (docs/precision.md: 1 of 12 seeded mistakes did).
     """
+    v = _compare(actual, expected, rule, name, noise, tie, detection)
+    if twin is not None:
+        v.twin = twin.to_dict()
+        if v.passed and not twin.passed:
+            v.passed, v.criterion = False, ""
+            v.reason = f"the same conversion at fp32 fails: {twin.reason}"
+    return v
+
+
+def _compare(actual: Any, expected: Any, rule: Rule, name: str, noise: NoiseFloor | None,
+             tie: TieEvidence | None, detection: str | None) -> OutputVerdict:
     a, b = np.asarray(actual), np.asarray(expected)
     if detection and a.shape == b.shape:
         a, b = detection_pair(a, b, detection)
@@ -84,8 +101,10 @@ def compare(actual: Any, expected: Any, rule: Rule, *, name: str = "", noise: No
 
 def compare_all(actual: Mapping[str, Any], expected: Mapping[str, Any], rule: Rule, *,
                 noise: Mapping[str, NoiseFloor] | None = None, ties: Mapping[str, TieEvidence] | None = None,
-                detections: Mapping[str, str] | None = None) -> list[OutputVerdict]:
-    """compare for every output of ``expected`` (Paddle's, by name); an output missing from ``actual`` fails."""
+                detections: Mapping[str, str] | None = None,
+                twins: Mapping[str, OutputVerdict] | None = None) -> list[OutputVerdict]:
+    """compare for every output of ``expected`` (Paddle's, by name); an output missing from ``actual`` fails.
+    ``twins``: fp32 verdicts by name for an fp16 conversion (compare's ``twin``)."""
     out = []
     for name, want in expected.items():
         if name not in actual:
@@ -93,7 +112,8 @@ def compare_all(actual: Mapping[str, Any], expected: Mapping[str, Any], rule: Ru
                                      precision=rule.precision))
             continue
         out.append(compare(actual[name], want, rule, name=name, noise=(noise or {}).get(name),
-                           tie=(ties or {}).get(name), detection=(detections or {}).get(name)))
+                           tie=(ties or {}).get(name), detection=(detections or {}).get(name),
+                           twin=(twins or {}).get(name)))
     return out
 
 
@@ -146,7 +166,8 @@ def _compare_float(v: OutputVerdict, a: np.ndarray, b: np.ndarray, rule: Rule, n
         rows = compare_gathered_rows(a64, b64, tie.values if tie.values is not None else tie.scores,
                                      tie.source.axis if tie.source.axis is not None else 0, rule.tie_tol,
                                      lambda g, w: np.abs(g - w) <= slack * (v.atol + v.rtol * np.abs(w)),
-                                     want_scores=tie.want_values, largest=tie.source.largest)
+                                     want_scores=tie.want_values, largest=tie.source.largest,
+                                     candidates=tie.candidates)
         v.ties = rows.ties
         if not rows.ok:
             _metrics(v, rows.aligned, b64, keep)
@@ -211,7 +232,7 @@ def _metrics(v: OutputVerdict, a64: np.ndarray, b64: np.ndarray, keep: np.ndarra
 def _why(v: OutputVerdict, rule: Rule, noise: NoiseFloor | None, top1_ok: bool) -> str:
     parts = []
     if rule.outside_share is not None:
-        parts.append(f"{v.outside_share:.3g} of elements outside {rule.atol:g}*max|ref| + {rule.rtol:g}*|ref| "
+        parts.append(f"{v.outside_share:.3%} of elements outside {rule.atol:g}*max|ref| + {rule.rtol:g}*|ref| "
                      f"(allowed {rule.outside_share:g})")
     if rule.noise_factor is not None and noise is not None:
         if noise.rel_l2 > rule.max_noise:

@@ -58,6 +58,7 @@ class TieSource:
     values: str | None = None
     largest: bool = True
     base: str = "arg"  # for "derived": the kind of the index it derives from ("arg" or "topk")
+    candidates: str | None = None  # for "gather": the rows gathered from, where the output is them unchanged
 
 
 def _producers(graph: Graph) -> dict[str, Any]:
@@ -110,10 +111,15 @@ def tie_sources(graph: Graph, outputs: Sequence[str] | None = None) -> dict[str,
         row_source = _trace(name, producer, _ROW_KEEPING)
         op = producer.get(row_source)
         if op is not None and op.type in _GATHERS:
-            index = _trace(op.input(_GATHERS[op.type][1]), producer, _INDEX_KEEPING)
+            # RT-DETR's post-processing gathers boxes by ``topk index // classes``: the row of rank r still
+            # belongs to the r-th selected score, so derived indices count as well
+            index = _trace(op.input(_GATHERS[op.type][1]), producer, _INDEX_KEEPING + _INDEX_DERIVING)
             src = _index_source(graph, producer, index)
             if src is not None and src.kind == "topk":
-                found[name] = TieSource("gather", src.scores, src.axis, True, src.values, src.largest)
+                plain = _trace(name, producer, ("assign", "cast")) == row_source
+                pool = op.input(_GATHERS[op.type][0]) if plain else None
+                found[name] = TieSource("gather", src.scores, src.axis, True, src.values, src.largest,
+                                        candidates=pool)
             continue
         derived = _trace(name, producer, _INDEX_KEEPING + _INDEX_DERIVING)
         src = _index_source(graph, producer, derived)
@@ -227,14 +233,16 @@ class GatheredRows:
 
 
 def compare_gathered_rows(got: np.ndarray, want: np.ndarray, got_scores: np.ndarray, axis: int, tol: float,
-                          bound: Any, *, want_scores: np.ndarray | None = None,
-                          largest: bool = True) -> GatheredRows:
+                          bound: Any, *, want_scores: np.ndarray | None = None, largest: bool = True,
+                          candidates: np.ndarray | None = None) -> GatheredRows:
     """Rows selected by top-k and gathered (``axis``: the row axis; axes before it are batch axes): each of
     want's rows pairs with the unused row of got nearest to it; a pair counts when every element is within
     ``bound(got_row, want_row)`` (a boolean array: repogen.verify.compare's elementwise bound, loosened).
     Unpaired rows of got must have a score (``got_scores``: our top-k values, [batch..., K]) within ``tol *
     max|score|`` of the cut (our lowest selected score); so must unpaired rows of want, where Paddle's own
-    selected scores are known (``want_scores``, e.g. the model also outputs them)."""
+    selected scores are known (``want_scores``, e.g. the model also outputs them). ``candidates``: the rows
+    selected from ([batch..., N, row...], our network's): every unpaired row of either side must be one of them
+    (a swapped row is another valid candidate, never a new box)."""
     got, want = np.asarray(got), np.asarray(want)
     gs = np.asarray(got_scores, dtype=np.float64)
     if got.shape != want.shape:
@@ -252,6 +260,11 @@ def compare_gathered_rows(got: np.ndarray, want: np.ndarray, got_scores: np.ndar
     except ValueError:
         return GatheredRows(False, 0, f"selected scores {list(np.shape(got_scores))} do not fit rows "
                             f"{list(got.shape)} along axis {axis}", got, np.zeros(0, bool))
+    pool = None
+    if candidates is not None:
+        c = np.asarray(candidates, np.float64)
+        if c.ndim == got.ndim and c.shape[:axis] == lead and c.shape[axis + 1:] == got.shape[axis + 1:]:
+            pool = c.reshape((g.shape[0], c.shape[axis], g.shape[2]))
     aligned = np.empty_like(g)
     swapped = np.zeros((g.shape[0], k), bool)
     ties, bad = 0, 0
@@ -269,15 +282,19 @@ def compare_gathered_rows(got: np.ndarray, want: np.ndarray, got_scores: np.ndar
         cut = gs[b].min() if largest else gs[b].max()
         score_scale = max(float(np.abs(gs[b]).max(initial=0.0)), 1e-30)
         near = lambda v: np.abs(v - cut) <= tol * score_scale  # noqa: E731 - one use, reads as the rule
-        spare = list(np.flatnonzero(~used))
-        bad += int((~near(gs[b][spare])).sum()) if spare else 0
+        spare = np.flatnonzero(~used)
+        tied = near(gs[b][spare])
         lonely = np.flatnonzero(order < 0)
-        if ws is not None and lonely.size:
-            bad += int((~near(ws[b][lonely])).sum())
-        for i, j in zip(lonely, spare):
-            order[i] = j
+        if ws is not None:
+            tied &= near(ws[b][lonely])
+        if pool is not None:  # a swapped row on either side must be a row the selection chose from
+            known = lambda row: bool(np.any(np.all(bound(pool[b], row), axis=1)))  # noqa: E731
+            tied &= np.array([known(gb[j]) for j in spare], bool).reshape(tied.shape)
+            tied &= np.array([known(wb[i]) for i in lonely], bool).reshape(tied.shape)
+        bad += int((~tied).sum())
+        ties += int(tied.sum())
+        order[lonely] = spare
         swapped[b, lonely] = True
-        ties += int(lonely.size)
         aligned[b] = g[b][order]
     aligned = aligned.reshape(got.shape)
     swapped = swapped.reshape(lead + (k,))
@@ -297,6 +314,7 @@ class TieEvidence:
     scores: np.ndarray
     values: np.ndarray | None = None
     want_values: np.ndarray | None = None
+    candidates: np.ndarray | None = None
 
     @classmethod
     def from_arrays(cls, source: TieSource, ours: Mapping[str, np.ndarray],
@@ -305,7 +323,8 @@ class TieEvidence:
         optionally, Paddle's outputs by graph name."""
         values = ours.get(source.values) if source.values else None
         want = paddle.get(source.values) if paddle is not None and source.values else None
-        return cls(source, np.asarray(ours[source.scores]), values, want)
+        pool = ours.get(source.candidates) if source.candidates else None
+        return cls(source, np.asarray(ours[source.scores]), values, want, pool)
 
 
 def with_outputs(graph: Graph, extra: Sequence[str]) -> Graph:
@@ -316,7 +335,8 @@ def with_outputs(graph: Graph, extra: Sequence[str]) -> Graph:
 
 def evidence_names(sources: Mapping[str, TieSource]) -> list[str]:
     """The graph values a network must also output to decide the ties of ``sources``."""
-    names = [s.scores for s in sources.values()] + [s.values for s in sources.values() if s.values]
+    names = [s.scores for s in sources.values()] + [s.values for s in sources.values() if s.values] + \
+        [s.candidates for s in sources.values() if s.candidates]
     return list(dict.fromkeys(names))
 
 
