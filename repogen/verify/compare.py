@@ -198,7 +198,8 @@ def _compare_float(v: OutputVerdict, a: np.ndarray, b: np.ndarray, rule: Rule, n
         return v
     checks = []
     if rule.outside_share is not None:
-        checks.append(("elementwise", v.outside_share <= rule.outside_share))
+        capped = rule.rel_l2_cap is None or v.rel_l2 <= rule.rel_l2_cap
+        checks.append(("elementwise", v.outside_share <= rule.outside_share and capped))
     if rule.noise_factor is not None and noise is not None and noise.rel_l2 <= rule.max_noise:
         k = rule.noise_factor
         checks.append(("noise", v.rel_l2 <= k * noise.rel_l2 and v.max_abs <= k * noise.max_abs))
@@ -218,7 +219,8 @@ def _compare_float(v: OutputVerdict, a: np.ndarray, b: np.ndarray, rule: Rule, n
 
 
 def _metrics(v: OutputVerdict, a64: np.ndarray, b64: np.ndarray, keep: np.ndarray) -> None:
-    d = np.where(keep, np.abs(a64 - b64), 0.0)
+    with np.errstate(invalid="ignore"):  # NaN / Inf positions are masked out by ``keep``
+        d = np.where(keep, np.abs(a64 - b64), 0.0)
     ref = np.where(keep, b64, 0.0)
     v.max_abs = float(d.max(initial=0.0))
     nz = keep & (b64 != 0)
@@ -234,6 +236,8 @@ def _why(v: OutputVerdict, rule: Rule, noise: NoiseFloor | None, top1_ok: bool) 
     if rule.outside_share is not None:
         parts.append(f"{v.outside_share:.3%} of elements outside {rule.atol:g}*max|ref| + {rule.rtol:g}*|ref| "
                      f"(allowed {rule.outside_share:g})")
+        if rule.rel_l2_cap is not None and v.rel_l2 > rule.rel_l2_cap:
+            parts.append(f"rel L2 above the cap {rule.rel_l2_cap:g}")
     if rule.noise_factor is not None and noise is not None:
         if noise.rel_l2 > rule.max_noise:
             parts.append(f"noise floor {noise.rel_l2:.3g} above {rule.max_noise:g}, not used")

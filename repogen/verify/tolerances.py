@@ -24,7 +24,9 @@ class Rule:
     A float output passes when ANY enabled criterion holds:
     - elementwise (``outside_share`` not None): at most ``outside_share`` of the elements lie outside
       ``atol * max|ref| + rtol * |ref|`` (numpy.allclose semantics with a scaled atol, as Polygraphy's
-      comparator counts them);
+      comparator counts them) and, where ``rel_l2_cap`` is set, ``||a - b|| / ||b|| <= rel_l2_cap`` (the few
+      elements a share allows must not carry the whole signal: a DB map on random inputs has < 400 pixels
+      of response in 409600);
     - noise (``noise_factor`` not None, a noise floor given): the error against Paddle, in relative L2 and in
       max abs, is at most ``noise_factor`` times the network's own float32-vs-float64 distance
       (repogen.verify.noise), a floor at most ``max_noise`` (relative L2);
@@ -44,6 +46,7 @@ class Rule:
     max_rel_l2: float | None = None
     min_top1: float | None = None
     max_noise: float = 1e-3
+    rel_l2_cap: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,9 +66,11 @@ class Rule:
 #   relative L2 <= 0.1 and top-1 agreement >= 0.9 on held-out samples.
 TOLERANCES: dict[tuple[str, bool], Rule] = {
     ("fp32", False): Rule("fp32", False, atol=1e-5, rtol=1e-5, outside_share=0.0, noise_factor=10.0, tie_tol=1e-5),
-    ("fp16", False): Rule("fp16", False, atol=1e-2, rtol=1e-2, outside_share=1e-3, noise_factor=None, tie_tol=1e-2),
+    ("fp16", False): Rule("fp16", False, atol=1e-2, rtol=1e-2, outside_share=1e-3, noise_factor=None, tie_tol=1e-2,
+                          rel_l2_cap=0.1),
     ("fp32", True): Rule("fp32", True, atol=1e-5, rtol=1e-5, outside_share=1e-2, noise_factor=10.0, tie_tol=1e-5),
-    ("fp16", True): Rule("fp16", True, atol=1e-2, rtol=1e-2, outside_share=3e-2, noise_factor=None, tie_tol=1e-2),
+    ("fp16", True): Rule("fp16", True, atol=1e-2, rtol=1e-2, outside_share=3e-2, noise_factor=None, tie_tol=1e-2,
+                         rel_l2_cap=0.1),
     ("int8", False): Rule("int8", False, atol=0.0, rtol=0.0, outside_share=None, noise_factor=None, tie_tol=1e-1,
                           max_rel_l2=0.1, min_top1=0.9),
 }

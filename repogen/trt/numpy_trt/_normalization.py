@@ -64,7 +64,7 @@ class INormalizationLayer(ILayer):
 
     def _run(self, xs: list[np.ndarray | None]) -> list[np.ndarray]:
         x, s, b = xs
-        ct = np_dtype(DataType.FLOAT) if DataType(self.compute_precision) == DataType.FLOAT else compute_in(x)
+        ct = np_dtype(DataType.FLOAT).type if DataType(self.compute_precision) == DataType.FLOAT else compute_in(x).type
         t = x.astype(ct)
         axes = tuple(axes_of(self, self.axes, x.ndim))
         g = int(self.num_groups)
