@@ -183,3 +183,29 @@ def test_trained_detector_passes_where_the_old_rule_failed():
     assert v16.rel_l2 > 1e-2 and not fp16.old_pass  # the old rule's false alarm
     (v32,) = fp32.verdicts
     assert v32.noise_rel_l2 > 1e-5  # the network's own fp32 rounding is above the old 1e-5 bound
+
+
+def test_prequantized_model_passes_with_one_step_flips():
+    # zoo convnet_paddle_ptq (Paddle's own PTQ): a 1e-7 difference before a quantize op flips single elements by
+    # one int8 step; the prequantized rule accepts that, the plain fp32 rule would not
+    from repogen import zoo
+    from repogen.verify import is_prequantized
+    from tests.support.mutations import judge
+
+    model, feeds = zoo.get("convnet_paddle_ptq", "paddle2"), zoo.sample_feeds("convnet_paddle_ptq")
+    fp32, fp16 = judge(model, feeds, "fp32"), judge(model, feeds, "fp16")
+    assert fp32.passed and fp16.passed, [v.reason for v in fp32.verdicts + fp16.verdicts if not v.passed]
+    from repogen.paddle import load_model
+
+    assert is_prequantized(load_model(model))
+    flipped = [v for v in fp32.verdicts if v.max_abs > 1e-4]
+    assert flipped and all(v.criterion == "rel_l2" for v in flipped)
+    want = _paddle(model, feeds)
+    assert not any(compare(fp32.outputs[v.name], want[i], rule_for("fp32")).passed
+                   for i, v in enumerate(fp32.verdicts) if v in flipped)
+
+
+def _paddle(model, feeds):
+    from tests.support.mutations import paddle_reference
+
+    return paddle_reference(model, feeds)

@@ -21,8 +21,14 @@ API
     The same over dicts keyed by output name (the keys of ``expected``).
 
 ``noise_floors(network, feeds, fp32_outputs=None) -> {engine output: NoiseFloor}``  (noise.py)
-    fp32-vs-float64 distance of an fp32 NumPy-backend network (``numpy_trt.execute(..., float64=True)``).
-``graph_noise_floors(cleaned_graph, feeds) -> {graph output: NoiseFloor}``: the same, converting the graph.
+    fp32-vs-float64 distance of an fp32 NumPy-backend network (``numpy_trt.execute(..., float64=True)``);
+    ``fp32_outputs`` only ever the same network's float32 run.
+``graph_noise_floors(cleaned_graph, feeds) -> {graph output: NoiseFloor}``: the same, converting the graph
+    (for a plan, a served model, partition regions judged at fp32).
+
+fp16 (and int8) conversions are judged together with their fp32 twin: the same graph converted at fp32 and
+judged under ``rule_for("fp32")`` with its noise floor, passed as ``compare(..., twin=verdict32)``; a mistake
+of the converters shows there far above the rounding noise even where fp16's own error hides it.
 
 ``tie_sources(graph, outputs=None) -> {output: TieSource}``  (ties.py)
     Outputs selected by score: "arg"/"topk" indices, "gather" rows (through top-k indices), "derived" values.
@@ -41,12 +47,13 @@ How callers use it (``repogen check``, sketched)::
     conv = convert_graph(fetched, numpy_trt, precision=precision, ...)
     ours = numpy_trt.execute(conv.network, feeds)          # by engine name
     by_graph = {v: ours[conv.outputs[i][0]] for i, v in enumerate(fetched.outputs)}
-    noise = noise_floors(conv.network, feeds, ours) if precision == "fp32" else {}   # else graph_noise_floors
+    noise = noise_floors(conv.network, feeds, ours) if precision == "fp32" else {}
+    twins = {} if precision == "fp32" else {v.name: v for v in <the same steps at "fp32">}
     for i, name in enumerate(graph.outputs):
         engine = conv.outputs[i][0]
         tie = TieEvidence.from_arrays(sources[name], by_graph, paddle) if name in sources else None
         verdict = compare(ours[engine], paddle[name], rule, name=name, noise=noise.get(engine), tie=tie,
-                          detection=detection_outputs(cleaned).get(name))
+                          detection=detection_outputs(cleaned).get(name), twin=twins.get(name))
 """
 
 from repogen.verify.compare import OutputVerdict, compare, compare_all

@@ -1,5 +1,4 @@
-"""The noise floor of a converted network: how far its float32 (or float16) run is from a float64 run of the same
-network.
+"""The noise floor of a converted network: how far its float32 run is from a float64 run of the same network.
 
 A deep trained network can be ill-conditioned: PP-OCRv4's text detector at 640x640 on uniform inputs moves
 by 2.3e-5 (relative L2) between float32 and float64, more than the 1e-5 that a whole-tensor rule allowed,
@@ -47,14 +46,17 @@ def distance(a: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
 
 
 def noise_floors(network: Any, feeds: Mapping[str, np.ndarray],
-                 judged: Mapping[str, np.ndarray] | None = None) -> dict[str, NoiseFloor]:
+                 fp32_outputs: Mapping[str, np.ndarray] | None = None) -> dict[str, NoiseFloor]:
     """Float outputs of an fp32 NumPy-backend network (repogen.trt.numpy_trt) -> NoiseFloor, keyed by the
-    network's output names: the distance of ``judged`` (the outputs under judgement: the fp32 run of this
-    network by default, or those of the fp16 network of the same graph, by the same names) from the float64 run
-    of this network. At fp32 that is the network's float32 rounding noise, at fp16 its half-precision noise."""
+    network's output names. ``fp32_outputs``: the float32 run of this same network on ``feeds`` when the caller
+    has it already (``repogen check`` does), else it is run here.
+
+    Only ever the same network's own float32 run: the distance of another engine's outputs (a plan, an fp16
+    network) from this float64 run would contain that engine's mistakes and excuse them. To judge a plan or a
+    served model at fp32, use this network's floor (``graph_noise_floors``) and compare the plan with Paddle."""
     from repogen.trt import numpy_trt
 
-    runs = dict(judged) if judged is not None else numpy_trt.execute(network, dict(feeds))
+    runs = dict(fp32_outputs) if fp32_outputs is not None else numpy_trt.execute(network, dict(feeds))
     f64 = numpy_trt.execute(network, dict(feeds), float64=True)
     floors = {}
     for name, exact in f64.items():
@@ -64,21 +66,18 @@ def noise_floors(network: Any, feeds: Mapping[str, np.ndarray],
     return floors
 
 
-def graph_noise_floors(graph: Any, feeds: Mapping[str, np.ndarray],
-                       judged: Mapping[str, np.ndarray] | None = None) -> dict[str, NoiseFloor]:
+def graph_noise_floors(graph: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, NoiseFloor]:
     """noise_floors for a cleaned graph (repogen.trt.passes.clean_graph), converted here at fp32, keyed by the
-    graph's output names; ``judged``: the outputs under judgement by graph output name (an fp16 network's, a
-    plan's), default the fp32 run."""
+    graph's output names: for callers that judge another engine at fp32 (a plan, a served model, partition
+    regions) and have no fp32 NumPy network of their own."""
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import Profile
 
     profile = Profile({n: (tuple(np.shape(a)),) * 3 for n, a in feeds.items()})
     conv = convert_graph(graph, numpy_trt, precision="fp32", profiles=[profile], clean=False)
-    engine = {graph.outputs[i]: e for i, (e, _, _) in enumerate(conv.outputs)}
-    by_engine = None if judged is None else {engine[n]: a for n, a in judged.items() if n in engine}
-    floors = noise_floors(conv.network, feeds, by_engine)
-    return {n: floors[e] for n, e in engine.items() if e in floors}
+    floors = noise_floors(conv.network, feeds)
+    return {graph.outputs[i]: floors[e] for i, (e, _, _) in enumerate(conv.outputs) if e in floors}
 
 
 __all__ = ["NoiseFloor", "distance", "noise_floors", "graph_noise_floors"]

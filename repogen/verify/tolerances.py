@@ -1,6 +1,6 @@
 """The one tolerance table: how close a converted network's outputs must be to Paddle's, per precision.
 
-Every number below was measured with ``dev/measure_verify.py`` (NumPy backend against Paddle Inference 3.3.1
+Every number below was measured with ``python -m tests.support.mutations`` (NumPy backend against Paddle Inference 3.3.1
 on CPU, the official trained PP-OCRv4 det/rec and v2 cls exports and the zoo networks, inputs uniform in
 [-1, 1)); docs/precision.md ("One verification core") gives the tables. ``atol`` is a fraction of the
 output's largest reference magnitude (``atol * max|ref|``), so a DB probability map whose values are all below
@@ -61,16 +61,19 @@ class Rule:
 #   outside 1e-3 * peak + 1e-2 * |ref|; cls: none. outside_share 1e-3 leaves a margin of ~60x while an
 #   off-by-one border (one row of a 160x160 map is 6e-3) still fails.
 # prequantized: a 1e-7 float difference before a quantize op moves single elements by one int8 step (1/127 of
-#   the scale): few elements, far apart, so the share criterion fits where a whole-tensor norm did not.
+#   the scale). Large outputs: few elements, far apart, within the allowed share; small ones (zoo
+#   convnet_paddle_ptq's [2, 4] output: 2 of 8 elements, one step, rel L2 3.4e-5) keep the earlier whole-tensor
+#   bounds (relative L2 1e-3 at fp32, 3e-2 at fp16; measured 3.4e-5 and 1.3e-2) as an alternative criterion.
 # int8 (post-training quantization): the calibrate.py bound, carried over unchanged (not re-measured here):
 #   relative L2 <= 0.1 and top-1 agreement >= 0.9 on held-out samples.
 TOLERANCES: dict[tuple[str, bool], Rule] = {
     ("fp32", False): Rule("fp32", False, atol=1e-5, rtol=1e-5, outside_share=0.0, noise_factor=10.0, tie_tol=1e-5),
     ("fp16", False): Rule("fp16", False, atol=1e-2, rtol=1e-2, outside_share=1e-3, noise_factor=None, tie_tol=1e-2,
                           rel_l2_cap=0.1),
-    ("fp32", True): Rule("fp32", True, atol=1e-5, rtol=1e-5, outside_share=1e-2, noise_factor=10.0, tie_tol=1e-5),
+    ("fp32", True): Rule("fp32", True, atol=1e-5, rtol=1e-5, outside_share=1e-2, noise_factor=10.0, tie_tol=1e-5,
+                         max_rel_l2=1e-3),
     ("fp16", True): Rule("fp16", True, atol=1e-2, rtol=1e-2, outside_share=3e-2, noise_factor=None, tie_tol=1e-2,
-                         rel_l2_cap=0.1),
+                         rel_l2_cap=0.1, max_rel_l2=3e-2),
     ("int8", False): Rule("int8", False, atol=0.0, rtol=0.0, outside_share=None, noise_factor=None, tie_tol=1e-1,
                           max_rel_l2=0.1, min_top1=0.9),
 }
