@@ -131,7 +131,7 @@ def test_int8_rule_keeps_relative_l2_and_top1():
 
 
 def test_rule_table():
-    assert rule_for("fp32").noise_factor == 10.0
+    assert rule_for("fp32").noise_factor == 20.0
     assert rule_for("fp16", prequantized=True).outside_share > rule_for("fp16").outside_share
     assert set(TOLERANCES) >= {("fp32", False), ("fp16", False), ("fp32", True), ("fp16", True), ("int8", False)}
     from repogen.errors import ConfigError
@@ -172,6 +172,21 @@ def test_trained_classifier_passes_fp32_and_fp16():
     (v,) = fp32.verdicts
     assert v.noise_rel_l2 is not None and v.paddle_to_float64 is not None
     assert fp16.verdicts[0].twin["passed"]
+
+
+def test_fp32_twins_helper_matches_the_twin_judgement():
+    from repogen.paddle import load_model
+    from repogen.trt.passes import clean_graph
+    from repogen.verify import fp32_twins
+    from tests.support.mutations import judge, paddle_reference
+    from tests.support.trained_models import official_exports
+
+    model = official_exports()["cls"]
+    feeds = {"x": np.random.default_rng(0).uniform(-1, 1, (2, 3, 48, 192)).astype(np.float32)}
+    graph = clean_graph(load_model(model))
+    twins = fp32_twins(graph, feeds, dict(zip(graph.outputs, paddle_reference(model, feeds))))
+    (v,) = judge(model, feeds, "fp32").verdicts
+    assert twins[v.name].passed and twins[v.name].rel_l2 == v.rel_l2 and twins[v.name].noise_rel_l2 == v.noise_rel_l2
 
 
 @pytest.mark.skipif(not SLOW, reason="640x640 text detector: REPOGEN_SLOW_TESTS=1")

@@ -29,6 +29,8 @@ API
 fp16 (and int8) conversions are judged together with their fp32 twin: the same graph converted at fp32 and
 judged under ``rule_for("fp32")`` with its noise floor, passed as ``compare(..., twin=verdict32)``; a mistake
 of the converters shows there far above the rounding noise even where fp16's own error hides it.
+``fp32_twins(cleaned_graph, feeds, paddle_by_name, prequantized=False) -> {graph output: OutputVerdict}``
+builds them where the caller has no fp32 network of its own (validate of an fp16 plan).
 
 ``tie_sources(graph, outputs=None) -> {output: TieSource}``  (ties.py)
     Outputs selected by score: "arg"/"topk" indices, "gather" rows (through top-k indices), "derived" values.
@@ -56,7 +58,7 @@ How callers use it (``repogen check``, sketched)::
                           detection=detection_outputs(cleaned).get(name), twin=twins.get(name))
 """
 
-from repogen.verify.compare import OutputVerdict, compare, compare_all
+from repogen.verify.compare import OutputVerdict, compare, compare_all, fp32_twins
 from repogen.verify.detections import align_detection_rows, as_detection_set, detection_outputs, detection_pair
 from repogen.verify.noise import NoiseFloor, graph_noise_floors, noise_floors
 from repogen.verify.ties import (
@@ -72,7 +74,7 @@ from repogen.verify.ties import (
 from repogen.verify.tolerances import TOLERANCES, Rule, is_prequantized, rule_for
 
 __all__ = [
-    "OutputVerdict", "compare", "compare_all",
+    "OutputVerdict", "compare", "compare_all", "fp32_twins",
     "Rule", "TOLERANCES", "rule_for", "is_prequantized",
     "NoiseFloor", "noise_floors", "graph_noise_floors",
     "TieSource", "TieEvidence", "TieScorer", "tie_sources", "compare_ties", "evidence_names", "network_scores",

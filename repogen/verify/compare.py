@@ -74,6 +74,9 @@ def compare(actual: Any, expected: Any, rule: Rule, *, name: str = "", noise: No
     mistake of the converters is in both networks and shows at fp32 far above the rounding noise, where at
     fp16 it may hide below half precision's own error (docs/precision.md: 1 of 12 seeded mistakes did).
     """
+    if noise is not None and detection and np.shape(noise.float64) == np.shape(expected):
+        exact, _ = detection_pair(noise.float64, expected, detection)
+        noise = NoiseFloor(noise.rel_l2, noise.max_abs, exact)
     v = _compare(actual, expected, rule, name, noise, tie, detection)
     if twin is not None:
         v.twin = twin.to_dict()
@@ -115,6 +118,32 @@ def compare_all(actual: Mapping[str, Any], expected: Mapping[str, Any], rule: Ru
                            tie=(ties or {}).get(name), detection=(detections or {}).get(name),
                            twin=(twins or {}).get(name)))
     return out
+
+
+def fp32_twins(graph: Any, feeds: Mapping[str, np.ndarray], expected: Mapping[str, Any],
+               prequantized: bool = False) -> dict[str, OutputVerdict]:
+    """The fp32 twin verdicts for an fp16 (or int8) conversion of ``graph`` (cleaned, as converted): the same
+    graph converted at fp32 on the NumPy backend, judged against Paddle's ``expected`` (by graph output name)
+    under ``rule_for("fp32", prequantized)`` with its noise floor. Hand them to compare as ``twin``."""
+    from repogen.trt import numpy_trt
+    from repogen.trt.convert import convert_graph
+    from repogen.trt.profiles import Profile
+    from repogen.verify.detections import detection_outputs
+    from repogen.verify.noise import noise_floors
+    from repogen.verify.tolerances import rule_for
+
+    profile = Profile({n: (tuple(np.shape(a)),) * 3 for n, a in feeds.items()})
+    conv = convert_graph(graph, numpy_trt, precision="fp32", profiles=[profile], clean=False)
+    out = numpy_trt.execute(conv.network, dict(feeds))
+    floors = noise_floors(conv.network, feeds, out)
+    rule, kinds = rule_for("fp32", prequantized), detection_outputs(graph)
+    twins = {}
+    for i, name in enumerate(graph.outputs):
+        engine = conv.outputs[i][0]
+        if name in expected:
+            twins[name] = compare(out[engine], expected[name], rule, name=name, noise=floors.get(engine),
+                                  detection=kinds.get(name))
+    return twins
 
 
 def _compare_exact(v: OutputVerdict, a: np.ndarray, b: np.ndarray, rule: Rule,
@@ -251,4 +280,4 @@ def _why(v: OutputVerdict, rule: Rule, noise: NoiseFloor | None, top1_ok: bool) 
     return f"max abs {v.max_abs:.3g}, rel L2 {v.rel_l2:.3g}: " + "; ".join(parts)
 
 
-__all__ = ["OutputVerdict", "compare", "compare_all"]
+__all__ = ["OutputVerdict", "compare", "compare_all", "fp32_twins"]

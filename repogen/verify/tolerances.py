@@ -54,12 +54,15 @@ class Rule:
 
 # fp32 elementwise: Polygraphy's defaults (atol = rtol = 1e-5), atol scaled by the output's peak; no element may
 #   lie outside. Measured worst on correct conversions: 4.7e-6 * peak (det map, max abs 2.3e-8 of a 4.9e-3
-#   peak); the noise criterion (factor 10, see docs/precision.md) covers deep trained networks whose own fp32
-#   rounding exceeds that.
-# fp16: elementwise only. Measured on the trained det (640x640): 1.2e-5 of the map's elements outside
-#   1e-2 * peak + 1e-2 * |ref| (fp16 rounding through 60 layers moves logits by up to 3e-2); rec: 1.5e-5
-#   outside 1e-3 * peak + 1e-2 * |ref|; cls: none. outside_share 1e-3 leaves a margin of ~60x while an
-#   off-by-one border (one row of a 160x160 map is 6e-3) still fails.
+#   peak). fp32 noise: error within 20x the network's own float32-vs-float64 distance, in relative L2 and in
+#   max abs. Correct conversions measured at most 6.0x (relative L2) and 7.2x (max abs) on 16 outputs of 10
+#   models (zoo convnet, where Paddle's kernels round more than NumPy's); the 54 seeded mistakes at least
+#   900x (PP-OCR rec, epsilon 1e-3 in 5 layer norms): docs/precision.md.
+# fp16: elementwise only (a noise floor at fp16 would absorb precision-specific mistakes), with relative L2
+#   at most 0.1, and the fp32 twin (compare's ``twin``) must pass. Measured on the trained det (640x640,
+#   uniform inputs): 1.2e-5 of the map's elements outside 1e-2 * peak + 1e-2 * |ref| (fp16 rounding through
+#   60 layers moves logits by up to 3e-2), relative L2 3.2e-2; rec and cls: none outside. outside_share 1e-3
+#   leaves a margin of ~80x while an off-by-one border (one row of a 160x160 map is 6e-3) still fails.
 # prequantized: a 1e-7 float difference before a quantize op moves single elements by one int8 step (1/127 of
 #   the scale). Large outputs: few elements, far apart, within the allowed share; small ones (zoo
 #   convnet_paddle_ptq's [2, 4] output: 2 of 8 elements, one step, rel L2 3.4e-5) keep the earlier whole-tensor
@@ -67,10 +70,10 @@ class Rule:
 # int8 (post-training quantization): the calibrate.py bound, carried over unchanged (not re-measured here):
 #   relative L2 <= 0.1 and top-1 agreement >= 0.9 on held-out samples.
 TOLERANCES: dict[tuple[str, bool], Rule] = {
-    ("fp32", False): Rule("fp32", False, atol=1e-5, rtol=1e-5, outside_share=0.0, noise_factor=10.0, tie_tol=1e-5),
+    ("fp32", False): Rule("fp32", False, atol=1e-5, rtol=1e-5, outside_share=0.0, noise_factor=20.0, tie_tol=1e-5),
     ("fp16", False): Rule("fp16", False, atol=1e-2, rtol=1e-2, outside_share=1e-3, noise_factor=None, tie_tol=1e-2,
                           rel_l2_cap=0.1),
-    ("fp32", True): Rule("fp32", True, atol=1e-5, rtol=1e-5, outside_share=1e-2, noise_factor=10.0, tie_tol=1e-5,
+    ("fp32", True): Rule("fp32", True, atol=1e-5, rtol=1e-5, outside_share=1e-2, noise_factor=20.0, tie_tol=1e-5,
                          max_rel_l2=1e-3),
     ("fp16", True): Rule("fp16", True, atol=1e-2, rtol=1e-2, outside_share=3e-2, noise_factor=None, tie_tol=1e-2,
                          rel_l2_cap=0.1, max_rel_l2=3e-2),
