@@ -8,7 +8,7 @@ import numpy as np
 
 from ._network import ILayer, Info, ITensor, NetworkCore, layer_infer, run_layer
 from ._schedule import schedule
-from ._types import ExecutionError, c_order, np_dtype
+from ._types import FLOAT_STORAGE, ExecutionError, c_order, np_dtype
 
 def _input_array(t: ITensor, value: Any) -> np.ndarray:
     info = t._info
@@ -57,9 +57,17 @@ def _execute(network: NetworkCore, inputs: Mapping[str, Any], keep_all: bool) ->
     return values, order
 
 
-def execute(network: NetworkCore, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Run the network on NumPy arrays keyed by input name; returns the marked outputs keyed by name."""
-    values, _ = _execute(network, inputs, keep_all=False)
+def execute(network: NetworkCore, inputs: Mapping[str, Any], *, float64: bool = False) -> dict[str, np.ndarray]:
+    """Run the network on NumPy arrays keyed by input name; returns the marked outputs keyed by name.
+
+    ``float64``: FLOAT tensors are computed and stored in float64 instead (not a TensorRT mode: the same network
+    without float32 rounding, for repogen.verify.noise); HALF tensors stay HALF."""
+    token = FLOAT_STORAGE.set(np.dtype(np.float64)) if float64 else None
+    try:
+        values, _ = _execute(network, inputs, keep_all=False)
+    finally:
+        if token is not None:
+            FLOAT_STORAGE.reset(token)
     return {t.name: values[id(t)] for t in network._outputs}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from repogen.errors import RepogenError
 
 from ._types import (
+    FLOAT_STORAGE,
     DataType,
     Dims,
     ExecutionError,
@@ -554,6 +555,10 @@ def run_layer(layer: ILayer, xs: list[np.ndarray | None]) -> list[np.ndarray]:
     except Exception as exc:  # noqa: BLE001 - report which layer failed on which shapes
         shapes = [None if x is None else x.shape for x in xs]
         raise ExecutionError(layer.name, f"failed on input shapes {shapes}: {type(exc).__name__}: {exc}") from exc
+    if FLOAT_STORAGE.get() != np.float32:
+        # a float64 run: constants (weights kept as float32, as TensorRT stores them) and layers that compute
+        # in a fixed float32 (quantize, NMS scores) enter the float64 computation as exact float64 values
+        outs = [v.astype(np.float64) if v.dtype == np.float32 else v for v in outs]
     for t, v in zip(layer._outputs, outs):
         info = t._info
         if v.dtype != np_dtype(info.dtype) or v.ndim != len(info.shape) or any(

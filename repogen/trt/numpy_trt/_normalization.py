@@ -9,7 +9,7 @@ import numpy as np
 
 from ._network import ILayer, Info, ITensor, NetworkCore
 from ._support import axes_of, compute_in, default_axis, require_type, run_broadcast_check, same_type
-from ._types import DataType, FLOAT_TYPES, LayerType
+from ._types import DataType, FLOAT_TYPES, LayerType, np_dtype
 
 
 class ISoftMaxLayer(ILayer):
@@ -64,7 +64,7 @@ class INormalizationLayer(ILayer):
 
     def _run(self, xs: list[np.ndarray | None]) -> list[np.ndarray]:
         x, s, b = xs
-        ct = np.float32 if DataType(self.compute_precision) == DataType.FLOAT else compute_in(x)
+        ct = np_dtype(DataType.FLOAT).type if DataType(self.compute_precision) == DataType.FLOAT else compute_in(x).type
         t = x.astype(ct)
         axes = tuple(axes_of(self, self.axes, x.ndim))
         g = int(self.num_groups)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from contextvars import ContextVar
 from typing import Any, Iterable
 
 import numpy as np
@@ -85,7 +86,14 @@ def nptype(dtype: DataType) -> type:
         raise TypeError(f"the NumPy backend has no storage for DataType.{DataType(dtype).name}") from None
 
 
+# Storage of FLOAT tensors while a network runs: float32 as TensorRT, or float64 for execute(..., float64=True),
+# which repogen.verify.noise uses to measure how far an fp32 run of the same network is from a float64 one.
+FLOAT_STORAGE: ContextVar[np.dtype] = ContextVar("numpy_trt_float_storage", default=np.dtype(np.float32))
+
+
 def np_dtype(dtype: DataType) -> np.dtype:
+    if dtype == DataType.FLOAT:
+        return FLOAT_STORAGE.get()
     return np.dtype(nptype(dtype))
 
 
