@@ -32,7 +32,7 @@ def _case(name: str):
 
         feeds = {"x": np.random.default_rng(0).uniform(-1, 1, (2, 3, 48, 192)).astype(np.float32)}
         return official_exports()["cls"], feeds
-    from repogen import zoo
+    from tests.support import zoo
 
     return zoo.get(name, "pir"), zoo.sample_feeds(name)
 

@@ -203,7 +203,7 @@ def test_trained_detector_passes_where_the_old_rule_failed():
 def test_prequantized_model_passes_with_one_step_flips():
     # zoo convnet_paddle_ptq (Paddle's own PTQ): a 1e-7 difference before a quantize op flips single elements by
     # one int8 step; the prequantized rule accepts that, the plain fp32 rule would not
-    from repogen import zoo
+    from tests.support import zoo
     from repogen.verify import is_prequantized
     from tests.support.mutations import judge
 

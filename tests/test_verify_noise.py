@@ -55,7 +55,7 @@ def test_float64_execution_is_float64():
 
 
 def test_float64_run_of_a_zoo_network_is_paddles_function():
-    from repogen import zoo
+    from tests.support import zoo
     from repogen.paddle import load_model
     from repogen.reference import reference_outputs
     from repogen.trt.passes import clean_graph

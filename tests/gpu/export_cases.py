@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from repogen import zoo  # noqa: E402
+from tests.support import zoo  # noqa: E402
 from repogen.errors import RepogenError  # noqa: E402
 from repogen.paddle import load_model  # noqa: E402
 

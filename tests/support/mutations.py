@@ -364,7 +364,7 @@ ZOO_CASES = ("convnet", "resnet18", "mobilenet_v3_small", "transformer", "rtdetr
 
 
 def zoo_cases(names: tuple[str, ...] = ZOO_CASES) -> dict[str, tuple[Path, dict[str, np.ndarray]]]:
-    from repogen import zoo
+    from tests.support import zoo
 
     return {f"zoo {n}": (zoo.get(n, "pir"), zoo.sample_feeds(n)) for n in names}
 
