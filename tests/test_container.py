@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from repogen.harness import container
+from repogen.repository import images
 
 pytestmark = pytest.mark.e2e
 
@@ -124,7 +125,7 @@ def test_serve_through_podman_stops_its_container_on_signals(podman_env, sig):
 def test_docker_files_build_on_the_local_base(podman_env):
     """Dockerfile.serve-paddle and Dockerfile.build take their base as a build argument; built here on the CPU
     image (the NGC bases cannot be pulled here), their steps, COPYs, installs and entrypoints are what is tested."""
-    base = f"localhost/{container.CPU_IMAGE}"
+    base = f"localhost/{images.CPU_IMAGE}"
     pip_cache = ["--volume", f"{CACHE / 'pip'}:/root/.cache/pip"]
     host_ca = Path("/etc/ssl/certs/ca-certificates.crt")
     if host_ca.is_file():  # as build-cpu-image.sh does: pip may reach PyPI through a TLS proxy
@@ -175,7 +176,7 @@ def test_refused_default_rlimits_fall_back_to_the_private_containers_conf(podman
     import json
 
     env = {k: v for k, v in podman_env.items() if k != "CONTAINERS_CONF"}
-    probe = subprocess.run(["podman", "run", "--rm", f"localhost/{container.CPU_IMAGE}", "true"],
+    probe = subprocess.run(["podman", "run", "--rm", f"localhost/{images.CPU_IMAGE}", "true"],
                            capture_output=True, text=True, env=env, timeout=120)
     if probe.returncode == 0:
         pytest.skip("podman applies its default rlimits on this host: there is nothing to fall back from")

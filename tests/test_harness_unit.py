@@ -20,6 +20,7 @@ from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError, ServerError
 from repogen.harness import container
+from repogen.repository import images
 from repogen.harness import server as srv
 from repogen.harness.model_files import ModelFolder, TensorSpec, make_cases
 from repogen.harness.validate import compare_output, config_differences
@@ -51,11 +52,11 @@ def _manifest(folder: Path, target: str, trt: str | None = None) -> None:
 
 def test_container_image_follows_the_manifests(tmp_path):
     _manifest(tmp_path / "a", "paddle")
-    assert container.image_for(tmp_path, None, gpus=False) == container.CPU_IMAGE
-    assert container.image_for(tmp_path, None, gpus=True) == container.PADDLE_GPU_IMAGE
+    assert container.image_for(tmp_path, None, gpus=False) == images.CPU_IMAGE
+    assert container.image_for(tmp_path, None, gpus=True) == images.PADDLE_GPU_IMAGE
     _manifest(tmp_path / "b", "tensorrt", "10.8.0.43")
     assert container.image_for(tmp_path, None, gpus=True) == "nvcr.io/nvidia/tritonserver:25.01-py3"
-    assert container.image_for(tmp_path, ["a"], gpus=False) == container.CPU_IMAGE
+    assert container.image_for(tmp_path, ["a"], gpus=False) == images.CPU_IMAGE
     _manifest(tmp_path / "c", "tensorrt", "10.5.0")
     with pytest.raises(ServerError, match="several TensorRT versions"):
         container.image_for(tmp_path, None, gpus=True)
@@ -67,8 +68,8 @@ def test_docker_files_use_the_harness_release():
     root = Path(__file__).resolve().parents[1] / "docker"
     for name in ("Dockerfile.build", "Dockerfile.serve-paddle"):
         text = (root / name).read_text()
-        assert f"_RELEASE={container.TRITON_RELEASE}" in text, name
-    assert f"TRITON_RELEASE:-{container.TRITON_RELEASE}" in (root / "compose.yaml").read_text()
+        assert f"_RELEASE={images.TRITON_RELEASE}" in text, name
+    assert f"TRITON_RELEASE:-{images.TRITON_RELEASE}" in (root / "compose.yaml").read_text()
 
 
 RUNC_REFUSAL = ("Error: runc: runc create failed: unable to start container process: error during container init: "

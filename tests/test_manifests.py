@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ import yaml
 
 from repogen.cli import main
 from repogen.deploy.k8s_models import build
-from repogen.deploy.manifests import ManifestOptions, render
+from repogen.deploy.manifests import ManifestOptions, for_repository, render, repository_manifests
+from repogen.repository import images
 from repogen.errors import ConfigError
 from repogen.harness.server import (_die_with_parent, _interpreter_path_env, _prepare_pytriton_backend,
                                     find_tritonserver, free_port, kill_process_group)
@@ -28,8 +30,11 @@ URI = "s3://models/prod"
 EP = "http://minio.storage.svc:9000"
 
 
+NGC = "nvcr.io/nvidia/tritonserver:25.01-py3"
+
+
 def _all(**kw) -> dict[str, dict]:
-    opts = ManifestOptions(kserve=True, hpa=(2, 6), service_monitor=True, **kw)
+    opts = ManifestOptions(kserve=True, hpa=(2, 6), service_monitor=True, **({"image": NGC, "gpus": 1} | kw))
     return {f: yaml.safe_load(t) for f, t in render(URI, opts, EP).items()}
 
 
@@ -61,7 +66,7 @@ def test_every_object_builds_from_the_client_models(monkeypatch):
     isvc = build(docs["inferenceservice.yaml"], "V1beta1InferenceService", "inferenceservice.yaml")
     model = isvc.spec.predictor.model
     assert (model.model_format.name, model.protocol_version, model.storage_uri) == ("triton", "v2", URI)
-    assert model.runtime_version == "24.10-py3"
+    assert model.runtime_version == "25.01-py3"
     sa = build(docs["serviceaccount.yaml"], "V1ServiceAccount", "serviceaccount.yaml")
     assert sa.secrets[0].name == "triton-s3-credentials" and isvc.spec.predictor.service_account_name == sa.metadata.name
     secret = docs["secret.yaml.example"]
@@ -83,7 +88,7 @@ def test_template_overrides_are_checked(tmp_path, edit, words):
     text = (BUILTIN / "deployment.yaml.j2").read_text()
     assert edit[0] in text, edit
     (tmp_path / "deployment.yaml.j2").write_text(text.replace(*edit))
-    opts = ManifestOptions(templates=tmp_path)
+    opts = ManifestOptions(templates=tmp_path, image=NGC, gpus=1)
     if words is None:
         assert "image" not in yaml.safe_load(render(URI, opts)["deployment.yaml"])["spec"]["template"]["spec"]["containers"][0]
         return
@@ -99,17 +104,18 @@ def test_override_replaces_builtin_and_cli_never_overwrites(tmp_path, capsys):
     user.mkdir()
     (user / "service.yaml.j2").write_text((BUILTIN / "service.yaml.j2").read_text().replace("ClusterIP", "LoadBalancer"))
     out = tmp_path / "out"
-    assert main(["manifests", URI, "--out", str(out), "--templates", str(user), "--gpus", "0", "--secret", ""]) == 0
+    assert main(["manifests", URI, "--out", str(out), "--templates", str(user), "--gpus", "0", "--secret", "",
+                 "--image", NGC]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["deployment.yaml", "service.yaml"]
     assert yaml.safe_load((out / "service.yaml").read_text())["spec"]["type"] == "LoadBalancer"
     dep = yaml.safe_load((out / "deployment.yaml").read_text())
     assert "nvidia.com/gpu" not in dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     before = (out / "deployment.yaml").read_text()
     capsys.readouterr()
-    assert main(["manifests", URI, "--out", str(out), "--replicas", "3"]) == 2
+    assert main(["manifests", URI, "--out", str(out), "--replicas", "3", "--image", NGC, "--gpus", "1"]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
     assert (out / "deployment.yaml").read_text() == before
-    assert main(["manifests", URI, "--out", str(out), "--replicas", "3", "--force"]) == 0
+    assert main(["manifests", URI, "--out", str(out), "--replicas", "3", "--force", "--image", NGC, "--gpus", "1"]) == 0
     assert yaml.safe_load((out / "deployment.yaml").read_text())["spec"]["replicas"] == 3
 
 
@@ -131,7 +137,10 @@ def test_deployment_command_serves_from_s3(s3_env, bucket, tmp_path):
     The manifest's own probe paths must answer 200 within the startup probe's budget."""
     uri = f"s3://{bucket}/prod"
     publish(SAMPLE_REPO, uri)
-    docs = {f: yaml.safe_load(t) for f, t in render(uri, ManifestOptions(gpus=0)).items()}
+    # the repository's own record picks the image: a paddle-target model needs Paddle, not a GPU
+    opts = for_repository(ManifestOptions(), repository_manifests(uri), uri)
+    assert (opts.image, opts.gpus) == (images.CPU_IMAGE, 0)
+    docs = {f: yaml.safe_load(t) for f, t in render(uri, replace(opts, image=NGC)).items()}
     c = docs["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
     assert f"--model-repository=s3://http://127.0.0.1:{s3_env.port}/{bucket}/prod" in c["args"]
     ports = {p["name"]: free_port() for p in c["ports"]}
@@ -178,3 +187,16 @@ def test_deployment_command_serves_from_s3(s3_env, bucket, tmp_path):
         assert "nv_inference_queue_duration_us" in metrics and "nv_inference_request_success" in metrics
     finally:
         kill_process_group(proc)
+
+
+def test_image_and_gpus_follow_the_repository_record():
+    """Plans: the NGC release of their TensorRT with one GPU; Python-backend models only: the CPU image with
+    Paddle and no GPU; what the user names wins."""
+    paddle = [{"target": "paddle"}, {"target": "python"}, {"target": "ensemble"}]
+    plans = paddle + [{"target": "tensorrt", "tensorrt": {"version": "10.8.0.43"}}]
+    assert (lambda o: (o.image, o.gpus))(for_repository(ManifestOptions(), paddle, "r")) == (images.CPU_IMAGE, 0)
+    assert (lambda o: (o.image, o.gpus))(for_repository(ManifestOptions(), plans, "r")) == (NGC, 1)
+    assert for_repository(ManifestOptions(gpus=1), paddle, "r").image == images.PADDLE_GPU_IMAGE
+    assert for_repository(ManifestOptions(image="mine:1"), plans, "r").image == "mine:1"
+    with pytest.raises(ConfigError, match="several TensorRT versions"):
+        for_repository(ManifestOptions(), plans + [{"target": "tensorrt", "tensorrt": {"version": "10.5.0"}}], "r")

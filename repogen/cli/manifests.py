@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from repogen.cli.options import at_least
-from repogen.deploy.manifests import DEFAULT_IMAGE
 from repogen.errors import ConfigError
 
 HELP = "Kubernetes / KServe manifests for Triton serving an s3:// repository"
@@ -22,11 +21,13 @@ def add_parser(sub: Any) -> None:
                    help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
     p.add_argument("--name", default="triton", help="Deployment/Service name (a DNS label; default triton)")
     p.add_argument("--namespace", default="default", help="Kubernetes namespace of every object (default default)")
-    p.add_argument("--image", default=DEFAULT_IMAGE,
-                   help=f"tritonserver image (default {DEFAULT_IMAGE}; KServe: its tag is runtimeVersion)")
+    p.add_argument("--image", help="tritonserver image (default: the one that serves what the published repository "
+                                   "holds: the NGC release of its plans' TensorRT, or the CPU image with Paddle for "
+                                   "Python-backend models; KServe: its tag is runtimeVersion)")
     p.add_argument("--replicas", type=at_least(1), default=1, metavar="N",
                    help="Deployment replicas (the HPA's minimum when --hpa is given; default 1)")
-    p.add_argument("--gpus", type=at_least(0), default=1, metavar="N", help="nvidia.com/gpu per replica (0: CPU only)")
+    p.add_argument("--gpus", type=at_least(0), metavar="N",
+                   help="nvidia.com/gpu per replica (default: 1 when the repository holds TensorRT plans, else 0)")
     p.add_argument("--cpu", default="4", help="CPU request per replica (default 4)")
     p.add_argument("--memory", default="16Gi", help="memory request and limit per replica (default 16Gi)")
     p.add_argument("--control-mode", default="poll", choices=["poll", "explicit", "none"],
@@ -49,7 +50,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from repogen.deploy.manifests import ManifestOptions, write
+    from repogen.deploy.manifests import ManifestOptions, check_options, for_repository, repository_manifests, write
 
     hpa = None
     if args.hpa:
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
                            region=args.region, hpa=hpa, hpa_target=args.hpa_target_us,
                            service_monitor=args.service_monitor, kserve=args.kserve,
                            templates=Path(args.templates) if args.templates else None)
+    check_options(args.uri, opts)  # before the store is read: a typo fails at once
+    if opts.image is None or opts.gpus is None:
+        opts = for_repository(opts, repository_manifests(args.uri, args.endpoint_url), args.uri)
     written = write(args.uri, Path(args.out), opts, args.endpoint_url, force=args.force)
     if args.json:
         print(json.dumps({"ok": True, "files": [str(p) for p in written]}))

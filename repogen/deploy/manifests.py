@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from repogen.errors import ConfigError
+from repogen.repository.images import serving_image
 from repogen.storage.uri import parse
 
 BUILTIN = Path(__file__).resolve().parents[1] / "templates" / "k8s"
-DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 
@@ -39,9 +39,9 @@ KSERVE_SA = {"serviceaccount.yaml": ("serviceaccount.yaml.j2", "V1ServiceAccount
 class ManifestOptions:
     name: str = "triton"
     namespace: str = "default"
-    image: str = DEFAULT_IMAGE
+    image: str | None = None  # None: the image that serves what the repository holds (repository.images)
     replicas: int = 1
-    gpus: int = 1
+    gpus: int | None = None  # None: 1 when the repository holds TensorRT plans, else 0
     cpu: str = "4"
     memory: str = "16Gi"
     control_mode: str = "poll"  # poll: publishing rolls out; explicit: repogen publish --rollout
@@ -59,15 +59,45 @@ class ManifestOptions:
     extra_args: list[str] = field(default_factory=list)
 
 
+def for_repository(opts: ManifestOptions, manifests: list[dict[str, Any]], where: str) -> ManifestOptions:
+    """``opts`` with the image and GPU count the repository's own record asks for where the user left them out:
+    the NGC release whose TensorRT built its plans (one GPU), or the CPU image with Paddle and repogen's runtime
+    for Python-backend models (no GPU)."""
+    if opts.image is not None and opts.gpus is not None:
+        return opts
+    chosen = serving_image(manifests, gpu_host=bool(opts.gpus), where=where)
+    return replace(opts, image=opts.image or chosen.image, gpus=opts.gpus if opts.gpus is not None else int(chosen.gpu))
+
+
+def repository_manifests(uri_text: str, endpoint_url: str | None = None) -> list[dict[str, Any]]:
+    """The ``repogen.json`` of every model folder published under ``uri_text``: what the repository holds."""
+    from repogen.storage import client as s3
+    from repogen.storage.download import remote_models
+    from repogen.storage.publish import remote_manifest
+
+    uri = parse(uri_text, endpoint_url)
+    client = s3.make_client(uri)
+    s3.check_bucket(client, uri)
+    names = remote_models(client, uri)
+    if not names:
+        raise ConfigError(f"{uri_text}: no model folders published there; publish the repository first "
+                          "(repogen publish), or pass --image and --gpus")
+    return [m for m in (remote_manifest(client, uri, n) for n in names) if m]
+
+
 def tritonserver_args(repository: str, opts: ManifestOptions) -> list[str]:
     args = [f"--model-repository={repository}", f"--model-control-mode={opts.control_mode}"]
     if opts.control_mode == "poll":
         args.append(f"--repository-poll-secs={opts.poll_secs}")
+    elif opts.control_mode == "explicit":
+        # explicit mode loads nothing by itself: without this a pod is ready (strict readiness counts loaded
+        # models only) before it can answer anything; later versions arrive with repogen publish --rollout
+        args.append("--load-model=*")
     return args + ["--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--strict-readiness=true",
                    "--exit-on-error=false", "--log-info=true"] + list(opts.extra_args)
 
 
-def _check_options(uri_text: str, opts: ManifestOptions) -> None:
+def check_options(uri_text: str, opts: ManifestOptions) -> None:
     for what, value in (("--name", opts.name), ("--namespace", opts.namespace)):
         if not _DNS_LABEL.match(value):
             raise ConfigError(f"{what} {value!r}: must be a DNS label (lowercase letters, digits, '-', at most 63)")
@@ -76,7 +106,7 @@ def _check_options(uri_text: str, opts: ManifestOptions) -> None:
             raise ConfigError(f"{what} {value!r}: not a Kubernetes quantity (e.g. 4, 500m, 16Gi)")
     if opts.control_mode not in ("poll", "explicit", "none"):
         raise ConfigError(f"--control-mode {opts.control_mode}: expected poll, explicit or none")
-    if opts.replicas < 1 or opts.gpus < 0:
+    if opts.replicas < 1 or (opts.gpus is not None and opts.gpus < 0):
         raise ConfigError("--replicas must be >= 1 and --gpus >= 0")
     if opts.hpa and not (1 <= opts.hpa[0] <= opts.hpa[1]):
         raise ConfigError(f"--hpa {opts.hpa[0]}:{opts.hpa[1]}: expected MIN:MAX with 1 <= MIN <= MAX")
@@ -84,7 +114,9 @@ def _check_options(uri_text: str, opts: ManifestOptions) -> None:
 
 def context(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = None) -> dict[str, Any]:
     uri = parse(uri_text, endpoint_url)
-    _check_options(uri_text, opts)
+    check_options(uri_text, opts)
+    if opts.image is None or opts.gpus is None:
+        raise ConfigError("the serving image and GPU count are not known yet: resolve them with for_repository()")
     ep = urlsplit(uri.endpoint_url) if uri.endpoint_url else None
     return {
         "name": opts.name, "namespace": opts.namespace, "image": opts.image, "replicas": opts.replicas,

@@ -27,24 +27,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from repogen.errors import ServerError
+from repogen.errors import ConfigError, ServerError
+from repogen.repository.images import serving_image
 
 ENGINES = ("docker", "podman")
 LABEL = "repogen.harness"
 NAME_PREFIX = "repogen-triton-"
 CONTAINER_HTTP, CONTAINER_GRPC, CONTAINER_METRICS = 8000, 8001, 8002
-
-# One release for the whole project: docker/Dockerfile.build, Dockerfile.serve-paddle and compose.yaml default
-# to it too (a test keeps them equal). 25.01 = TensorRT 10.8.0, Triton 2.54.0.
-TRITON_RELEASE = "25.01"
-CPU_IMAGE = "repogen/tritonserver-cpu:latest"
-PADDLE_GPU_IMAGE = f"repogen/tritonserver-paddle:{TRITON_RELEASE}"
-# NGC release -> the TensorRT it ships (NVIDIA's frameworks support matrix); a plan loads only in the
-# TensorRT that built it, so the serving image is chosen by the plan's TensorRT major.minor.
-NGC_TENSORRT = {
-    "24.10": "10.5", "24.11": "10.6", "24.12": "10.7", "25.01": "10.8", "25.02": "10.8", "25.03": "10.9",
-}
-
 
 CONTAINERS_CONF = "containers.conf"
 NOFILE_CAP, NPROC_CAP = 65536, 32768  # as docker/build-cpu-image.sh: ample for Triton, below most hard limits
@@ -111,10 +100,6 @@ def rlimit_hint(engine: str, conf: str | None = None) -> str:
     return "set lower default-ulimits in the docker daemon's daemon.json, see docs/docker.md"
 
 
-def ngc_image(release: str = TRITON_RELEASE) -> str:
-    return f"nvcr.io/nvidia/tritonserver:{release}-py3"
-
-
 def find_engine(explicit: str | None = None) -> str:
     """``--engine``, then ``$REPOGEN_CONTAINER_ENGINE``, then podman, then a docker with a daemon."""
     wanted = explicit or os.environ.get("REPOGEN_CONTAINER_ENGINE")
@@ -136,29 +121,18 @@ def find_engine(explicit: str | None = None) -> str:
 
 def image_for(repo: Path, models: list[str] | None, gpus: bool) -> str:
     """The image that can serve these models, from their ``repogen.json`` manifests."""
-    plans: set[str] = set()
+    manifests = []
     for folder in sorted(p for p in repo.iterdir() if p.is_dir()):
         if models is not None and folder.name not in models:
             continue
         try:
-            manifest = json.loads((folder / "repogen.json").read_text(encoding="utf-8"))
+            manifests.append(json.loads((folder / "repogen.json").read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue  # not built by repogen: the repository's own business
-        if manifest.get("target") == "tensorrt":
-            plans.add(str((manifest.get("tensorrt") or {}).get("version") or ""))
-    if not plans:
-        return PADDLE_GPU_IMAGE if gpus else CPU_IMAGE
-    majors = {".".join(v.split(".")[:2]) for v in plans if v}
-    if len(majors) > 1:
-        raise ServerError(f"{repo}: plans from several TensorRT versions ({', '.join(sorted(majors))}) cannot "
-                          "share one server; pass --image")
-    if majors:
-        major = majors.pop()
-        releases = sorted(r for r, trt in NGC_TENSORRT.items() if trt == major)
-        if not releases:
-            raise ServerError(f"{repo}: no known NGC tritonserver release ships TensorRT {major}; pass --image")
-        return ngc_image(releases[0])
-    return ngc_image()
+    try:
+        return serving_image(manifests, gpus, str(repo)).image
+    except ConfigError as exc:
+        raise ServerError(str(exc)) from None
 
 
 def gpu_flags(engine: str) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Iterator
 
 from repogen.errors import ServerError
 from repogen.harness import container
+from repogen.repository import images
 from repogen.harness.shutdown import (EXIT_TIMEOUT_S, STOP_GRACE_S, group_alive, group_members,  # noqa: F401
                                       kill_process_group, stop_server_process)
 
@@ -408,7 +409,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
         gpus = gpu_available()
         image = image or container.image_for(repo_path, models, gpus)
         if not container.image_exists(engine, image):
-            hint = (" (build it with docker/build-cpu-image.sh)" if image == container.CPU_IMAGE else
+            hint = (" (build it with docker/build-cpu-image.sh)" if image == images.CPU_IMAGE else
                     f" ({Path(engine).name} pull {image}, or pass --image)")
             raise ServerError(f"container image {image} is not available to {Path(engine).name}{hint}")
     startup = list(models or []) if strict_readiness else None
