@@ -144,7 +144,7 @@ def convert_and_compare(model: Path, case: Case, precision: str, static: bool = 
     """Convert, run every case shape (only the first when static), compare; returns failure messages."""
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
-    from repogen.trt.check import compare
+    from tests.support.judging import judge
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
     from tests.support.zoo import reference_outputs
@@ -161,7 +161,6 @@ def convert_and_compare(model: Path, case: Case, precision: str, static: bool = 
     conv = convert_graph(graph, numpy_trt, precision=precision, profiles=profiles)
     if not static:
         assert any(-1 in shape for _, _, shape in conv.inputs), "the network should keep run-time dims"
-    tol = 1e-5 if precision == "fp32" else 1e-2
     failures = []
     for run in range(len(runs)):
         fd = feeds(case, run)
@@ -178,7 +177,7 @@ def convert_and_compare(model: Path, case: Case, precision: str, static: bool = 
                                     f"{actual.ravel()[:8]}, Paddle {expected.dtype}{list(expected.shape)} "
                                     f"{expected.ravel()[:8]}")
                 continue
-            r = compare(actual, expected, tol, name)
+            r = judge(actual, expected, precision, name, network=conv.network, feeds=fd)
             if not r.passed or actual.dtype != expected.dtype:
                 failures.append(f"run {run} output {k}: {r} dtype {actual.dtype} vs {expected.dtype}")
     return failures

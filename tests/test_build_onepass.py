@@ -70,12 +70,12 @@ def test_fp32_build_reads_cleans_and_converts_once(tmp_path: Path, calls: Counte
                      max_shapes=["x:2x3x32x32"])
     report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
     check = report.models[0].check
-    assert check["status"] == "passed" and all(o["rel_err"] <= 1e-5 for o in check["outputs"].values())
+    assert check["status"] == "passed" and all(o["rel_l2"] <= 1e-5 for o in check["outputs"].values())
     assert calls["load_model"] == 1 and calls["clean_graph"] == 1
     assert calls["reference"] == calls["reference run"] == 1
     # one NumPy-backend conversion for the check, one for the plan (real TensorRT there), nothing else
     assert calls["convert_graph"] == 2
-    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.build.targets"] == 1
+    assert calls["convert_graph from repogen.verify.conversion"] == calls["convert_graph from repogen.build.targets"] == 1
     assert calls["quantize_model"] == 0
     # the plan was built from the very graph the check converted: cleaned once, not re-cleaned
     assert len(plan_builder) == 1 and (tmp_path / "repo" / "resnet50" / "1" / "model.plan").read_bytes() == b"PLAN"
@@ -89,7 +89,9 @@ def test_int8_build_calibrates_once(tmp_path: Path, calls: Counter, plan_builder
     assert report.models[0].precision == "int8" and report.models[0].check["status"] == "passed"
     assert report.models[0].check["int8"]["calibration_samples"] > 0
     assert calls["load_model"] == 1 and calls["clean_graph"] == 1 and calls["quantize_model"] == 1
-    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.build.targets"] == 1
+    # the check converts the int8 network and its fp32 twin (repogen.verify: the converters' mistakes show at fp32)
+    assert calls["convert_graph from repogen.verify.conversion"] == 2
+    assert calls["convert_graph from repogen.build.targets"] == 1
     ops = {op.type for op in plan_builder[0].graph.ops}
     assert {"quantize_linear", "dequantize_linear"} <= ops  # the plan got the calibrated graph
     assert calls["reference"] == calls["reference run"] == 1  # Paddle's FP32 outputs on the held-out samples
@@ -103,7 +105,7 @@ def test_paddle_target_without_check_reads_once_and_never_cleans(tmp_path: Path,
 
 def test_check_graph_with_the_callers_graph_matches_check_model() -> None:
     """check_model is check_graph behind the CLI's options: the same report for the same inputs."""
-    from repogen.trt.check import check_graph, check_model
+    from repogen.verify.conversion import check_graph, check_model
     from repogen.trt.profiles import Profile
 
     path = zoo.get("resnet18", "pir")
@@ -112,7 +114,7 @@ def test_check_graph_with_the_callers_graph_matches_check_model() -> None:
     b = check_model(path, shapes=["x:2x3x32x32"], seed=3)
     assert a.input_shapes == b.input_shapes == {"x": [2, 3, 32, 32]}
     assert a.passed and b.passed
-    assert [(o.name, o.rel_err) for o in a.outputs] == [(o.name, o.rel_err) for o in b.outputs]
+    assert [(o.name, o.rel_l2) for o in a.outputs] == [(o.name, o.rel_l2) for o in b.outputs]
 
 
 def test_zoo_is_not_on_the_run_time_path(tmp_path: Path) -> None:
@@ -142,7 +144,7 @@ def test_int8_build_without_check_still_calibrates_once(tmp_path: Path, calls: C
     report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
     assert report.models[0].check["status"] == "skipped"
     assert calls["load_model"] == calls["clean_graph"] == calls["quantize_model"] == 1
-    assert calls["convert_graph from repogen.trt.check"] == 0 and calls["reference"] == 0
+    assert calls["convert_graph from repogen.verify.conversion"] == 0 and calls["reference"] == 0
     assert {"quantize_linear", "dequantize_linear"} <= {op.type for op in plan_builder[0].graph.ops}
 
 
@@ -153,6 +155,6 @@ def test_numpy_target_reads_cleans_and_converts_once_per_use(tmp_path: Path, cal
     report = build_mod.build_repository([spec], tmp_path / "repo", progress=False)
     assert report.models[0].check["status"] == "passed"
     assert calls["load_model"] == 1 and calls["clean_graph"] == 1
-    assert calls["convert_graph from repogen.trt.check"] == calls["convert_graph from repogen.build.standin"] == 1
+    assert calls["convert_graph from repogen.verify.conversion"] == calls["convert_graph from repogen.build.standin"] == 1
     assert calls["convert_graph"] == 2
     assert (tmp_path / "repo" / "tiny" / "1" / "model.py").is_file()

@@ -18,7 +18,7 @@ def test_check_json_passes(capsys):
     report = json.loads(capsys.readouterr().out)
     assert rc == 0 and report["passed"]
     assert report["input_shapes"] == {"x": [2, 3, 32, 32]}
-    assert all(o["rel_err"] <= 1e-5 and o["tolerance"] == 1e-5 for o in report["outputs"])
+    assert all(o["passed"] and o["rel_l2"] <= 1e-5 and o["precision"] == "fp32" for o in report["outputs"])
 
 
 def test_check_reference_mismatch_fails(tmp_path, capsys):
@@ -34,7 +34,7 @@ def test_check_reference_mismatch_fails(tmp_path, capsys):
                "--json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 1 and not report["passed"]
-    assert 0.005 < report["outputs"][0]["rel_err"] < 0.02
+    assert 0.005 < report["outputs"][0]["rel_l2"] < 0.02 and report["outputs"][0]["reason"]
 
 
 def test_check_lists_unsupported_ops(capsys):

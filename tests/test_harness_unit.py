@@ -283,17 +283,20 @@ def test_config_differences_allow_server_defaults_but_not_changes():
 
 
 def test_compare_output_catches_nan_shape_missing_and_tolerance():
+    from repogen.verify import rule_for
+
+    fp32, fp16 = rule_for("fp32"), rule_for("fp16")
     want = np.linspace(1, 2, 12, dtype=np.float32).reshape(3, 4)
-    assert compare_output("grpc", "c", "y", want.copy(), want, 1e-5).ok
+    assert compare_output("grpc", "c", "y", want.copy(), want, fp32).ok
     nan = want.copy()
     nan[0, 0] = np.nan
-    assert "NaN" in compare_output("grpc", "c", "y", nan, want, 1e-5).problem
-    assert "shape" in compare_output("grpc", "c", "y", want[:2], want, 1e-5).problem
-    assert not compare_output("grpc", "c", "y", None, want, 1e-5).ok
-    off = compare_output("http", "c", "y", want * (1 + 1e-3), want, 1e-5)
+    assert "NaN" in compare_output("grpc", "c", "y", nan, want, fp32).problem
+    assert "shape" in compare_output("grpc", "c", "y", want[:2], want, fp32).problem
+    assert not compare_output("grpc", "c", "y", None, want, fp32).ok
+    off = compare_output("http", "c", "y", want * (1 + 1e-3), want, fp32)
     assert not off.ok and off.rel_err == pytest.approx(1e-3, rel=1e-2)
-    assert compare_output("http", "c", "y", want * (1 + 1e-3), want, 1e-2).ok
-    assert compare_output("http", "c", "y", np.zeros(0, np.float32).reshape(0, 4), want[:0], 1e-5).ok
+    assert compare_output("http", "c", "y", want * (1 + 1e-3), want, fp16).ok
+    assert compare_output("http", "c", "y", np.zeros(0, np.float32).reshape(0, 4), want[:0], fp32).ok
 
 
 def _model(dims, mbs, profiles) -> ModelFolder:

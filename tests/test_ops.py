@@ -195,7 +195,7 @@ def run_case(model: Path, precision: str, shapes=None):
     """Convert once (dynamic dims kept) and compare with Paddle Inference at each of the shapes."""
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
-    from repogen.trt.check import compare
+    from tests.support.judging import judge
     from repogen.trt.convert import convert_graph
     from repogen.trt.profiles import make_profiles
     from tests.support.zoo import reference_outputs
@@ -216,7 +216,7 @@ def run_case(model: Path, precision: str, shapes=None):
         for name, expected in zip(graph.outputs, ref):
             # a constant reference (a dead net) would make the comparison vacuous
             assert expected.size == 1 or np.std(expected) > 0, f"{model.name}: Paddle's output {name} is constant"
-            results.append(compare(got[name], expected, 1e-5 if precision == "fp32" else 1e-2, name))
+            results.append(judge(got[name], expected, precision, name, network=conv.network, feeds={"x": x}))
     return graph, results
 
 

@@ -352,7 +352,8 @@ def test_paddle_remainder_runner_equals_paddle_on_whole_zoo_models(name):
     from repogen.partition.plan import _io_dtype
     from repogen.partition.regions import Region
     from repogen.partition.runtime import PaddleOpsRunner
-    from repogen.trt.check import as_detection_set, compare, detection_outputs
+    from repogen.verify import detection_outputs
+    from tests.support.judging import judge
 
     g = clean_graph(load_model(zoo.get(name, "pir")))
     feeds = zoo.sample_feeds(name)
@@ -366,10 +367,7 @@ def test_paddle_remainder_runner_equals_paddle_on_whole_zoo_models(name):
     detections = detection_outputs(g)
     assert len(want) == len(g.outputs)
     for out, expected in zip(g.outputs, want.values()):
-        a, b = got[out], expected
-        if out in detections:
-            a, b = as_detection_set(a, detections[out]), as_detection_set(b, detections[out])
-        r = compare(a, b, 1e-5, out)
+        r = judge(got[out], expected, "fp32", out, detection=detections.get(out))
         assert r.passed, (out, r)
 
 
@@ -406,7 +404,7 @@ def test_partition_check_pairs_detection_rows_like_check_and_validate(yolo_dense
     pairs each Paddle row with the closest row of its label (trt/check.align_detection_rows), as `repogen check`
     and the harness do; a wrong box still fails."""
     from repogen.partition import check as check_mod
-    from repogen.trt.check import detection_outputs
+    from repogen.verify import detection_outputs
 
     part = partition_graph(clean_graph(yolo_dense), YOLO_BIG)
     rows = next(iter(detection_outputs(part.cleaned)))

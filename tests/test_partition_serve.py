@@ -94,7 +94,7 @@ def test_client_cannot_tell_the_ensemble_from_the_single_model(server):
         ins[0].set_data_from_numpy(image), ins[1].set_data_from_numpy(size)
         r = client.infer(name, ins)
         outs[name] = [r.as_numpy(o.name) for o in ens.outputs]
-    from repogen.trt.check import as_detection_set
+    from repogen.verify import as_detection_set
 
     rows_e, rows_s = (as_detection_set(outs[n][0], "rows") for n in ("yolo", "yolo_single"))
     assert rows_e.shape == rows_s.shape and rows_e.shape[0] > 0

@@ -1,4 +1,4 @@
-"""Tie-aware comparison of index outputs (repogen/trt/ties.py) in `repogen check` and validate's comparison.
+"""Tie-aware comparison of index outputs (repogen/verify/ties.py) in `repogen check` and validate's comparison.
 
 The model's two class scores are x and x * 1.0001: Paddle (FP32) picks class 1 wherever x > 0, but under
 --fp16 both scores round to one HALF value and the network picks class 0: a tie within the 1e-2 tolerance,
@@ -39,7 +39,7 @@ def _feeds():
 
 
 def test_compare_ties_unit():
-    from repogen.trt.ties import TieSource, compare_ties
+    from repogen.verify.ties import TieSource, compare_ties
 
     s = np.array([[0.5, 0.5 + 1e-7, 0.1], [0.9, 0.2, 0.1]], np.float32)
     src = TieSource("arg", "s", 1)
@@ -60,25 +60,25 @@ def test_compare_ties_unit():
 @pytest.mark.parametrize("mode", ["pir", "legacy"])
 def test_check_accepts_fp16_ties_and_counts_them(programs, mode):
     from repogen.paddle import load_model
-    from repogen.trt.check import check_graph
+    from repogen.verify.conversion import check_graph
 
     graph = load_model(programs[mode] / "label_map")
     fp32 = check_graph(graph, precision="fp32", inputs=_feeds())
     assert fp32.passed and all(not o.ties for o in fp32.outputs)
     fp16 = check_graph(graph, precision="fp16", inputs=_feeds())
-    assert fp16.passed, [(o.name, o.ties, o.max_abs_err) for o in fp16.outputs]
+    assert fp16.passed, [(o.name, o.ties, o.max_abs) for o in fp16.outputs]
     x = _feeds()["x"]
     positives = int((x > 0).sum())  # where Paddle picks class 1 and FP16 sees a tie
     labels, top, kept = fp16.outputs
     assert labels.ties == positives and kept.ties == positives and top.ties == 2 * positives
-    assert labels.max_abs_err == 1  # the outputs really differ: only the tie rule passes them
+    assert labels.max_abs == 1  # the outputs really differ: only the tie rule passes them
 
 
 def test_check_still_fails_real_index_errors(programs, monkeypatch):
     # the same model with a wrong argmax converter (argmin) must fail even with ties allowed
     from repogen.paddle import load_model
     from repogen.trt import converter_table
-    from repogen.trt.check import check_graph
+    from repogen.verify.conversion import check_graph
     from repogen.trt.registry import load_converters
 
     load_converters()
@@ -92,7 +92,7 @@ def test_validate_scorer_uses_source_scores(programs):
     from repogen.paddle import load_model
     from repogen.trt import numpy_trt
     from repogen.trt.convert import convert_graph
-    from repogen.trt.ties import TieScorer
+    from repogen.verify.ties import TieScorer
     from tests.support.zoo import reference_outputs
 
     model = programs["pir"] / "label_map"

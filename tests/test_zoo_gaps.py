@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import zoo
-from repogen.trt.check import check_model
+from repogen.verify.conversion import check_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,23 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("fmt", ["pir", "paddle2", "fluid-combined"])
 def test_seg_gaps_fp32(fmt):
     report = check_model(zoo.get("seg_gaps", fmt), shapes=["x:2x3x16x16"])
-    assert report.passed, [(o.name, o.rel_err) for o in report.outputs]
-    assert all(o.rel_err <= 1e-5 for o in report.outputs)
+    assert report.passed, [(o.name, o.rel_l2) for o in report.outputs]
+    assert all(o.rel_l2 <= 1e-5 for o in report.outputs)
 
 
 def test_seg_gaps_fp16_label_map_ties():
     # the fifth class scores class 0 x 1.0001: FP16 ties them, the label map passes tie-aware and counts them
     report = check_model(zoo.get("seg_gaps", "pir"), fp16=True, shapes=["x:2x3x16x16"])
-    assert report.passed, [(o.name, o.rel_err, o.ties) for o in report.outputs]
+    assert report.passed, [(o.name, o.rel_l2, o.ties) for o in report.outputs]
     floats, labels, cols = report.outputs
-    assert floats.rel_err <= 1e-2 and cols.rel_err <= 1e-2
-    assert labels.ties and labels.ties > 0 and labels.max_abs_err > 0
+    assert floats.rel_l2 <= 1e-2 and cols.rel_l2 <= 1e-2
+    assert labels.ties and labels.ties > 0 and labels.max_abs > 0
 
 
 @pytest.mark.parametrize("fp16", [False, True])
 def test_bf16_net(fp16):
     report = check_model(zoo.get("bf16_net", "pir"), fp16=fp16, shapes=["x:2x3x16x16"])
-    assert report.passed and report.outputs[0].rel_err <= (1e-2 if fp16 else 1e-5)
+    assert report.passed and report.outputs[0].rel_l2 <= (1e-2 if fp16 else 1e-5)
 
 
 def test_refused_doc_is_generated_from_the_table():
@@ -59,21 +59,22 @@ def test_yolo_head_fp16_detections_as_sets(fmt):
     # NMS rows compare as sets: nearly equal scores (0.4390 / 0.4391 under FP16) may swap rows; the pairing
     # (check.align_detection_rows) must still match every detection within 1e-2
     report = check_model(zoo.get("yolo_head", fmt), fp16=True, inputs=zoo.sample_feeds("yolo_head"))
-    assert report.passed, [(o.name, o.rel_err) for o in report.outputs]
+    assert report.passed, [(o.name, o.rel_l2) for o in report.outputs]
 
 
 def test_align_detection_rows_pairs_swapped_near_ties_only():
     import numpy as np
 
-    from repogen.trt.check import align_detection_rows, as_detection_set, compare
+    from repogen.verify import align_detection_rows, as_detection_set
+    from tests.support.judging import judge
 
     want = np.array([[0, 0.4391, 16.4, 36.3, 26.4, 54.9], [0, 0.4390, 0.0, 24.7, 24.5, 46.3],
                      [1, 0.9, 1, 2, 3, 4]], np.float32)
     got = want[[1, 0, 2]].copy()
     got[0, 1], got[1, 1] = 0.4391, 0.4389  # FP16 moved the scores: sorting pairs the wrong boxes
     g, w = as_detection_set(got, "rows"), as_detection_set(want, "rows")
-    assert not compare(g, w, 1e-2).passed
-    assert compare(align_detection_rows(g, w), w, 1e-2).passed
+    assert not judge(g, w, "fp16").passed
+    assert judge(align_detection_rows(g, w), w, "fp16").passed
     other = got.copy()
     other[2, 2:] += 5.0  # a really different box stays a failure
-    assert not compare(align_detection_rows(as_detection_set(other, "rows"), w), w, 1e-2).passed
+    assert not judge(align_detection_rows(as_detection_set(other, "rows"), w), w, "fp16").passed

@@ -36,7 +36,8 @@ from repogen.repository.layout import PLAN_FILE, RESERVED
 from repogen.repository.manifest import manifest, source_files
 from repogen.repository.serving_options import paddle_target_notes
 from repogen.repository.writer import ModelFolder, write_folder
-from repogen.trt.check import detection_outputs
+from repogen.verify.detections import detection_outputs
+from repogen.verify.tolerances import is_prequantized, rule_for
 from repogen.trt.convert import find_unsupported
 from repogen.trt.profiles import make_profiles
 
@@ -231,7 +232,8 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
     data = manifest(name=spec.name, version=spec.version, target=target, fmt=graph.source.format,
                     model_file=graph.source.model_file, source_files=sources, model_dir=out / spec.name,
                     in_version_folder=target in ("paddle", "numpy"), precision=precision,
-                    max_batch_size=max_batch, engine=engine, tensorrt=trt_info)
+                    max_batch_size=max_batch, engine=engine, tensorrt=trt_info,
+                    tolerance=rule_for(precision, is_prequantized(graph) and precision != "int8").to_dict())
     data["backend"] = BACKENDS[target]
     data["target_choice"] = choice.to_dict()
     if renames.paddle_names():

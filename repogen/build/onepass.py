@@ -10,6 +10,8 @@ from typing import Any, Callable
 from repogen.errors import ConversionError, RepogenError, UnsupportedOpError
 from repogen.ir import Graph
 from repogen.build.spec import ModelSpec
+from repogen.trt.convert import find_unsupported, unsupported_reasons
+from repogen.verify.conversion import check_graph
 
 
 @dataclass
@@ -42,20 +44,16 @@ class ModelForms:
 
 
 def numeric_check(spec: ModelSpec, target: str, forms: ModelForms, profile_objs: list[Any],
-                   warn: Callable[[str], None], stage: Callable[[str], None]) -> dict:
+                  warn: Callable[[str], None], stage: Callable[[str], None]) -> dict:
+    """The conversion check (repogen.verify.conversion) as the build's report records it.
+
+    It gates the artifacts it concerns: a plan or a NumPy stand-in that fails it is not written. The paddle
+    target deploys Paddle itself, so there a failing (or impossible) conversion is a warning naming the outputs
+    and the verdict, not a failed build."""
     if not spec.check:
         return {"status": "skipped", "reason": "--no-check"}
     if importlib.util.find_spec("paddle") is None:
         return {"status": "skipped", "reason": "paddlepaddle is not installed"}
-    try:
-        from repogen.trt.check import check_graph
-        from repogen.trt.convert import find_unsupported, unsupported_reasons
-    except ImportError as exc:
-        msg = f"{spec.name}: numerical check unavailable: {exc}"
-        if target == "paddle":
-            warn(msg)
-            return {"status": "unavailable", "reason": str(exc)}
-        raise RepogenError(msg) from exc
     try:
         missing = find_unsupported(forms.cleaned())
         if missing:
@@ -69,19 +67,26 @@ def numeric_check(spec: ModelSpec, target: str, forms: ModelForms, profile_objs:
         report = check_graph(forms.graph, profile_objs[:1], spec.precision, cleaned=forms.cleaned(),
                              quantized=quantized, model=spec.name)
     except (UnsupportedOpError, ConversionError) as exc:
-        # The paddle target runs Paddle itself and never needs the converter: a gap there is news, not
-        # a reason to refuse a model that will serve correctly.
         if target == "paddle":
             warn(f"{spec.name}: the NumPy-backend check could not convert the model (the paddle target does "
                  f"not need it): {' '.join(str(exc).split())}")
             return {"status": "unsupported", "reason": str(exc)}
         raise
-    outputs = {o.name: {"rel_err": float(o.rel_err), "tolerance": float(o.tolerance), "passed": bool(o.passed)}
+    outputs = {o.name: {"passed": bool(o.passed), "criterion": o.criterion, "reason": o.reason,
+                        "rel_l2": float(o.rel_l2), "max_abs": float(o.max_abs),
+                        "outside_share": float(o.outside_share)}
+               | ({"noise_rel_l2": o.noise_rel_l2} if o.noise_rel_l2 is not None else {})
                | ({"top1_agreement": o.top1_agreement} if o.top1_agreement is not None else {})
+               | ({"ties": o.ties} if o.ties else {})
                for o in report.outputs}
+    result = {"status": "passed" if report.passed else "failed", "outputs": outputs} | (
+        {"int8": report.int8} if report.int8 else {})
     if not report.passed:
-        lines = [f"  {n}: rel err {o['rel_err']:.3g} > {o['tolerance']:g}" for n, o in outputs.items()
-                 if not o["passed"]]
+        lines = "\n".join(f"  {line}" for line in report.failures())
+        if target == "paddle":
+            warn(f"WARNING: {spec.name}: the NumPy-backend conversion differs from Paddle ({spec.precision}); the "
+                 f"paddle target serves Paddle itself and is built, but a TensorRT build of it would not be:\n{lines}")
+            return result
         raise RepogenError(f"{spec.name}: numerical check against Paddle failed ({spec.precision}); "
-                           "--no-check skips it:\n" + "\n".join(lines))
-    return {"status": "passed", "outputs": outputs} | ({"int8": report.int8} if report.int8 else {})
+                           f"--no-check skips it:\n{lines}")
+    return result

@@ -127,12 +127,12 @@ def print_summary(report: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"Triton model repository {report.out}")
-    for col in ("model", "role", "ver", "target", "precision", "batch", "check (rel err)", "files", "s"):
+    for col in ("model", "role", "ver", "target", "precision", "batch", "check (rel L2)", "files", "s"):
         table.add_column(col, no_wrap=True)
     for m in report.models:
         check = m.check["status"]
         if m.check.get("outputs"):
-            check += f" {max(o['rel_err'] for o in m.check['outputs'].values()):.1e}"
+            check += f" {max(o['rel_l2'] for o in m.check['outputs'].values()):.1e}"
         role = m.role if not m.part_of else f"{m.role} of {m.part_of}"
         table.add_row(m.name, role, str(m.version), m.target, m.precision, str(m.max_batch_size), check,
                       str(len(m.files)), f"{m.seconds:.2f}")

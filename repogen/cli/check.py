@@ -37,7 +37,7 @@ def _npz(path: str | None, option: str) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     if args.partition:
         return _run_partitioned(args)
-    from repogen.trt.check import check_model
+    from repogen.verify.conversion import check_model
 
     report = check_model(args.model, inputs=_npz(args.inputs, "--inputs"), reference=_npz(args.reference, "--reference"),
                          fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed, int8=args.int8,
@@ -81,13 +81,18 @@ def _print_report(report: Any) -> None:
         console.print(t)
         return
     t = Table(title=f"{report.model} ({report.precision}, inputs {report.input_shapes})")
-    for col in ("output", "shape", "max abs err", "rel err", "tolerance", "result"):
+    for col in ("output", "shape", "max abs err", "rel L2", "outside", "noise floor", "result"):
         t.add_column(col)
     for o in report.outputs:
-        t.add_row(o.name, "x".join(map(str, o.shape)), f"{o.max_abs_err:.3g}", f"{o.rel_err:.3g}",
-                  f"{o.tolerance:g}", ("[green]pass[/]" + (f" ({o.ties} ties)" if o.ties else "")) if o.passed
-                  else "[red]FAIL[/]")
+        noise = "-" if o.noise_rel_l2 is None else f"{o.noise_rel_l2:.2g}"
+        result = f"[green]pass[/] ({o.criterion}" + (f", {o.ties} ties" if o.ties else "") + ")" if o.passed \
+            else f"[red]FAIL[/] {o.reason}"
+        t.add_row(o.name, "x".join(map(str, o.shape)), f"{o.max_abs:.3g}", f"{o.rel_l2:.3g}",
+                  f"{o.outside_share:.2g}", noise, result)
     console.print(t)
+    for task in report.tasks:  # what the user's task reads from these outputs (the deploy config's post-processing)
+        console.print(("[green]pass[/]" if task.passed else "[red]FAIL[/]") + f" {task.kind}: {task.summary}",
+                      highlight=False)
 
 
 def _print_partitioned(model: str, result: dict[str, Any]) -> None:
@@ -107,8 +112,9 @@ def _print_partitioned(model: str, result: dict[str, Any]) -> None:
             t.add_row(str(o["position"]), o["op"], o["reason"])
         console.print(t)
     t = Table(title=f"partitioned model vs Paddle (inputs {result['input_shapes']})")
-    for col in ("output", "rel err", "tolerance", "result"):
+    for col in ("output", "rel L2", "max abs err", "result"):
         t.add_column(col)
     for name, o in result["outputs"].items():
-        t.add_row(name, f"{o['rel_err']:.3g}", f"{o['tolerance']:g}", "[green]pass[/]" if o["passed"] else "[red]FAIL[/]")
+        t.add_row(name, f"{o['rel_l2']:.3g}", f"{o['max_abs']:.3g}",
+                  f"[green]pass[/] ({o['criterion']})" if o["passed"] else f"[red]FAIL[/] {o['reason']}")
     console.print(t)

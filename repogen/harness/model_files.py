@@ -11,6 +11,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
+from repogen.verify.tolerances import Rule, rule_for
 
 # Triton data types -> (numpy dtype, tritonclient datatype string)
 TRITON_DTYPES: dict[str, tuple[type, str]] = {
@@ -42,8 +43,13 @@ class ModelFolder:
         return int(self.config.max_batch_size)
 
     @property
-    def rtol(self) -> float:
-        return float((self.manifest.get("tolerance") or {}).get("rtol", 1e-5))
+    def rule(self) -> Rule:
+        """How close this model's answers must be to Paddle's: the manifest's precision in the one tolerance
+        table (repogen.verify.tolerances); a python-backend part runs Paddle itself (fp32)."""
+        tolerance = self.manifest.get("tolerance") or {}
+        precision = str(tolerance.get("precision") or self.manifest.get("precision") or "fp32")
+        return rule_for(precision if precision in ("fp32", "fp16", "int8") else "fp32",
+                        bool(tolerance.get("prequantized", False)) and precision != "int8")
 
     @property
     def version_dir(self) -> Path:

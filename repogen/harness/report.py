@@ -20,7 +20,8 @@ class OutputCheck:
     tolerance: float
     ok: bool
     problem: str = ""
-    ties: int | None = None  # argmax / top-k indices: positions that differ from Paddle's but are score ties
+    ties: int | None = None  # selected by score: positions that differ from Paddle's but are score ties
+    criterion: str = ""  # what passed it (repogen.verify.compare: exact, elementwise, noise, rel_l2, ties)
 
 
 @dataclass

@@ -6,7 +6,6 @@ import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,9 @@ from repogen.harness.report import ModelReport, OutputCheck, Report
 from repogen.harness.speed import ERROR, LEVEL_BUDGET_S, SpeedResult, measure_levels
 from repogen.npz import load_npz
 from repogen.harness.pipelines import pipeline_folders, validate_pipelines
-from repogen.trt.ties import TieScorer
+from repogen.verify.compare import compare
+from repogen.verify.ties import TieEvidence, TieScorer
+from repogen.verify.tolerances import Rule
 
 DYNAMIC_BATCH_REQUESTS = 24
 
@@ -59,41 +60,26 @@ def config_differences(generated, served, prefix: str = "") -> list[str]:
 
 # -- output comparison ---------------------------------------------------------------------------------------------
 
-def compare_output(protocol: str, case: str, name: str, got: np.ndarray | None, want: np.ndarray,
-                   rtol: float, detection: str | None = None) -> OutputCheck:
-    base = dict(protocol=protocol, case=case, output=name, expected_shape=list(want.shape), tolerance=rtol)
-    if detection and got is not None and got.shape == want.shape:
-        from repogen.trt.check import align_detection_rows, as_detection_set  # NMS rows: same set, any order
-
-        got, want = as_detection_set(got, detection), as_detection_set(want, detection)
-        if detection == "rows":
-            got = align_detection_rows(got, want)
+def compare_output(protocol: str, case: str, name: str, got: np.ndarray | None, want: np.ndarray, rule: Rule,
+                   detection: str | None = None, tie: TieEvidence | None = None) -> OutputCheck:
+    """One served output against Paddle's through the verification core (repogen.verify.compare)."""
+    base = dict(protocol=protocol, case=case, output=name, expected_shape=list(want.shape), tolerance=rule.rtol)
     if got is None:
         return OutputCheck(shape=None, max_abs=None, rel_err=None, ok=False, problem="output missing", **base)
     if got.shape == (*want.shape, 1) and got.ndim == 2:
         # a batch-only output ([N] in Paddle) is dims [1] + reshape [] in the config, which Triton reports as [N, 1]
         got = got.reshape(want.shape)
-    if got.shape != want.shape:
-        return OutputCheck(shape=list(got.shape), max_abs=None, rel_err=None, ok=False,
-                           problem=f"shape {list(got.shape)} != expected {list(want.shape)}", **base)
-    g, w = got.astype(np.float64), want.astype(np.float64)
-    if np.isnan(g).any() and not np.isnan(w).any():
-        return OutputCheck(shape=list(got.shape), max_abs=float("nan"), rel_err=float("nan"), ok=False,
-                           problem="NaN in served output", **base)
-    diff = np.abs(g - w)
-    max_abs = float(diff.max()) if diff.size else 0.0
-    norm = float(np.linalg.norm(w))
-    rel = float(np.linalg.norm(g - w) / norm) if norm > 0 else max_abs
-    ok = bool(rel <= rtol)
-    return OutputCheck(shape=list(got.shape), max_abs=max_abs, rel_err=rel, ok=ok,
-                       problem="" if ok else f"relative error {rel:.3g} > tolerance {rtol:g}", **base)
+    v = compare(got, want, rule, name=name, detection=detection, tie=tie)
+    return OutputCheck(shape=list(got.shape), max_abs=v.max_abs, rel_err=v.rel_l2, ok=v.passed, problem=v.reason,
+                       ties=v.ties, criterion=v.criterion, **base)
 
 
 def _tie_scorer(model: ModelFolder, ref: PaddleReference) -> TieScorer | bool:
-    """Scores for tie-aware index comparison, or False when the source model cannot be converted for them."""
+    """Scores for tie-aware comparison of selected outputs, or False when the source model cannot be converted
+    for them."""
     try:
         return TieScorer(source_model(model), ref.in_names, ref.out_names)
-    except Exception:  # a model the NumPy backend cannot run: its index outputs compare exactly
+    except Exception:  # a model the NumPy backend cannot run: its selected outputs compare exactly
         return False
 
 
@@ -140,7 +126,7 @@ def _check_dynamic_batching(server: TritonServer, model: ModelFolder, big: dict[
         mine = ref.run({k: v[start:start + size] for k, v in big.items()}) if detections and ref else None
         for spec in model.outputs:
             check = compare_output("grpc", f"mixed #{n} batch {size}", spec.name, got[spec.name],
-                                   mine[spec.name] if mine else want[spec.name][start:start + size], model.rtol,
+                                   mine[spec.name] if mine else want[spec.name][start:start + size], model.rule,
                                    detections.get(spec.name))
             if not check.ok:
                 bad += 1
@@ -183,15 +169,16 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
                     report.fail(f"{protocol} {case}: inference failed: {exc}")
                     continue
                 for spec in model.outputs:
+                    detection = (model.manifest.get("detections") or {}).get(spec.name)
                     check = compare_output(protocol, case, spec.name, got[spec.name], expected[case][spec.name],
-                                           model.rtol, (model.manifest.get("detections") or {}).get(spec.name))
-                    if not check.ok and check.shape == check.expected_shape:  # index outputs: ties (trt/ties.py)
+                                           model.rule, detection)
+                    if not check.ok and check.shape == check.expected_shape:  # selected by score: ties decide
                         scorer = _tie_scorer(model, ref) if scorer is None else scorer
-                        served = np.reshape(got[spec.name], check.expected_shape)  # [N, 1] batch-only reads
-                        tie = scorer.check(spec.name, feeds, served, expected[case][spec.name], model.rtol) \
-                            if scorer else None
-                        if tie is not None:
-                            check = replace(check, ok=tie[0], ties=tie[1], problem=tie[2])
+                        found = scorer.evidence(spec.name, feeds) if scorer else None
+                        if found is not None:
+                            check = compare_output(protocol, case, spec.name, got[spec.name],
+                                                   expected[case][spec.name], model.rule, detection,
+                                                   TieEvidence.from_arrays(*found))
                     _record(report, check)
             if client is not grpc:
                 client.close()

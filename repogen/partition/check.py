@@ -10,16 +10,17 @@ import numpy as np
 
 from repogen.partition.plan import Partition, run_regions, sample_feeds
 from repogen.reference import reference_outputs  # Paddle in the runner's child: its timeout and memory cap
-from repogen.trt.check import align_detection_rows, as_detection_set, compare, detection_outputs
-
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2}
+from repogen.verify.compare import compare
+from repogen.verify.detections import detection_outputs
+from repogen.verify.tolerances import is_prequantized, rule_for
 
 
 def check_partition(part: Partition, source: str | Path, profiles: list[dict], precision: str = "fp32",
                     feeds: dict[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, Any]:
-    """{"status": "passed"|"failed", "outputs": {name: {rel_err, tolerance, passed}}, "input_shapes"} at the
-    first profile's opt shapes (or ``feeds``). Detection outputs (from an NMS op) compare as sets of rows,
-    each Paddle row paired with the closest row of its label."""
+    """{"status": "passed"|"failed", "outputs": {name: verdict}, "input_shapes"} at the first profile's opt shapes
+    (or ``feeds``), judged by the verification core (repogen.verify): detection outputs (from an NMS op) as
+    sets of rows. The partitioned model holds ops no converter takes, so there is no whole-model fp32 network
+    to measure a noise floor or an fp32 twin on: the elementwise criteria decide."""
     g = part.cleaned
     if feeds is None:
         feeds = sample_feeds(g, {n: tuple(rng[1]) for n, rng in profiles[0].items()} if profiles else {}, seed)
@@ -27,18 +28,14 @@ def check_partition(part: Partition, source: str | Path, profiles: list[dict], p
     reference = reference_outputs(source, {n: feeds[n] for n in g.inputs})
     by_pos = list(reference.values())
     detections = detection_outputs(g)
-    tol = TOLERANCE.get(precision, 1e-5)
+    rule = rule_for(precision, is_prequantized(g))
     outputs, ok = {}, True
     for i, name in enumerate(g.outputs):
         want = reference.get(name, by_pos[i] if len(by_pos) == len(g.outputs) else None)
-        got = env[name]
-        if name in detections:
-            got, want = as_detection_set(got, detections[name]), as_detection_set(want, detections[name])
-            if detections[name] == "rows":  # near-equal scores may sort apart: pair rows as check/validate do
-                got = align_detection_rows(got, want)
-        r = compare(got, want, tol, name)
-        outputs[name] = {"rel_err": float(r.rel_err), "tolerance": float(r.tolerance), "passed": bool(r.passed)}
-        ok = ok and r.passed
+        verdict = compare(env[name], want, rule, name=name, detection=detections.get(name))
+        outputs[name] = {"passed": verdict.passed, "criterion": verdict.criterion, "reason": verdict.reason,
+                         "rel_l2": verdict.rel_l2, "max_abs": verdict.max_abs}
+        ok = ok and verdict.passed
     return {"status": "passed" if ok else "failed", "outputs": outputs,
             "input_shapes": {n: list(np.shape(feeds[n])) for n in g.inputs}}
 

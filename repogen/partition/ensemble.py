@@ -27,7 +27,8 @@ from repogen.repository.engine import conversion_engine
 from repogen.repository.layout import PLAN_FILE
 from repogen.repository.manifest import manifest, source_files
 from repogen.repository.writer import ModelFolder
-from repogen.trt.check import detection_outputs
+from repogen.verify.detections import detection_outputs
+from repogen.verify.tolerances import rule_for
 
 TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "numpy": "numpy.pbtxt.j2", "python": "python.pbtxt.j2"}
 ENSEMBLE_TEMPLATE = "ensemble.pbtxt.j2"
@@ -254,14 +255,15 @@ def folders(model: PartitionedModel, *, spec: Any, graph: Graph, out: Path) -> l
                         model_file=graph.source.model_file, source_files=sources, model_dir=out / p.name,
                         in_version_folder=p.target != "tensorrt",
                         precision=spec.precision if p.target != "python" else "fp32",
-                        max_batch_size=model.max_batch_size, engine=p.engine, tensorrt=p.tensorrt)
+                        max_batch_size=model.max_batch_size, engine=p.engine, tensorrt=p.tensorrt,
+                        tolerance=rule_for(spec.precision if p.target != "python" else "fp32").to_dict())
         data["part_of"] = model.name  # the harness validates the ensemble, not its parts alone
         data["backend"] = "tensorrt" if p.target == "tensorrt" else "python"
         parts.append(ModelFolder(p.name, "part", p.config_text, spec.version, files, data))
     data = manifest(name=model.name, version=spec.version, target="ensemble", fmt=graph.source.format,
                     model_file=graph.source.model_file, source_files=sources, model_dir=out / model.name,
                     in_version_folder=False, precision=spec.precision, max_batch_size=model.max_batch_size,
-                    engine=model.engine, tensorrt=None)
+                    engine=model.engine, tensorrt=None, tolerance=rule_for(spec.precision).to_dict())
     if copy_of is not None:  # the reference model travels with the repository, in the Python part's folder
         data["source"]["path"] = Path(os.path.relpath(copy_of, out / model.name)).as_posix()
     data["partition"] = model.summary()

@@ -27,7 +27,7 @@ from repogen.ir import Graph, Op
 from repogen.partition.regions import Region
 from repogen.partition.runtime import make_runner
 from repogen.trt import registry
-from repogen.trt.check import random_inputs
+from repogen.verify.conversion import random_inputs
 
 
 @dataclass

@@ -6,7 +6,7 @@ Schema (docs/triton.md has the prose)::
      "format": "fluid-separate"|"fluid-combined"|"paddle2"|"pir",
      "source": {"path": <model file, relative to this model folder>, "files": {filename: sha256},
                 "in_version_folder": bool},
-     "precision": "fp32"|"fp16", "tolerance": {"rtol": 1e-5|1e-2}, "max_batch_size",
+     "precision": "fp32"|"fp16"|"int8", "tolerance": <repogen.verify.tolerances.Rule.to_dict()>, "max_batch_size",
      "inputs"/"outputs": [{"name", "dtype", "shape"}]  (numpy dtypes, full shapes, -1 dynamic),
      "profiles": [{input: {"min", "opt", "max"}}],
      "tensorrt": null | {"version", "compute_capability", "cc_model_filenames": {cc: file}}}
@@ -29,9 +29,6 @@ from repogen import __version__
 from repogen.repository.config import EngineDesc
 from repogen.repository.layout import MANIFEST  # noqa: F401 - the file this module describes
 
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1e-1}
-#: int8 outputs shaped [N, C] must also agree on the top-1 class this often (repogen.trt.calibrate)
-INT8_TOP1 = 0.9
 
 
 def sha256(path: Path) -> str:
@@ -59,8 +56,9 @@ def sha256_bytes(data: bytes) -> str:
 
 def manifest(*, name: str, version: int, target: str, fmt: str, model_file: Path, source_files: list[Path],
              model_dir: Path, in_version_folder: bool, precision: str, max_batch_size: int,
-             engine: EngineDesc, tensorrt: dict[str, Any] | None) -> dict[str, Any]:
-    """``model_dir`` is the model folder's *final* location (relative source paths are computed from it)."""
+             engine: EngineDesc, tensorrt: dict[str, Any] | None, tolerance: dict[str, Any]) -> dict[str, Any]:
+    """``model_dir`` is the model folder's *final* location (relative source paths are computed from it);
+    ``tolerance``: the rule the model's answers are judged by (repogen.verify.tolerances.Rule.to_dict())."""
     return {
         "repogen_version": __version__,
         "model_name": name,
@@ -73,7 +71,7 @@ def manifest(*, name: str, version: int, target: str, fmt: str, model_file: Path
             "in_version_folder": in_version_folder,
         },
         "precision": precision,
-        "tolerance": {"rtol": TOLERANCE[precision]} | ({"top1_agreement": INT8_TOP1} if precision == "int8" else {}),
+        "tolerance": tolerance,
         "max_batch_size": max_batch_size,
         "inputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in engine.inputs],
         "outputs": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in engine.outputs],

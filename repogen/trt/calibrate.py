@@ -37,9 +37,6 @@ from repogen.ir import Block, Graph, Op, Value
 
 METHODS = ("max", "percentile", "entropy")
 PERCENTILE = 99.99
-#: what `repogen check --int8` / `build --int8` accept (measured on the zoo resnet18 / convnet: see docs/precision.md)
-INT8_REL_ERR = 0.1
-INT8_TOP1 = 0.9
 BATCH = 8
 _SAMPLES_PER_BATCH = 1 << 17  # |x| values kept per tensor and batch for percentile / entropy
 _QUANT_OPS = {"conv2d": ("input", "filter"), "depthwise_conv2d": ("input", "filter"), "matmul": ("x", "y"),
@@ -267,30 +264,6 @@ def quantize_graph(graph: Graph, amax: dict[str, float]) -> Graph:
 
 
 # --- the whole procedure --------------------------------------------------------------------------------
-def accuracy(actual: dict[str, list[np.ndarray]], expected: dict[str, list[np.ndarray]]) -> dict[str, dict]:
-    """output -> {"rel_err": ||a-b||/||b|| over all held-out batches, "top1_agreement": float or None}.
-
-    Top-1 agreement is given for classifier-shaped float outputs ([N, C], C > 1): the share of samples
-    whose argmax is the same."""
-    out = {}
-    for name, exp in expected.items():
-        a = np.concatenate([np.asarray(x, np.float64).reshape(-1) for x in actual[name]])
-        b = np.concatenate([np.asarray(x, np.float64).reshape(-1) for x in exp])
-        nb = float(np.linalg.norm(b))
-        rel = float(np.linalg.norm(a - b)) / nb if nb > 0 else float(np.abs(a - b).max(initial=0.0))
-        top1 = None
-        if all(np.ndim(x) == 2 and np.shape(x)[1] > 1 and np.asarray(x).dtype.kind == "f" for x in exp):
-            agree = [np.argmax(x, axis=1) == np.argmax(e, axis=1) for x, e in zip(actual[name], exp)]
-            top1 = float(np.mean(np.concatenate(agree)))
-        out[name] = {"rel_err": rel, "top1_agreement": top1}
-    return out
-
-
-def passes(metrics: dict) -> bool:
-    return metrics["rel_err"] <= INT8_REL_ERR and (metrics["top1_agreement"] is None
-                                                   or metrics["top1_agreement"] >= INT8_TOP1)
-
-
 @dataclass
 class Int8Model:
     graph: Graph  # the cleaned graph with QDQ ops: convert it with precision="int8"
@@ -298,12 +271,10 @@ class Int8Model:
     amax: dict[str, float]
     calibration_samples: int
     heldout: dict[str, np.ndarray]
-    vs_fp32: dict[str, dict]  # accuracy change on the held-out samples: INT8 network vs FP32 network
 
     def summary(self) -> dict[str, Any]:
         return {"method": self.method, "calibration_samples": self.calibration_samples,
-                "heldout_samples": len(next(iter(self.heldout.values()))), "quantized_tensors": len(self.amax),
-                "vs_fp32": self.vs_fp32}
+                "heldout_samples": len(next(iter(self.heldout.values()))), "quantized_tensors": len(self.amax)}
 
 
 def quantize_model(graph: Graph, data: str | Path | dict[str, np.ndarray], method: str = "max",
@@ -320,12 +291,5 @@ def quantize_model(graph: Graph, data: str | Path | dict[str, np.ndarray], metho
         raise ConfigError("--int8: the model has no conv2d/matmul/mul/fc op to quantize")
     amax = ranges(collect(graph, trt, calib, names), method)
     qgraph = quantize_graph(graph, amax)
-    fp32_net, int8_net = _fp32_network(graph, trt, held), _fp32_network(qgraph, trt, held, "int8")
-    got: dict[str, list] = {n: [] for n in graph.outputs}
-    ref: dict[str, list] = {n: [] for n in graph.outputs}
-    for feed in batches(held):
-        a, b = trt.execute(int8_net.network, feed), trt.execute(fp32_net.network, feed)
-        for n in graph.outputs:
-            got[n].append(a[n])
-            ref[n].append(b[n])
-    return Int8Model(qgraph, method, amax, len(next(iter(calib.values()))), held, accuracy(got, ref))
+    # how close the INT8 network is to Paddle's FP32 on the held-out samples is the conversion check's to judge
+    return Int8Model(qgraph, method, amax, len(next(iter(calib.values()))), held)
