@@ -1,6 +1,6 @@
 """Zoo-style pipeline exports for tests and benchmarks: tiny models saved by Paddle itself, each with the deploy
 config its real exporter writes beside it (PaddleX ``inference.yml``, PaddleDetection ``infer_cfg.yml``,
-PaddleSeg ``deploy.yaml``), plus generated images (rendered text, drawn shapes; nothing downloaded).
+PaddleSeg ``deploy.yaml``), plus the generated images of ``repogen.verify.inputs`` (rendered text, drawn shapes; nothing downloaded).
 
 The networks are small but not random noise: the text detector's probability map is high on dark ink, so DB
 post-processing finds the rendered lines; the recognizer, detector and segmenter are fixed-seed networks whose
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+from repogen.verify.inputs import encode, shapes_image, text_image  # noqa: F401 - re-exported
 
 CHARACTERS = list("0123456789abcdefghijklmnopqrstuvwxyz")
 
@@ -397,48 +397,4 @@ def save_models(root: Path, kinds: tuple[str, ...] = TEST_KINDS) -> dict[str, Pa
         return dict(zip(kinds, pool.map(lambda k: save_model(k, Path(root) / k), kinds)))
 
 
-# -- images ----------------------------------------------------------------------------------------------------------
-
-def text_image(words: list[str], seed: int = 0, size: tuple[int, int] = (200, 320)) -> np.ndarray:
-    """Black words on a light background, one per line, at random offsets (BGR uint8)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    h, w = size
-    img = np.full((h, w, 3), 235, np.uint8)
-    img += rng.integers(0, 15, img.shape, dtype=np.uint8)
-    y = 30
-    for word in words:
-        x = int(rng.integers(5, max(6, w // 3)))
-        cv2.putText(img, word, (x, y), cv2.FONT_HERSHEY_SIMPLEX, float(rng.uniform(0.6, 0.9)), (20, 20, 20), 2,
-                    cv2.LINE_AA)
-        y += int(rng.integers(32, 48))
-        if y > h - 10:
-            break
-    return img
-
-
-def shapes_image(seed: int = 0, size: tuple[int, int] = (180, 240)) -> np.ndarray:
-    """Filled rectangles and circles in random colours (BGR uint8)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    h, w = size
-    img = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
-    for _ in range(int(rng.integers(2, 6))):
-        color = tuple(int(c) for c in rng.integers(60, 255, 3))
-        x, y = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
-        if rng.random() < 0.5:
-            cv2.rectangle(img, (x, y), (x + int(rng.integers(10, w // 2)), y + int(rng.integers(10, h // 2))), color, -1)
-        else:
-            cv2.circle(img, (x, y), int(rng.integers(5, 40)), color, -1)
-    return img
-
-
-def encode(img: np.ndarray, ext: str = ".png") -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(ext, img)
-    if not ok:
-        raise ValueError(f"OpenCV could not encode {img.shape} as {ext}")
-    return buf.tobytes()
+# -- images: the one generator is repogen.verify.inputs (re-exported here for the pipeline tests and benchmarks)
