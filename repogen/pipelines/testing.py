@@ -231,7 +231,7 @@ PostProcess:
 def ocr_rec_yml(chars: list[str] = CHARACTERS) -> str:
     import json
 
-    return OCR_REC_YML.format(chars="\n".join(f"  - {json.dumps(c)}" for c in chars))
+    return OCR_REC_YML.format(chars="\n".join(f"  - {json.dumps(c, ensure_ascii=False)}" for c in chars))
 
 
 # -- the networks (built and saved inside a subprocess) ------------------------------------------------------------
