@@ -6,7 +6,7 @@ post-processing (``repogen.pipelines.ops``: the processors the served pipeline r
 
 * OCR detection (``db_postprocess``): the boxes as sets, each corner within 1 source pixel, box scores within the
   score tolerance; a box whose score lies within that tolerance of ``box_thresh`` may exist on one side only.
-* CTC recognition (``ctc_decode``): texts identical, text scores within the score tolerance.
+* CTC recognition (``ctc_decode``): texts identical, text scores within the text-score tolerance.
 * classification (``topk``): the top-k labels in order; a different label at a position counts as a tie when
   Paddle's own scores of the two labels are within the tie tolerance.
 * detection (``det_postprocess``): boxes above the score threshold as sets (same label, IoU >= 0.9, scores within
@@ -20,9 +20,9 @@ One function per kind returns a :class:`TaskVerdict`; :func:`task_check` picks t
 and :func:`combine` merges the verdicts of several inputs. Pure NumPy/OpenCV (through ``ops``).
 
 The tolerances (:data:`TASK_TOLERANCE`) were measured on the official PP-OCRv4 det/rec and v2 classifier with the
-generated inputs of ``repogen.verify.inputs`` (tests/test_verify_tasks.py): at fp32 box and text scores differ from
-Paddle's by <= 2e-6 and corners by 0 px; at fp16 box scores by <= 9e-4, text scores by <= 7e-4, corners 0 px,
-texts and labels identical. The fp16 score tolerance (5e-3) leaves ~5x room over that.
+generated inputs of ``repogen.verify.inputs`` (tests/test_verify_tasks.py, NumPy backend): at fp32 box and text
+scores differ from Paddle's by <= 2e-6 and corners by 0 px; at fp16 box scores by <= 9e-4 and class scores by
+<= 4e-4 (5e-3 allowed), text scores by <= 3.7e-2 (5e-2 allowed), corners by 0 px, texts and labels identical.
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class TaskTolerance:
     box_px: float = 1.0  # OCR box corners, in source-image pixels (the boxes are whole pixels after rescaling)
-    score: float = 1e-4  # box, text, class scores (absolute; they are probabilities)
+    score: float = 1e-4  # box, class and detection scores (absolute; they are probabilities)
+    text_score: float = 1e-4  # CTC text scores: the mean of the kept steps' maxima
     tie: float = 1e-4  # two class scores closer than this (x max |score| for logits) are a tie: either pick is right
     iou: float = 0.9  # a detection box matches one of the same label at least this IoU
     nms_iou: float = 0.4  # two unmatched boxes of one label that overlap this much can be an NMS tie
 
 
-TASK_TOLERANCE = {"fp32": TaskTolerance(), "fp16": TaskTolerance(score=5e-3, tie=5e-3),
-                  "int8": TaskTolerance(score=5e-2, tie=5e-2, iou=0.8)}
+# fp16 text scores get more room than box scores: on the official PP-OCRv4 recognizer one step's top probability
+# moved by up to 0.2 under FP16 (the argmax kept), so a text's mean moved by up to 3.7e-2 (36 lines; median 2e-4)
+TASK_TOLERANCE = {"fp32": TaskTolerance(), "fp16": TaskTolerance(score=5e-3, text_score=5e-2, tie=5e-3),
+                  "int8": TaskTolerance(score=5e-2, text_score=1e-1, tie=5e-2, iou=0.8)}
 
 
 def task_tolerance(precision: str) -> TaskTolerance:
@@ -205,8 +208,8 @@ def check_ocr_rec(got: np.ndarray, want: np.ndarray, characters: Sequence[str], 
         d["max_score_diff"] = max(d["max_score_diff"], ds)
         if a != b:
             _problem(d, f"line {i}: {a!r} != Paddle's {b!r}")
-        elif ds > tol.score:
-            _problem(d, f"line {i}: score {gs[i]:.6f} != Paddle's {ws[i]:.6f} (> {tol.score:g})")
+        elif ds > tol.text_score:
+            _problem(d, f"line {i}: score {gs[i]:.6f} != Paddle's {ws[i]:.6f} (> {tol.text_score:g})")
         else:
             d["texts_identical"] += 1
     d["paddle_texts"] = list(wt)
