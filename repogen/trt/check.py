@@ -86,7 +86,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: float, name: str = ""
 
 
 def random_inputs(graph: Any, shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs from the one generator (repogen.verify.inputs): floats in [-1, 1), ints in [0, 10)."""
+    """Seeded inputs from the one generator (repogen.verify.inputs): floats in [-1, 1), ints in [0, 8)."""
     return verify_inputs.random_inputs(graph, shapes, seed)
 
 
