@@ -156,23 +156,25 @@ def _paper_and_ink(rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int
     return paper, ink
 
 
-def _draw_text(canvas: np.ndarray, text: str, x: int, baseline: int, height: int, font_name: str, thickness: int,
-               ink: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Draw ``text`` with its cap height ~``height`` px; returns (width, ascent, descent) as drawn."""
+def _font(font_name: str, height: int, thickness: int) -> tuple[int, float]:
+    """(OpenCV font, scale) that draws capitals ~``height`` pixels tall."""
     cv2 = _cv2()
     font = getattr(cv2, font_name)
-    scale = cv2.getFontScaleFromHeight(font, height, thickness)
-    (w, h), base = cv2.getTextSize(text, font, scale, thickness)
-    cv2.putText(canvas, text, (x, baseline), font, scale, ink, thickness, cv2.LINE_AA)
-    return w, h, base
+    return font, cv2.getFontScaleFromHeight(font, height, thickness)
 
 
 def _text_size(text: str, height: int, font_name: str, thickness: int) -> tuple[int, int, int]:
-    cv2 = _cv2()
-    font = getattr(cv2, font_name)
-    scale = cv2.getFontScaleFromHeight(font, height, thickness)
-    (w, h), base = cv2.getTextSize(text, font, scale, thickness)
+    """(width, ascent, descent) of ``text`` as :func:`_draw_text` draws it."""
+    font, scale = _font(font_name, height, thickness)
+    (w, h), base = _cv2().getTextSize(text, font, scale, thickness)
     return w, h, base
+
+
+def _draw_text(canvas: np.ndarray, text: str, x: int, baseline: int, height: int, font_name: str, thickness: int,
+               ink: tuple[int, int, int]) -> None:
+    cv2 = _cv2()
+    font, scale = _font(font_name, height, thickness)
+    cv2.putText(canvas, text, (x, baseline), font, scale, ink, thickness, cv2.LINE_AA)
 
 
 def text_line(text: str, seed: int = 0, height: int = 32, upside_down: bool = False) -> GeneratedImage:
@@ -333,9 +335,9 @@ def generated_images(cfg: DeployConfig, count: int | None = None, seed: int = 0)
     if kind == "ocr_rec" or (kind == "classification" and _orientation_labels(cfg.labels)):
         texts = sample_texts(n, seed, cfg.characters if kind == "ocr_rec" else None,
                              spaces=kind != "ocr_rec" or bool(cfg.post.get("use_space_char", True)))
+        heights = np.random.default_rng(seed).integers(32, 49, n)  # crops come at the size the text was found
         # a recognizer reads upright crops (the classifier turned them); an orientation classifier sees both
-        flip = [kind == "classification" and i % 2 == 1 for i in range(n)]
-        return [text_line(t, seed * 1000 + i, int(np.random.default_rng(seed + i).integers(32, 49)), flip[i])
+        return [text_line(t, seed * 1000 + i, int(heights[i]), kind == "classification" and i % 2 == 1)
                 for i, t in enumerate(texts)]
     sizes = [(180, 240), (240, 200), (150, 320)]
     return [GeneratedImage(shapes_image(seed * 1000 + i, sizes[i % len(sizes)]), [], "shapes") for i in range(n)]
@@ -347,6 +349,7 @@ def task_inputs(cfg: DeployConfig, input_names: Sequence[str], count: int | None
     :func:`generated_images` through the config's own pre-processing. Text detectors, detectors and segmenters
     get one image per feed (their input size follows the image); recognizers and classifiers get batches of
     up to the profile's max batch, recognizer lines padded to the widest as the OCR pipeline batches them."""
+    # imported here, not at the top: ops needs OpenCV and pyclipper (the pipelines extra), random inputs do not
     from repogen.pipelines import ops
     from repogen.pipelines.deploy_config import input_roles
 

@@ -28,7 +28,7 @@ scores differ from Paddle's by <= 2e-6 and corners by 0 px; at fp16 box scores b
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -88,6 +88,14 @@ def _plain(x: Any) -> Any:
     return x
 
 
+def _ops() -> Any:
+    """The pipeline's processors, imported on first use: they need OpenCV and pyclipper (the pipelines extra),
+    which a model without a deploy config - and so ``repogen check`` on it - never needs."""
+    from repogen.pipelines import ops
+
+    return ops
+
+
 def _verdict(kind: str, details: dict[str, Any]) -> TaskVerdict:
     return TaskVerdict(kind, not details["problems"], SUMMARIES[kind](details), details)
 
@@ -137,46 +145,60 @@ def _greedy_pairs(cost: np.ndarray, limit: float, lower_is_better: bool = True) 
     return pairs
 
 
+def _ocr_det_details() -> dict[str, Any]:
+    return {"images": 0, "boxes": 0, "boxes_matched": 0, "near_threshold": 0, "max_px": 0.0, "max_score_diff": 0.0,
+            "problems": []}
+
+
+def _match_ocr_boxes(d: dict[str, Any], gb: Sequence, gs: Sequence, wb: Sequence, ws: Sequence,
+                     box_thresh: float | None, tol: TaskTolerance, where: str) -> list[tuple[int, int]]:
+    """Pair our boxes with Paddle's (each corner within ``tol.box_px``, scores within ``tol.score`` where given);
+    an unpaired box whose score is a tie with ``box_thresh`` may be on one side only. Returns the pairs."""
+    d["images"] += 1
+    d["boxes"] += len(wb)
+    dist = _corner_distance(gb, wb)
+    # pair boxes up to a few pixels apart, so a box that moved reads "moved 3 px", not "missing and extra"
+    pairs = _greedy_pairs(dist, max(tol.box_px, 8.0))
+    good = []
+    for i, j in pairs:
+        px = float(dist[i, j])
+        ds = abs(float(gs[i]) - float(ws[j])) if gs is not None and ws is not None else 0.0
+        d["max_px"] = max(d["max_px"], px)
+        d["max_score_diff"] = max(d["max_score_diff"], ds)
+        if px > tol.box_px:
+            _problem(d, f"{where}box at {np.asarray(wb[j]).tolist()} moved {px:g} px (> {tol.box_px:g})")
+        elif ds > tol.score:
+            _problem(d, f"{where}box score {gs[i]:.6f} != Paddle's {ws[j]:.6f} (> {tol.score:g})")
+        else:
+            d["boxes_matched"] += 1
+            good.append((i, j))
+    paired_g, paired_w = {i for i, _ in pairs}, {j for _, j in pairs}
+    for side, boxes, scores, paired in (("extra", gb, gs, paired_g), ("missing", wb, ws, paired_w)):
+        for k in sorted(set(range(len(boxes))) - paired):
+            score = float(scores[k]) if scores is not None else None
+            if box_thresh is not None and score is not None and abs(score - box_thresh) <= tol.score:
+                d["near_threshold"] += 1  # its score is a tie with box_thresh: either side may keep it
+                d["boxes_matched"] += side == "missing"
+            else:
+                _problem(d, f"{where}{side} box {np.asarray(boxes[k]).tolist()}"
+                            + (f" (score {score:.4f})" if score is not None else ""))
+    return good
+
+
 def check_ocr_det(got: np.ndarray, want: np.ndarray, infos: Sequence[np.ndarray], post: Mapping[str, Any],
                   tol: TaskTolerance = TaskTolerance()) -> TaskVerdict:
     """DB probability maps [N, 1, H, W] (converted, Paddle) -> boxes through ``db_postprocess`` with the deploy
     config's ``post`` parameters and each row's ``infos[i]`` ([src_h, src_w, ratio_h, ratio_w])."""
-    from repogen.pipelines import ops
-
-    d: dict[str, Any] = {"images": 0, "boxes": 0, "boxes_matched": 0, "near_threshold": 0, "max_px": 0.0,
-                         "max_score_diff": 0.0, "problems": []}
+    ops = _ops()
+    d = _ocr_det_details()
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         _problem(d, f"probability map shape {list(got.shape)} != Paddle's {list(want.shape)}")
         return _verdict("ocr_det", d)
-    box_thresh = float(post.get("box_thresh", 0.6))
     for row, info in enumerate(infos):
         gb, gs = ops.db_postprocess(np.asarray(got[row], np.float32), info, **post)
         wb, ws = ops.db_postprocess(np.asarray(want[row], np.float32), info, **post)
-        d["images"] += 1
-        d["boxes"] += len(wb)
-        dist = _corner_distance(gb, wb)
-        # pair boxes up to a few pixels apart, so a box that moved reads "moved 3 px", not "missing and extra"
-        pairs = _greedy_pairs(dist, max(tol.box_px, 8.0))
-        for i, j in pairs:
-            px, ds = float(dist[i, j]), abs(float(gs[i]) - float(ws[j]))
-            d["max_px"] = max(d["max_px"], px)
-            d["max_score_diff"] = max(d["max_score_diff"], ds)
-            if px > tol.box_px:
-                _problem(d, f"image {row}: box at {np.asarray(wb[j]).tolist()} moved {px:g} px (> {tol.box_px:g})")
-            elif ds > tol.score:
-                _problem(d, f"image {row}: box score {gs[i]:.6f} != Paddle's {ws[j]:.6f} (> {tol.score:g})")
-            else:
-                d["boxes_matched"] += 1
-        paired_g, paired_w = {i for i, _ in pairs}, {j for _, j in pairs}
-        for side, boxes, scores, paired in (("extra", gb, gs, paired_g), ("missing", wb, ws, paired_w)):
-            for k in set(range(len(boxes))) - paired:
-                if abs(float(scores[k]) - box_thresh) <= tol.score:
-                    d["near_threshold"] += 1  # its score is a tie with box_thresh: either side may keep it
-                    if side == "missing":
-                        d["boxes_matched"] += 1
-                else:
-                    _problem(d, f"image {row}: {side} box {np.asarray(boxes[k]).tolist()} (score {scores[k]:.4f})")
+        _match_ocr_boxes(d, gb, gs, wb, ws, float(post.get("box_thresh", 0.6)), tol, f"image {row}: ")
     return _verdict("ocr_det", d)
 
 
@@ -188,13 +210,30 @@ def _ocr_det_summary(d: dict[str, Any]) -> str:
 
 # -- CTC recognition ---------------------------------------------------------------------------------------------
 
+def _ocr_rec_details() -> dict[str, Any]:
+    return {"texts": 0, "texts_identical": 0, "max_score_diff": 0.0, "problems": []}
+
+
+def _compare_texts(d: dict[str, Any], gt: Sequence[str], gs: Sequence[float], wt: Sequence[str], ws: Sequence[float],
+                   tol: TaskTolerance, where: Sequence[str]) -> None:
+    d["texts"] += len(wt)
+    for i, (a, b) in enumerate(zip(gt, wt)):
+        ds = abs(float(gs[i]) - float(ws[i]))
+        d["max_score_diff"] = max(d["max_score_diff"], ds)
+        if a != b:
+            _problem(d, f"{where[i]}: {a!r} != Paddle's {b!r}")
+        elif ds > tol.text_score:
+            _problem(d, f"{where[i]}: score {gs[i]:.6f} != Paddle's {ws[i]:.6f} (> {tol.text_score:g})")
+        else:
+            d["texts_identical"] += 1
+
+
 def check_ocr_rec(got: np.ndarray, want: np.ndarray, characters: Sequence[str], use_space_char: bool = True,
                   tol: TaskTolerance = TaskTolerance()) -> TaskVerdict:
     """CTC probabilities [N, T, C] -> texts through ``ctc_decode``: identical texts, scores within tolerance.
     ``characters``: the deploy config's dictionary (without blank and space, as DeployConfig.characters)."""
-    from repogen.pipelines import ops
-
-    d: dict[str, Any] = {"texts": 0, "texts_identical": 0, "max_score_diff": 0.0, "problems": []}
+    ops = _ops()
+    d = _ocr_rec_details()
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         _problem(d, f"probabilities shape {list(got.shape)} != Paddle's {list(want.shape)}")
@@ -202,16 +241,7 @@ def check_ocr_rec(got: np.ndarray, want: np.ndarray, characters: Sequence[str], 
     chars = ops.ctc_characters(list(characters), use_space_char)
     gt, gs = ops.ctc_decode(got, chars)
     wt, ws = ops.ctc_decode(want, chars)
-    d["texts"] = len(wt)
-    for i, (a, b) in enumerate(zip(gt, wt)):
-        ds = abs(float(gs[i]) - float(ws[i]))
-        d["max_score_diff"] = max(d["max_score_diff"], ds)
-        if a != b:
-            _problem(d, f"line {i}: {a!r} != Paddle's {b!r}")
-        elif ds > tol.text_score:
-            _problem(d, f"line {i}: score {gs[i]:.6f} != Paddle's {ws[i]:.6f} (> {tol.text_score:g})")
-        else:
-            d["texts_identical"] += 1
+    _compare_texts(d, gt, gs, wt, ws, tol, [f"line {i}" for i in range(len(wt))])
     d["paddle_texts"] = list(wt)
     return _verdict("ocr_rec", d)
 
@@ -222,40 +252,58 @@ def _ocr_rec_summary(d: dict[str, Any]) -> str:
 
 # -- classification ----------------------------------------------------------------------------------------------
 
+def _classification_details() -> dict[str, Any]:
+    return {"rows": 0, "rows_identical": 0, "ties": 0, "max_score_diff": 0.0, "problems": []}
+
+
+def _compare_topk(d: dict[str, Any], gi: Sequence[int], gs: Sequence[float], gn: Sequence[str], wi: Sequence[int],
+                  ws: Sequence[float], wn: Sequence[str], tol: TaskTolerance, where: str,
+                  paddle_score: Callable[[int], float] | None = None) -> None:
+    """One row's top-k: the same labels in order; a different label at a position is a tie when Paddle's scores of
+    the two labels (``paddle_score(id)``; without it, the two answers' scores at that position) are within
+    ``tol.tie``; matched scores within ``tol.score`` (+1e-5: topk rounds to 5 decimals)."""
+    d["rows"] += 1
+    ok = True
+    for pos in range(len(wi)):
+        if pos >= len(gi):
+            ok = False
+            _problem(d, f"{where}: no top-{pos + 1} label (Paddle's: {wn[pos]})")
+            continue
+        if int(gi[pos]) != int(wi[pos]):
+            ours = paddle_score(int(gi[pos])) if paddle_score else float(gs[pos])
+            theirs = paddle_score(int(wi[pos])) if paddle_score else float(ws[pos])
+            if abs(ours - theirs) <= tol.tie:
+                d["ties"] += 1
+                continue
+            ok = False
+            _problem(d, f"{where}: top-{pos + 1} {gn[pos]} ({float(gs[pos]):.5f}) != Paddle's {wn[pos]} "
+                        f"({float(ws[pos]):.5f})")
+            continue
+        ds = abs(float(gs[pos]) - float(ws[pos]))
+        d["max_score_diff"] = max(d["max_score_diff"], ds)
+        if ds > tol.score + 1e-5:
+            ok = False
+            _problem(d, f"{where}: {wn[pos]} score {float(gs[pos]):.5f} != Paddle's {float(ws[pos]):.5f} "
+                        f"(> {tol.score:g})")
+    d["rows_identical"] += ok
+
+
 def check_classification(got: np.ndarray, want: np.ndarray, k: int, labels: Sequence[str] | None = None,
                          tol: TaskTolerance = TaskTolerance()) -> TaskVerdict:
     """Class scores [N, C] -> top-k labels through ``topk``: the same labels in the same order, where a different
     label is a tie when Paddle's scores of the two are within ``tol.tie``; the scores within ``tol.score``."""
-    from repogen.pipelines import ops
-
-    d: dict[str, Any] = {"rows": 0, "rows_identical": 0, "ties": 0, "max_score_diff": 0.0, "problems": []}
+    ops = _ops()
+    d = _classification_details()
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         _problem(d, f"scores shape {list(got.shape)} != Paddle's {list(want.shape)}")
         return _verdict("classification", d)
     got, want = got.reshape(got.shape[0], -1), want.reshape(want.shape[0], -1)
     k = min(int(k), want.shape[1])
+    names = list(labels) if labels else None
     for row in range(want.shape[0]):
-        gi, gs, gn = ops.topk(got[row], k, list(labels) if labels else None)
-        wi, ws, wn = ops.topk(want[row], k, list(labels) if labels else None)
-        d["rows"] += 1
-        ok = True
-        for pos in range(k):
-            if gi[pos] != wi[pos]:
-                # Paddle's own score for the label we picked, against its score for its label
-                if abs(float(want[row, gi[pos]]) - float(want[row, wi[pos]])) <= tol.tie:
-                    d["ties"] += 1
-                    continue
-                ok = False
-                _problem(d, f"row {row}: top-{pos + 1} {gn[pos]} ({gs[pos]:.5f}) != Paddle's {wn[pos]} "
-                            f"({ws[pos]:.5f})")
-                continue
-            ds = abs(float(gs[pos]) - float(ws[pos]))
-            d["max_score_diff"] = max(d["max_score_diff"], ds)
-            if ds > tol.score + 1e-5:  # topk rounds scores to 5 decimals
-                ok = False
-                _problem(d, f"row {row}: {wn[pos]} score {gs[pos]:.5f} != Paddle's {ws[pos]:.5f} (> {tol.score:g})")
-        d["rows_identical"] += ok
+        _compare_topk(d, *ops.topk(got[row], k, names), *ops.topk(want[row], k, names), tol, f"row {row}",
+                      lambda i, row=row: float(want[row, i]))
     return _verdict("classification", d)
 
 
@@ -279,60 +327,71 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def check_detection(got: np.ndarray, want: np.ndarray, infos: Sequence[np.ndarray], labels: Sequence[str] | None,
-                    threshold: float, tol: TaskTolerance = TaskTolerance()) -> TaskVerdict:
-    """PaddleDetection box rows [M, 6] (label, score, x1, y1, x2, y2) of one image -> ``det_postprocess`` above
-    ``threshold``; compared as sets (label + IoU), near-threshold boxes and NMS ties allowed on one side."""
-    from repogen.pipelines import ops
+def _detection_details() -> dict[str, Any]:
+    return {"images": 0, "boxes": 0, "boxes_matched": 0, "near_threshold": 0, "nms_ties": 0, "max_px": 0.0,
+            "max_score_diff": 0.0, "problems": []}
 
-    d: dict[str, Any] = {"images": 0, "boxes": 0, "boxes_matched": 0, "near_threshold": 0, "nms_ties": 0,
-                         "max_px": 0.0, "max_score_diff": 0.0, "problems": []}
-    if len(infos) != 1:
-        raise ConfigError(f"detection task check: one image per feed (PaddleDetection's [M, 6] rows carry no "
-                          f"image index), got {len(infos)}")
-    info = infos[0]
-    d["images"] = 1
-    g = ops.det_postprocess(np.asarray(got, np.float32).reshape(-1, 6), (info[0], info[1]), list(labels or []),
-                            threshold)
-    w = ops.det_postprocess(np.asarray(want, np.float32).reshape(-1, 6), (info[0], info[1]), list(labels or []),
-                            threshold)
-    d["boxes"] = len(w["boxes"])
-    iou = _iou(g["boxes"], w["boxes"])
-    same = g["label_ids"][:, None] == w["label_ids"][None, :]
+
+def _compare_detections(d: dict[str, Any], g: Mapping[str, Any], w: Mapping[str, Any], threshold: float | None,
+                        tol: TaskTolerance, where: str = "") -> None:
+    """``det_postprocess`` answers (boxes [n, 4], label_ids, scores, labels) as sets: same label and IoU >=
+    ``tol.iou``, scores within ``tol.score``; NMS ties and boxes scored at the threshold may be one-sided."""
+    gb, wb = np.asarray(g["boxes"], np.float64).reshape(-1, 4), np.asarray(w["boxes"], np.float64).reshape(-1, 4)
+    gl, wl = np.asarray(g["label_ids"]).reshape(-1), np.asarray(w["label_ids"]).reshape(-1)
+    gsc, wsc = np.asarray(g["scores"], np.float64).reshape(-1), np.asarray(w["scores"], np.float64).reshape(-1)
+    gn = list(g.get("labels") or [str(int(i)) for i in gl])
+    wn = list(w.get("labels") or [str(int(i)) for i in wl])
+    d["images"] += 1
+    d["boxes"] += len(wb)
+    iou = _iou(gb, wb)
+    same = gl[:, None] == wl[None, :]
     pairs = _greedy_pairs(np.where(same, iou, -1.0), tol.iou, lower_is_better=False)
     for i, j in pairs:
-        ds = abs(float(g["scores"][i]) - float(w["scores"][j]))
+        ds = abs(gsc[i] - wsc[j])
         d["min_iou"] = min(d.get("min_iou", 1.0), float(iou[i, j]))
-        d["max_px"] = max(d["max_px"], float(np.abs(g["boxes"][i] - w["boxes"][j]).max()))
-        d["max_score_diff"] = max(d["max_score_diff"], ds)
+        d["max_px"] = max(d["max_px"], float(np.abs(gb[i] - wb[j]).max()))
+        d["max_score_diff"] = max(d["max_score_diff"], float(ds))
         if ds > tol.score:
-            _problem(d, f"{w['labels'][j]} box {w['boxes'][j].round(1).tolist()}: score {g['scores'][i]:.5f} != "
-                        f"Paddle's {w['scores'][j]:.5f} (> {tol.score:g})")
+            _problem(d, f"{where}{wn[j]} box {wb[j].round(1).tolist()}: score {gsc[i]:.5f} != Paddle's "
+                        f"{wsc[j]:.5f} (> {tol.score:g})")
         else:
             d["boxes_matched"] += 1
-    left_g = sorted(set(range(len(g["boxes"]))) - {i for i, _ in pairs})
-    left_w = sorted(set(range(len(w["boxes"]))) - {j for _, j in pairs})
+    left_g = sorted(set(range(len(gb))) - {i for i, _ in pairs})
+    left_w = sorted(set(range(len(wb))) - {j for _, j in pairs})
     # NMS ties: NMS kept A for Paddle and B for us, A and B of one label, overlapping, scores within tolerance
     tie_cost = np.full((len(left_g), len(left_w)), -1.0)
     for a, i in enumerate(left_g):
         for b, j in enumerate(left_w):
-            if (same[i, j] and iou[i, j] >= tol.nms_iou
-                    and abs(float(g["scores"][i]) - float(w["scores"][j])) <= tol.score):
+            if same[i, j] and iou[i, j] >= tol.nms_iou and abs(gsc[i] - wsc[j]) <= tol.score:
                 tie_cost[a, b] = iou[i, j]
     ties = _greedy_pairs(tie_cost, tol.nms_iou, lower_is_better=False)
-    d["nms_ties"] = len(ties)
+    d["nms_ties"] += len(ties)
     d["boxes_matched"] += len(ties)
-    tied_g, tied_w = {left_g[a] for a, _ in ties}, {left_w[b] for _, b in ties}
-    for side, res, left, tied in (("extra", g, left_g, tied_g), ("missing", w, left_w, tied_w)):
+    tied = {("extra", left_g[a]) for a, _ in ties} | {("missing", left_w[b]) for _, b in ties}
+    for side, boxes, scores, names, left in (("extra", gb, gsc, gn, left_g), ("missing", wb, wsc, wn, left_w)):
         for k in left:
-            if k in tied:
+            if (side, k) in tied:
                 continue
-            if abs(float(res["scores"][k]) - threshold) <= tol.score:
+            if threshold is not None and abs(scores[k] - threshold) <= tol.score:
                 d["near_threshold"] += 1
                 d["boxes_matched"] += side == "missing"
             else:
-                _problem(d, f"{side} {res['labels'][k]} box {res['boxes'][k].round(1).tolist()} "
-                            f"(score {res['scores'][k]:.4f})")
+                _problem(d, f"{where}{side} {names[k]} box {boxes[k].round(1).tolist()} (score {scores[k]:.4f})")
+
+
+def check_detection(got: np.ndarray, want: np.ndarray, infos: Sequence[np.ndarray], labels: Sequence[str] | None,
+                    threshold: float, tol: TaskTolerance = TaskTolerance()) -> TaskVerdict:
+    """PaddleDetection box rows [M, 6] (label, score, x1, y1, x2, y2) of one image -> ``det_postprocess`` above
+    ``threshold``; compared as sets (label + IoU), near-threshold boxes and NMS ties allowed on one side."""
+    ops = _ops()
+    if len(infos) != 1:
+        raise ConfigError(f"detection task check: one image per feed (PaddleDetection's [M, 6] rows carry no "
+                          f"image index), got {len(infos)}")
+    src = (infos[0][0], infos[0][1])
+    g = ops.det_postprocess(np.asarray(got, np.float32).reshape(-1, 6), src, list(labels or []), threshold)
+    w = ops.det_postprocess(np.asarray(want, np.float32).reshape(-1, 6), src, list(labels or []), threshold)
+    d = _detection_details()
+    _compare_detections(d, g, w, threshold, tol)
     return _verdict("detection", d)
 
 
@@ -357,14 +416,35 @@ def _tie_mask(scores: np.ndarray, a: np.ndarray, b: np.ndarray, tie: float) -> n
     return np.abs(sa - sb) <= tie * scale
 
 
+def _segmentation_details() -> dict[str, Any]:
+    return {"images": 0, "pixels": 0, "pixels_differ": 0, "ties": 0, "problems": []}
+
+
+def _compare_label_maps(d: dict[str, Any], mg: np.ndarray, mw: np.ndarray, ties: np.ndarray | None,
+                        where: str) -> None:
+    """Label maps [H, W] equal except where ``ties`` (a bool map: the two best classes were tied) allows."""
+    d["images"] += 1
+    if mg.shape != mw.shape:
+        _problem(d, f"{where}label map {list(mg.shape)} != Paddle's {list(mw.shape)}")
+        return
+    differ = mg != mw
+    bad = differ & ~ties if ties is not None else differ
+    d["pixels"] += int(mw.size)
+    d["pixels_differ"] += int(bad.sum())
+    d["ties"] += int((differ & ~bad).sum())
+    if bad.any():
+        ys, xs = np.nonzero(bad)
+        _problem(d, f"{where}{int(bad.sum())} pixels differ beyond a tie (first at x={xs[0]}, y={ys[0]}: "
+                    f"{int(mg[ys[0], xs[0]])} != Paddle's {int(mw[ys[0], xs[0]])})")
+
+
 def check_segmentation(got: np.ndarray, want: np.ndarray, infos: Sequence[np.ndarray],
                        tol: TaskTolerance = TaskTolerance(), scores: np.ndarray | None = None) -> TaskVerdict:
     """Segmentation outputs -> label maps at the source size (``seg_postprocess``), equal outside ties. Float
     outputs [N, C, H, W] are the class scores (ties from Paddle's); integer label maps compare exactly unless
     ``scores`` (the scores they were arg-maxed from, e.g. repogen.trt.ties.network_scores) is given."""
-    from repogen.pipelines import ops
-
-    d: dict[str, Any] = {"images": 0, "pixels": 0, "pixels_differ": 0, "ties": 0, "problems": []}
+    ops = _ops()
+    d = _segmentation_details()
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         _problem(d, f"output shape {list(got.shape)} != Paddle's {list(want.shape)}")
@@ -375,22 +455,12 @@ def check_segmentation(got: np.ndarray, want: np.ndarray, infos: Sequence[np.nda
             np.asarray(scores)[row] if scores is not None else None)
         lg = g.argmax(0) if np.issubdtype(g.dtype, np.floating) and g.ndim == 3 else g.reshape(g.shape[-2:])
         lw = w.argmax(0) if np.issubdtype(w.dtype, np.floating) and w.ndim == 3 else w.reshape(w.shape[-2:])
-        differ = lg != lw
-        ties = _tie_mask(s, lg, lw, tol.tie) & differ if s is not None else np.zeros_like(differ)
+        ties = _tie_mask(s, lg, lw, tol.tie) & (lg != lw) if s is not None else np.zeros(lw.shape, bool)
         src = (info[0], info[1])
         # what the user sees: the label maps resized to the source (nearest), the tie mask with them
-        mg = ops.seg_postprocess(lg.astype(np.int32), src)
-        mw = ops.seg_postprocess(lw.astype(np.int32), src)
-        mt = ops.seg_postprocess(ties.astype(np.int32), src).astype(bool)
-        bad = (mg != mw) & ~mt
-        d["images"] += 1
-        d["pixels"] += int(mw.size)
-        d["pixels_differ"] += int(bad.sum())
-        d["ties"] += int(((mg != mw) & mt).sum())
-        if bad.any():
-            ys, xs = np.nonzero(bad)
-            _problem(d, f"image {row}: {int(bad.sum())} pixels differ beyond a tie (first at x={xs[0]}, y={ys[0]}: "
-                        f"{int(mg[ys[0], xs[0]])} != Paddle's {int(mw[ys[0], xs[0]])})")
+        _compare_label_maps(d, ops.seg_postprocess(lg.astype(np.int32), src),
+                            ops.seg_postprocess(lw.astype(np.int32), src),
+                            ops.seg_postprocess(ties.astype(np.int32), src).astype(bool), f"image {row}: ")
     return _verdict("segmentation", d)
 
 
@@ -439,8 +509,63 @@ def _keypoint_summary(d: dict[str, Any]) -> str:
     return s + (f" ({d['ties']} ties)" if d["ties"] else "") + f", confidences {d['max_score_diff']:.2g} max"
 
 
+def _ocr_system_summary(d: dict[str, Any]) -> str:
+    return (f"boxes {d['boxes_matched']}/{d['boxes']} matched ({d['max_px']:g} px max), texts "
+            f"{d['texts_identical']}/{d['texts']} identical (scores {d['max_score_diff']:.2g} max)")
+
+
+# -- answers: what a served pipeline returns -------------------------------------------------------------------------
+
+def compare_answers(kind: str, got: Mapping[str, Any], want: Mapping[str, Any], *, precision: str = "fp32",
+                    tolerance: TaskTolerance | None = None, box_thresh: float | None = None,
+                    threshold: float | None = None, tie_mask: np.ndarray | None = None) -> TaskVerdict:
+    """Two post-processed answers for one image, in the terms ``repogen.pipelines.validate`` builds them
+    (``boxes``, ``scores``, ``texts``, ``labels``, ``label_ids``/``class_ids``, ``label_map``), by the same rules as
+    the raw-output checks. ``kind``: ocr_det, ocr_rec, classification, detection, segmentation or ocr_system
+    (boxes matched within 1 px, then the texts of matched boxes identical). ``box_thresh`` / ``threshold`` allow a
+    box scored at that threshold on one side only; ``tie_mask`` marks label-map pixels that are ties."""
+    tol = tolerance or task_tolerance(precision)
+    if kind == "ocr_det":
+        d = _ocr_det_details()
+        _match_ocr_boxes(d, list(np.asarray(got["boxes"])), got["scores"], list(np.asarray(want["boxes"])),
+                         want["scores"], box_thresh, tol, "")
+    elif kind == "ocr_rec":
+        d = _ocr_rec_details()
+        _compare_texts(d, list(got["texts"]), got["scores"], list(want["texts"]), want["scores"], tol,
+                       [f"line {i}" for i in range(len(want["texts"]))])
+        if len(got["texts"]) != len(want["texts"]):
+            _problem(d, f"{len(got['texts'])} texts, Paddle's answer has {len(want['texts'])}")
+    elif kind == "classification":
+        d = _classification_details()
+        ids = lambda a: np.asarray(a.get("label_ids", a.get("class_ids"))).reshape(-1)  # noqa: E731
+        gi, wi = ids(got), ids(want)
+        gn = list(got.get("labels") or [str(int(i)) for i in gi])
+        wn = list(want.get("labels") or [str(int(i)) for i in wi])
+        _compare_topk(d, gi, np.asarray(got["scores"]).reshape(-1), gn, wi, np.asarray(want["scores"]).reshape(-1), wn,
+                      tol, "answer")
+    elif kind == "detection":
+        d = _detection_details()
+        _compare_detections(d, {**got, "label_ids": got.get("label_ids", got.get("class_ids"))}, want, threshold, tol)
+    elif kind == "segmentation":
+        d = _segmentation_details()
+        _compare_label_maps(d, np.asarray(got["label_map"]), np.asarray(want["label_map"]), tie_mask, "")
+    elif kind == "ocr_system":
+        d = {**_ocr_det_details(), **_ocr_rec_details()}
+        pairs = _match_ocr_boxes(d, list(np.asarray(got["boxes"])), None, list(np.asarray(want["boxes"])), None,
+                                 None, tol, "")
+        _compare_texts(d, [got["texts"][i] for i, _ in pairs], [got["scores"][i] for i, _ in pairs],
+                       [want["texts"][j] for _, j in pairs], [want["scores"][j] for _, j in pairs], tol,
+                       [f"box {np.asarray(want['boxes'][j]).astype(int).tolist()}" for _, j in pairs])
+        d["texts"] += len(want["texts"]) - len(pairs)  # texts of unmatched boxes count as not identical
+    else:
+        raise ConfigError(f"no answer comparison for a {kind!r} pipeline (known: ocr_det, ocr_rec, classification, "
+                          "detection, segmentation, ocr_system)")
+    return _verdict(kind, d)
+
+
 SUMMARIES = {"ocr_det": _ocr_det_summary, "ocr_rec": _ocr_rec_summary, "classification": _classification_summary,
-             "detection": _detection_summary, "segmentation": _segmentation_summary, "keypoint": _keypoint_summary}
+             "detection": _detection_summary, "segmentation": _segmentation_summary, "keypoint": _keypoint_summary,
+             "ocr_system": _ocr_system_summary}
 
 
 # -- from a deploy config --------------------------------------------------------------------------------------------
