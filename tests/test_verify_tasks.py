@@ -179,13 +179,14 @@ def test_trained_conversion_gives_paddles_answer(trained, role, precision):
 
 
 MUTATIONS = {  # role -> (what, which conv, precision by default) the task check must reject
-    "det": [("bias_sign", -1, "fp16"), ("channel_order", 0, "fp16")],
-    "rec": [("bias_sign", 0, "fp32"), ("channel_order", 0, "fp32")],  # fp16 runs of the recognizer take ~10 s
+    "det": [("bias_sign", -1, "fp16"), ("channel_order", 0, "slow")],
+    "rec": [("bias_sign", 0, "slow"), ("channel_order", 0, "fp32")],  # fp16 runs of the recognizer take ~10 s
     "cls": [("bias_sign", 0, "fp16")],
 }
 
 
-@pytest.mark.parametrize("role,what,which,precision", [(r, *m) for r, ms in MUTATIONS.items() for m in ms])
+@pytest.mark.parametrize("role,what,which,precision", [(r, *m) for r, ms in MUTATIONS.items() for m in ms
+                                                       if SLOW or m[2] != "slow"])
 def test_trained_wrong_conversion_fails(trained, wrong, role, what, which, precision):
     case = trained[role]
     target = first_conv(case) if what == "channel_order" else conv_with_bias(case, which)
@@ -195,18 +196,6 @@ def test_trained_wrong_conversion_fails(trained, wrong, role, what, which, preci
         print(f"{role} {what} {precision}: {v.summary}")
         assert not v.passed, v.summary
         assert v.details["problems"]
-
-
-def test_channel_order_is_invisible_to_the_orientation_classifier(trained, wrong):
-    """The v2 direction classifier answers the same with its input channels swapped (labels and scores within
-    2e-5 on the generated lines): a task check passes what the user cannot tell apart, an element-wise one may not."""
-    case = trained["cls"]
-    wrong("conv2d", channel_order(first_conv(case)))
-    v = case.verdict("fp32")
-    assert v.passed, v.details["problems"]
-    got = case.converted("fp32")
-    diff = max(float(np.abs(g[k] - w[k]).max()) for g, w in zip(got, case.want) for k in w)
-    assert 0 < diff < 1e-3
 
 
 # -- the zoo-style exports of repogen.pipelines.testing ----------------------------------------------------------------
