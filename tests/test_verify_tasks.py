@@ -289,11 +289,22 @@ def test_detections_as_sets_with_nms_ties_and_threshold_ties():
     swapped = want[::-1].copy()
     v = vt.check_detection(swapped, want, info, ["a", "b"], 0.5)
     assert v.passed and v.details["boxes_matched"] == 2 and v.details["min_iou"] == 1.0
-    # NMS kept an overlapping box of the same label with a tied score: either is right
+    # NMS kept an overlapping box of the same label with a tied score: either is right, where the model has NMS
     nms = np.array([[0, 0.80005, 14, 14, 54, 54], [1, 0.9, 60, 60, 90, 90]], np.float32)
-    v = vt.check_detection(nms, want, info, ["a", "b"], 0.5)
+    v = vt.check_detection(nms, want, info, ["a", "b"], 0.5, nms=True)
     assert v.passed and v.details["nms_ties"] == 1, v.details
-    assert not vt.check_detection(nms + np.float32([0, 0.01, 0, 0, 0, 0]), want, info, ["a", "b"], 0.5).passed
+    assert not vt.check_detection(nms, want, info, ["a", "b"], 0.5).passed  # no NMS: the box moved
+    assert not vt.check_detection(nms + np.float32([0, 0.01, 0, 0, 0, 0]), want, info, ["a", "b"], 0.5,
+                                  nms=True).passed
+    # every box "tied": a wrong box regression, not NMS
+    many = np.array([[0, 0.8, 10 * i, 0, 10 * i + 8, 8] for i in range(8)], np.float32)
+    v = vt.check_detection(many + np.float32([0, 0, 2, 0, 2, 0]), many, info, ["a"], 0.5, nms=True)
+    assert not v.passed and "more than ties explain" in v.details["problems"][0]
+    # a 3-pixel box one pixel wider: IoU 0.75, yet every side within 1 px
+    tiny = np.array([[0, 0.8, 10, 10, 13, 13]], np.float32)
+    v = vt.check_detection(tiny + np.float32([0, 0, 0, 0, 1, 0]), tiny, info, ["a"], 0.5)
+    assert v.passed and v.details["min_iou"] == 0.75
+    assert not vt.check_detection(tiny + np.float32([0, 0, 0, 0, 2, 0]), tiny, info, ["a"], 0.5).passed
     relabeled = np.array([[1, 0.8, 10, 10, 50, 50], [1, 0.9, 60, 60, 90, 90]], np.float32)
     assert not vt.check_detection(relabeled, want, info, ["a", "b"], 0.5).passed
     # a box scored at the threshold may be on one side only; one well above it may not
