@@ -156,17 +156,17 @@ def test_detector_feeds_are_what_paddlex_preprocessing_makes(trained):
 # -- every zoo-style export gets feeds its model takes ---------------------------------------------------------------
 
 def test_task_inputs_fit_every_deploy_config_kind(tmp_path):
-    for kind in ("ocr_det", "ocr_rec", "det", "seg", "cls", "textline"):
+    for kind in ("ocr_det", "ocr_rec", "det", "layout", "seg", "cls", "textline"):
         folder = tmp_path / kind
         folder.mkdir()
         text = testing.ocr_rec_yml() if kind == "ocr_rec" else testing.MODELS[kind]
         (folder / testing.CONFIG_FILE[kind]).write_text(text)
         cfg = read_deploy_config(folder / testing.CONFIG_FILE[kind])
-        names = ["im_shape", "image", "scale_factor"] if kind == "det" else ["x"]
+        names = ["im_shape", "image", "scale_factor"] if kind in ("det", "layout") else ["x"]
         inputs = vi.task_inputs(cfg, names, seed=1)
         assert inputs and all(set(t.feeds) == set(names) for t in inputs)
         for t in inputs:
-            image = t.feeds["image" if kind == "det" else "x"]
+            image = t.feeds["image" if kind in ("det", "layout") else "x"]
             assert image.dtype == np.float32 and image.ndim == 4 and image.shape[0] == t.batch == len(t.infos)
             for name, (lo, _, hi) in cfg.dynamic_shapes.items():  # inside the exporter's own profile
                 assert all(a <= s <= b for a, s, b in zip(lo, t.feeds[name].shape, hi)), (kind, name)
@@ -176,5 +176,7 @@ def test_task_inputs_fit_every_deploy_config_kind(tmp_path):
                 assert max(resized) == 320  # Resize keep_ratio to [320, 320]
                 assert np.allclose(t.feeds["scale_factor"][0], resized / t.images[0].image.shape[:2])
         what = {g.what.split()[0] for t in inputs for g in t.images}
-        assert what == {"ocr_det": {"page"}, "ocr_rec": {"line"}, "det": {"shapes"}, "seg": {"shapes"},
-                        "cls": {"shapes"}, "textline": {"line"}}[kind]
+        assert what == {"ocr_det": {"page"}, "ocr_rec": {"line"}, "det": {"shapes"}, "layout": {"page"},
+                        "seg": {"shapes"}, "cls": {"shapes"}, "textline": {"line"}}[kind]
+        if kind == "layout":  # PP-DocLayout's Resize to 480 x 480 without keeping the ratio
+            assert all(t.feeds["image"].shape[2:] == (480, 480) for t in inputs)

@@ -319,12 +319,13 @@ def _document_labels(labels: Sequence[str] | None) -> bool:
     return bool(labels) and any(str(lb) in ("text", "paragraph_title", "doc_title") for lb in labels)
 
 
-def generated_images(cfg: DeployConfig, count: int | None = None, seed: int = 0) -> list[GeneratedImage]:
-    """Images a model of ``cfg.kind`` is meant for: pages for text detectors and layout models, line crops for
-    recognizers and orientation classifiers (every other one upside down), shapes otherwise."""
-    kind = cfg.kind
+def generated_images(kind: str, *, labels: Sequence[str] | None = None, characters: Sequence[str] | None = None,
+                     use_space_char: bool = True, count: int | None = None, seed: int = 0) -> list[GeneratedImage]:
+    """Images a model of ``kind`` (a DeployConfig kind) is meant for: pages for text detectors and layout models
+    (``labels`` with text/paragraph_title), line crops for recognizers (texts from ``characters``, their
+    dictionary) and orientation classifiers (labels with 180; every other line upside down), shapes otherwise."""
     n = count or DEFAULT_COUNT.get(kind, 2)
-    if kind == "ocr_det" or (kind == "detection" and _document_labels(cfg.labels)):
+    if kind == "ocr_det" or (kind == "detection" and _document_labels(labels)):
         sizes = [(320, 448), (416, 320), (288, 512), (384, 384)]
         out = []
         for i in range(n):
@@ -332,9 +333,9 @@ def generated_images(cfg: DeployConfig, count: int | None = None, seed: int = 0)
             out.append(text_page(texts, seed * 1000 + i, sizes[i % len(sizes)],
                                  upside_down=range(i % 2, len(texts), 3)))
         return out
-    if kind == "ocr_rec" or (kind == "classification" and _orientation_labels(cfg.labels)):
-        texts = sample_texts(n, seed, cfg.characters if kind == "ocr_rec" else None,
-                             spaces=kind != "ocr_rec" or bool(cfg.post.get("use_space_char", True)))
+    if kind == "ocr_rec" or (kind == "classification" and _orientation_labels(labels)):
+        texts = sample_texts(n, seed, characters if kind == "ocr_rec" else None,
+                             spaces=kind != "ocr_rec" or use_space_char)
         heights = np.random.default_rng(seed).integers(32, 49, n)  # crops come at the size the text was found
         # a recognizer reads upright crops (the classifier turned them); an orientation classifier sees both
         return [text_line(t, seed * 1000 + i, int(heights[i]), kind == "classification" and i % 2 == 1)
@@ -355,7 +356,8 @@ def task_inputs(cfg: DeployConfig, input_names: Sequence[str], count: int | None
 
     roles = input_roles(list(input_names), str(cfg.path))
     image_input = next(n for n, r in roles.items() if r == "image")
-    images = generated_images(cfg, count, seed)
+    images = generated_images(cfg.kind, labels=cfg.labels, characters=cfg.characters,
+                              use_space_char=bool(cfg.post.get("use_space_char", True)), count=count, seed=seed)
     out: list[TaskInput] = []
     if cfg.kind in ("ocr_rec", "classification"):
         limit = _max_batch(cfg, image_input)
