@@ -178,20 +178,25 @@ def test_trained_conversion_gives_paddles_answer(trained, role, precision):
     assert v.to_dict()["passed"] is True
 
 
-MUTATIONS = {  # role -> (what, which conv, precision by default) the task check must reject
-    "det": [("bias_sign", -1, "fp16"), ("channel_order", 0, "slow")],
-    "rec": [("bias_sign", 0, "slow"), ("channel_order", 0, "fp32")],  # fp16 runs of the recognizer take ~10 s
-    "cls": [("bias_sign", 0, "fp16")],
+# role -> (what, which conv, precisions by default, precisions under REPOGEN_SLOW_TESTS=1) the task check rejects.
+# The recognizer with its input channels swapped reads the same 16/16 texts; only its text scores move (<= 6e-3),
+# which fails at fp32 (1e-4) but not at fp16, where a correct FP16 conversion moves them by up to 3.7e-2: at fp16
+# that wrong conversion is invisible to the task (and to the element-wise rule: rel 7e-2 vs 8e-2 when correct).
+MUTATIONS = {
+    "det": [("bias_sign", -1, ("fp16",), ("fp32", "fp16")), ("channel_order", 0, (), ("fp32", "fp16"))],
+    "rec": [("bias_sign", 0, (), ("fp32", "fp16")), ("channel_order", 0, ("fp32",), ("fp32",))],
+    "cls": [("bias_sign", 0, ("fp16",), ("fp32", "fp16"))],
 }
 
 
-@pytest.mark.parametrize("role,what,which,precision", [(r, *m) for r, ms in MUTATIONS.items() for m in ms
-                                                       if SLOW or m[2] != "slow"])
-def test_trained_wrong_conversion_fails(trained, wrong, role, what, which, precision):
+@pytest.mark.parametrize("role,what,which,precisions", [(r, w, i, slow if SLOW else fast)
+                                                        for r, ms in MUTATIONS.items() for w, i, fast, slow in ms
+                                                        if (slow if SLOW else fast)])
+def test_trained_wrong_conversion_fails(trained, wrong, role, what, which, precisions):
     case = trained[role]
     target = first_conv(case) if what == "channel_order" else conv_with_bias(case, which)
     wrong("conv2d", (channel_order if what == "channel_order" else bias_sign)(target))
-    for precision in (("fp32", "fp16") if SLOW else (precision,)):
+    for precision in precisions:
         v = case.verdict(precision)
         print(f"{role} {what} {precision}: {v.summary}")
         assert not v.passed, v.summary
