@@ -1,6 +1,7 @@
 """Zoo-style pipeline exports for tests and benchmarks: tiny models saved by Paddle itself, each with the deploy
 config its real exporter writes beside it (PaddleX ``inference.yml``, PaddleDetection ``infer_cfg.yml``,
-PaddleSeg ``deploy.yaml``), plus the generated images of ``repogen.verify.inputs`` (rendered text, drawn shapes; nothing downloaded).
+PaddleSeg ``deploy.yaml``), plus the generated images of ``repogen.verify.inputs`` (rendered text, drawn shapes;
+nothing downloaded).
 
 The networks are small but not random noise: the text detector's probability map is high on dark ink, so DB
 post-processing finds the rendered lines; the recognizer, detector and segmenter are fixed-seed networks whose

@@ -233,7 +233,8 @@ def text_page(texts: Sequence[str], seed: int = 0, size: tuple[int, int] = (360,
         page[y:y + lh, x:x + pw] = patch
         lines.append(TextLine(text, box, i in flipped))
         y += lh + int(rng.integers(6, 22))
-    return GeneratedImage(page, lines, f"page of {len(lines)} lines ({sum(ln.upside_down for ln in lines)} upside down)")
+    flipped_count = sum(ln.upside_down for ln in lines)
+    return GeneratedImage(page, lines, f"page of {len(lines)} lines ({flipped_count} upside down)")
 
 
 def text_image(words: list[str], seed: int = 0, size: tuple[int, int] = (200, 320)) -> np.ndarray:
@@ -265,7 +266,8 @@ def shapes_image(seed: int = 0, size: tuple[int, int] = (180, 240)) -> np.ndarra
         color = tuple(int(c) for c in rng.integers(60, 255, 3))
         x, y = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
         if rng.random() < 0.5:
-            cv2.rectangle(img, (x, y), (x + int(rng.integers(10, w // 2)), y + int(rng.integers(10, h // 2))), color, -1)
+            corner = (x + int(rng.integers(10, w // 2)), y + int(rng.integers(10, h // 2)))
+            cv2.rectangle(img, (x, y), corner, color, -1)
         else:
             cv2.circle(img, (x, y), int(rng.integers(5, 40)), color, -1)
     return img
