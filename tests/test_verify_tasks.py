@@ -257,11 +257,14 @@ def test_zoo_wrong_conversion_fails(zoo, wrong, kind):
 # -- the rules on constructed outputs: ties pass, anything beyond them fails -------------------------------------------
 
 def test_classification_tie_at_the_cut_passes_a_real_difference_fails():
-    want = np.array([[0.50000, 0.49995, 0.00005], [0.7, 0.2, 0.1]], np.float32)
-    tied = np.array([[0.49995, 0.50000, 0.00005], [0.7, 0.2, 0.1]], np.float32)  # top-1 swapped within 5e-5
+    want = np.array([[0.500000, 0.499996, 0.000004], [0.7, 0.2, 0.1]], np.float32)
+    tied = np.array([[0.499996, 0.500000, 0.000004], [0.7, 0.2, 0.1]], np.float32)  # swapped, 4e-6 < 1e-5 x 0.5
     v = vt.check_classification(tied, want, 1, ["a", "b", "c"])
     assert v.passed and v.details["ties"] == 1, v.details
-    wrong = np.array([[0.5, 0.49995, 0.00005], [0.2, 0.7, 0.1]], np.float32)
+    apart = np.array([[0.49995, 0.50005, 0.0]], np.float32)
+    assert not vt.check_classification(apart, apart[:, [1, 0, 2]], 1).passed  # 1e-4 apart: no tie at fp32
+    assert vt.check_classification(apart, apart[:, [1, 0, 2]], 1, tol=vt.task_tolerance("fp16")).passed
+    wrong = np.array([[0.5, 0.499996, 0.000004], [0.2, 0.7, 0.1]], np.float32)
     v = vt.check_classification(wrong, want, 2, ["a", "b", "c"])
     assert not v.passed and "row 1: top-1 b" in v.details["problems"][0]
     assert vt.check_classification(want + np.float32(0.01), want, 1).passed is False  # scores moved by 1e-2
@@ -456,8 +459,8 @@ def test_served_answers_compare_by_the_same_rules():
     v = vt.compare_answers("ocr_system", {**system, "texts": ["total", "4Z"]}, system)
     assert not v.passed and v.details["problems"] == ["box [[70, 70], [110, 70], [110, 90], [70, 90]]: '4Z' != "
                                                       "Paddle's '42'"]
-    served = {"class_ids": np.int32([1, 0]), "scores": np.float32([0.50001, 0.5]), "labels": ["b", "a"]}
-    ref = {"label_ids": np.int32([0, 1]), "scores": np.float32([0.50001, 0.5]), "labels": ["a", "b"]}
+    served = {"class_ids": np.int32([1, 0]), "scores": np.float32([0.500002, 0.5]), "labels": ["b", "a"]}
+    ref = {"label_ids": np.int32([0, 1]), "scores": np.float32([0.500002, 0.5]), "labels": ["a", "b"]}
     assert vt.compare_answers("classification", served, ref).details["ties"] == 2
     maps = np.zeros((4, 4), np.int32)
     other = maps.copy()
