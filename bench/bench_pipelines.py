@@ -4,7 +4,7 @@
     python bench/bench_pipelines.py --kinds ocr_det_mobilenet,cls_mobilenet --images 48   # realistic compute
 
 Images are PNG files: the server gets their bytes, PaddleX gets their paths (both decode them).
-Builds the zoo-style test exports (repogen.pipelines.testing) with ``repogen build`` (paddle target, no flags),
+Builds the zoo-style test exports (repogen.examples.pipeline_exports) with ``repogen build`` (paddle target, no flags),
 serves them on the bundled CPU tritonserver and sends encoded images over gRPC from N client threads; the
 alternative is PaddleX ``create_model(..., engine="paddle_static", run_mode "paddle")`` (oneDNN off) called
 from N threads, one predictor per thread (a PaddleX predictor is not thread-safe), with the same CPU math
@@ -29,7 +29,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run from a checkout; the Padd
 
 import numpy as np  # noqa: E402
 
-from repogen.pipelines import testing  # noqa: E402
+from repogen.examples import pipeline_exports as testing
+from repogen.verify import inputs  # noqa: E402
 from repogen.harness.pipelines import client, infer, server_time_us, stage_models  # noqa: E402
 
 EXPORTS = {"ocr_det": "ocr_det", "det": "det", "seg": "seg", "ocr_rec": "ocr_rec", "cls": "cls",
@@ -38,10 +39,10 @@ EXPORTS = {"ocr_det": "ocr_det", "det": "det", "seg": "seg", "ocr_rec": "ocr_rec
 
 def _images(kind: str, n: int) -> list[np.ndarray]:
     if kind in ("det", "seg", "cls", "cls_mobilenet"):
-        return [testing.shapes_image(i, (360, 480)) for i in range(n)]
+        return [inputs.shapes_image(i, (360, 480)) for i in range(n)]
     if kind == "ocr_rec":
-        return [testing.text_image([f"line {i}"], i, (40, 240))[8:40] for i in range(n)]
-    return [testing.text_image(["hello world", f"line {i} 42", "pipeline", "abc def"], i, (360, 480)) for i in range(n)]
+        return [inputs.text_image([f"line {i}"], i, (40, 240))[8:40] for i in range(n)]
+    return [inputs.text_image(["hello world", f"line {i} 42", "pipeline", "abc def"], i, (360, 480)) for i in range(n)]
 
 
 def _threads(n: int, work) -> float:
@@ -55,7 +56,7 @@ def _threads(n: int, work) -> float:
 
 
 def served(url: str, model: str, images: list[np.ndarray], conc: int) -> tuple[float, list[float]]:
-    encoded = [testing.encode(i) for i in images]
+    encoded = [inputs.encode(i) for i in images]
     lat: list[float] = []
     lock = threading.Lock()
 
@@ -153,7 +154,7 @@ def main() -> int:
                 def answer(p, path):
                     return list(p.predict(path))
 
-            files, encoded = [], [testing.encode(img) for img in images]
+            files, encoded = [], [inputs.encode(img) for img in images]
             for i, data in enumerate(encoded):
                 files.append(str(work / f"{kind}-{i}.png"))
                 (work / f"{kind}-{i}.png").write_bytes(data)

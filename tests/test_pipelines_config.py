@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from repogen.errors import ConfigError
-from repogen.pipelines import testing
+from repogen.examples import pipeline_exports as testing
 from repogen.pipelines.deploy_config import find_deploy_config, input_roles, read_deploy_config
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repogen.pipelines import testing
+from repogen.examples import pipeline_exports as testing
+from repogen.verify import inputs
 
 ref = pytest.importorskip("pipeline_reference")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -24,11 +25,11 @@ NAME = testing.MODEL_NAME  # the Triton names a build with no names gives the ex
 def _images(kind: str) -> list[np.ndarray]:
     words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok", "boxes"]]
     if kind in ("ocr_rec", "textline"):
-        lines = [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0]))) for i, w in enumerate(words)]
+        lines = [inputs.text_image([w[0]], i, (40, 40 + 30 * len(w[0]))) for i, w in enumerate(words)]
         return [line[8:40] for line in lines]
     if kind in ("det", "seg", "cls"):
-        return [testing.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
-    return [testing.text_image(w, i, (180 + 10 * i, 300 - 20 * i)) for i, w in enumerate(words)]
+        return [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
+    return [inputs.text_image(w, i, (180 + 10 * i, 300 - 20 * i)) for i, w in enumerate(words)]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def expected(models, tmp_path_factory) -> dict[str, list[dict]]:
 def _ocr_images() -> list[np.ndarray]:
     words = [["hello", "world 42", "abc"], ["triton", "paddle ocr", "a b c d e f g"],
              ["x1 y2 z3", "pipeline", "ok", "boxes", "more"], ["one line"]]
-    return [testing.text_image(w, 10 + i, (220, 320)) for i, w in enumerate(words)]
+    return [inputs.text_image(w, 10 + i, (220, 320)) for i, w in enumerate(words)]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def _infer(server, protocol: str, model: str, img: np.ndarray | bytes, raw: bool
         inp = client_mod.InferInput("image_raw", [1, *img.shape], "UINT8")
         inp.set_data_from_numpy(img[None])
     else:
-        data = img if isinstance(img, bytes) else testing.encode(img)
+        data = img if isinstance(img, bytes) else inputs.encode(img)
         inp = client_mod.InferInput("image", [1, 1], "BYTES")
         inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
     res = client.infer(model, [inp])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from repogen.errors import ConfigError
-from repogen.pipelines import testing
+from repogen.examples import pipeline_exports as testing
 from repogen.build.spec import load_spec_file, spec_from_table
 
 DET, REC, TEXTLINE, CLS = "PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec", "PP-LCNet_x0_25_textline_ori", "PP-LCNet_x1_0"
@@ -201,3 +201,26 @@ def test_spec_keys_pipeline_and_deploy_config(exports, tmp_path):
         spec_from_table({"source": str(exports / "det"), "deploy_config": "nope.yml"}, tmp_path, "spec: model[0]")
     with pytest.raises(ConfigError, match=r"model\[0\]\.pipeline"):
         spec_from_table({"source": str(exports / "det"), "pipeline": "no"}, tmp_path, "spec: model[0]")
+
+
+def test_examples_command_writes_exports_that_build_into_pipelines(tmp_path):
+    """`repogen examples OUT` writes the small exports with their deploy configs; a build of two of them with no
+    flags gives their pipelines and the OCR system (what docs/pipelines.md tells a new user to try)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ex"
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "examples", str(out), "--kinds", "ocr_det,ocr_rec",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads(proc.stdout)
+    assert sorted(saved) == ["ocr_det", "ocr_rec"] and all((Path(p) / "inference.yml").is_file() for p in saved.values())
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", saved["ocr_det"], saved["ocr_rec"], "--out",
+                           str(tmp_path / "repo"), "--target", "paddle", "--no-check", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    roles = {m["name"]: m["role"] for m in json.loads(proc.stdout)["models"]}
+    assert roles["ocr_system"] == "system" and roles["PP-OCRv5_mobile_det_pipeline"] == "pipeline"
+    bad = subprocess.run([sys.executable, "-m", "repogen.cli", "examples", str(out), "--kinds", "nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "choose from" in bad.stderr and "Traceback" not in bad.stderr

@@ -11,6 +11,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
+from repogen.verify.inputs import random_array
 from repogen.verify.tolerances import Rule, rule_for
 
 # Triton data types -> (numpy dtype, tritonclient datatype string)
@@ -162,11 +163,8 @@ def largest_batch(model: ModelFolder) -> int:
 
 
 def random_tensor(rng: np.random.Generator, dtype: type, shape: list[int]) -> np.ndarray:
-    if np.issubdtype(dtype, np.floating):
-        return rng.standard_normal(shape).astype(dtype)
-    if dtype is np.bool_:
-        return rng.integers(0, 2, shape).astype(np.bool_)
-    return rng.integers(0, 8, shape).astype(dtype)
+    """One test tensor from the one generator (repogen.verify.inputs.random_array)."""
+    return random_array(rng, dtype, shape)
 
 
 IMAGE_SIZE_INPUTS = ("im_shape", "im_size")  # PaddleDetection's [h, w] of each image

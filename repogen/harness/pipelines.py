@@ -20,6 +20,7 @@ from repogen.harness.clients import Request
 from repogen.harness.model_files import folder_role
 from repogen.harness.speed import SpeedResult, measure_levels
 from repogen.pipelines import ops
+from repogen.verify import inputs
 
 BOX_TOL, SCORE_TOL = 1.0, 1e-4
 
@@ -33,14 +34,12 @@ def pipeline_folders(repo: Path, names: list[str]) -> list[str]:
 
 
 def images_for(kind: str) -> list[np.ndarray]:
-    from repogen.pipelines import testing
-
     words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok"]]
     if kind == "ocr_rec":
-        return [testing.text_image([w[0]], i, (40, 40 + 30 * len(w[0])))[8:40] for i, w in enumerate(words)]
+        return [inputs.text_image([w[0]], i, (40, 40 + 30 * len(w[0])))[8:40] for i, w in enumerate(words)]
     if kind in ("detection", "segmentation", "classification"):
-        return [testing.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
-    return [testing.text_image(w, i, (200, 320)) for i, w in enumerate(words)]
+        return [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
+    return [inputs.text_image(w, i, (200, 320)) for i, w in enumerate(words)]
 
 
 # -- client ----------------------------------------------------------------------------------------------------------
@@ -59,14 +58,12 @@ def client(url: str, protocol: str) -> Any:
 
 def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = False) -> dict[str, Any]:
     """One image through a served pipeline; BYTES outputs decoded to str, the batch-of-one dim dropped."""
-    from repogen.pipelines import testing
-
     mod, cli = mod_client
     if raw:
         inp = mod.InferInput("image_raw", [1, *img.shape], "UINT8")
         inp.set_data_from_numpy(np.ascontiguousarray(img)[None])
     else:
-        data = img if isinstance(img, bytes) else testing.encode(img)
+        data = img if isinstance(img, bytes) else inputs.encode(img)
         inp = mod.InferInput("image", [1, 1], "BYTES")
         inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
     from repogen.harness.clients import REQUEST_TIMEOUT_S
@@ -271,10 +268,8 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
                         if bad:
                             report.fail(f"{protocol} image {i}: {'; '.join(bad)}")
                 if speed and not raw:
-                    from repogen.pipelines import testing
-
                     stages = stage_models(repo, name)
-                    for run in timed_run(server.grpc_url, name, [testing.encode(img) for img in images],
+                    for run in timed_run(server.grpc_url, name, [inputs.encode(img) for img in images],
                                          concurrency, requests, stages, timing):
                         # speed is reported, never a verdict: a slow pipeline that answered correctly passes
                         report.speed.append(replace(run, pre_post_share=pre_post_share(kind, stages,

@@ -19,6 +19,7 @@ from repogen.trt.profiles import Profile, parse_shapes
 from repogen.trt.registry import why_unsupported
 from repogen.verify.compare import OutputVerdict, compare
 from repogen.verify.detections import detection_outputs
+from repogen.verify.inputs import random_inputs
 from repogen.verify.noise import noise_floors
 from repogen.verify.ties import TieEvidence, evidence_names, tie_sources, with_outputs
 from repogen.verify.tolerances import is_prequantized, rule_for
@@ -53,26 +54,6 @@ class CheckReport:
                             for p, t, o in self.unsupported]
         d["tasks"] = [t.to_dict() for t in self.tasks]
         return d
-
-
-def random_inputs(graph: Any, shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs: floats in [-1, 1); ints in [0, 10) (ids/indices stay valid for small tables)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for v in graph.input_values():
-        shape = shapes.get(v.name)
-        if shape is None:
-            if v.shape is None or any(d < 0 for d in v.shape[1:]):
-                raise ConfigError(f"input {v.name!r} has dynamic dims {list(v.shape or [])}: give --shape "
-                                  f"{v.name}:DIMS or --inputs FILE.npz")
-            shape = tuple(1 if d < 0 else d for d in v.shape)
-        if v.dtype.startswith(("int", "uint")):
-            feeds[v.name] = rng.integers(0, 10, shape).astype(v.dtype)
-        elif v.dtype == "bool":
-            feeds[v.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            feeds[v.name] = rng.uniform(-1, 1, shape).astype(v.dtype)
-    return feeds
 
 
 def check_model(model_path: str | Path, *, inputs: dict | None = None, reference: dict | None = None,

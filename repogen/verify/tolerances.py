@@ -102,3 +102,31 @@ def is_prequantized(graph: Any) -> bool:
 
 
 __all__ = ["Rule", "TOLERANCES", "PRECISIONS", "rule_for", "is_prequantized"]
+
+
+# -- task-level rules: the answers a user sees (repogen.verify.tasks) ----------------------------------------------
+
+@dataclass(frozen=True)
+class TaskTolerance:
+    box_px: float = 1.0  # OCR box corners, in source-image pixels (the boxes are whole pixels after rescaling)
+    score: float = 1e-4  # box, class and detection scores (absolute; they are probabilities)
+    text_score: float = 1e-4  # CTC text scores: the mean of the kept steps' maxima
+    tie: float = 1e-5  # two candidates whose scores differ by at most tie x max|score| are a tie: either pick is right
+    iou: float = 0.9  # a detection box matches one of the same label at least this IoU
+    nms_iou: float = 0.4  # two unmatched boxes of one label that overlap this much can be an NMS tie
+    nms_tie_share: float = 0.25  # at most this share of Paddle's boxes (at least one) may be NMS ties
+
+
+# fp16 text scores get more room than box scores: on the official PP-OCRv4 recognizer one step's top probability
+# moved by up to 0.2 under FP16 (the argmax kept), so a text's mean moved by up to 3.7e-2 (36 lines; median 2e-4)
+# ``tie`` is the verification core's tie tolerance per precision (relative to the largest score among the
+# candidates, as its index ties are), so a label counts as a tie here exactly when an index would there.
+# int8: not measured at the task level (no calibrated trained model in the tests); ten times fp16's scores.
+TASK_TOLERANCE = {"fp32": TaskTolerance(), "fp16": TaskTolerance(score=5e-3, text_score=5e-2, tie=1e-2),
+                  "int8": TaskTolerance(score=5e-2, text_score=1e-1, tie=1e-1, iou=0.8)}
+
+
+def task_tolerance(precision: str) -> TaskTolerance:
+    if precision not in TASK_TOLERANCE:
+        raise ConfigError(f"precision {precision!r}: task checks know {', '.join(TASK_TOLERANCE)}")
+    return TASK_TOLERANCE[precision]

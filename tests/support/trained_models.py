@@ -172,7 +172,10 @@ def with_paddlex_configs(dest: Path) -> dict[str, Path]:
     """Copies of the three exports under ``dest`` with a PaddleX-style ``inference.yml`` beside each model."""
     src = official_exports()
     chars = dictionary_characters(src["dict"])
-    ymls = {"det": DET_YML, "rec": REC_YML.format(chars="\n".join(f"  - {json.dumps(c)}" for c in chars)),
+    # ensure_ascii=False: JSON writes a character beyond U+FFFF as a surrogate pair escape, which YAML reads back
+    # as two lone surrogates (ppocr_keys_v1.txt has one such character)
+    ymls = {"det": DET_YML,
+            "rec": REC_YML.format(chars="\n".join(f"  - {json.dumps(c, ensure_ascii=False)}" for c in chars)),
             "cls": CLS_YML}
     out = {}
     for role, yml in ymls.items():
