@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
+from repogen.pipelines.bounded_yaml import read_regular_file
+from repogen.pipelines.config_schema import MAX_LIST, MAX_NAME, UnsupportedConfigError
 from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, read_deploy_config,
                                              read_model_facts)
 from repogen.pipelines.ensemble import GeneratedModel, generate
@@ -37,7 +40,7 @@ def deploy_config(spec: Any) -> DeployConfig | None:
         return None
     try:
         return read_deploy_config(path)  # under --no-pipeline too: labels and transform-derived profiles
-    except ConfigError:
+    except UnsupportedConfigError:  # a bad value is an error either way; only "no pipeline for this" falls back
         if getattr(spec, "pipeline", True):
             raise
         return read_model_facts(path)  # transforms or a post-processor repogen has no pipeline for
@@ -110,7 +113,45 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])
 
 
+def output_classes(engine: Any, max_batch_size: int) -> tuple[str, int] | None:
+    """(name, class count) of the first output, the one Triton's ``label_filename`` and a Topk pipeline read,
+    when its per-request shape is fully known; None otherwise (a detector's [M, 6] rows, dynamic dims)."""
+    if not getattr(engine, "outputs", None):
+        return None
+    out = engine.outputs[0]
+    dims = [int(d) for d in out.shape]
+    if max_batch_size > 0:
+        dims = dims[1:]  # the batch dim
+    if not dims or any(d <= 0 for d in dims):
+        return None
+    return out.name, math.prod(dims)
+
+
+def _label_lines(path: Path) -> int:
+    """Labels in a ``label_filename`` file as Triton counts them: one a line, a final newline ends the last."""
+    text = read_regular_file(path, MAX_LIST * (MAX_NAME + 1), "labels file").decode("utf-8", errors="replace")
+    return len(text.split("\n")) - (1 if text.endswith("\n") else 0) if text else 0
+
+
+def check_labels(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> None:
+    """Labels name the classes of the first output: as many as it has, or every answer is mislabelled."""
+    known = output_classes(engine, max_batch_size)
+    if known is None:
+        return
+    name, classes = known
+    if cfg is not None and cfg.kind == "classification" and cfg.labels is not None and len(cfg.labels) != classes:
+        raise ConfigError(f"{cfg.path}: PostProcess.Topk.label_list has {len(cfg.labels)} labels but the model's "
+                          f"output {name} has {classes} classes")
+    labels = getattr(spec, "labels", None)
+    if labels is not None:
+        count = _label_lines(Path(labels))
+        if count != classes:
+            raise ConfigError(f"{spec.name}: labels file {labels} has {count} labels but the model's output {name} "
+                              f"has {classes} classes")
+
+
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
+    check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
     if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
