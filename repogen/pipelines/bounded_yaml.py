@@ -53,6 +53,14 @@ def read_regular_file(path: Path | str, max_bytes: int, what: str) -> bytes:
     return data
 
 
+def _yaml() -> Any:
+    try:
+        import yaml  # the pipelines / deploy extras: a build of a model without YAML beside it never needs it
+    except ImportError:
+        raise ConfigError("reading YAML needs PyYAML: pip install 'repogen[pipelines]'") from None
+    return yaml
+
+
 def _yaml_error(where: str, exc: Exception) -> ConfigError:
     # PyYAML's str() quotes the offending lines; the problem and its position are enough and echo nothing
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -64,8 +72,7 @@ def _yaml_error(where: str, exc: Exception) -> ConfigError:
 def check_events(text: str, where: str, limits: YamlLimits) -> None:
     """Walk the parser's events once and refuse a document whose expanded size or nesting is over ``limits``,
     an alias to a node that is not complete (a recursive structure) and a stream of several documents."""
-    import yaml
-
+    yaml = _yaml()
     loader = _loader_class()(text)
     nodes = chars = depth = documents = 0
     # anchor -> (nodes, chars) of the node it names; open anchors -> totals when their node started
@@ -119,15 +126,13 @@ def check_events(text: str, where: str, limits: YamlLimits) -> None:
 
 
 def _loader_class() -> Any:
-    import yaml
-
+    yaml = _yaml()
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: the same result, faster
 
 
 def load_yaml_text(text: str, where: str, limits: YamlLimits = YamlLimits()) -> Any:
     """The document in ``text`` (safe types only), once :func:`check_events` found it inside ``limits``."""
-    import yaml
-
+    yaml = _yaml()
     check_events(text, where, limits)
     try:
         return yaml.load(text, Loader=_loader_class())  # noqa: S506 - a safe loader

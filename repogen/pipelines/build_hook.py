@@ -15,13 +15,13 @@ from typing import Any
 
 from repogen.errors import ConfigError
 from repogen.pipelines.bounded_yaml import read_regular_file
-from repogen.pipelines.config_schema import MAX_LIST, MAX_NAME, UnsupportedConfigError
-from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, read_deploy_config,
-                                             read_model_facts)
+from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, is_unsupported,
+                                             read_deploy_config, read_model_facts)
 from repogen.pipelines.ensemble import GeneratedModel, generate
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
+LABELS_MAX_BYTES = 8 << 20  # a labels file (100,000 labels of 80 characters)
 
 
 def _config_path(source: Path, explicit: Path | None) -> Path | None:
@@ -40,8 +40,8 @@ def deploy_config(spec: Any) -> DeployConfig | None:
         return None
     try:
         return read_deploy_config(path)  # under --no-pipeline too: labels and transform-derived profiles
-    except UnsupportedConfigError:  # a bad value is an error either way; only "no pipeline for this" falls back
-        if getattr(spec, "pipeline", True):
+    except ConfigError as exc:  # a bad value is an error either way; only "no pipeline for this" falls back
+        if getattr(spec, "pipeline", True) or not is_unsupported(exc):
             raise
         return read_model_facts(path)  # transforms or a post-processor repogen has no pipeline for
 
@@ -129,7 +129,7 @@ def output_classes(engine: Any, max_batch_size: int) -> tuple[str, int] | None:
 
 def _label_lines(path: Path) -> int:
     """Labels in a ``label_filename`` file as Triton counts them: one a line, a final newline ends the last."""
-    text = read_regular_file(path, MAX_LIST * (MAX_NAME + 1), "labels file").decode("utf-8", errors="replace")
+    text = read_regular_file(path, LABELS_MAX_BYTES, "labels file").decode("utf-8", errors="replace")
     return len(text.split("\n")) - (1 if text.endswith("\n") else 0) if text else 0
 
 

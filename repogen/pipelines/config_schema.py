@@ -524,7 +524,8 @@ def key_path(loc: tuple[Any, ...]) -> str:
 _EXPECTED = {
     "model_type": "expected a mapping", "dict_type": "expected a mapping", "list_type": "expected a list",
     "int_type": "expected an integer", "int_parsing": "expected an integer", "int_from_float": "expected an integer",
-    "float_type": "expected a number", "float_parsing": "expected a number", "finite_number": "expected a finite number",
+    "float_type": "expected a number", "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
     "bool_type": "expected true or false", "bool_parsing": "expected true or false", "string_type": "expected a string",
     "missing": "is required",
 }
@@ -545,7 +546,8 @@ def _message(err: dict[str, Any]) -> str:
         return f"expected {ctx.get('expected')}"
     if kind == "string_too_long":
         return f"expected a string of at most {ctx.get('max_length')} characters"
-    return _EXPECTED.get(kind) or "expected " + err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    msg = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    return _EXPECTED.get(kind) or "expected " + msg
 
 
 def validate(cls: type[Schema], value: Any, file: Path | str, loc: tuple[Any, ...] = ()) -> Any:

@@ -25,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from repogen.errors import ConfigError
-from repogen.pipelines import config_schema as schema
 from repogen.pipelines.bounded_yaml import YamlLimits, load_yaml_file
-from repogen.pipelines.config_schema import (IGNORED, IMAGENET_MEAN, IMAGENET_STD, INTERP_CODES,  # noqa: F401
-                                             INTERP_NAMES, MAX_LIMIT_DET_MODELS, UnsupportedConfigError)
+
+try:  # pydantic comes with the pipelines extra: without it, models with no deploy config still build
+    from pydantic import ValidationError
+
+    from repogen.pipelines import config_schema as schema
+    from repogen.pipelines.config_schema import INTERP_CODES, MAX_LIMIT_DET_MODELS  # noqa: F401 (public names)
+except ImportError:
+    schema = None  # type: ignore[assignment]
 
 CONFIG_NAMES = ("inference.yml", "infer_cfg.yml", "deploy.yaml", "deploy.yml")
 KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation", "classification")
@@ -91,7 +94,16 @@ def _normalize(scale: float, mean: Any, std: Any, where: str) -> dict:
     return schema.normalize_step(checked.scale, checked.mean, checked.std)
 
 
+def is_unsupported(exc: BaseException) -> bool:
+    """Whether a read failed only because repogen has no pipeline for a well-formed config (the model alone
+    can still be served), rather than on a bad value."""
+    return schema is not None and isinstance(exc, schema.UnsupportedConfigError)
+
+
 def _load(path: Path) -> dict:
+    if schema is None:
+        raise ConfigError(f"{path}: reading a deploy config needs pydantic and PyYAML: pip install "
+                          "'repogen[pipelines]' (or build with --no-pipeline and remove the config)")
     data = load_yaml_file(path, "deploy config", LIMITS)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a deploy config is a YAML mapping, got {type(data).__name__}")
@@ -134,13 +146,13 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
         if head.name == "DBPostProcess":
             db = schema.validate(schema.DBPostProcess, post, path, ("PostProcess",))
             if not any(t["op"] == "det_resize" for t in transforms):
-                raise UnsupportedConfigError(f"{path}: a DBPostProcess model needs DetResizeForTest in its "
+                raise schema.UnsupportedConfigError(f"{path}: a DBPostProcess model needs DetResizeForTest in its "
                                              "transform_ops")
             return config("ocr_det", ctx, transforms, db.model_dump())
         if head.name == "CTCLabelDecode":
             ctc = schema.validate(schema.CTCLabelDecode, post, path, ("PostProcess",))
             if not any(t["op"] == "rec_resize" for t in transforms):
-                raise UnsupportedConfigError(f"{path}: a CTCLabelDecode model needs RecResizeImg in its "
+                raise schema.UnsupportedConfigError(f"{path}: a CTCLabelDecode model needs RecResizeImg in its "
                                              "transform_ops")
             chars = list(ctc.character_dict)
             if chars[0] == "blank":
@@ -150,7 +162,7 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
             topk = schema.validate(schema.Topk, head.Topk, path, ("PostProcess", "Topk"))
             return config("classification", ctx, transforms, {"topk": topk.topk},
                           labels=None if topk.label_list is None else list(topk.label_list))
-        raise UnsupportedConfigError(schema.one_line(
+        raise schema.UnsupportedConfigError(schema.one_line(
             f"{path}: PostProcess.name {head.name!r} has no repogen implementation (known: DBPostProcess, "
             "CTCLabelDecode, Topk); build with --no-pipeline to serve the model alone"))
     if "Preprocess" in data:
@@ -160,8 +172,9 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
             raise schema.fail(path, ("Preprocess",), f"expected a list of transforms, got {type(pre).__name__}")
         ctx = schema.StepContext(model_name)
         ops = schema.parse_transforms(pre, schema.DET_TRANSFORMS, path, ("Preprocess",), "type_key")
+        labels = None if det.label_list is None else list(det.label_list)
         return config("detection", ctx, [step for op in ops for step in op.steps(ctx)],
-                      {"threshold": det.draw_threshold}, labels=None if det.label_list is None else list(det.label_list))
+                      {"threshold": det.draw_threshold}, labels=labels)
     if "Deploy" in data:
         deploy = schema.validate(schema.DeploySection, _section(data, "Deploy"), path, ("Deploy",))
         ctx = schema.StepContext(model_name)
@@ -173,7 +186,7 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
         for step in (step for op in ops for step in op.steps(ctx)):
             resize, norm = (step, norm) if step["op"] == "resize" else (resize, step)
         return config("segmentation", ctx, [resize, norm, {"op": "to_chw"}], {})
-    raise UnsupportedConfigError(f"{path}: not a deploy config repogen knows: expected PreProcess/PostProcess "
+    raise schema.UnsupportedConfigError(f"{path}: not a deploy config repogen knows: expected PreProcess/PostProcess "
                                  "(PaddleX OCR), Preprocess (PaddleX / PaddleDetection detection) or "
                                  "Deploy.transforms (PaddleSeg)")
 
