@@ -103,13 +103,16 @@ def _upper(value: Any) -> Any:
 
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Side = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_SIDE)]
-Finite = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+# normalisation: means and stds in pixel units (123.675, 58.395) or in [0, 1]; bounded so scale/std and mean/std
+# stay ordinary float32 numbers
+MeanValue = Annotated[float, BeforeValidator(_not_bool), Field(ge=-1e4, le=1e4, allow_inf_nan=False)]
+StdValue = Annotated[float, BeforeValidator(_not_bool), Field(ge=1e-6, le=1e4, allow_inf_nan=False)]
 Unit = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-Positive = Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0, allow_inf_nan=False)]
 Pair = Annotated[list[Side], BeforeValidator(_repeat(2)), Field(min_length=2, max_length=2)]
-Mean = Annotated[list[Finite], BeforeValidator(_repeat(3)), Field(min_length=3, max_length=3)]
-Std = Annotated[list[Positive], BeforeValidator(_repeat(3)), Field(min_length=3, max_length=3)]
-Scale = Annotated[float, BeforeValidator(_not_bool), BeforeValidator(_fraction), Field(gt=0.0, allow_inf_nan=False)]
+Mean = Annotated[list[MeanValue], BeforeValidator(_repeat(3)), Field(min_length=3, max_length=3)]
+Std = Annotated[list[StdValue], BeforeValidator(_repeat(3)), Field(min_length=3, max_length=3)]
+Scale = Annotated[float, BeforeValidator(_not_bool), BeforeValidator(_fraction),
+                  Field(gt=0.0, le=1e4, allow_inf_nan=False)]
 Interp = Annotated[str, BeforeValidator(_interp)]
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 Label = Annotated[str, BeforeValidator(_scalar_text), Field(max_length=MAX_NAME)]
