@@ -101,7 +101,8 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
-Int = Annotated[int, BeforeValidator(_not_bool)]
+Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_LIST)]  # topk, max_candidates
+Stride = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=1024)]  # pixels; 0: none
 Side = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_SIDE)]
 # normalisation: means and stds in pixel units (123.675, 58.395) or in [0, 1]; bounded so scale/std and mean/std
 # stay ordinary float32 numbers
@@ -339,7 +340,7 @@ class Permute(ToCHWImage):
 
 @register(DET_TRANSFORMS, "PadStride")
 class PadStride(Transform):
-    stride: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=1024)] = 32  # 0: no padding
+    stride: Stride = 32
 
     def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
         return [{"op": "pad_stride", "stride": self.stride}]
@@ -360,7 +361,7 @@ def _wh_or_keep(value: Any) -> Any:
 class SegResize(Transform):
     target_size: Annotated[list[int] | None, BeforeValidator(_wh_or_keep)] = None  # [w, h]; None keeps the size
     keep_ratio: bool = True
-    size_divisor: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=1024)] | None = 32
+    size_divisor: Stride | None = 32
     interp: Interp = "LINEAR"
 
     def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
@@ -382,7 +383,7 @@ class SegNormalize(Transform):
 class DBPostProcess(Schema):
     thresh: Unit = 0.3
     box_thresh: Unit = 0.6
-    max_candidates: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_LIST)] = 1000
+    max_candidates: Count = 1000
     unclip_ratio: Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0, le=100.0, allow_inf_nan=False)] = 2.0
     use_dilation: bool = False
     score_mode: Literal["fast", "slow"] = "fast"
@@ -407,12 +408,18 @@ class CTCLabelDecode(Schema):
         return data
 
 
+def _list_of_names(value: Any) -> Any:
+    if value is not None and not isinstance(value, list):
+        raise _fail(f"must be a list of names, got {type(value).__name__}")
+    return value
+
+
+NameList = Annotated[Labels, BeforeValidator(_list_of_names)]
+
+
 class Topk(Schema):
-    topk: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_LIST)] = 5
-    label_list: Labels | None = None
-
-
-POST_PROCESSORS: dict[str, type[Schema]] = {"DBPostProcess": DBPostProcess, "CTCLabelDecode": CTCLabelDecode}
+    topk: Count = 5
+    label_list: NameList | None = None
 
 
 class PostProcessHead(Schema):
@@ -487,13 +494,7 @@ class Identity(Schema):
 
 class DetectionSection(Schema):  # PaddleX detection / layout and PaddleDetection: beside ``Preprocess``
     draw_threshold: Unit = 0.5
-    label_list: Annotated[Labels, BeforeValidator(lambda v: _list_of("label_list", v))] | None = None
-
-
-def _list_of(what: str, value: Any) -> Any:
-    if value is not None and not isinstance(value, list):
-        raise _fail(f"must be a list of names, got {type(value).__name__}")
-    return value
+    label_list: NameList | None = None
 
 
 # -- errors --------------------------------------------------------------------------------------------------------
