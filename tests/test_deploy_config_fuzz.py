@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import shutil
 import subprocess
@@ -46,16 +47,31 @@ VALUES: list[Any] = [
     [], [1], [0, 0], [-5, 10], [1, 2, 3, 4], [[1]], [None], ["a"] * 7, [math.inf, 1, 1], [1.5, 2.5],
     {}, {"a": 1}, {"type": "Resize"}, {"DetResizeForTest": 7}, {"Global": 7}, [{"a": [1, {"b": 2}]}],
 ]
-# raw YAML the dumper cannot write: aliases (defined by BOMB at the top), deep nesting, tags, special floats
+# raw YAML the dumper cannot write: aliases (their anchors defined at the top of the file by _anchors), deep
+# nesting, tags, special floats, YAML syntax errors
 FRAGMENTS = [
-    "*l8", "*l5", "*l2", "[*l8, *l8]", "{a: *l8}", "[" * 20000 + "]" * 20000, "{a: " * 20000 + "1" + "}" * 20000,
-    "[" * 40 + "1" + "]" * 40, ".inf", "-.inf", ".nan", "1.0e+400", "!!binary aGVsbG8=", "!!set {a, b}",
+    "*l8", "*l5", "*l4", "*l2", "[*l4, *l4, *l4, *l4, *l4, *l4]", "{a: *l8}", "<<: *l4", "*s",
+    "[" + ", ".join(["*s"] * 43) + "]", "[" + ", ".join(["*s"] * 100) + "]",
+    "[" * 20000 + "]" * 20000, "{a: " * 20000 + "1" + "}" * 20000, "[" * 40 + "1" + "]" * 40, "[" * 30 + "1" + "]" * 30,
+    ".inf", "-.inf", ".nan", "1.0e+400", "0x7fffffffffffffffffff", "!!binary aGVsbG8=", "!!set {a, b}",
     "2001-12-14t21:59:43.10-05:00", "!!python/object/apply:os.system [echo pwned]", "&r [1, *r]", "*nowhere",
-    "!!float zz", "!!int 1.5", "!!str", "<<: *l8", "'''", "[1, 2", "{a: 1, a: 2}", "? [1, 2]\n  : 3",
-    "&s " + "y" * 200_000, "[*s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s, *s]",
+    "!!float zz", "!!int 1.5", "!!str", "'''", "[1, 2", "{a: 1, a: 2}", "? [1, 2]\n  : 3", "&t " + "y" * 100_000,
 ]
-BOMB = "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))
+
+
+def _anchors(fragment: str) -> str:
+    """Definitions of the anchors ``fragment`` refers to: ``l0``..``lN`` (each nine copies of the one before,
+    so defining ``l8`` is the billion-laughs file: 9**9 strings) and ``s`` (100,000 characters)."""
+    refs = re.findall(r"\*(l\d|s)\b", fragment)
+    top = max((int(r[1]) for r in refs if r.startswith("l")), default=-1)
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"] if top >= 0 else []
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, top + 1)]
+    if "s" in refs:
+        lines.append("s: &s " + "y" * 100_000)
+    return "".join(line + "\n" for line in lines)
+
+
+BOMB = _anchors("*l8")
 # keys the schema reads that the bases may not carry: added with bad values
 KEYS = ["model_name", "arch", "Hpi", "backend_configs", "tensorrt", "dynamic_shapes", "trt_dynamic_shapes",
         "image_shape", "input_shape", "keep_ratio", "resize_long", "limit_type", "limit_side_len", "img_mode",
@@ -121,7 +137,7 @@ def make_case(rng: random.Random, base_text: str) -> tuple[str, bytes]:
         if raw:
             fragment = rng.choice(FRAGMENTS)
             # a multi-line fragment lands as a flow value on one line, or as written when it is a mapping line
-            text = BOMB + text.replace(SLOT, fragment.replace("\n", " ") if "\n" in fragment else fragment, 1)
+            text = _anchors(fragment) + text.replace(SLOT, fragment, 1)
             return f"{where} = raw {fragment[:40]!r}", text.encode()
         return f"{where} = {repr(value)[:40]}", text.encode()
     data = base_text.encode()
@@ -277,13 +293,21 @@ def run_cli(case: dict[str, Any], out: Path, no_pipeline: bool) -> dict[str, Any
             "traceback": "Traceback" in stderr, "error_lines": errors, "maxrss_kb_so_far": rss}
 
 
+def _reason(message: str) -> str:
+    """A refusal without its file, key path and values: what kind of check refused it."""
+    text = message.split(": ", 1)[1] if ": " in message else message
+    text = re.sub(r"^[\w.\[\]'-]+(: | )", "", text)  # the key path
+    text = re.sub(r"\(got .*|, got .*|\(near line.*|at line \d+, column \d+", "", text)
+    return " ".join(re.sub(r"-?\d[\d.e+-]*", "N", text).split()[:8])
+
+
 def fuzz(root: Path, n: int, cli_n: int, seed: int) -> dict[str, Any]:
     cases = generate(root / "cases", n, seed)
     started = time.perf_counter()
     results, peak = run_reader(cases)
     reader_seconds = time.perf_counter() - started
     cli = []
-    for j, case in enumerate(cases[:: max(1, n // cli_n)][:cli_n]):
+    for j, case in enumerate(cases[:: max(1, n // max(cli_n, 1))][:cli_n]):
         cli.append(run_cli(case, root / "out" / f"{case['i']:05d}", no_pipeline=bool(j % 2)))
     outcomes = Counter(r["outcome"] for r in results.values())
     by_kind = Counter((c["kind"], results[c["file"]]["outcome"]) for c in cases)
@@ -295,6 +319,8 @@ def fuzz(root: Path, n: int, cli_n: int, seed: int) -> dict[str, Any]:
             "bad": [dict(r, desc=next(c["desc"] for c in cases if c["file"] == f)) for f, r in results.items()
                     if r["outcome"] not in ("accepted", "refused") or not r.get("one_line", True)
                     or not r.get("sane", True)],
+            "refusal_reasons": dict(Counter(_reason(r["message"]) for r in results.values()
+                                            if r["outcome"] == "refused").most_common(25)),
             "refusal_sample": [r["message"].split(": ", 1)[1][:160] for r in list(results.values())[:: max(1, n // 8)]
                                if r["outcome"] == "refused"],
             "cli_runs": len(cli), "cli_rc": dict(Counter(c["rc"] for c in cli)),

@@ -138,6 +138,11 @@ def load_yaml_text(text: str, where: str, limits: YamlLimits = YamlLimits()) -> 
         return yaml.load(text, Loader=_loader_class())  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise _yaml_error(where, exc) from None
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        # PyYAML's constructors raise these for an explicit tag the value does not fit (``!!int 1.5``,
+        # ``!!float zz``, ``!!timestamp 2001-13-45``), without a position
+        raise ConfigError(f"{where}: not valid YAML: a tagged value does not fit its tag ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:100]})") from None
     except RecursionError:  # unreachable within max_depth; kept so no limit change can bring a traceback back
         raise ConfigError(f"{where}: nested too deeply") from None
 
