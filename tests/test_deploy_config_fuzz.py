@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from repogen.pipelines.deploy_config import LIMITS
+
 LIMIT_BYTES = 1 << 30  # address space of every child: a run that needs more fails with MemoryError, caught
 CASE_SECONDS = 60
 SLOW = os.environ.get("REPOGEN_SLOW_TESTS") == "1"
@@ -153,9 +155,10 @@ def make_case(rng: random.Random, base_text: str) -> tuple[str, bytes]:
         return "duplicated", data + b"\n" + data
     if roll < 0.97:
         return "two documents", data + b"---\n" + data
-    if roll < 0.985:
-        return "over the size cap", data + b"#" + b"x" * (4 << 20) + b"\n"
-    return "400k nodes", data + b"fuzz_nodes: [" + b",".join([b"1"] * 400_000) + b"]\n"
+    if roll < 0.995:
+        return "over the size cap", data + b"#" + b"x" * LIMITS.max_bytes + b"\n"
+    # a flat list just over the node cap (rare: PyYAML's pure-Python composer takes seconds for it)
+    return "over the node cap", data + b"fuzz_nodes: [" + b",".join([b"1"] * LIMITS.max_nodes) + b"]\n"
 
 
 def _get(doc: Any, path: tuple) -> Any:

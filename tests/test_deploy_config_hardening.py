@@ -20,7 +20,8 @@ from repogen.errors import ConfigError
 from repogen.pipelines import testing
 from repogen.pipelines.bounded_yaml import YamlLimits, load_yaml_text, read_regular_file
 from repogen.pipelines.build_hook import check_labels
-from repogen.pipelines.deploy_config import find_deploy_config, read_deploy_config, read_model_facts
+from repogen.pipelines.config_schema import MAX_LIST
+from repogen.pipelines.deploy_config import LIMITS, find_deploy_config, read_deploy_config, read_model_facts
 from repogen.triton.config import EngineDesc, TensorDesc
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "repogen" / "examples" / "tiny_cnn"
@@ -145,7 +146,7 @@ def test_alias_bombs_are_refused_before_anything_expands(tmp_path, where):
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        _refused(path, "expands to more than 300000 YAML nodes")
+        _refused(path, f"expands to more than {LIMITS.max_nodes} YAML nodes")
         elapsed, (_, peak) = time.perf_counter() - started, tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -159,10 +160,33 @@ def test_aliases_within_the_budget_still_load(tmp_path):
     assert load_yaml_text("a: &a [1, 2]\nb: [*a, *a]\n", "t") == {"a": [1, 2], "b": [[1, 2], [1, 2]]}
 
 
+def test_valid_files_load_as_pyyaml_safe_load_reads_them():
+    """The bounded loader is PyYAML's safe loader with a counting composer: the same values for every config
+    the exports write, characters written as JSON escapes included (libyaml's scanner refuses the surrogate
+    pairs JSON writes for emoji; PyYAML reads them as two code points, and so does this loader)."""
+    import json
+
+    texts = [testing.OCR_DET_YML, testing.ocr_rec_yml(list("ab中😀 '\":") + ["\\", "#", "&", "*x"]), testing.PPDET_YML,
+             testing.LAYOUT_YML, testing.SEG_YML, testing.CLS_YML, testing.TEXTLINE_YML,
+             "character_dict:\n" + "".join(f"- {json.dumps(c)}\n" for c in "😀é\u00a0\t"),
+             "a: &x {b: [1, 2.5, .inf, ~, yes, 0x1F, 2001-12-14]}\nc: *x\nd: {<<: *x, e: 1}\n"]
+    for text in texts:
+        ours, theirs = load_yaml_text(text, "t"), yaml.safe_load(text)
+        assert json.dumps(ours, default=str, sort_keys=True) == json.dumps(theirs, default=str, sort_keys=True)
+    assert load_yaml_text(texts[1], "t")["PostProcess"]["character_dict"][2] == "中"
+
+
+@pytest.mark.parametrize("text", ["Global: !!int 1.5\n", "Global: !!float zz\n", "Global: !!timestamp 2001-13-45\n",
+                                  "Global: !!python/object/apply:os.system [echo pwned]\n", "Global: !!set [1, 2]\n"])
+def test_tags_that_do_not_fit_are_yaml_errors(tmp_path, text):
+    _refused(_write(tmp_path, text), "not valid YAML")
+
+
 def test_recursive_aliases_and_several_documents(tmp_path):
     _refused(_write(tmp_path, "Global: &g {model_name: *g}\n"), "alias *g")
     _refused(_write(tmp_path, "Global: &g [1, *g]\n"), "recursive")
-    _refused(_write(tmp_path, testing.CLS_YML + "---\nGlobal: {}\n"), "more than one YAML document")
+    _refused(_write(tmp_path, "Global: *nowhere\n"), "found undefined alias")
+    _refused(_write(tmp_path, testing.CLS_YML + "---\nGlobal: {}\n"), "expected a single document in the stream")
 
 
 def test_text_bombs_count_characters(tmp_path):
@@ -177,16 +201,24 @@ def test_size_caps(tmp_path):
         f.write(testing.CLS_YML)
         f.write("#" + "x" * (20 << 20) + "\n")  # 20 MB, nearly all of it a comment
     started = time.perf_counter()
-    _refused(big, "at most 4194304 are read")
+    _refused(big, f"at most {LIMITS.max_bytes} are read")
     assert time.perf_counter() - started < 1.0
-    labels = "[" + ", ".join(f"l{i}" for i in range(120_000)) + "]"
+    labels = "[" + ", ".join(f"l{i}" for i in range(MAX_LIST + 1)) + "]"
     _refused(_write(tmp_path, testing.CLS_YML.replace("[circle, square, stripe, dots, blank, noise]", labels)),
-             "PostProcess.Topk.label_list", "at most 100000 items")
-    chars = testing.ocr_rec_yml(["a"] * 120_000)
-    _refused(_write(tmp_path, chars), "PostProcess.character_dict", "at most 100000 items")
+             "PostProcess.Topk.label_list", f"at most {MAX_LIST} items")
     _refused(_write(tmp_path, testing.CLS_YML.replace("circle", "c" * 5000)), "label_list[0]", "at most 1000")
-    nodes = "Global:\n  other: [" + ",".join(["1"] * 400_000) + "]\n"
-    _refused(_write(tmp_path, nodes), "more than 300000 YAML nodes")
+    with pytest.raises(ConfigError, match="expands to more than 1000 YAML nodes"):
+        load_yaml_text("a: [" + ",".join(["1"] * 1001) + "]", "t", YamlLimits(max_nodes=1000))
+
+
+@pytest.mark.skipif(os.environ.get("REPOGEN_SLOW_TESTS") != "1", reason="slow: set REPOGEN_SLOW_TESTS=1")
+def test_size_caps_at_full_size(tmp_path):
+    """The real caps: 10 M characters in a dictionary end at the list cap, a flat list over the node cap is
+    refused while it is composed (pure-Python PyYAML: tens of seconds on a loaded 2-core machine)."""
+    _refused(_write(tmp_path, testing.ocr_rec_yml(["a"] * (MAX_LIST + 1))), "PostProcess.character_dict",
+             f"at most {MAX_LIST} items")
+    nodes = "Global:\n  other: [" + ",".join(["1"] * (LIMITS.max_nodes + 1)) + "]\n"
+    _refused(_write(tmp_path, nodes), f"more than {LIMITS.max_nodes} YAML nodes")
 
 
 def test_limits_are_parameters():
@@ -199,6 +231,8 @@ def test_not_utf8_and_yaml_errors_echo_no_text(tmp_path):
     p = tmp_path / "inference.yml"
     p.write_bytes(b"Global: {model_name: \xff\xfe}\n")
     _refused(p, "not UTF-8")
+    p.write_bytes(b"Global: {model_name: a\x04b}\n")
+    _refused(p, "character #x0004 at character 22 is not allowed")
     secret = "SECRET-TOKEN-1234"
     msg = _refused(_write(tmp_path, f"Global: [{secret}\n  : : :"), "not valid YAML at line")
     assert secret not in msg
@@ -289,6 +323,21 @@ def test_labels_checked_against_the_output_width(tmp_path):
         check_labels(_Spec(labels), None, _engine(10), 8)
     labels.write_text("".join(f"l{i}\n" for i in range(9)) + "last")  # no final newline: still 10 labels
     check_labels(_Spec(labels), None, _engine(10), 8)
+
+
+def test_recognizer_dictionary_checked_against_the_output_width(tmp_path):
+    """PaddleX's CTCLabelDecode reads class i as ['blank'] + character_dict (+ ' ') [i]; the test recognizer
+    (repogen.pipelines.testing) returns len(CHARACTERS) + 2 classes, the official PP-OCRv4 one 6623 + 2."""
+    rec = EngineDesc([TensorDesc("x", "float32", (-1, 3, 48, -1))],
+                     [TensorDesc("softmax", "float32", (-1, -1, len(testing.CHARACTERS) + 2))])
+    check_labels(_Spec(), read_deploy_config(_write(tmp_path, testing.ocr_rec_yml())), rec, 8)
+    short = read_deploy_config(_write(tmp_path, testing.ocr_rec_yml(testing.CHARACTERS[:-1])))
+    with pytest.raises(ConfigError, match=r"character_dict has 35 characters \(\+ blank \+ space = 37 classes\) "
+                                          r"but the model's output softmax has 38 classes"):
+        check_labels(_Spec(), short, rec, 8)
+    no_space = read_deploy_config(_write(tmp_path, testing.ocr_rec_yml() + "  use_space_char: false\n"))
+    with pytest.raises(ConfigError, match=r"36 characters \(\+ blank = 37 classes\)"):
+        check_labels(_Spec(), no_space, rec, 8)
 
 
 # -- the CLI: exit 2, one line, no traceback, for a pipeline build and for --no-pipeline --name X -------------

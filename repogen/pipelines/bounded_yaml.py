@@ -3,14 +3,15 @@
 PyYAML's ``safe_load`` shares an aliased node instead of copying it, so a "billion laughs" file (``l1: &l1
 [*l0, *l0, ...]`` nine levels deep) loads in microseconds - and then costs gigabytes the moment anything walks
 or stringifies the value. Its composer also recurses once per nesting level, so 20,000 nested ``[`` end in
-``RecursionError``. Both are settled here before anything is built: one streaming pass over the parser's events
-(no recursion, no objects kept) counts every node as it would be once the aliases are expanded, and the
-nesting depth; only a document inside the limits is then composed and constructed. Parser errors are reported
-by line and column without echoing the file's text.
+``RecursionError``. Here the composer counts: every node as it would be once the aliases are expanded (an alias
+adds the nodes and characters of the node it names), and the nesting depth, checked before it recurses; a
+document over the limits is refused while it is being composed, before any value is built. Errors are one
+ConfigError line with the line and column, without echoing the file's text.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from repogen.errors import ConfigError
 @dataclass(frozen=True)
 class YamlLimits:
     max_bytes: int = 4 << 20  # the file itself
-    max_nodes: int = 300_000  # scalars + collections, aliases counted as the nodes they stand for
+    max_nodes: int = 200_000  # scalars + collections, aliases counted as the nodes they stand for
     max_chars: int = 8 << 20  # characters in scalars, aliases counted as the text they stand for
     max_depth: int = 32  # nested mappings / sequences
 
@@ -63,79 +64,97 @@ def _yaml() -> Any:
 
 def _yaml_error(where: str, exc: Exception) -> ConfigError:
     # PyYAML's str() quotes the offending lines; the problem and its position are enough and echo nothing
+    if isinstance(getattr(exc, "character", None), int):  # ReaderError: a character YAML does not allow
+        return ConfigError(f"{where}: not valid YAML: character #x{exc.character:04x} at character "
+                           f"{exc.position} is not allowed in YAML text")
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    problem = ", ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
+    problem = problem or type(exc).__name__
     at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return ConfigError(f"{where}: not valid YAML{at}: {' '.join(str(problem).split())[:200]}")
 
 
-def check_events(text: str, where: str, limits: YamlLimits) -> None:
-    """Walk the parser's events once and refuse a document whose expanded size or nesting is over ``limits``,
-    an alias to a node that is not complete (a recursive structure) and a stream of several documents."""
+@functools.lru_cache(maxsize=1)
+def _bounded_loader() -> type:
+    """PyYAML's pure-Python ``SafeLoader`` (what ``yaml.safe_load`` uses: libyaml's scanner reads some files
+    differently, e.g. refuses the surrogate-pair escapes JSON writes for emoji) with a composer that counts."""
     yaml = _yaml()
-    loader = _loader_class()(text)
-    nodes = chars = depth = documents = 0
-    # anchor -> (nodes, chars) of the node it names; open anchors -> totals when their node started
-    anchors: dict[str, tuple[int, int]] = {}
-    opened: list[tuple[str | None, int, int]] = []
 
-    def over(what: str) -> ConfigError:
-        line = loader.peek_event().start_mark.line + 1 if loader.check_event() else "?"
-        return ConfigError(f"{where}: {what} (near line {line}); a deploy config is far smaller: refused before "
-                           "loading")
+    class BoundedLoader(yaml.SafeLoader):
+        where: str = ""
+        limits: YamlLimits = YamlLimits()
 
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise ConfigError(f"{where}: holds more than one YAML document (---); expected one mapping")
-            elif isinstance(event, yaml.AliasEvent):
-                if event.anchor not in anchors:
-                    raise ConfigError(f"{where}: alias *{str(event.anchor)[:64]} refers to a node that is not "
-                                      "complete there (a recursive structure) or not defined")
-                n, c = anchors[event.anchor]
-                nodes += n
-                chars += c
-            elif isinstance(event, yaml.ScalarEvent):
-                nodes += 1
-                chars += len(event.value)
-                if event.anchor is not None:
-                    anchors[event.anchor] = (1, len(event.value))
-            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                nodes += 1
-                depth += 1
-                if depth > limits.max_depth:
-                    raise over(f"nested deeper than {limits.max_depth} levels")
-                opened.append((event.anchor, nodes - 1, chars))
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
-                anchor, n0, c0 = opened.pop()
-                if anchor is not None:
-                    anchors[anchor] = (nodes - n0, chars - c0)
-            if nodes > limits.max_nodes:
-                raise over(f"expands to more than {limits.max_nodes} YAML nodes (aliases counted as copies)")
-            if chars > limits.max_chars:
-                raise over(f"expands to more than {limits.max_chars} characters of text (aliases counted as "
-                           "copies)")
-    except yaml.YAMLError as exc:
-        raise _yaml_error(where, exc) from None
-    finally:
-        loader.dispose()
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.nodes = self.chars = self.depth = 0
+            self.weights: dict[int, tuple[int, int]] = {}  # id(anchored node) -> its (nodes, chars) expanded
 
+        def _count(self, nodes: int, chars: int) -> None:
+            self.nodes += nodes
+            self.chars += chars
+            if self.nodes > self.limits.max_nodes:
+                raise self._over(f"expands to more than {self.limits.max_nodes} YAML nodes (aliases counted as "
+                                 "copies)")
+            if self.chars > self.limits.max_chars:
+                raise self._over(f"expands to more than {self.limits.max_chars} characters of text (aliases "
+                                 "counted as copies)")
 
-def _loader_class() -> Any:
-    yaml = _yaml()
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: the same result, faster
+        def _over(self, what: str) -> ConfigError:
+            mark = self.peek_event().start_mark if self.check_event() else None
+            near = f" (near line {mark.line + 1})" if mark is not None else ""
+            return ConfigError(f"{self.where}: {what}{near}; a deploy config is far smaller: refused before "
+                               "loading")
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                target = self.anchors.get(event.anchor)
+                if target is not None:  # an undefined one is PyYAML's own error
+                    if id(target) not in self.weights:
+                        raise ConfigError(f"{self.where}: alias *{str(event.anchor)[:64]} refers to a node that "
+                                          "contains it (a recursive structure)")
+                    self._count(*self.weights[id(target)])
+                return super().compose_node(parent, index)
+            before = (self.nodes, self.chars)
+            node = super().compose_node(parent, index)
+            if event.anchor is not None:
+                self.weights[id(node)] = (self.nodes - before[0], self.chars - before[1])
+            return node
+
+        def compose_scalar_node(self, anchor: Any) -> Any:
+            node = super().compose_scalar_node(anchor)
+            self._count(1, len(node.value))
+            return node
+
+        def _collection(self, compose: Any, anchor: Any) -> Any:
+            # checked before the composer recurses: 20,000 nested "[" never reach Python's recursion limit
+            if self.depth >= self.limits.max_depth:
+                raise self._over(f"nested deeper than {self.limits.max_depth} levels")
+            self.depth += 1
+            self._count(1, 0)
+            try:
+                return compose(anchor)
+            finally:
+                self.depth -= 1
+
+        def compose_sequence_node(self, anchor: Any) -> Any:
+            return self._collection(super().compose_sequence_node, anchor)
+
+        def compose_mapping_node(self, anchor: Any) -> Any:
+            return self._collection(super().compose_mapping_node, anchor)
+
+    return BoundedLoader
 
 
 def load_yaml_text(text: str, where: str, limits: YamlLimits = YamlLimits()) -> Any:
-    """The document in ``text`` (safe types only), once :func:`check_events` found it inside ``limits``."""
+    """The one document in ``text`` (safe types only). Nodes are counted while they are composed, aliases as
+    the nodes they stand for, so a document over ``limits`` is refused before it is built."""
     yaml = _yaml()
-    check_events(text, where, limits)
+    loader = None
     try:
-        return yaml.load(text, Loader=_loader_class())  # noqa: S506 - a safe loader
+        loader = _bounded_loader()(text)  # the reader refuses control characters here, before any parsing
+        loader.where, loader.limits = where, limits
+        return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise _yaml_error(where, exc) from None
     except (ValueError, TypeError, ArithmeticError) as exc:
@@ -145,6 +164,9 @@ def load_yaml_text(text: str, where: str, limits: YamlLimits = YamlLimits()) -> 
                           f"{' '.join(str(exc).split())[:100]})") from None
     except RecursionError:  # unreachable within max_depth; kept so no limit change can bring a traceback back
         raise ConfigError(f"{where}: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml_file(path: Path | str, what: str, limits: YamlLimits = YamlLimits()) -> Any:

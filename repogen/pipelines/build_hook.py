@@ -134,7 +134,16 @@ def _label_lines(path: Path) -> int:
 
 
 def check_labels(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> None:
-    """Labels name the classes of the first output: as many as it has, or every answer is mislabelled."""
+    """Labels name the classes of the first output: as many as it has, or every answer is mislabelled (and a
+    recognizer's class beyond its dictionary fails the request that meets it)."""
+    if cfg is not None and cfg.kind == "ocr_rec" and cfg.characters is not None and getattr(engine, "outputs", None):
+        out = engine.outputs[0]
+        # PaddleX's CTCLabelDecode: blank + the dictionary (+ " " with use_space_char) over the last axis
+        expected = len(cfg.characters) + 1 + int(bool(cfg.post.get("use_space_char")))
+        if len(out.shape) >= 2 and int(out.shape[-1]) > 0 and int(out.shape[-1]) != expected:
+            raise ConfigError(f"{cfg.path}: PostProcess.character_dict has {len(cfg.characters)} characters (+ blank"
+                              f"{' + space' if cfg.post.get('use_space_char') else ''} = {expected} classes) but "
+                              f"the model's output {out.name} has {out.shape[-1]} classes")
     known = output_classes(engine, max_batch_size)
     if known is None:
         return
