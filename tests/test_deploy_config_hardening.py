@@ -12,6 +12,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -19,10 +20,9 @@ import yaml
 from repogen.errors import ConfigError
 from repogen.pipelines import testing
 from repogen.pipelines.bounded_yaml import YamlLimits, load_yaml_text, read_regular_file
-from repogen.pipelines.build_hook import check_labels
 from repogen.pipelines.config_schema import MAX_LIST
-from repogen.pipelines.deploy_config import LIMITS, find_deploy_config, read_deploy_config, read_model_facts
-from repogen.triton.config import EngineDesc, TensorDesc
+from repogen.pipelines.deploy_config import (LIMITS, check_labels, find_deploy_config, read_deploy_config,
+                                             read_model_facts)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "repogen" / "examples" / "tiny_cnn"
 # a classifier config for the bundled example (10 classes, 3x32x32 input) that builds: the refusals below come
@@ -298,9 +298,13 @@ def test_nonsense_values_are_refused(tmp_path, base, edit, path):
 
 # -- labels against the output width -----------------------------------------------------------------------------
 
-def _engine(width: int | None) -> EngineDesc:
-    shape = (-1, width) if width else (-1, 6)
-    return EngineDesc([TensorDesc("x", "float32", (-1, 3, 32, 32))], [TensorDesc("probs", "float32", shape)])
+def _engine(*outputs: tuple[str, tuple[int, ...]]) -> SimpleNamespace:
+    """What the build's engine description tells of the outputs: names and full shapes (-1: dynamic)."""
+    return SimpleNamespace(outputs=[SimpleNamespace(name=n, dtype="float32", shape=s) for n, s in outputs])
+
+
+def _classifier(width: int | None) -> SimpleNamespace:
+    return _engine(("probs", (-1, width) if width else (-1, 6)))
 
 
 class _Spec:
@@ -314,22 +318,21 @@ def test_labels_checked_against_the_output_width(tmp_path):
     cfg = read_deploy_config(_write(tmp_path, testing.CLS_YML.replace(
         "[circle, square, stripe, dots, blank, noise]", "[" + ", ".join(f"c{i}" for i in range(24)) + "]")))
     with pytest.raises(ConfigError, match=r"label_list has 24 labels but the model's output probs has 10 classes"):
-        check_labels(_Spec(), cfg, _engine(10), 8)
-    check_labels(_Spec(), cfg, _engine(24), 8)  # 24 classes: right
-    check_labels(_Spec(), cfg, _engine(None), 0)  # [M, 6] rows: the class count is not in the shape
+        check_labels(_Spec(), cfg, _classifier(10), 8)
+    check_labels(_Spec(), cfg, _classifier(24), 8)  # 24 classes: right
+    check_labels(_Spec(), cfg, _classifier(None), 0)  # [M, 6] rows: the class count is not in the shape
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"l{i}\n" for i in range(24)))
     with pytest.raises(ConfigError, match=r"labels file .*labels.txt has 24 labels but .* has 10 classes"):
-        check_labels(_Spec(labels), None, _engine(10), 8)
+        check_labels(_Spec(labels), None, _classifier(10), 8)
     labels.write_text("".join(f"l{i}\n" for i in range(9)) + "last")  # no final newline: still 10 labels
-    check_labels(_Spec(labels), None, _engine(10), 8)
+    check_labels(_Spec(labels), None, _classifier(10), 8)
 
 
 def test_recognizer_dictionary_checked_against_the_output_width(tmp_path):
     """PaddleX's CTCLabelDecode reads class i as ['blank'] + character_dict (+ ' ') [i]; the test recognizer
     (repogen.pipelines.testing) returns len(CHARACTERS) + 2 classes, the official PP-OCRv4 one 6623 + 2."""
-    rec = EngineDesc([TensorDesc("x", "float32", (-1, 3, 48, -1))],
-                     [TensorDesc("softmax", "float32", (-1, -1, len(testing.CHARACTERS) + 2))])
+    rec = _engine(("softmax", (-1, -1, len(testing.CHARACTERS) + 2)))
     check_labels(_Spec(), read_deploy_config(_write(tmp_path, testing.ocr_rec_yml())), rec, 8)
     short = read_deploy_config(_write(tmp_path, testing.ocr_rec_yml(testing.CHARACTERS[:-1])))
     with pytest.raises(ConfigError, match=r"character_dict has 35 characters \(\+ blank \+ space = 37 classes\) "

@@ -8,20 +8,17 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
-from repogen.pipelines.bounded_yaml import read_regular_file
-from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, is_unsupported,
-                                             read_deploy_config, read_model_facts)
+from repogen.pipelines.deploy_config import (DeployConfig, check_labels, find_deploy_config, input_roles,
+                                             is_unsupported, read_deploy_config, read_model_facts)
 from repogen.pipelines.ensemble import GeneratedModel, generate
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
-LABELS_MAX_BYTES = 8 << 20  # a labels file (100,000 labels of 80 characters)
 
 
 def _config_path(source: Path, explicit: Path | None) -> Path | None:
@@ -111,52 +108,6 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
     return dataclasses.replace(spec, min_shapes=[_shape_text({n: r[0] for n, r in rng.items()})],
                                opt_shapes=[_shape_text({n: r[1] for n, r in rng.items()})],
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])
-
-
-def output_classes(engine: Any, max_batch_size: int) -> tuple[str, int] | None:
-    """(name, class count) of the first output, the one Triton's ``label_filename`` and a Topk pipeline read,
-    when its per-request shape is fully known; None otherwise (a detector's [M, 6] rows, dynamic dims)."""
-    if not getattr(engine, "outputs", None):
-        return None
-    out = engine.outputs[0]
-    dims = [int(d) for d in out.shape]
-    if max_batch_size > 0:
-        dims = dims[1:]  # the batch dim
-    if not dims or any(d <= 0 for d in dims):
-        return None
-    return out.name, math.prod(dims)
-
-
-def _label_lines(path: Path) -> int:
-    """Labels in a ``label_filename`` file as Triton counts them: one a line, a final newline ends the last."""
-    text = read_regular_file(path, LABELS_MAX_BYTES, "labels file").decode("utf-8", errors="replace")
-    return len(text.split("\n")) - (1 if text.endswith("\n") else 0) if text else 0
-
-
-def check_labels(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> None:
-    """Labels name the classes of the first output: as many as it has, or every answer is mislabelled (and a
-    recognizer's class beyond its dictionary fails the request that meets it)."""
-    if cfg is not None and cfg.kind == "ocr_rec" and cfg.characters is not None and getattr(engine, "outputs", None):
-        out = engine.outputs[0]
-        # PaddleX's CTCLabelDecode: blank + the dictionary (+ " " with use_space_char) over the last axis
-        expected = len(cfg.characters) + 1 + int(bool(cfg.post.get("use_space_char")))
-        if len(out.shape) >= 2 and int(out.shape[-1]) > 0 and int(out.shape[-1]) != expected:
-            raise ConfigError(f"{cfg.path}: PostProcess.character_dict has {len(cfg.characters)} characters (+ blank"
-                              f"{' + space' if cfg.post.get('use_space_char') else ''} = {expected} classes) but "
-                              f"the model's output {out.name} has {out.shape[-1]} classes")
-    known = output_classes(engine, max_batch_size)
-    if known is None:
-        return
-    name, classes = known
-    if cfg is not None and cfg.kind == "classification" and cfg.labels is not None and len(cfg.labels) != classes:
-        raise ConfigError(f"{cfg.path}: PostProcess.Topk.label_list has {len(cfg.labels)} labels but the model's "
-                          f"output {name} has {classes} classes")
-    labels = getattr(spec, "labels", None)
-    if labels is not None:
-        count = _label_lines(Path(labels))
-        if count != classes:
-            raise ConfigError(f"{spec.name}: labels file {labels} has {count} labels but the model's output {name} "
-                              f"has {classes} classes")
 
 
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:

@@ -20,13 +20,14 @@ expansion and nesting caps): a bad config is one ConfigError line, never a trace
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
-from repogen.pipelines.bounded_yaml import YamlLimits, load_yaml_file
+from repogen.pipelines.bounded_yaml import YamlLimits, load_yaml_file, read_regular_file
 
 try:  # pydantic comes with the pipelines extra: without it, models with no deploy config still build
     from pydantic import ValidationError
@@ -39,6 +40,7 @@ except ImportError:
 CONFIG_NAMES = ("inference.yml", "infer_cfg.yml", "deploy.yaml", "deploy.yml")
 KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation", "classification")
 LIMITS = YamlLimits()  # size, node, text and nesting caps on a deploy config file (docs/robustness.md)
+LABELS_MAX_BYTES = 8 << 20  # a labels file (100,000 labels of 80 characters)
 
 
 @dataclass
@@ -203,6 +205,52 @@ def read_model_facts(path: Path | str) -> DeployConfig:
     kind = "detection" if "Preprocess" in data else "model"
     return DeployConfig(path, fmt, kind, ident.name(), ident.arch, "BGR", [], {},
                         dynamic_shapes=ident.dynamic_shapes())
+
+
+def output_classes(engine: Any, max_batch_size: int) -> tuple[str, int] | None:
+    """(name, class count) of the first output, the one Triton's ``label_filename`` and a Topk pipeline read,
+    when its per-request shape is fully known; None otherwise (a detector's [M, 6] rows, dynamic dims)."""
+    if not getattr(engine, "outputs", None):
+        return None
+    out = engine.outputs[0]
+    dims = [int(d) for d in out.shape]
+    if max_batch_size > 0:
+        dims = dims[1:]  # the batch dim
+    if not dims or any(d <= 0 for d in dims):
+        return None
+    return out.name, math.prod(dims)
+
+
+def _label_lines(path: Path) -> int:
+    """Labels in a ``label_filename`` file as Triton counts them: one a line, a final newline ends the last."""
+    text = read_regular_file(path, LABELS_MAX_BYTES, "labels file").decode("utf-8", errors="replace")
+    return len(text.split("\n")) - (1 if text.endswith("\n") else 0) if text else 0
+
+
+def check_labels(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> None:
+    """Labels name the classes of the first output: as many as it has, or every answer is mislabelled (and a
+    recognizer's class beyond its dictionary fails the request that meets it)."""
+    if cfg is not None and cfg.kind == "ocr_rec" and cfg.characters is not None and getattr(engine, "outputs", None):
+        out = engine.outputs[0]
+        # PaddleX's CTCLabelDecode: blank + the dictionary (+ " " with use_space_char) over the last axis
+        expected = len(cfg.characters) + 1 + int(bool(cfg.post.get("use_space_char")))
+        if len(out.shape) >= 2 and int(out.shape[-1]) > 0 and int(out.shape[-1]) != expected:
+            raise ConfigError(f"{cfg.path}: PostProcess.character_dict has {len(cfg.characters)} characters (+ blank"
+                              f"{' + space' if cfg.post.get('use_space_char') else ''} = {expected} classes) but "
+                              f"the model's output {out.name} has {out.shape[-1]} classes")
+    known = output_classes(engine, max_batch_size)
+    if known is None:
+        return
+    name, classes = known
+    if cfg is not None and cfg.kind == "classification" and cfg.labels is not None and len(cfg.labels) != classes:
+        raise ConfigError(f"{cfg.path}: PostProcess.Topk.label_list has {len(cfg.labels)} labels but the model's "
+                          f"output {name} has {classes} classes")
+    labels = getattr(spec, "labels", None)
+    if labels is not None:
+        count = _label_lines(Path(labels))
+        if count != classes:
+            raise ConfigError(f"{spec.name}: labels file {labels} has {count} labels but the model's output {name} "
+                              f"has {classes} classes")
 
 
 def input_roles(input_names: list[str], where: str) -> dict[str, str]:
