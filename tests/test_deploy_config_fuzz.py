@@ -24,6 +24,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -280,20 +281,25 @@ def run_cli(case: dict[str, Any], out: Path, no_pipeline: bool) -> dict[str, Any
             "--no-check"] + (["--no-pipeline", "--name", "X"] if no_pipeline else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     started = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_cap)
-    try:
-        stdout, stderr = proc.communicate(timeout=CASE_SECONDS)
-        hung = False
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        hung = True
+    logs = model / "cli.stdout", model / "cli.stderr"
+    killed = threading.Event()
+    with logs[0].open("w") as stdout, logs[1].open("w") as stderr:
+        proc = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, preexec_fn=_cap)
+
+        def kill() -> None:
+            killed.set()
+            proc.kill()
+
+        timer = threading.Timer(CASE_SECONDS, kill)
+        timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest child's so far
+        timer.cancel()
     seconds = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far (kB)
-    errors = [ln for ln in stderr.replace("\r", "\n").splitlines() if "error:" in ln]
-    return {"file": case["file"], "rc": proc.returncode, "hung": hung, "seconds": round(seconds, 2),
-            "traceback": "Traceback" in stderr, "error_lines": errors, "maxrss_kb_so_far": rss}
+    err = logs[1].read_text(errors="replace")
+    errors = [ln for ln in err.replace("\r", "\n").splitlines() if "error:" in ln]
+    return {"file": case["file"], "rc": os.waitstatus_to_exitcode(status), "hung": killed.is_set(),
+            "seconds": round(seconds, 2), "traceback": "Traceback" in err, "error_lines": errors,
+            "maxrss_kb": usage.ru_maxrss}
 
 
 def _reason(message: str) -> str:
@@ -329,7 +335,7 @@ def fuzz(root: Path, n: int, cli_n: int, seed: int) -> dict[str, Any]:
             "cli_runs": len(cli), "cli_rc": dict(Counter(c["rc"] for c in cli)),
             "cli_sample": [c["error_lines"][0][:200] for c in cli[:4] if c["error_lines"]],
             "cli_slowest_s": max((c["seconds"] for c in cli), default=0),
-            "cli_peak_rss_mb": round(max((c["maxrss_kb_so_far"] for c in cli), default=0) / 1024, 1),
+            "cli_peak_rss_mb": round(max((c["maxrss_kb"] for c in cli), default=0) / 1024, 1),
             "cli_bad": [c for c in cli if c["rc"] not in (0, 2) or c["hung"] or c["traceback"]
                         or (c["rc"] == 2 and len(c["error_lines"]) != 1)]}
 
