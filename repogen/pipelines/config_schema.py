@@ -518,7 +518,9 @@ def key_path(loc: tuple[Any, ...]) -> str:
     ``PreProcess.transform_ops[2].DetResizeForTest.resize_long``."""
     out = ""
     for i, part in enumerate(loc):
-        if isinstance(part, int) or (i and loc[i - 1] in FREE_FORM) or not re.fullmatch(r"[\w.-]{1,80}", str(part)):
+        if part == "[key]":  # pydantic's mark for a mapping's key (rather than its value)
+            out += " (the key)"
+        elif isinstance(part, int) or (i and loc[i - 1] in FREE_FORM) or not re.fullmatch(r"[\w.-]{1,80}", str(part)):
             out += f"[{part!r}]" if not isinstance(part, int) else f"[{part}]"
         else:
             out += ("." if out else "") + str(part)
