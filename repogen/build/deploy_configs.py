@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
-from repogen.pipelines.deploy_config import DeployConfig, find_deploy_config, read_deploy_config, read_model_facts
+from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, is_unsupported, read_deploy_config,
+                                             read_model_facts)
 
 
 def _config_path(source: Path, explicit: Path | None) -> Path | None:
@@ -26,8 +27,8 @@ def deploy_config(spec: Any) -> DeployConfig | None:
         return None
     try:
         return read_deploy_config(path)  # under --no-pipeline too: labels and transform-derived profiles
-    except ConfigError:
-        if getattr(spec, "pipeline", True):
+    except ConfigError as exc:  # a bad value is an error either way; only "no pipeline for this" falls back
+        if getattr(spec, "pipeline", True) or not is_unsupported(exc):
             raise
         return read_model_facts(path)  # transforms or a post-processor repogen has no pipeline for
 

@@ -15,7 +15,7 @@ from typing import Any
 from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build reads configs through here
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
-from repogen.pipelines.deploy_config import DeployConfig, input_roles
+from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
@@ -80,6 +80,7 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 
 
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
+    check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
     if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1

@@ -1,0 +1,616 @@
+"""The typed schema every deploy config goes through (pydantic v2), and the transforms it knows.
+
+One class per exporter transform or post-processor. A class declares its arguments with their types and
+ranges; pydantic checks them; ``steps`` turns the checked arguments into the canonical steps
+``repogen.pipelines.ops`` runs, with PaddleX's semantics. Adding a transform is one small class::
+
+    @register(DET_TRANSFORMS, "Pad")
+    class DetPad(Transform):
+        size: Pair = [640, 640]
+        def steps(self, ctx): return [{"op": "pad", "size": self.size}]
+
+Every bad value becomes one :class:`~repogen.errors.ConfigError` line naming the file, the key path
+(``PreProcess.transform_ops[2].DetResizeForTest.resize_long``) and what was expected. Values are bounded so
+that a config cannot ask for absurd work: sides up to :data:`MAX_SIDE` pixels, lists of labels or characters up
+to :data:`MAX_LIST` entries, finite numbers only. A transform or post-processor repogen has no class for is an
+:class:`UnsupportedConfigError`: the config is well formed, only no pipeline can be made of it, so the model
+alone may still be served (``--no-pipeline``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import reprlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from repogen.errors import ConfigError
+
+MAX_SIDE = 10000  # pixels on an image side (the served pipelines refuse larger requests too)
+MAX_LIST = 100_000  # labels or CTC characters (PP-OCRv5's dictionary has 18,383; ImageNet-22k 21,841 classes)
+MAX_NAME = 1000  # characters in a label, a character entry, a model or input name
+MAX_DIM = 1 << 20  # a dim of an Hpi dynamic-shape range
+MAX_RANK = 8
+INTERP_CODES = {0: "NEAREST", 1: "LINEAR", 2: "BICUBIC", 3: "AREA", 4: "LANCZOS4"}
+INTERP_NAMES = {"NEAREST", "LINEAR", "BILINEAR", "BICUBIC", "CUBIC", "AREA", "LANCZOS4"}
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+class UnsupportedConfigError(ConfigError):
+    """A well-formed deploy config that names a transform or post-processor repogen has no pipeline for."""
+
+
+# -- value types -------------------------------------------------------------------------------------------------
+
+def _fail(message: str) -> PydanticCustomError:
+    # "{m}" keeps braces in the message literal
+    return PydanticCustomError("repogen", "{m}", {"m": message})
+
+
+def _not_bool(value: Any) -> Any:
+    # YAML's true/false are not numbers, whatever int(True) says
+    if isinstance(value, bool):
+        raise _fail(f"expected a number, got {value}")
+    return value
+
+
+def _scalar_text(value: Any) -> Any:
+    """Labels and characters as the exporters write them: strings, or numbers YAML read as numbers."""
+    if isinstance(value, bool) or isinstance(value, (int, float)) and math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise _fail(f"expected a name (a string), got {type(value).__name__}")
+
+
+def _repeat(n: int) -> Callable[[Any], Any]:
+    """A scalar stands for the same value on every axis (``size: 224``, ``mean: 0.5``)."""
+    def widen(value: Any) -> Any:
+        return [value] * n if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    return widen
+
+
+def _fraction(value: Any) -> Any:
+    """PaddleOCR writes ``scale: 1./255.``: that small arithmetic, without eval()."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9.eE+-]{1,32})\s*(?:/\s*([0-9.eE+-]{1,32}))?\s*", value)
+        try:
+            if not m:
+                raise ValueError
+            value = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
+        except (ValueError, ZeroDivisionError):
+            raise _fail(f"{_short(value)} is not a number or a/b fraction") from None
+    return value
+
+
+def _interp(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value in INTERP_CODES:
+        return INTERP_CODES[value]
+    if isinstance(value, str) and value.upper() in INTERP_NAMES:
+        return value.upper()
+    raise _fail(f"interp {_short(value)} is not an OpenCV code 0-4 or one of {sorted(INTERP_NAMES)}")
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_LIST)]  # topk, max_candidates
+Stride = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=1024)]  # pixels; 0: none
+Side = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_SIDE)]
+# normalisation: means and stds in pixel units (123.675, 58.395) or in [0, 1]; bounded so scale/std and mean/std
+# stay ordinary float32 numbers
+MeanValue = Annotated[float, BeforeValidator(_not_bool), Field(ge=-1e4, le=1e4, allow_inf_nan=False)]
+StdValue = Annotated[float, BeforeValidator(_not_bool), Field(ge=1e-6, le=1e4, allow_inf_nan=False)]
+Unit = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Pair = Annotated[list[Side], BeforeValidator(_repeat(2)), Field(min_length=2, max_length=2)]
+Mean = Annotated[list[MeanValue], BeforeValidator(_repeat(3)), Field(min_length=3, max_length=3)]
+Std = Annotated[list[StdValue], BeforeValidator(_repeat(3)), Field(min_length=3, max_length=3)]
+Scale = Annotated[float, BeforeValidator(_not_bool), BeforeValidator(_fraction),
+                  Field(gt=0.0, le=1e4, allow_inf_nan=False)]
+Interp = Annotated[str, BeforeValidator(_interp)]
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+Label = Annotated[str, BeforeValidator(_scalar_text), Field(max_length=MAX_NAME)]
+Labels = Annotated[list[Label], Field(max_length=MAX_LIST)]
+Color = Annotated[Literal["BGR", "RGB"], BeforeValidator(_upper)]
+
+
+class Schema(BaseModel):
+    """Exports carry many keys repogen does not read (training leftovers, other runtimes): ignored, never
+    trusted. Types are PaddleX's: numbers where numbers go, no silent truncation of 3.5 to 3."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- transforms --------------------------------------------------------------------------------------------------
+
+@dataclass
+class StepContext:
+    """What one transform's steps may depend on besides its own arguments, or settle for the ones after it."""
+
+    model_name: str | None
+    color: str = "RGB"  # PaddleX's predictors read RGB unless DecodeImage says otherwise
+
+
+class Transform(Schema):
+    """One entry of a transform list; ``steps`` are the canonical ops (may be none: training-only entries)."""
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return []
+
+
+Registry = dict[str, type[Transform]]
+OCR_TRANSFORMS: Registry = {}  # PaddleX OCR / classification ``PreProcess.transform_ops``: [{Name: {args}}]
+DET_TRANSFORMS: Registry = {}  # PaddleX / PaddleDetection ``Preprocess``: [{type: Name, args...}]
+SEG_TRANSFORMS: Registry = {}  # PaddleSeg ``Deploy.transforms``: [{type: Name, args...}]
+
+
+def register(registry: Registry, name: str) -> Callable[[type[Transform]], type[Transform]]:
+    def add(cls: type[Transform]) -> type[Transform]:
+        registry[name] = cls
+        return cls
+    return add
+
+
+def normalize_step(scale: float, mean: list[float], std: list[float]) -> dict[str, Any]:
+    # the same float64 alpha/beta PaddleX computes, so the float32 products agree bit for bit
+    return {"op": "normalize", "alpha": [scale / s for s in std], "beta": [-m / s for m, s in zip(mean, std)]}
+
+
+class Ignored(Transform):
+    """Training-only label encoders and key filters that exports keep in their transform lists."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+for _name in ("DetLabelEncode", "KeepKeys", "MultiLabelEncode", "CTCLabelEncode", "NRTRLabelEncode",
+              "SARLabelEncode", "ClsLabelEncode"):
+    register(OCR_TRANSFORMS, _name)(Ignored)
+IGNORED = frozenset(n for n, c in OCR_TRANSFORMS.items() if c is Ignored)
+
+# PaddleX limits the long side of these detectors (limit_type "max", 960) unless the config says otherwise
+MAX_LIMIT_DET_MODELS = {"PP-OCRv5_server_det", "PP-OCRv5_mobile_det", "PP-OCRv4_server_det",
+                        "PP-OCRv4_mobile_det", "PP-OCRv3_server_det", "PP-OCRv3_mobile_det",
+                        "PP-OCRv6_medium_det", "PP-OCRv6_small_det", "PP-OCRv6_tiny_det"}
+
+
+@register(OCR_TRANSFORMS, "DecodeImage")
+class DecodeImage(Transform):
+    img_mode: Color = "BGR"
+    channel_first: bool = False
+
+    @model_validator(mode="after")
+    def _hwc(self) -> DecodeImage:
+        if self.channel_first:
+            raise _fail("channel_first true is not supported (PaddleX refuses it too)")
+        return self
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        ctx.color = self.img_mode
+        return []
+
+
+@register(OCR_TRANSFORMS, "DetResizeForTest")
+class DetResizeForTest(Transform):
+    image_shape: Pair | None = None  # [h, w]
+    keep_ratio: bool = False
+    input_shape: Annotated[list[Side], Field(min_length=3, max_length=3)] | None = None  # [c, h, w]
+    resize_long: Side | None = None
+    limit_type: Literal["max", "min", "resize_long"] | None = None
+    limit_side_len: Side | None = None  # checked; the limit PaddleX's predictor applies is resize_long
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        # PaddleX's predictor: the limit is resize_long (default 960 for PP-OCR detectors, else 736) with
+        # limit_type "max" for PP-OCR detectors, "min" otherwise; image_shape / input_shape win over both
+        if self.image_shape is not None:
+            return [{"op": "det_resize", "image_shape": list(self.image_shape), "keep_ratio": self.keep_ratio}]
+        if self.input_shape is not None:
+            return [{"op": "det_resize", "input_shape": list(self.input_shape)}]
+        in_list = ctx.model_name in MAX_LIMIT_DET_MODELS
+        return [{"op": "det_resize", "limit_side_len": self.resize_long or (960 if in_list else 736),
+                 "limit_type": self.limit_type or ("max" if in_list else "min")}]
+
+
+@register(OCR_TRANSFORMS, "NormalizeImage")
+class NormalizeImage(Transform):
+    scale: Scale = 1 / 255
+    mean: Mean = IMAGENET_MEAN
+    std: Std = IMAGENET_STD
+    order: str | None = "hwc"
+
+    @model_validator(mode="after")
+    def _hwc(self) -> NormalizeImage:
+        if (self.order or "hwc").lower() != "hwc":
+            raise _fail(f"order {self.order[:40]!r}: only hwc normalisation is supported")
+        return self
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [normalize_step(self.scale, self.mean, self.std)]
+
+
+@register(OCR_TRANSFORMS, "ResizeImage")
+class ResizeImage(Transform):
+    resize_short: Side | None = None
+    size: Pair | None = None  # [w, h]
+    interpolation: Interp = "LINEAR"
+
+    @model_validator(mode="after")
+    def _one(self) -> ResizeImage:
+        if self.resize_short is None and self.size is None:
+            raise _fail("needs resize_short or size")
+        return self
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        if self.resize_short is not None:
+            return [{"op": "resize_short", "target": self.resize_short, "interp": self.interpolation}]
+        return [{"op": "resize", "target_wh": list(self.size), "keep_ratio": False, "interp": self.interpolation}]
+
+
+@register(OCR_TRANSFORMS, "CropImage")
+class CropImage(Transform):
+    size: Pair = [224, 224]  # [w, h]
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "center_crop", "size": list(self.size)}]
+
+
+@register(OCR_TRANSFORMS, "ToCHWImage")
+class ToCHWImage(Transform):
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "to_chw"}]
+
+
+def _chw(value: Any) -> Any:
+    if not (isinstance(value, list) and len(value) == 3):
+        raise _fail(f"image_shape must be [C, H, W], got {_short(value)}")
+    return value
+
+
+@register(OCR_TRANSFORMS, "RecResizeImg")
+class RecResizeImg(Transform):
+    image_shape: Annotated[list[Side], BeforeValidator(_chw)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("image_shape") is None:
+            raise _fail("image_shape must be [C, H, W], got None")
+        return data
+
+    @model_validator(mode="after")
+    def _channels(self) -> RecResizeImg:
+        if self.image_shape[0] not in (1, 3):
+            raise _fail(f"image_shape [C, H, W] needs C 1 or 3, got {self.image_shape[0]}")
+        return self
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "rec_resize", "image_shape": list(self.image_shape)}]
+
+
+def _hw(value: Any) -> Any:
+    value = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in value)):
+        raise _fail(f"must be [height, width] of integers 1-{MAX_SIDE}, got {_short(value)}")
+    return value
+
+
+@register(DET_TRANSFORMS, "Resize")
+class DetResize(Transform):
+    target_size: Annotated[list[int], BeforeValidator(_hw)]  # [h, w]
+    keep_ratio: bool = False
+    interp: Interp = "BICUBIC"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target_size" not in data:
+            raise _fail("needs target_size [height, width]")
+        return data
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        h, w = self.target_size
+        return [{"op": "resize", "target_wh": [w, h], "keep_ratio": self.keep_ratio, "interp": self.interp}]
+
+
+@register(DET_TRANSFORMS, "NormalizeImage")
+class DetNormalizeImage(Transform):
+    is_scale: bool = True
+    norm_type: Name | None = None
+    mean: Mean = IMAGENET_MEAN
+    std: Std = IMAGENET_STD
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        # PaddleX: no norm_type or "none" means mean_std; any other norm_type drops mean and std
+        mean_std = (self.norm_type or "mean_std") in ("mean_std", "none")
+        return [normalize_step(1.0 / 255.0 if self.is_scale else 1.0, self.mean if mean_std else [0.0] * 3,
+                               self.std if mean_std else [1.0] * 3)]
+
+
+@register(DET_TRANSFORMS, "Permute")
+class Permute(ToCHWImage):
+    pass
+
+
+@register(DET_TRANSFORMS, "PadStride")
+class PadStride(Transform):
+    stride: Stride = 32
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "pad_stride", "stride": self.stride}]
+
+
+def _wh_or_keep(value: Any) -> Any:
+    value = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if value == [-1, -1]:
+        return None
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in value)):
+        raise _fail(f"must be [width, height] of integers 1-{MAX_SIDE} (or -1 to keep the size), "
+                    f"got {_short(value)}")
+    return value
+
+
+@register(SEG_TRANSFORMS, "Resize")
+class SegResize(Transform):
+    target_size: Annotated[list[int] | None, BeforeValidator(_wh_or_keep)] = None  # [w, h]; None keeps the size
+    keep_ratio: bool = True
+    size_divisor: Stride | None = 32
+    interp: Interp = "LINEAR"
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "resize", "target_wh": self.target_size, "keep_ratio": self.keep_ratio,
+                 "size_divisor": self.size_divisor, "interp": self.interp}]
+
+
+@register(SEG_TRANSFORMS, "Normalize")
+class SegNormalize(Transform):
+    mean: Mean = [0.5, 0.5, 0.5]
+    std: Std = [0.5, 0.5, 0.5]
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [normalize_step(1 / 255, self.mean, self.std)]
+
+
+# -- post-processors and sections ----------------------------------------------------------------------------------
+
+class DBPostProcess(Schema):
+    thresh: Unit = 0.3
+    box_thresh: Unit = 0.6
+    max_candidates: Count = 1000
+    unclip_ratio: Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0, le=100.0, allow_inf_nan=False)] = 2.0
+    use_dilation: bool = False
+    score_mode: Literal["fast", "slow"] = "fast"
+    box_type: Literal["quad", "poly"] = "quad"
+
+
+def _characters(value: Any) -> Any:
+    if not isinstance(value, list) or not value:
+        raise _fail("character_dict must be a non-empty list of characters")
+    return value
+
+
+class CTCLabelDecode(Schema):
+    character_dict: Annotated[Labels, BeforeValidator(_characters)]
+    use_space_char: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "character_dict" not in data:
+            raise _fail("character_dict must be a non-empty list of characters")
+        return data
+
+
+def _list_of_names(value: Any) -> Any:
+    if value is not None and not isinstance(value, list):
+        raise _fail(f"must be a list of names, got {type(value).__name__}")
+    return value
+
+
+NameList = Annotated[Labels, BeforeValidator(_list_of_names)]
+
+
+class Topk(Schema):
+    topk: Count = 5
+    label_list: NameList | None = None
+
+
+class PostProcessHead(Schema):
+    name: Name | None = None
+    Topk: Any = None
+
+
+class PreProcessSection(Schema):
+    transform_ops: Annotated[list[Any], Field(max_length=1000)] | None = None
+
+
+class DeploySection(Schema):  # PaddleSeg
+    transforms: Annotated[list[Any], Field(max_length=1000)] | None = None
+
+
+def _shape_range(value: Any) -> Any:
+    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(s, list) for s in value)
+            and len({len(s) for s in value}) == 1 and 1 <= len(value[0]) <= MAX_RANK):
+        raise _fail(f"must be [[min], [opt], [max]] of one rank (1-{MAX_RANK}), got {_short(value)}")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM for s in value for d in s):
+        raise _fail(f"must hold integer dims 1-{MAX_DIM}, got {_short(value)}")
+    lo, opt, hi = value
+    if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
+        raise _fail(f"must have min <= opt <= max on every dim, got {_short(value)}")
+    return value
+
+
+ShapeRange = Annotated[list[list[int]], BeforeValidator(_shape_range)]
+Shapes = Annotated[dict[Name, ShapeRange], Field(max_length=256)]
+
+
+class TensorRTSection(Schema):
+    dynamic_shapes: Shapes | None = None
+
+
+class PaddleInferSection(Schema):
+    trt_dynamic_shapes: Shapes | None = None
+
+
+class BackendConfigs(Schema):
+    paddle_infer: PaddleInferSection | None = None
+    tensorrt: TensorRTSection | None = None
+
+
+class HpiSection(Schema):
+    backend_configs: BackendConfigs | None = None
+
+
+class GlobalSection(Schema):
+    model_name: Name | None = None
+
+
+class Identity(Schema):
+    """What names the model and bounds its shapes, whatever the rest of the config holds."""
+
+    Global: GlobalSection | None = None
+    model_name: Name | None = None
+    arch: Name | None = None
+    Hpi: HpiSection | None = None
+
+    def name(self) -> str | None:
+        return (self.Global.model_name if self.Global else None) or self.model_name
+
+    def dynamic_shapes(self) -> dict[str, list[list[int]]]:
+        backends = self.Hpi.backend_configs if self.Hpi else None
+        if backends is None:
+            return {}
+        shapes = ((backends.tensorrt.dynamic_shapes if backends.tensorrt else None)
+                  or (backends.paddle_infer.trt_dynamic_shapes if backends.paddle_infer else None) or {})
+        return {name: [list(s) for s in rng] for name, rng in shapes.items()}
+
+
+class DetectionSection(Schema):  # PaddleX detection / layout and PaddleDetection: beside ``Preprocess``
+    draw_threshold: Unit = 0.5
+    label_list: NameList | None = None
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxdict = 4
+_REPR.maxlevel = 2
+
+
+def _short(value: Any) -> str:
+    """A bounded repr: a value may be a list of 100,000 labels."""
+    return _REPR.repr(value)
+
+
+FREE_FORM = {"dynamic_shapes", "trt_dynamic_shapes"}  # mappings keyed by the user's names (input names)
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """``('PreProcess', 'transform_ops', 2, 'DetResizeForTest', 'resize_long')`` ->
+    ``PreProcess.transform_ops[2].DetResizeForTest.resize_long``."""
+    out = ""
+    for i, part in enumerate(loc):
+        if part == "[key]":  # pydantic's mark for a mapping's key (rather than its value)
+            out += " (the key)"
+        elif isinstance(part, int) or (i and loc[i - 1] in FREE_FORM) or not re.fullmatch(r"[\w.-]{1,80}", str(part)):
+            out += f"[{part!r}]" if not isinstance(part, int) else f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_EXPECTED = {
+    "model_type": "expected a mapping", "dict_type": "expected a mapping", "list_type": "expected a list",
+    "int_type": "expected an integer", "int_parsing": "expected an integer", "int_from_float": "expected an integer",
+    "float_type": "expected a number", "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
+    "bool_type": "expected true or false", "bool_parsing": "expected true or false", "string_type": "expected a string",
+    "missing": "is required",
+}
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "repogen":
+        return ctx["m"]
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"expected a value {op} {bound}"
+    if kind in ("too_short", "too_long"):
+        want = f"at most {ctx.get('max_length')}" if kind == "too_long" else f"at least {ctx.get('min_length')}"
+        return f"expected {want} items"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected')}"
+    if kind == "string_too_long":
+        return f"expected a string of at most {ctx.get('max_length')} characters"
+    msg = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    return _EXPECTED.get(kind) or "expected " + msg
+
+
+def validate(cls: type[Schema], value: Any, file: Path | str, loc: tuple[Any, ...] = ()) -> Any:
+    """``cls`` from ``value`` (a mapping from the YAML), or one ConfigError: file, key path, expectation."""
+    try:
+        return cls.model_validate(value)
+    except ValidationError as exc:
+        raise schema_error(file, exc, loc) from None
+
+
+def schema_error(file: Path | str, exc: ValidationError, loc: tuple[Any, ...] = ()) -> ConfigError:
+    err = exc.errors(include_url=False, include_input=True)[0]  # the first: one line, one fix at a time
+    path = key_path(tuple(loc) + tuple(err["loc"]))
+    msg = _message(err)
+    got = "" if err["type"] in ("repogen", "missing") or "input" not in err else f" (got {_short(err['input'])})"
+    joint = " " if msg.startswith(("must ", "is ", "needs ")) else ": "
+    return ConfigError(one_line(f"{file}: {path}{joint}{msg}{got}"))
+
+
+def one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def fail(file: Path | str, loc: tuple[Any, ...], message: str, unsupported: bool = False) -> ConfigError:
+    cls = UnsupportedConfigError if unsupported else ConfigError
+    return cls(one_line(f"{file}: {key_path(loc)}: {message}"))
+
+
+def parse_transforms(entries: list[Any] | None, registry: Registry, file: Path | str, loc: tuple[Any, ...],
+                     style: Literal["one_key", "type_key"]) -> list[Transform]:
+    """Each entry validated by its registered class: ``{Name: {args}}`` (``one_key``, PaddleX OCR) or
+    ``{type: Name, args...}`` (``type_key``, PaddleDetection / PaddleSeg)."""
+    out = []
+    known = ", ".join(sorted(registry))
+    for i, entry in enumerate(entries or []):
+        if style == "one_key":
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise fail(file, loc + (i,), "expected a one-key mapping like {DetResizeForTest: {...}}, got "
+                           + _short(entry))
+            (name, args), = entry.items()
+            if args is None:
+                args = {}
+        else:
+            if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+                raise fail(file, loc + (i,), f"expected a mapping with a 'type' key, got {_short(entry)}")
+            name, args = entry["type"], {k: v for k, v in entry.items() if k != "type"}
+        if not isinstance(name, str) or len(name) > 200:
+            raise fail(file, loc + (i,), f"expected a transform name, got {_short(name)}")
+        cls = registry.get(name)
+        if cls is None:
+            raise UnsupportedConfigError(one_line(
+                f"{file}: {key_path(loc)}[{i}] {name}: transform {name!r} has no repogen implementation (known: "
+                f"{known}); build with --no-pipeline to serve the model alone (pre-processing on the client)"))
+        if not isinstance(args, dict):
+            if cls is Ignored:
+                args = {}
+            else:
+                raise fail(file, loc + (i, name), f"expected a mapping of arguments, got {_short(args)}")
+        out.append(validate(cls, args, file, loc + (i, name)))
+    return out
