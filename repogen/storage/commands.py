@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,8 +20,11 @@ def add_store_options(p: argparse.ArgumentParser, prune: bool = True) -> None:
 
 def add_publish_parser(sub: Any) -> None:
     p = sub.add_parser("publish", help="copy a model repository to object storage (s3://bucket/prefix)")
-    p.add_argument("repo", help="local model repository folder")
-    p.add_argument("uri", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
+    p.add_argument("repo", help="local model repository folder (with --repair: the s3:// URI)")
+    p.add_argument("uri", nargs="?", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
+    p.add_argument("--repair", action="store_true",
+                   help="only clean up what an interrupted publish left under the URI (publish does it too, "
+                        "for the models it writes): repogen publish --repair s3://bucket/prefix")
     p.add_argument("--models", help="comma-separated model names (default: all)")
     add_store_options(p)
     p.add_argument("--rollout", action="append", default=[], metavar="HOST:PORT",
@@ -38,9 +39,21 @@ def _printer(quiet: bool) -> Callable[[str], None]:
 
 
 def run_publish(args: Any) -> int:
-    from repogen.storage.publish import publish
+    from repogen.storage.publish import publish, repair
+    from repogen.storage.uri import StorageError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    if args.repair:
+        if args.uri is not None:
+            raise StorageError(f"--repair takes the repository URI alone (got {args.repo} {args.uri})")
+        lines = repair(args.repo, endpoint_url=args.endpoint_url, models=models, log=_printer(args.json))
+        if args.json:
+            print(json.dumps({"ok": True, "uri": args.repo, "repaired": lines}))
+        elif not lines:
+            print(f"{args.repo}: nothing to repair")
+        return 0
+    if args.uri is None:
+        raise StorageError(f"publish {args.repo}: expected LOCAL_REPO s3://bucket/prefix (or --repair s3://...)")
     report = publish(args.repo, args.uri, endpoint_url=args.endpoint_url, models=models, prune=args.prune,
                      log=_printer(args.json))
     rollouts = []
@@ -78,19 +91,25 @@ def with_endpoint(repo: str, endpoint_url: str) -> str:
     return parse(repo, endpoint_url).triton_path()
 
 
+BUILD_PREFIX = "repogen-publish-"
+
+
 def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None, quiet: bool = False) -> Any:
     """``repogen build --out s3://...``: check the bucket first (a typo fails in seconds, not after a long
-    build), build into a local staging folder, publish it, remove the staging folder."""
+    build), build into a local temp folder, publish it, remove the temp folder: also on SIGTERM; one left
+    by a SIGKILLed build (its lock no longer held) is removed by the next build."""
+    from repogen.harness.server import _terminate_raises
     from repogen.storage import client as s3
+    from repogen.storage.locks import locked_tempdir, remove_dead_tempdirs
     from repogen.storage.publish import publish
 
+    say = _printer(quiet)
     s3.check_bucket(s3.make_client(uri), uri)
-    staging = Path(tempfile.mkdtemp(prefix="repogen-publish-"))
-    try:
+    for path, size in remove_dead_tempdirs(BUILD_PREFIX):
+        say(f"removed {path} ({size / 1e6:.1f} MB), left by a build that was killed")
+    with _terminate_raises(), locked_tempdir(BUILD_PREFIX) as staging:
         report = build(staging / "repo")
-        published = publish(staging / "repo", uri, prune=prune, log=_printer(quiet))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        published = publish(staging / "repo", uri, prune=prune, log=say)
     report.out = uri.text
     for m in report.models:
         m.path = uri.child(m.name).text
