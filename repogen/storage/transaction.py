@@ -152,7 +152,12 @@ class Transaction:
         self._lock_fd = try_lock(_lock_path(self.txid), create=True)
         if self._lock_fd is None:
             raise StorageError(f"{_lock_path(self.txid)}: cannot create and lock the publish lock file")
-        self._write_lease(self.client)
+        try:
+            self._write_lease(self.client)
+        except BaseException:
+            os.close(self._lock_fd)
+            self._unlink_lock()
+            raise
         self._thread = threading.Thread(target=self._renew, name=f"repogen-lease-{self.txid}", daemon=True)
         self._thread.start()
         return self
@@ -285,24 +290,25 @@ def _delete_staging(client: Any, uri: S3URI, base: str) -> int:
 
 # -- the other side: what a dead transaction left ------------------------------------------------------------
 
-def _read_record(client: Any, uri: S3URI, base: str) -> Record | None:
-    from botocore.exceptions import ClientError
-
+def _read_record(client: Any, uri: S3URI, base: str) -> Record:
+    """The staged transaction.json. A PUT is atomic, so it is whole or absent; one this version of repogen
+    cannot read must not be guessed at (the config may be pinned, a version half copied)."""
+    body = s3.call(uri, f"reading {base}{RECORD}", client.get_object, Bucket=uri.bucket, Key=base + RECORD)["Body"].read()
     try:
-        body = client.get_object(Bucket=uri.bucket, Key=base + RECORD)["Body"].read()
         data = json.loads(body)
-        return Record(**data) if data.get("format") == RECORD_FORMAT else None
-    except ClientError:
-        return None
-    except (ValueError, TypeError):
-        return None  # a record cut short cannot have been followed by any write outside the staging area
+        if data.get("format") != RECORD_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, this repogen reads {RECORD_FORMAT}")
+        return Record(**data)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise StorageError(f"s3://{uri.bucket}/{base}{RECORD}: cannot read this unfinished transaction ({exc}); "
+                           "repair it with the repogen that wrote it") from exc
 
 
 def recover(client: Any, uri: S3URI, model: str, base: str, live_record: Record | None = None) -> str:
     """Finish or undo the transaction staged under ``base``; returns what was done, in words."""
     keys = s3.list_raw(client, uri, base)
     rec = live_record if live_record is not None else (_read_record(client, uri, base) if base + RECORD in keys
-                                                        else None)
+                                                        else None)  # no record: nothing outside was touched
     if rec is None:
         n = _delete_staging(client, uri, base)
         return f"removed {n} staged object(s) of an upload that had not changed the repository"
