@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -190,6 +191,34 @@ def test_a_transaction_from_another_machine_is_cleaned_once_its_lease_expires(pu
     assert any(f"transaction {txid} (pid {proc.pid} on " in s and "waiting up to" in s for s in said), said
     assert report.repaired and report.models[0].uploaded_versions == [2]
     assert time.monotonic() - t < 30 and _staged(s3_env, bucket) == []
+
+
+def test_a_lease_renewed_elsewhere_is_a_live_publish(published, s3_env, bucket, tmp_path, monkeypatch):
+    """No lock file here, and the lease keeps moving (another machine's publish renewing it): refused."""
+    uri, repo2 = published
+    proc = _paused(["publish", str(repo2), uri], "publish-upload-2", tmp_path / "p.log")
+    _kill(proc, signal.SIGKILL)
+    lease = next(k for k in _staged(s3_env, bucket) if k.endswith("/" + tx.LEASE))
+    (private_dir("publish-locks") / f"{lease.split('/')[2]}.lock").unlink()
+    monkeypatch.setattr(tx, "LEASE_EXPIRY_S", 3.0)
+    stop = threading.Event()
+
+    def renew() -> None:
+        c = s3_env.client()
+        body = c.get_object(Bucket=bucket, Key=lease)["Body"].read()
+        while not stop.wait(1.0):
+            c.put_object(Bucket=bucket, Key=lease, Body=body)
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
+    staged = _staged(s3_env, bucket)
+    try:
+        with pytest.raises(StorageError, match=rf"another repogen publish \(pid {proc.pid} on .*lease renewed"):
+            pub.publish(repo2, uri)
+    finally:
+        stop.set()
+        renewer.join()
+    assert _staged(s3_env, bucket) == staged
 
 
 def test_bucket_root_repository_stages_inside_the_model_folder(tmp_path, s3_env, bucket, capsys):

@@ -336,7 +336,7 @@ def _clean_leftovers(client: Any, uri: S3URI, models: list[str], say: Callable[[
 
 
 def _run_transaction(client: Any, uri: S3URI, plan: _Plan, rep: ModelPublish, say: Callable[[str], None]) -> None:
-    with tx.Transaction(client, uri, plan.name, say) as t:
+    with tx.Transaction(client, uri, plan.name) as t:
         for rel, _digest in plan.copies:
             t.stage(rel, plan.files[rel], plan.digests[rel])
         copies = list(plan.copies)

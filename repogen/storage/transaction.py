@@ -69,7 +69,7 @@ LEASE_RENEW_S = 10.0
 LEASE_EXPIRY_S = 60.0
 RECORD_FORMAT = 1
 
-Say = Callable[[str], None]
+Say = Callable[[str], None]  # one line of progress for the user
 
 
 def version_of(rel: str) -> int | None:
@@ -132,16 +132,16 @@ class Transaction:
     Leaving the block with an exception (SIGTERM turned into SystemExit included) before ``committing``
     rolls back; after it, the staged objects stay for the next run to roll forward."""
 
-    def __init__(self, client: Any, uri: S3URI, model: str, say: Say) -> None:
-        self.client, self.uri, self.model, self.say = client, uri, model, say
+    def __init__(self, client: Any, uri: S3URI, model: str) -> None:
+        self.client, self.uri, self.model = client, uri, model
         self.txid = secrets.token_hex(8)
         self.base = stage_root(uri, model) + self.txid + "/"
         self.record: Record | None = None
         self.committing = False
         self.done = False
         self.staged = 0
-        self.bytes_written = 0
-        self.objects_written = 0
+        self.bytes_written = 0  # uploaded (staged); the copies into place are server-side
+        self.objects_written = 0  # written where Triton reads
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
@@ -165,9 +165,7 @@ class Transaction:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         ignore = _ignore_sigterm()  # a second SIGTERM must not cut the rollback short
         try:
-            self._stop.set()
-            if self._thread is not None:
-                self._thread.join(timeout=LEASE_RENEW_S)
+            self._stop_lease()
             if exc_type is None or self.done:
                 return
             if not self.committing:
@@ -181,6 +179,11 @@ class Transaction:
                 os.close(self._lock_fd)
                 self._lock_fd = None
             ignore()
+
+    def _stop_lease(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=LEASE_RENEW_S)
 
     def _unlink_lock(self) -> None:
         try:
@@ -205,7 +208,6 @@ class Transaction:
     # -- 1. stage ------------------------------------------------------------------------------------------
     def stage(self, rel: str, body: bytes | Path, digest: str) -> None:
         self.bytes_written += s3.put_verified(self.client, self.uri, self.base + FILES + rel, body, digest)
-        self.objects_written += 1
         self.staged += 1
         pause_point(f"publish-upload-{self.staged}")
 
@@ -227,8 +229,8 @@ class Transaction:
         rec = self.record
         assert rec is not None, "prepare() first"
         if self._pinned_bytes is not None:
-            self.bytes_written += s3.put_verified(self.client, self.uri, self.uri.key(self.model, CONFIG),
-                                                  self._pinned_bytes, rec.pinned or "")
+            s3.put_verified(self.client, self.uri, self.uri.key(self.model, CONFIG), self._pinned_bytes,
+                            rec.pinned or "")
             self.objects_written += 1
         n = 0
         for rel, digest in rec.copies:
@@ -247,8 +249,8 @@ class Transaction:
         if rec.config is not None:
             _copy_in(self.client, self.uri, self.base, self.model, CONFIG, rec.config)
             self.objects_written += 1
-        pause_point("publish-flipped")
         _prune(self.client, self.uri, self.model, rec.prune)
+        self._stop_lease()  # before the lease is deleted: a renewal after it would leave it behind
         _delete_staging(self.client, self.uri, self.base)
         self.done = True
         self._unlink_lock()
