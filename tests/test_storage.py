@@ -68,8 +68,17 @@ def _record_writes(monkeypatch) -> list[str]:
     """Every verified upload and server-side copy, as the key written, in order."""
     order: list[str] = []
     real_put, real_copy = s3c.put_verified, s3c.copy_verified
-    monkeypatch.setattr(s3c, "put_verified", lambda c, u, key, body, digest: (order.append(key), real_put(c, u, key, body, digest))[1])
-    monkeypatch.setattr(s3c, "copy_verified", lambda c, u, src, key, digest: (order.append(key), real_copy(c, u, src, key, digest))[1])
+
+    def put(c, u, key, body, digest):
+        order.append(key)
+        return real_put(c, u, key, body, digest)
+
+    def copy(c, u, src, key, digest):
+        order.append(key)
+        return real_copy(c, u, src, key, digest)
+
+    monkeypatch.setattr(s3c, "put_verified", put)
+    monkeypatch.setattr(s3c, "copy_verified", copy)
     return order
 
 

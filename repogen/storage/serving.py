@@ -77,10 +77,10 @@ def check_loadable(uri: S3URI, copy: Path, names: list[str]) -> None:
     publish that died before publishing was a transaction) would keep Triton loading forever: say so now."""
     client = s3.make_client(uri)
     for name in names:
-        keys = {k: row for k, row in s3.list_keys(client, uri, name).items()}
-        rels = {k[len(name) + 1:] for k in keys}
+        rels = {k[len(name) + 1:] for k in s3.list_keys(client, uri, name)}
         config_path = copy / name / "config.pbtxt"
-        config = parse_config(config_path.read_text(encoding="utf-8", errors="replace"), uri.child(name, "config.pbtxt").text)
+        config = parse_config(config_path.read_text(encoding="utf-8", errors="replace"),
+                              uri.child(name, "config.pbtxt").text)
         if config.cc_model_filenames:
             continue  # per-GPU file names: the TensorRT backend says which one is missing, and fails fast
         filename = config.default_model_filename or _MODEL_FILES.get(config.backend or config.platform)
@@ -89,8 +89,8 @@ def check_loadable(uri: S3URI, copy: Path, names: list[str]) -> None:
         versions = sorted(remote_versions({r: {} for r in rels if not is_staging(r)}))
         for v in served_versions(config, versions):
             if f"{v}/{filename}" not in rels and not any(r.startswith(f"{v}/{filename}/") for r in rels):
-                raise StorageError(f"{uri.child(name, str(v)).text}: version {v} has no {filename}, and the version_policy "
-                                   f"of {name} serves it: Triton would wait on it forever (left by an interrupted "
+                raise StorageError(f"{uri.child(name, str(v)).text}: version {v} has no {filename}, and the "
+                                   f"version_policy of {name} serves it: Triton would wait on it forever (left by an interrupted "
                                    f"publish?); `repogen publish --repair {uri.text}` removes it")
 
 

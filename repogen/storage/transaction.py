@@ -295,7 +295,8 @@ def _delete_staging(client: Any, uri: S3URI, base: str) -> int:
 def _read_record(client: Any, uri: S3URI, base: str) -> Record:
     """The staged transaction.json. A PUT is atomic, so it is whole or absent; one this version of repogen
     cannot read must not be guessed at (the config may be pinned, a version half copied)."""
-    body = s3.call(uri, f"reading {base}{RECORD}", client.get_object, Bucket=uri.bucket, Key=base + RECORD)["Body"].read()
+    resp = s3.call(uri, f"reading {base}{RECORD}", client.get_object, Bucket=uri.bucket, Key=base + RECORD)
+    body = resp["Body"].read()
     try:
         data = json.loads(body)
         if data.get("format") != RECORD_FORMAT:
