@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from repogen.storage.uri import ENDPOINT_ENV, S3URI, is_remote, parse
+from repogen.storage.uri import ENDPOINT_ENV, S3URI, StorageError, is_remote, parse
 
 
 def add_store_options(p: argparse.ArgumentParser, prune: bool = True) -> None:
@@ -40,7 +40,6 @@ def _printer(quiet: bool) -> Callable[[str], None]:
 
 def run_publish(args: Any) -> int:
     from repogen.storage.publish import publish, repair
-    from repogen.storage.uri import StorageError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if args.repair:
@@ -85,8 +84,6 @@ def store_uri(out: str, endpoint_url: str | None) -> S3URI | None:
 def with_endpoint(repo: str, endpoint_url: str) -> str:
     """``s3://bucket/prefix`` plus ``--endpoint-url`` as one URI (Triton's form), for validate/serve."""
     if not is_remote(repo):
-        from repogen.storage.uri import StorageError
-
         raise StorageError(f"--endpoint-url {endpoint_url}: only applies to an s3:// repository, not {repo}")
     return parse(repo, endpoint_url).triton_path()
 
@@ -94,7 +91,8 @@ def with_endpoint(repo: str, endpoint_url: str) -> str:
 BUILD_PREFIX = "repogen-publish-"
 
 
-def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None, quiet: bool = False) -> Any:
+def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None,
+                   log: Callable[[str], None] = lambda msg: None) -> Any:
     """``repogen build --out s3://...``: check the bucket first (a typo fails in seconds, not after a long
     build), build into a local temp folder, publish it, remove the temp folder: also on SIGTERM; one left
     by a SIGKILLed build (its lock no longer held) is removed by the next build."""
@@ -103,13 +101,12 @@ def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | Non
     from repogen.storage.locks import locked_tempdir, remove_dead_tempdirs
     from repogen.storage.publish import publish
 
-    say = _printer(quiet)
     s3.check_bucket(s3.make_client(uri), uri)
     for path, size in remove_dead_tempdirs(BUILD_PREFIX):
-        say(f"removed {path} ({size / 1e6:.1f} MB), left by a build that was killed")
+        log(f"removed {path} ({size / 1e6:.1f} MB), left by a build that was killed")
     with _terminate_raises(), locked_tempdir(BUILD_PREFIX) as staging:
         report = build(staging / "repo")
-        published = publish(staging / "repo", uri, prune=prune, log=say)
+        published = publish(staging / "repo", uri, prune=prune, log=log)
     report.out = uri.text
     for m in report.models:
         m.path = uri.child(m.name).text

@@ -448,7 +448,8 @@ def run(args: Any) -> int:
         if uri is not None:  # object storage: build into a local staging folder, then publish
             report = build_to_store(lambda out: build_repository(specs, out, force=args.force, progress=not args.json,
                                                                      add_plan=add_plan),
-                                    uri, prune=getattr(args, "prune", None), quiet=args.json)
+                                    uri, prune=getattr(args, "prune", None),
+                                    log=(lambda msg: None) if args.json else (lambda msg: print(msg, flush=True)))
         else:
             report = build_repository(specs, Path(args.out), force=args.force, progress=not args.json,
                                       add_plan=add_plan)
