@@ -3,8 +3,8 @@ each phase of the transaction: the repository a server reads never shows a parti
 (or ``publish --repair``) cleans up without manual deletion, saying what it removed in one line.
 
 The processes pause deterministically at a named point (``REPOGEN_TEST_PAUSE_AFTER``, repogen.triton.staging's
-``pause_point``): after the Nth staged upload, after the Nth copy into a version folder, after the commit
-marker. Against a local S3 server (moto_server, signed requests) on 127.0.0.1."""
+``pause_point``): after the Nth staged upload, after the Nth copy into a version folder, after the Nth top-level
+file past the commit marker. Against a local S3 server (moto_server, signed requests) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from tritonclient.grpc import model_config_pb2
 from repogen.cli import main
 from repogen.storage import publish as pub
 from repogen.storage import transaction as tx
+from repogen.storage.download import download
 from repogen.storage.locks import private_dir
-from repogen.storage.uri import StorageError
+from repogen.storage.uri import StorageError, parse
 from s3_support import bucket, objects, s3_env, s3_server, sample_copy  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
@@ -119,6 +120,10 @@ def test_sigkill_while_copying_is_hidden_by_the_pin_and_repair_rolls_back(publis
         "prod/tiny_cnn/2/inference.pdiparams", "prod/tiny_cnn/2/inference.pdmodel"]
     # ...and the config Triton reads names the versions it served before, which excludes it
     assert list(_policy(now["prod/tiny_cnn/config.pbtxt"]).specific.versions) == [1]
+    # what serve/validate mirror leaves it out too (their Paddle reference reads that copy)
+    assert download(parse(uri), tmp_path / "copy") == ["tiny_cnn"]
+    assert sorted(p.name for p in (tmp_path / "copy" / "tiny_cnn").iterdir()) == ["1", "config.pbtxt", "labels.txt",
+                                                                                 "repogen.json"]
 
     assert main(["publish", "--repair", uri]) == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -132,15 +137,25 @@ def test_sigkill_while_copying_is_hidden_by_the_pin_and_repair_rolls_back(publis
 
 def test_sigkill_after_the_commit_point_is_rolled_forward(published, s3_env, bucket, tmp_path, capsys):
     uri, repo2 = published
-    proc = _paused(["publish", str(repo2), uri], "publish-committing", tmp_path / "p.log")
+    with open(repo2 / "tiny_cnn" / "labels.txt", "a") as f:
+        f.write("an eleventh label\n")
+    proc = _paused(["publish", str(repo2), uri], "publish-top-1", tmp_path / "p.log")
     assert _kill(proc, signal.SIGKILL) == -signal.SIGKILL
-    # every file of version 2 is in place, the config still pinned to version 1
-    assert list(_policy(_view(s3_env, bucket)["prod/tiny_cnn/config.pbtxt"]).specific.versions) == [1]
+    now = _view(s3_env, bucket)
+    # every file of version 2 and the new labels.txt are in place, repogen.json is not, the config still pinned
+    assert now["prod/tiny_cnn/labels.txt"] == (repo2 / "tiny_cnn" / "labels.txt").read_bytes()
+    assert list(_policy(now["prod/tiny_cnn/config.pbtxt"]).specific.versions) == [1]
+    # serve says what is wrong and what to run, before starting any server
+    assert main(["serve", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tiny_cnn/labels.txt: sha256" in err, err
+    assert "a publish of tiny_cnn did not finish" in err and f"repogen publish --repair {uri}" in err
 
     assert main(["publish", str(repo2), uri, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     (line,) = report["repaired"]
     assert line.startswith("tiny_cnn: completed a publish of version 2 that had passed its commit point"), line
+    assert "copied 2 object(s)" in line  # repogen.json and config.pbtxt
     assert report["models"][0]["unchanged_versions"] == [1, 2] and report["models"][0]["objects_written"] == 0
     stored = _view(s3_env, bucket)
     assert stored["prod/tiny_cnn/config.pbtxt"] == (repo2 / "tiny_cnn" / "config.pbtxt").read_bytes()

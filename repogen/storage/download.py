@@ -10,7 +10,7 @@ from typing import Any
 
 from repogen.storage import client as s3
 from repogen.storage.publish import CONFIG, OBJECTS_KEY, remote_manifest, unrecorded_versions
-from repogen.storage.transaction import is_staging, version_of
+from repogen.storage.transaction import is_staging, leftovers, pinned_digests, version_of
 from repogen.storage.uri import S3URI, StorageError
 
 
@@ -51,7 +51,11 @@ def download(uri: S3URI, dest: Path, models: list[str] | None = None) -> list[st
                 for chunk in resp["Body"].iter_chunks(1 << 20):
                     h.update(chunk)
                     f.write(chunk)
-            if rel in recorded and h.hexdigest() != recorded[rel]:
+            if rel in recorded and h.hexdigest() != recorded[rel] and not (
+                    rel == CONFIG and h.hexdigest() in pinned_digests(client, uri, name)):
+                pending = leftovers(client, uri, [name])
+                why = (f"; a publish of {name} did not finish (transaction {pending[0].txid}): `repogen publish "
+                       f"--repair {uri.text}` finishes or undoes it") if pending else ""
                 raise StorageError(f"{uri.child(name, rel).text}: sha256 {h.hexdigest()} differs from the "
-                                   f"{recorded[rel]} that {name}/repogen.json records")
+                                   f"{recorded[rel]} that {name}/repogen.json records{why}")
     return names

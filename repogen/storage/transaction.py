@@ -242,10 +242,13 @@ class Transaction:
         self.committing = True
         _put_marker(self.client, self.uri, self.base + COMMITTING)
         pause_point("publish-committing")
+        n = 0
         for rel, digest in rec.copies:
             if version_of(rel) not in rec.new_versions:
                 _copy_in(self.client, self.uri, self.base, self.model, rel, digest)
                 self.objects_written += 1
+                n += 1
+                pause_point(f"publish-top-{n}")
         if rec.config is not None:
             _copy_in(self.client, self.uri, self.base, self.model, CONFIG, rec.config)
             self.objects_written += 1
@@ -374,6 +377,21 @@ def leftovers(client: Any, uri: S3URI, models: list[str]) -> list[Leftover]:
             txid = key[len(start):].split("/", 1)[0]
             groups.setdefault(txid, {})[key] = row
         found.extend(Leftover(model, t, f"{start}{t}/", g) for t, g in sorted(groups.items()))
+    return found
+
+
+def pinned_digests(client: Any, uri: S3URI, model: str) -> set[str]:
+    """sha256 of the configs that unfinished transactions of ``model`` pinned: such a config is the store's
+    legitimate state until the transaction is finished or undone, though repogen.json does not record it."""
+    found = set()
+    for lo in leftovers(client, uri, [model]):
+        if lo.base + RECORD in lo.rows:
+            try:
+                rec = _read_record(client, uri, lo.base)
+            except StorageError:
+                continue
+            if rec.pinned:
+                found.add(rec.pinned)
     return found
 
 
