@@ -190,6 +190,7 @@ def test_a_live_publish_on_this_machine_is_never_cleaned(published, s3_env, buck
         assert _staged(s3_env, bucket) == staged
     finally:
         _kill(proc, signal.SIGKILL)
+    assert pub.repair(uri)  # dead now: cleaned (its lock file too)
 
 
 def test_a_transaction_from_another_machine_is_cleaned_once_its_lease_expires(published, s3_env, bucket, tmp_path,
