@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from repogen.interrupts import terminate_raises
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
@@ -259,7 +261,7 @@ def test_kill_process_group_ends_children_that_ignore_sigterm():
 
 def test_sigterm_becomes_system_exit_inside_launch_guard():
     with pytest.raises(SystemExit) as err:
-        with srv._terminate_raises():
+        with terminate_raises():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
     assert err.value.code == 128 + signal.SIGTERM

@@ -15,6 +15,7 @@ import pytest
 from repogen.cli import main
 from repogen.errors import RepogenError
 from repogen.harness.server import free_port
+from repogen.storage import client as s3c
 from repogen.storage import publish as pub
 from repogen.storage.download import download
 from repogen.storage.uri import S3URI, StorageError, parse
@@ -63,20 +64,41 @@ def test_uri_typos_are_one_clear_error(text, words):
 
 # -- publish -------------------------------------------------------------------------------------------------------
 
+def _record_writes(monkeypatch) -> list[str]:
+    """Every verified upload and server-side copy, as the key written, in order."""
+    order: list[str] = []
+    real_put, real_copy = s3c.put_verified, s3c.copy_verified
+
+    def put(c, u, key, body, digest):
+        order.append(key)
+        return real_put(c, u, key, body, digest)
+
+    def copy(c, u, src, key, digest):
+        order.append(key)
+        return real_copy(c, u, src, key, digest)
+
+    monkeypatch.setattr(s3c, "put_verified", put)
+    monkeypatch.setattr(s3c, "copy_verified", copy)
+    return order
+
+
 def test_publish_order_objects_and_verify(tmp_path, s3_env, bucket, monkeypatch):
     repo = sample_copy(tmp_path)
-    order: list[str] = []
-    real_put = pub._put
-    monkeypatch.setattr(pub, "_put", lambda c, u, key, body, digest: (order.append(key), real_put(c, u, key, body, digest))[1])
+    order = _record_writes(monkeypatch)
     report = pub.publish(repo, f"s3://{bucket}/prod")
-    keys = [k.split("/", 1)[1] for k in order]
-    # version files first with the model file last, the top-level files next, config.pbtxt at the very end
+    # everything is staged beside the repository first (a prefix Triton never lists)...
+    inside = [i for i, k in enumerate(order) if k.startswith("prod/")]
+    assert inside and all(k.startswith("prod.repogen-staging/tiny_cnn/") for k in order[:inside[0]])
+    assert order[inside[0] - 1].endswith("/transaction.json")
+    # ...then copied in: version files first with the model file last, the top-level files next, config.pbtxt
+    # at the very end
+    keys = [k.split("/", 1)[1] for k in order[inside[0]:]]
     assert keys[:3] == ["tiny_cnn/1/inference.pdiparams", "tiny_cnn/1/inference.pdmodel", "tiny_cnn/1/model.py"]
     assert keys[-2:] == ["tiny_cnn/repogen.json", "tiny_cnn/config.pbtxt"]
     assert "tiny_cnn/labels.txt" in keys[3:-2]
     assert report.triton_path == f"s3://http://127.0.0.1:{s3_env.port}/{bucket}/prod"
 
-    stored = objects(s3_env, bucket)
+    stored = objects(s3_env, bucket)  # the staged objects are gone
     local = {f"prod/tiny_cnn/{p.relative_to(repo / 'tiny_cnn').as_posix()}": p.read_bytes()
              for p in (repo / "tiny_cnn").rglob("*") if p.is_file()}
     assert set(stored) == set(local)
@@ -93,7 +115,7 @@ def test_publish_order_objects_and_verify(tmp_path, s3_env, bucket, monkeypatch)
     # publishing the same repository again writes nothing (a polling Triton sees no change)
     order.clear()
     again = pub.publish(repo, f"s3://{bucket}/prod")
-    assert order == [] and again.models[0].unchanged_versions == [1]
+    assert order == [] and again.models[0].unchanged_versions == [1] and again.repaired == []
 
     # a changed object is caught by verify and by download
     s3_env.client().put_object(Bucket=bucket, Key="prod/tiny_cnn/1/model.py", Body=b"# tampered\n")
@@ -188,7 +210,7 @@ def test_changed_source_copy_is_refused(tmp_path, s3_env, bucket):
 
 def test_failure_mid_upload_leaves_nothing_half_uploaded(tmp_path, s3_env, bucket, monkeypatch):
     repo = sample_copy(tmp_path)
-    real_put = pub._put
+    real_put = s3c.put_verified
     calls = []
 
     def flaky(c, u, key, body, digest):
@@ -197,7 +219,7 @@ def test_failure_mid_upload_leaves_nothing_half_uploaded(tmp_path, s3_env, bucke
             raise StorageError(f"{u}: simulated network failure uploading {key}")
         return real_put(c, u, key, body, digest)
 
-    monkeypatch.setattr(pub, "_put", flaky)
+    monkeypatch.setattr(s3c, "put_verified", flaky)
     with pytest.raises(StorageError, match="simulated"):
         pub.publish(repo, f"s3://{bucket}/x")
     assert len(calls) == 3 and objects(s3_env, bucket) == {}

@@ -13,8 +13,11 @@ HELP = "copy a model repository to object storage (s3://bucket/prefix)"
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("publish", help=HELP, description=HELP)
-    p.add_argument("repo", help="local model repository folder")
-    p.add_argument("uri", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
+    p.add_argument("repo", help="local model repository folder (with --repair: the s3:// URI)")
+    p.add_argument("uri", nargs="?", help="s3://bucket/prefix (or Triton's s3://http://host:port/bucket/prefix)")
+    p.add_argument("--repair", action="store_true",
+                   help="only clean up what an interrupted publish left under the URI (publish does it too, "
+                        "for the models it writes): repogen publish --repair s3://bucket/prefix")
     p.add_argument("--models", metavar="NAME[,NAME]", help="comma-separated model names (default: all)")
     add_store_options(p)
     p.add_argument("--rollout", action="append", default=[], metavar="HOST:PORT",
@@ -30,8 +33,21 @@ def printer(quiet: bool) -> Callable[[str], None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from repogen.storage.publish import publish
+    from repogen.storage.publish import publish, repair
+    from repogen.storage.uri import StorageError
 
+    if args.repair:
+        if args.uri is not None:
+            raise StorageError(f"--repair takes the repository URI alone (got {args.repo} {args.uri})")
+        lines = repair(args.repo, endpoint_url=args.endpoint_url, models=comma_list(args.models),
+                       log=printer(args.json))
+        if args.json:
+            print(json.dumps({"ok": True, "uri": args.repo, "repaired": lines}))
+        elif not lines:
+            print(f"{args.repo}: nothing to repair")
+        return 0
+    if args.uri is None:
+        raise StorageError(f"publish {args.repo}: expected LOCAL_REPO s3://bucket/prefix (or --repair s3://...)")
     report = publish(args.repo, args.uri, endpoint_url=args.endpoint_url, models=comma_list(args.models),
                      prune=args.prune, log=printer(args.json))
     rollouts = []

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from repogen.errors import ServerError
+from repogen.interrupts import terminate_raises
 from repogen.harness import container
 from repogen.repository import images
 from repogen.harness.shutdown import (EXIT_TIMEOUT_S, STOP_GRACE_S, group_alive, group_members,  # noqa: F401
@@ -318,25 +319,6 @@ class TritonServer:
         stop_server_process(self.proc, EXIT_TIMEOUT_S, grace)
 
 
-@contextlib.contextmanager
-def _terminate_raises() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while a server is up so that ``finally`` blocks run (main thread only)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     full_env = dict(os.environ)
     full_env.update(env)
@@ -418,7 +400,7 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
     workdir = Path(tempfile.mkdtemp(prefix="repogen-triton-"))
     handle: TritonServer | None = None
     try:
-        with _terminate_raises():
+        with terminate_raises():
             attempts = 1 if (http_port or grpc_port) else 3
             engine_env: dict[str, str] = {}  # CONTAINERS_CONF once the engine refused the default rlimits
             notes: list[str] = []

@@ -7,6 +7,10 @@ in its host is one error within seconds, not botocore's default minutes of retri
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from repogen.storage.uri import S3URI, StorageError
@@ -89,17 +93,89 @@ def check_bucket(client: Any, uri: S3URI) -> None:
          MaxKeys=1)
 
 
-def list_keys(client: Any, uri: S3URI, below: str = "") -> dict[str, dict]:
-    """Every object under the prefix (or under ``below`` inside it): relative key -> listing row."""
-    base = uri.key(below)
-    start = base + "/" if base else ""
+def list_raw(client: Any, uri: S3URI, start: str) -> dict[str, dict]:
+    """Every object of the bucket whose key starts with ``start``: full key -> listing row."""
     found: dict[str, dict] = {}
     paginator = client.get_paginator("list_objects_v2")
     try:
         for page in paginator.paginate(Bucket=uri.bucket, Prefix=start):
             for row in page.get("Contents", []):
-                rel = row["Key"][len(uri.key() + "/") if uri.key() else 0:]
-                found[rel] = row
+                found[row["Key"]] = row
     except Exception as exc:  # botocore errors surface lazily, page by page
         raise explain(uri, exc, f"listing {start or '/'}") from exc
     return found
+
+
+def list_keys(client: Any, uri: S3URI, below: str = "") -> dict[str, dict]:
+    """Every object under the prefix (or under ``below`` inside it): relative key -> listing row."""
+    base = uri.key(below)
+    cut = len(uri.key() + "/") if uri.key() else 0
+    return {k[cut:]: row for k, row in list_raw(client, uri, base + "/" if base else "").items()}
+
+
+def b64(hexdigest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def remote_sha256(client: Any, uri: S3URI, key: str) -> str:
+    h = hashlib.sha256()
+    resp = call(uri, f"reading back {key}", client.get_object, Bucket=uri.bucket, Key=key)
+    for chunk in resp["Body"].iter_chunks(1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def read_no_follow(path: Path) -> bytes:
+    """A file's bytes, refusing a symlink in its place (the caller resolved and checked it before)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def put_verified(client: Any, uri: S3URI, key: str, body: bytes | Path, digest: str) -> int:
+    """One PUT with the sha256 sent along (the store rejects a body that does not match it), then read the
+    object back and hash it: the store holds exactly these bytes. Returns the size."""
+    data = read_no_follow(body) if isinstance(body, Path) else body
+    call(uri, f"uploading {key}", client.put_object, Bucket=uri.bucket, Key=key, Body=data,
+         ChecksumSHA256=b64(digest), Metadata={"sha256": digest})
+    got = remote_sha256(client, uri, key)
+    if got != digest:
+        raise StorageError(f"{uri}: {key} reads back with sha256 {got}, uploaded {digest}")
+    return len(data)
+
+
+def copy_verified(client: Any, uri: S3URI, source: str, key: str, digest: str) -> None:
+    """Server-side copy (metadata, the sha256 included, goes along); the store computes the copy's sha256
+    and returns it. A store that does not is read back instead."""
+    resp = call(uri, f"copying {source} to {key}", client.copy_object, Bucket=uri.bucket, Key=key,
+                CopySource={"Bucket": uri.bucket, "Key": source}, ChecksumAlgorithm="SHA256")
+    got_b64 = (resp.get("CopyObjectResult") or {}).get("ChecksumSHA256")
+    if got_b64:
+        ok = got_b64 == b64(digest)
+    else:
+        ok = remote_sha256(client, uri, key) == digest
+    if not ok:
+        raise StorageError(f"{uri}: {key} (copied from {source}) does not have the sha256 {digest}")
+
+
+def recorded_sha256(client: Any, uri: S3URI, key: str) -> str | None:
+    """The sha256 repogen stored with an object (its metadata), None when the object is missing."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client.head_object(Bucket=uri.bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise explain(uri, exc, f"reading {key}") from exc
+    return (head.get("Metadata") or {}).get("sha256") or ""
+
+
+def delete_keys(client: Any, uri: S3URI, keys: list[str], doing: str) -> None:
+    """Delete full keys, 1000 per request (S3's limit); deleting a missing key is not an error."""
+    for i in range(0, len(keys), 1000):
+        batch = [{"Key": k} for k in keys[i:i + 1000]]
+        resp = call(uri, doing, client.delete_objects, Bucket=uri.bucket, Delete={"Objects": batch, "Quiet": True})
+        if resp.get("Errors"):
+            e = resp["Errors"][0]
+            raise StorageError(f"{uri}: {doing}: {e.get('Key')}: {e.get('Code')} {e.get('Message', '')}".rstrip())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from repogen.storage.uri import S3URI, is_remote, parse
+from repogen.interrupts import terminate_raises
+from repogen.storage import client as s3
+from repogen.storage.locks import locked_tempdir, remove_dead_tempdirs
+from repogen.storage.publish import publish
+from repogen.storage.uri import S3URI, StorageError, is_remote, parse
 
 
 def store_uri(out: str, endpoint_url: str | None) -> S3URI | None:
@@ -18,26 +20,24 @@ def store_uri(out: str, endpoint_url: str | None) -> S3URI | None:
 def with_endpoint(repo: str, endpoint_url: str) -> str:
     """``s3://bucket/prefix`` plus ``--endpoint-url`` as one URI (Triton's form), for validate/serve."""
     if not is_remote(repo):
-        from repogen.storage.uri import StorageError
-
         raise StorageError(f"--endpoint-url {endpoint_url}: only applies to an s3:// repository, not {repo}")
     return parse(repo, endpoint_url).triton_path()
+
+
+BUILD_PREFIX = "repogen-publish-"
 
 
 def build_to_store(build: Callable[[Path], Any], uri: S3URI, *, prune: int | None = None,
                    log: Callable[[str], None] = lambda msg: None) -> Any:
     """``repogen build --out s3://...``: check the bucket first (a typo fails in seconds, not after a long
-    build), build into a local staging folder, publish it, remove the staging folder."""
-    from repogen.storage import client as s3
-    from repogen.storage.publish import publish
-
+    build), build into a local temp folder, publish it, remove the temp folder: also on SIGTERM; one left
+    by a SIGKILLed build (its lock no longer held) is removed by the next build."""
     s3.check_bucket(s3.make_client(uri), uri)
-    staging = Path(tempfile.mkdtemp(prefix="repogen-publish-"))
-    try:
+    for path, size in remove_dead_tempdirs(BUILD_PREFIX):
+        log(f"removed {path} ({size / 1e6:.1f} MB), left by a build that was killed")
+    with terminate_raises(), locked_tempdir(BUILD_PREFIX) as staging:
         report = build(staging / "repo")
         published = publish(staging / "repo", uri, prune=prune, log=log)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     report.out = uri.text
     for m in report.models:
         m.path = uri.child(m.name).text
