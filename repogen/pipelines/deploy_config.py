@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
+from repogen.extras import require
 
 CONFIG_NAMES = ("inference.yml", "infer_cfg.yml", "deploy.yaml", "deploy.yml")
 KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation", "classification")
@@ -71,7 +72,7 @@ def find_deploy_config(model: Path | str) -> Path | None:
 
 
 def _load_yaml(path: Path) -> dict:
-    import yaml
+    yaml = require("yaml", extra="pipelines", for_what=f"reading the deploy config {path}")
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from repogen.extras import require
+
 CHARACTERS = list("0123456789abcdefghijklmnopqrstuvwxyz")
 
 OCR_DET_YML = """\
@@ -401,7 +403,7 @@ def save_models(root: Path, kinds: tuple[str, ...] = TEST_KINDS) -> dict[str, Pa
 
 def text_image(words: list[str], seed: int = 0, size: tuple[int, int] = (200, 320)) -> np.ndarray:
     """Black words on a light background, one per line, at random offsets (BGR uint8)."""
-    import cv2
+    cv2 = require("cv2", extra="pipelines", for_what="drawing test images")
 
     rng = np.random.default_rng(seed)
     h, w = size
@@ -420,7 +422,7 @@ def text_image(words: list[str], seed: int = 0, size: tuple[int, int] = (200, 32
 
 def shapes_image(seed: int = 0, size: tuple[int, int] = (180, 240)) -> np.ndarray:
     """Filled rectangles and circles in random colours (BGR uint8)."""
-    import cv2
+    cv2 = require("cv2", extra="pipelines", for_what="drawing test images")
 
     rng = np.random.default_rng(seed)
     h, w = size
@@ -436,7 +438,7 @@ def shapes_image(seed: int = 0, size: tuple[int, int] = (180, 240)) -> np.ndarra
 
 
 def encode(img: np.ndarray, ext: str = ".png") -> bytes:
-    import cv2
+    cv2 = require("cv2", extra="pipelines", for_what="drawing test images")
 
     ok, buf = cv2.imencode(ext, img)
     if not ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
+from repogen.extras import require
 from repogen.storage.uri import S3URI, StorageError
 
 CONNECT_TIMEOUT_S = 3
@@ -33,8 +34,8 @@ _CODES = {
 
 
 def make_client(uri: S3URI) -> Any:
-    import boto3
-    from botocore.config import Config
+    boto3 = require("boto3", extra="s3")
+    Config = require("botocore.config", extra="s3").Config
 
     config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                     retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
@@ -46,7 +47,7 @@ def make_client(uri: S3URI) -> Any:
 
 def explain(uri: S3URI, exc: BaseException, doing: str) -> StorageError:
     """One plain sentence for any boto3/botocore failure, naming the URI and what was being done."""
-    from botocore import exceptions as bx
+    bx = require("botocore.exceptions", extra="s3")
 
     where = f"{uri}: {doing}"
     if isinstance(exc, bx.NoCredentialsError):
@@ -72,7 +73,7 @@ def explain(uri: S3URI, exc: BaseException, doing: str) -> StorageError:
 
 def call(uri: S3URI, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one boto3 call; any failure becomes :func:`explain`'s StorageError."""
-    from botocore import exceptions as bx
+    bx = require("botocore.exceptions", extra="s3")
 
     try:
         return fn(*args, **kwargs)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from repogen.extras import require
 from repogen.storage import client as s3
 from repogen.storage.uri import S3URI, StorageError, parse
 from repogen.repository.manifest import MANIFEST, sha256
@@ -142,7 +143,7 @@ def _put(client: Any, uri: S3URI, key: str, body: bytes | Path, digest: str) -> 
 
 
 def _remote_manifest_bytes(client: Any, uri: S3URI, model: str) -> bytes | None:
-    from botocore.exceptions import ClientError
+    ClientError = require("botocore.exceptions", extra="s3").ClientError
 
     key = uri.key(model, MANIFEST)
     try:
