@@ -21,7 +21,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from repogen.errors import ConfigError
-from repogen.extras import require
+from repogen.extras import require, require_installed
 from repogen.repository.images import serving_image
 from repogen.storage.uri import parse
 
@@ -79,6 +79,8 @@ def repository_manifests(uri_text: str, endpoint_url: str | None = None) -> list
     from repogen.storage.download import remote_models
     from repogen.storage.publish import remote_manifest
 
+    for package in ("yaml", "kubernetes"):  # before the store is read: one missing extra, named once
+        require_installed(package, extra="deploy")
     uri = parse(uri_text, endpoint_url)
     client = s3.make_client(uri)
     s3.check_bucket(client, uri)
