@@ -139,6 +139,53 @@ def test_the_import_scan_finds_a_direct_import(tmp_path):
     assert direct_imports(tmp_path) == ["mod.py:2 imports yaml", "mod.py:3 imports kubernetes.client"]
 
 
+_BASE_ONLY = r"""
+import contextlib, io, json, sys, traceback
+for name in sys.argv[1].split(","):  # `import name` raises ModuleNotFoundError, find_spec(name) is None
+    sys.modules[name] = None
+from repogen.cli import main
+results = []
+for argv in json.loads(sys.argv[2]):
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(argv)
+    except SystemExit as exc:  # --help
+        rc = exc.code
+    except BaseException:
+        rc, err = -1, io.StringIO(traceback.format_exc())
+    results.append((rc, err.getvalue()))
+print(json.dumps(results))
+"""
+
+
+def test_the_base_install_path_with_every_optional_package_hidden(tmp_path):
+    """The fresh-venv walk's base column in seconds: with every optional package hidden from the interpreter,
+    the commands that need none work and the others stop with one line naming their extra."""
+    repo = str(tmp_path / "R")
+    steps = [(["--help"], None), (["ops"], None), (["inspect", str(EXAMPLE)], None),
+             (["build", "--out", repo], None), (["check", str(EXAMPLE)], "paddle"),
+             (["validate", repo], "serve"), (["publish", repo, "s3://bucket-x/p"], "s3"),
+             (["manifests", "s3://bucket-x/p", "--out", str(tmp_path / "M")], "deploy"),
+             (["manifests", "s3://bucket-x/p", "--out", str(tmp_path / "M"), "--image", "i", "--gpus", "0"],
+              "deploy")]
+    proc = subprocess.run([sys.executable, "-c", _BASE_ONLY, ",".join(sorted(OPTIONAL)),
+                           json.dumps([argv for argv, _ in steps])], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    problems = []
+    for (argv, want), (rc, err) in zip(steps, json.loads(proc.stdout)):
+        if want is None:
+            ok = rc == 0
+        else:
+            lines = [ln for ln in err.splitlines() if ln.strip()]
+            m = _ONE_LINE.fullmatch(lines[0]) if len(lines) == 1 else None
+            ok = rc == 2 and m is not None and m.group(1) == want
+        if not ok:
+            problems.append(f"{argv[0]}: rc {rc}, want {want or 'success'}: {err[-1500:]}")
+    assert problems == []
+
+
 # -- extras that cannot break each other -----------------------------------------------------------------------------
 
 def _extras() -> dict[str, list[str]]:
@@ -230,6 +277,7 @@ VENVS = ("base", "paddle", "serve", "pipelines", "s3", "deploy")
 NEEDS = {
     **{(v, "check"): "paddle" for v in VENVS if v not in ("paddle", "serve")},
     **{(v, "validate"): "serve" for v in VENVS if v != "serve"},
+    **{(v, "serve"): "serve" for v in VENVS if v != "serve"},  # in the serve venv it would serve until Ctrl-C
     **{(v, "build-pipeline"): "pipelines" for v in VENVS if v not in ("pipelines", "deploy")},  # deploy has PyYAML
     **{(v, "validate-pipeline"): "pipelines" for v in VENVS if v != "pipelines"},
     ("pipelines", "validate-pipeline"): "serve",
@@ -290,10 +338,12 @@ def _walk(name: str, venv: Path, work: Path, export: Path, pipeline_repo: Path, 
     work.mkdir()
     steps = {
         "help": [exe, "--help"],
+        "ops": [exe, "ops"],
         "inspect": [exe, "inspect", str(EXAMPLE)],
         "check": [exe, "check", str(EXAMPLE)],
         "build": [exe, "build", "--out", "R"],
         "validate": [exe, "validate", "R", "--concurrency", "1"],
+        "serve": [exe, "serve", "R"],
         "build-pipeline": [exe, "build", str(export), "--out", "RP", "--target", "paddle", "--no-check"],
         "validate-pipeline": [exe, "validate", str(pipeline_repo), "--concurrency", "1"],
         "publish": [exe, "publish", "R", f"s3://{bucket}/{name}"],
@@ -301,6 +351,8 @@ def _walk(name: str, venv: Path, work: Path, export: Path, pipeline_repo: Path, 
     }
     problems, seconds = [], {}
     for step, cmd in steps.items():
+        if step == "serve" and (name, step) not in NEEDS:
+            continue  # tests/test_first_use.py serves and stops it
         started = time.monotonic()
         proc = _run(cmd, work, env)
         seconds[step] = time.monotonic() - started
