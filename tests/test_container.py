@@ -131,19 +131,29 @@ def test_docker_files_build_on_the_local_base(podman_env):
     if host_ca.is_file():  # as build-cpu-image.sh does: pip may reach PyPI through a TLS proxy
         pip_cache += ["--volume", f"{host_ca}:/etc/ssl/certs/host-ca.crt:ro", "--build-arg",
                       "PIP_CERT=/etc/ssl/certs/host-ca.crt"]
-    for dockerfile, tag, extra in (("Dockerfile.serve-paddle", "repogen/test-serve-paddle", []),
-                                   ("Dockerfile.build", "repogen/test-build", ["--build-arg", "REQUIRE_TENSORRT=0"])):
-        proc = subprocess.run(["podman", "build", "--network", "host", *pip_cache, "--build-arg",
-                               f"BASE_IMAGE={base}", *extra, "-f", str(ROOT / "docker" / dockerfile), "-t", tag,
-                               str(ROOT)], capture_output=True, text=True, env=podman_env, timeout=1200)
-        assert proc.returncode == 0, f"{dockerfile}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-    run = subprocess.run(["podman", "run", "--rm", "repogen/test-build", "--version"], capture_output=True,
-                         text=True, env=podman_env, timeout=300)
-    assert run.returncode == 0 and run.stdout.startswith("repogen"), run.stdout + run.stderr
-    run = subprocess.run(["podman", "run", "--rm", "repogen/test-serve-paddle", "python3", "-c",
-                          "import paddle, numpy; print(numpy.__version__)"], capture_output=True, text=True,
-                         env=podman_env, timeout=300)
-    assert run.returncode == 0 and run.stdout.strip().startswith("1.26"), run.stdout + run.stderr
+    tags = {"Dockerfile.serve-paddle": "repogen/test-serve-paddle", "Dockerfile.build": "repogen/test-build"}
+    try:
+        for dockerfile, extra in (("Dockerfile.serve-paddle", []),
+                                  ("Dockerfile.build", ["--build-arg", "REQUIRE_TENSORRT=0"])):
+            proc = subprocess.run(["podman", "build", "--network", "host", *pip_cache, "--build-arg",
+                                   f"BASE_IMAGE={base}", *extra, "-f", str(ROOT / "docker" / dockerfile), "-t",
+                                   tags[dockerfile], str(ROOT)], capture_output=True, text=True, env=podman_env,
+                                  timeout=1200)
+            assert proc.returncode == 0, f"{dockerfile}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+        run = subprocess.run(["podman", "run", "--rm", "repogen/test-build", "--version"], capture_output=True,
+                             text=True, env=podman_env, timeout=300)
+        assert run.returncode == 0 and run.stdout.startswith("repogen"), run.stdout + run.stderr
+        run = subprocess.run(["podman", "run", "--rm", "repogen/test-serve-paddle", "python3", "-c",
+                              "import paddle, numpy; print(numpy.__version__)"], capture_output=True, text=True,
+                             env=podman_env, timeout=300)
+        assert run.returncode == 0 and run.stdout.strip().startswith("1.26"), run.stdout + run.stderr
+    finally:
+        # the test's tags go (and the layers only they hold); the CPU image and its base stay for the next run
+        subprocess.run(["podman", "rmi", "--ignore", *(f"localhost/{t}:latest" for t in tags.values())],
+                       capture_output=True, text=True, env=podman_env, timeout=300)
+    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}"], capture_output=True, text=True,
+                            env=podman_env, timeout=60).stdout.split()
+    assert not {f"localhost/{t}" for t in tags.values()} & set(listed), listed
 
 
 def test_partitioned_numpy_target_validates_in_the_container(podman_env, tmp_path):

@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR|s3://BUCKET/PREFIX",
                    help="model repository folder, or s3://bucket/prefix (built locally, then published: see "
                         "repogen publish)")
-    p.add_argument("--name", help="Triton model name (one model only)")
+    p.add_argument("--name", metavar="NAME", help="Triton model name (one model only)")
     p.add_argument("--version-folder", dest="model_version", type=int, default=None, metavar="N",
                    help="numeric version folder (default 1); a new version is added beside the existing "
                         "ones, which are kept")

@@ -24,16 +24,14 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import importlib.util
-
     from repogen.examples.pipeline_exports import DESCRIPTIONS, TEST_KINDS, save_models
+    from repogen.extras import require_installed
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     unknown = [k for k in kinds if k not in TEST_KINDS]
     if unknown or not kinds:
         raise ConfigError(f"--kinds {args.kinds}: choose from {', '.join(TEST_KINDS)}")
-    if importlib.util.find_spec("paddle") is None:
-        raise ConfigError('saving the example exports needs Paddle: pip install "repogen[paddle]"')
+    require_installed("paddle", extra="paddle", for_what="saving the example exports")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")

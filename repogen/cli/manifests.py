@@ -19,24 +19,29 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the YAML files")
     p.add_argument("--endpoint-url", metavar="URL",
                    help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL, else AWS)")
-    p.add_argument("--name", default="triton", help="Deployment/Service name (a DNS label; default triton)")
-    p.add_argument("--namespace", default="default", help="Kubernetes namespace of every object (default default)")
-    p.add_argument("--image", help="tritonserver image (default: the one that serves what the published repository "
-                                   "holds: the NGC release of its plans' TensorRT, or the CPU image with Paddle for "
-                                   "Python-backend models; KServe: its tag is runtimeVersion)")
+    p.add_argument("--name", default="triton", metavar="NAME",
+                   help="Deployment/Service name (a DNS label; default triton)")
+    p.add_argument("--namespace", default="default", metavar="NAMESPACE",
+                   help="Kubernetes namespace of every object (default default)")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="tritonserver image (default: the one that serves what the published repository holds: the "
+                        "NGC release of its plans' TensorRT, or the CPU image with Paddle for Python-backend models; "
+                        "KServe: its tag is runtimeVersion)")
     p.add_argument("--replicas", type=at_least(1), default=1, metavar="N",
                    help="Deployment replicas (the HPA's minimum when --hpa is given; default 1)")
     p.add_argument("--gpus", type=at_least(0), metavar="N",
                    help="nvidia.com/gpu per replica (default: 1 when the repository holds TensorRT plans, else 0)")
-    p.add_argument("--cpu", default="4", help="CPU request per replica (default 4)")
-    p.add_argument("--memory", default="16Gi", help="memory request and limit per replica (default 16Gi)")
+    p.add_argument("--cpu", default="4", metavar="QUANTITY", help="CPU request per replica, e.g. 4 or 500m (default 4)")
+    p.add_argument("--memory", default="16Gi", metavar="QUANTITY",
+                   help="memory request and limit per replica, e.g. 16Gi (default 16Gi)")
     p.add_argument("--control-mode", default="poll", choices=["poll", "explicit", "none"],
                    help="poll: a publish rolls out by itself; explicit: repogen publish --rollout")
     p.add_argument("--poll-secs", type=at_least(1), default=30, metavar="SECONDS",
                    help="how often Triton re-reads the repository in poll mode (default 30)")
-    p.add_argument("--secret", default="triton-s3-credentials",
+    p.add_argument("--secret", default="triton-s3-credentials", metavar="NAME",
                    help="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY ('' for none, e.g. IRSA)")
-    p.add_argument("--region", default="us-east-1", help="AWS_DEFAULT_REGION of the server (default us-east-1)")
+    p.add_argument("--region", default="us-east-1", metavar="REGION",
+                   help="AWS_DEFAULT_REGION of the server (default us-east-1)")
     p.add_argument("--startup-minutes", type=at_least(1), default=10, metavar="MINUTES",
                    help="how long the startup probe allows for loading (default 10)")
     p.add_argument("--hpa", metavar="MIN:MAX", help="add a HorizontalPodAutoscaler on queue time")

@@ -56,16 +56,17 @@ def add_int8_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_container_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", help="tritonserver image for --server docker (default: chosen from the models' "
-                                    "repogen.json: the NGC release of a plan's TensorRT, or repogen/tritonserver-cpu "
-                                    "for Python-backend models on a host without a GPU)")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="tritonserver image for --server docker (default: chosen from the models' repogen.json: the "
+                        "NGC release of a plan's TensorRT, or repogen/tritonserver-cpu for Python-backend models on "
+                        "a host without a GPU)")
     p.add_argument("--engine", choices=["docker", "podman"],
                    help="container engine for --server docker (default: $REPOGEN_CONTAINER_ENGINE, then podman, "
                         "then docker)")
 
 
 def add_store_options(p: argparse.ArgumentParser, prune: bool = True) -> None:
-    p.add_argument("--endpoint-url", default=None,
+    p.add_argument("--endpoint-url", default=None, metavar="URL",
                    help=f"S3-compatible endpoint, e.g. http://127.0.0.1:9000 (default: ${ENDPOINT_ENV}, else AWS)")
     if prune:
         p.add_argument("--prune", type=int, default=None, metavar="N",

@@ -18,8 +18,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("repo", help="model repository folder (what repogen build --out wrote), or s3://bucket/prefix")
     add_store_options(p, prune=False)  # --endpoint-url for an s3:// repo
     p.add_argument("--server", default="local", choices=["docker", "local"],
-                   help="local: the tritonserver bundled with nvidia-pytriton (CPU, pip install "
-                        "'repogen[serve]'); docker: a Triton container (docs/docker.md)")
+                   help="local: the tritonserver bundled with nvidia-pytriton (CPU; pip install "
+                        "\"repogen[serve]\"); docker: a Triton container (docs/docker.md)")
     add_container_options(p)
     p.add_argument("--tritonserver", metavar="PATH",
                    help="tritonserver binary for --server local (default: the bundled one)")

@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("repo", help="model repository folder (what repogen build --out wrote), or s3://bucket/prefix")
     add_store_options(p, prune=False)  # --endpoint-url for an s3:// repo
     p.add_argument("--models", metavar="NAME[,NAME]", help="comma-separated model names (default: all)")
-    p.add_argument("--server", default="local",
+    p.add_argument("--server", default="local", metavar="local|docker|URL",
                    help="local (the bundled CPU tritonserver), docker, or the HTTP URL of a running server "
                         "(http://HOST:PORT)")
     p.add_argument("--grpc-url", metavar="grpc://HOST:PORT",

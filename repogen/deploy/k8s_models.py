@@ -16,15 +16,13 @@ import types
 from typing import Any
 
 from repogen.errors import ConfigError
+from repogen.extras import MissingExtraError, require
 
 _PRIMITIVES = {"str": str, "int": int, "float": (int, float), "bool": bool}
 
 
 def _model_class(name: str):
-    try:
-        import kubernetes.client.models as k8s
-    except ImportError as exc:
-        raise ConfigError("checking manifests needs the kubernetes package: pip install 'repogen[deploy]'") from exc
+    k8s = require("kubernetes.client.models", extra="deploy", for_what="checking manifests")
     cls = getattr(k8s, name, None)
     if cls is None and name.startswith(("V1alpha", "V1beta")):
         cls = getattr(_kserve_models(), name, None)
@@ -41,7 +39,7 @@ def _kserve_models():
         return sys.modules["kserve.models"]
     spec = importlib.util.find_spec("kserve")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("checking InferenceService manifests needs the kserve package: pip install 'repogen[deploy]'")
+        raise MissingExtraError("kserve", "deploy", "checking InferenceService manifests")
     stub = "kserve" not in sys.modules
     if stub:
         pkg = types.ModuleType("kserve")

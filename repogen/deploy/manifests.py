@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from repogen.errors import ConfigError
+from repogen.extras import require, require_installed
 from repogen.repository.images import serving_image
 from repogen.storage.uri import parse
 
@@ -75,6 +79,8 @@ def repository_manifests(uri_text: str, endpoint_url: str | None = None) -> list
     from repogen.storage.download import remote_models
     from repogen.storage.publish import remote_manifest
 
+    for package in ("yaml", "kubernetes"):  # before the store is read: one missing extra, named once
+        require_installed(package, extra="deploy")
     uri = parse(uri_text, endpoint_url)
     client = s3.make_client(uri)
     s3.check_bucket(client, uri)
@@ -133,9 +139,6 @@ def context(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = Non
 
 
 def _environment(user_dir: Path | None):
-    import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     paths = [str(user_dir)] if user_dir else []
     if user_dir is not None and not user_dir.is_dir():
         raise ConfigError(f"--templates {user_dir}: not a folder")
@@ -159,8 +162,7 @@ def selected(opts: ManifestOptions) -> dict[str, tuple[str, str | None]]:
 
 def render(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = None) -> dict[str, str]:
     """File name -> rendered, checked YAML text."""
-    import jinja2
-    import yaml
+    yaml = require("yaml", extra="deploy")
 
     from repogen.deploy.k8s_models import check_objects
 

@@ -16,13 +16,15 @@ os.environ["FLAGS_enable_pir_api"] = "0"
 
 import numpy as np  # noqa: E402
 
+from repogen.extras import require  # noqa: E402
+
 HERE = Path(__file__).resolve().parent / "tiny_cnn"
 PREFIX = HERE / "inference"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def main(out_prefix: Path = PREFIX) -> None:
-    import paddle
+    paddle = require("paddle", extra="paddle", for_what="regenerating the bundled example")
 
     paddle.enable_static()
     paddle.seed(0)

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 
+from repogen.extras import require
+
 CHARACTERS = list("0123456789abcdefghijklmnopqrstuvwxyz")
 
 OCR_DET_YML = """\

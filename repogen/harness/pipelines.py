@@ -12,20 +12,31 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from repogen.extras import require
 from repogen.harness.clients import Request
 from repogen.harness.model_files import folder_role
 from repogen.harness.speed import SpeedResult, measure_levels
-from repogen.pipelines import ops
 from repogen.verify import inputs
 
 BOX_TOL, SCORE_TOL = 1.0, 1e-4
 
 
 PIPELINE_ROLES = ("pre", "post", "pipeline", "system")
+
+
+def pipeline_ops() -> ModuleType:
+    """repogen.pipelines.ops, the reference chain's pre/post-processing, imported only when a repository has
+    pipeline models: it needs OpenCV and pyclipper (the pipelines extra), which a plain model never does."""
+    for package in ("cv2", "pyclipper"):
+        require(package, extra="pipelines", for_what="validating this repository's pipeline models")
+    from repogen.pipelines import ops
+
+    return ops
 
 
 def pipeline_folders(repo: Path, names: list[str]) -> list[str]:
@@ -129,6 +140,7 @@ class Reference:
 
 def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any]:
     """The expected answer of ``<model>_pipeline`` for one BGR image."""
+    ops = pipeline_ops()
     img = ops.raw_image(img, cfg["color"], cfg["min_side"], cfg["max_side"])
     state = ops.preprocess(img, cfg["transforms"])
     outs = ref.run(ops.model_feeds(state, cfg["roles"]))
@@ -153,6 +165,7 @@ def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any
 
 def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray, cls: Reference | None = None
                ) -> dict[str, Any]:
+    ops = pipeline_ops()
     d, r = cfg["det"], cfg["rec"]
     state = ops.preprocess(img, d["transforms"])
     prob = det.run(ops.model_feeds(state, d["roles"]))[d["output"]]
@@ -229,6 +242,8 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
     from repogen.harness.report import ModelReport, OutputCheck
 
     repo = Path(repo)
+    if names:
+        pipeline_ops()  # a missing package is the command's one error, not one failure per pipeline
     reports: dict[str, Any] = {}
     refs: dict[str, Reference] = {}
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from repogen.errors import ServerError
 from repogen.interrupts import terminate_raises
 from repogen.harness import container
@@ -82,8 +84,18 @@ def find_tritonserver(explicit: str | None = None) -> Path:
     bundled = bundled_tritonserver()
     if bundled:
         return bundled
-    raise ServerError("no tritonserver found: pass --tritonserver, set $TRITONSERVER, put it on PATH, "
-                      "or install nvidia-pytriton (pip install nvidia-pytriton)")
+    raise ServerError("no tritonserver found: pass --tritonserver, set $TRITONSERVER, put it on PATH, or install "
+                      'the CPU tritonserver of nvidia-pytriton: pip install "repogen[serve]"')
+
+
+def check_stub_numpy(version: str = np.__version__) -> None:
+    """The bundled server's Python-backend stub imports this environment's numpy (``_interpreter_path_env``):
+    with numpy 2 it answers every request with empty output tensors and no error (docs/triton.md), so a
+    validation would fail every case with a reshape error that never names numpy."""
+    if int(version.split(".")[0]) >= 2:
+        raise ServerError(f"numpy {version} is installed in {sys.prefix}, and the Python-backend stub of the "
+                          "bundled tritonserver (nvidia-pytriton) returns empty outputs with numpy 2: "
+                          'pip install "numpy<2" (the serve extra pins numpy 1.26.4)')
 
 
 def _is_pytriton_bundle(exe: Path) -> bool:
@@ -424,6 +436,8 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
                 else:
                     name = None
                     exe = find_tritonserver(tritonserver)
+                    if _is_pytriton_bundle(exe):
+                        check_stub_numpy()
                     backend_dir, env = (_prepare_pytriton_backend(exe, workdir) if _is_pytriton_bundle(exe)
                                         else (None, {}))
                     env.update(_interpreter_path_env())

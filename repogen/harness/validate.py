@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from repogen.errors import ConfigError, PaddleReferenceError, RepogenError, ServerError
+from repogen.extras import require
 from repogen.harness import batching, clients
 from repogen.harness.endpoints import probe_grpc, probe_http, server_urls
 from repogen.harness.model_files import ModelFolder, list_models, make_cases, read_model_folder
@@ -18,7 +19,7 @@ from repogen.harness.server import TritonServer, launch
 from repogen.harness.report import ModelReport, OutputCheck, Report
 from repogen.harness.speed import ERROR, LEVEL_BUDGET_S, SpeedResult, measure_levels
 from repogen.npz import load_npz
-from repogen.harness.pipelines import pipeline_folders, validate_pipelines
+from repogen.harness.pipelines import pipeline_folders, pipeline_ops, validate_pipelines
 from repogen.verify.compare import compare
 from repogen.verify.ties import TieEvidence, TieScorer
 from repogen.verify.tolerances import Rule
@@ -257,10 +258,12 @@ def validate_repository(repo: str | Path, *, models: list[str] | None = None, se
     pipelines = [] if remote else pipeline_folders(repo, names)
     for n in pipelines:
         unreadable.pop(n, None)
+    if pipelines:
+        pipeline_ops()  # OpenCV and pyclipper, before a server starts
     feeds = load_npz(inputs, "--inputs") if inputs else None
     # Import Paddle before any server exists: a Ctrl-C inside paddle's import surfaces as an ImportError
     # ("Can not import paddle core"), which must not be mistaken for a per-model failure.
-    import paddle.inference  # noqa: F401
+    require("paddle.inference", extra="serve", for_what="comparing served answers with Paddle's")
 
     if server not in ("local", "docker"):
         probe_http(server_urls(server, grpc_url)[0])  # malformed URL: exit 2 at once; refused: server error

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from repogen.extras import require
+
 PACKAGE = "paddle.framework.proto."
 # FieldDescriptor.TYPE_* -> protobuf wire type
 _WIRE = {1: 1, 2: 5, 3: 0, 4: 0, 5: 0, 6: 1, 7: 5, 8: 0, 9: 2, 10: 3, 11: 2, 12: 2, 13: 0, 14: 0, 15: 5, 16: 1,
@@ -80,7 +82,7 @@ def render(file_descriptor: Any) -> str:
 
 
 def main() -> None:
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = require("paddle.base.proto.framework_pb2", extra="paddle", for_what="regenerating the schema")
 
     out = Path(__file__).with_name("framework_schema.py")
     out.write_text(render(framework_pb2.DESCRIPTOR))

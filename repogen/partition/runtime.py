@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from repogen.errors import ConfigError, RepogenError
+from repogen.extras import require
 from repogen.ir import Graph
 from repogen.partition.regions import Region, cut
 
@@ -121,8 +122,9 @@ class PaddleOpsRunner:
     """The region's ops, one ``paddle._C_ops`` call each, in graph order."""
 
     def __init__(self, cleaned: Graph, region: Region):
-        import paddle  # noqa: F401  (a server without paddle fails here, at load, with the reason)
-        from paddle import _C_ops
+        # a server without Paddle fails here, at load, with the reason
+        paddle = require("paddle", extra="paddle", for_what="a Python remainder model (Paddle runs its ops)")
+        _C_ops = require("paddle._C_ops", extra="paddle", for_what="a Python remainder model (Paddle runs its ops)")
 
         from repogen.paddle.pir_signatures import SIGNATURES
 
@@ -168,7 +170,7 @@ class PaddleOpsRunner:
 
     @staticmethod
     def _attr(name: str, value: Any) -> Any:
-        import paddle
+        paddle = require("paddle", extra="paddle")
 
         if name == "place":
             return paddle.CPUPlace()
@@ -182,7 +184,7 @@ class PaddleOpsRunner:
         return self.shapes(feeds)[0]
 
     def shapes(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, tuple]]:
-        import paddle
+        paddle = require("paddle", extra="paddle")
 
         env: dict[str, Any] = {n: paddle.to_tensor(a) for n, a in self.constants.items()}
         env.update({n: paddle.to_tensor(np.ascontiguousarray(feeds[n])) for n, _, _ in self.region.inputs})

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
+from repogen.extras import require
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,8 @@ def read_regular_file(path: Path | str, max_bytes: int, what: str) -> bytes:
 
 
 def _yaml() -> Any:
-    try:
-        import yaml  # the pipelines / deploy extras: a build of a model without YAML beside it never needs it
-    except ImportError:
-        raise ConfigError("reading YAML needs PyYAML: pip install 'repogen[pipelines]'") from None
-    return yaml
+    # the pipelines / deploy extras: a build of a model without YAML beside it never needs it
+    return require("yaml", extra="pipelines", for_what="reading YAML")
 
 
 def _yaml_error(where: str, exc: Exception) -> ConfigError:

@@ -26,10 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
-
 from repogen.errors import ConfigError
+from repogen.extras import require
+
+_pydantic = require("pydantic", extra="pipelines", for_what="reading deploy configs")
+BaseModel, BeforeValidator, ConfigDict = _pydantic.BaseModel, _pydantic.BeforeValidator, _pydantic.ConfigDict
+Field, ValidationError, model_validator = _pydantic.Field, _pydantic.ValidationError, _pydantic.model_validator
+PydanticCustomError = require("pydantic_core", extra="pipelines", for_what="reading deploy configs").PydanticCustomError
 
 MAX_SIDE = 10000  # pixels on an image side (the served pipelines refuse larger requests too)
 MAX_LIST = 100_000  # labels or CTC characters (PP-OCRv5's dictionary has 18,383; ImageNet-22k 21,841 classes)

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from repogen.errors import ConfigError
+from repogen.extras import MissingExtraError
 from repogen.pipelines.bounded_yaml import YamlLimits, load_yaml_file, read_regular_file
 
 try:  # pydantic comes with the pipelines extra: without it, models with no deploy config still build
-    from pydantic import ValidationError
-
     from repogen.pipelines import config_schema as schema
-    from repogen.pipelines.config_schema import INTERP_CODES, MAX_LIMIT_DET_MODELS  # noqa: F401 (public names)
-except ImportError:
+    from repogen.pipelines.config_schema import INTERP_CODES, MAX_LIMIT_DET_MODELS, ValidationError  # noqa: F401
+except MissingExtraError:
     schema = None  # type: ignore[assignment]
 
 CONFIG_NAMES = ("inference.yml", "infer_cfg.yml", "deploy.yaml", "deploy.yml")

@@ -53,11 +53,12 @@ def main() -> int:
     import warnings
 
     warnings.filterwarnings("ignore", message="No ccache found")
+    from repogen.extras import require
     from repogen.ir import ModelSource
     from repogen.reference.predictor import make_predictor, run_predictor
 
     try:  # at once, so that Paddle's import (seconds) overlaps whatever the parent does before the first model
-        import paddle.inference  # noqa: F401
+        require("paddle.inference", extra="paddle")
         broken = None
     except BaseException as exc:  # MemoryError / "failed to map segment" under a small cap
         broken = f"Paddle Inference could not load it: {summary(exc)}"

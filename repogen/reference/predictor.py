@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from repogen.extras import require
 from repogen.ir import ModelSource
 from repogen.paddle.loader import detect
 
@@ -18,7 +19,7 @@ def source_of(model: str | Path | ModelSource) -> ModelSource:
 
 def make_predictor(source: ModelSource) -> Any:
     """A CPU predictor on the program exactly as saved."""
-    import paddle.inference as pi
+    pi = require("paddle.inference", extra="paddle")
 
     if source.format == "fluid-separate":
         config = pi.Config(str(source.model_file.parent))

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from repogen.errors import PaddleReferenceError
+from repogen.extras import require_installed
 from repogen.ir import ModelSource
 from repogen.reference.predictor import source_of
 
@@ -211,6 +212,7 @@ class ReferenceRunner:
 
     def __init__(self, model: str | Path | ModelSource, *, timeout: float | None = None,
                  memory_mb: int | None = None):
+        require_installed("paddle", extra="paddle", for_what="comparing with Paddle Inference (the reference)")
         self.source = source_of(model)
         self.timeout = default_timeout() if timeout is None else float(timeout)
         self.memory_mb = default_memory_mb() if memory_mb is None else int(memory_mb)

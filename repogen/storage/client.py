@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from repogen.extras import require
 from repogen.storage.uri import S3URI, StorageError
 
 CONNECT_TIMEOUT_S = 3
@@ -37,8 +38,8 @@ _CODES = {
 
 
 def make_client(uri: S3URI) -> Any:
-    import boto3
-    from botocore.config import Config
+    boto3 = require("boto3", extra="s3")
+    Config = require("botocore.config", extra="s3").Config
 
     config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                     retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
@@ -50,7 +51,7 @@ def make_client(uri: S3URI) -> Any:
 
 def explain(uri: S3URI, exc: BaseException, doing: str) -> StorageError:
     """One plain sentence for any boto3/botocore failure, naming the URI and what was being done."""
-    from botocore import exceptions as bx
+    bx = require("botocore.exceptions", extra="s3")
 
     where = f"{uri}: {doing}"
     if isinstance(exc, bx.NoCredentialsError):
@@ -76,7 +77,7 @@ def explain(uri: S3URI, exc: BaseException, doing: str) -> StorageError:
 
 def call(uri: S3URI, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one boto3 call; any failure becomes :func:`explain`'s StorageError."""
-    from botocore import exceptions as bx
+    bx = require("botocore.exceptions", extra="s3")
 
     try:
         return fn(*args, **kwargs)
@@ -160,7 +161,7 @@ def copy_verified(client: Any, uri: S3URI, source: str, key: str, digest: str) -
 
 def recorded_sha256(client: Any, uri: S3URI, key: str) -> str | None:
     """The sha256 repogen stored with an object (its metadata), None when the object is missing."""
-    from botocore.exceptions import ClientError
+    ClientError = require("botocore.exceptions", extra="s3").ClientError
 
     try:
         head = client.head_object(Bucket=uri.bucket, Key=key)

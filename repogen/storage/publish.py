@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from repogen.interrupts import terminate_raises
+from repogen.extras import require
 from repogen.storage import client as s3
 from repogen.storage import transaction as tx
 from repogen.storage.uri import S3URI, StorageError, parse
@@ -154,7 +155,7 @@ def _upload_order(rels: list[str]) -> list[str]:
 # -- remote side ---------------------------------------------------------------------------------------------------
 
 def _get_or_none(client: Any, uri: S3URI, key: str) -> bytes | None:
-    from botocore.exceptions import ClientError
+    ClientError = require("botocore.exceptions", extra="s3").ClientError
 
     try:
         return client.get_object(Bucket=uri.bucket, Key=key)["Body"].read()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from repogen.extras import require
 from repogen.storage import client as s3
 from repogen.storage.download import download
 from repogen.storage.locks import locked_tempdir, remove_dead_tempdirs
@@ -56,7 +57,7 @@ class RemoteRepository:
     def server_env(self) -> dict[str, str]:
         """Environment for tritonserver: the credentials boto3 resolved (any source in the standard chain,
         handed over as the variables Triton's S3 client reads) and a region."""
-        import boto3
+        boto3 = require("boto3", extra="s3")
 
         env: dict[str, str] = {}
         session = boto3.session.Session()

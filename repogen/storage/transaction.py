@@ -51,6 +51,7 @@ from typing import Any, Callable
 
 from google.protobuf import text_format
 
+from repogen.extras import require
 from repogen.storage import client as s3
 from repogen.storage.locks import private_dir, try_lock
 from repogen.storage.uri import S3URI, StorageError
@@ -406,7 +407,7 @@ def staged_models(client: Any, uri: S3URI) -> list[str]:
 
 def _server_age(client: Any, uri: S3URI, key: str) -> tuple[Any, float] | None:
     """(LastModified, age in seconds by the store's clock) of an object, None when missing."""
-    from botocore.exceptions import ClientError
+    ClientError = require("botocore.exceptions", extra="s3").ClientError
 
     try:
         head = client.head_object(Bucket=uri.bucket, Key=key)
@@ -419,7 +420,7 @@ def _server_age(client: Any, uri: S3URI, key: str) -> tuple[Any, float] | None:
 
 
 def _lease_owner(client: Any, uri: S3URI, lo: Leftover) -> str:
-    from botocore.exceptions import ClientError
+    ClientError = require("botocore.exceptions", extra="s3").ClientError
 
     try:
         data = json.loads(client.get_object(Bucket=uri.bucket, Key=lo.base + LEASE)["Body"].read())

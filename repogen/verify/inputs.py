@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from repogen.errors import ConfigError
+from repogen.extras import require
 
 if TYPE_CHECKING:
     from repogen.pipelines.deploy_config import DeployConfig
@@ -96,12 +97,7 @@ class GeneratedImage:
 
 
 def _cv2() -> Any:
-    try:
-        import cv2
-    except ImportError:  # the pipelines extra: only the image functions need it
-        raise ConfigError("generated images need OpenCV: pip install 'repogen[pipelines]' "
-                          "(opencv-python-headless)") from None
-    return cv2
+    return require("cv2", extra="pipelines", for_what="generating images")  # only the image functions need it
 
 
 def drawable(characters: Iterable[str] | None) -> str:
