@@ -15,6 +15,7 @@ from typing import Any
 from repogen.errors import ConfigError
 from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, input_roles, read_deploy_config,
                                              read_model_facts)
+from repogen.pipelines.budget import pixel_budget
 from repogen.pipelines.ensemble import GeneratedModel, generate
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
@@ -110,11 +111,15 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])
 
 
-def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
+def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int,
+                    target: str | None = None) -> list[GeneratedModel]:
+    """``target``: the target built (its runtime decides how the pipeline's pixel budget is set)."""
     if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
-    return generate(cfg, spec.name, engine, max_batch_size, instances)
+    roles = input_roles([t.name for t in engine.inputs], str(cfg.path))
+    budget = pixel_budget(spec, cfg, engine, max_batch_size, roles, target, instances)
+    return generate(cfg, spec.name, engine, max_batch_size, instances, budget)
 
 
 MARKER = "repogen-pipeline.json"  # marks a folder this package wrote, so a later --force may replace it

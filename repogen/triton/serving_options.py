@@ -22,7 +22,8 @@ from typing import Any, Callable
 from repogen.errors import ConfigError
 
 ALLOCATION_STRATEGIES = {"static": "STATIC", "on_profile_change": "ON_PROFILE_CHANGE"}
-KEYS = {"cpu_threads", "execution_context_allocation_strategy", "version_policy", "response_cache"}
+KEYS = {"cpu_threads", "execution_context_allocation_strategy", "version_policy", "response_cache",
+        "instance_memory_mb"}
 
 
 @dataclass
@@ -103,6 +104,8 @@ def apply_table(spec: Any, t: dict, where: str) -> None:
             t["execution_context_allocation_strategy"], f"{where}.execution_context_allocation_strategy")
     if "version_policy" in t:
         spec.version_policy = parse_version_policy(t["version_policy"], f"{where}.version_policy")
+    if "instance_memory_mb" in t:  # the pipelines' per-request pixel budget (repogen/pipelines/budget.py)
+        spec.instance_memory_mb = _int(t["instance_memory_mb"], f"{where}.instance_memory_mb")
     if "response_cache" in t:
         if not isinstance(t["response_cache"], bool):
             raise ConfigError(f"{where}.response_cache: expected true or false, got {t['response_cache']!r}")
@@ -119,7 +122,7 @@ def allocation_strategy(value: Any, where: str) -> str:
 # -- CLI -----------------------------------------------------------------------------------------------------------
 
 CLI_DESTS = ("cpu_threads", "no_dynamic_batching", "response_cache", "version_policy",
-             "execution_context_allocation_strategy", "cuda_graphs", "cuda_graph_batch_sizes")
+             "execution_context_allocation_strategy", "cuda_graphs", "cuda_graph_batch_sizes", "instance_memory_mb")
 
 
 def add_cli_args(p: Any) -> None:
@@ -132,6 +135,8 @@ def add_cli_args(p: Any) -> None:
     p.add_argument("--version-policy", metavar="all|latest:N|specific:V,V",
                    help="which version folders Triton serves (default: Triton's latest:1)")
     p.add_argument("--response-cache", action="store_true", help="response_cache { enable: true }")
+    p.add_argument("--instance-memory-mb", type=int, metavar="MB", help="memory one model instance may use: sets "
+                   "the pipelines' per-request pixel budget (default: half this machine's memory / instances)")
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs for the plan (opt shapes)")
     p.add_argument("--cuda-graph-batch-sizes", metavar="B,B", help="one CUDA graph per batch size (implies "
                                                                    "--cuda-graphs)")
@@ -153,6 +158,8 @@ def apply_cli(spec: Any, args: Any, make_batching: Callable[..., Any]) -> None:
         spec.version_policy = parse_version_policy(args.version_policy, "--version-policy")
     if getattr(args, "response_cache", False):
         spec.response_cache = True
+    if getattr(args, "instance_memory_mb", None) is not None:
+        spec.instance_memory_mb = _int(args.instance_memory_mb, "--instance-memory-mb")
     if getattr(args, "cuda_graphs", False):
         spec.cuda_graphs = True
     if getattr(args, "cuda_graph_batch_sizes", None):
