@@ -37,14 +37,13 @@ def _cap_opencv_decoding():
 _cap_opencv_decoding()
 import pipeline_ops as ops  # noqa: E402
 
-# INVALID_ARG exists in the Python backends of Triton 23.x and later (the bundled 2.51 server has it)
-INVALID_ARG = getattr(pb_utils.TritonError, "INVALID_ARG", None)
-
-
 def error_response(exc):
     """A client's bad input -> INVALID_ARG with the message as is; anything else -> INTERNAL, named by type."""
     if isinstance(exc, ops.InputError):
-        error = pb_utils.TritonError(str(exc), INVALID_ARG) if INVALID_ARG is not None else pb_utils.TritonError(str(exc))
+        # looked up here: the stub binds TritonError after the model's modules are imported. INVALID_ARG exists in
+        # the Python backends of Triton 23.x and later (the bundled 2.51 server has it)
+        code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+        error = pb_utils.TritonError(str(exc), code) if code is not None else pb_utils.TritonError(str(exc))
     else:
         error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
     return pb_utils.InferenceResponse(output_tensors=[], error=error)
@@ -67,7 +66,7 @@ def check_budget(budget, pixels, what):
     """Refuse a request whose model input would have more pixels than the budget the build measured."""
     if budget and pixels > budget["max_pixels"]:
         why = budget.get("why", "")
-        raise ops.InputError(f"{what} = {pixels} pixels at the model; this pipeline accepts at most "
+        raise ops.InputError(f"{what}: {pixels} pixels at the model; this pipeline accepts at most "
                              f"{budget['max_pixels']} per request{' (' + why + ')' if why else ''}")
 
 
@@ -83,7 +82,7 @@ def admit(cfg, budget, h, w):
     if budget and budget.get("source_size"):
         stride = max(1, int(budget.get("stride") or 1))
         ph, pw = -(-h // stride) * stride, -(-w // stride) * stride
-        check_budget(budget, ph * pw, f"image is {w}x{h}: {pw}x{ph}")
+        check_budget(budget, ph * pw, f"image is {w}x{h}" + (f" (padded to {pw}x{ph})" if (ph, pw) != (h, w) else ""))
 
 
 def check_feeds(budget, feeds, image_inputs):
