@@ -372,6 +372,31 @@ def test_one_bad_request_among_good_ones_fails_alone(repo):
     assert pre.execute([requests[2]])[0].error is None
 
 
+def test_resizing_pipeline_checks_what_the_model_would_get(repo):
+    """A text detector resizes (resize_long 320): the source size says nothing, the fed tensor is checked."""
+    pre = _load_stage(repo / "PP-OCRv5_mobile_det_pre")
+    assert pre.budget and not pre.budget["source_size"]
+    img = _enc(testing.encode(testing.text_image(["budget"], 0, (200, 300))))
+    admitted = pre.execute([img])[0]
+    fed = next(t.as_numpy().shape for t in admitted.output_tensors if t.name() == "model_in_x")
+    assert admitted.error is None and fed[2:] != (200, 300)  # resized
+    pre.budget = dict(pre.budget, max_pixels=fed[2] * fed[3] - 1)  # one pixel short of what the model would get
+    error = pre.execute([img])[0].error
+    assert error.code == "INVALID_ARG" and f"input x {list(fed)}: {fed[2] * fed[3]} pixels at the model" in error.text
+
+
+def test_instance_memory_option_and_default():
+    from repogen.errors import ConfigError
+    from repogen.triton.spec import EXAMPLE_SOURCE, spec_from_table
+
+    spec = spec_from_table({"source": str(EXAMPLE_SOURCE), "instance_memory_mb": 1500}, Path.cwd(), "spec")
+    assert spec.instance_memory_mb == 1500
+    with pytest.raises(ConfigError, match="instance_memory_mb: expected an integer >= 1"):
+        spec_from_table({"source": str(EXAMPLE_SOURCE), "instance_memory_mb": 0}, Path.cwd(), "spec")
+    total_kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal:")).split()[1])
+    assert abs(budget.default_instance_memory_mb(2) - total_kb / 1024 / 4) <= 1  # half the machine, 2 instances
+
+
 @pytest.fixture(scope="module")
 def server(repo):
     from repogen.harness.server import launch
@@ -437,6 +462,12 @@ def test_bad_requests_are_client_errors_and_4000px_is_refused(server, expected_s
         with pytest.raises(InferenceServerException, match=message) as info:
             _infer(server, protocol, model, data)
         assert _status(info.value) == bad, (model, message, _status(info.value), info.value.message())
+    mod, client = _client(server, protocol)  # a wrong dtype never reaches the stage: Triton refuses it, also 400
+    inp = mod.InferInput("image_raw", [1, 20, 20, 3], "FP32")
+    inp.set_data_from_numpy(np.zeros((1, 20, 20, 3), np.float32))
+    with pytest.raises(InferenceServerException, match="FP32") as info:
+        client.infer("seg_full_pipeline_raw", [inp])
+    assert _status(info.value) == bad
     assert server.alive()
     for img, want in expected_seg:  # the next requests: answered, and as PaddleX's predictor answers
         got = _infer(server, protocol, "seg_full_pipeline", testing.encode(img))
