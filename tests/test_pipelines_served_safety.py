@@ -156,6 +156,12 @@ _RSS_CHILD = textwrap.dedent("""
     mode = sys.argv[2]
     if mode == "opencv-first":  # the real bomb just over the cap (the 20000-pixel one would take 2.3 GB)
         cases = {"png 9000x9000": cases["png 9000x9000"]}
+    if mode == "scans-opencv":  # the scan bomb decoded as before: seconds of CPU for a few KB
+        import time
+        start = time.perf_counter()
+        cv2.imdecode(np.frombuffer(cases["jpeg 2000 scans"], np.uint8), cv2.IMREAD_COLOR)
+        print(json.dumps({"seconds": time.perf_counter() - start, "bytes": len(cases["jpeg 2000 scans"])}))
+        sys.exit(0)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seen = {}
     for name, data in cases.items():
@@ -186,7 +192,17 @@ def bombs() -> dict[str, bytes]:
     bits = struct.unpack_from("<I", webp, 21)[0] & ~0xFFFFFFF | 16383 | 16383 << 14
     webp[21:25] = struct.pack("<I", bits)
     return {"png 20000x20000": png_bomb(20000, 20000), "png 9000x9000": png_bomb(9000, 9000),
-            "jpeg 60000x60000": bytes(jpeg), "bmp 30000x30000": bytes(bmp), "webp 16384x16384": bytes(webp)}
+            "jpeg 60000x60000": bytes(jpeg), "bmp 30000x30000": bytes(bmp), "webp 16384x16384": bytes(webp),
+            "jpeg 2000 scans": jpeg_scan_bomb(1024, 2000)}
+
+
+def jpeg_scan_bomb(side: int, copies: int) -> bytes:
+    """A progressive JPEG whose smallest scan repeats ``copies`` times: a few bytes each, and each makes libjpeg
+    pass over every block (4096 pixels and 2000 copies: 165 KB, 74 s to decode)."""
+    data = cv2.imencode(".jpg", np.full((side, side, 3), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xDA] + [len(data) - 2]
+    smallest = min((data[a:b] for a, b in zip(starts[1:], starts[2:])), key=len)
+    return data[:-2] + smallest * copies + data[-2:]
 
 
 def _rss_child(mode: str) -> dict:
@@ -199,8 +215,9 @@ def _rss_child(mode: str) -> dict:
 def test_bombs_are_refused_before_decoding_under_100mb():
     got = _rss_child("header-first")
     assert got["grown_mb"] < 100, got
-    assert all("accepts at most" in msg for msg in got["seen"].values()), got["seen"]
-    assert len(got["seen"]) == 5
+    assert all(" at most " in msg for msg in got["seen"].values()), got["seen"]
+    assert "in 2010 scans; the pipeline decodes at most 64 scans" in got["seen"]["jpeg 2000 scans"]
+    assert len(got["seen"]) == 6
 
 
 @pytest.mark.skipif(not os.environ.get("REPOGEN_SLOW_TESTS"),
@@ -208,6 +225,12 @@ def test_bombs_are_refused_before_decoding_under_100mb():
 def test_decoding_first_would_fail_the_memory_check():
     got = _rss_child("opencv-first")
     assert got["grown_mb"] > 100, got
+
+
+@pytest.mark.skipif(not os.environ.get("REPOGEN_SLOW_TESTS"), reason="decodes the JPEG scan bomb (seconds of CPU)")
+def test_decoding_the_scan_bomb_would_take_seconds():
+    got = _rss_child("scans-opencv")
+    assert got["seconds"] > 1 and got["bytes"] < 100_000, got
 
 
 def test_opencv_decode_cap_comes_from_pipeline_json(tmp_path):

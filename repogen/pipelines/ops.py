@@ -35,11 +35,16 @@ class InputError(ValueError):
 
 # -- decoding ------------------------------------------------------------------------------------------------------
 
-# The decoded image's pixel cap (8192 x 8192): a request's decode buffer stays under 192 MiB (BGR, 8 bits). The
-# served stages also pass it to OpenCV itself (OPENCV_IO_MAX_IMAGE_PIXELS, pipeline_common.py), so a header that
-# reads differently to OpenCV than to image_header below still cannot make it allocate more.
+# The decoded image's pixel cap (8192 x 8192): the decoded BGR image is at most 192 MiB (decoding it peaked at
+# +385 MB for PNG, +577 MB for a progressive JPEG). The served stages also pass it to OpenCV itself
+# (OPENCV_IO_MAX_IMAGE_PIXELS, pipeline_common.py), so a header that reads differently to OpenCV than to
+# image_header below still cannot make it allocate more.
 MAX_PIXELS = 1 << 26
 FORMATS = "PNG, JPEG, BMP, WebP or TIFF"
+# progressive JPEG: libjpeg's default script has 10 scans; the pixel product bounds the decoder's passes (16 scans
+# of the largest image admitted)
+MAX_JPEG_SCANS = 64
+MAX_SCAN_PIXELS = 16 * MAX_PIXELS
 
 
 class ImageHeader(NamedTuple):
@@ -107,6 +112,13 @@ def _jpeg_header(data: bytes) -> ImageHeader:
             height, width, channels = _u16(data, at + 5), _u16(data, at + 7), data[at + 9]
             if height == 0:  # the height would come later, in a DNL segment, which OpenCV's libjpeg refuses
                 raise InputError("JPEG whose frame header gives no height (DNL): cannot decode")
+            # each scan of a progressive JPEG passes over every block of its components: 2000 repeated 33-byte
+            # scans of a 4096x4096 image (165 KB) cost libjpeg 74 s. Entropy-coded bytes never hold FF DA (an FF
+            # there is followed by 00), so counting it counts the scans.
+            scans = data.count(b"\xff\xda")
+            if scans > MAX_JPEG_SCANS or scans * width * height > MAX_SCAN_PIXELS:
+                raise InputError(f"JPEG of {width}x{height} pixels in {scans} scans; the pipeline decodes at most "
+                                 f"{MAX_JPEG_SCANS} scans and {MAX_SCAN_PIXELS} pixels over all scans")
             return ImageHeader("JPEG", width, height, channels)
         if length < 2:
             break
