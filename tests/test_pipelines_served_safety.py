@@ -534,3 +534,21 @@ def test_bad_and_good_requests_at_once_never_mix(server, expected_seg):
         t.join(300)
     assert not failures, failures[:3]
     assert server.alive()
+
+
+def test_plan_budget_is_the_profiles_largest_image_and_fixed_sizes_have_none():
+    """TensorRT plans allocate for their profiles when they load: nothing to measure, the profile bounds the
+    request (a clean 400 instead of TensorRT's shape error). Fixed sizes cost the same for every request."""
+    from types import SimpleNamespace as NS
+
+    engine = NS(inputs=[NS(name="x", shape=[-1, 3, -1, -1])],
+                profiles=[{"x": [[1, 3, 32, 32], [1, 3, 640, 640], [4, 3, 1024, 1536]]},
+                          {"x": [[1, 3, 32, 32], [1, 3, 640, 640], [1, 3, 2048, 1024]]}])
+    spec = NS(name="m", source=Path("/nonexistent"), instance_memory_mb=None, dynamic_batching=None)
+    normalize = [{"op": "normalize", "alpha": [1.0] * 3, "beta": [0.0] * 3}, {"op": "to_chw"}]
+    got = budget.pixel_budget(spec, NS(transforms=normalize), engine, 4, {"x": "image"}, "tensorrt", 1)
+    assert got["max_pixels"] == 2048 * 1024 and got["source_size"] and got["layout"] == "chw"
+    fixed = [{"op": "resize", "target_wh": [512, 512], "keep_ratio": False, "interp": "LINEAR"}, *normalize]
+    assert budget.pixel_budget(spec, NS(transforms=fixed), engine, 4, {"x": "image"}, "paddle", 1) is None
+    kept = [{"op": "resize", "target_wh": [512, 512], "keep_ratio": True, "interp": "LINEAR"}, *normalize]
+    assert not budget.source_sized(kept) and not budget.fixed_size(kept)  # bounded, not fixed: measured
