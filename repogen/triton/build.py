@@ -182,7 +182,8 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         if parted is not None:  # an ensemble of TensorRT regions and Python remainder models
             return _Prepared(spec, "ensemble", spec.precision, graph, parted.engine, parted.max_batch_size,
                              parted.ensemble_text, None, None, parted.check, warnings, started, partitioned=parted,
-                             pipelines=pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size, target))
+                             pipelines=pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size,
+                                                                     target))
         if target == "tensorrt" and spec.target == "auto":  # not partitionable: the whole model to paddle
             target = _auto_target(spec, graph, model_warn)
     forms = ModelForms(spec, graph)
@@ -249,7 +250,8 @@ def _prepare(spec: ModelSpec, target: str, trt: Any, cache: TimingCache,
         raise ConfigError(f"{spec.name}: labels file may not be called {labels}")
     text = _render_config(spec, target, engine, max_batch, (trt_info or {}).get("cc_model_filenames"))
     prepared = _Prepared(spec, target, precision, graph, engine, max_batch, text, plan, trt_info, check, warnings,
-                         started, region, pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch, target))
+                         started, region,
+                         pipelines=pipeline_hook.pipeline_models(spec, deploy, engine, max_batch, target))
     prepared.paddle_names = renames.paddle_names()
     prepared.cleaned = forms.made_cleaned
     return prepared
