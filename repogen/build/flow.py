@@ -167,7 +167,7 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
         choice.partitioned("TensorRT regions and a Python remainder: " + "; ".join(
             f"#{o['position']} {o['op']} ({o['reason']})" for o in parted.summary()["not_tensorrt"]))
         folders = partition_folders(parted, spec=spec, graph=graph, out=out, warn=model_warn)
-        pipelines = pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size)
+        pipelines = pipeline_hook.pipeline_models(spec, deploy, parted.engine, parted.max_batch_size, choice.target)
         return ModelPlan(spec, choice, spec.precision, parted.max_batch_size, profiles,
                          folders + [_pipeline_folder(m, spec.name) for m in pipelines], parted.check, warnings,
                          started, partition=parted.summary(), engine=parted.engine, pipeline_models=pipelines)
@@ -238,7 +238,7 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
     data["target_choice"] = choice.to_dict()
     if renames.paddle_names():
         data["paddle_names"] = renames.paddle_names()  # the harness feeds the Paddle reference by these
-    pipelines = pipeline_hook.pipeline_models(spec, deploy, engine, max_batch)
+    pipelines = pipeline_hook.pipeline_models(spec, deploy, engine, max_batch, target)
     data.update(pipeline_hook.manifest_fields(pipelines))  # deploy-config detectors: box rows, not batch rows
     if target in ("tensorrt", "numpy"):
         found = detection_outputs(forms.cleaned())  # NMS rows come in TensorRT's order: the harness compares sets

@@ -15,6 +15,7 @@ from typing import Any
 from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build reads configs through here
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
+from repogen.pipelines.budget import pixel_budget
 from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
 
@@ -79,12 +80,16 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])
 
 
-def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int) -> list[GeneratedModel]:
+def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int,
+                    target: str | None = None) -> list[GeneratedModel]:
+    """``target``: the target built (its runtime decides how the pipeline's pixel budget is set)."""
     check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
     if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
-    return generate(cfg, spec.name, engine, max_batch_size, instances)
+    roles = input_roles([t.name for t in engine.inputs], str(cfg.path))
+    budget = pixel_budget(spec, cfg, engine, max_batch_size, roles, target, instances)
+    return generate(cfg, spec.name, engine, max_batch_size, instances, budget)
 
 
 def _labels_file(cfg: DeployConfig) -> Path:

@@ -84,6 +84,9 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version-policy", metavar="all|latest:N|specific:V,V",
                    help="which version folders Triton serves (default: Triton's latest:1)")
     p.add_argument("--response-cache", action="store_true", help="response_cache { enable: true }")
+    p.add_argument("--instance-memory-mb", type=int, metavar="MB",
+                   help="memory one model instance may use: sets the pipelines' per-request pixel budget (default: "
+                        "half this machine's memory / instances)")
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs for the plan (opt shapes)")
     p.add_argument("--cuda-graph-batch-sizes", metavar="B,B", help="one CUDA graph per batch size (implies "
                                                                    "--cuda-graphs)")

@@ -33,6 +33,7 @@ INFO = "repogen_info"
 # the Python stages' names for the model's tensors: a model input called "image" must not meet the pipeline's
 PRE_OUT, POST_IN = "model_in_", "model_out_"
 MIN_SIDE, MAX_SIDE = 8, 10000  # per-request image size limits (a 1x1 or 20000-pixel image is refused)
+MAX_PIXELS = 1 << 26  # decoded pixels per request (ops.MAX_PIXELS: the served code imports nothing from here)
 
 
 @dataclass
@@ -118,7 +119,7 @@ def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: lis
         "kind": cfg.kind, "color": cfg.color, "transforms": cfg.transforms, "post": cfg.post,
         "roles": input_roles(model_inputs, str(cfg.path)), "model_outputs": [o.name for o in model_outputs],
         "labels": cfg.labels, "characters": cfg.characters, "min_side": MIN_SIDE, "max_side": MAX_SIDE,
-        "deploy_config": cfg.path.name,
+        "max_pixels": MAX_PIXELS, "deploy_config": cfg.path.name,
     }
     if cfg.kind == "detection":
         boxes = [o.name for o in model_outputs if o.dtype == "float32" and len(o.shape) == 2 and o.shape[-1] == 6]
@@ -129,10 +130,11 @@ def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: lis
     return data
 
 
-def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, instances: int = 1
-             ) -> list[GeneratedModel]:
+def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, instances: int = 1,
+             budget: dict[str, Any] | None = None) -> list[GeneratedModel]:
     """The pre, post and ensemble models for ``model`` (its EngineDesc gives names, dtypes and shapes);
-    the Python stages get ``instances`` CPU instances, as many as the model has, so they never throttle it."""
+    the Python stages get ``instances`` CPU instances, as many as the model has, so they never throttle it.
+    ``budget`` (repogen.pipelines.budget.pixel_budget) bounds the pixels one request may bring to the model."""
     if max_batch_size <= 0:
         raise ConfigError(f"{model}: a pipeline needs a model with a dynamic batch dim (max_batch_size > 0); "
                           f"{cfg.path.name} describes one image per request")
@@ -141,6 +143,8 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
             raise ConfigError(f"{model}: pipeline pre-processing produces FP32 inputs; input {t.name} is {t.dtype}")
     names = [t.name for t in engine.inputs]
     data = pipeline_json(cfg, names, engine.outputs)
+    if budget:
+        data["budget"] = budget
     pre, post, ens = f"{model}_pre", f"{model}_post", f"{model}_pipeline"
     image = Tensor("image", "bytes", [1], optional=True)
     raw = Tensor("image_raw", "uint8", [-1, -1, 3], optional=True)
@@ -218,8 +222,9 @@ def ocr_system(generated: list[GeneratedModel], choice: Any = None,
     shape = next(t["image_shape"] for t in rp["transforms"] if t["op"] == "rec_resize")
     data = {
         "color": dp["color"], "min_side": dp["min_side"], "max_side": dp["max_side"],
+        "max_pixels": dp.get("max_pixels", MAX_PIXELS),
         "det": {"model": det["model"], "transforms": dp["transforms"], "roles": dp["roles"],
-                "output": dp["model_outputs"][0], "post": dp["post"]},
+                "output": dp["model_outputs"][0], "post": dp["post"], "budget": dp.get("budget")},
         "rec": {"model": rec["model"], "input": next(iter(rp["roles"])), "output": rp["model_outputs"][0],
                 "image_shape": shape, "characters": rp["characters"], "use_space_char": rp["post"]["use_space_char"],
                 "batch_size": max(1, min(OCR_BATCH, rec["max_batch_size"]))},

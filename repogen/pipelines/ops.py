@@ -14,8 +14,9 @@ source, DetResizeForTest's ``shape`` tail) and ``scale_hw`` (PaddleDetection's `
 from __future__ import annotations
 
 import math
+import struct
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -34,31 +35,211 @@ class InputError(ValueError):
 
 # -- decoding ------------------------------------------------------------------------------------------------------
 
-def check_size(h: int, w: int, min_side: int, max_side: int) -> None:
+# The decoded image's pixel cap (8192 x 8192): the decoded BGR image is at most 192 MiB (decoding it peaked at
+# +385 MB for PNG, +577 MB for a progressive JPEG). The served stages also pass it to OpenCV itself
+# (OPENCV_IO_MAX_IMAGE_PIXELS, pipeline_common.py), so a header that reads differently to OpenCV than to
+# image_header below still cannot make it allocate more.
+MAX_PIXELS = 1 << 26
+FORMATS = "PNG, JPEG, BMP, WebP or TIFF"
+# progressive JPEG: libjpeg's default script has 10 scans; the pixel product bounds the decoder's passes (16 scans
+# of the largest image admitted)
+MAX_JPEG_SCANS = 64
+MAX_SCAN_PIXELS = 16 * MAX_PIXELS
+
+
+class ImageHeader(NamedTuple):
+    """What an encoded image's header says, read without decoding any pixel."""
+
+    format: str
+    width: int
+    height: int
+    channels: int
+
+
+def _u16(data: bytes, at: int, order: str = ">") -> int:
+    return struct.unpack_from(order + "H", data, at)[0]
+
+
+def _u32(data: bytes, at: int, order: str = ">") -> int:
+    return struct.unpack_from(order + "I", data, at)[0]
+
+
+def _png_header(data: bytes) -> ImageHeader:
+    # signature, then IHDR must be the first chunk: length 13, width, height, bit depth, colour type
+    if data[12:16] != b"IHDR":
+        raise InputError("PNG without an IHDR chunk first: cannot decode")
+    colour = data[25]
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour)
+    if channels is None:
+        raise InputError(f"PNG colour type {colour} is not a PNG colour type: cannot decode")
+    # OpenCV 4.11 reads each chunk into a buffer of the size the chunk claims before it finds the bytes missing:
+    # a 1 KB file claiming a 2 GB chunk cost 2 GB and 7 s. Every chunk must lie inside the bytes received.
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = _u32(data, at), data[at + 4:at + 8]
+        if at + 12 + length > len(data):
+            raise InputError(f"PNG chunk {kind!r} at byte {at} claims {length} bytes; the image has {len(data)} in "
+                             "all: cannot decode")
+        if kind == b"IEND":
+            break
+        at += 12 + length
+    return ImageHeader("PNG", _u32(data, 16), _u32(data, 20), channels)
+
+
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic); C4, C8 and CC are not frames
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_header(data: bytes) -> ImageHeader:
+    """The first start-of-frame segment, as libjpeg reads it (it refuses a second one)."""
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            raise InputError(f"JPEG segment at byte {at} does not start with a marker: cannot decode")
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            at += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            break
+        length = _u16(data, at + 2)
+        if marker in _SOF:
+            if at + 10 > len(data):
+                break
+            height, width, channels = _u16(data, at + 5), _u16(data, at + 7), data[at + 9]
+            if height == 0:  # the height would come later, in a DNL segment, which OpenCV's libjpeg refuses
+                raise InputError("JPEG whose frame header gives no height (DNL): cannot decode")
+            # each scan of a progressive JPEG passes over every block of its components: 2000 repeated 33-byte
+            # scans of a 4096x4096 image (165 KB) cost libjpeg 74 s. Entropy-coded bytes never hold FF DA (an FF
+            # there is followed by 00), so counting it counts the scans.
+            scans = data.count(b"\xff\xda")
+            if scans > MAX_JPEG_SCANS or scans * width * height > MAX_SCAN_PIXELS:
+                raise InputError(f"JPEG of {width}x{height} pixels in {scans} scans; the pipeline decodes at most "
+                                 f"{MAX_JPEG_SCANS} scans and {MAX_SCAN_PIXELS} pixels over all scans")
+            return ImageHeader("JPEG", width, height, channels)
+        if length < 2:
+            break
+        at += 2 + length
+    raise InputError(f"JPEG of {len(data)} bytes without a frame header (truncated?): cannot decode")
+
+
+def _bmp_header(data: bytes) -> ImageHeader:
+    size = _u32(data, 14, "<")
+    if size == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        width, height, bits = _u16(data, 18, "<"), _u16(data, 20, "<"), _u16(data, 24, "<")
+    elif size >= 40 and len(data) >= 30:
+        width, height = struct.unpack_from("<ii", data, 18)
+        bits = _u16(data, 28, "<")
+        height = abs(height)  # negative: rows stored top-down
+    else:
+        raise InputError(f"BMP with a {size}-byte info header: cannot decode")
+    return ImageHeader("BMP", width, height, 4 if bits == 32 else 3 if bits > 8 else 1)
+
+
+def _webp_header(data: bytes) -> ImageHeader:
+    kind = data[12:16]
+    if kind == b"VP8 " and len(data) >= 30:  # lossy: 14-bit sizes after the key-frame start code
+        if data[23:26] != b"\x9d\x01\x2a":
+            raise InputError("WebP (lossy) without a key frame: cannot decode")
+        return ImageHeader("WebP", _u16(data, 26, "<") & 0x3FFF, _u16(data, 28, "<") & 0x3FFF, 3)
+    if kind == b"VP8L" and len(data) >= 25:  # lossless: 14-bit sizes minus one, packed after the 0x2f signature
+        bits = _u32(data, 21, "<")
+        return ImageHeader("WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 4 if bits >> 28 & 1 else 3)
+    if kind == b"VP8X" and len(data) >= 30:  # extended: 24-bit canvas sizes minus one
+        width = (data[24] | data[25] << 8 | data[26] << 16) + 1
+        height = (data[27] | data[28] << 8 | data[29] << 16) + 1
+        return ImageHeader("WebP", width, height, 4 if data[20] & 0x10 else 3)
+    raise InputError(f"WebP with a {kind!r} chunk first: cannot decode")
+
+
+def _tiff_header(data: bytes) -> ImageHeader:
+    """The first image file directory (the page OpenCV decodes); classic and BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = _u16(data, 2, order) == 43
+    if big:
+        offset, count_size, entry, value_at = struct.unpack_from(order + "Q", data, 8)[0], 8, 20, 12
+    else:
+        offset, count_size, entry, value_at = _u32(data, 4, order), 2, 12, 8
+    if offset + count_size > len(data):
+        raise InputError(f"TIFF whose first directory (byte {offset}) lies beyond its {len(data)} bytes: "
+                         "cannot decode")
+    count = struct.unpack_from(order + ("Q" if big else "H"), data, offset)[0]
+    tags: dict[int, int] = {}
+    for i in range(min(count, 4096)):
+        at = offset + count_size + i * entry
+        if at + entry > len(data):
+            break
+        tag, kind = _u16(data, at, order), _u16(data, at + 2, order)
+        if tag in (256, 257, 277):  # ImageWidth, ImageLength, SamplesPerPixel: SHORT, LONG or LONG8
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if fmt is None:
+                raise InputError(f"TIFF tag {tag} of type {kind}: cannot decode")
+            tags[tag] = struct.unpack_from(order + fmt, data, at + value_at)[0]
+    if 256 not in tags or 257 not in tags:
+        raise InputError("TIFF without ImageWidth/ImageLength in its first directory: cannot decode")
+    return ImageHeader("TIFF", tags[256], tags[257], tags.get(277, 1))
+
+
+def image_header(data: bytes) -> ImageHeader:
+    """Format, width, height and channels from the first bytes of an encoded image, decoding nothing: the size
+    of what a decode would allocate is known (and refused) before OpenCV allocates it. Only the formats parsed
+    here are accepted."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return _png_header(data)
+        if data[:3] == b"\xff\xd8\xff":
+            return _jpeg_header(data)
+        if data[:2] == b"BM":
+            return _bmp_header(data)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_header(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_header(data)
+    except (struct.error, IndexError):  # a field past the end of the bytes
+        raise InputError(f"{len(data)} bytes: the image header is truncated, cannot decode") from None
+    raise InputError(f"{len(data)} bytes that the pipeline cannot decode: not a {FORMATS} image")
+
+
+def check_size(h: int, w: int, min_side: int, max_side: int, max_pixels: int = MAX_PIXELS) -> None:
     if min(h, w) < min_side:
         raise InputError(f"image is {w}x{h} pixels; the pipeline needs at least {min_side} pixels on each side")
     if max(h, w) > max_side:
         raise InputError(f"image is {w}x{h} pixels; the pipeline accepts at most {max_side} pixels on a side")
+    if h * w > max_pixels:
+        raise InputError(f"image is {w}x{h} = {h * w} pixels; the pipeline accepts at most {max_pixels} pixels")
 
 
-def decode_image(data: bytes, color: str, min_side: int = 8, max_side: int = 10000) -> np.ndarray:
-    """Encoded bytes (JPEG/PNG/BMP/...) -> HWC uint8 in ``color`` order (``BGR`` or ``RGB``)."""
+def decode_image(data: bytes, color: str, min_side: int = 8, max_side: int = 10000,
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes (PNG/JPEG/BMP/WebP/TIFF) -> HWC uint8 in ``color`` order (``BGR`` or ``RGB``). The header is
+    read and the size checked first, so an image over the limits (a decompression bomb) costs no decoding."""
     if not data:
         raise InputError("empty image bytes")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    head = image_header(data)
+    check_size(head.height, head.width, min_side, max_side, max_pixels)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV's own size limit, or a decoder's refusal it raised instead of returning None
+        raise InputError(f"{len(data)} bytes of {head.format} that OpenCV cannot decode: "
+                         f"{str(exc).strip().splitlines()[-1]}") from None
     if img is None:
-        raise InputError(f"{len(data)} bytes that OpenCV cannot decode as an image (JPEG, PNG, BMP, TIFF, WebP)")
-    check_size(img.shape[0], img.shape[1], min_side, max_side)
+        raise InputError(f"{len(data)} bytes of {head.format} that OpenCV cannot decode (corrupt or truncated)")
+    # what was decoded is what the header said (an EXIF orientation may swap the sides)
+    check_size(img.shape[0], img.shape[1], min_side, max_side, max_pixels)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if color == "RGB" else img
 
 
-def raw_image(arr: np.ndarray, color: str, min_side: int = 8, max_side: int = 10000) -> np.ndarray:
+def raw_image(arr: np.ndarray, color: str, min_side: int = 8, max_side: int = 10000,
+              max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """A raw UINT8 HWC array in OpenCV's BGR order (what ``cv2.imread`` returns) -> ``color`` order."""
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.dtype != np.uint8:
         raise InputError(f"raw image must be UINT8 [height, width, 3] (BGR); got {arr.dtype} {list(arr.shape)}")
-    check_size(arr.shape[0], arr.shape[1], min_side, max_side)
+    check_size(arr.shape[0], arr.shape[1], min_side, max_side, max_pixels)
     if arr.shape[2] == 1:
         arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2BGR)
     elif arr.shape[2] == 4:

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from repogen.errors import ConfigError
 
 ALLOCATION_STRATEGIES = {"static": "STATIC", "on_profile_change": "ON_PROFILE_CHANGE"}
-KEYS = {"cpu_threads", "execution_context_allocation_strategy", "version_policy", "response_cache"}
+KEYS = {"cpu_threads", "execution_context_allocation_strategy", "version_policy", "response_cache",
+        "instance_memory_mb"}
 
 
 @dataclass
@@ -103,6 +104,8 @@ def apply_table(spec: Any, t: dict, where: str) -> None:
             t["execution_context_allocation_strategy"], f"{where}.execution_context_allocation_strategy")
     if "version_policy" in t:
         spec.version_policy = parse_version_policy(t["version_policy"], f"{where}.version_policy")
+    if "instance_memory_mb" in t:  # the pipelines' per-request pixel budget (repogen/pipelines/budget.py)
+        spec.instance_memory_mb = _int(t["instance_memory_mb"], f"{where}.instance_memory_mb")
     if "response_cache" in t:
         if not isinstance(t["response_cache"], bool):
             raise ConfigError(f"{where}.response_cache: expected true or false, got {t['response_cache']!r}")
@@ -119,7 +122,7 @@ def allocation_strategy(value: Any, where: str) -> str:
 # -- CLI -----------------------------------------------------------------------------------------------------------
 
 CLI_DESTS = ("cpu_threads", "no_dynamic_batching", "response_cache", "version_policy",
-             "execution_context_allocation_strategy", "cuda_graphs", "cuda_graph_batch_sizes")
+             "execution_context_allocation_strategy", "cuda_graphs", "cuda_graph_batch_sizes", "instance_memory_mb")
 
 
 def given_cli_options(values: dict[str, Any]) -> list[str]:
@@ -141,6 +144,8 @@ def apply_cli(spec: Any, values: dict[str, Any], make_batching: Callable[..., An
         spec.version_policy = parse_version_policy(values["version_policy"], "--version-policy")
     if values.get("response_cache"):
         spec.response_cache = True
+    if values.get("instance_memory_mb") is not None:
+        spec.instance_memory_mb = _int(values["instance_memory_mb"], "--instance-memory-mb")
     if values.get("cuda_graphs"):
         spec.cuda_graphs = True
     if values.get("cuda_graph_batch_sizes"):

@@ -9,7 +9,7 @@ see each other's crops or texts.
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from pipeline_common import each_request, load_config, ops, read_image
+from pipeline_common import check_feeds, each_request, load_config, ops, read_image
 
 
 class TritonPythonModel:
@@ -22,15 +22,17 @@ class TritonPythonModel:
         request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output],
                                             inputs=[pb_utils.Tensor(k, v) for k, v in feeds.items()])
         response = request.exec()
-        if response.has_error():
+        if response.has_error():  # a member's failure is the server's (the request was admitted here): INTERNAL
             raise RuntimeError(f"{model}: {response.error().message()}")
         return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
 
     def _one(self, request):
         det, rec = self.cfg["det"], self.cfg["rec"]
-        img = read_image(request, self.cfg)
+        img = read_image(request, self.cfg, det.get("budget"))
         state = ops.preprocess(img, det["transforms"])
-        prob = self._call(det["model"], ops.model_feeds(state, det["roles"]), det["output"])
+        feeds = ops.model_feeds(state, det["roles"])
+        check_feeds(det.get("budget"), feeds, [n for n, role in det["roles"].items() if role == "image"])
+        prob = self._call(det["model"], feeds, det["output"])
         boxes, _ = ops.db_postprocess(prob[0], ops.info_vector(state), **det["post"])
         boxes = ops.sort_boxes(boxes)
         crops, kept = [], []

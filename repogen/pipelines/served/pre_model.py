@@ -6,16 +6,19 @@ models) as a batch of one, plus ``repogen_info`` = [source h, source w, ratio h,
 
 import triton_python_backend_utils as pb_utils
 
-from pipeline_common import each_request, load_config, ops, read_image
+from pipeline_common import check_feeds, each_request, load_config, ops, read_image
 
 
 class TritonPythonModel:
     def initialize(self, args):
         self.cfg = load_config()
+        self.budget = self.cfg.get("budget")  # None: the model's input size does not follow the image's
+        self.images = [name for name, role in self.cfg["roles"].items() if role == "image"]
 
     def _one(self, request):
-        state = ops.preprocess(read_image(request, self.cfg), self.cfg["transforms"])
+        state = ops.preprocess(read_image(request, self.cfg, self.budget), self.cfg["transforms"])
         feeds = ops.model_feeds(state, self.cfg["roles"])
+        check_feeds(self.budget, feeds, self.images)  # what the model would get, before it gets it
         out = [pb_utils.Tensor("model_in_" + name, feeds[name]) for name in self.cfg["roles"]]
         return out + [pb_utils.Tensor("repogen_info", ops.info_vector(state)[None])]
 
