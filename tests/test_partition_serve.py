@@ -42,8 +42,11 @@ def repo(tmp_path_factory) -> Path:
              # the same detector as one paddle-target model: the contract the ensemble must reproduce
              ModelSpec(source=yolo, name="yolo_single", target="paddle", **YOLO)]
     report = build_repository(specs, out, progress=False)
-    assert [m.target for m in report.models] == ["ensemble", "ensemble", "ensemble", "paddle"]
-    (matrix,) = report.models[2].partition["not_tensorrt"]
+    models = [m for m in report.models if m.role == "model"]
+    assert [m.target for m in models] == ["ensemble", "ensemble", "ensemble", "paddle"]
+    assert {(m.role, m.part_of) for m in report.models if m.role != "model"} == {
+        ("part", "yolo"), ("part", "cumprod"), ("part", "matrix")}
+    (matrix,) = models[2].partition["not_tensorrt"]
     assert matrix["op"] == "matrix_nms" and "6000 candidates per class" in matrix["reason"]
     return out
 

@@ -47,7 +47,10 @@ def repo(models, tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     # no names given: PaddleX exports are named by their inference.yml's Global.model_name, the others by folder
-    assert [m["name"] for m in report["models"]] == [NAME[k] for k in KINDS]
+    assert [m["name"] for m in report["models"] if m["role"] == "model"] == [NAME[k] for k in KINDS]
+    # every folder written is in the report, each pipeline stage with the model it serves
+    stages = {(m["name"], m["role"], m["part_of"]) for m in report["models"] if m["role"] in ("pre", "post")}
+    assert stages == {(f"{NAME[k]}_{r}", r, NAME[k]) for k in KINDS for r in ("pre", "post")}
     assert NAME["ocr_det"] == "PP-OCRv5_mobile_det" and NAME["det"] == "det"
     return out
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from repogen.partition.plan import Partition, partition_graph
 from repogen.partition.regions import Region, cut, region_files
 from repogen.partition.runtime import NetworkRunner
 from repogen.repository.config import (EngineDesc, TensorDesc, batch_dynamic, config_context, config_dims,
-                                       derive_max_batch, parse_config, render_and_check, render_template, triton_dtype)
+                                       derive_max_batch, parse_config, render_and_check, stage_config)
 from repogen.repository.engine import conversion_engine
 from repogen.repository.layout import PLAN_FILE
 from repogen.repository.manifest import manifest, source_files
@@ -31,7 +30,6 @@ from repogen.verify.detections import detection_outputs
 from repogen.verify.tolerances import rule_for
 
 TEMPLATES = {"tensorrt": "tensorrt.pbtxt.j2", "numpy": "numpy.pbtxt.j2", "python": "python.pbtxt.j2"}
-ENSEMBLE_TEMPLATE = "ensemble.pbtxt.j2"
 
 
 @dataclass
@@ -177,19 +175,15 @@ def prepare(spec: Any, cleaned: Graph, *, target: str, profiles: list[dict], eng
 
 def render_ensemble(name: str, engine: EngineDesc, max_batch: int, parts: list[Part]) -> str:
     def tensor(t: TensorDesc) -> dict[str, Any]:
-        dims = config_dims(t.shape, max_batch)
         # a batch-only tensor is dims [1] + reshape [] in its step's config; Triton infers the ensemble tensor's shape
         # from the step's dims, so the ensemble declares dims [1] without the reshape (same shape to clients)
-        return {"name": t.name, "data_type": triton_dtype(t.dtype, t.name), "dims": dims or [1], "reshape": False,
-                "label_filename": None}
+        return {"name": t.name, "dtype": t.dtype, "dims": config_dims(t.shape, max_batch) or [1]}
     steps = [{"model": p.name, "inputs": [(n, n) for n, _, _ in p.region.inputs],
               "outputs": [(n, n) for n, _, _ in p.region.outputs]} for p in parts]
-    text = render_template(ENSEMBLE_TEMPLATE, {"name": name, "max_batch_size": max_batch,
-                                                "inputs": [tensor(t) for t in engine.inputs],
-                                                "outputs": [tensor(t) for t in engine.outputs], "steps": steps,
-                                                "instance_groups": [], "dynamic_batching": None, "warmup": None})
-
-    text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+    text = stage_config(name=name, description="a partitioned model. The TensorRT regions and the Python remainder "
+                        "run as the steps below; clients see exactly the original model's inputs and outputs.",
+                        inputs=[tensor(t) for t in engine.inputs], outputs=[tensor(t) for t in engine.outputs],
+                        max_batch_size=max_batch, steps=steps)
     check_ensemble(parse_config(text, f"ensemble config of {name}"), engine, parts, name)
     return text
 

@@ -29,7 +29,7 @@ DEFAULT_MAX_BATCH = 8  # when the batch dim is dynamic and no profile or --max-b
 TRITON_DTYPES = {
     "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8", "int16": "TYPE_INT16",
     "int32": "TYPE_INT32", "int64": "TYPE_INT64", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16",
-    "float32": "TYPE_FP32", "float64": "TYPE_FP64",
+    "float32": "TYPE_FP32", "float64": "TYPE_FP64", "bytes": "TYPE_STRING",
 }
 
 Shape = tuple[int, ...]
@@ -163,6 +163,27 @@ def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
     except jinja2.TemplateError as exc:
         line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
         raise ConfigError(f"{template}{line}: {exc}") from None
+
+
+def stage_config(*, name: str, description: str, inputs: Sequence[Mapping[str, Any]],
+                 outputs: Sequence[Mapping[str, Any]], max_batch_size: int, cpu_instances: int = 0,
+                 steps: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """config.pbtxt of a model repogen composes around a converted one (a Python-backend stage, or an ensemble
+    when ``steps`` are given), from the same bundled templates as every other config. Tensors are
+    ``{name, dtype (numpy spelling or "bytes"), dims (without the batch dim), optional}``; steps are
+    ``{model, inputs: [(step tensor, ensemble tensor)], outputs: [...]}``."""
+    def tensor(t: Mapping[str, Any]) -> dict[str, Any]:
+        return {"name": t["name"], "data_type": triton_dtype(t["dtype"], f"{name}: {t['name']}"),
+                "dims": list(t["dims"]), "reshape": False, "label_filename": None, "optional": t.get("optional")}
+    context = {"name": name, "description": description, "max_batch_size": max_batch_size,
+               "inputs": [tensor(t) for t in inputs], "outputs": [tensor(t) for t in outputs],
+               "instance_groups": [{"count": cpu_instances, "kind": "KIND_CPU", "gpus": [], "profile": []}]
+               if cpu_instances else [],
+               "dynamic_batching": None, "warmup": None, "steps": list(steps or [])}
+    text = render_template("ensemble.pbtxt.j2" if steps else "python.pbtxt.j2", context)
+    text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+    parse_config(text, f"{name}/config.pbtxt")
+    return text
 
 
 def parse_config(text: str, where: str) -> model_config_pb2.ModelConfig:
