@@ -41,3 +41,20 @@ def default_model_name(source: Path, explicit: Path | None, fallback: str) -> st
     if path is None or not path.is_file():
         return fallback
     return read_model_facts(path).default_name(fallback)
+
+
+def task_config(model: Path, explicit: Path | None = None) -> tuple[DeployConfig | None, str]:
+    """(the deploy config ``repogen check`` judges a model's task by, or None, and why none): the one named, else
+    the one beside the model, as the build finds it. A config repogen has no pipeline for gives none (the
+    check then uses random inputs); a bad value in it is the user's error, as in the build."""
+    path = _config_path(Path(model), explicit)
+    if explicit and not path.is_file():
+        raise ConfigError(f"--deploy-config {explicit}: file not found")
+    if path is None:
+        return None, "no deploy config beside the model"
+    try:
+        return read_deploy_config(path), ""
+    except ConfigError as exc:
+        if not is_unsupported(exc):
+            raise
+        return None, f"{path.name}: {exc}"

@@ -179,7 +179,8 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
         choice.ops_without_converter(spec.name, missing)
     # check what is built: the paddle target serves fp32 whatever --fp16 says
     checked = replace(spec, precision="fp32") if choice.target == "paddle" and spec.precision == "fp16" else spec
-    check = numeric_check(checked, choice.target, forms, profile_objs, model_warn, stage)
+    check = numeric_check(checked, choice.target, forms, profile_objs, model_warn, stage,
+                          deploy if spec.pipeline else None)
     precision, plan, trt_info, region = spec.precision, None, None, None
     if choice.target == "tensorrt":
         if precision == "int8":

@@ -11,7 +11,8 @@ from repogen.errors import ConversionError, RepogenError, UnsupportedOpError
 from repogen.ir import Graph
 from repogen.build.spec import ModelSpec
 from repogen.trt.convert import find_unsupported, unsupported_reasons
-from repogen.verify.conversion import check_graph
+from repogen.verify.conversion import check_graph, check_tasks
+from repogen.verify.tasks import TASK_KINDS
 
 
 @dataclass
@@ -44,7 +45,7 @@ class ModelForms:
 
 
 def numeric_check(spec: ModelSpec, target: str, forms: ModelForms, profile_objs: list[Any],
-                  warn: Callable[[str], None], stage: Callable[[str], None]) -> dict:
+                  warn: Callable[[str], None], stage: Callable[[str], None], deploy: Any = None) -> dict:
     """The conversion check (repogen.verify.conversion) as the build's report records it.
 
     It gates the artifacts it concerns: a plan or a NumPy stand-in that fails it is not written. The paddle
@@ -63,9 +64,13 @@ def numeric_check(spec: ModelSpec, target: str, forms: ModelForms, profile_objs:
             stage("calibrate")
             quantized = forms.quantized()
         stage("check")
-        # inputs at the first profile's opt shapes: the shapes the engine is tuned for
-        report = check_graph(forms.graph, profile_objs[:1], spec.precision, cleaned=forms.cleaned(),
-                             quantized=quantized, model=spec.name)
+        if deploy is not None and deploy.kind in TASK_KINDS and quantized is None:
+            # the images the model is for, through its deploy config, and the answers its pipeline reads
+            report = check_tasks(forms.graph, deploy, spec.precision, cleaned=forms.cleaned(), count=2,
+                                 model=spec.name)
+        else:  # inputs at the first profile's opt shapes: the shapes the engine is tuned for
+            report = check_graph(forms.graph, profile_objs[:1], spec.precision, cleaned=forms.cleaned(),
+                                 quantized=quantized, model=spec.name)
     except (UnsupportedOpError, ConversionError) as exc:
         if target == "paddle":
             warn(f"{spec.name}: the NumPy-backend check could not convert the model (the paddle target does "
@@ -79,10 +84,12 @@ def numeric_check(spec: ModelSpec, target: str, forms: ModelForms, profile_objs:
                | ({"top1_agreement": o.top1_agreement} if o.top1_agreement is not None else {})
                | ({"ties": o.ties} if o.ties else {})
                for o in report.outputs}
-    result = {"status": "passed" if report.passed else "failed", "outputs": outputs} | (
-        {"int8": report.int8} if report.int8 else {})
+    result = {"status": "passed" if report.passed else "failed", "outputs": outputs, "inputs": report.inputs} | (
+        {"int8": report.int8} if report.int8 else {}) | (
+        {"tasks": [t.to_dict() for t in report.tasks]} if report.tasks else {})
     if not report.passed:
-        lines = "\n".join(f"  {line}" for line in report.failures())
+        lines = "\n".join(f"  {line}" for line in report.failures() + [f"{t.kind}: {t.summary}" for t in report.tasks
+                                                                          if not t.passed])
         if target == "paddle":
             warn(f"WARNING: {spec.name}: the NumPy-backend conversion differs from Paddle ({spec.precision}); the "
                  f"paddle target serves Paddle itself and is built, but a TensorRT build of it would not be:\n{lines}")

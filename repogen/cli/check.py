@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from repogen.cli.options import add_int8_options, add_shape_options, at_least
@@ -20,6 +22,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--reference", metavar="FILE.npz",
                    help="npz with one array per output name (default: run Paddle Inference)")
     p.add_argument("--fp16", action="store_true", help="convert with FP16 layers and compare at fp16 tolerance")
+    p.add_argument("--deploy-config", metavar="FILE",
+                   help="PaddleX inference.yml / PaddleDetection infer_cfg.yml / PaddleSeg deploy.yaml (default: the "
+                        "one beside the model): the model is checked on generated images of its task, and the "
+                        "answers its pipeline reads (boxes, texts, labels) are compared too")
+    p.add_argument("--random-inputs", action="store_true",
+                   help="random tensors even where a deploy config exists (at --shape, or the model's own shapes)")
     add_int8_options(p)
     p.add_argument("--seed", type=at_least(0), default=0, metavar="N", help="seed of the random inputs (default 0)")
     p.add_argument("--partition", action="store_true",
@@ -37,11 +45,15 @@ def _npz(path: str | None, option: str) -> dict | None:
 def run(args: argparse.Namespace) -> int:
     if args.partition:
         return _run_partitioned(args)
+    from repogen.build.deploy_configs import task_config
     from repogen.verify.conversion import check_model
 
+    cfg = None
+    if not args.random_inputs:
+        cfg, _ = task_config(Path(args.model), Path(args.deploy_config) if args.deploy_config else None)
     report = check_model(args.model, inputs=_npz(args.inputs, "--inputs"), reference=_npz(args.reference, "--reference"),
                          fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed, int8=args.int8,
-                         calib_data=args.calib_data, calib_method=args.calib_method)
+                         calib_data=args.calib_data, calib_method=args.calib_method, deploy_config=cfg)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -71,7 +83,7 @@ def _print_report(report: Any) -> None:
 
     from repogen.trt.registry import why_unsupported
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     if report.unsupported:
         t = Table(title=f"{report.model}: ops without a converter")
         for col in ("position", "op", "outputs", "why"):
@@ -93,13 +105,18 @@ def _print_report(report: Any) -> None:
     for task in report.tasks:  # what the user's task reads from these outputs (the deploy config's post-processing)
         console.print(("[green]pass[/]" if task.passed else "[red]FAIL[/]") + f" {task.kind}: {task.summary}",
                       highlight=False)
+    if report.passed and not all(o.passed for o in report.outputs):
+        console.print(f"[green]passed[/]: at {report.precision} the answers above decide where elementwise bounds do "
+                      "not fit, and every output's fp32 twin (the converters themselves) passed", highlight=False)
+    elif not report.passed:
+        console.print("[red]FAILED[/]", highlight=False)
 
 
 def _print_partitioned(model: str, result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     s = result["partition"]
     console.print(f"{model}: {s['tensorrt_ops']}/{s['ops']} ops ({100 * s['tensorrt_op_share']:.0f} %), "
                   f"{100 * (s['tensorrt_parameter_share'] or 0):.0f} % of the parameters in TensorRT; regions: "

@@ -572,6 +572,10 @@ def _pick(outputs: Mapping[str, np.ndarray], name: str, side: str) -> np.ndarray
     return np.asarray(outputs[name])
 
 
+#: the deploy-config kinds a task-level check exists for
+TASK_KINDS = ("ocr_det", "ocr_rec", "classification", "detection", "segmentation", "keypoint")
+
+
 def task_check(deploy_config: DeployConfig, feeds_info: TaskInput, got_outputs: Mapping[str, np.ndarray],
                want_outputs: Mapping[str, np.ndarray], *, precision: str = "fp32",
                tolerance: TaskTolerance | None = None, tie_scores: np.ndarray | None = None,
@@ -581,7 +585,7 @@ def task_check(deploy_config: DeployConfig, feeds_info: TaskInput, got_outputs: 
     ``got_outputs`` (the converted model's) and ``want_outputs`` (Paddle's) are keyed by the same output names,
     in graph order: the model's answer is its first output (for detectors, the float [M, 6] box rows).
     ``tie_scores``: for a segmenter that outputs an integer label map, the class scores it was arg-maxed from.
-    ``nms``: the detector selects its boxes by NMS (``repogen.trt.check.detection_outputs`` finds the op), so
+    ``nms``: the detector selects its boxes by NMS (``repogen.verify.detections.detection_outputs`` finds the op), so
     NMS ties are allowed."""
     cfg = deploy_config
     tol = tolerance or task_tolerance(precision)
