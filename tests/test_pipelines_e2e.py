@@ -264,19 +264,23 @@ def test_validate_hook_passes_every_pipeline_and_times_them(server, repo):
     assert 0 <= run.pre_post_share < 1 and set(run.stage_server_us) >= {"ocr_system", NAME["ocr_det"]}
 
 
-def test_differences_catch_each_kind_of_mismatch():
-    from repogen.harness.pipelines import differences
+def test_pipeline_answers_are_judged_by_the_task_rules():
+    """validate judges a served pipeline's answer with the verification core's task rules: a box moved by more
+    than a pixel, a changed score, label or text, or a missing box fail; a sub-pixel move passes."""
+    from repogen.harness.pipelines import judge
 
-    want = {"boxes": np.zeros((2, 4), np.float32), "scores": np.array([0.5, 0.6], np.float32),
-            "labels": ["a", "b"], "label_ids": np.array([0, 1], np.int32)}
-    assert differences("detection", dict(want), want) == []
-    assert differences("detection", want | {"boxes": want["boxes"] + 1.5}, want)
-    assert not differences("detection", want | {"boxes": want["boxes"] + 0.9}, want)
-    assert differences("detection", want | {"scores": want["scores"] + 2e-4}, want)
-    assert differences("detection", want | {"labels": ["a", "c"]}, want)
-    assert differences("detection", want | {"boxes": np.zeros((1, 4), np.float32)}, want)
-    assert differences("ocr_rec", {"texts": ["ab"], "scores": [0.1]}, {"texts": ["ac"], "scores": [0.1]})
-
+    boxes = np.array([[10, 10, 60, 40], [80, 20, 140, 90]], np.float32)
+    want = {"boxes": boxes, "scores": np.array([0.5, 0.6], np.float32), "labels": ["a", "b"],
+            "label_ids": np.array([0, 1], np.int32)}
+    cfg = {"post": {"threshold": 0.3}}
+    assert judge("detection", dict(want), want, cfg).passed
+    assert judge("detection", want | {"boxes": boxes + 0.9}, want, cfg).passed
+    assert not judge("detection", want | {"boxes": boxes + 1.5}, want, cfg).passed
+    assert not judge("detection", want | {"scores": want["scores"] + 2e-2}, want, cfg).passed
+    assert not judge("detection", want | {"labels": ["a", "c"], "label_ids": np.array([0, 2], np.int32)}, want,
+                     cfg).passed
+    assert not judge("detection", {k: v[:1] for k, v in want.items()}, want, cfg).passed
+    assert not judge("ocr_rec", {"texts": ["ab"], "scores": [0.1]}, {"texts": ["ac"], "scores": [0.1]}, {}).passed
 
 def test_classification_extension_uses_label_list(server, repo):
     import tritonclient.grpc as g

@@ -2,8 +2,9 @@
 
 The reference chain is repogen's own transforms/post-processors (``ops.py``, which the tests hold equal to
 PaddleX's processor classes) around Paddle Inference on the model's source files (the harness's
-``PaddleReference``). Tolerances: identical texts, labels and label maps; boxes within 1 pixel; scores
-within 1e-4. Speed: the harness's measurer (repogen.harness.speed) per pipeline at each concurrency, and the
+``PaddleReference``), on images generated for the pipeline's task (repogen.verify.inputs). The answers are
+judged by the verification core's task rules (repogen.verify.tasks.compare_answers): identical texts, labels
+and label maps, boxes within 1 pixel as sets, scores within the task tolerance. Speed: the harness's measurer (repogen.harness.speed) per pipeline at each concurrency, and the
 share of server time spent in the pre/post stages (Triton's own per-model statistics over the same windows).
 """
 
@@ -22,8 +23,8 @@ from repogen.harness.clients import Request
 from repogen.harness.model_files import folder_role
 from repogen.harness.speed import SpeedResult, measure_levels
 from repogen.verify import inputs
+from repogen.verify.tasks import compare_answers
 
-BOX_TOL, SCORE_TOL = 1.0, 1e-4
 
 
 PIPELINE_ROLES = ("pre", "post", "pipeline", "system")
@@ -44,13 +45,22 @@ def pipeline_folders(repo: Path, names: list[str]) -> list[str]:
     return [n for n in names if folder_role(Path(repo) / n) in PIPELINE_ROLES]
 
 
-def images_for(kind: str) -> list[np.ndarray]:
-    words = [["hello", "world 42", "abc"], ["triton", "paddle ocr"], ["x1 y2 z3", "pipeline", "ok"]]
-    if kind == "ocr_rec":
-        return [inputs.text_image([w[0]], i, (40, 40 + 30 * len(w[0])))[8:40] for i, w in enumerate(words)]
-    if kind in ("detection", "segmentation", "classification"):
-        return [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
-    return [inputs.text_image(w, i, (200, 320)) for i, w in enumerate(words)]
+def images_for(kind: str, cfg: dict | None = None) -> list[np.ndarray]:
+    """The generated images a pipeline of ``kind`` is validated on (repogen.verify.inputs, the one generator):
+    pages for text detectors, layout models and the OCR system, text lines for recognizers and orientation
+    classifiers, shapes otherwise. ``cfg``: the pipeline's pipeline.json (labels, dictionary)."""
+    cfg = cfg or {}
+    post = cfg.get("post") or {}
+    images = inputs.generated_images("ocr_det" if kind == "ocr_system" else kind, labels=cfg.get("labels"),
+                                     characters=cfg.get("characters"),
+                                     use_space_char=bool(post.get("use_space_char", True)), count=3)
+    return [g.image for g in images]
+
+
+def judge(kind: str, got: dict, want: dict, cfg: dict) -> Any:
+    """A served pipeline's answer against the reference chain's, by the task rules of the verification core."""
+    post = cfg.get("post") or (cfg.get("det") or {}).get("post") or {}
+    return compare_answers(kind, got, want, box_thresh=post.get("box_thresh"), threshold=post.get("threshold"))
 
 
 # -- client ----------------------------------------------------------------------------------------------------------
@@ -89,31 +99,6 @@ def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = Fals
         arr = res.as_numpy(name)[0]
         out[name] = [b.decode("utf-8") for b in arr] if arr.dtype == np.object_ else arr
     return out
-
-
-def differences(kind: str, got: dict, want: dict) -> list[str]:
-    """What differs beyond the tolerances (empty: the answers agree)."""
-    bad = []
-    for key in ("texts", "labels"):
-        if key in want and got.get(key) != want[key]:
-            bad.append(f"{key} {got.get(key)} != {want[key]}")
-    if "class_ids" in got and "label_ids" not in got:
-        got = got | {"label_ids": got["class_ids"]}
-    if "label_ids" in want and not np.array_equal(got.get("label_ids"), want["label_ids"]):
-        bad.append("label_ids differ")
-    if "label_map" in want and not np.array_equal(got.get("label_map"), want["label_map"]):
-        bad.append("label_map differs")
-    if "boxes" in want:
-        g, w = np.asarray(got.get("boxes")), np.asarray(want["boxes"])
-        if g.shape != w.shape:
-            bad.append(f"boxes shape {list(g.shape)} != {list(w.shape)}")
-        elif np.abs(g - w).max(initial=0) > BOX_TOL:
-            bad.append(f"boxes differ by {np.abs(g - w).max():.3g} px > {BOX_TOL}")
-    if "scores" in want:
-        g, w = np.asarray(got.get("scores"), np.float64), np.asarray(want["scores"], np.float64)
-        if g.shape != w.shape or np.abs(g - w).max(initial=0) > SCORE_TOL:
-            bad.append(f"scores differ (> {SCORE_TOL})")
-    return bad
 
 
 # -- reference chain -------------------------------------------------------------------------------------------------
@@ -261,12 +246,12 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
                 if name.endswith("_pipeline") or name.endswith("_pipeline_raw"):
                     model = name.rsplit("_pipeline", 1)[0]
                     cfg = _load(repo, f"{model}_pre")
-                    images = images_for(cfg["kind"])
+                    images = images_for(cfg["kind"], cfg)
                     expect: Callable = lambda img, cfg=cfg, model=model: pipeline_answer(cfg, ref(model), img)
                     kind = cfg["kind"]
                 else:
                     cfg = _load(repo, name)
-                    images = images_for("ocr_det")
+                    images = images_for("ocr_system", cfg.get("rec"))
                     expect = lambda img, cfg=cfg: ocr_answer(
                         cfg, ref(cfg["det"]["model"]), ref(cfg["rec"]["model"]), img,
                         ref(cfg["cls"]["model"]) if cfg.get("cls") else None)
@@ -277,11 +262,13 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
                     mc = client(server.http_url if protocol == "http" else server.grpc_url, protocol)
                     for i, (img, want) in enumerate(zip(images, wants)):
                         got = infer(mc, name, img, raw=raw)
-                        bad = differences(kind, got, want)
-                        report.checks.append(OutputCheck(protocol, f"image {i}", ",".join(sorted(want)),
-                                                         None, [], None, None, BOX_TOL, not bad, "; ".join(bad)))
-                        if bad:
-                            report.fail(f"{protocol} image {i}: {'; '.join(bad)}")
+                        verdict = judge(kind, got, want, cfg)
+                        report.checks.append(OutputCheck(protocol, f"image {i}", ",".join(sorted(want)), None, [],
+                                                         None, None, 0.0, verdict.passed,
+                                                         "" if verdict.passed else verdict.summary,
+                                                         criterion="task"))
+                        if not verdict.passed:
+                            report.fail(f"{protocol} image {i}: {verdict.summary}")
                 if speed and not raw:
                     stages = stage_models(repo, name)
                     for run in timed_run(server.grpc_url, name, [inputs.encode(img) for img in images],

@@ -513,7 +513,7 @@ def compare_answers(kind: str, got: Mapping[str, Any], want: Mapping[str, Any], 
                     tolerance: TaskTolerance | None = None, box_thresh: float | None = None,
                     threshold: float | None = None, tie_mask: np.ndarray | None = None, nms: bool = False
                     ) -> TaskVerdict:
-    """Two post-processed answers for one image, in the terms ``repogen.pipelines.validate`` builds them
+    """Two post-processed answers for one image, in the terms ``repogen.harness.pipelines`` builds them
     (``boxes``, ``scores``, ``texts``, ``labels``, ``label_ids``/``class_ids``, ``label_map``), by the same rules as
     the raw-output checks. ``kind``: ocr_det, ocr_rec, classification, detection, segmentation or ocr_system
     (boxes matched within 1 px, then the texts of matched boxes identical). ``box_thresh`` / ``threshold`` allow a
