@@ -30,7 +30,8 @@ import numpy as np
 import pytest
 
 from repogen.examples import pipeline_exports as testing
-from repogen.pipelines import budget, ensemble, ops
+from repogen.build import budget
+from repogen.pipelines import ensemble, ops
 from repogen.verify import inputs
 
 SERVED = Path(ops.__file__).parent / "served"

@@ -15,7 +15,7 @@ from typing import Any
 from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build reads configs through here
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
-from repogen.pipelines.budget import pixel_budget
+from repogen.build.budget import pixel_budget
 from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
 

@@ -93,7 +93,7 @@ class ModelSpec:
     calib_method: str = "max"
     deploy_config: Path | None = None  # repogen.pipelines: the exporter's config (default: found beside the model)
     pipeline: bool = True  # False: build the model alone, without _pre/_post/_pipeline models
-    instance_memory_mb: int | None = None  # pipelines' pixel budget (repogen/pipelines/budget.py); None: derived
+    instance_memory_mb: int | None = None  # pipelines' pixel budget (repogen/build/budget.py); None: derived
     # renamed inputs/outputs: Paddle name -> Triton name (repogen/naming.py)
     input_names: dict[str, str] = field(default_factory=dict)
     output_names: dict[str, str] = field(default_factory=dict)

@@ -113,7 +113,7 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
              budget: dict[str, Any] | None = None) -> list[GeneratedModel]:
     """The pre, post and ensemble models for ``model`` (its EngineDesc gives names, dtypes and shapes);
     the Python stages get ``instances`` CPU instances, as many as the model has, so they never throttle it.
-    ``budget`` (repogen.pipelines.budget.pixel_budget) bounds the pixels one request may bring to the model."""
+    ``budget`` (repogen.build.budget.pixel_budget) bounds the pixels one request may bring to the model."""
     if max_batch_size <= 0:
         raise ConfigError(f"{model}: a pipeline needs a model with a dynamic batch dim (max_batch_size > 0); "
                           f"{cfg.path.name} describes one image per request")

@@ -104,7 +104,7 @@ def apply_table(spec: Any, t: dict, where: str) -> None:
             t["execution_context_allocation_strategy"], f"{where}.execution_context_allocation_strategy")
     if "version_policy" in t:
         spec.version_policy = parse_version_policy(t["version_policy"], f"{where}.version_policy")
-    if "instance_memory_mb" in t:  # the pipelines' per-request pixel budget (repogen/pipelines/budget.py)
+    if "instance_memory_mb" in t:  # the pipelines' per-request pixel budget (repogen/build/budget.py)
         spec.instance_memory_mb = _int(t["instance_memory_mb"], f"{where}.instance_memory_mb")
     if "response_cache" in t:
         if not isinstance(t["response_cache"], bool):

@@ -60,7 +60,7 @@ def each_request(requests, handle):
     return responses
 
 
-# -- pixel budget (pipeline.json "budget", written by repogen/pipelines/budget.py) ---------------------------------
+# -- pixel budget (pipeline.json "budget", written by repogen/build/budget.py) ---------------------------------
 
 def check_budget(budget, pixels, what):
     """Refuse a request whose model input would have more pixels than the budget the build measured."""

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from repogen.errors import ConfigError
+from repogen.verify.inputs import random_array
 from repogen.ir import ModelSource
 from repogen.reference.predictor import make_predictor, run_predictor, source_of
 from repogen.reference.runner import default_memory_mb
@@ -106,7 +107,7 @@ def _feeds(inputs: list[Any], roles: dict[str, str], layout: str, channels: int,
         role = roles[t.name]
         if role == "image":
             shape = (1, channels, side, side) if layout == "chw" else (1, side, side, channels)
-            feeds[t.name] = rng.standard_normal(shape).astype(np.float32)
+            feeds[t.name] = random_array(rng, np.float32, shape)
         elif role == "im_shape":
             feeds[t.name] = np.array([[side, side]], np.float32)
         else:  # scale_factor
@@ -129,7 +130,7 @@ def measure_pixel_cost(source: Any, inputs: list[Any], roles: dict[str, str], la
                PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     cap = default_memory_mb() << 20
     try:
-        proc = subprocess.run([sys.executable, "-m", "repogen.pipelines.budget", json.dumps(job), str(cap)],
+        proc = subprocess.run([sys.executable, "-m", "repogen.build.budget", json.dumps(job), str(cap)],
                               capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"{src.model_file}: measuring the memory per input pixel took over {timeout:g} s") from None
