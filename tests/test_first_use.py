@@ -128,3 +128,20 @@ def test_serve_prints_the_validate_command_that_passes(tmp_path: Path) -> None:
     assert all(c["ok"] and c["rel_err"] <= 1e-5 for c in checks)
     assert not models["foreign"]["ok"]
     assert models["foreign"]["failures"][0].startswith(f"not validated: {repo / 'foreign' / 'config.pbtxt'}")
+
+
+def test_paddle_target_builds_without_profiles_plans_still_need_them(tmp_path: Path) -> None:
+    """Paddle runs any shape: a model with dynamic non-batch dims and no shape flags builds for the paddle target
+    (auto's fallback here) with one warning; the stand-in of a plan still needs its profile (issue 26 item 13)."""
+    from tests.support import zoo
+
+    src = str(zoo.get("transformer", "pir"))
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", src, "--name", "tr", "--out",
+                           str(tmp_path / "a"), "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (model,) = json.loads(proc.stdout)["models"]
+    assert model["target"] == "paddle" and model["check"]["status"] == "skipped"
+    assert "no optimisation profile" in proc.stderr and "give --shape" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", src, "--name", "tr", "--out",
+                           str(tmp_path / "b"), "--target", "numpy"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "give --shape x:DIMS" in proc.stderr and not (tmp_path / "b").exists()

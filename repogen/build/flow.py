@@ -156,7 +156,15 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
         raise ConfigError(f"{spec.name}: the paddle target cannot serve int8 (it runs Paddle Inference in FP32 "
                           "on CPU); build it with --target tensorrt on a machine with TensorRT, or drop --int8")
     stage("profiles")
-    profile_objs, profiles = _profiles(graph, spec)
+    try:
+        profile_objs, profiles = _profiles(graph, spec)
+    except ConfigError as exc:
+        if choice.target != "paddle":
+            raise  # a plan (or its stand-in) is built for its profiles
+        # Paddle runs any shape: the paddle target needs no profile, only validate and warmup need example shapes
+        model_warn(f"{spec.name}: no optimisation profile ({' '.join(str(exc).split())}); the paddle target serves "
+                   "any shape, but validate and warmup need example shapes: give --shape or --min/--max-shapes")
+        profile_objs, profiles = [], []
 
     def partitioned(refused: str | None = None) -> ModelPlan | None:
         parted = prepare_partitioned(spec, graph, forms.cleaned(), target=choice.target, trt=trt,

@@ -68,6 +68,8 @@ def numeric_check(spec: ModelSpec, target: str, forms: ModelForms, profile_objs:
             # the images the model is for, through its deploy config, and the answers its pipeline reads
             report = check_tasks(forms.graph, deploy, spec.precision, cleaned=forms.cleaned(), count=2,
                                  model=spec.name)
+        elif not profile_objs and any(d < 0 for v in forms.graph.input_values() for d in (v.shape or [])[1:]):
+            return {"status": "skipped", "reason": "no input shapes to check at (no profile, no deploy config)"}
         else:  # inputs at the first profile's opt shapes: the shapes the engine is tuned for
             report = check_graph(forms.graph, profile_objs[:1], spec.precision, cleaned=forms.cleaned(),
                                  quantized=quantized, model=spec.name)
