@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         name = folder.name.replace("__", "-").replace(".", "_")[:60]
         graph = load_model(folder / case["model"])
         declared = {n: tuple(graph.value(n).shape) for n in graph.inputs}
-        lo, opt, hi = _profile(case, declared)
+        if "profile" in case:  # the ranges `repogen build` takes from the model's deploy config
+            lo, opt, hi = (",".join(f"{n}:{'x'.join(map(str, dims))}" for n, dims in case["profile"][k].items())
+                           for k in ("min", "opt", "max"))
+        else:
+            lo, opt, hi = _profile(case, declared)
         spec = ModelSpec(source=folder / case["model"], name=name, target="auto" if args.auto else "tensorrt",
                          min_shapes=[lo], opt_shapes=[opt], max_shapes=[hi], check=False)
         row = {"case": case["name"]}

@@ -7,7 +7,9 @@ tests/gpu/export_cases.py on a machine with Paddle):
    once with the real module; every output's build-time shape from the real builder must equal the shape
    the NumPy backend computes for the same inputs (``numpy_trt.infer_shapes``);
 2. the graph, with its dynamic dims kept, is converted in FP32 and in FP16 with one optimization profile
-   around those shapes (a dynamic batch ranges over 1..2x), and serialized into a plan by the real builder.
+   around those shapes (a dynamic batch ranges over 1..2x; a case.json "profile" of min/opt/max shapes per
+   input replaces it, e.g. the ranges `repogen build` takes from a model's deploy config), and serialized
+   into a plan by the real builder.
 
 Usage (GPU machine): python tests/gpu/builder_check.py CASES_DIR [--module tensorrt_rtx_bindings]
                      [--jobs 8] [--json OUT.json]
@@ -70,10 +72,17 @@ def check_one(model_dir: Path, module_name: str) -> dict:
                 result["problems"].append(f"output {name}: real builder {tuple(shape)}, numpy {tuple(expected[name])}")
         for precision in ("fp32", "fp16"):
             dyn = load_model(model_dir / case["model"])
-            prof = Profile({n: _batch_range(dyn.value(n).shape, shapes[n]) for n in dyn.inputs})
+            if "profile" in case:  # the ranges `repogen build` would use (e.g. from the model's deploy config)
+                ranges = case["profile"]
+                prof = Profile({n: (tuple(ranges["min"][n]), tuple(ranges["opt"][n]), tuple(ranges["max"][n]))
+                                for n in dyn.inputs})
+            else:
+                prof = Profile({n: _batch_range(dyn.value(n).shape, shapes[n]) for n in dyn.inputs})
             conv = convert_graph(dyn, trt, precision=precision, profiles=[prof])
+            began = time.perf_counter()
             plan, _ = build_engine(conv)
             result[f"{precision}_plan_bytes"] = len(plan)
+            result[f"{precision}_build_seconds"] = round(time.perf_counter() - began, 1)
     except Exception as exc:  # a failure is the finding: record it and go on with the next model
         result["status"] = "error"
         result["problems"].append(f"{type(exc).__name__}: {exc}".splitlines()[0][:400])
