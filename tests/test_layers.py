@@ -27,7 +27,7 @@ LAYERS = [
     ("repogen.harness",),
     ("repogen.deploy",),
     ("repogen.examples",),
-    ("repogen.cli",),
+    ("repogen.cli", "repogen.__main__"),  # `python -m repogen` is the command line too
 ]
 
 
