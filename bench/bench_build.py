@@ -13,8 +13,10 @@ removed again at the end, also on failure or Ctrl-C) and runs both CLIs the same
 script: interpreter start, imports (Paddle's included), read, check against Paddle, plan/model and config
 writing, exit, as a user's ``repogen build`` is. Flows alternate (old first in even rounds, new first in odd
 ones), ``--rounds`` each, same model (the zoo's resnet50 from today's tests/support/zoo.py), same shapes,
-same target, same interpreter (this one), a fresh output folder per build. A build that exits non-zero fails
-the benchmark (both builds run their numeric check against Paddle).
+same target, same interpreter (this one), a fresh output folder per build. A build that exits non-zero, or
+writes no plan (tensorrt) / model.py (paddle), fails the benchmark (both builds run their numeric check
+against Paddle). Only whole-process times are reported: the calls of the two flows are not counted here
+(tests/test_build_onepass.py counts today's).
 
 Targets:
 - ``paddle``: the real CPU build of this machine (read, check, copy the model, render the config);
