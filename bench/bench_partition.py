@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from repogen import zoo  # noqa: E402
+from tests.support import zoo  # noqa: E402
 
 SHAPES = {  # (min, opt, max) per input, for the latency models
     "yolo_dense": dict(min_shapes=["image:1x3x64x64,im_size:1x2"], opt_shapes=["image:1x3x64x64,im_size:1x2"],
@@ -44,7 +44,7 @@ def _profile(name: str) -> list[dict]:
 def op_shares() -> list[dict]:
     from repogen.paddle import load_model
     from repogen.trt.passes import clean_graph
-from repogen.partition.plan import partition_graph
+    from repogen.partition.plan import partition_graph
 
     rows = []
     for name, model in zoo.MODELS.items():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from repogen import zoo  # noqa: E402
+from tests.support import zoo  # noqa: E402
 from repogen.harness.model_files import make_cases, read_model_folder  # noqa: E402
 from repogen.harness.server import launch  # noqa: E402
 from repogen.harness.speed import measure  # noqa: E402
