@@ -39,6 +39,9 @@ def _image_range(cfg: DeployConfig, fixed: list[int]) -> tuple[list[int], list[i
         elif t["op"] == "center_crop":
             w, h = t["size"]
             lo, opt, hi = [3, h, w], [3, h, w], [3, h, w]
+        elif t["op"] == "fluid_resize" and (t["pad"] or not t["keep_ratio"]):  # PaddleDetection 0.x: one size
+            side = t["max_size"] if t["pad"] else t["target_size"]
+            lo, opt, hi = [3, side, side], [3, side, side], [3, side, side]
         elif t["op"] == "rec_resize":
             c, h, w = t["image_shape"]
             lo, opt, hi = [c, h, 16], [c, h, w], [c, h, 3200]
