@@ -363,6 +363,23 @@ def test_model_inputs_must_be_the_ones_0x_feeds(tmp_path):
         check_size_inputs(cfg, [t(name="image", dtype="uint8"), t(name="im_size", dtype="int32")], "m")
 
 
+def test_profiles_follow_the_fluid_export(tmp_path):
+    """No shape flags: a YOLO export's one size fixes the image profile; R-CNN's 3-wide im_info / im_shape get
+    profiles of their own width."""
+    from repogen.build.pipeline_stages import fill_profiles
+    from repogen.build.spec import ModelSpec
+
+    def graph(*inputs):
+        return SimpleNamespace(input_values=lambda: [SimpleNamespace(name=n, shape=s) for n, s in inputs])
+
+    spec = ModelSpec(source=tmp_path, name="m", max_batch_size=2)
+    yolo = fill_profiles(spec, graph(("image", [-1, 3, -1, -1]), ("im_size", [-1, 2])), _config(tmp_path, YOLO_YML))
+    assert yolo.min_shapes == ["image:1x3x64x64,im_size:1x2"] and yolo.max_shapes == ["image:2x3x64x64,im_size:2x2"]
+    rcnn = fill_profiles(spec, graph(("image", [-1, 3, -1, -1]), ("im_info", [-1, 3]), ("im_shape", [-1, 3])),
+                         _config(tmp_path, RCNN_YML))
+    assert rcnn.max_shapes[0].endswith(",im_info:2x3,im_shape:2x3") and rcnn.min_shapes[0].startswith("image:1x3x32x32")
+
+
 # -- end to end: the zoo's Fluid YOLO export, no flags, validated by repogen validate ----------------------------------
 
 @pytest.fixture(scope="module")

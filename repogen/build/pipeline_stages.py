@@ -76,8 +76,10 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
             if roles[v.name] == "image":
                 lo, opt, hi = _image_range(cfg, [int(d) for d in (v.shape or [-1, -1, -1, -1])[1:]])
                 rng[v.name] = [[1] + lo, [1] + opt, [batch] + hi]
-            else:
-                rng[v.name] = [[1, 2], [1, 2], [batch, 2]]
+            else:  # [h, w] sizes and scales; PaddleDetection 0.x's im_info / im_shape are 3 wide, scale_factor 4
+                tail = [int(d) for d in (v.shape or [])[1:]]
+                tail = tail if tail and all(d > 0 for d in tail) else [2]
+                rng[v.name] = [[1, *tail], [1, *tail], [batch, *tail]]
     return dataclasses.replace(spec, min_shapes=[_shape_text({n: r[0] for n, r in rng.items()})],
                                opt_shapes=[_shape_text({n: r[1] for n, r in rng.items()})],
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])
