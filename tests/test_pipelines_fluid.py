@@ -361,6 +361,12 @@ def test_model_inputs_must_be_the_ones_0x_feeds(tmp_path):
         check_size_inputs(cfg, [t(name="image", dtype="float32"), t(name="im_info", dtype="float32")], "m")
     with pytest.raises(ConfigError, match="produces FP32 inputs; input image is uint8"):
         check_size_inputs(cfg, [t(name="image", dtype="uint8"), t(name="im_size", dtype="int32")], "m")
+    # a 2.x config has no im_info to give
+    v2 = _config(tmp_path, YOLO_YML.replace("mode: fluid", "mode: paddle").replace("use_python_inference: false\n", "")
+                 .replace("type: Normalize\n  is_channel_first: false\n", "type: NormalizeImage\n"))
+    assert v2.size_inputs is None
+    with pytest.raises(ConfigError, match="im_info is fed only to PaddleDetection 0.x exports"):
+        check_size_inputs(v2, [t(name="image", dtype="float32"), t(name="im_info", dtype="float32")], "m")
 
 
 def test_profiles_follow_the_fluid_export(tmp_path):

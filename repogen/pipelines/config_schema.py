@@ -389,17 +389,28 @@ class SegNormalize(Transform):
 # PadBatch as PadStride. The image is decoded to RGB.
 
 FLUID_DET_TRANSFORMS: Registry = {}
-
-
-class StepError(ValueError):
-    """A transform whose arguments are valid but not where it stands in the list (raised by ``steps``; see
-    :func:`transform_steps`)."""
 # 0.x archs whose Resize keeps the aspect ratio when max_size is set (its RESIZE_SCALE_SET); the others resize
 # each side to target_size on its own
 FLUID_KEEP_RATIO_ARCHS = ("RCNN", "RetinaNet", "FCOS", "SOLOv2")
 # 0.x's exporter writes one of these as ``arch`` (its TRT_MIN_SUBGRAPH keys); its deploy reads them as substrings
 FLUID_ARCHS = ("YOLO", "SSD", "RCNN", "RetinaNet", "EfficientDet", "Face", "TTFNet", "FCOS", "SOLOv2")
+# 0.x's create_inputs: the inputs beside ``image`` of the first arch key found in ``arch``, each as the quantity
+# ops.fluid_feeds computes and its dtype
+FLUID_FEEDS: tuple[tuple[str, dict[str, tuple[str, str]]], ...] = (
+    ("YOLO", {"im_size": ("source_hw", "int32")}),
+    ("RetinaNet", {"im_info": ("padded_hw_scale", "float32")}),
+    ("EfficientDet", {"im_info": ("padded_hw_scale", "float32")}),
+    ("RCNN", {"im_info": ("padded_hw_scale", "float32"), "im_shape": ("source_hw_one", "float32")}),
+    ("FCOS", {"im_info": ("padded_hw_scale", "float32"), "im_shape": ("source_hw_one", "float32")}),
+    ("TTF", {"scale_factor": ("scale_xyxy", "float32")}),
+    ("SOLOv2", {"im_info": ("resized_hw_scale", "float32")}),
+)
 NonNegative = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_SIDE)]
+
+
+class StepError(ValueError):
+    """A transform whose arguments are valid but not where it stands in the list (raised by ``steps``; see
+    :func:`transform_steps`)."""
 
 
 def _one_size(value: Any) -> Any:
@@ -418,8 +429,8 @@ def _shape_or_none(value: Any) -> Any:
 
 def _requires_chw(ctx: StepContext, what: str) -> None:
     if ctx.layout != "chw":
-        raise StepError(f"{what} works on a CHW image in PaddleDetection 0.x; here the image is still HWC (put a Permute "
-                    "with channel_first: true before it)")
+        raise StepError(f"{what} works on a CHW image in PaddleDetection 0.x; here the image is still HWC (put a "
+                        "Permute with channel_first: true before it)")
 
 
 @register(FLUID_DET_TRANSFORMS, "Resize")
@@ -450,8 +461,8 @@ class FluidResize(Transform):
         # fixed-shape exports: padded to max_size x max_size (after a resize that must fit in it)
         pad = self.max_size != 0 and self.image_shape is not None
         if pad and not keep_ratio and self.target_size > self.max_size:
-            raise StepError(f"target_size {self.target_size} resizes every image beyond the max_size {self.max_size} "
-                        "square it is padded to")
+            raise StepError(f"target_size {self.target_size} resizes every image beyond the max_size "
+                            f"{self.max_size} square it is padded to")
         return [{"op": "fluid_resize", "target_size": self.target_size, "max_size": self.max_size,
                  "keep_ratio": keep_ratio, "pad": pad, "interp": self.interp}]
 
@@ -475,7 +486,7 @@ class FluidNormalize(Transform):
         # 3-pixel side, normalises rows); refused here rather than on every request
         if self.is_channel_first != (ctx.layout == "chw"):
             raise StepError(f"is_channel_first {str(self.is_channel_first).lower()} but the image is "
-                        f"{ctx.layout.upper()} here (PaddleDetection 0.x would fail on it)")
+                            f"{ctx.layout.upper()} here (PaddleDetection 0.x would fail on it)")
         return [{"op": "fluid_normalize", "mean": list(self.mean), "std": list(self.std), "is_scale": self.is_scale,
                  "channel_first": self.is_channel_first}]
 
@@ -552,7 +563,8 @@ def fluid_labels(label_list: list[str] | None, with_background: bool) -> list[st
 
 
 def fluid_feeds_step(arch: str, ctx: StepContext, file: Path | str) -> dict[str, Any]:
-    """The model inputs PaddleDetection 0.x's deploy (infer.py ``create_inputs``) feeds beside ``image``."""
+    """The step computing the inputs PaddleDetection 0.x's deploy (infer.py ``create_inputs``) feeds beside
+    ``image``; it runs after the transforms (``ctx.layout`` says where the image's height and width are)."""
     if "SSD" in arch or "Face" in arch:
         # 0.x scales these models' normalised boxes by the source size in its own post-processing
         raise UnsupportedConfigError(one_line(
@@ -562,18 +574,8 @@ def fluid_feeds_step(arch: str, ctx: StepContext, file: Path | str) -> dict[str,
         raise UnsupportedConfigError(one_line(
             f"{file}: arch {arch!r} is not a PaddleDetection 0.x architecture (one of {', '.join(FLUID_ARCHS)}); "
             "build with --no-pipeline to serve the model alone"))
-    return {"op": "fluid_feeds", "arch": arch, "layout": ctx.layout}
-
-
-# the size inputs each 0.x architecture takes (create_inputs), with their dtypes, by the first name that matches
-FLUID_FEEDS = (("YOLO", {"im_size": "int32"}), ("RetinaNet", {"im_info": "float32"}),
-               ("EfficientDet", {"im_info": "float32"}), ("RCNN", {"im_info": "float32", "im_shape": "float32"}),
-               ("FCOS", {"im_info": "float32", "im_shape": "float32"}), ("TTF", {"scale_factor": "float32"}),
-               ("SOLOv2", {"im_info": "float32"}))
-
-
-def fluid_feed_dtypes(arch: str) -> dict[str, str]:
-    return next((dict(feeds) for key, feeds in FLUID_FEEDS if key in arch), {})
+    feeds = next((feeds for key, feeds in FLUID_FEEDS if key in arch), {})
+    return {"op": "fluid_feeds", "feeds": {name: list(kind) for name, kind in feeds.items()}, "layout": ctx.layout}
 
 
 # -- post-processors and sections ----------------------------------------------------------------------------------

@@ -213,10 +213,10 @@ def _fluid_detection(data: dict, path: Path, config: Any) -> DeployConfig:
     ctx = schema.StepContext(None, arch=det.arch)
     ops = schema.parse_transforms(pre, schema.FLUID_DET_TRANSFORMS, path, ("Preprocess",), "type_key")
     steps = schema.transform_steps(ops, schema.FLUID_DET_TRANSFORMS, ctx, path, ("Preprocess",))
-    steps.append(schema.fluid_feeds_step(det.arch, ctx, path))
+    feeds = schema.fluid_feeds_step(det.arch, ctx, path)
     labels = schema.fluid_labels(None if det.label_list is None else list(det.label_list), det.with_background)
-    return config("detection", ctx, steps, {"threshold": det.draw_threshold}, labels=labels,
-                  size_inputs=schema.fluid_feed_dtypes(det.arch))
+    return config("detection", ctx, steps + [feeds], {"threshold": det.draw_threshold}, labels=labels,
+                  size_inputs={name: dtype for name, (_, dtype) in feeds["feeds"].items()})
 
 
 def check_size_inputs(cfg: DeployConfig, inputs: list[Any], where: str) -> None:
@@ -234,6 +234,9 @@ def check_size_inputs(cfg: DeployConfig, inputs: list[Any], where: str) -> None:
                                   f"{sizes[t.name]} ({cfg.path.name})")
         elif t.dtype != "float32":
             raise ConfigError(f"{where}: pipeline pre-processing produces FP32 inputs; input {t.name} is {t.dtype}")
+        elif roles[t.name] == "im_info":
+            raise ConfigError(f"{where}: input {t.name} is fed only to PaddleDetection 0.x exports; {cfg.path.name} "
+                              "is not a 0.x infer_cfg.yml (mode: fluid)")
 
 
 def read_model_facts(path: Path | str) -> DeployConfig:

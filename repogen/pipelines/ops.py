@@ -477,30 +477,20 @@ def reverse_channels_chw(state: dict) -> None:
     state["img"] = state["img"][[2, 1, 0], :, :]
 
 
-def fluid_feeds(state: dict, *, arch: str, layout: str = "chw") -> None:
-    """0.x ``create_inputs``: the size inputs of its exports, by architecture (``arch`` as a substring): YOLO
-    ``im_size`` int32 [[source h, w]]; RetinaNet / EfficientDet ``im_info`` [[padded h, w, x scale]]; R-CNN / FCOS
-    that ``im_info`` and ``im_shape`` [[source h, w, 1]]; TTFNet ``scale_factor`` [[x, y, x, y]] scales; SOLOv2
-    ``im_info`` [[resized h, w, x scale]]. Padded = after PadStride, else the resized size (0.x's pad_shape)."""
+def fluid_feeds(state: dict, *, feeds: dict[str, list], layout: str = "chw") -> None:
+    """0.x ``create_inputs``: the size inputs of its exports, ``feeds`` = {input name: [quantity, dtype]} (the
+    config reader picks them by arch), each a batch of one: ``source_hw`` [h, w] of the decoded image;
+    ``source_hw_one`` [h, w, 1]; ``padded_hw_scale`` [h, w] after PadStride (else as resized) and the x scale;
+    ``resized_hw_scale`` [h, w] as resized and the x scale; ``scale_xyxy`` [x, y, x, y] scales."""
     src_h, src_w = state["src_hw"]
     sy, sx = state["scale_hw"]
     img = state["img"]
-    pad_hw = tuple(img.shape[1:3]) if layout == "chw" else tuple(img.shape[:2])
-    resized_hw = tuple(state.get("resized_hw", state["src_hw"]))
-    if "YOLO" in arch:
-        feeds = {"im_size": np.array([[src_h, src_w]], np.int32)}
-    elif "RetinaNet" in arch or "EfficientDet" in arch:
-        feeds = {"im_info": np.array([[pad_hw[0], pad_hw[1], sx]], np.float32)}
-    elif "RCNN" in arch or "FCOS" in arch:
-        feeds = {"im_info": np.array([[pad_hw[0], pad_hw[1], sx]], np.float32),
-                 "im_shape": np.array([[src_h, src_w, 1.0]], np.float32)}
-    elif "TTF" in arch:
-        feeds = {"scale_factor": np.array([[sx, sy, sx, sy]], np.float32)}
-    elif "SOLOv2" in arch:
-        feeds = {"im_info": np.array([[resized_hw[0], resized_hw[1], sx]], np.float32)}
-    else:
-        feeds = {}
-    state["feeds"] = feeds
+    padded = tuple(img.shape[1:3]) if layout == "chw" else tuple(img.shape[:2])
+    resized = tuple(state.get("resized_hw", state["src_hw"]))
+    values = {"source_hw": [src_h, src_w], "source_hw_one": [src_h, src_w, 1.0],
+              "padded_hw_scale": [padded[0], padded[1], sx], "resized_hw_scale": [resized[0], resized[1], sx],
+              "scale_xyxy": [sx, sy, sx, sy]}
+    state["feeds"] = {name: np.array([values[kind]], dtype) for name, (kind, dtype) in feeds.items()}
 
 
 TRANSFORMS.update({"fluid_resize": fluid_resize, "fluid_normalize": fluid_normalize,
