@@ -369,6 +369,47 @@ def test_model_inputs_must_be_the_ones_0x_feeds(tmp_path):
         check_size_inputs(v2, [t(name="image", dtype="float32"), t(name="im_info", dtype="float32")], "m")
 
 
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(node, list) and node and isinstance(node[0], dict):
+        for i, v in enumerate(node):
+            yield from _leaves(v, path + (i,))
+    else:
+        yield path
+
+
+@pytest.mark.parametrize("base", [YOLO_YML, RCNN_YML])
+def test_every_value_mutated_reads_or_is_one_error_line(tmp_path, base):
+    """Each key of a 0.x config set to a wrong type or an extreme: an accepted config or one ConfigError line
+    naming the file, never another exception (the YAML-level attacks are test_deploy_config_fuzz.py's)."""
+    import copy
+
+    import yaml
+
+    data = yaml.safe_load(base)
+    values = [None, True, -1, 2 ** 63, float("nan"), "zz", [1, 2, 3, 4], {"type": "Resize"}]
+    outcomes = {"read": 0, "refused": 0}
+    for path in list(_leaves(data)):
+        for value in values:
+            mutated = copy.deepcopy(data)
+            node = mutated
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            (tmp_path / "infer_cfg.yml").write_text(yaml.safe_dump(mutated), encoding="utf-8")
+            try:
+                cfg = read_deploy_config(tmp_path / "infer_cfg.yml")
+            except ConfigError as exc:
+                assert "\n" not in str(exc) and str(tmp_path / "infer_cfg.yml") in str(exc), (path, value, exc)
+                outcomes["refused"] += 1
+            else:
+                json.dumps(cfg.transforms, allow_nan=False)
+                outcomes["read"] += 1
+    assert outcomes["read"] > 0 and outcomes["refused"] > 50, outcomes
+
+
 def test_profiles_follow_the_fluid_export(tmp_path):
     """No shape flags: a YOLO export's one size fixes the image profile; R-CNN's 3-wide im_info / im_shape get
     profiles of their own width."""
