@@ -40,7 +40,7 @@ from repogen.reference.predictor import make_predictor, run_predictor, source_of
 from repogen.reference.runner import default_memory_mb
 
 # ops that make the model's input size independent of (or only bounded by) the source size
-SIZING_OPS = {"det_resize", "resize_short", "center_crop", "rec_resize"}
+SIZING_OPS = {"det_resize", "resize_short", "center_crop", "rec_resize", "fluid_resize"}
 MEASURE_SIDES = (128, 256)  # the two square sizes the cost is measured at (a few seconds even for big networks)
 SAFETY = 1.5  # the served predictor (IR passes, oneDNN, other sizes) may need more than the measuring one
 MEASURE_TIMEOUT_S = 120.0
@@ -66,6 +66,11 @@ def fixed_size(transforms: list[dict]) -> bool:
         if t["op"] == "resize" and t.get("target_wh"):
             fixed = not t.get("keep_ratio")
         elif t["op"] == "center_crop":
+            fixed = True
+        elif t["op"] == "fluid_resize":
+            # PaddleDetection 0.x: target_size square (YOLO), max_size square (padded), or at most
+            # max(target_size, max_size) a side (R-CNN): bounded by the config, so a per-request budget has
+            # nothing to refuse that the build did not already admit
             fixed = True
         elif t["op"] == "det_resize":
             fixed = t.get("input_shape") is not None or (t.get("image_shape") is not None and not t.get("keep_ratio"))

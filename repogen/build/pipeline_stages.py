@@ -39,6 +39,9 @@ def _image_range(cfg: DeployConfig, fixed: list[int]) -> tuple[list[int], list[i
         elif t["op"] == "center_crop":
             w, h = t["size"]
             lo, opt, hi = [3, h, w], [3, h, w], [3, h, w]
+        elif t["op"] == "fluid_resize" and (t["pad"] or not t["keep_ratio"]):  # PaddleDetection 0.x: one size
+            side = t["max_size"] if t["pad"] else t["target_size"]
+            lo, opt, hi = [3, side, side], [3, side, side], [3, side, side]
         elif t["op"] == "rec_resize":
             c, h, w = t["image_shape"]
             lo, opt, hi = [c, h, 16], [c, h, w], [c, h, 3200]
@@ -73,8 +76,10 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
             if roles[v.name] == "image":
                 lo, opt, hi = _image_range(cfg, [int(d) for d in (v.shape or [-1, -1, -1, -1])[1:]])
                 rng[v.name] = [[1] + lo, [1] + opt, [batch] + hi]
-            else:
-                rng[v.name] = [[1, 2], [1, 2], [batch, 2]]
+            else:  # [h, w] sizes and scales; PaddleDetection 0.x's im_info / im_shape are 3 wide, scale_factor 4
+                tail = [int(d) for d in (v.shape or [])[1:]]
+                tail = tail if tail and all(d > 0 for d in tail) else [2]
+                rng[v.name] = [[1, *tail], [1, *tail], [batch, *tail]]
     return dataclasses.replace(spec, min_shapes=[_shape_text({n: r[0] for n, r in rng.items()})],
                                opt_shapes=[_shape_text({n: r[1] for n, r in rng.items()})],
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])

@@ -139,6 +139,8 @@ class StepContext:
 
     model_name: str | None
     color: str = "RGB"  # PaddleX's predictors read RGB unless DecodeImage says otherwise
+    arch: str | None = None  # PaddleDetection's ``arch`` (0.x's Resize and model feeds depend on it)
+    layout: str = "hwc"  # the image's layout after the transforms so far (0.x's Normalize/Permute/PadStride)
 
 
 class Transform(Schema):
@@ -381,6 +383,201 @@ class SegNormalize(Transform):
         return [normalize_step(1 / 255, self.mean, self.std)]
 
 
+# -- PaddleDetection 0.x (Fluid) ``infer_cfg.yml`` (``mode: fluid``) ------------------------------------------------
+# Semantics of PaddleDetection release/0.5 deploy/python (preprocess.py, infer.py), whose exporter
+# (ppdet/utils/export_utils.py) writes ResizeImage / NormalizeImage / Permute with their training arguments and
+# PadBatch as PadStride. The image is decoded to RGB.
+
+FLUID_DET_TRANSFORMS: Registry = {}
+# 0.x archs whose Resize keeps the aspect ratio when max_size is set (its RESIZE_SCALE_SET); the others resize
+# each side to target_size on its own
+FLUID_KEEP_RATIO_ARCHS = ("RCNN", "RetinaNet", "FCOS", "SOLOv2")
+# 0.x's exporter writes one of these as ``arch`` (its TRT_MIN_SUBGRAPH keys); its deploy reads them as substrings
+FLUID_ARCHS = ("YOLO", "SSD", "RCNN", "RetinaNet", "EfficientDet", "Face", "TTFNet", "FCOS", "SOLOv2")
+# 0.x's create_inputs: the inputs beside ``image`` of the first arch key found in ``arch``, each as the quantity
+# ops.fluid_feeds computes and its dtype
+FLUID_FEEDS: tuple[tuple[str, dict[str, tuple[str, str]]], ...] = (
+    ("YOLO", {"im_size": ("source_hw", "int32")}),
+    ("RetinaNet", {"im_info": ("padded_hw_scale", "float32")}),
+    ("EfficientDet", {"im_info": ("padded_hw_scale", "float32")}),
+    ("RCNN", {"im_info": ("padded_hw_scale", "float32"), "im_shape": ("source_hw_one", "float32")}),
+    ("FCOS", {"im_info": ("padded_hw_scale", "float32"), "im_shape": ("source_hw_one", "float32")}),
+    ("TTF", {"scale_factor": ("scale_xyxy", "float32")}),
+    ("SOLOv2", {"im_info": ("resized_hw_scale", "float32")}),
+)
+NonNegative = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_SIDE)]
+
+
+class StepError(ValueError):
+    """A transform whose arguments are valid but not where it stands in the list (raised by ``steps``; see
+    :func:`transform_steps`)."""
+
+
+def _one_size(value: Any) -> Any:
+    if isinstance(value, list):  # 0.x's deploy does float(target_size): a list (multi-scale training) fails there
+        raise _fail(f"must be one integer (PaddleDetection 0.x resizes to one size), got {_short(value)}")
+    return value
+
+
+def _shape_or_none(value: Any) -> Any:
+    # the exporter writes image_shape[1:] ([H, W]); only whether it is there matters to 0.x's Resize
+    if value is not None and not (isinstance(value, list) and len(value) in (2, 3)
+                                  and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise _fail(f"must be [H, W] (or [C, H, W]) of positive integers, got {_short(value)}")
+    return value
+
+
+def _requires_chw(ctx: StepContext, what: str) -> None:
+    if ctx.layout != "chw":
+        raise StepError(f"{what} works on a CHW image in PaddleDetection 0.x; here the image is still HWC (put a "
+                        "Permute with channel_first: true before it)")
+
+
+@register(FLUID_DET_TRANSFORMS, "Resize")
+class FluidResize(Transform):
+    target_size: Annotated[Side, BeforeValidator(_one_size)]
+    max_size: NonNegative = 0  # 0: no cap
+    interp: Interp = "LINEAR"  # 0.x passes the integer straight to OpenCV; its default is INTER_LINEAR
+    image_shape: Annotated[list[int] | None, BeforeValidator(_shape_or_none)] = None
+    use_cv2: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("target_size") is None:
+            raise _fail("needs target_size (an integer: the short side, or each side for YOLO-style exports)")
+        return data
+
+    @model_validator(mode="after")
+    def _cv2(self) -> FluidResize:
+        if not self.use_cv2:
+            raise _fail("use_cv2 false (PIL resizing, which 0.x refuses with max_size too) is not supported")
+        return self
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        if ctx.layout != "hwc":
+            raise StepError("Resize works on an HWC image in PaddleDetection 0.x; here a Permute already made it CHW")
+        keep_ratio = self.max_size != 0 and ctx.arch in FLUID_KEEP_RATIO_ARCHS
+        # fixed-shape exports: padded to max_size x max_size (after a resize that must fit in it)
+        pad = self.max_size != 0 and self.image_shape is not None
+        if pad and not keep_ratio and self.target_size > self.max_size:
+            raise StepError(f"target_size {self.target_size} resizes every image beyond the max_size "
+                            f"{self.max_size} square it is padded to")
+        return [{"op": "fluid_resize", "target_size": self.target_size, "max_size": self.max_size,
+                 "keep_ratio": keep_ratio, "pad": pad, "interp": self.interp}]
+
+
+@register(FLUID_DET_TRANSFORMS, "Normalize")
+class FluidNormalize(Transform):
+    mean: Mean
+    std: Std
+    is_scale: bool = True
+    is_channel_first: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("mean") is None or data.get("std") is None):
+            raise _fail("needs mean and std (three numbers each)")
+        return data
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        # 0.x broadcasts mean/std over the axis is_channel_first names: on the other layout it fails (or, on a
+        # 3-pixel side, normalises rows); refused here rather than on every request
+        if self.is_channel_first != (ctx.layout == "chw"):
+            raise StepError(f"is_channel_first {str(self.is_channel_first).lower()} but the image is "
+                            f"{ctx.layout.upper()} here (PaddleDetection 0.x would fail on it)")
+        return [{"op": "fluid_normalize", "mean": list(self.mean), "std": list(self.std), "is_scale": self.is_scale,
+                 "channel_first": self.is_channel_first}]
+
+
+@register(FLUID_DET_TRANSFORMS, "Permute")
+class FluidPermute(Transform):
+    to_bgr: bool = False
+    channel_first: bool = True
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = []
+        if self.channel_first:
+            if ctx.layout == "chw":
+                raise StepError("channel_first true on an image that is already CHW")
+            steps.append({"op": "to_chw"})
+            ctx.layout = "chw"
+        if self.to_bgr:  # 0.x reverses the first axis: the channels only once the image is CHW
+            _requires_chw(ctx, "to_bgr")
+            steps.append({"op": "reverse_channels_chw"})
+        return steps
+
+
+@register(FLUID_DET_TRANSFORMS, "PadStride")
+class FluidPadStride(Transform):
+    stride: Stride = 0  # 0.x's default: no padding
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        if self.stride == 0:
+            return []
+        _requires_chw(ctx, "PadStride")
+        return [{"op": "pad_stride", "stride": self.stride}]
+
+
+@register(FLUID_DET_TRANSFORMS, "PadBatch")
+class FluidPadBatch(Transform):
+    """The training reader's batch transform, as a hand-written config may keep it; the exporter writes it as
+    PadStride(stride=pad_to_stride)."""
+
+    pad_to_stride: Stride = 0
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return FluidPadStride(stride=self.pad_to_stride).steps(ctx)
+
+
+def transform_steps(ops: list[Transform], registry: Registry, ctx: StepContext, file: Path | str,
+                    loc: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The canonical steps of checked transforms, in order; a transform out of place is one ConfigError line
+    naming its index and name."""
+    out: list[dict[str, Any]] = []
+    for i, op in enumerate(ops):
+        try:
+            out += op.steps(ctx)
+        except StepError as exc:
+            name = next((n for n, c in registry.items() if c is type(op)), type(op).__name__)
+            raise fail(file, loc + (i, name), str(exc)) from None
+    return out
+
+
+def fluid_labels(label_list: list[str] | None, with_background: bool) -> list[str] | None:
+    """The name of each class id the model returns. 0.x's exporter writes label_list from its category map,
+    which holds ``background`` (id 0) for the built-in COCO/VOC lists whatever with_background says, and not
+    for lists read from an annotation file, while the model counts classes from 1 exactly when with_background
+    is true. PaddleDetection 0.x's own tools/infer.py names a class through those maps, so the list is aligned
+    the same way: ``background`` first exactly when the model has it."""
+    if label_list is None:
+        return None
+    labels = list(label_list)
+    has_background = bool(labels) and labels[0] == "background"
+    if with_background and not has_background:
+        return ["background"] + labels
+    if not with_background and has_background:
+        return labels[1:]
+    return labels
+
+
+def fluid_feeds_step(arch: str, ctx: StepContext, file: Path | str) -> dict[str, Any]:
+    """The step computing the inputs PaddleDetection 0.x's deploy (infer.py ``create_inputs``) feeds beside
+    ``image``; it runs after the transforms (``ctx.layout`` says where the image's height and width are)."""
+    if "SSD" in arch or "Face" in arch:
+        # 0.x scales these models' normalised boxes by the source size in its own post-processing
+        raise UnsupportedConfigError(one_line(
+            f"{file}: arch {arch!r}: PaddleDetection 0.x SSD/face exports return boxes normalised to [0, 1], which "
+            "repogen's detection answers do not rescale; build with --no-pipeline to serve the model alone"))
+    if not any(a in arch for a in FLUID_ARCHS):
+        raise UnsupportedConfigError(one_line(
+            f"{file}: arch {arch!r} is not a PaddleDetection 0.x architecture (one of {', '.join(FLUID_ARCHS)}); "
+            "build with --no-pipeline to serve the model alone"))
+    feeds = next((feeds for key, feeds in FLUID_FEEDS if key in arch), {})
+    return {"op": "fluid_feeds", "feeds": {name: list(kind) for name, kind in feeds.items()}, "layout": ctx.layout}
+
+
 # -- post-processors and sections ----------------------------------------------------------------------------------
 
 class DBPostProcess(Schema):
@@ -498,6 +695,22 @@ class Identity(Schema):
 class DetectionSection(Schema):  # PaddleX detection / layout and PaddleDetection: beside ``Preprocess``
     draw_threshold: Unit = 0.5
     label_list: NameList | None = None
+
+
+class FluidDetectionSection(DetectionSection):
+    """The top level of a 0.x ``infer_cfg.yml`` beside ``Preprocess``."""
+
+    arch: Name
+    with_background: bool = False
+    use_python_inference: bool = False  # which Paddle API 0.x's deploy runs the model with: nothing to serve
+    min_subgraph_size: Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_LIST)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arch(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("arch") is None:
+            raise _fail(f"arch is required in a PaddleDetection 0.x infer_cfg.yml (one of {', '.join(FLUID_ARCHS)})")
+        return data
 
 
 # -- errors --------------------------------------------------------------------------------------------------------

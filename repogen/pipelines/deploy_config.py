@@ -55,6 +55,9 @@ class DeployConfig:
     labels: list[str] | None = None
     characters: list[str] | None = None  # CTC alphabet from character_dict (without blank/space)
     dynamic_shapes: dict[str, list[list[int]]] = field(default_factory=dict)  # input -> [min, opt, max]
+    # inputs beside the image that the transforms compute themselves, name -> dtype (PaddleDetection 0.x exports:
+    # im_size, im_info, im_shape, scale_factor by arch); None: the roles of input_roles
+    size_inputs: dict[str, str] | None = None
 
     def default_name(self, fallback: str) -> str:
         """A Triton-safe model name: the exporter's ``model_name``, else the folder name."""
@@ -165,6 +168,8 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
         raise schema.UnsupportedConfigError(schema.one_line(
             f"{path}: PostProcess.name {head.name!r} has no repogen implementation (known: DBPostProcess, "
             "CTCLabelDecode, Topk); build with --no-pipeline to serve the model alone"))
+    if "Preprocess" in data and is_fluid(data):
+        return _fluid_detection(data, path, config)
     if "Preprocess" in data:
         det = schema.validate(schema.DetectionSection, data, path)
         pre = data["Preprocess"]
@@ -189,6 +194,49 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
     raise schema.UnsupportedConfigError(f"{path}: not a deploy config repogen knows: expected PreProcess/PostProcess "
                                  "(PaddleX OCR), Preprocess (PaddleX / PaddleDetection detection) or "
                                  "Deploy.transforms (PaddleSeg)")
+
+
+def is_fluid(data: dict) -> bool:
+    """A PaddleDetection 0.x export: its exporter writes ``mode: fluid`` (2.x writes ``mode: paddle``), and
+    ``use_python_inference``, which only 0.x has."""
+    mode = data.get("mode")
+    return mode == "fluid" or (mode is None and "use_python_inference" in data)
+
+
+def _fluid_detection(data: dict, path: Path, config: Any) -> DeployConfig:
+    """PaddleDetection 0.x ``infer_cfg.yml``: its transforms with 0.x's semantics, then the size inputs its deploy
+    feeds (``fluid_feeds``), the labels aligned with the model's class ids."""
+    det = schema.validate(schema.FluidDetectionSection, data, path)
+    pre = data["Preprocess"]
+    if pre is not None and not isinstance(pre, list):
+        raise schema.fail(path, ("Preprocess",), f"expected a list of transforms, got {type(pre).__name__}")
+    ctx = schema.StepContext(None, arch=det.arch)
+    ops = schema.parse_transforms(pre, schema.FLUID_DET_TRANSFORMS, path, ("Preprocess",), "type_key")
+    steps = schema.transform_steps(ops, schema.FLUID_DET_TRANSFORMS, ctx, path, ("Preprocess",))
+    feeds = schema.fluid_feeds_step(det.arch, ctx, path)
+    labels = schema.fluid_labels(None if det.label_list is None else list(det.label_list), det.with_background)
+    return config("detection", ctx, steps + [feeds], {"threshold": det.draw_threshold}, labels=labels,
+                  size_inputs={name: dtype for name, (_, dtype) in feeds["feeds"].items()})
+
+
+def check_size_inputs(cfg: DeployConfig, inputs: list[Any], where: str) -> None:
+    """The model's inputs (``.name``, ``.dtype``) against what the pre-processing feeds: FP32 images, and the size
+    inputs a PaddleDetection 0.x export takes by name and dtype (0.x's deploy feeds them by name)."""
+    roles = input_roles([t.name for t in inputs], where)
+    sizes = cfg.size_inputs
+    for t in inputs:
+        if sizes is not None and roles[t.name] != "image":
+            if t.name not in sizes:
+                raise ConfigError(f"{where}: input {t.name} is not one PaddleDetection 0.x feeds a {cfg.arch} export "
+                                  f"(it feeds image{''.join(', ' + n for n in sizes)}; {cfg.path.name})")
+            if t.dtype != sizes[t.name]:
+                raise ConfigError(f"{where}: input {t.name} is {t.dtype}; PaddleDetection 0.x feeds it as "
+                                  f"{sizes[t.name]} ({cfg.path.name})")
+        elif t.dtype != "float32":
+            raise ConfigError(f"{where}: pipeline pre-processing produces FP32 inputs; input {t.name} is {t.dtype}")
+        elif roles[t.name] == "im_info":
+            raise ConfigError(f"{where}: input {t.name} is fed only to PaddleDetection 0.x exports; {cfg.path.name} "
+                              "is not a 0.x infer_cfg.yml (mode: fluid)")
 
 
 def read_model_facts(path: Path | str) -> DeployConfig:
@@ -258,7 +306,7 @@ def input_roles(input_names: list[str], where: str) -> dict[str, str]:
     for n in input_names:
         low = n.lower()
         roles[n] = "im_shape" if low in ("im_shape", "im_size") else "scale_factor" if low == "scale_factor" \
-            else "image"
+            else "im_info" if low == "im_info" else "image"
     if list(roles.values()).count("image") != 1:
         raise ConfigError(f"{where}: cannot tell which input takes the image among {input_names}")
     return roles

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from repogen.errors import ConfigError
 from repogen.repository.config import stage_config
-from repogen.pipelines.deploy_config import DeployConfig, input_roles
+from repogen.pipelines.deploy_config import DeployConfig, check_size_inputs, input_roles
 from repogen.pipelines.members import member_kind_of_pipeline
 
 HERE = Path(__file__).resolve().parent
@@ -117,9 +117,7 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
     if max_batch_size <= 0:
         raise ConfigError(f"{model}: a pipeline needs a model with a dynamic batch dim (max_batch_size > 0); "
                           f"{cfg.path.name} describes one image per request")
-    for t in engine.inputs:
-        if t.dtype != "float32":
-            raise ConfigError(f"{model}: pipeline pre-processing produces FP32 inputs; input {t.name} is {t.dtype}")
+    check_size_inputs(cfg, engine.inputs, model)  # FP32, but for a PaddleDetection 0.x export's INT32 im_size
     names = [t.name for t in engine.inputs]
     data = pipeline_json(cfg, names, engine.outputs)
     if budget:
@@ -127,7 +125,7 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
     pre, post, ens = f"{model}_pre", f"{model}_post", f"{model}_pipeline"
     image = Tensor("image", "bytes", [1], optional=True)
     raw = Tensor("image_raw", "uint8", [-1, -1, 3], optional=True)
-    model_in = [Tensor(PRE_OUT + t.name, "float32", [int(d) for d in t.shape[1:]]) for t in engine.inputs]
+    model_in = [Tensor(PRE_OUT + t.name, t.dtype, [int(d) for d in t.shape[1:]]) for t in engine.inputs]
     info = Tensor(INFO, "float32", [4])
     # model outputs reach post-processing as the model returns them: detectors return [M, 6] rows for a batch of
     # one, which is not a batch of M, so the post stage takes whole tensors (max_batch_size 0)

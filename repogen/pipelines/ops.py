@@ -412,6 +412,91 @@ TRANSFORMS = {"det_resize": det_resize, "resize": resize, "resize_short": resize
               "pad_stride": pad_stride, "rec_resize": rec_resize}
 
 
+# -- PaddleDetection 0.x (Fluid) exports ------------------------------------------------------------------------------
+# The semantics of PaddleDetection release/0.5's deploy/python (preprocess.py Resize/Normalize/Permute/PadStride and
+# infer.py create_inputs), which decodes to RGB and feeds size inputs by architecture.
+
+def fluid_resize(state: dict, *, target_size: int, max_size: int = 0, keep_ratio: bool = False, pad: bool = False,
+                 interp: str = "LINEAR") -> None:
+    """0.x ``Resize``. ``keep_ratio`` (max_size set, R-CNN-style arch): one scale, the short side to target_size,
+    unless the long side would then round above max_size, which then gets max_size. Otherwise x and y scale on
+    their own, each side to target_size. OpenCV resizes by those factors (fx, fy): the output size is the rounded
+    product and the sampling uses the factors themselves, not the rounded size. ``pad`` (fixed-shape exports:
+    max_size and image_shape set): zero-padded bottom/right to a max_size square, as float32."""
+    img = state["img"]
+    h, w = img.shape[:2]
+    if keep_ratio:
+        scale = float(target_size) / float(min(h, w))
+        if np.round(scale * max(h, w)) > max_size:
+            scale = float(max_size) / float(max(h, w))
+        sx = sy = scale
+    else:
+        sx, sy = float(target_size) / float(w), float(target_size) / float(h)
+    if round(w * sx) < 1 or round(h * sy) < 1:
+        raise InputError(f"image is {w}x{h} pixels; resized by {sx:.4g} x {sy:.4g} it has no pixels left")
+    out = cv2.resize(img, None, None, fx=sx, fy=sy, interpolation=INTERP[interp])
+    if out.ndim == 2:  # OpenCV drops a single channel's axis
+        out = out[:, :, None]
+    if pad:
+        rh, rw = out.shape[:2]
+        if rh > max_size or rw > max_size:
+            raise InputError(f"image resized to {rw}x{rh} does not fit the {max_size}x{max_size} input")
+        canvas = np.zeros((max_size, max_size, out.shape[2]), np.float32)
+        canvas[:rh, :rw] = out
+        out = canvas
+    state["img"] = out
+    state["scale_hw"] = (sy, sx)
+    state["resized_hw"] = out.shape[:2]  # 0.x's resize_shape: after the padding
+
+
+def fluid_normalize(state: dict, *, mean: list, std: list, is_scale: bool = True, channel_first: bool = False) -> None:
+    """0.x ``Normalize``: float32, divided by 255 when ``is_scale``, then minus mean and divided by std in place
+    (NumPy computes those two in float64 against the float64 mean/std and rounds to float32 each time). An 8-bit
+    HWC image goes through a 256-entry table with the same arithmetic, so the values are the same."""
+    img = state["img"]
+    mean64, std64 = np.array(mean, np.float64), np.array(std, np.float64)
+    if img.dtype == np.uint8 and not channel_first and img.ndim == 3 and img.shape[2] == len(mean) <= 4:
+        values = np.repeat(np.arange(256, dtype=np.float32)[:, None, None], len(mean), axis=2)
+        table = _fluid_normalize_math(values, mean64, std64, is_scale)
+        state["img"] = cv2.LUT(img, np.ascontiguousarray(table))
+        return
+    shape = (-1, 1, 1) if channel_first else (1, 1, -1)
+    state["img"] = _fluid_normalize_math(img.astype(np.float32), mean64.reshape(shape), std64.reshape(shape), is_scale)
+
+
+def _fluid_normalize_math(im: np.ndarray, mean: np.ndarray, std: np.ndarray, is_scale: bool) -> np.ndarray:
+    if is_scale:
+        im = im / 255.0  # a float32 array over a Python float stays float32
+    im -= mean
+    im /= std
+    return im
+
+
+def reverse_channels_chw(state: dict) -> None:
+    """0.x ``Permute(to_bgr=True)``: the first axis (the channels of a CHW image) reversed, RGB <-> BGR."""
+    state["img"] = state["img"][[2, 1, 0], :, :]
+
+
+def fluid_feeds(state: dict, *, feeds: dict[str, list], layout: str = "chw") -> None:
+    """0.x ``create_inputs``: the size inputs of its exports, ``feeds`` = {input name: [quantity, dtype]} (the
+    config reader picks them by arch), each a batch of one: ``source_hw`` [h, w] of the decoded image;
+    ``source_hw_one`` [h, w, 1]; ``padded_hw_scale`` [h, w] after PadStride (else as resized) and the x scale;
+    ``resized_hw_scale`` [h, w] as resized and the x scale; ``scale_xyxy`` [x, y, x, y] scales."""
+    src_h, src_w = state["src_hw"]
+    sy, sx = state["scale_hw"]
+    img = state["img"]
+    padded = tuple(img.shape[1:3]) if layout == "chw" else tuple(img.shape[:2])
+    resized = tuple(state.get("resized_hw", state["src_hw"]))
+    values = {"source_hw": [src_h, src_w], "source_hw_one": [src_h, src_w, 1.0],
+              "padded_hw_scale": [padded[0], padded[1], sx], "resized_hw_scale": [resized[0], resized[1], sx],
+              "scale_xyxy": [sx, sy, sx, sy]}
+    state["feeds"] = {name: np.array([values[kind]], dtype) for name, (kind, dtype) in feeds.items()}
+
+
+TRANSFORMS.update({"fluid_resize": fluid_resize, "fluid_normalize": fluid_normalize,
+                   "reverse_channels_chw": reverse_channels_chw, "fluid_feeds": fluid_feeds})
+
+
 def preprocess(img: np.ndarray, ops: list[dict]) -> dict:
     """Run the canonical transform list (``{"op": name, **params}``) on one decoded image."""
     state = {"img": img, "src_hw": img.shape[:2], "ratio_hw": (1.0, 1.0), "scale_hw": (1.0, 1.0)}
@@ -430,9 +515,12 @@ def info_vector(state: dict) -> np.ndarray:
 def model_feeds(state: dict, roles: dict[str, str]) -> dict[str, np.ndarray]:
     """Batch-of-one model inputs by role: ``image``, ``im_shape`` ([h, w] after resize) or ``scale_factor``."""
     img = state["img"]
+    given = state.get("feeds", {})  # inputs a step computed itself (fluid_feeds: PaddleDetection 0.x's, by name)
     feeds = {}
     for name, role in roles.items():
-        if role == "image":
+        if name in given:
+            feeds[name] = given[name]
+        elif role == "image":
             feeds[name] = np.ascontiguousarray(img[None], dtype=np.float32)
         elif role == "im_shape":  # the resized size before any stride padding, as PaddleX feeds it
             feeds[name] = np.array([state.get("resized_hw", state["src_hw"])], np.float32)
