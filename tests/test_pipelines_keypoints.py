@@ -22,6 +22,7 @@ from repogen.verify.tasks import compare_answers
 
 ref = pytest.importorskip("pipeline_reference")
 pytestmark = pytest.mark.timeout(420)
+e2e = pytest.mark.e2e  # the tests that start the bundled tritonserver
 
 
 def _images() -> list[np.ndarray]:
@@ -180,6 +181,7 @@ def test_pipeline_files(repo):
     assert "dynamic_batching" in (repo / "keypoint" / "config.pbtxt").read_text()
 
 
+@e2e
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_served_keypoints_equal_paddlex(server, expected, protocol):
     from repogen.harness.pipelines import client, infer
@@ -198,6 +200,7 @@ def test_served_keypoints_equal_paddlex(server, expected, protocol):
     assert worst <= 1e-4, worst
 
 
+@e2e
 def test_validate_passes_through_the_bundled_server(repo, server):
     proc = subprocess.run([sys.executable, "-m", "repogen.cli", "validate", str(repo), "--server", server.http_url,
                            "--grpc-url", server.grpc_url, "--concurrency", "1", "--requests", "5", "--json"],
@@ -246,6 +249,7 @@ def test_wrong_decoding_fails_the_comparison(repo, expected):
     assert failed == {"no_dark": len(expected), "swapped": len(expected), "unpadded": boxed}, failed
 
 
+@e2e
 def test_bad_box_fails_alone(server, expected):
     from tritonclient.utils import InferenceServerException
 
