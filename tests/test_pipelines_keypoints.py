@@ -109,6 +109,9 @@ def test_deploy_config_of_a_topdown_export(tmp_path):
     assert [t["op"] for t in cfg.transforms] == ["topdown_affine", "normalize", "to_chw"]
     assert cfg.transforms[0] == {"op": "topdown_affine", "size_wh": [96, 128], "use_udp": False}
     assert cfg.post == {"use_dark": True}
+    # the crop fixes the model's input size, whatever the export's input shape says: no pixel budget
+    from repogen.pipelines import budget
+    assert budget.fixed_size(cfg.transforms) and not budget.source_sized(cfg.transforms)
     # served alone (--no-pipeline), a keypoint model batches: its heatmaps are split by batch row
     assert read_model_facts(tmp_path / "infer_cfg.yml").kind == "model"
 
@@ -263,3 +266,24 @@ def test_bad_box_fails_alone(server, expected):
                 infer(mc, "keypoint_pipeline", img, box=np.array(box, np.float32))
             assert "400" in str(exc.value) or "INVALID_ARG" in str(exc.value)
         assert compare_answers("keypoint", infer(mc, "keypoint_pipeline", img), expected[0]).passed
+
+
+def test_task_check_reads_keypoint_heatmaps(model, repo):
+    """`repogen check`'s task level on a keypoint export: realistic crops through the config's own transforms,
+    the heatmaps judged joint by joint (Paddle against itself passes; a heatmap moved by one column fails)."""
+    from repogen.harness.pipelines import Reference
+    from repogen.pipelines.deploy_config import read_deploy_config
+    from repogen.verify.inputs import task_inputs
+    from repogen.verify.tasks import task_check
+
+    cfg = read_deploy_config(model / "infer_cfg.yml")
+    paddle = Reference(repo, "keypoint")
+    try:
+        for task_input in task_inputs(cfg, ["image"]):
+            assert task_input.feeds["image"].shape == (1, 3, 128, 96)
+            want = paddle.run(task_input.feeds)
+            assert task_check(cfg, task_input, want, want).passed
+            moved = {**want, "fetch_name_0": np.roll(want["fetch_name_0"], 1, axis=-1)}
+            assert not task_check(cfg, task_input, moved, want).passed
+    finally:
+        paddle.close()
