@@ -548,12 +548,12 @@ def compare_answers(kind: str, got: Mapping[str, Any], want: Mapping[str, Any], 
                     threshold: float | None = None, tie_mask: np.ndarray | None = None, nms: bool = False
                     ) -> TaskVerdict:
     """Two post-processed answers for one image, in the terms ``repogen.pipelines.validate`` builds them
-    (``boxes``, ``scores``, ``texts``, ``labels``, ``label_ids``/``class_ids``, ``label_map``, ``keypoints``/
-    ``kpt_score``), by the same rules as the raw-output checks. ``kind``: ocr_det, ocr_rec, classification,
-    detection, segmentation, keypoint (each joint within ``box_px``, no ties) or ocr_system (boxes matched within
-    1 px, then the texts of matched boxes identical). ``box_thresh`` / ``threshold`` allow a
+    (``boxes``, ``scores``, ``texts``, ``labels``, ``label_ids``/``class_ids``, ``label_map``), by the same rules as
+    the raw-output checks. ``kind``: ocr_det, ocr_rec, classification, detection, segmentation or ocr_system
+    (boxes matched within 1 px, then the texts of matched boxes identical). ``box_thresh`` / ``threshold`` allow a
     box scored at that threshold on one side only; ``tie_mask`` marks label-map pixels that are ties; ``nms``: the
-    detector selects by NMS (NMS ties allowed)."""
+    detector selects by NMS (NMS ties allowed). ``kind`` keypoint: ``keypoints`` [K, 3] and ``kpt_score``, each
+    joint within ``box_px`` (no ties: answers carry no heatmap)."""
     tol = tolerance or task_tolerance(precision)
     if kind == "ocr_det":
         d = _ocr_det_details()
