@@ -59,6 +59,7 @@ PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_r
                  "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0",
                  "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0",
                  "ocr_det_mobilenet": "PP-OCRv5_mobile_det"}
+PADDLEX_NAMES["keypoint"] = "PP-TinyPose_128x96"  # a top-down keypoint model: PaddleX's KptRunnerPredictor
 
 
 def paddlex_predictor(kind: str, model_dir, work_dir, batch_size: int = 1):
@@ -105,7 +106,21 @@ def paddlex_answer(predictor, kind: str, img):
                 "labels": list(r["label_names"])}
     if kind == "seg":
         return {"label_map": np.asarray(r["pred"])[0].astype(np.int32)}
+    if kind == "keypoint":  # img: a BGR image, or {"img", "center", "scale"} (paddlex_person_crop)
+        k = r["kpts"][0]
+        return {"keypoints": np.asarray(k["keypoints"], np.float32),
+                "kpt_score": np.array([k["kpt_score"]], np.float32)}
     raise ValueError(kind)
+
+
+def paddlex_person_crop(predictor, img, box) -> dict:
+    """What PaddleX's human keypoint pipeline hands its keypoint predictor for one person box [x1, y1, x2, y2]:
+    the image with the centre and scale its own ``_box_xyxy2cs`` makes (aspect ratio, 1.25 padding)."""
+    from paddlex.inference.pipelines.keypoint_detection.pipeline import _KeypointDetectionPipeline
+
+    holder = type("KptInputSize", (), {"kpt_input_size": predictor.input_size})()
+    center, scale = _KeypointDetectionPipeline._box_xyxy2cs(holder, [float(v) for v in box])
+    return {"img": img, "center": center, "scale": scale}
 
 
 def paddlex_ocr(det, rec, img, batch_size: int = 6, textline=None) -> dict:

@@ -230,6 +230,28 @@ PostProcess:
 """
 
 
+# PaddleDetection's export of a top-down HRNet keypoint model (ppdet/engine/export_utils.py writes the TestReader's
+# transforms after Decode, arch HRNet for TopDownHRNet, one "keypoint" label); PP-TinyPose's 128x96 input size
+KEYPOINT_YML = """\
+mode: paddle
+draw_threshold: 0.5
+metric: KeyPointTopDownCOCOEval
+use_dynamic_shape: false
+arch: HRNet
+min_subgraph_size: 3
+Preprocess:
+- trainsize: [96, 128]
+  type: TopDownEvalAffine
+- is_scale: true
+  mean: [0.485, 0.456, 0.406]
+  std: [0.229, 0.224, 0.225]
+  type: NormalizeImage
+- type: Permute
+label_list:
+- keypoint
+"""
+
+
 def ocr_rec_yml(chars: list[str] = CHARACTERS) -> str:
     import json
 
@@ -323,6 +345,19 @@ class Cls(nn.Layer):
     def forward(self, x):
         return F.softmax(self.fc(paddle.mean(F.relu(self.conv(x)), axis=[2, 3])) * 3.0, axis=-1)
 
+class Keypoint(nn.Layer):
+    """TopDownHRNet's deploy contract: image [N, 3, 128, 96] -> heatmaps [N, 17, 32, 24] (a quarter of the input,
+    smooth around their peaks as trained heatmaps are) and each joint's flat arg-max index."""
+    def __init__(self, joints=17):
+        super().__init__()
+        self.conv1 = nn.Conv2D(3, 8, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2D(8, 16, 3, stride=2, padding=1)
+        self.final = nn.Conv2D(16, joints, 1)
+    def forward(self, image):
+        f = F.relu(self.conv2(F.relu(self.conv1(image))))
+        heat = F.sigmoid(F.avg_pool2d(self.final(f), 5, stride=1, padding=2, exclusive=False) * 2.0)
+        return heat, paddle.argmax(paddle.flatten(heat, 2), axis=-1)
+
 S = paddle.static.InputSpec
 models = {
     "ocr_det": (TextDet, [S([None, 3, None, None], "float32", "x")]),
@@ -337,6 +372,8 @@ models = {
                       [S([None, 3, 224, 224], "float32", "x")]),
     # text-line orientation (0_degree / 180_degree) in PaddleX textline_ori layout
     "textline": (lambda: Cls(2), [S([None, 3, 80, 160], "float32", "x")]),
+    # PaddleDetection's TopDownHRNet: a fixed-size person crop [3, h, w] in, heatmaps and arg-max indices out
+    "keypoint": (Keypoint, [S([None, 3, 128, 96], "float32", "image")]),
 }
 cls, spec = models[kind]
 m = cls(); m.eval()
@@ -346,9 +383,11 @@ paddle.jit.save(m, out + "/inference", input_spec=spec)
 MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": LAYOUT_YML, "seg": SEG_YML,
           "cls": CLS_YML, "textline": TEXTLINE_YML, "ocr_det_mobilenet": OCR_DET_MOBILENET_YML,
           "cls_mobilenet": CLS_MOBILENET_YML.format(labels=", ".join(f"class_{i}" for i in range(1000)))}
+MODELS["keypoint"] = KEYPOINT_YML
 CONFIG_FILE = {"ocr_det": "inference.yml", "ocr_rec": "inference.yml", "det": "infer_cfg.yml",
                "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml", "textline": "inference.yml",
                "cls_mobilenet": "inference.yml", "ocr_det_mobilenet": "inference.yml"}
+CONFIG_FILE["keypoint"] = "infer_cfg.yml"
 # what ``repogen build`` names each export when the user gives no name: the exporter's Global.model_name
 # (PaddleX inference.yml), else the folder name (PaddleDetection's infer_cfg.yml and PaddleSeg's deploy.yaml
 # carry none: ``arch: YOLO`` is a family, not a model)
@@ -356,6 +395,7 @@ MODEL_NAME = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec"
               "layout": "PP-DocLayout-L", "seg": "seg", "cls": "PP-LCNet_x1_0",
               "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0",
               "ocr_det_mobilenet": "PP-OCRv5_mobile_det"}
+MODEL_NAME["keypoint"] = "keypoint"  # PaddleDetection's infer_cfg.yml names no model: the folder does
 
 
 def save_model(kind: str, folder: Path, fmt: str = "pir") -> Path:
@@ -398,6 +438,7 @@ DESCRIPTIONS = {"ocr_det": "text detector (PaddleX inference.yml, DB post-proces
                 "seg": "semantic segmenter (PaddleSeg deploy.yaml)",
                 "cls": "image classifier (PaddleX inference.yml, top-k labels)",
                 "textline": "text-line orientation classifier (0 / 180 degrees, joins ocr_system)"}
+DESCRIPTIONS["keypoint"] = "top-down keypoint model (PaddleDetection infer_cfg.yml, HRNet-style heatmaps)"
 
 
 def save_models(root: Path, kinds: tuple[str, ...] = TEST_KINDS) -> dict[str, Path]:

@@ -63,6 +63,15 @@ def judge(kind: str, got: dict, want: dict, cfg: dict) -> Any:
     return compare_answers(kind, got, want, box_thresh=post.get("box_thresh"), threshold=post.get("threshold"))
 
 
+def boxes_for(kind: str, images: list[np.ndarray]) -> list[np.ndarray | None]:
+    """The person box sent with each image (FP32 [x1, y1, x2, y2]): none for most pipelines; for a top-down
+    keypoint pipeline, none (the whole image) and then a box inside each image, so both crops are checked."""
+    if kind != "keypoint":
+        return [None] * len(images)
+    boxes = [np.array([w * 0.2, h * 0.15, w * 0.7, h * 0.9], np.float32) for h, w in (i.shape[:2] for i in images)]
+    return [None] * len(images) + boxes
+
+
 # -- client ----------------------------------------------------------------------------------------------------------
 
 def client(url: str, protocol: str) -> Any:
@@ -77,8 +86,10 @@ def client(url: str, protocol: str) -> Any:
     return mod, mod.InferenceServerClient(url.split("://")[-1])
 
 
-def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = False) -> dict[str, Any]:
-    """One image through a served pipeline; BYTES outputs decoded to str, the batch-of-one dim dropped."""
+def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = False,
+          box: np.ndarray | None = None) -> dict[str, Any]:
+    """One image (and a keypoint pipeline's optional person ``box``) through a served pipeline; BYTES outputs
+    decoded to str, the batch-of-one dim dropped."""
     mod, cli = mod_client
     if raw:
         inp = mod.InferInput("image_raw", [1, *img.shape], "UINT8")
@@ -87,11 +98,15 @@ def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = Fals
         data = img if isinstance(img, bytes) else inputs.encode(img)
         inp = mod.InferInput("image", [1, 1], "BYTES")
         inp.set_data_from_numpy(np.array([[data]], dtype=np.object_))
+    sent = [inp]
+    if box is not None:
+        sent.append(mod.InferInput("box", [1, 4], "FP32"))
+        sent[-1].set_data_from_numpy(np.asarray(box, np.float32).reshape(1, 4))
     from repogen.harness.clients import REQUEST_TIMEOUT_S
 
     # gRPC has no client-wide timeout: bound each request (HTTP's network_timeout does it there)
-    res = cli.infer(model, [inp], client_timeout=REQUEST_TIMEOUT_S) if mod.__name__.endswith("grpc") else \
-        cli.infer(model, [inp])
+    res = cli.infer(model, sent, client_timeout=REQUEST_TIMEOUT_S) if mod.__name__.endswith("grpc") else \
+        cli.infer(model, sent)
     raw_resp = res.get_response()
     names = [o["name"] for o in raw_resp["outputs"]] if isinstance(raw_resp, dict) else [o.name for o in raw_resp.outputs]
     out = {}
@@ -123,11 +138,11 @@ class Reference:
         self.paddle.close()
 
 
-def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any]:
-    """The expected answer of ``<model>_pipeline`` for one BGR image."""
+def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray, box: np.ndarray | None = None) -> dict[str, Any]:
+    """The expected answer of ``<model>_pipeline`` for one BGR image (and a keypoint pipeline's person box)."""
     ops = pipeline_ops()
     img = ops.raw_image(img, cfg["color"], cfg["min_side"], cfg["max_side"])
-    state = ops.preprocess(img, cfg["transforms"])
+    state = ops.preprocess(img, cfg["transforms"], None if box is None else ops.person_box(box))
     outs = ref.run(ops.model_feeds(state, cfg["roles"]))
     first = outs[cfg["model_outputs"][0]]
     info = ops.info_vector(state)
@@ -145,6 +160,9 @@ def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any
     if kind == "classification":
         ids, scores, names = ops.topk(first[0], cfg["post"]["topk"], cfg["labels"])
         return {"label_ids": ids, "scores": scores.astype(np.float32), "labels": names}
+    if kind == "keypoint":
+        kpts, score = ops.keypoint_postprocess(outs[cfg["heatmap_output"]][0], info[:2], info[2:], **cfg["post"])
+        return {"keypoints": kpts, "kpt_score": np.array([score], np.float32)}
     return {"label_map": ops.seg_postprocess(first, (info[0], info[1]))}
 
 
@@ -247,28 +265,31 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
                     model = name.rsplit("_pipeline", 1)[0]
                     cfg = _load(repo, f"{model}_pre")
                     images = images_for(cfg["kind"], cfg)
-                    expect: Callable = lambda img, cfg=cfg, model=model: pipeline_answer(cfg, ref(model), img)
+                    expect: Callable = lambda img, box, cfg=cfg, model=model: pipeline_answer(cfg, ref(model), img,
+                                                                                             box)
                     kind = cfg["kind"]
                 else:
                     cfg = _load(repo, name)
                     images = images_for("ocr_system", cfg.get("rec"))
-                    expect = lambda img, cfg=cfg: ocr_answer(
+                    expect = lambda img, box, cfg=cfg: ocr_answer(
                         cfg, ref(cfg["det"]["model"]), ref(cfg["rec"]["model"]), img,
                         ref(cfg["cls"]["model"]) if cfg.get("cls") else None)
                     kind = "ocr_system"
                 raw = name.endswith("_raw")
-                wants = [expect(img) for img in images]
+                cases = [(images[i % len(images)], box) for i, box in enumerate(boxes_for(kind, images))]
+                wants = [expect(img, box) for img, box in cases]
                 for protocol in protocols:
                     mc = client(server.http_url if protocol == "http" else server.grpc_url, protocol)
-                    for i, (img, want) in enumerate(zip(images, wants)):
-                        got = infer(mc, name, img, raw=raw)
+                    for i, ((img, box), want) in enumerate(zip(cases, wants)):
+                        got = infer(mc, name, img, raw=raw, box=box)
                         verdict = judge(kind, got, want, cfg)
-                        report.checks.append(OutputCheck(protocol, f"image {i}", ",".join(sorted(want)), None, [],
+                        what = f"image {i % len(images)}" + ("" if box is None else " with a box")
+                        report.checks.append(OutputCheck(protocol, what, ",".join(sorted(want)), None, [],
                                                          None, None, 0.0, verdict.passed,
                                                          "" if verdict.passed else verdict.summary,
                                                          criterion="task"))
                         if not verdict.passed:
-                            report.fail(f"{protocol} image {i}: {verdict.summary}")
+                            report.fail(f"{protocol} {what}: {verdict.summary}")
                 if speed and not raw:
                     stages = stage_models(repo, name)
                     for run in timed_run(server.grpc_url, name, [inputs.encode(img) for img in images],

@@ -351,6 +351,24 @@ class PadStride(Transform):
         return [{"op": "pad_stride", "stride": self.stride}]
 
 
+@register(DET_TRANSFORMS, "TopDownEvalAffine")
+class TopDownEvalAffine(Transform):
+    """PaddleDetection's top-down keypoint crop (PaddleX ``TopDownAffine``): the person region to ``trainsize``."""
+
+    trainsize: Annotated[list[Side], Field(min_length=2, max_length=2)]  # [w, h]
+    use_udp: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("trainsize") is None:
+            raise _fail("needs trainsize [width, height]")
+        return data
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "topdown_affine", "size_wh": list(self.trainsize), "use_udp": self.use_udp}]
+
+
 def _wh_or_keep(value: Any) -> Any:
     value = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
     if value == [-1, -1]:

@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from repogen.errors import ConfigError
 from repogen.extras import MissingExtraError
@@ -37,7 +37,7 @@ except MissingExtraError:
     schema = None  # type: ignore[assignment]
 
 CONFIG_NAMES = ("inference.yml", "infer_cfg.yml", "deploy.yaml", "deploy.yml")
-KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation", "classification")
+KINDS = ("ocr_det", "ocr_rec", "detection", "segmentation", "classification", "keypoint")
 LIMITS = YamlLimits()  # size, node, text and nesting caps on a deploy config file (docs/robustness.md)
 LABELS_MAX_BYTES = 8 << 20  # a labels file (100,000 labels of 80 characters)
 
@@ -178,8 +178,10 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
         ctx = schema.StepContext(model_name)
         ops = schema.parse_transforms(pre, schema.DET_TRANSFORMS, path, ("Preprocess",), "type_key")
         labels = None if det.label_list is None else list(det.label_list)
-        return config("detection", ctx, [step for op in ops for step in op.steps(ctx)],
-                      {"threshold": det.draw_threshold}, labels=labels)
+        steps = [step for op in ops for step in op.steps(ctx)]
+        if any(step["op"] == "topdown_affine" for step in steps):
+            return _keypoint_config(path, steps, config, ctx, labels)
+        return config("detection", ctx, steps, {"threshold": det.draw_threshold}, labels=labels)
     if "Deploy" in data:
         deploy = schema.validate(schema.DeploySection, _section(data, "Deploy"), path, ("Deploy",))
         ctx = schema.StepContext(model_name)
@@ -239,6 +241,20 @@ def check_size_inputs(cfg: DeployConfig, inputs: list[Any], where: str) -> None:
                               "is not a 0.x infer_cfg.yml (mode: fluid)")
 
 
+def _keypoint_config(path: Path, steps: list[dict[str, Any]], config: Callable[..., DeployConfig], ctx: Any,
+                     labels: list[str] | None) -> DeployConfig:
+    """A top-down keypoint export (PaddleDetection ``TopDownEvalAffine``: HRNet, PP-TinyPose): the crop is the
+    only sizing step, so the model always gets ``trainsize`` and its heatmaps map back through the crop alone;
+    they are decoded as PaddleX's keypoint predictor does (DARK, always on there)."""
+    sizing = [s["op"] for s in steps if s["op"] in ("resize", "resize_short", "center_crop", "pad_stride",
+                                                     "topdown_affine")]
+    if sizing != ["topdown_affine"]:
+        raise schema.UnsupportedConfigError(schema.one_line(
+            f"{path}: Preprocess: TopDownEvalAffine must be the only sizing transform of a top-down keypoint model "
+            f"(got {sizing}); build with --no-pipeline to serve the model alone"))
+    return config("keypoint", ctx, steps, {"use_dark": True}, labels=labels)
+
+
 def read_model_facts(path: Path | str) -> DeployConfig:
     """What serving the model alone takes from a deploy config, whatever its transforms and post-processors:
     ``Global.model_name``, the Hpi dynamic shapes, and whether it is a PaddleDetection-style detector (whose
@@ -249,9 +265,15 @@ def read_model_facts(path: Path | str) -> DeployConfig:
     path = Path(path)
     data = _load(path)
     ident, fmt = _identity(data, path)
-    kind = "detection" if "Preprocess" in data else "model"
+    kind = "detection" if "Preprocess" in data and not _top_down(data["Preprocess"]) else "model"
     return DeployConfig(path, fmt, kind, ident.name(), ident.arch, "BGR", [], {},
                         dynamic_shapes=ident.dynamic_shapes())
+
+
+def _top_down(preprocess: Any) -> bool:
+    """A keypoint model's transforms: its heatmaps are split by batch row, so it batches like any model."""
+    return isinstance(preprocess, list) and any(isinstance(t, dict) and t.get("type") == "TopDownEvalAffine"
+                                                for t in preprocess)
 
 
 def output_classes(engine: Any, max_batch_size: int) -> tuple[str, int] | None:

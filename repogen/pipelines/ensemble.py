@@ -7,7 +7,9 @@ DB / CTC / detection / segmentation post-processing), tied together by the ensem
   (UINT8 [H, W, 3], BGR);
 * outputs: OCR det ``boxes`` FP32 [n, 4, 2] + ``scores`` FP32 [n]; OCR rec ``texts`` BYTES + ``scores`` FP32;
   detection ``boxes`` FP32 [n, 4] (x1, y1, x2, y2 in source pixels), ``scores`` FP32, ``labels`` BYTES,
-  ``label_ids`` INT32; segmentation ``label_map`` INT32 [H, W] at the source size.
+  ``label_ids`` INT32; segmentation ``label_map`` INT32 [H, W] at the source size; top-down keypoints
+  ``keypoints`` FP32 [K, 3] (x, y in source pixels, confidence) + ``kpt_score`` FP32 [1], for the optional
+  ``box`` FP32 [4] input (the person; the whole image without it).
 
 Every request is one image (``max_batch_size: 1`` on the ensemble and the Python models), so requests are
 never mixed; the model in the middle may still batch across requests. The Python models copy
@@ -63,7 +65,20 @@ def outputs_for(kind: str) -> list[Tensor]:
         "segmentation": [Tensor("label_map", "int32", [-1, -1])],
         "classification": [Tensor("class_ids", "int32", [-1]), Tensor("scores", "float32", [-1]),
                            Tensor("labels", "bytes", [-1])],
+        # PaddleX's keypoint result: keypoints [K, 3] (x, y in source pixels, confidence) and kpt_score (their mean)
+        "keypoint": [Tensor("keypoints", "float32", [-1, 3]), Tensor("kpt_score", "float32", [1])],
     }[kind]
+
+
+def extra_inputs_for(kind: str) -> list[Tensor]:
+    """Pipeline inputs besides the image: a top-down keypoint model's person box [x1, y1, x2, y2] in source pixels
+    (optional; without it the whole image is the person, as PaddleX's keypoint predictor takes a bare image)."""
+    return [Tensor("box", "float32", [4], optional=True)] if kind == "keypoint" else []
+
+
+def info_dtype(kind: str) -> str:
+    """``repogen_info``'s type: float64 where it carries a keypoint crop's centre and scale (ops.info_vector)."""
+    return "float64" if kind == "keypoint" else "float32"
 
 
 def _tensors(items: list[Tensor]) -> list[dict[str, Any]]:
@@ -78,11 +93,12 @@ def _python_config(name: str, inputs: list[Tensor], outputs: list[Tensor], insta
 
 
 def _ensemble_config(name: str, image: Tensor, model: str, pre: str, post: str, model_inputs: list[str],
-                     model_outputs: list[str], outputs: list[Tensor]) -> str:
+                     model_outputs: list[str], outputs: list[Tensor], extra: list[Tensor] | None = None) -> str:
     internal = {n: f"_model_in_{n}" for n in model_inputs}
     raw_out = {n: f"_model_out_{n}" for n in model_outputs}
+    extra = list(extra or [])  # further pipeline inputs (a keypoint model's person box), passed to the pre stage
     steps = [
-        {"model": pre, "inputs": [(image.name, image.name)],
+        {"model": pre, "inputs": [(image.name, image.name)] + [(t.name, t.name) for t in extra],
          "outputs": [(PRE_OUT + n, internal[n]) for n in model_inputs] + [(INFO, f"_{INFO}")]},
         {"model": model, "inputs": [(n, internal[n]) for n in model_inputs],
          "outputs": [(n, raw_out[n]) for n in model_outputs]},
@@ -90,7 +106,7 @@ def _ensemble_config(name: str, image: Tensor, model: str, pre: str, post: str, 
          "outputs": [(t.name, t.name) for t in outputs]},
     ]
     return stage_config(name=name, description=f"{pre} -> {model} -> {post}, one image per request.",
-                        inputs=_tensors([image]), outputs=_tensors(outputs), max_batch_size=1, steps=steps)
+                        inputs=_tensors([image] + extra), outputs=_tensors(outputs), max_batch_size=1, steps=steps)
 
 
 def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: list[Any]) -> dict[str, Any]:
@@ -106,6 +122,12 @@ def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: lis
             raise ConfigError(f"{cfg.path}: a detection pipeline needs a [N, 6] FP32 output (class, score, x1, y1, "
                               f"x2, y2); the model has {[(o.name, list(o.shape)) for o in model_outputs]}")
         data["boxes_output"] = boxes[0]
+    if cfg.kind == "keypoint":
+        heat = [o.name for o in model_outputs if o.dtype == "float32" and len(o.shape) == 4]
+        if not heat:
+            raise ConfigError(f"{cfg.path}: a top-down keypoint pipeline needs an FP32 heatmap output [N, K, H, W]; "
+                              f"the model has {[(o.name, list(o.shape)) for o in model_outputs]}")
+        data["heatmap_output"] = heat[0]
     return data
 
 
@@ -126,7 +148,8 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
     image = Tensor("image", "bytes", [1], optional=True)
     raw = Tensor("image_raw", "uint8", [-1, -1, 3], optional=True)
     model_in = [Tensor(PRE_OUT + t.name, t.dtype, [int(d) for d in t.shape[1:]]) for t in engine.inputs]
-    info = Tensor(INFO, "float32", [4])
+    info = Tensor(INFO, info_dtype(cfg.kind), [4])
+    extra = extra_inputs_for(cfg.kind)
     # model outputs reach post-processing as the model returns them: detectors return [M, 6] rows for a batch of
     # one, which is not a batch of M, so the post stage takes whole tensors (max_batch_size 0)
     model_out = [Tensor(POST_IN + t.name, t.dtype, [-1] * max(len(t.shape), 1)) for t in engine.outputs]
@@ -141,16 +164,17 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
                 "1/pipeline_common.py": common, "1/pipeline.json": payload}
 
     return [
-        GeneratedModel(pre, _python_config(pre, [image, raw], model_in + [info], instances),
+        GeneratedModel(pre, _python_config(pre, [image, raw] + extra, model_in + [info], instances),
                        python_files("pre_model.py"),
                        meta={"model": model, "pipeline": data, "max_batch_size": max_batch_size, "instances": instances},
                        role="pre"),
-        GeneratedModel(post, _python_config(post, model_out + [Tensor(INFO, "float32", [1, 4])], post_out, instances, 0),
+        GeneratedModel(post, _python_config(post, model_out + [Tensor(INFO, info.dtype, [1, 4])], post_out, instances, 0),
                        python_files("post_model.py"), role="post"),
         GeneratedModel(ens, _ensemble_config(ens, Tensor("image", "bytes", [1]), model, pre, post, names, [o.name for o in engine.outputs],
-                                             outputs), {"1/.keep": b""}),
+                                             outputs, extra), {"1/.keep": b""}),
         GeneratedModel(ens + "_raw", _ensemble_config(ens + "_raw", Tensor("image_raw", "uint8", [-1, -1, 3]), model,
-                                                      pre, post, names, [o.name for o in engine.outputs], outputs),
+                                                      pre, post, names, [o.name for o in engine.outputs], outputs,
+                                                      extra),
                        {"1/.keep": b""}),
     ]
 

@@ -378,6 +378,101 @@ def rec_resize(state: dict, *, image_shape: list, max_width: int = 3200) -> None
                             max_width)
 
 
+# -- top-down keypoints (PaddleX keypoint_detection: TopDownAffine, KptPostProcess) ----------------------------------
+
+# PaddleX's human keypoint pipeline widens a person box by this much before cropping (_box_xyxy2cs)
+KEYPOINT_BOX_PADDING = 1.25
+
+
+def person_box(values: Any) -> tuple[float, float, float, float]:
+    """A request's person box [x1, y1, x2, y2] in source pixels (the pipeline's ``box`` input), checked."""
+    arr = np.asarray(values, np.float64).reshape(-1)
+    if arr.size != 4 or not np.all(np.isfinite(arr)):
+        raise InputError(f"box must be 4 finite numbers [x1, y1, x2, y2] in source pixels; got {arr.size} values")
+    x1, y1, x2, y2 = (float(v) for v in arr)
+    if not (x2 > x1 and y2 > y1):
+        raise InputError(f"box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] is empty: it needs x2 > x1 and y2 > y1")
+    return x1, y1, x2, y2
+
+
+def box_center_scale(box: tuple[float, float, float, float], size_wh: list,
+                     padding: float = KEYPOINT_BOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
+    """PaddleX's keypoint pipeline (``_box_xyxy2cs``): the box's centre, and its size widened to the model's
+    aspect ratio, times ``padding``."""
+    x1, y1, x2, y2 = box[:4]
+    center = np.array([x1 + x2, y1 + y2]) * 0.5
+    aspect_ratio = size_wh[0] / size_wh[1]
+    w, h = x2 - x1, y2 - y1
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return center, np.array([w, h]) * padding
+
+
+def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    direction = a - b
+    return b + np.array([-direction[1], direction[0]], dtype=np.float32)
+
+
+def crop_transform(center: Any, scale: Any, output_wh: Any, inv: bool = False) -> np.ndarray:
+    """PaddleX ``get_affine_transform`` without rotation: the 2x3 matrix taking the box of ``scale`` [w, h]
+    around ``center`` to an ``output_wh`` image (``inv``: back). Only the box width sets the scale, as PaddleX's
+    does; the same float32 points go to ``cv2.getAffineTransform``."""
+    src_w = scale[0]
+    dst_w, dst_h = output_wh[0], output_wh[1]
+    src_dir = [0.0, src_w * -0.5]  # rotate_point([0, -w/2], 0)
+    dst_dir = np.array([0.0, dst_w * -0.5])
+    src = np.zeros((3, 2), dtype=np.float32)
+    src[0, :] = center
+    src[1, :] = center + np.array(src_dir)
+    src[2, :] = _third_point(src[0, :], src[1, :])
+    dst = np.zeros((3, 2), dtype=np.float32)
+    dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
+    dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + dst_dir
+    dst[2, :] = _third_point(dst[0, :], dst[1, :])
+    if inv:
+        return cv2.getAffineTransform(np.float32(dst), np.float32(src))
+    return cv2.getAffineTransform(np.float32(src), np.float32(dst))
+
+
+def udp_transform(center: Any, scale: Any, output_wh: Any) -> np.ndarray:
+    """PaddleX ``get_warp_matrix`` without rotation (unbiased data processing, ``use_udp``): the box of
+    ``scale`` around ``center`` onto the pixel grid of an ``output_wh`` image."""
+    size_input = np.asarray(center) * 2.0
+    size_dst = [output_wh[0] - 1.0, output_wh[1] - 1.0]
+    theta = np.deg2rad(0)
+    matrix = np.zeros((2, 3), dtype=np.float32)
+    scale_x = size_dst[0] / scale[0]
+    scale_y = size_dst[1] / scale[1]
+    matrix[0, 0] = np.cos(theta) * scale_x
+    matrix[0, 1] = -np.sin(theta) * scale_x
+    matrix[0, 2] = scale_x * (-0.5 * size_input[0] * np.cos(theta) + 0.5 * size_input[1] * np.sin(theta)
+                              + 0.5 * scale[0])
+    matrix[1, 0] = np.sin(theta) * scale_y
+    matrix[1, 1] = np.cos(theta) * scale_y
+    matrix[1, 2] = scale_y * (-0.5 * size_input[0] * np.sin(theta) - 0.5 * size_input[1] * np.cos(theta)
+                              + 0.5 * scale[1])
+    return matrix
+
+
+def topdown_affine(state: dict, *, size_wh: list, use_udp: bool = False) -> None:
+    """PaddleX ``TopDownAffine`` (PaddleDetection ``TopDownEvalAffine``): the person region warped to the model's
+    ``size_wh``. The region is the request's person box (``state["box"]``) as PaddleX's keypoint pipeline makes it
+    (centre, widened to the model's aspect ratio, x1.25), else the whole image as PaddleX's keypoint predictor
+    takes a bare image (centre = size / 2, scale = size). The centre and scale are kept for the inverse transform."""
+    img = state["img"]
+    if state.get("box") is not None:
+        center, scale = box_center_scale(state["box"], size_wh)
+    else:
+        imshape = np.array(img.shape[:2][::-1])
+        center, scale = imshape / 2.0, imshape
+    out_w, out_h = int(size_wh[0]), int(size_wh[1])
+    trans = udp_transform(center, scale, [out_w, out_h]) if use_udp else crop_transform(center, scale, size_wh)
+    state["img"] = cv2.warpAffine(img, trans, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    state["center"], state["scale"] = center, scale
+
+
 @lru_cache(maxsize=1)
 def _rec_table() -> np.ndarray:
     """(v / 255 - 0.5) / 0.5 for every 8-bit value, with the array form's float32 roundings."""
@@ -410,6 +505,7 @@ def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width:
 
 TRANSFORMS = {"det_resize": det_resize, "resize": resize, "resize_short": resize_short, "center_crop": center_crop, "normalize": normalize, "to_chw": to_chw,
               "pad_stride": pad_stride, "rec_resize": rec_resize}
+TRANSFORMS["topdown_affine"] = topdown_affine
 
 
 # -- PaddleDetection 0.x (Fluid) exports ------------------------------------------------------------------------------
@@ -497,9 +593,10 @@ TRANSFORMS.update({"fluid_resize": fluid_resize, "fluid_normalize": fluid_normal
                    "reverse_channels_chw": reverse_channels_chw, "fluid_feeds": fluid_feeds})
 
 
-def preprocess(img: np.ndarray, ops: list[dict]) -> dict:
-    """Run the canonical transform list (``{"op": name, **params}``) on one decoded image."""
-    state = {"img": img, "src_hw": img.shape[:2], "ratio_hw": (1.0, 1.0), "scale_hw": (1.0, 1.0)}
+def preprocess(img: np.ndarray, ops: list[dict], box: tuple[float, float, float, float] | None = None) -> dict:
+    """Run the canonical transform list (``{"op": name, **params}``) on one decoded image. ``box``: the person
+    box a top-down keypoint crop is taken from (:func:`person_box`); None: the whole image."""
+    state = {"img": img, "src_hw": img.shape[:2], "ratio_hw": (1.0, 1.0), "scale_hw": (1.0, 1.0), "box": box}
     for op in ops:
         params = {k: v for k, v in op.items() if k != "op"}
         TRANSFORMS[op["op"]](state, **params)
@@ -507,7 +604,11 @@ def preprocess(img: np.ndarray, ops: list[dict]) -> dict:
 
 
 def info_vector(state: dict) -> np.ndarray:
-    """What post-processing needs from pre-processing: [src_h, src_w, ratio_h, ratio_w] (DB's ``shape``)."""
+    """What post-processing needs from pre-processing: [src_h, src_w, ratio_h, ratio_w] (DB's ``shape``); after a
+    top-down keypoint crop [center x, center y, scale w, scale h] in float64, the values PaddleX's inverse
+    transform starts from (float32 would move a keypoint by float32's rounding of a box PaddleX keeps in float64)."""
+    if state.get("center") is not None:
+        return np.array([*state["center"], *state["scale"]], np.float64)
     return np.array([state["src_hw"][0], state["src_hw"][1], state["ratio_hw"][0], state["ratio_hw"][1]],
                     np.float32)
 
@@ -715,6 +816,86 @@ def seg_postprocess(pred: np.ndarray, src_hw: tuple[int, int]) -> np.ndarray:
         pred = pred[0]
     return cv2.resize(pred.astype(np.int32), dsize=(int(src_hw[1]), int(src_hw[0])),
                       interpolation=cv2.INTER_NEAREST)
+
+
+# -- keypoints: heatmaps -> source pixels (PaddleX KptPostProcess) -------------------------------------------------
+
+def _max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PaddleX ``get_max_preds``: each joint's arg-max (x, y) on [N, K, H, W] heatmaps and its value; joints whose
+    peak is not positive sit at (0, 0)."""
+    n, k, width = heatmaps.shape[0], heatmaps.shape[1], heatmaps.shape[3]
+    flat = heatmaps.reshape((n, k, -1))
+    idx = np.argmax(flat, 2).reshape((n, k, 1))
+    maxvals = np.amax(flat, 2).reshape((n, k, 1))
+    preds = np.tile(idx, (1, 1, 2)).astype(np.float32)
+    preds[:, :, 0] = (preds[:, :, 0]) % width
+    preds[:, :, 1] = np.floor((preds[:, :, 1]) / width)
+    preds *= np.tile(np.greater(maxvals, 0.0), (1, 1, 2)).astype(np.float32)
+    return preds, maxvals
+
+
+def _gaussian_blur(heatmap: np.ndarray, kernel: int) -> np.ndarray:
+    """DARK's modulation: each map blurred (zero border) and rescaled to its former peak, in place as PaddleX does."""
+    border = (kernel - 1) // 2
+    n, k, height, width = heatmap.shape
+    for i in range(n):
+        for j in range(k):
+            origin_max = np.max(heatmap[i, j])
+            dr = np.zeros((height + 2 * border, width + 2 * border))
+            dr[border:-border, border:-border] = heatmap[i, j].copy()
+            dr = cv2.GaussianBlur(dr, (kernel, kernel), 0)
+            heatmap[i, j] = dr[border:-border, border:-border].copy()
+            with np.errstate(divide="ignore", invalid="ignore"):  # an all-zero map: NaN, as PaddleX gets
+                heatmap[i, j] *= origin_max / np.max(heatmap[i, j])
+    return heatmap
+
+
+def _dark_parse(hm: np.ndarray, coord: np.ndarray) -> np.ndarray:
+    """DARK's sub-pixel step: a Newton step on the log-heatmap's Taylor expansion around the peak (interior
+    peaks only)."""
+    heatmap_height, heatmap_width = hm.shape[0], hm.shape[1]
+    px, py = int(coord[0]), int(coord[1])
+    if 1 < px < heatmap_width - 2 and 1 < py < heatmap_height - 2:
+        dx = 0.5 * (hm[py][px + 1] - hm[py][px - 1])
+        dy = 0.5 * (hm[py + 1][px] - hm[py - 1][px])
+        dxx = 0.25 * (hm[py][px + 2] - 2 * hm[py][px] + hm[py][px - 2])
+        dxy = 0.25 * (hm[py + 1][px + 1] - hm[py - 1][px + 1] - hm[py + 1][px - 1] + hm[py - 1][px - 1])
+        dyy = 0.25 * (hm[py + 2 * 1][px] - 2 * hm[py][px] + hm[py - 2 * 1][px])
+        derivative = np.array([[dx], [dy]])
+        hessian = np.array([[dxx, dxy], [dxy, dyy]])
+        if dxx * dyy - dxy**2 != 0:
+            offset = np.dot(-np.linalg.inv(hessian), derivative)  # np.matrix's -H.I * d, without np.matrix
+            coord += np.squeeze(offset.T, axis=0)
+    return coord
+
+
+def keypoint_postprocess(heatmap: np.ndarray, center: Any, scale: Any, use_dark: bool = True,
+                         kernel: int = 3) -> tuple[np.ndarray, float]:
+    """PaddleX ``KptPostProcess`` for one person: heatmaps [K, H, W] -> keypoints [K, 3] (x, y in source pixels,
+    the joint's peak value) and the person's score (the mean peak). Positions are the arg-max refined by DARK
+    (``use_dark``, PaddleX's keypoint predictor always) or by a quarter pixel towards the higher neighbour, then
+    mapped back through the inverse of the crop's transform (``center``, ``scale``)."""
+    heatmaps = np.array(heatmap, dtype=np.float32)[None]  # a copy: DARK's blur writes into it
+    coords, maxvals = _max_preds(heatmaps)
+    height, width = heatmaps.shape[2], heatmaps.shape[3]
+    if use_dark:
+        hm = np.log(np.maximum(_gaussian_blur(heatmaps, kernel), 1e-10))
+        for p in range(coords.shape[1]):
+            coords[0, p] = _dark_parse(hm[0][p], coords[0][p])
+    else:
+        for p in range(coords.shape[1]):
+            hm = heatmaps[0][p]
+            px, py = int(math.floor(coords[0][p][0] + 0.5)), int(math.floor(coords[0][p][1] + 0.5))
+            if 1 < px < width - 1 and 1 < py < height - 1:
+                diff = np.array([hm[py][px + 1] - hm[py][px - 1], hm[py + 1][px] - hm[py - 1][px]])
+                coords[0][p] += np.sign(diff) * 0.25
+    preds = coords.copy()
+    trans = crop_transform(np.asarray(center), np.asarray(scale), [width, height], inv=True)
+    for p in range(coords.shape[1]):
+        pt = np.array([coords[0, p, 0], coords[0, p, 1], 1.0]).T
+        preds[0, p] = np.dot(trans, pt)[:2]
+    keypoints = np.concatenate((preds, maxvals), axis=-1)[0]
+    return keypoints.astype(np.float32), float(np.mean(maxvals.squeeze(-1), axis=1)[0])
 
 
 # -- PP-OCR system helpers -----------------------------------------------------------------------------------------

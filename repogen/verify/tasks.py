@@ -17,7 +17,9 @@ post-processing (``repogen.pipelines.ops``: the processors the served pipeline r
   regression moves most boxes; near-equal NMS candidates are rare).
 * segmentation (``seg_postprocess``): label maps equal at the source size outside ties (pixels whose two best class
   scores are within the tie tolerance).
-* keypoints (heatmaps [N, K, H, W]): each joint's arg-max position equal, or a tie on Paddle's heatmap.
+* keypoints (heatmaps [N, K, H, W]): each joint's arg-max position equal, or a tie on Paddle's heatmap; served
+  keypoints [K, 3] (answers, no heatmap to find ties on): each joint within 1 source pixel, confidences within
+  the score tolerance.
 
 One function per kind (``check_*``) takes raw model outputs and returns a :class:`TaskVerdict`; :func:`task_check`
 picks the function from the deploy config and :func:`combine` merges the verdicts of several inputs.
@@ -499,7 +501,39 @@ def check_keypoints(got: np.ndarray, want: np.ndarray, tol: TaskTolerance = Task
 
 def _keypoint_summary(d: dict[str, Any]) -> str:
     s = f"keypoints {d['joints_identical'] + d['ties']}/{d['joints']} at Paddle's positions"
-    return s + (f" ({d['ties']} ties)" if d["ties"] else "") + f", confidences {d['max_score_diff']:.2g} max"
+    s += f" ({d['ties']} ties)" if d["ties"] else ""
+    s += f" ({d['max_px']:.2g} px max)" if "max_px" in d else ""
+    return s + f", confidences {d['max_score_diff']:.2g} max"
+
+
+def _compare_keypoints(d: dict[str, Any], got: Mapping[str, Any], want: Mapping[str, Any], tol: TaskTolerance) -> None:
+    """Served keypoints [K, 3] (x, y in source pixels, confidence) and ``kpt_score``: every joint within
+    ``tol.box_px`` of Paddle's on both axes and its confidence within ``tol.score``. Answers carry no heatmap, so
+    a joint moved to another peak cannot be told from a tie: none is allowed (a swapped x/y or a missing sub-pixel
+    step moves joints while keeping their confidences)."""
+    g = np.asarray(got["keypoints"], np.float64).reshape(-1, 3)
+    w = np.asarray(want["keypoints"], np.float64).reshape(-1, 3)
+    d["joints"] += len(w)
+    if g.shape != w.shape:
+        _problem(d, f"{len(g)} keypoints, Paddle's answer has {len(w)}")
+        return
+    px = np.abs(g[:, :2] - w[:, :2]).max(axis=1) if len(w) else np.zeros(0)
+    conf = np.abs(g[:, 2] - w[:, 2])
+    d["max_px"] = max(d["max_px"], float(np.nan_to_num(px, nan=np.inf).max(initial=0)))
+    d["max_score_diff"] = max(d["max_score_diff"], float(np.nan_to_num(conf, nan=np.inf).max(initial=0)))
+    for j in range(len(w)):
+        if not px[j] <= tol.box_px:  # NaN fails too
+            _problem(d, f"joint {j}: at ({g[j, 0]:.2f}, {g[j, 1]:.2f}) != Paddle's ({w[j, 0]:.2f}, {w[j, 1]:.2f})")
+        elif not conf[j] <= tol.score:
+            _problem(d, f"joint {j}: confidence {g[j, 2]:.5f} != Paddle's {w[j, 2]:.5f}")
+        else:
+            d["joints_identical"] += 1
+    if "kpt_score" in want:
+        diff = abs(float(np.asarray(got.get("kpt_score", np.nan)).reshape(-1)[0])
+                   - float(np.asarray(want["kpt_score"]).reshape(-1)[0]))
+        d["max_score_diff"] = max(d["max_score_diff"], diff if diff == diff else np.inf)
+        if not diff <= tol.score:
+            _problem(d, f"kpt_score differs by {diff:.3g} (> {tol.score:g})")
 
 
 def _ocr_system_summary(d: dict[str, Any]) -> str:
@@ -518,7 +552,8 @@ def compare_answers(kind: str, got: Mapping[str, Any], want: Mapping[str, Any], 
     the raw-output checks. ``kind``: ocr_det, ocr_rec, classification, detection, segmentation or ocr_system
     (boxes matched within 1 px, then the texts of matched boxes identical). ``box_thresh`` / ``threshold`` allow a
     box scored at that threshold on one side only; ``tie_mask`` marks label-map pixels that are ties; ``nms``: the
-    detector selects by NMS (NMS ties allowed)."""
+    detector selects by NMS (NMS ties allowed). ``kind`` keypoint: ``keypoints`` [K, 3] and ``kpt_score``, each
+    joint within ``box_px`` (no ties: answers carry no heatmap)."""
     tol = tolerance or task_tolerance(precision)
     if kind == "ocr_det":
         d = _ocr_det_details()
@@ -553,9 +588,12 @@ def compare_answers(kind: str, got: Mapping[str, Any], want: Mapping[str, Any], 
                        [want["texts"][j] for _, j in pairs], [want["scores"][j] for _, j in pairs], tol,
                        [f"box {np.asarray(want['boxes'][j]).astype(int).tolist()}" for _, j in pairs])
         d["texts"] += len(want["texts"]) - len(pairs)  # texts of unmatched boxes count as not identical
+    elif kind == "keypoint":
+        d = {"joints": 0, "joints_identical": 0, "ties": 0, "max_px": 0.0, "max_score_diff": 0.0, "problems": []}
+        _compare_keypoints(d, got, want, tol)
     else:
         raise ConfigError(f"no answer comparison for a {kind!r} pipeline (known: ocr_det, ocr_rec, classification, "
-                          "detection, segmentation, ocr_system)")
+                          "detection, segmentation, ocr_system, keypoint)")
     return _verdict(kind, d)
 
 

@@ -39,6 +39,11 @@ class TritonPythonModel:
             ids, scores, names = ops.topk(first[0], self.cfg["post"]["topk"], self.cfg["labels"])
             return [pb_utils.Tensor("class_ids", ids[None]), pb_utils.Tensor("scores", scores.astype(np.float32)[None]),
                     pb_utils.Tensor("labels", _bytes(names))]
+        if self.kind == "keypoint":  # info: the crop's [center x, center y, scale w, scale h] (float64)
+            heat = outs[self.cfg["heatmap_output"]]
+            kpts, score = ops.keypoint_postprocess(heat[0], info[:2], info[2:], **self.cfg["post"])
+            return [pb_utils.Tensor("keypoints", kpts[None]),
+                    pb_utils.Tensor("kpt_score", np.array([[score]], np.float32))]
         if self.kind == "segmentation":
             return [pb_utils.Tensor("label_map", ops.seg_postprocess(first, (info[0], info[1]))[None])]
         raise ValueError(f"unknown pipeline kind {self.kind!r}")
