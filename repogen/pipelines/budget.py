@@ -39,7 +39,7 @@ from repogen.reference.predictor import make_predictor, run_predictor, source_of
 from repogen.reference.runner import default_memory_mb
 
 # ops that make the model's input size independent of (or only bounded by) the source size
-SIZING_OPS = {"det_resize", "resize_short", "center_crop", "rec_resize"}
+SIZING_OPS = {"det_resize", "resize_short", "center_crop", "rec_resize", "cls_resize"}
 MEASURE_SIDES = (128, 256)  # the two square sizes the cost is measured at (a few seconds even for big networks)
 SAFETY = 1.5  # the served predictor (IR passes, oneDNN, other sizes) may need more than the measuring one
 MEASURE_TIMEOUT_S = 120.0
@@ -64,7 +64,7 @@ def fixed_size(transforms: list[dict]) -> bool:
     for t in transforms:
         if t["op"] == "resize" and t.get("target_wh"):
             fixed = not t.get("keep_ratio")
-        elif t["op"] == "center_crop":
+        elif t["op"] in ("center_crop", "cls_resize"):
             fixed = True
         elif t["op"] == "det_resize":
             fixed = t.get("input_shape") is not None or (t.get("image_shape") is not None and not t.get("keep_ratio"))
