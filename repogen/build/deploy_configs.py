@@ -55,7 +55,7 @@ def _announce(spec: Any, cfg: DeployConfig, kind: str) -> str:
     if kind == "ocr-det":
         p, step = cfg.post, next(t for t in cfg.transforms if t["op"] == "det_resize")
         what = (f"limit side {step['limit_side_len']} ({step['limit_type']}), thresh {p['thresh']}, box_thresh "
-                f"{p['box_thresh']}, unclip {p['unclip_ratio']}")
+                f"{p['box_thresh']}, unclip {p['unclip_ratio']}, one image a batch")
     elif kind == "ocr-rec":
         what = (f"3x48x320, dictionary {Path(spec.char_dict).name}: {len(cfg.characters or [])} characters + space")
     else:
@@ -64,13 +64,16 @@ def _announce(spec: Any, cfg: DeployConfig, kind: str) -> str:
             f"written beside the model as {spec.version}/{paddleocr2.CONFIG_NAME}, edit it and rebuild from there)")
 
 
-def deploy_config(spec: Any, warn: Callable[[str], None] | None = None) -> DeployConfig | None:
+def deploy_config(spec: Any, warn: Callable[[str], None] | None = None, graph: Any = None) -> DeployConfig | None:
     """The model's deploy config: all of it for a pipeline build, only the facts the model itself needs
     (name, dynamic shapes, detector batching) under --no-pipeline when the rest has no pipeline. A PaddleOCR 2.x
-    export (``spec.pipeline_kind``) gets the config PaddleOCR's defaults make, announced to ``warn``."""
+    export (``spec.pipeline_kind``) gets the config PaddleOCR's defaults make (its profile for the first input of
+    ``graph``, the model read), announced to ``warn``."""
     kind = getattr(spec, "pipeline_kind", None)
     if kind is not None:
-        cfg = read_deploy_config(paddleocr2.write_config(kind, spec.name, getattr(spec, "char_dict", None)))
+        inputs = list(graph.inputs) if graph is not None else []
+        cfg = read_deploy_config(paddleocr2.write_config(kind, spec.name, getattr(spec, "char_dict", None),
+                                                         inputs[0] if inputs else paddleocr2.DEFAULT_INPUT))
         if warn is not None:
             warn(_announce(spec, cfg, kind))
         return cfg

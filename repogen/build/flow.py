@@ -135,7 +135,7 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
         prewarm()  # the reference child imports Paddle while this process reads and converts the model
     stage("read")
     graph = load_model(spec.source)
-    deploy = pipeline_hook.deploy_config(spec, model_warn)  # inference.yml / infer_cfg.yml / deploy.yaml
+    deploy = pipeline_hook.deploy_config(spec, model_warn, graph)  # inference.yml / infer_cfg.yml / deploy.yaml
     if deploy is not None:
         spec = pipeline_hook.apply_defaults(spec, graph, deploy)
     renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names

@@ -42,6 +42,12 @@ REC_IMAGE_SHAPE = [3, 48, 320]
 CLS_IMAGE_SHAPE = [3, 48, 192]
 CLS_LABELS = ["0", "180"]
 CLS_THRESH = 0.9
+DEFAULT_INPUT = "x"  # the image input of every PaddleOCR 2.x export
+# optimization profiles [min, opt, max] per kind: PaddleOCR detects one image at a time (PaddleX's own PP-OCR
+# detector configs say batch 1, sides up to 4000); recognizer and classifier batches of up to 8 crops
+PROFILES = {"ocr-det": [[1, 3, 32, 32], [1, 3, 960, 960], [1, 3, 4000, 4000]],
+            "ocr-rec": [[1, 3, 48, 16], [1, 3, 48, 320], [8, 3, 48, 3200]],
+            "ocr-cls": [[1, 3, 48, 192], [1, 3, 48, 192], [8, 3, 48, 192]]}
 
 
 def kind_of_folder(model: Path | str) -> str | None:
@@ -84,9 +90,11 @@ def read_dictionary(path: Path | str) -> list[str]:
     return chars
 
 
-def effective_config(kind: str, model_name: str, characters: list[str] | None = None) -> dict[str, Any]:
+def effective_config(kind: str, model_name: str, characters: list[str] | None = None,
+                     input_name: str = DEFAULT_INPUT) -> dict[str, Any]:
     """PaddleOCR 2.x's defaults for ``kind`` in PaddleX's ``inference.yml`` form (``characters``: a recognizer's
-    dictionary, without the space PaddleOCR appends)."""
+    dictionary, without the space PaddleOCR appends; ``input_name``: the model's image input, whose profile
+    the ``Hpi`` section gives)."""
     decode = {"DecodeImage": {"img_mode": "BGR", "channel_first": False}}  # PaddleOCR works on cv2.imread's BGR
     if kind == "ocr-det":
         # PaddleX's predictor reads the side limit from resize_long (PaddleOCR's det_limit_side_len)
@@ -104,11 +112,15 @@ def effective_config(kind: str, model_name: str, characters: list[str] | None = 
         post = {"name": "ClsPostProcess", "label_list": CLS_LABELS, "cls_thresh": CLS_THRESH}
     else:
         raise ConfigError(f"{model_name}: pipeline {kind!r} is not one of {', '.join(PIPELINE_KINDS)}")
-    return {"Global": {"model_name": model_name}, "PreProcess": {"transform_ops": ops}, "PostProcess": post}
+    shapes = {input_name: PROFILES[kind]}
+    return {"Global": {"model_name": model_name},
+            "Hpi": {"backend_configs": {"paddle_infer": {"trt_dynamic_shapes": shapes},
+                                        "tensorrt": {"dynamic_shapes": shapes}}},
+            "PreProcess": {"transform_ops": ops}, "PostProcess": post}
 
 
 def config_text(kind: str, model_name: str, characters: list[str] | None = None,
-                dictionary: Path | None = None) -> str:
+                dictionary: Path | None = None, input_name: str = DEFAULT_INPUT) -> str:
     """:func:`effective_config` as the YAML file the build writes beside the model, with a header saying where
     its values come from."""
     header = [f"PaddleOCR 2.x {WHAT.get(kind, kind)}: PaddleOCR's defaults, written by repogen for this export "
@@ -121,14 +133,15 @@ def config_text(kind: str, model_name: str, characters: list[str] | None = None,
                       "use_space_char appends ' '.")
     if kind == "ocr-cls":
         header.append("cls_thresh: ocr_system turns a crop 180 degrees only when its '180' score is above it.")
-    return dump_yaml(effective_config(kind, model_name, characters), "\n".join(header))
+    header.append("Hpi: the optimization profile of the model's input ([min, opt, max] shapes).")
+    return dump_yaml(effective_config(kind, model_name, characters, input_name), "\n".join(header))
 
 
-def write_config(kind: str, model_name: str, dictionary: Path | None = None) -> Path:
+def write_config(kind: str, model_name: str, dictionary: Path | None = None, input_name: str = DEFAULT_INPUT) -> Path:
     """The generated ``inference.yml`` for an export (a cached file the build reads and copies beside the model)."""
     characters = read_dictionary(dictionary) if kind == "ocr-rec" and dictionary is not None else None
     if kind == "ocr-rec" and characters is None:
         raise ConfigError(f"{model_name}: a PaddleOCR 2.x text recognizer needs its character dictionary: "
                           "--char-dict FILE (spec key char_dict), or the .txt file beside the model")
-    return cached_text_file(config_text(kind, model_name, characters, dictionary), CONFIG_NAME,
+    return cached_text_file(config_text(kind, model_name, characters, dictionary, input_name), CONFIG_NAME,
                             "repogen-paddleocr2")
