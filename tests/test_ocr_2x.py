@@ -188,6 +188,22 @@ def test_folder_names_and_options(tmp_path, exports):
             load_spec_file(spec_file)
 
 
+def test_dictionary_reads_as_paddleocr_reads_it(tmp_path, exports):
+    """PaddleOCR reads a dictionary line by line, stripping only the line end: a line holding a space is the
+    space character, CRLF files read like LF ones; the official dictionary gives the characters its recognizer's
+    classes hold (blank + the dictionary + space)."""
+    path = tmp_path / "dict.txt"
+    path.write_bytes("a\r\nb\n \n\u00e9\n".encode())
+    assert paddleocr2.read_dictionary(path) == ["a", "b", " ", "\u00e9"]
+    from repogen.paddle import load_model
+
+    classes = int(load_model(exports["rec"]).output_values()[0].shape[-1])
+    assert len(paddleocr2.read_dictionary(exports["dict"])) + 2 == classes
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        paddleocr2.read_dictionary(path)
+
+
 # -- the v2 direction classifier ----------------------------------------------------------------------------------------
 
 def _crops() -> list[np.ndarray]:
