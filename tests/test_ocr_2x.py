@@ -204,6 +204,18 @@ def test_dictionary_reads_as_paddleocr_reads_it(tmp_path, exports):
         paddleocr2.read_dictionary(path)
 
 
+def test_a_dictionary_of_another_recognizer_is_one_error_line(tmp_path, exports):
+    small = tmp_path / "en_dict.txt"
+    small.write_text("a\nb\nc\n")
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(exports["rec"]), "--out",
+                           str(tmp_path / "repo"), "--char-dict", str(small), "--target", "paddle", "--no-check"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert f"character dictionary {small}" in line and "3 characters (+ blank + space = 5 classes)" in line
+    assert not (tmp_path / "repo").exists()
+
+
 # -- the v2 direction classifier ----------------------------------------------------------------------------------------
 
 def _crops() -> list[np.ndarray]:

@@ -86,7 +86,14 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int,
                     target: str | None = None) -> list[GeneratedModel]:
     """``target``: the target built (its runtime decides how the pipeline's pixel budget is set)."""
-    check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
+    try:
+        check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
+    except ConfigError as exc:
+        if getattr(spec, "pipeline_kind", None) != "ocr-rec":
+            raise
+        # the config was generated from the user's dictionary: name that, not the generated file
+        raise ConfigError(f"{spec.name}: character dictionary {spec.char_dict}: {str(exc).split(': ', 1)[-1]}") \
+            from None
     if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
