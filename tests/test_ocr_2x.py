@@ -204,6 +204,17 @@ def test_dictionary_reads_as_paddleocr_reads_it(tmp_path, exports):
         paddleocr2.read_dictionary(path)
 
 
+def test_recognizer_height_follows_the_model(tmp_path):
+    """PaddleOCR 2.0's recognizers fix 32 input rows (its default then: rec_image_shape 3,32,320); PP-OCRv3/v4
+    take 48 (3,48,320). A height the model fixes is the one the config uses, in the transform and the profile."""
+    for shape, height in (([-1, 3, 32, -1], 32), ([-1, 3, 48, -1], 48), ([-1, 3, -1, -1], 48)):
+        path = tmp_path / f"{height}-{shape[2]}.yml"
+        path.write_text(paddleocr2.config_text("ocr-rec", "rec", ["a", "b"], input_shape=shape))
+        cfg = read_deploy_config(path)
+        assert cfg.transforms == [{"op": "rec_resize", "image_shape": [3, height, 320]}]
+        assert {tuple(s[2:3]) for s in cfg.dynamic_shapes["x"]} == {(height,)}
+
+
 def test_a_dictionary_of_another_recognizer_is_one_error_line(tmp_path, exports):
     small = tmp_path / "en_dict.txt"
     small.write_text("a\nb\nc\n")
@@ -216,7 +227,7 @@ def test_a_dictionary_of_another_recognizer_is_one_error_line(tmp_path, exports)
     assert not (tmp_path / "repo").exists()
 
 
-# -- the v2 direction classifier ----------------------------------------------------------------------------------------
+# -- the v2 direction classifier ---------------------------------------------------------------------------------
 
 def _crops() -> list[np.ndarray]:
     rng = np.random.default_rng(3)
@@ -267,7 +278,7 @@ def test_classifier_turns_only_above_cls_thresh():
     assert [i for i, (a, b) in enumerate(zip(crops, textline)) if a is not b] == [0, 1, 3]
 
 
-# -- served ocr_system vs PaddleX's OCR pipeline steps --------------------------------------------------------------------
+# -- served ocr_system vs PaddleX's OCR pipeline steps -------------------------------------------------------------
 
 def _images(characters: list[str]) -> list[tuple[np.ndarray, list[str]]]:
     """(BGR image, the texts drawn upside down on it): pages with lines turned 180 degrees, and single lines on
@@ -298,7 +309,8 @@ class Reference:
         from repogen.reference import ReferenceRunner
 
         folders = with_paddlex_configs(work)
-        settings = {"device": "cpu", "engine": "paddle_static", "engine_config": {"run_mode": "paddle", "cpu_threads": 1}}
+        settings = {"device": "cpu", "engine": "paddle_static",
+                    "engine_config": {"run_mode": "paddle", "cpu_threads": 1}}
         self.det = create_model(model_name="PP-OCRv4_mobile_det", model_dir=str(folders["det"]), **settings)
         self.rec = create_model(model_name="PP-OCRv4_mobile_rec", model_dir=str(folders["rec"]), batch_size=6,
                                 **settings)

@@ -57,9 +57,11 @@ def _announce(spec: Any, cfg: DeployConfig, kind: str) -> str:
         what = (f"limit side {step['limit_side_len']} ({step['limit_type']}), thresh {p['thresh']}, box_thresh "
                 f"{p['box_thresh']}, unclip {p['unclip_ratio']}, one image a batch")
     elif kind == "ocr-rec":
-        what = (f"3x48x320, dictionary {Path(spec.char_dict).name}: {len(cfg.characters or [])} characters + space")
+        shape = "x".join(str(d) for d in next(t["image_shape"] for t in cfg.transforms if t["op"] == "rec_resize"))
+        what = f"{shape}, dictionary {Path(spec.char_dict).name}: {len(cfg.characters or [])} characters + space"
     else:
-        what = f"3x48x192, labels {cfg.labels}, cls_thresh {cfg.post['cls_thresh']}"
+        shape = "x".join(str(d) for d in next(t["image_shape"] for t in cfg.transforms if t["op"] == "cls_resize"))
+        what = f"{shape}, labels {cfg.labels}, cls_thresh {cfg.post['cls_thresh']}"
     return (f"WARNING: {spec.name}: PaddleOCR 2.x {paddleocr2.WHAT[kind]}: PaddleOCR's defaults applied ({what}; "
             f"written beside the model as {spec.version}/{paddleocr2.CONFIG_NAME}, edit it and rebuild from there)")
 
@@ -71,9 +73,10 @@ def deploy_config(spec: Any, warn: Callable[[str], None] | None = None, graph: A
     ``graph``, the model read), announced to ``warn``."""
     kind = getattr(spec, "pipeline_kind", None)
     if kind is not None:
-        inputs = list(graph.inputs) if graph is not None else []
-        cfg = read_deploy_config(paddleocr2.write_config(kind, spec.name, getattr(spec, "char_dict", None),
-                                                         inputs[0] if inputs else paddleocr2.DEFAULT_INPUT))
+        first = graph.input_values()[0] if graph is not None and graph.inputs else None
+        cfg = read_deploy_config(paddleocr2.write_config(
+            kind, spec.name, getattr(spec, "char_dict", None), first.name if first else paddleocr2.DEFAULT_INPUT,
+            list(first.shape or []) if first else None))
         if warn is not None:
             warn(_announce(spec, cfg, kind))
         return cfg

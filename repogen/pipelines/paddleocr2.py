@@ -38,7 +38,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 DET_LIMIT_SIDE_LEN, DET_LIMIT_TYPE = 960, "max"
 DB_POST = {"name": "DBPostProcess", "thresh": 0.3, "box_thresh": 0.6, "max_candidates": 1000, "unclip_ratio": 1.5,
            "use_dilation": False, "score_mode": "fast", "box_type": "quad"}
-REC_IMAGE_SHAPE = [3, 48, 320]
+REC_IMAGE_SHAPE = [3, 48, 320]  # PaddleOCR >= 2.6; its 2.0 models fix a height of 32 (then 3,32,320), read from them
 CLS_IMAGE_SHAPE = [3, 48, 192]
 CLS_LABELS = ["0", "180"]
 CLS_THRESH = 0.9
@@ -90,11 +90,19 @@ def read_dictionary(path: Path | str) -> list[str]:
     return chars
 
 
+def rec_image_shape(input_shape: list[int] | None) -> list[int]:
+    """A recognizer's [C, H, W]: PaddleOCR's 3x48x320, at the height the model's input fixes if it fixes another
+    (PaddleOCR 2.0's recognizers take 32 rows: its default then was 3,32,320)."""
+    dims = [int(d) for d in (input_shape or [])]
+    height = dims[2] if len(dims) == 4 and dims[2] > 0 else REC_IMAGE_SHAPE[1]
+    return [REC_IMAGE_SHAPE[0], height, REC_IMAGE_SHAPE[2]]
+
+
 def effective_config(kind: str, model_name: str, characters: list[str] | None = None,
-                     input_name: str = DEFAULT_INPUT) -> dict[str, Any]:
+                     input_name: str = DEFAULT_INPUT, input_shape: list[int] | None = None) -> dict[str, Any]:
     """PaddleOCR 2.x's defaults for ``kind`` in PaddleX's ``inference.yml`` form (``characters``: a recognizer's
-    dictionary, without the space PaddleOCR appends; ``input_name``: the model's image input, whose profile
-    the ``Hpi`` section gives)."""
+    dictionary, without the space PaddleOCR appends; ``input_name`` / ``input_shape``: the model's image input,
+    whose profile the ``Hpi`` section gives)."""
     decode = {"DecodeImage": {"img_mode": "BGR", "channel_first": False}}  # PaddleOCR works on cv2.imread's BGR
     if kind == "ocr-det":
         # PaddleX's predictor reads the side limit from resize_long (PaddleOCR's det_limit_side_len)
@@ -105,14 +113,18 @@ def effective_config(kind: str, model_name: str, characters: list[str] | None = 
     elif kind == "ocr-rec":
         if not characters:
             raise ConfigError(f"{model_name}: a PaddleOCR 2.x text recognizer needs its character dictionary")
-        ops = [decode, {"RecResizeImg": {"image_shape": REC_IMAGE_SHAPE}}]
+        ops = [decode, {"RecResizeImg": {"image_shape": rec_image_shape(input_shape)}}]
         post = {"name": "CTCLabelDecode", "use_space_char": True, "character_dict": list(characters)}
     elif kind == "ocr-cls":
         ops = [decode, {"ClsResizeImg": {"image_shape": CLS_IMAGE_SHAPE}}]
         post = {"name": "ClsPostProcess", "label_list": CLS_LABELS, "cls_thresh": CLS_THRESH}
     else:
         raise ConfigError(f"{model_name}: pipeline {kind!r} is not one of {', '.join(PIPELINE_KINDS)}")
-    shapes = {input_name: PROFILES[kind]}
+    profile = [list(s) for s in PROFILES[kind]]
+    if kind == "ocr-rec":
+        for s in profile:
+            s[2] = rec_image_shape(input_shape)[1]
+    shapes = {input_name: profile}
     return {"Global": {"model_name": model_name},
             "Hpi": {"backend_configs": {"paddle_infer": {"trt_dynamic_shapes": shapes},
                                         "tensorrt": {"dynamic_shapes": shapes}}},
@@ -120,7 +132,8 @@ def effective_config(kind: str, model_name: str, characters: list[str] | None = 
 
 
 def config_text(kind: str, model_name: str, characters: list[str] | None = None,
-                dictionary: Path | None = None, input_name: str = DEFAULT_INPUT) -> str:
+                dictionary: Path | None = None, input_name: str = DEFAULT_INPUT,
+                input_shape: list[int] | None = None) -> str:
     """:func:`effective_config` as the YAML file the build writes beside the model, with a header saying where
     its values come from."""
     header = [f"PaddleOCR 2.x {WHAT.get(kind, kind)}: PaddleOCR's defaults, written by repogen for this export "
@@ -134,14 +147,15 @@ def config_text(kind: str, model_name: str, characters: list[str] | None = None,
     if kind == "ocr-cls":
         header.append("cls_thresh: ocr_system turns a crop 180 degrees only when its '180' score is above it.")
     header.append("Hpi: the optimization profile of the model's input ([min, opt, max] shapes).")
-    return dump_yaml(effective_config(kind, model_name, characters, input_name), "\n".join(header))
+    return dump_yaml(effective_config(kind, model_name, characters, input_name, input_shape), "\n".join(header))
 
 
-def write_config(kind: str, model_name: str, dictionary: Path | None = None, input_name: str = DEFAULT_INPUT) -> Path:
+def write_config(kind: str, model_name: str, dictionary: Path | None = None, input_name: str = DEFAULT_INPUT,
+                 input_shape: list[int] | None = None) -> Path:
     """The generated ``inference.yml`` for an export (a cached file the build reads and copies beside the model)."""
     characters = read_dictionary(dictionary) if kind == "ocr-rec" and dictionary is not None else None
     if kind == "ocr-rec" and characters is None:
         raise ConfigError(f"{model_name}: a PaddleOCR 2.x text recognizer needs its character dictionary: "
                           "--char-dict FILE (spec key char_dict), or the .txt file beside the model")
-    return cached_text_file(config_text(kind, model_name, characters, dictionary, input_name), CONFIG_NAME,
+    return cached_text_file(config_text(kind, model_name, characters, dictionary, input_name, input_shape), CONFIG_NAME,
                             "repogen-paddleocr2")
