@@ -7,7 +7,6 @@ them. A wrong decoding (no DARK step, swapped x/y, an unpadded box) fails the co
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -111,8 +110,8 @@ def test_deploy_config_of_a_topdown_export(tmp_path):
     assert cfg.transforms[0] == {"op": "topdown_affine", "size_wh": [96, 128], "use_udp": False}
     assert cfg.post == {"use_dark": True}
     # the crop fixes the model's input size, whatever the export's input shape says: no pixel budget
-    budget = pytest.importorskip("repogen.build.budget") if importlib.util.find_spec("repogen.build.budget") \
-        else pytest.importorskip("repogen.pipelines.budget")  # main moved budget.py to build/ (19a2e7e)
+    from repogen.build import budget
+
     assert budget.fixed_size(cfg.transforms) and not budget.source_sized(cfg.transforms)
     # served alone (--no-pipeline), a keypoint model batches: its heatmaps are split by batch row
     assert read_model_facts(tmp_path / "infer_cfg.yml").kind == "model"

@@ -40,7 +40,8 @@ from repogen.reference.predictor import make_predictor, run_predictor, source_of
 from repogen.reference.runner import default_memory_mb
 
 # ops that make the model's input size independent of (or only bounded by) the source size
-SIZING_OPS = {"det_resize", "resize_short", "center_crop", "rec_resize", "fluid_resize", "topdown_affine"}
+SIZING_OPS = {"det_resize", "resize_short", "center_crop", "rec_resize", "fluid_resize", "topdown_affine",
+              "cls_resize"}
 MEASURE_SIDES = (128, 256)  # the two square sizes the cost is measured at (a few seconds even for big networks)
 SAFETY = 1.5  # the served predictor (IR passes, oneDNN, other sizes) may need more than the measuring one
 MEASURE_TIMEOUT_S = 120.0
@@ -65,7 +66,8 @@ def fixed_size(transforms: list[dict]) -> bool:
     for t in transforms:
         if t["op"] == "resize" and t.get("target_wh"):
             fixed = not t.get("keep_ratio")
-        elif t["op"] in ("center_crop", "topdown_affine"):  # a keypoint crop is warped to trainsize
+        elif t["op"] in ("center_crop", "topdown_affine", "cls_resize"):  # a keypoint crop is warped to trainsize; the
+            # direction classifier always gets its one size
             fixed = True
         elif t["op"] == "fluid_resize":
             # PaddleDetection 0.x: target_size square (YOLO), max_size square (padded), or at most

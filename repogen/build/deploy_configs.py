@@ -1,12 +1,14 @@
-"""The deploy config of a model in a build: the one the user named, else the one beside the model; and the name
-it gives a model the user did not name."""
+"""The deploy config of a model in a build: the one the user named, else the one beside the model, else - for a
+PaddleOCR 2.x export, which has none - the one PaddleOCR's defaults make (repogen.pipelines.paddleocr2); and the
+name it gives a model the user did not name."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from repogen.errors import ConfigError
+from repogen.pipelines import paddleocr2
 from repogen.pipelines.deploy_config import (DeployConfig, find_deploy_config, is_unsupported, read_deploy_config,
                                              read_model_facts)
 
@@ -16,9 +18,68 @@ def _config_path(source: Path, explicit: Path | None) -> Path | None:
     return Path(explicit) if explicit else find_deploy_config(source)
 
 
-def deploy_config(spec: Any) -> DeployConfig | None:
+def paddleocr_export(source: Path, kind: str | None, explicit: Path | None, pipeline: bool, where: str) -> str | None:
+    """The PaddleOCR 2.x kind (``ocr-det`` / ``ocr-rec`` / ``ocr-cls``) a model is built as: the one asked for
+    (``--pipeline`` / spec ``pipeline = "ocr-rec"``), else the one its folder's name says (``*_det_infer``...)
+    when it has no deploy config and its pipeline is on; None otherwise."""
+    config = _config_path(source, explicit)
+    if kind is not None:
+        if config is not None:
+            raise ConfigError(f"{where}: pipeline {kind!r} builds with PaddleOCR's defaults, but {source} has a deploy "
+                              f"config ({config}): drop the pipeline kind to use that config, or remove it")
+        return kind
+    if config is not None or not pipeline:
+        return None
+    return paddleocr2.kind_of_folder(source)
+
+
+def paddleocr_dictionary(source: Path, kind: str | None, char_dict: Path | None, name: str, where: str,
+                         strict: bool = True) -> Path | None:
+    """A PaddleOCR 2.x recognizer's dictionary: the one named, else the one beside the model. ``strict``: a
+    dictionary named for a model that is not such a recognizer is an error (a spec file's per-model key)."""
+    if kind == "ocr-rec":
+        found = char_dict or paddleocr2.find_dictionary(source)
+        if found is None:
+            raise ConfigError(f"{where}: {name} is a PaddleOCR 2.x text recognizer without a deploy config: it needs "
+                              "its character dictionary (e.g. ppocr_keys_v1.txt): --char-dict FILE (spec key "
+                              "char_dict), or the .txt file beside the model")
+        return found
+    if char_dict is not None and strict:
+        raise ConfigError(f"{where}.char_dict: {name} is not a PaddleOCR 2.x text recognizer (a *_rec_infer folder "
+                          'without a deploy config, or pipeline = "ocr-rec"): only those take a character dictionary')
+    return None
+
+
+def _announce(spec: Any, cfg: DeployConfig, kind: str) -> str:
+    """The one line a build says about a generated config."""
+    if kind == "ocr-det":
+        p, step = cfg.post, next(t for t in cfg.transforms if t["op"] == "det_resize")
+        what = (f"limit side {step['limit_side_len']} ({step['limit_type']}), thresh {p['thresh']}, box_thresh "
+                f"{p['box_thresh']}, unclip {p['unclip_ratio']}, one image a batch")
+    elif kind == "ocr-rec":
+        shape = "x".join(str(d) for d in next(t["image_shape"] for t in cfg.transforms if t["op"] == "rec_resize"))
+        what = f"{shape}, dictionary {Path(spec.char_dict).name}: {len(cfg.characters or [])} characters + space"
+    else:
+        shape = "x".join(str(d) for d in next(t["image_shape"] for t in cfg.transforms if t["op"] == "cls_resize"))
+        what = f"{shape}, labels {cfg.labels}, cls_thresh {cfg.post['cls_thresh']}"
+    return (f"WARNING: {spec.name}: PaddleOCR 2.x {paddleocr2.WHAT[kind]}: PaddleOCR's defaults applied ({what}; "
+            f"written beside the model as {spec.version}/{paddleocr2.CONFIG_NAME}, edit it and rebuild from there)")
+
+
+def deploy_config(spec: Any, warn: Callable[[str], None] | None = None, graph: Any = None) -> DeployConfig | None:
     """The model's deploy config: all of it for a pipeline build, only the facts the model itself needs
-    (name, dynamic shapes, detector batching) under --no-pipeline when the rest has no pipeline."""
+    (name, dynamic shapes, detector batching) under --no-pipeline when the rest has no pipeline. A PaddleOCR 2.x
+    export (``spec.pipeline_kind``) gets the config PaddleOCR's defaults make (its profile for the first input of
+    ``graph``, the model read), announced to ``warn``."""
+    kind = getattr(spec, "pipeline_kind", None)
+    if kind is not None:
+        first = graph.input_values()[0] if graph is not None and graph.inputs else None
+        cfg = read_deploy_config(paddleocr2.write_config(
+            kind, spec.name, getattr(spec, "char_dict", None), first.name if first else paddleocr2.DEFAULT_INPUT,
+            list(first.shape or []) if first else None))
+        if warn is not None:
+            warn(_announce(spec, cfg, kind))
+        return cfg
     explicit = getattr(spec, "deploy_config", None)
     path = _config_path(spec.source, explicit)
     if explicit and not path.is_file():

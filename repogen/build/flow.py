@@ -135,7 +135,7 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
         prewarm()  # the reference child imports Paddle while this process reads and converts the model
     stage("read")
     graph = load_model(spec.source)
-    deploy = pipeline_hook.deploy_config(spec)  # the exporter's inference.yml / infer_cfg.yml / deploy.yaml
+    deploy = pipeline_hook.deploy_config(spec, model_warn, graph)  # inference.yml / infer_cfg.yml / deploy.yaml
     if deploy is not None:
         spec = pipeline_hook.apply_defaults(spec, graph, deploy)
     renames = naming.resolve(spec, graph.inputs, graph.outputs)  # --input-names / --output-names
@@ -261,6 +261,7 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
     else:
         files.update(model_py_files(version, graph, sources, engine, max_batch, spec.cpu_threads,
                                     renames.paddle_names()))
+    files.update(pipeline_hook.deploy_config_files(spec, deploy))  # beside the model: seen, edited, rebuilt from
     folder = ModelFolder(spec.name, "model", config, spec.version, files, data)
     return ModelPlan(spec, choice, precision, max_batch, profiles,
                      [folder] + [_pipeline_folder(m, spec.name) for m in pipelines], check, warnings, started,

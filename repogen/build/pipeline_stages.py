@@ -2,13 +2,13 @@
 
 * :func:`deploy_config` - the model's deploy config (beside it, or ``spec.deploy_config``), or None;
 * :func:`fill_profiles` - optimization profiles from the config when the user gave no shape flags;
-* :func:`pipeline_models` - the ``_pre`` / ``_post`` / ``_pipeline`` models to write beside the model.
+* :func:`pipeline_models` - the ``_pre`` / ``_post`` / ``_pipeline`` models to write beside the model;
+* :func:`deploy_config_files` - the deploy config the build used, written beside the model.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
 from repogen.build.budget import pixel_budget
-from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
+from repogen.pipelines.deploy_config import CONFIG_NAMES, DeployConfig, cached_text_file, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
@@ -42,6 +42,9 @@ def _image_range(cfg: DeployConfig, fixed: list[int]) -> tuple[list[int], list[i
         elif t["op"] == "fluid_resize" and (t["pad"] or not t["keep_ratio"]):  # PaddleDetection 0.x: one size
             side = t["max_size"] if t["pad"] else t["target_size"]
             lo, opt, hi = [3, side, side], [3, side, side], [3, side, side]
+        elif t["op"] == "cls_resize":  # PaddleOCR's direction classifier: one size whatever the crop
+            c, h, w = t["image_shape"]
+            lo, opt, hi = [c, h, w], [c, h, w], [c, h, w]
         elif t["op"] == "rec_resize":
             c, h, w = t["image_shape"]
             lo, opt, hi = [c, h, 16], [c, h, w], [c, h, 3200]
@@ -88,7 +91,14 @@ def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_size: int,
                     target: str | None = None) -> list[GeneratedModel]:
     """``target``: the target built (its runtime decides how the pipeline's pixel budget is set)."""
-    check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
+    try:
+        check_labels(spec, cfg, engine, max_batch_size)  # also under --no-pipeline: the labels file is served
+    except ConfigError as exc:
+        if getattr(spec, "pipeline_kind", None) != "ocr-rec":
+            raise
+        # the config was generated from the user's dictionary: name that, not the generated file
+        raise ConfigError(f"{spec.name}: character dictionary {spec.char_dict}: {str(exc).split(': ', 1)[-1]}") \
+            from None
     if cfg is None or getattr(spec, "pipeline", True) is False:  # --no-pipeline: profiles still come from cfg
         return []
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
@@ -100,18 +110,7 @@ def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_
 def _labels_file(cfg: DeployConfig) -> Path:
     """``label_list`` as the labels file Triton's classification extension reads (``label_filename``): one label
     a line, in a per-content cache folder (the build copies it beside config.pbtxt)."""
-    import hashlib
-    import tempfile
-
-    text = "".join(f"{label}\n" for label in cfg.labels)
-    folder = Path(tempfile.gettempdir()) / "repogen-labels" / hashlib.sha256(text.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "labels.txt"
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        tmp = folder / f".labels.{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: parallel builds never read a half-written file
-    return path
+    return cached_text_file("".join(f"{label}\n" for label in cfg.labels), "labels.txt", "repogen-labels")
 
 
 def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
@@ -147,3 +146,17 @@ def manifest_fields(models: list[GeneratedModel]) -> dict[str, Any]:
         if data and data.get("boxes_output"):
             return {"detections": {data["boxes_output"]: "rows"}}
     return {}
+
+
+# the name each format's exporter gives its config, so that a rebuild from the model folder finds it again
+CONFIG_FILE = {"paddlex": "inference.yml", "paddledet": "infer_cfg.yml", "paddleseg": "deploy.yaml"}
+
+
+def deploy_config_files(spec: Any, cfg: DeployConfig | None) -> dict[str, Path]:
+    """The deploy config the build used (the user's, or the one PaddleOCR 2.x defaults made), beside the model
+    in its version folder: visible and editable, and a rebuild from that folder reads it back and gives the same
+    repository."""
+    if cfg is None:
+        return {}
+    name = cfg.path.name if cfg.path.name in CONFIG_NAMES else CONFIG_FILE[cfg.fmt]
+    return {f"{spec.version}/{name}": cfg.path}

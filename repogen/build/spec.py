@@ -16,7 +16,8 @@ from typing import Any
 from repogen.errors import ConfigError
 from repogen.repository import serving_options
 from repogen.repository.serving_options import CudaGraphSpec, VersionPolicy
-from repogen.build.deploy_configs import default_model_name
+from repogen.build.deploy_configs import default_model_name, paddleocr_dictionary, paddleocr_export
+from repogen.pipelines.paddleocr2 import PIPELINE_KINDS
 from repogen.naming import check_table, parse_renames, validate_name  # noqa: F401 - validate_name: the spec's API
 
 if sys.version_info >= (3, 11):
@@ -93,6 +94,10 @@ class ModelSpec:
     calib_method: str = "max"
     deploy_config: Path | None = None  # repogen.pipelines: the exporter's config (default: found beside the model)
     pipeline: bool = True  # False: build the model alone, without _pre/_post/_pipeline models
+    # a PaddleOCR 2.x export (no deploy config) built with PaddleOCR's defaults: "ocr-det" | "ocr-rec" | "ocr-cls",
+    # asked for (spec ``pipeline = "ocr-rec"``, --pipeline) or told by its folder name (*_det_infer, ...)
+    pipeline_kind: str | None = None
+    char_dict: Path | None = None  # an ocr-rec export's character dictionary (named, or the .txt beside it)
     instance_memory_mb: int | None = None  # pipelines' pixel budget (repogen/build/budget.py); None: derived
     # renamed inputs/outputs: Paddle name -> Triton name (repogen/naming.py)
     input_names: dict[str, str] = field(default_factory=dict)
@@ -257,12 +262,32 @@ _MODEL_KEYS = {
     "source", "name", "version", "target", "precision", "profile", "shape", "max_batch_size",
     "instance_group", "dynamic_batching", "cuda_graphs", "warmup", "labels", "template",
     "workspace_mb", "optimization_level", "check", "calib_data", "calib_method", "input_names", "output_names", "partition",
-    "pipeline", "deploy_config",
+    "pipeline", "deploy_config", "char_dict",
 } | serving_options.KEYS
 
 
-def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
-    """One ``[[model]]`` table -> ModelSpec. ``base`` resolves relative paths (the spec file's folder)."""
+def _pipeline_value(value: Any, where: str) -> tuple[bool, str | None]:
+    """``pipeline``: true / false, or the PaddleOCR 2.x kind of an export without a deploy config."""
+    if isinstance(value, str) and value in PIPELINE_KINDS:
+        return True, value
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true, false or one of {', '.join(PIPELINE_KINDS)} (a PaddleOCR 2.x "
+                          f"export built with PaddleOCR's defaults), got {value!r}")
+    return value, None
+
+
+def resolve_paddleocr(spec: ModelSpec, kind: str | None, char_dict: Path | None, where: str,
+                      strict: bool = True) -> None:
+    """``spec.pipeline_kind`` and ``spec.char_dict`` for a PaddleOCR 2.x export (asked for, or told by its folder
+    name when it has no deploy config); ``strict``: a dictionary for a model that is not such a recognizer is an
+    error."""
+    spec.pipeline_kind = paddleocr_export(spec.source, kind, spec.deploy_config, spec.pipeline, where)
+    spec.char_dict = paddleocr_dictionary(spec.source, spec.pipeline_kind, char_dict, spec.name, where, strict)
+
+
+def spec_from_table(table: Any, base: Path, where: str, resolve: bool = True) -> ModelSpec:
+    """One ``[[model]]`` table -> ModelSpec. ``base`` resolves relative paths (the spec file's folder).
+    ``resolve``: settle the PaddleOCR 2.x kind here (the command line does it once its options are applied)."""
     if isinstance(table, dict) and isinstance(table.get("name"), str):
         where = f"{where} ({table['name']})"
     if isinstance(table, dict) and "ocr_system" in table:  # TOML files a key written after [[model]] under it
@@ -280,8 +305,12 @@ def spec_from_table(table: Any, base: Path, where: str) -> ModelSpec:
     name = t["name"] if "name" in t else model_default_name(source, deploy_config)
     spec = ModelSpec(source=source, name=validate_name(name, f"{where}.name"))
     spec.deploy_config = deploy_config
+    kind = None
     if "pipeline" in t:
-        spec.pipeline = _bool(t["pipeline"], f"{where}.pipeline")
+        spec.pipeline, kind = _pipeline_value(t["pipeline"], f"{where}.pipeline")
+    char_dict = _path(t["char_dict"], base, f"{where}.char_dict") if "char_dict" in t else None
+    if resolve:
+        resolve_paddleocr(spec, kind, char_dict, where)
     if "version" in t:
         spec.version = validate_version(t["version"], f"{where}.version")
     if "target" in t:
@@ -442,6 +471,8 @@ class BuildOptions:
     partition: bool | None = None
     deploy_config: str | None = None
     pipeline: bool = True
+    pipeline_kind: str | None = None  # --pipeline ocr-det|ocr-rec|ocr-cls
+    char_dict: str | None = None  # --char-dict FILE: the recognizer's dictionary
 
 
 _SHAPE_OPTIONS = ("shape", "min_shapes", "opt_shapes", "max_shapes")
@@ -469,6 +500,7 @@ def specs_from_options(o: BuildOptions) -> BuildSpecs:
                                          ("--instances", o.instances), ("--template", o.template),
                                          *((opt, True) for opt in serving_options.given_cli_options(o.serving)),
                                          ("--input-names", o.input_names), ("--output-names", o.output_names),
+                                         ("--pipeline", o.pipeline_kind), ("--char-dict", o.char_dict),
                                          *((f"--{s.replace('_', '-')}", getattr(o, s)) for s in _SHAPE_OPTIONS))
                     if val]
         if clashing:
@@ -499,7 +531,7 @@ def specs_from_options(o: BuildOptions) -> BuildSpecs:
             t["source"] = str(src)
         if o.name is not None:
             t["name"] = o.name
-        specs.append(spec_from_table(t, Path.cwd(), "command line"))
+        specs.append(spec_from_table(t, Path.cwd(), "command line", resolve=False))
     for s in specs:
         if o.version is not None:
             s.version = validate_version(o.version, "--version-folder")
@@ -526,5 +558,24 @@ def specs_from_options(o: BuildOptions) -> BuildSpecs:
         s.pipeline = o.pipeline
     if o.deploy_config and len(specs) > 1:
         raise ConfigError("--deploy-config needs exactly one MODEL")
+    _paddleocr_options(specs, o)
     check_unique(specs, "command line")
     return specs
+
+
+def _paddleocr_options(specs: list[ModelSpec], o: BuildOptions) -> None:
+    """--pipeline (one MODEL: the PaddleOCR 2.x kind of an export without a deploy config) and --char-dict (the
+    dictionary of the build's PaddleOCR 2.x recognizer), after the other options settled each spec."""
+    if o.pipeline_kind is not None:
+        if len(specs) > 1:
+            raise ConfigError("--pipeline needs exactly one MODEL (several PaddleOCR 2.x exports are told apart by "
+                              "their folder names: *_det_infer, *_rec_infer, *_cls_infer)")
+        if not o.pipeline:
+            raise ConfigError(f"--pipeline {o.pipeline_kind} and --no-pipeline exclude each other")
+        _choice(o.pipeline_kind, PIPELINE_KINDS, "--pipeline")
+    char_dict = _path(o.char_dict, Path.cwd(), "--char-dict") if o.char_dict else None
+    for s in specs:
+        resolve_paddleocr(s, o.pipeline_kind, char_dict, "command line", strict=False)
+    if char_dict is not None and not any(s.pipeline_kind == "ocr-rec" for s in specs):
+        raise ConfigError(f"--char-dict {o.char_dict}: none of the models is a PaddleOCR 2.x text recognizer (a "
+                          "*_rec_infer folder without a deploy config, or --pipeline ocr-rec)")

@@ -52,6 +52,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--deploy-config", metavar="FILE",
                    help="PaddleX inference.yml / PaddleDetection infer_cfg.yml / PaddleSeg deploy.yaml (default: the "
                         "one beside the model): profiles, labels and the _pre/_post/_pipeline models")
+    p.add_argument("--pipeline", dest="pipeline_kind", choices=["ocr-det", "ocr-rec", "ocr-cls"], default=None,
+                   help="a PaddleOCR 2.x export with no deploy config (one MODEL): build its pipeline with PaddleOCR's "
+                        "defaults (text detector, recognizer, direction classifier); folders named *_det_infer, "
+                        "*_rec_infer, *_cls_infer are recognised without it. The config used is written beside the "
+                        "model")
+    p.add_argument("--char-dict", metavar="FILE",
+                   help="the character dictionary of the build's PaddleOCR 2.x recognizer (e.g. ppocr_keys_v1.txt; "
+                        "default: the .txt file beside the model)")
     p.add_argument("--no-pipeline", action="store_true",
                    help="build the model alone: no pre/post-processing models from its deploy config")
     p.add_argument("--partition", action=argparse.BooleanOptionalAction, default=None,
@@ -82,7 +90,7 @@ def build_options(args: argparse.Namespace) -> Any:
         max_batch_size=args.max_batch_size, instances=args.instances, template=args.template,
         serving=serving_values(args), input_names=args.input_names, output_names=args.output_names,
         check=not args.no_check, partition=args.partition, deploy_config=args.deploy_config,
-        pipeline=not args.no_pipeline)
+        pipeline=not args.no_pipeline, pipeline_kind=args.pipeline_kind, char_dict=args.char_dict)
 
 
 def run(args: argparse.Namespace) -> int:

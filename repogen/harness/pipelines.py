@@ -178,8 +178,8 @@ def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray, cls: 
     pairs = [(c, b) for c, b in pairs if c.size > 0]
     if cfg.get("cls") and pairs:
         c = cfg["cls"]
-        angles = ops.orientations([p[0] for p in pairs], c, lambda x: cls.run({c["input"]: x})[c["output"]])
-        pairs = [(ops.rotate(p[0], 180) if a == 1 else p[0], p[1]) for p, a in zip(pairs, angles)]
+        turned = ops.upright([p[0] for p in pairs], c, lambda x: cls.run({c["input"]: x})[c["output"]])
+        pairs = [(t, p[1]) for t, p in zip(turned, pairs)]
     order = sorted(range(len(pairs)), key=lambda i: pairs[i][0].shape[1] / float(pairs[i][0].shape[0]))
     texts, scores = [""] * len(pairs), [0.0] * len(pairs)
     chars = ops.ctc_characters(r["characters"], r["use_space_char"])

@@ -175,3 +175,19 @@ def load_yaml_file(path: Path | str, what: str, limits: YamlLimits = YamlLimits(
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from None
     return load_yaml_text(text, str(path), limits)
+
+
+def dump_yaml(data: Any, header: str = "") -> str:
+    """``data`` (plain dicts, lists, strings, numbers, booleans) as block-style YAML that :func:`load_yaml_text`
+    reads back to the same values: keys in the order given, text as is (no escapes for non-ASCII characters), a
+    list of scalars on one line only when it is short. ``header`` lines become ``#`` comments on top."""
+    yaml = _yaml()
+
+    class Dumper(yaml.SafeDumper):
+        def represent_sequence(self, tag: str, sequence: Any, flow_style: Any = None) -> Any:
+            # [3, 48, 320] and [0.485, 0.456, 0.406] on one line; a dictionary of characters one per line
+            short = len(sequence) <= 8 and all(isinstance(v, (int, float)) for v in sequence)
+            return super().represent_sequence(tag, sequence, flow_style=short)
+
+    comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    return comment + yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=120)

@@ -298,6 +298,23 @@ class RecResizeImg(Transform):
         return [{"op": "rec_resize", "image_shape": list(self.image_shape)}]
 
 
+@register(OCR_TRANSFORMS, "ClsResizeImg")
+class ClsResizeImg(Transform):
+    """PaddleOCR's direction classifier input: height H keeping the aspect ratio, width at most W, [-1, 1], zeros
+    on the right up to W."""
+
+    image_shape: Annotated[list[Side], BeforeValidator(_chw)] = [3, 48, 192]
+
+    @model_validator(mode="after")
+    def _channels(self) -> ClsResizeImg:
+        if self.image_shape[0] != 3:
+            raise _fail(f"image_shape [C, H, W] needs C 3 (colour crops), got {self.image_shape[0]}")
+        return self
+
+    def steps(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return [{"op": "cls_resize", "image_shape": list(self.image_shape)}]
+
+
 def _hw(value: Any) -> Any:
     value = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
     if not (isinstance(value, list) and len(value) == 2
@@ -633,6 +650,14 @@ def _list_of_names(value: Any) -> Any:
 
 
 NameList = Annotated[Labels, BeforeValidator(_list_of_names)]
+
+
+class ClsPostProcess(Schema):
+    """PaddleOCR's direction classifier: the arg-max label of ``label_list``; ``cls_thresh`` (PaddleOCR's
+    ``--cls_thresh``, kept here so it can be edited) is the '180' score above which a crop is turned."""
+
+    label_list: NameList = ["0", "180"]
+    cls_thresh: Unit = 0.9
 
 
 class Topk(Schema):

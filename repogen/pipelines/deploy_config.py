@@ -20,8 +20,11 @@ expansion and nesting caps): a bad config is one ConfigError line, never a trace
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -161,13 +164,20 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
             if chars[0] == "blank":
                 chars = chars[1:]
             return config("ocr_rec", ctx, transforms, {"use_space_char": ctc.use_space_char}, characters=chars)
+        if head.name == "ClsPostProcess":  # PaddleOCR's v2 direction classifier (PaddleOCR's own export form)
+            cls = schema.validate(schema.ClsPostProcess, post, path, ("PostProcess",))
+            if not any(t["op"] == "cls_resize" for t in transforms):
+                raise schema.UnsupportedConfigError(f"{path}: a ClsPostProcess model needs ClsResizeImg in its "
+                                                    "transform_ops")
+            return config("classification", ctx, transforms, {"topk": 1, "cls_thresh": cls.cls_thresh},
+                          labels=list(cls.label_list))
         if head.name is None and head.Topk is not None:
             topk = schema.validate(schema.Topk, head.Topk, path, ("PostProcess", "Topk"))
             return config("classification", ctx, transforms, {"topk": topk.topk},
                           labels=None if topk.label_list is None else list(topk.label_list))
         raise schema.UnsupportedConfigError(schema.one_line(
             f"{path}: PostProcess.name {head.name!r} has no repogen implementation (known: DBPostProcess, "
-            "CTCLabelDecode, Topk); build with --no-pipeline to serve the model alone"))
+            "CTCLabelDecode, ClsPostProcess, Topk); build with --no-pipeline to serve the model alone"))
     if "Preprocess" in data and is_fluid(data):
         return _fluid_detection(data, path, config)
     if "Preprocess" in data:
@@ -332,3 +342,17 @@ def input_roles(input_names: list[str], where: str) -> dict[str, str]:
     if list(roles.values()).count("image") != 1:
         raise ConfigError(f"{where}: cannot tell which input takes the image among {input_names}")
     return roles
+
+
+def cached_text_file(text: str, filename: str, folder: str) -> Path:
+    """``text`` as ``filename`` in a per-content cache folder under the temp dir (``folder``/<sha256>/); written
+    atomically, so parallel builds never read a half-written file."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    where = Path(tempfile.gettempdir()) / folder / digest
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / filename
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        tmp = where / f".{filename}.{os.getpid()}"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return path

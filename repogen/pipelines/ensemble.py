@@ -235,6 +235,8 @@ def ocr_system(generated: list[GeneratedModel], choice: Any = None,
         data["cls"] = {"model": cls["model"], "input": next(iter(op["roles"])), "output": op["model_outputs"][0],
                        "transforms": op["transforms"], "color": op["color"],
                        "batch_size": max(1, min(OCR_BATCH, cls["max_batch_size"]))}
+        if "cls_thresh" in op["post"]:  # PaddleOCR's v2 direction classifier: its labels and threshold decide
+            data["cls"].update(labels=op["labels"], cls_thresh=op["post"]["cls_thresh"])
     outputs = [Tensor("boxes", "float32", [-1, 4, 2]), Tensor("texts", "bytes", [-1]), Tensor("scores", "float32", [-1])]
     files = {"1/model.py": (SERVED / "ocr_model.py").read_bytes(), "1/pipeline_ops.py": (HERE / "ops.py").read_bytes(),
              "1/pipeline_common.py": (SERVED / "common.py").read_bytes(),

@@ -503,9 +503,29 @@ def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width:
     return out
 
 
-TRANSFORMS = {"det_resize": det_resize, "resize": resize, "resize_short": resize_short, "center_crop": center_crop, "normalize": normalize, "to_chw": to_chw,
-              "pad_stride": pad_stride, "rec_resize": rec_resize}
-TRANSFORMS["topdown_affine"] = topdown_affine
+def cls_resize(state: dict, *, image_shape: list) -> None:
+    """PaddleOCR's direction classifier input (``predict_cls``): height ``H`` keeping the aspect ratio, width at
+    most ``W``, (x/255-0.5)/0.5, zeros on the right up to ``W``: a fixed [C, H, W] whatever the crop."""
+    img = state["img"]
+    c, h, w = (int(v) for v in image_shape)
+    ih, iw = img.shape[:2]
+    fit = math.ceil(h * (iw / float(ih)))
+    rw = w if fit > w else int(fit)
+    resized = cv2.resize(img, (rw, h))
+    if resized.dtype == np.uint8:
+        resized = cv2.LUT(resized, _rec_table()).transpose((2, 0, 1))
+    else:
+        resized = resized.astype("float32").transpose((2, 0, 1)) / 255
+        resized -= 0.5
+        resized /= 0.5
+    out = np.zeros((c, h, w), np.float32)
+    out[:, :, :rw] = resized
+    state["img"] = out
+
+
+TRANSFORMS = {"det_resize": det_resize, "resize": resize, "resize_short": resize_short, "center_crop": center_crop,
+              "normalize": normalize, "to_chw": to_chw, "pad_stride": pad_stride, "rec_resize": rec_resize,
+              "cls_resize": cls_resize, "topdown_affine": topdown_affine}
 
 
 # -- PaddleDetection 0.x (Fluid) exports ------------------------------------------------------------------------------
@@ -962,4 +982,23 @@ def orientations(crops: list[np.ndarray], cls: dict, run: Any) -> list[int]:
         x = np.stack([preprocess(np.ascontiguousarray(c), cls["transforms"])["img"] for c in rgb]).astype(np.float32)
         probs = run(x)
         out += [int(topk(p, 1, None)[0][0]) for p in probs]
+    return out
+
+
+def upright(crops: list[np.ndarray], cls: dict, run: Any) -> list[np.ndarray]:
+    """The crops, those the orientation classifier finds upside down turned 180 degrees (``run(x)`` -> probs).
+    PaddleX's text-line orientation models turn class 1 with :func:`rotate`; PaddleOCR's v2 direction classifier
+    (``cls_thresh`` in ``cls``) turns a crop only when its arg-max label contains '180' and that score is above
+    ``cls_thresh``, and turns it exactly (``cv2.rotate``), as PaddleOCR's ``predict_cls`` does."""
+    if cls.get("cls_thresh") is None:
+        return [rotate(c, 180) if a == 1 else c for c, a in zip(crops, orientations(crops, cls, run))]
+    out = []
+    for start in range(0, len(crops), cls["batch_size"]):
+        chunk = crops[start:start + cls["batch_size"]]
+        rgb = [cv2.cvtColor(c, cv2.COLOR_BGR2RGB) if cls["color"] == "RGB" else c for c in chunk]
+        x = np.stack([preprocess(np.ascontiguousarray(c), cls["transforms"])["img"] for c in rgb]).astype(np.float32)
+        for crop, probs in zip(chunk, run(x)):
+            best = int(np.argmax(probs))
+            turn = "180" in str(cls["labels"][best]) and probs[best] > cls["cls_thresh"]
+            out.append(cv2.rotate(crop, cv2.ROTATE_180) if turn else crop)
     return out
