@@ -7,6 +7,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from repogen.errors import ConfigError, PaddleReferenceError, RepogenError, ServerError
@@ -62,7 +63,7 @@ def config_differences(generated, served, prefix: str = "") -> list[str]:
 # -- output comparison ---------------------------------------------------------------------------------------------
 
 def compare_output(protocol: str, case: str, name: str, got: np.ndarray | None, want: np.ndarray, rule: Rule,
-                   detection: str | None = None, tie: TieEvidence | None = None) -> OutputCheck:
+                   detection: str | None = None, tie: TieEvidence | None = None, noise: Any = None) -> OutputCheck:
     """One served output against Paddle's through the verification core (repogen.verify.compare)."""
     base = dict(protocol=protocol, case=case, output=name, expected_shape=list(want.shape), tolerance=rule.rtol)
     if got is None:
@@ -70,7 +71,7 @@ def compare_output(protocol: str, case: str, name: str, got: np.ndarray | None, 
     if got.shape == (*want.shape, 1) and got.ndim == 2:
         # a batch-only output ([N] in Paddle) is dims [1] + reshape [] in the config, which Triton reports as [N, 1]
         got = got.reshape(want.shape)
-    v = compare(got, want, rule, name=name, detection=detection, tie=tie)
+    v = compare(got, want, rule, name=name, detection=detection, tie=tie, noise=noise)
     return OutputCheck(shape=list(got.shape), max_abs=v.max_abs, rel_err=v.rel_l2, ok=v.passed, problem=v.reason,
                        ties=v.ties, criterion=v.criterion, **base)
 
@@ -173,13 +174,15 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
                     detection = (model.manifest.get("detections") or {}).get(spec.name)
                     check = compare_output(protocol, case, spec.name, got[spec.name], expected[case][spec.name],
                                            model.rule, detection)
-                    if not check.ok and check.shape == check.expected_shape:  # selected by score: ties decide
+                    if not check.ok and check.shape == check.expected_shape:
+                        # selected by score: ties decide; fp32 floats: the network's own rounding noise allows
                         scorer = _tie_scorer(model, ref) if scorer is None else scorer
                         found = scorer.evidence(spec.name, feeds) if scorer else None
-                        if found is not None:
+                        floor = scorer.floor(spec.name, feeds) if scorer and model.rule.noise_factor else None
+                        if found is not None or floor is not None:
                             check = compare_output(protocol, case, spec.name, got[spec.name],
                                                    expected[case][spec.name], model.rule, detection,
-                                                   TieEvidence.from_arrays(*found))
+                                                   TieEvidence.from_arrays(*found) if found else None, floor)
                     _record(report, check)
             if client is not grpc:
                 client.close()

@@ -357,9 +357,9 @@ def network_scores(graph: Graph, feeds: Mapping[str, np.ndarray], names: Sequenc
 
 
 class TieScorer:
-    """validate's view: the scores behind a served model's selected outputs, from a NumPy-backend FP32 network
-    of the source model (the served engine does not output them). Names are Triton's; ``in_names`` /
-    ``out_names`` map them to Paddle's (harness.reference.PaddleReference)."""
+    """validate's view of the source model as a NumPy-backend FP32 network: the scores behind a served model's
+    selected outputs (the served engine does not output them) and each output's noise floor. Names are Triton's;
+    ``in_names`` / ``out_names`` map them to Paddle's (harness.reference.PaddleReference)."""
 
     def __init__(self, source: object, in_names: Mapping[str, str], out_names: Mapping[str, str]):
         from repogen.paddle import load_model
@@ -369,7 +369,9 @@ class TieScorer:
         found = tie_sources(self.graph)
         self.sources = {t: found[p] for t, p in out_names.items() if p in found}
         self.in_names = dict(in_names)
+        self.out_names = dict(out_names)
         self._cache: dict[int, dict[str, np.ndarray]] = {}
+        self._floors: dict[tuple, dict[str, Any]] = {}
 
     def evidence(self, name: str, feeds: Mapping[str, np.ndarray]) -> tuple[TieSource, dict[str, np.ndarray]] | None:
         """(source, {graph value: our array}) for Triton output ``name`` on ``feeds``; None when it is not
@@ -382,6 +384,18 @@ class TieScorer:
             paddle_feeds = {p: np.asarray(feeds[t]) for t, p in self.in_names.items()}
             self._cache[key] = network_scores(self.graph, paddle_feeds, evidence_names(self.sources))
         return src, self._cache[key]
+
+    def floor(self, name: str, feeds: Mapping[str, np.ndarray]) -> Any:
+        """The fp32 NumPy network's noise floor (repogen.verify.noise) for Triton output ``name`` on ``feeds``:
+        how far float32 rounding alone moves that output, the allowance of an fp32 rule (a served Paddle or plan
+        differs from the reference by its own rounding, not by a converter's). None for outputs without one."""
+        from repogen.verify.noise import graph_noise_floors
+
+        key = ("floor", id(feeds))
+        if key not in self._floors:
+            paddle_feeds = {p: np.asarray(feeds[t]) for t, p in self.in_names.items()}
+            self._floors[key] = graph_noise_floors(self.graph, paddle_feeds)
+        return self._floors[key].get(self.out_names.get(name, ""))
 
     def check(self, name: str, feeds: Mapping[str, np.ndarray], got: np.ndarray, want: np.ndarray,
               tol: float) -> tuple[bool, int, str] | None:
