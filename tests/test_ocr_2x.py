@@ -229,6 +229,22 @@ def test_a_dictionary_of_another_recognizer_is_one_error_line(tmp_path, exports)
 
 # -- the v2 direction classifier ---------------------------------------------------------------------------------
 
+def test_check_judges_a_bare_export_on_its_task(exports):
+    """`repogen check` applies the same defaults as build: a bare *_cls_infer folder is checked on generated text
+    lines through PaddleOCR's classifier pre-processing and its labels are compared; a bare recognizer without
+    its dictionary is one error line naming --char-dict."""
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "check", str(exports["cls"]), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["inputs"] == "realistic" and report["passed"]
+    assert [t["kind"] for t in report["tasks"]] == ["classification"] and report["tasks"][0]["passed"]
+    assert report["input_shapes"]["x"][1:] == CLS_SHAPE
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "check", str(exports["rec"])],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--char-dict" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def _crops() -> list[np.ndarray]:
     rng = np.random.default_rng(3)
     sizes = [(32, 60), (48, 192), (40, 500), (30, 31), (60, 20), (47, 190)]  # narrow, exact, wide, square, tall

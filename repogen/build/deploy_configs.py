@@ -104,13 +104,28 @@ def default_model_name(source: Path, explicit: Path | None, fallback: str) -> st
     return read_model_facts(path).default_name(fallback)
 
 
-def task_config(model: Path, explicit: Path | None = None) -> tuple[DeployConfig | None, str]:
+def task_config(model: Path, explicit: Path | None = None, kind: str | None = None,
+                char_dict: Path | None = None) -> tuple[DeployConfig | None, str]:
     """(the deploy config ``repogen check`` judges a model's task by, or None, and why none): the one named, else
-    the one beside the model, as the build finds it. A config repogen has no pipeline for gives none (the
-    check then uses random inputs); a bad value in it is the user's error, as in the build."""
-    path = _config_path(Path(model), explicit)
+    the one beside the model, else for a PaddleOCR 2.x export (``kind`` asked for, or told by its ``*_infer``
+    folder name) the one PaddleOCR's defaults make, as the build finds it. A config repogen has no pipeline for
+    gives none (the check then uses random inputs); a bad value in it is the user's error, as in the build."""
+    model = Path(model)
+    path = _config_path(model, explicit)
     if explicit and not path.is_file():
         raise ConfigError(f"--deploy-config {explicit}: file not found")
+    kind = paddleocr_export(model, kind, explicit, True, "check")
+    if kind is not None:
+        from repogen.paddle import load_model
+
+        first = load_model(model).input_values()[0]
+        name = (model if model.is_dir() else model.parent).name
+        dictionary = paddleocr_dictionary(model, kind, char_dict, name, "check", strict=False)
+        return read_deploy_config(paddleocr2.write_config(kind, name, dictionary, first.name,
+                                                          list(first.shape or []))), ""
+    if char_dict is not None:
+        raise ConfigError(f"--char-dict: {model} is not a PaddleOCR 2.x text recognizer (a *_rec_infer folder "
+                          "without a deploy config, or --pipeline ocr-rec)")
     if path is None:
         return None, "no deploy config beside the model"
     try:

@@ -26,6 +26,11 @@ def add_parser(sub: Any) -> None:
                    help="PaddleX inference.yml / PaddleDetection infer_cfg.yml / PaddleSeg deploy.yaml (default: the "
                         "one beside the model): the model is checked on generated images of its task, and the "
                         "answers its pipeline reads (boxes, texts, labels) are compared too")
+    p.add_argument("--pipeline", dest="pipeline_kind", choices=["ocr-det", "ocr-rec", "ocr-cls"], default=None,
+                   help="a PaddleOCR 2.x export with no deploy config: judge it on its task with PaddleOCR's defaults "
+                        "(as build applies them; *_det_infer, *_rec_infer, *_cls_infer folders are recognised)")
+    p.add_argument("--char-dict", metavar="FILE",
+                   help="a PaddleOCR 2.x recognizer's character dictionary (default: the .txt file beside the model)")
     p.add_argument("--random-inputs", action="store_true",
                    help="random tensors even where a deploy config exists (at --shape, or the model's own shapes)")
     add_int8_options(p)
@@ -50,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = None
     if not args.random_inputs:
-        cfg, _ = task_config(Path(args.model), Path(args.deploy_config) if args.deploy_config else None)
+        cfg, _ = task_config(Path(args.model), Path(args.deploy_config) if args.deploy_config else None,
+                             args.pipeline_kind, Path(args.char_dict) if args.char_dict else None)
     report = check_model(args.model, inputs=_npz(args.inputs, "--inputs"), reference=_npz(args.reference, "--reference"),
                          fp16=args.fp16, shapes=list(args.shape or []), seed=args.seed, int8=args.int8,
                          calib_data=args.calib_data, calib_method=args.calib_method, deploy_config=cfg)
