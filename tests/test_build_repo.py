@@ -19,6 +19,7 @@ from repogen.build import flow as build_mod
 from repogen.build.spec import EXAMPLE_DIR, ModelSpec
 from repogen.build.targets import PlanBuild, TensorRTStatus
 from repogen.repository.engine import graph_engine
+from repogen.verify import rule_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_repo"
@@ -63,7 +64,8 @@ def test_default_build_falls_back_to_paddle_with_one_warning(tmp_path: Path) -> 
     assert cfg.output[0].label_filename == "labels.txt"
     man = json.loads((model / "repogen.json").read_text())
     assert man["target"] == "paddle" and man["format"] == "paddle2" and man["tensorrt"] is None
-    assert man["tolerance"] == {"rtol": 1e-5} and man["precision"] == "fp32"
+    # the verification core's rule the build was judged by (validate judges the served model by the same)
+    assert man["tolerance"] == rule_for("fp32", False).to_dict() and man["precision"] == "fp32"
     assert man["inputs"] == [{"name": "image", "dtype": "float32", "shape": [-1, 3, 32, 32]}]
     assert man["outputs"] == [{"name": "probs", "dtype": "float32", "shape": [-1, 10]}]
     assert man["profiles"] == [{"image": {"min": [1, 3, 32, 32], "opt": [8, 3, 32, 32], "max": [8, 3, 32, 32]}}]
@@ -252,7 +254,7 @@ def test_tensorrt_target_wiring_with_a_fake_builder(tmp_path: Path, monkeypatch:
     assert cfg.platform == "tensorrt_plan" and cfg.max_batch_size == 4 and cfg.optimization.cuda.graphs
     assert model_config_pb2.ModelInstanceGroup.Kind.Name(cfg.instance_group[0].kind) == "KIND_GPU"
     man = json.loads((model / "repogen.json").read_text())
-    assert man["precision"] == "fp16" and man["tolerance"] == {"rtol": 1e-2}
+    assert man["precision"] == "fp16" and man["tolerance"] == rule_for("fp16", False).to_dict()
     assert man["tensorrt"]["compute_capability"] == "9.0" and man["source"]["in_version_folder"] is False
 
 
