@@ -8,13 +8,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build reads configs through here
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
+from repogen.locks import private_dir
 from repogen.pipelines.budget import pixel_budget
 from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
@@ -94,19 +97,27 @@ def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_
 
 def _labels_file(cfg: DeployConfig) -> Path:
     """``label_list`` as the labels file Triton's classification extension reads (``label_filename``): one label
-    a line, in a per-content cache folder (the build copies it beside config.pbtxt)."""
-    import hashlib
-    import tempfile
+    a line, ``labels.txt`` in a per-content folder of this user's private cache (the build copies it beside
+    config.pbtxt).
 
+    The cache is ``$TMPDIR/repogen-<uid>/labels`` (repogen.locks.private_dir: created 0700 and checked to be
+    this user's own real folder, so no other user can plant a symlink in it); the file is written to a fresh
+    temp file there (``O_EXCL``) and renamed over the name, never opened through an existing path."""
     text = "".join(f"{label}\n" for label in cfg.labels)
-    folder = Path(tempfile.gettempdir()) / "repogen-labels" / hashlib.sha256(text.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "labels.txt"
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        tmp = folder / f".labels.{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: parallel builds never read a half-written file
-    return path
+    folder = private_dir("labels") / hashlib.sha256(text.encode()).hexdigest()[:32]
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".labels-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, folder / "labels.txt")  # atomic: a parallel build never reads a half-written file
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return folder / "labels.txt"
 
 
 def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:

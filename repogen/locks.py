@@ -1,9 +1,13 @@
-"""Local temp folders and lock files that tell a live process from a dead one by ``flock``, never by a pid.
+"""Folders and lock files that tell a live process from a dead one by ``flock``, never by a pid.
 
 A process that owns a temp folder holds an exclusive ``flock`` on a ``.lock`` file inside it for as long as
 it lives; the kernel drops the lock when the process dies, whatever killed it (SIGKILL included). A later
 run that can take the lock knows the owner is gone and removes the folder. Pids say nothing across PID
 namespaces (containers) and are reused; a lock held on the file itself does not have those problems.
+
+Used by the build's staging folders beside ``--out`` (repogen.repository.staging), the temp folders of
+``build --out s3://`` and ``serve s3://`` and the publish transaction's lock files (repogen.storage), and the
+per-user private folder the labels cache lives in (repogen.build.pipeline_stages).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -56,31 +61,60 @@ def private_dir(name: str) -> Path:
     return base / name
 
 
+class LockedDir:
+    """A folder this process owns: ``path``, and the descriptor holding the lock on ``path / LOCK_NAME``.
+
+    ``release()`` drops the lock (the folder stays: the caller removes or renames it first)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def make_locked_dir(parent: Path, prefix: str, mode: int = 0o700) -> LockedDir:
+    """A fresh folder ``parent/<prefix><random>``, marked live by a held lock on the ``.lock`` file inside it.
+
+    ``mode`` (less the umask): 0700 for private temp folders; a staging folder that becomes the repository
+    itself takes the mode any new folder would have."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, mode)
+            break
+        except FileExistsError:
+            continue
+    fd = try_lock(path / LOCK_NAME, create=True)
+    if fd is None:  # a fresh folder of ours: only a filesystem without flock refuses the lock
+        shutil.rmtree(path, ignore_errors=True)
+        raise ConfigError(f"{path}: cannot lock {LOCK_NAME} (does this filesystem support flock?)")
+    return LockedDir(path, fd)
+
+
 @contextlib.contextmanager
 def locked_tempdir(prefix: str) -> Iterator[Path]:
     """A fresh folder under the temp directory, marked live by a held lock; removed when the block ends
     (exceptions and SIGTERM-turned-SystemExit included). After SIGKILL :func:`remove_dead_tempdirs` finds it."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    fd = try_lock(path / LOCK_NAME, create=True)
-    if fd is None:  # a fresh private folder: only a broken filesystem refuses the lock
-        shutil.rmtree(path, ignore_errors=True)
-        raise ConfigError(f"{path}: cannot lock {LOCK_NAME} (does this filesystem support flock?)")
+    owned = make_locked_dir(Path(tempfile.gettempdir()), prefix)
     try:
-        yield path
+        yield owned.path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
+        shutil.rmtree(owned.path, ignore_errors=True)
+        owned.release()
 
 
-def remove_dead_tempdirs(prefix: str) -> list[tuple[Path, int]]:
-    """Folders made by :func:`locked_tempdir` whose owner is gone: removed; returns (folder, bytes freed).
+def remove_dead_dirs(parent: Path, prefix: str) -> list[tuple[Path, int]]:
+    """Folders ``parent/<prefix>*`` made by :func:`make_locked_dir` whose owner is gone: removed; returns
+    (folder, bytes freed).
 
     Only this user's own real folders with a lock file are considered: a folder without one is either
-    being created this very moment or was not made here."""
+    being created this very moment, being renamed into place by its owner, or was not made here."""
     removed = []
-    root = Path(tempfile.gettempdir())
     try:
-        candidates = sorted(p for p in root.iterdir() if p.name.startswith(prefix))
+        candidates = sorted(p for p in parent.iterdir() if p.name.startswith(prefix))
     except OSError:
         return removed
     for p in candidates:
@@ -100,6 +134,11 @@ def remove_dead_tempdirs(prefix: str) -> list[tuple[Path, int]]:
         finally:
             os.close(fd)
     return removed
+
+
+def remove_dead_tempdirs(prefix: str) -> list[tuple[Path, int]]:
+    """:func:`remove_dead_dirs` under the temp directory (folders made by :func:`locked_tempdir`)."""
+    return remove_dead_dirs(Path(tempfile.gettempdir()), prefix)
 
 
 def _walk_files(root: Path) -> Iterator[os.DirEntry]:
