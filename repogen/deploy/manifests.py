@@ -138,7 +138,8 @@ def context(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = Non
     }
 
 
-def _jobs(user_dir: Path | None, templates: list[str], ctx: dict[str, Any]) -> list[tuple[templating.Job, bool]]:
+def template_jobs(user_dir: Path | None, templates: list[str],
+                  ctx: dict[str, Any]) -> list[tuple[templating.Job, bool]]:
     """(render job, is it the user's) per template: a file of ``user_dir`` replaces the bundled one of the same
     name and may import only the bundled macros (``_labels.j2``), never another file of that folder."""
     if user_dir is not None and not user_dir.is_dir():
@@ -176,7 +177,7 @@ def render(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = None
 
     ctx = context(uri_text, opts, endpoint_url)
     files = selected(opts)
-    jobs = _jobs(opts.templates, [template for template, _ in files.values()], ctx)
+    jobs = template_jobs(opts.templates, [template for template, _ in files.values()], ctx)
     # the user's templates render together in one child process, repogen's own here
     users = iter(templating.render_all([job for job, user in jobs if user], isolated=True))
     texts = [next(users) if user else templating.render(job, isolated=False) for job, user in jobs]

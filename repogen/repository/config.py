@@ -131,20 +131,25 @@ def _warmup_context(warm: Any, engine: EngineDesc, max_batch_size: int, spec: An
                         "dims": config_dims(tuple(shapes[t.name]), max_batch_size) or [1]} for t in engine.inputs]}
 
 
-def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
-    """``template`` is a bundled template name (tensorrt.pbtxt.j2) or the path of a user template.
-
-    A user template is read here and rendered in a child process (repository.templating): it may import the
-    bundled macros (``_io.pbtxt.j2``) and nothing else; a bundled one renders in-process. Any failure is one
-    ConfigError line naming the template and line."""
+def template_job(template: str | Path, context: Mapping[str, Any]) -> tuple[templating.Job, bool]:
+    """The render of ``template`` (a bundled template name, tensorrt.pbtxt.j2, or the path of a user template)
+    and whether it is the user's. A user template is read here; it may import the bundled macros
+    (``_io.pbtxt.j2``) and nothing else."""
     path = Path(template)
     if path.is_absolute() or path.parent != Path("."):
         sources = {str(template): templating.read_template(path)} | templating.bundled_macros(TEMPLATE_DIR)
-        return templating.render(templating.Job(str(template), str(template), sources, context), isolated=True)
+        return templating.Job(str(template), str(template), sources, context), True
     sources = templating.bundled_sources(TEMPLATE_DIR)
     if str(template) not in sources:
         raise ConfigError(f"{template}: no such bundled template (bundled: {', '.join(sorted(sources))})")
-    return templating.render(templating.Job(str(template), str(template), sources, context), isolated=False)
+    return templating.Job(str(template), str(template), sources, context), False
+
+
+def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
+    """``template`` rendered (repository.templating): a user's in a child process with a memory and CPU cap,
+    repogen's own here; any failure is one ConfigError line naming the template and line."""
+    job, users = template_job(template, context)
+    return templating.render(job, isolated=users)
 
 
 def stage_config(*, name: str, description: str, inputs: Sequence[Mapping[str, Any]],

@@ -396,7 +396,8 @@ def _describe(exc: BaseException, job: Job) -> str:
     if isinstance(exc, RecursionError):
         return f"{at}: recursion too deep (a macro or loop that calls itself without end?)"
     if isinstance(exc, MemoryError):
-        return f"{at}: out of memory while rendering"
+        cap = f" (over the renderer's {CHILD_MEMORY >> 20} MiB)" if _IN_CHILD else ""
+        return f"{at}: out of memory while rendering{cap}"
     return f"{at}: {type(exc).__name__}: {_one_line(exc)}"
 
 
@@ -458,8 +459,13 @@ def render_all(jobs: Sequence[Job], *, isolated: bool) -> list[str]:
     return [r["text"] for r in results]
 
 
+_IN_CHILD = False
+
+
 def _child_main() -> None:
     """The child process of :func:`render_all`: limits first, then the jobs from stdin, results to stdout."""
+    global _IN_CHILD
+    _IN_CHILD = True
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
     resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_SECONDS, CHILD_CPU_SECONDS + 1))
     jobs = pickle.loads(sys.stdin.buffer.read())  # from the parent, which trusts itself
@@ -471,8 +477,9 @@ def _child_main() -> None:
         except ConfigError as exc:
             results.append({"error": str(exc)})
             break
-        except MemoryError:
-            results.append({"error": f"{job.where}: rendering needed more than {CHILD_MEMORY >> 20} MiB; stopped"})
+        except MemoryError:  # while reporting another error
+            results.append({"error": f"{job.where}: out of memory while rendering (over the renderer's "
+                                     f"{CHILD_MEMORY >> 20} MiB)"})
             break
     sys.stdout.write(json.dumps(results))
     sys.stdout.flush()
