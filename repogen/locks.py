@@ -66,7 +66,7 @@ class LockedDir:
 
     ``release()`` drops the lock (the folder stays: the caller removes or renames it first)."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int | None) -> None:
         self.path, self._fd = path, fd
 
     def release(self) -> None:
@@ -75,11 +75,12 @@ class LockedDir:
             self._fd = None
 
 
-def make_locked_dir(parent: Path, prefix: str, mode: int = 0o700) -> LockedDir:
+def make_locked_dir(parent: Path, prefix: str, mode: int = 0o700, required: bool = True) -> LockedDir:
     """A fresh folder ``parent/<prefix><random>``, marked live by a held lock on the ``.lock`` file inside it.
 
     ``mode`` (less the umask): 0700 for private temp folders; a staging folder that becomes the repository
-    itself takes the mode any new folder would have."""
+    itself takes the mode any new folder would have. Where the filesystem refuses ``flock`` the folder is
+    refused (``required``) or made without a lock file, so that nobody ever judges it stale."""
     while True:
         path = parent / f"{prefix}{secrets.token_hex(4)}"
         try:
@@ -88,9 +89,11 @@ def make_locked_dir(parent: Path, prefix: str, mode: int = 0o700) -> LockedDir:
         except FileExistsError:
             continue
     fd = try_lock(path / LOCK_NAME, create=True)
-    if fd is None:  # a fresh folder of ours: only a filesystem without flock refuses the lock
+    if fd is None and required:  # a fresh folder of ours: only a filesystem without flock refuses the lock
         shutil.rmtree(path, ignore_errors=True)
         raise ConfigError(f"{path}: cannot lock {LOCK_NAME} (does this filesystem support flock?)")
+    if fd is None:
+        (path / LOCK_NAME).unlink(missing_ok=True)  # a free lock file would read as "owner gone"
     return LockedDir(path, fd)
 
 

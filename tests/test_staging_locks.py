@@ -119,6 +119,21 @@ def test_the_build_holds_its_lock_until_commit_and_leaves_none_in_the_repository
     assert "max_batch_size: 2" in (out / "m" / "config.pbtxt").read_text()
 
 
+def test_a_filesystem_without_flock_still_builds_and_never_judges(tmp_path: Path, monkeypatch) -> None:
+    """Where flock is refused the staging folder is made without a lock file (a free one would read as "owner
+    gone" to the next build) and is never removed by another build."""
+    from repogen import locks
+
+    monkeypatch.setattr(locks, "try_lock", lambda path, create=False: None)
+    out = tmp_path / "repo"
+    mine = staging.make_staging(out)
+    assert mine.is_dir() and not (mine / LOCK_NAME).exists()
+    assert staging.remove_stale(out) == [] and mine.is_dir()
+    (mine / "m").mkdir()
+    staging.commit(mine, out, ["m"])
+    assert sorted(p.name for p in out.iterdir()) == ["m"]
+
+
 def _unshare() -> list[str]:
     cmd = ["unshare", "--pid", "--fork", "--mount-proc"]
     if shutil.which("unshare") is None or subprocess.run([*cmd, "true"], capture_output=True).returncode != 0:

@@ -56,7 +56,8 @@ def make_staging(out: Path) -> Path:
     only tells a person which process made it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out)
-    owned = make_locked_dir(out.parent, f"{_PREFIX.format(out.name)}{os.getpid()}-", mode=0o777)
+    # a filesystem without flock: the folder has no lock file and is never removed by another build
+    owned = make_locked_dir(out.parent, f"{_PREFIX.format(out.name)}{os.getpid()}-", mode=0o777, required=False)
     _held[owned.path] = owned
     return owned.path
 
