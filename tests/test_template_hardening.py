@@ -497,6 +497,7 @@ def fuzz(root: Path, n: int, cli_n: int, seed: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.timeout(3600 if SLOW else 600)
 def test_template_fuzz(tmp_path: Path) -> None:
     report = fuzz(tmp_path, CASES, CLI_CASES, SEED)
     print(json.dumps({k: v for k, v in report.items() if k not in ("bad", "cli_bad")}, indent=1))
