@@ -17,10 +17,10 @@ from typing import Any
 from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build reads configs through here
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
-from repogen.locks import private_dir
 from repogen.pipelines.budget import pixel_budget
 from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
+from repogen.locks import private_dir  # noqa: I001 - kept apart from the lines other work moves
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8

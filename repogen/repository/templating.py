@@ -469,7 +469,6 @@ def _child_main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
     resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_SECONDS, CHILD_CPU_SECONDS + 1))
     jobs = pickle.loads(sys.stdin.buffer.read())  # from the parent, which trusts itself
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     results: list[dict[str, str]] = []
     for job in jobs:
         try:
