@@ -20,7 +20,7 @@ from repogen.errors import ConfigError
 from repogen.pipelines.budget import pixel_budget
 from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
-from repogen.locks import private_dir  # noqa: I001 - kept apart from the lines other work moves
+from repogen.locks import private_dir
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
