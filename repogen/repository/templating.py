@@ -23,6 +23,7 @@ the line (the CLI prints it and exits 2):
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import itertools
@@ -32,6 +33,7 @@ import os
 import pickle
 import re
 import resource
+import signal
 import stat
 import subprocess
 import sys
@@ -39,7 +41,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jinja2
 from jinja2 import nodes
@@ -73,6 +75,10 @@ LOOP_FILTER = "_repogen_loop_step"
 # filters whose integer arguments size their output (width, count, precision)
 _SIZING_FILTERS = {"center", "indent", "batch", "slice", "wordwrap", "truncate", "round", "filesizeformat"}
 _SIZING_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
+# filters that walk their value item by item (or character by character) in Python
+_ITERATING_FILTERS = {"map", "select", "reject", "selectattr", "rejectattr", "join", "unique", "groupby", "batch",
+                      "slice", "sort", "dictsort", "min", "max", "sum", "wordwrap", "urlize", "xmlattr", "pprint",
+                      "indent"}
 _FORMAT_WIDTH = re.compile(r"\d{7,}")  # a width or precision of a million or more in a format string
 
 
@@ -193,8 +199,9 @@ def _wrap_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        _budget().step()
         value, rest = (args[skip - 1] if len(args) >= skip else None), args[skip:]
+        # a filter that walks its value item by item in Python costs a step per item
+        _budget().step(_size(value) if name in _ITERATING_FILTERS else 1)
         if name in _SIZING_FILTERS:
             _check_sizing_ints(f"the {name} filter", rest, kwargs)
         elif name == "format":
@@ -408,12 +415,30 @@ def _environment(sources: tuple[tuple[str, tuple[str, str]], ...]) -> BoundedSan
     return BoundedSandbox(dict(sources))
 
 
-def _render_here(job: Job) -> str:
+@contextlib.contextmanager
+def _interrupted_after(seconds: float) -> Iterator[None]:
+    """SIGALRM raises LimitError in the block: the deadline also stops a single slow filter or method (pure
+    Python between two steps). Main thread of the render child only: the signal is process-wide."""
+    def expire(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise LimitError(f"rendering took more than {MAX_SECONDS:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _render_here(job: Job, *, interrupt: bool = False) -> str:
+    """``job`` rendered in this process; ``interrupt``: with the SIGALRM deadline too (the render child)."""
     # a template's own frames carry the name the user knows it by (errors find its lines by it)
     sources = tuple(sorted((n, (s, job.where if n == job.name else n)) for n, s in job.sources.items()))
     token = _BUDGET.set(_Budget(time.monotonic() + MAX_SECONDS))
     try:
-        return _environment(sources).get_template(job.name).render(**job.context)
+        with _interrupted_after(MAX_SECONDS + 0.5) if interrupt else contextlib.nullcontext():
+            return _environment(sources).get_template(job.name).render(**job.context)
     except Exception as exc:  # noqa: BLE001 - every failure of a template is one line naming it
         raise ConfigError(_describe(exc, job)) from None
     finally:
@@ -472,7 +497,7 @@ def _child_main() -> None:
     results: list[dict[str, str]] = []
     for job in jobs:
         try:
-            results.append({"text": _render_here(job)})
+            results.append({"text": _render_here(job, interrupt=True)})
         except ConfigError as exc:
             results.append({"error": str(exc)})
             break
