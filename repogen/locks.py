@@ -7,13 +7,15 @@ namespaces (containers) and are reused; a lock held on the file itself does not 
 
 Used by the build's staging folders beside ``--out`` (repogen.repository.staging), the temp folders of
 ``build --out s3://`` and ``serve s3://`` and the publish transaction's lock files (repogen.storage), and the
-per-user private folder the labels cache lives in (repogen.build.pipeline_stages).
+per-user private folder of small cached files (:func:`private_cache_file`: the labels file a deploy config's
+``label_list`` becomes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -59,6 +61,27 @@ def private_dir(name: str) -> Path:
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise ConfigError(f"{d}: expected a folder owned by this user with mode 0700 (remove it and retry)")
     return base / name
+
+
+def private_cache_file(text: str, filename: str, folder: str) -> Path:
+    """``text`` as ``filename`` in a per-content folder of this user's private cache,
+    ``private_dir(folder)/<sha256>/filename``: written to a fresh temp file there (``O_EXCL``, 0600) and renamed
+    over the name, so it is never opened through an existing path (a planted link is replaced, not followed)
+    and a parallel build never reads a half-written file."""
+    where = private_dir(folder) / hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    try:
+        os.mkdir(where, 0o700)
+    except FileExistsError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{filename}-", dir=where)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, where / filename)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return where / filename
 
 
 class LockedDir:

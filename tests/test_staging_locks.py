@@ -246,6 +246,25 @@ def test_labels_cache_never_writes_through_a_planted_symlink(temp_dir: Path, tmp
     assert path.read_text() == "circle\nsquare\ntriangle\n"
 
 
+def test_the_private_cache_writes_each_name_afresh(temp_dir: Path, tmp_path: Path) -> None:
+    """The helper itself (any small generated file, not only labels): per content, per user, replaced whole."""
+    from repogen.locks import private_cache_file
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    first = private_cache_file("a: 1\n", "inference.yml", "generated")
+    assert first.read_text() == "a: 1\n" and first.name == "inference.yml"
+    assert first.parent.parent == temp_dir / f"repogen-{os.getuid()}" / "generated"
+    assert (first.parent.stat().st_mode & 0o777) == 0o700
+    first.unlink()
+    first.symlink_to(victim)
+    assert private_cache_file("a: 1\n", "inference.yml", "generated") == first
+    assert victim.read_text() == "mine\n" and first.read_text() == "a: 1\n"
+    other = private_cache_file("a: 2\n", "inference.yml", "generated")
+    assert other != first and other.read_text() == "a: 2\n" and first.read_text() == "a: 1\n"
+    assert [p.name for p in first.parent.iterdir()] == ["inference.yml"]  # no temp file left behind
+
+
 @pytest.mark.parametrize("plant", ["symlink", "open-mode"])
 def test_a_planted_private_folder_is_refused(temp_dir: Path, tmp_path: Path, plant: str) -> None:
     """Someone created this user's private folder first: a link to a folder they control, or a folder

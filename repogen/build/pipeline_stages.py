@@ -8,9 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from repogen.errors import ConfigError
 from repogen.pipelines.budget import pixel_budget
 from repogen.pipelines.deploy_config import DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
-from repogen.locks import private_dir
+from repogen.locks import private_cache_file
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
@@ -97,27 +94,9 @@ def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_
 
 def _labels_file(cfg: DeployConfig) -> Path:
     """``label_list`` as the labels file Triton's classification extension reads (``label_filename``): one label
-    a line, ``labels.txt`` in a per-content folder of this user's private cache (the build copies it beside
-    config.pbtxt).
-
-    The cache is ``$TMPDIR/repogen-<uid>/labels`` (repogen.locks.private_dir: created 0700 and checked to be
-    this user's own real folder, so no other user can plant a symlink in it); the file is written to a fresh
-    temp file there (``O_EXCL``) and renamed over the name, never opened through an existing path."""
-    text = "".join(f"{label}\n" for label in cfg.labels)
-    folder = private_dir("labels") / hashlib.sha256(text.encode()).hexdigest()[:32]
-    try:
-        os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=".labels-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, folder / "labels.txt")  # atomic: a parallel build never reads a half-written file
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return folder / "labels.txt"
+    a line, in a per-content folder of this user's private cache (repogen.locks.private_cache_file: 0700, never
+    written through a planted link); the build copies it beside config.pbtxt."""
+    return private_cache_file("".join(f"{label}\n" for label in cfg.labels), "labels.txt", "labels")
 
 
 def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
