@@ -26,7 +26,7 @@ from repogen.cli import main
 from repogen.storage import publish as pub
 from repogen.storage import transaction as tx
 from repogen.storage.download import download
-from repogen.storage.locks import private_dir
+from repogen.locks import private_dir
 from repogen.storage.uri import StorageError, parse
 from s3_support import bucket, objects, s3_env, s3_server, sample_copy  # noqa: F401 (fixtures)
 

@@ -26,7 +26,7 @@ def test_template_escapes_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     rc = cli.main(["build", "--out", str(out), "--no-check", "--target", "paddle", "--template", str(template)])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
-    assert f"repogen build: error: {template}: refused by the template sandbox: access to attribute" in err
+    assert f"repogen build: error: {template} line 1: refused by the template sandbox: access to attribute" in err
     assert not marker.exists() and not out.exists()
 
 

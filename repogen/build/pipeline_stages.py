@@ -16,8 +16,9 @@ from repogen.build.deploy_configs import deploy_config  # noqa: F401 - the build
 from repogen.build.spec import DynamicBatching
 from repogen.errors import ConfigError
 from repogen.build.budget import pixel_budget
-from repogen.pipelines.deploy_config import CONFIG_NAMES, DeployConfig, cached_text_file, check_labels, input_roles
+from repogen.pipelines.deploy_config import CONFIG_NAMES, DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
+from repogen.locks import private_cache_file
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
@@ -109,8 +110,9 @@ def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_
 
 def _labels_file(cfg: DeployConfig) -> Path:
     """``label_list`` as the labels file Triton's classification extension reads (``label_filename``): one label
-    a line, in a per-content cache folder (the build copies it beside config.pbtxt)."""
-    return cached_text_file("".join(f"{label}\n" for label in cfg.labels), "labels.txt", "repogen-labels")
+    a line, in a per-content folder of this user's private cache (repogen.locks.private_cache_file: 0700, never
+    written through a planted link); the build copies it beside config.pbtxt."""
+    return private_cache_file("".join(f"{label}\n" for label in cfg.labels), "labels.txt", "labels")
 
 
 def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:

@@ -1,6 +1,8 @@
 """``repogen manifests REPO_URI --out DIR``: Kubernetes (and KServe) manifests for Triton serving a
 repository on object storage, rendered from Jinja2 templates users can override (``--templates DIR``:
-a file there replaces the built-in one of the same name), in Jinja2's sandbox.
+a file there replaces the built-in one of the same name and may import only the built-in macros), in the
+bounded sandbox of repogen.repository.templating (a user's templates in a child process with a memory and
+CPU cap).
 
 Every rendered object is checked by building it from the ``kubernetes`` / ``kserve`` client models
 (repogen.deploy.k8s_models): unknown or misspelled fields, wrong types and missing required fields are
@@ -17,11 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from repogen.errors import ConfigError
 from repogen.extras import require, require_installed
+from repogen.repository import templating
 from repogen.repository.images import serving_image
 from repogen.storage.uri import parse
 
@@ -138,13 +138,22 @@ def context(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = Non
     }
 
 
-def _environment(user_dir: Path | None):
-    paths = [str(user_dir)] if user_dir else []
+def template_jobs(user_dir: Path | None, templates: list[str],
+                  ctx: dict[str, Any]) -> list[tuple[templating.Job, bool]]:
+    """(render job, is it the user's) per template: a file of ``user_dir`` replaces the bundled one of the same
+    name and may import only the bundled macros (``_labels.j2``), never another file of that folder."""
     if user_dir is not None and not user_dir.is_dir():
         raise ConfigError(f"--templates {user_dir}: not a folder")
-    return ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(paths + [str(BUILTIN)]),
-                                         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                                         keep_trailing_newline=True)
+    bundled = templating.bundled_sources(BUILTIN)
+    jobs = []
+    for name in templates:
+        path = user_dir / name if user_dir is not None else None
+        if path is not None and (path.exists() or path.is_symlink()):
+            sources = {str(path): templating.read_template(path, inside=user_dir)} | templating.bundled_macros(BUILTIN)
+            jobs.append((templating.Job(str(path), str(path), sources, ctx), True))
+        else:
+            jobs.append((templating.Job(name, name, bundled, ctx), False))
+    return jobs
 
 
 def selected(opts: ManifestOptions) -> dict[str, tuple[str, str | None]]:
@@ -167,15 +176,14 @@ def render(uri_text: str, opts: ManifestOptions, endpoint_url: str | None = None
     from repogen.deploy.k8s_models import check_objects
 
     ctx = context(uri_text, opts, endpoint_url)
-    env = _environment(opts.templates)
+    files = selected(opts)
+    jobs = template_jobs(opts.templates, [template for template, _ in files.values()], ctx)
+    # the user's templates render together in one child process, repogen's own here
+    users = iter(templating.render_all([job for job, user in jobs if user], isolated=True))
+    texts = [next(users) if user else templating.render(job, isolated=False) for job, user in jobs]
     out: dict[str, str] = {}
     docs: dict[str, tuple[dict, str | None]] = {}
-    for filename, (template, model) in selected(opts).items():
-        try:
-            text = env.get_template(template).render(**ctx)
-        except (jinja2.TemplateError, TypeError) as exc:
-            where = getattr(exc, "filename", None) or template
-            raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    for (filename, (template, model)), text in zip(files.items(), texts):
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:

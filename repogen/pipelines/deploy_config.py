@@ -20,11 +20,8 @@ expansion and nesting caps): a bad config is one ConfigError line, never a trace
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -342,17 +339,3 @@ def input_roles(input_names: list[str], where: str) -> dict[str, str]:
     if list(roles.values()).count("image") != 1:
         raise ConfigError(f"{where}: cannot tell which input takes the image among {input_names}")
     return roles
-
-
-def cached_text_file(text: str, filename: str, folder: str) -> Path:
-    """``text`` as ``filename`` in a per-content cache folder under the temp dir (``folder``/<sha256>/); written
-    atomically, so parallel builds never read a half-written file."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    where = Path(tempfile.gettempdir()) / folder / digest
-    where.mkdir(parents=True, exist_ok=True)
-    path = where / filename
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        tmp = where / f".{filename}.{os.getpid()}"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    return path

@@ -25,7 +25,7 @@ from typing import Any
 
 from repogen.errors import ConfigError
 from repogen.pipelines.bounded_yaml import dump_yaml, read_regular_file
-from repogen.pipelines.deploy_config import cached_text_file
+from repogen.locks import private_cache_file
 
 PIPELINE_KINDS = ("ocr-det", "ocr-rec", "ocr-cls")  # --pipeline / spec ``pipeline = "ocr-rec"``
 WHAT = {"ocr-det": "text detector", "ocr-rec": "text recognizer", "ocr-cls": "direction classifier"}
@@ -157,5 +157,5 @@ def write_config(kind: str, model_name: str, dictionary: Path | None = None, inp
     if kind == "ocr-rec" and characters is None:
         raise ConfigError(f"{model_name}: a PaddleOCR 2.x text recognizer needs its character dictionary: "
                           "--char-dict FILE (spec key char_dict), or the .txt file beside the model")
-    return cached_text_file(config_text(kind, model_name, characters, dictionary, input_name, input_shape), CONFIG_NAME,
-                            "repogen-paddleocr2")
+    return private_cache_file(config_text(kind, model_name, characters, dictionary, input_name, input_shape), CONFIG_NAME,
+                              "paddleocr2")

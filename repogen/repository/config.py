@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
-from repogen.repository import profile_use, serving_options
+from repogen.repository import profile_use, serving_options, templating
 from repogen.repository.warmup import check_warmup, warmup_shapes
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -133,36 +131,25 @@ def _warmup_context(warm: Any, engine: EngineDesc, max_batch_size: int, spec: An
                         "dims": config_dims(tuple(shapes[t.name]), max_batch_size) or [1]} for t in engine.inputs]}
 
 
-def _environment(search_path: Path) -> jinja2.Environment:
-    # The bundled folder stays on the path so user templates can import its macros (_io.pbtxt.j2).
-    paths = [str(search_path)] + ([str(TEMPLATE_DIR)] if search_path != TEMPLATE_DIR else [])
-    # Jinja2's own sandbox: a user template (--template) is data, never a way to run Python
-    # ({{ cycler.__init__.__globals__ }} and friends raise SecurityError); immutable: no context mutation.
-    env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(paths), undefined=jinja2.StrictUndefined,
-                                        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-                                        autoescape=False)
-    # Triton's text format takes C-style quoted strings; JSON quoting is a subset of it for our names.
-    env.filters["q"] = lambda s: '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    env.filters["pyrepr"] = repr
-    return env
+def template_job(template: str | Path, context: Mapping[str, Any]) -> tuple[templating.Job, bool]:
+    """The render of ``template`` (a bundled template name, tensorrt.pbtxt.j2, or the path of a user template)
+    and whether it is the user's. A user template is read here; it may import the bundled macros
+    (``_io.pbtxt.j2``) and nothing else."""
+    path = Path(template)
+    if path.is_absolute() or path.parent != Path("."):
+        sources = {str(template): templating.read_template(path)} | templating.bundled_macros(TEMPLATE_DIR)
+        return templating.Job(str(template), str(template), sources, context), True
+    sources = templating.bundled_sources(TEMPLATE_DIR)
+    if str(template) not in sources:
+        raise ConfigError(f"{template}: no such bundled template (bundled: {', '.join(sorted(sources))})")
+    return templating.Job(str(template), str(template), sources, context), False
 
 
 def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
-    """``template`` is a bundled template name (tensorrt.pbtxt.j2) or the path of a user template."""
-    path = Path(template)
-    if path.is_absolute() or path.parent != Path("."):
-        env, name = _environment(path.parent), path.name
-    else:
-        env, name = _environment(TEMPLATE_DIR), str(template)
-    try:
-        return env.get_template(name).render(**context)
-    except jinja2.TemplateNotFound:
-        raise ConfigError(f"{template}: template not found (looked in {env.loader.searchpath})") from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise ConfigError(f"{template}: refused by the template sandbox: {exc}") from None
-    except jinja2.TemplateError as exc:
-        line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
-        raise ConfigError(f"{template}{line}: {exc}") from None
+    """``template`` rendered (repository.templating): a user's in a child process with a memory and CPU cap,
+    repogen's own here; any failure is one ConfigError line naming the template and line."""
+    job, users = template_job(template, context)
+    return templating.render(job, isolated=users)
 
 
 def stage_config(*, name: str, description: str, inputs: Sequence[Mapping[str, Any]],

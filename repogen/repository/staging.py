@@ -6,19 +6,26 @@ folder is renamed in; a model that already exists (``--force``) is swapped with 
 where the kernel offers it, so at every instant the path holds either the old or the new model, never
 neither or a mix. A build killed at any point (even ``kill -9``) leaves at most a stale staging folder,
 which the next build beside the same ``--out`` removes.
+
+What is stale is decided by a lock, never by a pid: the build holds an exclusive ``flock`` on the ``.lock``
+file inside its staging folder for as long as it runs (repogen.locks), and the kernel drops it when the
+process dies, however it died. A staging folder whose lock can be taken is stale; one whose lock is held
+belongs to a live build, also one in another PID namespace (a container sharing the folder), whose pid
+means nothing here. A folder without a lock file is left alone (a build creating or committing it this
+instant, or a folder repogen did not make).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import secrets
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from repogen.errors import ConfigError
+from repogen.locks import LOCK_NAME, LockedDir, make_locked_dir, remove_dead_dirs
 
 _PREFIX = ".{}.repogen-tmp-"
 _RENAME_EXCHANGE = 2
@@ -33,38 +40,32 @@ def pause_point(stage: str) -> None:
         time.sleep(3600)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# staging folder -> its held lock; released when the folder is committed or discarded
+_held: dict[Path, LockedDir] = {}
 
 
 def remove_stale(out: Path) -> list[Path]:
-    """Staging folders left by builds that were killed (their pid is gone)."""
-    removed = []
-    prefix = _PREFIX.format(out.name)
+    """Staging folders beside ``out`` whose build is gone (their lock is free): removed."""
     if not out.parent.is_dir():
-        return removed
-    for p in out.parent.iterdir():
-        if not p.name.startswith(prefix):
-            continue
-        pid_text = p.name[len(prefix):].split("-")[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-    return removed
+        return []
+    return [path for path, _ in remove_dead_dirs(out.parent, _PREFIX.format(out.name))]
 
 
 def make_staging(out: Path) -> Path:
+    """A fresh staging folder beside ``out``, locked for as long as this build runs. The pid in its name
+    only tells a person which process made it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out)
-    path = out.parent / f"{_PREFIX.format(out.name)}{os.getpid()}-{secrets.token_hex(4)}"
-    path.mkdir()
-    return path
+    # a filesystem without flock: the folder has no lock file and is never removed by another build
+    owned = make_locked_dir(out.parent, f"{_PREFIX.format(out.name)}{os.getpid()}-", mode=0o777, required=False)
+    _held[owned.path] = owned
+    return owned.path
+
+
+def _release(staging: Path) -> None:
+    owned = _held.pop(staging, None)
+    if owned is not None:
+        owned.release()
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -91,11 +92,14 @@ def commit(staging: Path, out: Path, names: list[str]) -> None:
 
     The caller has checked that every existing ``out/<name>`` may be replaced (ownership.py)."""
     if not out.exists():
-        # A new repository appears all at once.
+        # A new repository appears all at once. Its lock file goes first (the lock itself stays held on the
+        # open descriptor); for that instant the folder has no lock file, which no other build judges stale.
         for entry in staging.iterdir():
-            if entry.name not in names:
+            if entry.name not in names and entry.name != LOCK_NAME:
                 shutil.rmtree(entry)
+        (staging / LOCK_NAME).unlink(missing_ok=True)
         os.rename(staging, out)
+        _release(staging)
         pause_point("commit")
         return
     if not out.is_dir():
@@ -113,7 +117,9 @@ def commit(staging: Path, out: Path, names: list[str]) -> None:
             os.rename(new, dest)
         pause_point("commit")
     shutil.rmtree(staging)
+    _release(staging)
 
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+    _release(staging)

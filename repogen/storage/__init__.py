@@ -5,6 +5,8 @@
 - :mod:`repogen.storage.publish`: plan and check a publish, verify, prune, repair;
 - :mod:`repogen.storage.transaction`: one model's publish as a transaction a killed process cannot break
   (staged beside the repository, config pinned, copied in, config last; leftovers undone or finished);
-- :mod:`repogen.storage.locks`: temp folders and lock files that tell a live process from a dead one (flock);
 - :mod:`repogen.storage.download`: fetch published models back (the validation harness's reference);
+
+Temp folders and lock files that tell a live process from a dead one are :mod:`repogen.locks` (shared with
+the build's staging folders).
 """

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from repogen.interrupts import terminate_raises
 from repogen.storage import client as s3
-from repogen.storage.locks import locked_tempdir, remove_dead_tempdirs
+from repogen.locks import locked_tempdir, remove_dead_tempdirs
 from repogen.storage.publish import publish
 from repogen.storage.uri import S3URI, StorageError, is_remote, parse
 

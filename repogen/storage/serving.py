@@ -16,7 +16,7 @@ from typing import Iterator
 from repogen.extras import require
 from repogen.storage import client as s3
 from repogen.storage.download import download
-from repogen.storage.locks import locked_tempdir, remove_dead_tempdirs
+from repogen.locks import locked_tempdir, remove_dead_tempdirs
 from repogen.storage.publish import remote_versions
 from repogen.storage.transaction import is_staging
 from repogen.storage.uri import S3URI, StorageError, parse

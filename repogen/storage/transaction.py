@@ -53,7 +53,7 @@ from google.protobuf import text_format
 
 from repogen.extras import require
 from repogen.storage import client as s3
-from repogen.storage.locks import private_dir, try_lock
+from repogen.locks import private_dir, try_lock
 from repogen.storage.uri import S3URI, StorageError
 from repogen.repository.config import parse_config
 from repogen.repository.multiplan import served_versions
