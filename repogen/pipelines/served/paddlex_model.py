@@ -74,7 +74,7 @@ class TritonPythonModel:
         log_id = None
         try:
             body = self._body(request)
-            given = body.get("logId")
+            given = body.get("logId") if self.kind in ("ocr", "detection") else None  # fields of PaddleX's requests
             log_id = given if isinstance(given, str) and given else None
             out = {"logId": log_id or str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success",
                    "result": self.handlers[self.kind](body)}

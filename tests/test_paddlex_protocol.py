@@ -1,0 +1,347 @@
+"""PaddleX's serving protocol over the generated pipelines (repogen.pipelines.paddlex_protocol): ``repogen build``
+on zoo-style exports writes ``ocr_paddlex`` and ``<model>_paddlex``; served by the real CPU tritonserver, every
+answer validates against PaddleX's own schema classes (``paddlex.inference.serving.schemas``, envelopes from
+``paddlex.inference.serving.infra.models``) and carries what the native pipeline answers for the same image
+(judged by repogen.verify.tasks.compare_answers); bad requests get PaddleX's error form and the server goes on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repogen.examples import pipeline_exports as testing
+from repogen.pipelines.paddlex_protocol import ANSWER_KINDS, ENDPOINTS, native_answer, request_body
+from repogen.verify import inputs
+from repogen.verify.tasks import compare_answers
+
+pytest.importorskip("paddlex")
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+KINDS = ("ocr_det", "ocr_rec", "textline", "det", "seg", "cls")
+NAME = testing.MODEL_NAME
+#: protocol model -> (pipeline kind, native pipeline that answers the same image)
+PROTOCOL = {"ocr_paddlex": ("ocr", "ocr_system"), "det_paddlex": ("detection", "det_pipeline"),
+            f"{NAME['cls']}_paddlex": ("classification", f"{NAME['cls']}_pipeline"),
+            "seg_paddlex": ("segmentation", "seg_pipeline")}
+
+
+def paddlex_schemas():
+    """PaddleX's serving schema modules. Its package refuses to import without the whole serving plugin
+    (filetype, opencv-contrib-python...), which the schemas, plain pydantic classes, do not use: the gate is
+    answered for the import only."""
+    import paddlex.utils.deps as deps
+
+    gate = deps.require_serving_plugin
+    deps.require_serving_plugin = lambda: None
+    try:
+        from paddlex.inference.serving.infra import models
+        from paddlex.inference.serving.schemas import (image_classification, object_detection, ocr,
+                                                       semantic_segmentation)
+    finally:
+        deps.require_serving_plugin = gate
+    return models, {"ocr": ocr, "detection": object_detection, "classification": image_classification,
+                    "segmentation": semantic_segmentation}
+
+
+ENVELOPES, SCHEMAS = paddlex_schemas()
+
+
+def _images(kind: str) -> list[np.ndarray]:
+    if kind == "ocr":
+        words = [["hello", "world 42", "abc"], ["triton", "paddle ocr", "a b c d e f g"], ["x1 y2 z3", "ok"]]
+        return [inputs.text_image(w, 10 + i, (220, 320)) for i, w in enumerate(words)]
+    return [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    return testing.save_models(tmp_path_factory.mktemp("protocol-models"), KINDS)
+
+
+@pytest.fixture(scope="module")
+def repo(models, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("protocol-repo") / "repo"
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "build", *(str(models[k]) for k in KINDS),
+                           "--out", str(out), "--target", "paddle", "--no-check", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = {m["name"]: m for m in json.loads(proc.stdout)["models"]}
+    for name in PROTOCOL:  # written by the one writer, described like every pipeline folder
+        assert report[name]["role"] == "pipeline", report[name]
+    # the text-line classifier is an OCR member, answered through ocr_paddlex, not a protocol model of its own
+    assert f"{NAME['textline']}_paddlex" not in report and f"{NAME['ocr_det']}_paddlex" not in report
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    from repogen.harness.server import launch
+
+    members = [NAME[k] for k in ("ocr_det", "ocr_rec", "textline")] + ["ocr_system"]
+    stages = [f"{NAME[k]}{s}" for k in ("det", "seg", "cls") for s in ("", "_pre", "_post", "_pipeline", "_pipeline_raw")]
+    with launch(repo, models=members + stages + list(PROTOCOL), require_models=True) as srv:
+        yield srv
+
+
+def _client(server, protocol: str):
+    from repogen.harness.pipelines import client
+
+    return client(server.http_url if protocol == "http" else server.grpc_url, protocol)
+
+
+def _ask(server, model: str, body: dict, protocol: str = "grpc") -> dict:
+    from repogen.harness.pipelines import protocol_infer
+
+    return protocol_infer(_client(server, protocol), model, body)
+
+
+def _native(server, model: str, img: np.ndarray) -> dict:
+    from repogen.harness.pipelines import infer
+
+    return infer(_client(server, "grpc"), model, inputs.encode(img))
+
+
+def _valid_answer(kind: str, payload: dict) -> None:
+    """PaddleX's own response classes accept it: the envelope with errorCode 0 / "Success" and the pipeline's result."""
+    ENVELOPES.AIStudioResultResponse[SCHEMAS[kind].InferResult].model_validate(payload)
+    assert payload["errorCode"] == 0 and payload["errorMsg"] == "Success", payload
+
+
+def _valid_error(payload: dict, code: int = 422) -> str:
+    ENVELOPES.AIStudioNoResultResponse.model_validate(payload)
+    assert payload["errorCode"] == code and "result" not in payload, payload
+    return payload["errorMsg"]
+
+
+@pytest.fixture(scope="module")
+def native(server) -> dict[str, list[dict]]:
+    return {m: [_native(server, target, img) for img in _images(kind)] for m, (kind, target) in PROTOCOL.items()}
+
+
+# -- the answers ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("model", list(PROTOCOL))
+def test_answers_validate_and_carry_the_native_pipeline(server, native, model, protocol):
+    kind, _ = PROTOCOL[model]
+    found = 0
+    for img, want in zip(_images(kind), native[model]):
+        body = request_body(kind, inputs.encode(img), logId=f"req-{model}")
+        SCHEMAS[kind].InferRequest.model_validate(body)  # the request is PaddleX's
+        payload = _ask(server, model, body, protocol)
+        _valid_answer(kind, payload)
+        # PaddleX's OCR and detection requests carry a logId the answer repeats; the others get a new one
+        assert (payload["logId"] == f"req-{model}") == (kind in ("ocr", "detection"))
+        got = native_answer(kind, payload["result"])
+        verdict = compare_answers(ANSWER_KINDS[kind], got, want)
+        assert verdict.passed, verdict.summary
+        result = payload["result"]
+        if kind == "ocr":
+            pruned = result["ocrResults"][0]["prunedResult"]
+            assert result["dataInfo"] == {"width": img.shape[1], "height": img.shape[0], "type": "image"}
+            assert pruned["rec_texts"] == want["texts"]  # every line, in the native reading order
+            assert np.array_equal(np.array(pruned["dt_polys"]).reshape(-1, 4, 2), want["boxes"])
+            assert pruned["rec_boxes"] == [[int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 0].max()),
+                                            int(b[:, 1].max())] for b in want["boxes"]]
+            found += len(want["texts"])
+        elif kind == "detection":
+            assert [o["categoryName"] for o in result["detectedObjects"]] == want["labels"]
+            found += len(want["labels"])
+        elif kind == "classification":
+            assert [c["name"] for c in result["categories"]] == want["labels"]
+            found += len(want["labels"])
+        else:
+            assert result["size"] == list(want["label_map"].shape)
+            assert np.array_equal(np.array(result["labelMap"]).reshape(want["label_map"].shape), want["label_map"])
+            found += want["label_map"].size
+    assert found > 0  # the generated images give the pipelines something to find
+
+
+def test_a_wrong_answer_fails_the_checks(server, native):
+    """The checks above can fail: PaddleX's classes refuse a wrong envelope, compare_answers a changed text."""
+    img = _images("ocr")[0]
+    payload = _ask(server, "ocr_paddlex", request_body("ocr", inputs.encode(img)))
+    for broken in ({**payload, "errorMsg": "OK"}, {k: v for k, v in payload.items() if k != "logId"},
+                   {**payload, "result": {"ocrResults": payload["result"]["ocrResults"]}}):
+        with pytest.raises(Exception, match="validation error"):
+            ENVELOPES.AIStudioResultResponse[SCHEMAS["ocr"].InferResult].model_validate(broken)
+    got = native_answer("ocr", payload["result"])
+    assert got["texts"], "no text read"
+    got["texts"] = [t + "x" for t in got["texts"]]
+    assert not compare_answers("ocr_system", got, native["ocr_paddlex"][0]).passed
+
+
+# -- PaddleX's options ---------------------------------------------------------------------------------------------
+
+def test_options_the_pipeline_can_honour(server, native, models):
+    import yaml
+
+    img = _images("ocr")[1]
+    full = _ask(server, "ocr_paddlex", request_body("ocr", inputs.encode(img)))["result"]["ocrResults"][0]
+    pruned = full["prunedResult"]
+    post = yaml.safe_load((models["ocr_det"] / "inference.yml").read_text())["PostProcess"]
+    params = pruned["text_det_params"]  # the detector's settings, as PaddleX's OCR result reports them
+    assert {k: params[k] for k in ("thresh", "box_thresh", "unclip_ratio")} == \
+        {k: post[k] for k in ("thresh", "box_thresh", "unclip_ratio")}
+    scores = pruned["rec_scores"]
+    cut = float(np.median(scores))
+    body = request_body("ocr", inputs.encode(img), textRecScoreThresh=cut, useTextlineOrientation=True,
+                        useDocOrientationClassify=False, useDocUnwarping=False, returnWordBox=False, visualize=False,
+                        textDetThresh=params["thresh"], textDetBoxThresh=params["box_thresh"],
+                        textDetUnclipRatio=params["unclip_ratio"], textDetLimitSideLen=params["limit_side_len"],
+                        textDetLimitType=params["limit_type"])  # repeating the build's settings is fine
+    payload = _ask(server, "ocr_paddlex", body)
+    _valid_answer("ocr", payload)
+    got = payload["result"]["ocrResults"][0]["prunedResult"]
+    kept = [i for i, s in enumerate(scores) if s >= cut]  # PaddleX keeps lines scored at or above the threshold
+    assert 0 < len(kept) < len(scores)
+    assert got["rec_texts"] == [pruned["rec_texts"][i] for i in kept]
+    assert got["rec_polys"] == [pruned["rec_polys"][i] for i in kept]
+    assert got["dt_polys"] == pruned["dt_polys"]  # every detected box stays in dt_polys
+    assert got["text_rec_score_thresh"] == cut
+
+    det = _images("detection")[1]
+    want = native["det_paddlex"][1]
+    assert len(want["scores"]) >= 2
+    cut = float(np.sort(want["scores"])[-2])  # strictly above: the top box stays, the second goes
+    objs = _ask(server, "det_paddlex", request_body("detection", inputs.encode(det), threshold=cut))
+    _valid_answer("detection", objs)
+    assert [o["score"] for o in objs["result"]["detectedObjects"]] == [float(s) for s in want["scores"] if s > cut]
+    top = int(want["label_ids"][int(np.argmax(want["scores"]))])
+    per_class = _ask(server, "det_paddlex", request_body("detection", inputs.encode(det),
+                                                         threshold={str(top): 0.99, "99": 0.5}))
+    _valid_answer("detection", per_class)  # classes the mapping leaves out: PaddleX's 0.5
+    assert [o["score"] for o in per_class["result"]["detectedObjects"]] == \
+        [float(s) for s, c in zip(want["scores"], want["label_ids"]) if s > (0.99 if c == top else 0.5)]
+
+    cls = _ask(server, f"{NAME['cls']}_paddlex", request_body("classification", inputs.encode(det), topk=1))
+    _valid_answer("classification", cls)
+    assert [c["name"] for c in cls["result"]["categories"]] == native[f"{NAME['cls']}_paddlex"][1]["labels"][:1]
+
+
+def test_options_the_pipeline_cannot_honour_are_refused_by_name(server):
+    img = inputs.encode(_images("ocr")[0])
+    shapes = inputs.encode(_images("detection")[0])
+    cases = [("ocr_paddlex", "ocr", img, {"textDetThresh": 0.55}, "textDetThresh 0.55.*runs with thresh"),
+             ("ocr_paddlex", "ocr", img, {"textDetLimitSideLen": 4096}, "runs with limit_side_len"),
+             ("ocr_paddlex", "ocr", img, {"useTextlineOrientation": False}, "built with a text-line"),
+             ("ocr_paddlex", "ocr", img, {"useDocUnwarping": True}, "no document preprocessing"),
+             ("ocr_paddlex", "ocr", img, {"returnWordBox": True}, "returnWordBox"),
+             ("ocr_paddlex", "ocr", img, {"visualize": True}, "visualize"),
+             ("det_paddlex", "detection", shapes, {"threshold": 0.01}, "threshold 0.01.*keeps boxes scored above"),
+             ("det_paddlex", "detection", shapes, {"threshold": {"0": 0.9, "1": 0.01}}, "threshold 0.01"),
+             (f"{NAME['cls']}_paddlex", "classification", shapes, {"topk": 50}, "topk 50.*answers its top"),
+             ("seg_paddlex", "segmentation", shapes, {"targetSize": 64}, "targetSize 64")]
+    for model, kind, data, options, message in cases:
+        body = request_body(kind, data, **options)
+        SCHEMAS[kind].InferRequest.model_validate(body)  # a valid PaddleX request this server cannot honour
+        assert re.search(message, _valid_error(_ask(server, model, body))), (options, message)
+
+
+# -- bad requests --------------------------------------------------------------------------------------------------
+
+def test_bad_requests_answer_paddlex_errors_and_the_server_goes_on(server, native):
+    import cv2
+
+    good_img = _images("ocr")[0]
+    good = request_body("ocr", inputs.encode(good_img))
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    tiny = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()
+    wide = cv2.imencode(".png", np.full((12, 20000, 3), 255, np.uint8))[1].tobytes()
+    png = inputs.encode(good_img)
+    # (request, message, PaddleX's own schema refuses it too)
+    cases = [
+        ({}, "file: field required", True),
+        ({"file": 42}, "file: expected a string", True),
+        ({"file": b64(png), "fileType": 2}, "fileType", True),
+        ({"file": b64(png), "textDetThresh": "high"}, "textDetThresh: expected a number", True),
+        ({"file": "abc"}, "not valid base64", False),
+        ({"file": b64(b"GIF89a not really an image")}, "cannot decode", False),
+        ({"file": b64(png[: len(png) // 2])}, "cannot decode|truncated|OpenCV", False),
+        ({"file": b64(tiny)}, "at least 8 pixels", False),
+        ({"file": b64(wide)}, "at most 10000 pixels", False),
+        ({"file": b64(b"%PDF-1.4 ..."), "fileType": 1}, "PDF", False),
+        ({"file": b64(png), "fileType": 0}, "fileType 0 \\(PDF\\)", False),
+        ({"file": "https://example.com/a.png", "fileType": 1}, "URLs are not fetched", False),
+        ({"file": ""}, "empty", False),
+    ]
+    for body, message, paddlex_refuses in cases:
+        if paddlex_refuses:
+            with pytest.raises(Exception, match="validation error"):
+                SCHEMAS["ocr"].InferRequest.model_validate(body)
+        for protocol in ("http", "grpc"):
+            err = _valid_error(_ask(server, "ocr_paddlex", body, protocol))
+            assert re.search(message, err), (body if len(json.dumps(body)) < 200 else message, err)
+    for raw, message in ((b"not json", "not JSON"), (b"[1, 2]", "JSON object"), (b"\xff\xfe", "not JSON"),
+                         (b'{"file": NaN}', "not JSON"), (b"[" * 100000 + b"]" * 100000, "not JSON")):
+        from repogen.harness.pipelines import client
+
+        mod, cli = client(server.grpc_url, "grpc")
+        inp = mod.InferInput("input", [1, 1], "BYTES")
+        inp.set_data_from_numpy(np.array([[raw]], dtype=np.object_))
+        payload = json.loads(cli.infer("ocr_paddlex", [inp]).as_numpy("output").reshape(-1)[0])
+        assert re.search(message, _valid_error(payload)), (raw[:20], payload)
+    for model, kind in (("det_paddlex", "detection"), ("seg_paddlex", "segmentation")):
+        assert "image: field required" in _valid_error(_ask(server, model, {"file": b64(png)}))
+        assert "cannot decode" in _valid_error(_ask(server, model, {"image": b64(b"BM garbage")}))
+    # the server still answers, and answers right
+    payload = _ask(server, "ocr_paddlex", good)
+    _valid_answer("ocr", payload)
+    assert compare_answers("ocr_system", native_answer("ocr", payload["result"]), native["ocr_paddlex"][0]).passed
+
+
+def test_concurrent_clients_never_mix(server, native):
+    jobs = [(m, i) for m in PROTOCOL for i in range(3)]
+    failures: list[str] = []
+
+    def run(offset: int) -> None:
+        for n in range(len(jobs)):
+            model, i = jobs[(n + offset) % len(jobs)]
+            kind = PROTOCOL[model][0]
+            payload = _ask(server, model, request_body(kind, inputs.encode(_images(kind)[i])),
+                           "grpc" if n % 2 else "http")
+            verdict = compare_answers(ANSWER_KINDS[kind], native_answer(kind, payload["result"]), native[model][i]) \
+                if payload.get("errorCode") == 0 else None
+            if verdict is None or not verdict.passed:
+                failures.append(f"{model}[{i}]: {payload.get('errorMsg') if verdict is None else verdict.summary}")
+
+    threads = [threading.Thread(target=run, args=(2 * t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failures, failures[:3]
+
+
+# -- the repository ------------------------------------------------------------------------------------------------
+
+def test_high_stability_layout(repo):
+    """PaddleX's high-stability form: one Python model, one BYTES 'input', one BYTES 'output', max_batch_size 1;
+    the route it answers is in the config, for a gateway that sees only Triton."""
+    from repogen.repository.config import parse_config
+
+    for model, (kind, target) in PROTOCOL.items():
+        cfg = parse_config((repo / model / "config.pbtxt").read_text(), model)
+        assert cfg.backend == "python" and cfg.max_batch_size == 1
+        assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [("input", 13, [1])]  # TYPE_STRING
+        assert [(t.name, t.data_type, list(t.dims)) for t in cfg.output] == [("output", 13, [1])]
+        assert cfg.parameters["paddlex_endpoint"].string_value == SCHEMAS[kind].INFER_ENDPOINT == ENDPOINTS[kind]
+        data = json.loads((repo / model / "1" / "pipeline.json").read_text())
+        assert data["target"] in (target, target + "_raw")
+        manifest = json.loads((repo / model / "repogen.json").read_text())
+        assert manifest["role"] == "pipeline" and manifest["backend"] == "python"
+
+
+def test_validate_checks_the_protocol_models(server, repo):
+    from repogen.harness.pipelines import validate_pipelines
+
+    reports = {r.model: r for r in validate_pipelines(server, repo, list(PROTOCOL), speed=False)}
+    assert all(r.ok for r in reports.values()), {n: r.failures for n, r in reports.items() if not r.ok}
+    assert all(len(r.checks) == 6 for r in reports.values())  # 3 images over HTTP and gRPC each
