@@ -345,3 +345,87 @@ def test_validate_checks_the_protocol_models(server, repo):
     reports = {r.model: r for r in validate_pipelines(server, repo, list(PROTOCOL), speed=False)}
     assert all(r.ok for r in reports.values()), {n: r.failures for n, r in reports.items() if not r.ok}
     assert all(len(r.checks) == 6 for r in reports.values())  # 3 images over HTTP and gRPC each
+
+
+# -- repogen gateway: PaddleX basic serving's routes -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gateway(server):
+    """The gateway's app on uvicorn, on 127.0.0.1, routes found on the server alone."""
+    import time
+
+    import uvicorn
+
+    from repogen.harness.gateway import GatewaySettings, discover_routes, make_app
+    from repogen.harness.server import free_port
+
+    routes = discover_routes(server.http_url)
+    assert routes == {ENDPOINTS[kind]: model for model, (kind, _) in PROTOCOL.items()}
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(make_app(GatewaySettings(server.http_url, routes, timeout_s=60,
+                                                                 max_body_bytes=4 << 20)),
+                                        host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.05)
+    assert srv.started
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(30)
+
+
+def test_gateway_answers_paddlex_routes(gateway, server, native):
+    import httpx
+
+    with httpx.Client(base_url=gateway, timeout=60) as http:
+        health = http.get("/health")
+        assert health.status_code == 200 and health.json()["errorMsg"] == "Healthy"
+        for model, (kind, _) in PROTOCOL.items():
+            img = _images(kind)[0]
+            got = http.post(SCHEMAS[kind].INFER_ENDPOINT, json=request_body(kind, inputs.encode(img)))
+            assert got.status_code == 200, got.text[:300]
+            _valid_answer(kind, got.json())
+            verdict = compare_answers(ANSWER_KINDS[kind], native_answer(kind, got.json()["result"]), native[model][0])
+            assert verdict.passed, verdict.summary
+        # errors: PaddleX's envelope with its HTTP status (422 for the client's request)
+        bad = http.post("/ocr", json={"file": "abc"})
+        assert bad.status_code == 422 and "base64" in _valid_error(bad.json())
+        assert http.post("/ocr", content=b"\xff\xfe").status_code == 422
+        assert _valid_error(http.post("/nope", json={}).json(), 404)
+        assert _valid_error(http.get("/ocr").json(), 405)
+        big = http.post("/ocr", content=b"x" * (5 << 20))  # over this gateway's 4 MiB limit
+        assert big.status_code == 413 and "over" in _valid_error(big.json(), 413)
+        again = http.post("/object-detection", json=request_body("detection", inputs.encode(_images("detection")[0])))
+        assert again.status_code == 200 and again.json()["errorCode"] == 0
+
+
+def test_gateway_without_triton_answers_503(server):
+    from starlette.testclient import TestClient
+
+    from repogen.harness.gateway import GatewaySettings, make_app
+    from repogen.harness.server import free_port
+
+    app = make_app(GatewaySettings(f"http://127.0.0.1:{free_port()}", {"/ocr": "ocr_paddlex"}, timeout_s=5))
+    with TestClient(app) as client:  # in-process: nothing listens on that port
+        got = client.post("/ocr", json=request_body("ocr", inputs.encode(_images("ocr")[0])))
+    assert got.status_code == 503 and "cannot be reached" in _valid_error(got.json(), 503)
+    app = make_app(GatewaySettings(server.http_url, {"/ocr": "no_such_model"}, timeout_s=5))
+    with TestClient(app) as client:
+        got = client.post("/ocr", json={"file": "abc"})
+    assert got.status_code == 503 and "no_such_model" in _valid_error(got.json(), 503)
+
+
+def test_gateway_cli_refuses_bad_routes_and_unreachable_servers():
+    from repogen.errors import ConfigError
+    from repogen.harness.gateway import check_routes
+
+    with pytest.raises(ConfigError, match="route '/detect': not a PaddleX route"):
+        check_routes({"/detect": "det_paddlex"})
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "gateway", "http://127.0.0.1:9", "--timeout", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "cannot list the server's models" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "gateway", "x", "--route", "ocr"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "ROUTE=MODEL" in proc.stderr
