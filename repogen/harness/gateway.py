@@ -104,13 +104,15 @@ def _envelope(code: int, message: str, log_id: str | None = None) -> dict[str, A
 
 def make_app(settings: GatewaySettings) -> Any:
     """The Starlette app (ASGI): one POST route per protocol model, ``GET /health``."""
-    require("starlette", extra="gateway", for_what="repogen gateway")
-    httpx = require("httpx", extra="gateway", for_what="repogen gateway")
-    from starlette.applications import Starlette
-    from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+    def need(module: str) -> Any:
+        return require(module, extra="gateway", for_what="repogen gateway")
+
+    httpx = need("httpx")
+    Starlette = need("starlette.applications").Starlette
+    HTTPException = need("starlette.exceptions").HTTPException
+    JSONResponse, Response = need("starlette.responses").JSONResponse, need("starlette.responses").Response
+    Route = need("starlette.routing").Route
+    Request = need("starlette.requests").Request
 
     url = base_url(settings.triton_url)
     state: dict[str, Any] = {}
