@@ -81,7 +81,9 @@ def pipeline_protocol_models(generated: list[GeneratedModel]) -> list[GeneratedM
             settings["topk"] = int(post["topk"])
         else:
             settings["target_size"] = _resize_target(data["transforms"])
-        out.append(_model(model + SUFFIX, f"{model}_pipeline_raw", settings, int(meta.get("instances", 1))))
+        # a protocol instance waits out its whole BLS call: one per request the ensemble can hold (its pre, model
+        # and post stages each run ``instances`` at once), or the protocol model throttles the pipeline
+        out.append(_model(model + SUFFIX, f"{model}_pipeline_raw", settings, 3 * int(meta.get("instances", 1))))
     return out
 
 
@@ -104,7 +106,8 @@ def ocr_protocol_model(system: GeneratedModel) -> GeneratedModel:
     groups = parse_config(system.config, f"{system.name}/config.pbtxt").instance_group
     settings = {"kind": "ocr", **_limits(data), "text_det_params": params, "textline_orientation": "cls" in data,
                 "text_rec_score_thresh": 0.0}
-    return _model(protocol_name(system.name), system.name, settings, sum(g.count for g in groups) or 1)
+    # two per system instance: one waits on the system while the other decodes the next image / encodes an answer
+    return _model(protocol_name(system.name), system.name, settings, 2 * (sum(g.count for g in groups) or 1))
 
 
 # -- requests and answers -------------------------------------------------------------------------------------------
