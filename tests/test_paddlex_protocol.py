@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -345,6 +346,126 @@ def test_validate_checks_the_protocol_models(server, repo):
     reports = {r.model: r for r in validate_pipelines(server, repo, list(PROTOCOL), speed=False)}
     assert all(r.ok for r in reports.values()), {n: r.failures for n, r in reports.items() if not r.ok}
     assert all(len(r.checks) == 6 for r in reports.values())  # 3 images over HTTP and gRPC each
+
+
+# -- the served model in-process (a stand-in for triton_python_backend_utils): what a server cannot cheaply show --
+
+class _Tensor:
+    def __init__(self, name, array):
+        self.name, self.array = name, np.asarray(array)
+
+    def as_numpy(self):
+        return self.array
+
+
+class _TritonError:
+    INVALID_ARG, INTERNAL = 3, 13
+
+    def __init__(self, message, code=13):
+        self._message, self._code = message, code
+
+    def message(self):
+        return self._message
+
+    def code(self):
+        return self._code
+
+
+class _BlsResponse:
+    def __init__(self, outputs=None, error=None):
+        self.outputs, self._error = outputs or {}, error
+
+    def has_error(self):
+        return self._error is not None
+
+    def error(self):
+        return self._error
+
+
+def _load_protocol_model(tmp_path: Path, kind: str, answer, max_file_bytes: int | None = None):
+    """A generated protocol model whose BLS calls ``answer(model, inputs)`` answers."""
+    import importlib.util
+    import types
+
+    from repogen.pipelines.ensemble import GeneratedModel
+    from repogen.pipelines.paddlex_protocol import pipeline_protocol_models
+
+    data = {"kind": kind, "labels": ["a", "b"], "min_side": 8, "max_side": 10000, "transforms": [],
+            "post": {"threshold": 0.3, "topk": 2}}
+    (model,) = pipeline_protocol_models([GeneratedModel("m_pre", "", meta={"model": "m", "pipeline": data})])
+    folder = tmp_path / model.name
+    for rel, content in model.files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(content)
+    if max_file_bytes is not None:
+        cfg = json.loads((folder / "1" / "pipeline.json").read_text())
+        (folder / "1" / "pipeline.json").write_text(json.dumps({**cfg, "max_file_bytes": max_file_bytes}))
+
+    class InferenceRequest:
+        def __init__(self, model_name, requested_output_names, inputs):
+            self.model_name, self.inputs = model_name, {t.name: t.array for t in inputs}
+
+        def exec(self):
+            return answer(self.model_name, self.inputs)
+
+    fake = types.ModuleType("triton_python_backend_utils")
+    fake.Tensor, fake.TritonError, fake.InferenceRequest = _Tensor, _TritonError, InferenceRequest
+    fake.InferenceResponse = lambda output_tensors, error=None: {t.name: t.array for t in output_tensors}
+    fake.get_input_tensor_by_name = lambda request, name: _Tensor(name, request[name])
+    fake.get_output_tensor_by_name = lambda response, name: _Tensor(name, response.outputs[name])
+    fake.Logger = types.SimpleNamespace(log_error=lambda message: None)
+    saved = {k: sys.modules.pop(k, None) for k in ("triton_python_backend_utils", "pipeline_common", "pipeline_ops")}
+    sys.modules["triton_python_backend_utils"] = fake
+    env = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS")
+    sys.path.insert(0, str(folder / "1"))
+    try:
+        spec = importlib.util.spec_from_file_location(f"protocol_{kind}", folder / "1" / "model.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        served = module.TritonPythonModel()
+        served.initialize({})
+    finally:
+        sys.path.remove(str(folder / "1"))
+        if env is None:
+            os.environ.pop("OPENCV_IO_MAX_IMAGE_PIXELS", None)
+        for k, v in saved.items():
+            sys.modules.pop(k, None)
+            if v is not None:
+                sys.modules[k] = v
+
+    def ask(body) -> dict:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        (response,) = served.execute([{"input": np.array([[raw]], dtype=np.object_)}])
+        return json.loads(response["output"].reshape(-1)[0])
+    return ask
+
+
+def test_file_size_limit_and_pipeline_errors_in_paddlex_form(tmp_path):
+    png = inputs.encode(_images("detection")[0])
+    calls = []
+
+    def answer(model, feeds):
+        calls.append((model, feeds["image_raw"].shape))
+        boxes = np.array([[[1, 2, 30, 40], [5, 6, 7, 8]]], np.float32)
+        return _BlsResponse({"boxes": boxes, "scores": np.array([[0.9, 0.4]], np.float32),
+                             "labels": np.array([[b"a", b"b"]], np.object_), "label_ids": np.array([[0, 1]], np.int32)})
+
+    ask = _load_protocol_model(tmp_path / "ok", "detection", answer, max_file_bytes=len(png) + 10)
+    payload = ask(request_body("detection", png, threshold=0.5))
+    _valid_answer("detection", payload)
+    assert [o["categoryName"] for o in payload["result"]["detectedObjects"]] == ["a"]  # 0.4 is not above 0.5
+    assert calls == [("m_pipeline_raw", (1, *_images("detection")[0].shape))]  # decoded pixels, BGR, batch of 1
+    big = ask(request_body("detection", png + b"\0" * 11))  # one byte over the limit once decoded
+    assert re.search(r"image: \d+ bytes; this server accepts files of at most", _valid_error(big))
+    huge = ask({"image": "A" * (8 * len(png))})  # refused before decoding, on the base64 length alone
+    assert "base64 characters" in _valid_error(huge) and len(calls) == 1
+
+    for error, code, message in ((_TritonError("image is 9000x9000 pixels; over the budget", 3), 422, "over the budget"),
+                                 (_TritonError("model crashed", 13), 500, "Internal server error")):
+        ask = _load_protocol_model(tmp_path / str(code), "detection", lambda m, f, e=error: _BlsResponse(error=e))
+        assert message in _valid_error(ask(request_body("detection", png)), code)
+    ask = _load_protocol_model(tmp_path / "raise", "classification", lambda m, f: 1 / 0)
+    assert _valid_error(ask(request_body("classification", png)), 500) == "Internal server error"
 
 
 # -- repogen gateway: PaddleX basic serving's routes -------------------------------------------------------------
