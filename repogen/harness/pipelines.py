@@ -18,10 +18,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from repogen.extras import require
-from repogen.harness.clients import REQUEST_TIMEOUT_S, Request
+from repogen.harness.clients import Request
 from repogen.harness.model_files import folder_role
 from repogen.harness.speed import SpeedResult, measure_levels
-from repogen.pipelines.paddlex_protocol import ANSWER_KINDS, native_answer, request_body
 from repogen.verify import inputs
 
 BOX_TOL, SCORE_TOL = 1.0, 1e-4
@@ -90,16 +89,6 @@ def infer(mod_client: Any, model: str, img: np.ndarray | bytes, raw: bool = Fals
         arr = res.as_numpy(name)[0]
         out[name] = [b.decode("utf-8") for b in arr] if arr.dtype == np.object_ else arr
     return out
-
-
-def protocol_infer(mod_client: Any, model: str, body: dict[str, Any]) -> dict[str, Any]:
-    """One PaddleX-protocol request (repogen.pipelines.paddlex_protocol): JSON in ``input``, JSON back."""
-    mod, cli = mod_client
-    inp = mod.InferInput("input", [1, 1], "BYTES")
-    inp.set_data_from_numpy(np.array([[json.dumps(body).encode("utf-8")]], dtype=np.object_))
-    res = cli.infer(model, [inp], client_timeout=REQUEST_TIMEOUT_S) if mod.__name__.endswith("grpc") else \
-        cli.infer(model, [inp])
-    return json.loads(res.as_numpy("output").reshape(-1)[0])
 
 
 def differences(kind: str, got: dict, want: dict) -> list[str]:
@@ -246,10 +235,26 @@ def stage_models(repo: Path, name: str) -> list[str]:
 
 # -- validate hook ---------------------------------------------------------------------------------------------------
 
+def protocol_infer(mod_client: Any, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One PaddleX-protocol request (repogen.pipelines.paddlex_protocol): JSON in ``input``, JSON back."""
+    from repogen.harness.clients import REQUEST_TIMEOUT_S
+
+    mod, cli = mod_client
+    inp = mod.InferInput("input", [1, 1], "BYTES")
+    inp.set_data_from_numpy(np.array([[json.dumps(body).encode("utf-8")]], dtype=np.object_))
+    # gRPC has no client-wide timeout: bound each request (HTTP's network_timeout does it there)
+    res = cli.infer(model, [inp], client_timeout=REQUEST_TIMEOUT_S) if mod.__name__.endswith("grpc") else \
+        cli.infer(model, [inp])
+    return json.loads(res.as_numpy("output").reshape(-1)[0])
+
+
 def _check_protocol(report: Any, server: Any, cfg: dict, name: str, protocols: tuple[str, ...]) -> None:
-    """A PaddleX-protocol model: each image's answer, turned back into the native pipeline's terms, equals what
-    the native pipeline it calls (``cfg["target"]``) answers for the same pixels."""
+    """A PaddleX-protocol model: each image's answer, turned back into the native pipeline's terms, is what the
+    native pipeline it calls (``cfg["target"]``) answers for the same pixels, by the task rules
+    (repogen.verify.tasks.compare_answers)."""
     from repogen.harness.report import OutputCheck
+    from repogen.pipelines.paddlex_protocol import ANSWER_KINDS, native_answer, request_body
+    from repogen.verify.tasks import compare_answers
 
     kind = ANSWER_KINDS[cfg["kind"]]
     images = images_for("ocr_det" if cfg["kind"] == "ocr" else cfg["kind"])
@@ -259,13 +264,14 @@ def _check_protocol(report: Any, server: Any, cfg: dict, name: str, protocols: t
             want = infer(mc, cfg["target"], img, raw=True)
             payload = protocol_infer(mc, name, request_body(cfg["kind"], inputs.encode(img)))
             if payload.get("errorCode") != 0:
-                bad = [f"errorCode {payload.get('errorCode')}: {payload.get('errorMsg')}"]
+                passed, why = False, f"errorCode {payload.get('errorCode')}: {payload.get('errorMsg')}"
             else:
-                bad = differences(kind, native_answer(cfg["kind"], payload["result"]), want)
+                verdict = compare_answers(kind, native_answer(cfg["kind"], payload["result"]), want)
+                passed, why = verdict.passed, verdict.summary
             report.checks.append(OutputCheck(protocol, f"image {i}", ",".join(sorted(want)), None, [], None, None,
-                                             BOX_TOL, not bad, "; ".join(bad)))
-            if bad:
-                report.fail(f"{protocol} image {i}: {'; '.join(bad)}")
+                                             0.0, passed, "" if passed else why))
+            if not passed:
+                report.fail(f"{protocol} image {i}: {why}")
 
 
 def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: tuple[str, ...] = ("http", "grpc"),
@@ -292,7 +298,7 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
             report = reports[name] = ModelReport(name)
             try:
                 if (repo / name / "1" / "pipeline.json").is_file() and _load(repo, name).get("protocol") == "paddlex":
-                    _check_protocol(report, server, _load(repo, name), name, protocols)
+                    _check_protocol(report, server, _load(repo, name), name, protocols)  # PaddleX's JSON in front
                     continue
                 if name.endswith("_pipeline") or name.endswith("_pipeline_raw"):
                     model = name.rsplit("_pipeline", 1)[0]
