@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     # defaults are resolved in run() from repogen.harness.gateway: importing it here would slow every command
     p = sub.add_parser("gateway", help=HELP, description=HELP + ". The routes are found on the server (every "
                        "ocr_paddlex / <model>_paddlex model repogen build wrote) unless given with --route.")
-    p.add_argument("url", metavar="TRITON_URL",
+    p.add_argument("url", metavar="URL",
                    help="Triton's HTTP endpoint, http://HOST:PORT (what repogen serve prints)")
     p.add_argument("--host", metavar="ADDRESS",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
