@@ -388,11 +388,20 @@ def _load_protocol_model(tmp_path: Path, kind: str, answer, max_file_bytes: int 
     import types
 
     from repogen.pipelines.ensemble import GeneratedModel
-    from repogen.pipelines.paddlex_protocol import pipeline_protocol_models
+    from repogen.pipelines.paddlex_protocol import ocr_protocol_model, pipeline_protocol_models
+    from repogen.repository.config import stage_config
 
-    data = {"kind": kind, "labels": ["a", "b"], "min_side": 8, "max_side": 10000, "transforms": [],
-            "post": {"threshold": 0.3, "topk": 2}}
-    (model,) = pipeline_protocol_models([GeneratedModel("m_pre", "", meta={"model": "m", "pipeline": data})])
+    if kind == "ocr":  # an OCR system as ensemble.ocr_system describes it (its pipeline.json and config)
+        system = {"min_side": 8, "max_side": 10000, "det": {
+            "transforms": [{"op": "det_resize", "limit_side_len": 960, "limit_type": "max"}],
+            "post": {"thresh": 0.3, "box_thresh": 0.6, "unclip_ratio": 1.5}}}
+        config = stage_config(name="ocr_system", description="", inputs=[], outputs=[], max_batch_size=1,
+                              cpu_instances=1)
+        model = ocr_protocol_model(GeneratedModel("ocr_system", config, {"1/pipeline.json": json.dumps(system).encode()}))
+    else:
+        data = {"kind": kind, "labels": ["a", "b"], "min_side": 8, "max_side": 10000, "transforms": [],
+                "post": {"threshold": 0.3, "topk": 2}}
+        (model,) = pipeline_protocol_models([GeneratedModel("m_pre", "", meta={"model": "m", "pipeline": data})])
     folder = tmp_path / model.name
     for rel, content in model.files.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -466,6 +475,72 @@ def test_file_size_limit_and_pipeline_errors_in_paddlex_form(tmp_path):
         assert message in _valid_error(ask(request_body("detection", png)), code)
     ask = _load_protocol_model(tmp_path / "raise", "classification", lambda m, f: 1 / 0)
     assert _valid_error(ask(request_body("classification", png)), 500) == "Internal server error"
+
+
+def _stand_in_answer(kind: str):
+    """Plausible native answers for the stand-in BLS (the protocol layer is under test, not the pipeline)."""
+    outputs = {
+        "detection": {"boxes": np.array([[[1, 2, 30, 40]]], np.float32), "scores": np.array([[0.9]], np.float32),
+                      "labels": np.array([[b"a"]], np.object_), "label_ids": np.array([[0]], np.int32)},
+        "classification": {"class_ids": np.array([[1, 0]], np.int32), "scores": np.array([[0.7, 0.3]], np.float32),
+                           "labels": np.array([[b"b", b"a"]], np.object_)},
+        "segmentation": {"label_map": np.zeros((1, 150, 200), np.int32)},
+        "ocr": {"boxes": np.array([[[[1, 2], [30, 2], [30, 12], [1, 12]]]], np.float32),
+                "texts": np.array([[b"hi"]], np.object_), "scores": np.array([[0.8]], np.float32)},
+    }[kind]
+    return lambda model, feeds: _BlsResponse(outputs)
+
+
+def test_requests_paddlex_refuses_are_refused_here(tmp_path):
+    """Field by field, against PaddleX's own request classes: whatever PaddleX's schema refuses is a 422 here;
+    what it accepts is answered, or refused only by the rules docs/pipelines.md lists (URL, PDF, an option the
+    build fixed, visualize)."""
+    png = base64.b64encode(inputs.encode(_images("detection")[0])).decode()
+    ours = ("URLs are not fetched", "visualize", "keeps boxes scored above", "answers its top", "resizes to",
+            "set when it was built", "text-line orientation", "no document preprocessing", "line boxes only")
+    bodies = {
+        "ocr": [{"file": png, "fileType": 1}, {"file": png, "fileType": "1"}, {"file": png, "fileType": 2},
+                {"file": png, "useTextlineOrientation": "true"}, {"file": png, "useDocUnwarping": 1},
+                {"file": png, "textDetLimitSideLen": 960.0}, {"file": png, "textDetLimitSideLen": 960.5},
+                {"file": png, "textDetLimitType": 5}, {"file": png, "textDetThresh": "0.3"},
+                {"file": png, "textDetThresh": [0.3]}, {"file": png, "textRecScoreThresh": 0.5},
+                {"file": png, "textRecScoreThresh": None}, {"file": png, "logId": 7}, {"file": png, "logId": "x"},
+                {"file": png, "returnWordBox": {}}, {"file": ["a"]}],
+        "detection": [{"image": png}, {"image": 5}, {}, {"image": png, "threshold": "0.5"},
+                      {"image": png, "threshold": 0.5}, {"image": png, "threshold": 1}, {"image": png, "threshold": [0.5]},
+                      {"image": png, "threshold": {"0": 0.6}}, {"image": png, "threshold": {"zero": 0.6}},
+                      {"image": png, "threshold": {"0": "high"}}, {"image": png, "threshold": 0.01},
+                      {"image": png, "visualize": "yes"}, {"image": png, "visualize": True},
+                      {"image": png, "visualize": False}, {"image": png, "logId": 7}, {"image": "https://x.org/a.png"},
+                      {"image": png, "unknownField": 1}],
+        "classification": [{"image": png, "topk": 0}, {"image": png, "topk": -1}, {"image": png, "topk": 1},
+                           {"image": png, "topk": 1.5}, {"image": png, "topk": "1"}, {"image": png, "topk": 99},
+                           {"image": None}, {"image": png, "visualize": None}],
+        "segmentation": [{"image": png, "targetSize": [1, 2, 3]}, {"image": png, "targetSize": "big"},
+                         {"image": png, "targetSize": -1}, {"image": png, "targetSize": [-1, -1]},
+                         {"image": png, "targetSize": 64}, {"image": png, "targetSize": [64, "a"]}],
+    }
+    refused_by_both = 0
+    for kind, cases in bodies.items():
+        ask = _load_protocol_model(tmp_path / kind, kind, _stand_in_answer(kind))
+        for body in cases:
+            try:
+                SCHEMAS[kind].InferRequest.model_validate(body)
+                paddlex_ok = True
+            except Exception as exc:  # pydantic.ValidationError
+                assert "validation error" in str(exc)
+                paddlex_ok = False
+            payload = ask(body)
+            if not paddlex_ok:
+                assert payload["errorCode"] == 422, (kind, body, payload)
+                refused_by_both += 1
+            elif payload["errorCode"] != 0:
+                message = _valid_error(payload)
+                # pydantic's lax mode turns "0.5" / 1.0 / "1" into numbers; this server takes JSON types as declared
+                assert any(m in message for m in ours) or "expected" in message, (kind, body, message)
+            else:
+                _valid_answer(kind, payload)
+    assert refused_by_both >= 20  # the table exercises PaddleX's refusals, not only the happy path
 
 
 # -- repogen gateway: PaddleX basic serving's routes -------------------------------------------------------------
@@ -550,3 +625,35 @@ def test_gateway_cli_refuses_bad_routes_and_unreachable_servers():
     proc = subprocess.run([sys.executable, "-m", "repogen.cli", "gateway", "x", "--route", "ocr"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "ROUTE=MODEL" in proc.stderr
+
+
+def test_gateway_command_serves_until_sigterm(server):
+    """``repogen gateway URL``: the routes it found, PaddleX's answer on 127.0.0.1, a clean stop on SIGTERM."""
+    import signal
+    import time
+
+    import httpx
+
+    from repogen.harness.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "repogen.cli", "gateway", server.http_url, "--port", str(port),
+                             "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health is not None and health.status_code == 200, proc.stderr.read() if proc.poll() is not None else ""
+        got = httpx.post(f"http://127.0.0.1:{port}/semantic-segmentation", timeout=60,
+                         json=request_body("segmentation", inputs.encode(_images("segmentation")[0])))
+        assert got.status_code == 200
+        _valid_answer("segmentation", got.json())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "gateway stopped" in err, err[-1000:]  # SIGTERM: 128 + 15, after a clean stop
+    assert "Traceback" not in err and "POST /ocr" in out and "ocr_paddlex" in out and f"127.0.0.1:{port}" in out

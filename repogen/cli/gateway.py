@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for route, model in sorted(routes.items()):
         print(f"  POST {route:24} {model}")
     print("  GET  /health\npress Ctrl-C to stop", flush=True)
-    gateway.run(app, host, port_)
-    print("gateway stopped", file=sys.stderr)
+    try:
+        gateway.run(app, host, port_)
+    finally:
+        print("gateway stopped", file=sys.stderr)
     return 0

@@ -23,6 +23,7 @@ from typing import Any
 
 from repogen.errors import ConfigError
 from repogen.extras import require
+from repogen.interrupts import terminate_raises
 from repogen.pipelines.paddlex_protocol import ENDPOINT_PARAMETER, ENDPOINTS, INPUT, MAX_FILE_BYTES, OUTPUT
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080  # PaddleX's basic serving port; loopback unless asked otherwise
@@ -184,6 +185,8 @@ def make_app(settings: GatewaySettings) -> Any:
 
 
 def run(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve ``app`` until Ctrl-C or SIGTERM (uvicorn's own handling)."""
+    """Serve ``app`` until Ctrl-C or SIGTERM. uvicorn shuts down gracefully (requests in flight answered, at most
+    10 s), then raises the signal again: SIGTERM ends as SystemExit(143), as every repogen command."""
     uvicorn = require("uvicorn", extra="gateway", for_what="repogen gateway")
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    with terminate_raises():
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)

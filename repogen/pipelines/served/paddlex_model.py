@@ -74,8 +74,8 @@ class TritonPythonModel:
         log_id = None
         try:
             body = self._body(request)
-            given = body.get("logId") if self.kind in ("ocr", "detection") else None  # fields of PaddleX's requests
-            log_id = given if isinstance(given, str) and given else None
+            # a field of PaddleX's OCR and detection requests (the others ignore it, as any unknown field)
+            log_id = _get(body, "logId", "str") or None if self.kind in ("ocr", "detection") else None
             out = {"logId": log_id or str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success",
                    "result": self.handlers[self.kind](body)}
         except RequestError as exc:
