@@ -31,6 +31,9 @@ PACKAGES = {
     "kserve": "kserve",
     "pydantic": "pydantic",
     "paddle": "PaddlePaddle",
+    "starlette": "Starlette",
+    "uvicorn": "uvicorn",
+    "httpx": "httpx",
 }
 
 
@@ -41,6 +44,7 @@ EXTRAS = {
     "pipelines": "running pre/post-processing pipelines",
     "s3": "reading and writing s3:// repositories",
     "deploy": "rendering Kubernetes manifests",
+    "gateway": "PaddleX's HTTP routes in front of Triton (repogen gateway)",
 }
 
 

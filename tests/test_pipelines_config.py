@@ -147,11 +147,14 @@ def test_cli_deploy_config_and_no_pipeline(tmp_path):
     proc = build(tmp_path / "a", "--deploy-config", str(cfg))
     assert proc.returncode == 0, proc.stderr[-1500:]
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == ["tiny_cnn", "tiny_cnn_pipeline", "tiny_cnn_pipeline_raw", "tiny_cnn_post", "tiny_cnn_pre"]
-    assert [folder_role(tmp_path / "a" / n) for n in names] == ["model", "pipeline", "pipeline", "post", "pre"]
+    assert names == ["tiny_cnn", "tiny_cnn_paddlex", "tiny_cnn_pipeline", "tiny_cnn_pipeline_raw", "tiny_cnn_post",
+                     "tiny_cnn_pre"]  # _paddlex: PaddleX's serving protocol over the pipeline
+    assert [folder_role(tmp_path / "a" / n) for n in names] == ["model", "pipeline", "pipeline", "pipeline", "post",
+                                                                "pre"]
     built = json.loads(proc.stdout)["models"]  # the summary lists every folder written, with its role
     assert sorted((m["name"], m["role"], m["part_of"]) for m in built) == [
-        ("tiny_cnn", "model", None), ("tiny_cnn_pipeline", "pipeline", "tiny_cnn"),
+        ("tiny_cnn", "model", None), ("tiny_cnn_paddlex", "pipeline", "tiny_cnn"),
+        ("tiny_cnn_pipeline", "pipeline", "tiny_cnn"),
         ("tiny_cnn_pipeline_raw", "pipeline", "tiny_cnn"), ("tiny_cnn_post", "post", "tiny_cnn"),
         ("tiny_cnn_pre", "pre", "tiny_cnn")]
     # the fixed Resize made the profile: 3x32x32 images

@@ -270,9 +270,10 @@ def plan_model(spec: ModelSpec, trt: Any, tensorrt_reason: str | None, cache: Ti
 
 def _pipeline_folder(model: Any, part_of: str) -> ModelFolder:
     """A pipeline stage (repogen.pipelines GeneratedModel) as a folder for the writer."""
+    # the ensembles and the Python protocol models (``_paddlex``) are both role "pipeline": the config tells them apart
+    backend = "ensemble" if 'platform: "ensemble"' in model.config else "python"
     return ModelFolder(model.name, model.role, model.config, 1, dict(model.files),
-                       {"part_of": part_of, "backend": "ensemble" if model.role == "pipeline" else "python",
-                        "target": "ensemble" if model.role == "pipeline" else "python"})
+                       {"part_of": part_of, "backend": backend, "target": backend})
 
 
 def render_config(spec: ModelSpec, target: str, engine: EngineDesc, max_batch: int,

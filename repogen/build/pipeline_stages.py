@@ -2,7 +2,8 @@
 
 * :func:`deploy_config` - the model's deploy config (beside it, or ``spec.deploy_config``), or None;
 * :func:`fill_profiles` - optimization profiles from the config when the user gave no shape flags;
-* :func:`pipeline_models` - the ``_pre`` / ``_post`` / ``_pipeline`` models to write beside the model;
+* :func:`pipeline_models` - the ``_pre`` / ``_post`` / ``_pipeline`` models to write beside the model, and the
+  ``_paddlex`` model answering PaddleX's serving protocol over the pipeline.
 * :func:`deploy_config_files` - the deploy config the build used, written beside the model.
 """
 
@@ -19,6 +20,7 @@ from repogen.build.budget import pixel_budget
 from repogen.pipelines.deploy_config import CONFIG_NAMES, DeployConfig, check_labels, input_roles
 from repogen.pipelines.ensemble import GeneratedModel, generate, ocr_system
 from repogen.locks import private_cache_file
+from repogen.pipelines.paddlex_protocol import ocr_protocol_model, pipeline_protocol_models
 
 DEFAULT_MAX_SIDE = 2048  # largest image side a profile admits when the config does not say
 DEFAULT_BATCH = 8
@@ -105,7 +107,8 @@ def pipeline_models(spec: Any, cfg: DeployConfig | None, engine: Any, max_batch_
     instances = sum(g.count for g in (spec.instance_groups or [])) or 1
     roles = input_roles([t.name for t in engine.inputs], str(cfg.path))
     budget = pixel_budget(spec, cfg, engine, max_batch_size, roles, target, instances)
-    return generate(cfg, spec.name, engine, max_batch_size, instances, budget)
+    models = generate(cfg, spec.name, engine, max_batch_size, instances, budget)
+    return models + pipeline_protocol_models(models)  # PaddleX's protocol in front (<model>_paddlex)
 
 
 def _labels_file(cfg: DeployConfig) -> Path:
@@ -137,7 +140,8 @@ def apply_defaults(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
 def system_models(prepared: list[Any], choice: Any = None, warn: Any = None) -> list[GeneratedModel]:
     """Models built from several of the build's models: the PP-OCR system (``ocr_system``); ``choice`` is the
     spec's ``[ocr_system]`` (repogen.build.system_spec), ``warn`` hears why none was built."""
-    return ocr_system([m for p in prepared for m in p.pipeline_models], choice, warn)
+    systems = ocr_system([m for p in prepared for m in p.pipeline_models], choice, warn)
+    return systems + [ocr_protocol_model(s) for s in systems]  # PaddleX's /ocr protocol (ocr_paddlex)
 
 
 def manifest_fields(models: list[GeneratedModel]) -> dict[str, Any]:

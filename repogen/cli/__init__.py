@@ -27,7 +27,7 @@ Paddle 2.x .pdmodel, Paddle 3 PIR .json). Bad input is one error line and exit c
 Run 'repogen COMMAND --help' for the options of a command."""
 
 #: the commands, in the order --help lists them; each is the module repogen.cli.<name>
-COMMANDS = ("inspect", "ops", "check", "build", "validate", "publish", "manifests", "serve", "examples")
+COMMANDS = ("inspect", "ops", "check", "build", "validate", "publish", "manifests", "serve", "gateway", "examples")
 
 
 def _command(name: str):

@@ -238,6 +238,45 @@ def stage_models(repo: Path, name: str) -> list[str]:
 
 # -- validate hook ---------------------------------------------------------------------------------------------------
 
+def protocol_infer(mod_client: Any, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One PaddleX-protocol request (repogen.pipelines.paddlex_protocol): JSON in ``input``, JSON back."""
+    from repogen.harness.clients import REQUEST_TIMEOUT_S
+
+    mod, cli = mod_client
+    inp = mod.InferInput("input", [1, 1], "BYTES")
+    inp.set_data_from_numpy(np.array([[json.dumps(body).encode("utf-8")]], dtype=np.object_))
+    # gRPC has no client-wide timeout: bound each request (HTTP's network_timeout does it there)
+    res = cli.infer(model, [inp], client_timeout=REQUEST_TIMEOUT_S) if mod.__name__.endswith("grpc") else \
+        cli.infer(model, [inp])
+    return json.loads(res.as_numpy("output").reshape(-1)[0])
+
+
+def _check_protocol(report: Any, server: Any, cfg: dict, name: str, protocols: tuple[str, ...]) -> None:
+    """A PaddleX-protocol model: each image's answer, turned back into the native pipeline's terms, is what the
+    native pipeline it calls (``cfg["target"]``) answers for the same pixels, by the task rules
+    (repogen.verify.tasks.compare_answers)."""
+    from repogen.harness.report import OutputCheck
+    from repogen.pipelines.paddlex_protocol import ANSWER_KINDS, native_answer, request_body
+    from repogen.verify.tasks import compare_answers
+
+    kind = ANSWER_KINDS[cfg["kind"]]
+    images = images_for("ocr_det" if cfg["kind"] == "ocr" else cfg["kind"])
+    for protocol in protocols:
+        mc = client(server.http_url if protocol == "http" else server.grpc_url, protocol)
+        for i, img in enumerate(images):
+            want = infer(mc, cfg["target"], img, raw=True)
+            payload = protocol_infer(mc, name, request_body(cfg["kind"], inputs.encode(img)))
+            if payload.get("errorCode") != 0:
+                passed, why = False, f"errorCode {payload.get('errorCode')}: {payload.get('errorMsg')}"
+            else:
+                verdict = compare_answers(kind, native_answer(cfg["kind"], payload["result"]), want)
+                passed, why = verdict.passed, verdict.summary
+            report.checks.append(OutputCheck(protocol, f"image {i}", ",".join(sorted(want)), None, [], None, None,
+                                             0.0, passed, "" if passed else why))
+            if not passed:
+                report.fail(f"{protocol} image {i}: {why}")
+
+
 def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: tuple[str, ...] = ("http", "grpc"),
                        concurrency: tuple[int, ...] = (1, 4), requests: int = 20, speed: bool = True,
                        timing: dict | None = None) -> list[Any]:
@@ -261,6 +300,9 @@ def validate_pipelines(server: Any, repo: Path, names: list[str], *, protocols: 
                 continue
             report = reports[name] = ModelReport(name)
             try:
+                if (repo / name / "1" / "pipeline.json").is_file() and _load(repo, name).get("protocol") == "paddlex":
+                    _check_protocol(report, server, _load(repo, name), name, protocols)  # PaddleX's JSON in front
+                    continue
                 if name.endswith("_pipeline") or name.endswith("_pipeline_raw"):
                     model = name.rsplit("_pipeline", 1)[0]
                     cfg = _load(repo, f"{model}_pre")

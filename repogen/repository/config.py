@@ -154,11 +154,13 @@ def render_template(template: str | Path, context: Mapping[str, Any]) -> str:
 
 def stage_config(*, name: str, description: str, inputs: Sequence[Mapping[str, Any]],
                  outputs: Sequence[Mapping[str, Any]], max_batch_size: int, cpu_instances: int = 0,
-                 steps: Sequence[Mapping[str, Any]] | None = None) -> str:
+                 steps: Sequence[Mapping[str, Any]] | None = None,
+                 parameters: Mapping[str, str] | None = None) -> str:
     """config.pbtxt of a model repogen composes around a converted one (a Python-backend stage, or an ensemble
     when ``steps`` are given), from the same bundled templates as every other config. Tensors are
     ``{name, dtype (numpy spelling or "bytes"), dims (without the batch dim), optional}``; steps are
-    ``{model, inputs: [(step tensor, ensemble tensor)], outputs: [...]}``."""
+    ``{model, inputs: [(step tensor, ensemble tensor)], outputs: [...]}``; ``parameters``: the config's
+    string parameters (a Python stage's, e.g. the PaddleX route a protocol model answers)."""
     def tensor(t: Mapping[str, Any]) -> dict[str, Any]:
         return {"name": t["name"], "data_type": triton_dtype(t["dtype"], f"{name}: {t['name']}"),
                 "dims": list(t["dims"]), "reshape": False, "label_filename": None, "optional": t.get("optional")}
@@ -166,7 +168,8 @@ def stage_config(*, name: str, description: str, inputs: Sequence[Mapping[str, A
                "inputs": [tensor(t) for t in inputs], "outputs": [tensor(t) for t in outputs],
                "instance_groups": [{"count": cpu_instances, "kind": "KIND_CPU", "gpus": [], "profile": []}]
                if cpu_instances else [],
-               "dynamic_batching": None, "warmup": None, "steps": list(steps or [])}
+               "dynamic_batching": None, "warmup": None, "steps": list(steps or []),
+               "parameters": dict(parameters or {})}
     text = render_template("ensemble.pbtxt.j2" if steps else "python.pbtxt.j2", context)
     text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
     parse_config(text, f"{name}/config.pbtxt")
