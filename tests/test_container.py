@@ -122,61 +122,153 @@ def test_serve_through_podman_stops_its_container_on_signals(podman_env, sig):
     assert not _ours(podman_env) - before
 
 
-def test_docker_files_build_on_the_local_base(podman_env):
-    """Dockerfile.serve-paddle and Dockerfile.build take their base as a build argument; built here on the CPU
-    image (the NGC bases cannot be pulled here), their steps, COPYs, installs and entrypoints are what is tested."""
-    base = f"localhost/{images.CPU_IMAGE}"
-    pip_cache = ["--volume", f"{CACHE / 'pip'}:/root/.cache/pip"]
+def _podman_build(env: dict[str, str], tag: str, *args: str, stdin: str | None = None) -> None:
+    """``podman build`` with the host's network and, as build-cpu-image.sh does, its CA bundle for pip (PyPI may
+    be reached through a TLS proxy) and the pip cache."""
+    extra = ["--volume", f"{CACHE / 'pip'}:/root/.cache/pip"]
     host_ca = Path("/etc/ssl/certs/ca-certificates.crt")
-    if host_ca.is_file():  # as build-cpu-image.sh does: pip may reach PyPI through a TLS proxy
-        pip_cache += ["--volume", f"{host_ca}:/etc/ssl/certs/host-ca.crt:ro", "--build-arg",
-                      "PIP_CERT=/etc/ssl/certs/host-ca.crt"]
-    tags = {"Dockerfile.serve-paddle": "repogen/test-serve-paddle", "Dockerfile.build": "repogen/test-build"}
+    if host_ca.is_file():
+        extra += ["--volume", f"{host_ca}:/etc/ssl/certs/host-ca.crt:ro", "--build-arg",
+                  "PIP_CERT=/etc/ssl/certs/host-ca.crt"]
+    proc = subprocess.run(["podman", "build", "--network", "host", *extra, "-t", tag, *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, f"podman build -t {tag}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+
+
+def _remove_test_images(env: dict[str, str], tags: list[str]) -> None:
+    """The test's tags go (and the layers only they hold); the CPU image and its base stay for the next run."""
+    subprocess.run(["podman", "rmi", "--ignore", *(f"localhost/{t}:latest" for t in tags)], capture_output=True,
+                   text=True, env=env, timeout=300)
+    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}"], capture_output=True, text=True,
+                            env=env, timeout=60).stdout.split()
+    assert not {f"localhost/{t}" for t in tags} & set(listed), listed
+
+
+def test_docker_files_build_on_the_local_base(podman_env):
+    """Dockerfile.build takes its base as a build argument; built here on the CPU image (the NGC base cannot be
+    pulled here), its steps, COPYs, installs and entrypoint are what is tested. Dockerfile.serve-paddle is built
+    and checked by test_every_kind_of_generated_python_model_loads_in_its_images."""
+    tag = "repogen/test-build"
     try:
-        for dockerfile, extra in (("Dockerfile.serve-paddle", []),
-                                  ("Dockerfile.build", ["--build-arg", "REQUIRE_TENSORRT=0"])):
-            proc = subprocess.run(["podman", "build", "--network", "host", *pip_cache, "--build-arg",
-                                   f"BASE_IMAGE={base}", *extra, "-f", str(ROOT / "docker" / dockerfile), "-t",
-                                   tags[dockerfile], str(ROOT)], capture_output=True, text=True, env=podman_env,
-                                  timeout=1200)
-            assert proc.returncode == 0, f"{dockerfile}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
-        run = subprocess.run(["podman", "run", "--rm", "repogen/test-build", "--version"], capture_output=True,
+        _podman_build(podman_env, tag, "--build-arg", f"BASE_IMAGE=localhost/{images.CPU_IMAGE}", "--build-arg",
+                      "REQUIRE_TENSORRT=0", "-f", str(ROOT / "docker" / "Dockerfile.build"), str(ROOT))
+        run = subprocess.run(["podman", "run", "--rm", tag, "--version"], capture_output=True,
                              text=True, env=podman_env, timeout=300)
         assert run.returncode == 0 and run.stdout.startswith("repogen"), run.stdout + run.stderr
-        run = subprocess.run(["podman", "run", "--rm", "repogen/test-serve-paddle", "python3", "-c",
-                              "import paddle, numpy; print(numpy.__version__)"], capture_output=True, text=True,
-                             env=podman_env, timeout=300)
-        assert run.returncode == 0 and run.stdout.strip().startswith("1.26"), run.stdout + run.stderr
     finally:
-        # the test's tags go (and the layers only they hold); the CPU image and its base stay for the next run
-        subprocess.run(["podman", "rmi", "--ignore", *(f"localhost/{t}:latest" for t in tags.values())],
-                       capture_output=True, text=True, env=podman_env, timeout=300)
-    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}"], capture_output=True, text=True,
-                            env=podman_env, timeout=60).stdout.split()
-    assert not {f"localhost/{t}" for t in tags.values()} & set(listed), listed
+        _remove_test_images(podman_env, [tag])
 
 
-def test_partitioned_numpy_target_validates_in_the_container(podman_env, tmp_path):
-    """--target numpy regions and a Python remainder (an op with no converter in the middle) joined by an
-    ensemble: the stand-ins import repogen inside the container's server, as they would on a CPU cluster."""
-    from tests.support import zoo
-    repo = tmp_path / "repo"
-    proc = _repogen("build", str(zoo.get("cumprod_net", "pir")), "--name", "cumprod", "--out", str(repo),
-                    "--target", "numpy", "--partition", "--min-shapes", "x:1x3x16x16", "--opt-shapes",
-                    "x:2x3x16x16", "--max-shapes", "x:4x3x32x32", "--json", env=podman_env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    before = _ours(podman_env)
-    proc = _repogen("validate", str(repo), "--server", "docker", "--concurrency", "2", "--requests", "8",
-                    "--json", env=podman_env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+#: imports each statement given on the command line; prints the ones that fail, one a line; exit 1 if any did
+IMPORT_CHECK = """
+import sys
+failed = []
+for statement in sys.argv[1:]:
+    try:
+        exec(statement, {})
+    except Exception as exc:
+        failed.append(f"{statement}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+print("\\n".join(failed))
+try:
+    import numpy
+    print("numpy", numpy.__version__)
+except ImportError:
+    print("numpy missing")
+sys.exit(1 if failed else 0)
+"""
+#: the CPU image with the packages that provide the served models' imports removed: a stand-in for the NGC
+#: base (tritonserver and Python, none of those packages), which cannot be pulled here
+STRIPPED_BASE = f"""
+FROM localhost/{images.CPU_IMAGE}
+USER root
+ARG MODULES
+RUN python3 -c "import importlib.metadata as md, sys; d = md.packages_distributions(); \\
+print(' '.join(sorted({{x for m in sys.argv[1:] for x in d.get(m, [])}})))" $MODULES > /tmp/dists \\
+ && python3 -m pip uninstall -y $(cat /tmp/dists) && rm /tmp/dists
+"""
+
+
+def _import_check(env: dict[str, str], image: str, statements: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", "run", "--rm", image, "python3", "-c", IMPORT_CHECK, *statements],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_every_kind_of_generated_python_model_loads_in_its_images(podman_env, tmp_path):
+    """Issue 26 item 4. One repository with each kind of Python-backend model repogen writes: the paddle target
+    (the example text detector and recognizer), their pipeline stages (_pre, _post) and the ocr_system BLS model,
+    a whole --target numpy stand-in, and a partitioned model (NumPy stand-ins of its TensorRT regions, a Python
+    remainder running cumprod with Paddle, an ensemble). On a CPU host it is served by the CPU image: every model
+    loads there and answers as Paddle does. On a GPU host, by Dockerfile.serve-paddle: built on the CPU image with
+    those packages removed (the NGC base cannot be pulled here), every import statement of the generated
+    model.py files (read with ast, repogen followed through its run-time imports) must run in it."""
     import json
 
+    from tests.support import zoo
+
+    started = time.monotonic()
+    exports, repo = tmp_path / "exports", tmp_path / "repo"
+    proc = _repogen("examples", str(exports), "--kinds", "ocr_det,ocr_rec", env=podman_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    builds = [
+        [str(exports / "ocr_det"), str(exports / "ocr_rec"), "--target", "paddle"],
+        [str(zoo.get("elementwise", "pir")), "--name", "elementwise", "--target", "numpy"],
+        [str(zoo.get("cumprod_net", "pir")), "--name", "cumprod", "--target", "numpy", "--partition",
+         "--min-shapes", "x:1x3x16x16", "--opt-shapes", "x:2x3x16x16", "--max-shapes", "x:4x3x32x32"],
+    ]
+    for args in builds:
+        proc = _repogen("build", *args, "--out", str(repo), "--json", env=podman_env)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    folders = sorted(p for p in repo.iterdir() if p.is_dir())
+    manifests = {p.name: json.loads((p / "repogen.json").read_text()) for p in folders}
+    kinds = {(m["role"], m["target"]) for m in manifests.values()}
+    assert {("model", "paddle"), ("pre", "python"), ("post", "python"), ("system", "python"), ("model", "numpy"),
+            ("part", "numpy"), ("part", "python"), ("model", "ensemble")} <= kinds, kinds
+    assert manifests["ocr_system"]["role"] == "system"
+    # the images this repository is served with: the CPU image on a CPU host, serve-paddle on a GPU host
+    assert images.serving_image(manifests.values()).image == images.CPU_IMAGE
+    assert images.serving_image(manifests.values(), gpu_host=True).image == images.PADDLE_GPU_IMAGE
+    built = time.monotonic()
+
+    before = _ours(podman_env)
+    proc = _repogen("validate", str(repo), "--server", "docker", "--engine", "podman", "--concurrency", "1",
+                    "--requests", "5", "--window-ms", "100", "--max-windows", "3", "--level-budget-s", "5", "--json",
+                    env=podman_env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
-    (model,) = report["models"]
-    assert model["model"] == "cumprod" and model["ok"]
-    assert {c["protocol"] for c in model["checks"]} == {"http", "grpc"}
-    assert all(c["ok"] and c["rel_err"] <= 1e-5 for c in model["checks"])
-    assert not _ours(podman_env) - before
+    assert report["ok"] and not report["failures"], report["failures"]
+    reported = {m["model"]: m for m in report["models"]}
+    # every folder was loaded and judged (stages through their pipelines, parts through their ensemble)
+    assert set(reported) == {p.name for p in folders if manifests[p.name]["role"] != "part"}, sorted(reported)
+    assert all(m["ok"] for m in reported.values())
+    answered = ["PP-OCRv5_mobile_det", "PP-OCRv5_mobile_rec", "PP-OCRv5_mobile_det_pipeline",
+                "PP-OCRv5_mobile_rec_pipeline", "ocr_system", "elementwise", "cumprod"]
+    for name in answered:  # compared with Paddle (or PaddleX's pipeline) over both protocols
+        checks = reported[name]["checks"]
+        assert {c["protocol"] for c in checks} == {"http", "grpc"} and all(c["ok"] for c in checks), (name, checks)
+    assert all(c["rel_err"] <= 1e-5 for c in reported["cumprod"]["checks"])
+    assert not _ours(podman_env) - before  # the validate run's container is gone (others may run beside)
+    validated = time.monotonic()
+
+    statements = images.python_model_imports(folders)
+    modules = sorted({s.split()[1].split(".")[0] for s in statements})
+    assert {"cv2", "numpy", "paddle", "pyclipper", "repogen"} <= set(modules), modules
+    base, image = "repogen/test-serve-paddle-base", "repogen/test-serve-paddle"
+    try:
+        (tmp_path / "context").mkdir()
+        _podman_build(podman_env, base, "--build-arg", f"MODULES={' '.join(modules)}", "-f", "-",
+                      str(tmp_path / "context"), stdin=STRIPPED_BASE)
+        bare = _import_check(podman_env, base, statements)
+        missing = {line.split(": ")[0].split()[1].split(".")[0] for line in bare.stdout.splitlines() if ": " in line}
+        assert bare.returncode == 1 and missing == set(modules), bare.stdout[-3000:] + bare.stderr[-2000:]
+        _podman_build(podman_env, image, "--build-arg", f"BASE_IMAGE=localhost/{base}", "-f",
+                      str(ROOT / "docker" / "Dockerfile.serve-paddle"), str(ROOT))
+        served = _import_check(podman_env, image, statements)
+        assert served.returncode == 0, served.stdout[-3000:] + served.stderr[-2000:]
+        assert served.stdout.split()[-2:] == ["numpy", "1.26.4"], served.stdout
+    finally:
+        _remove_test_images(podman_env, [image, base])
+    print(f"\nbuild {built - started:.0f} s, validate in the CPU image {validated - built:.0f} s, serve-paddle "
+          f"image and {len(statements)} imports {time.monotonic() - validated:.0f} s", file=sys.stderr)
 
 
 def test_refused_default_rlimits_fall_back_to_the_private_containers_conf(podman_env, tmp_path):

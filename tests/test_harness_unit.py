@@ -57,7 +57,9 @@ def test_container_image_follows_the_manifests(tmp_path):
     assert container.image_for(tmp_path, None, gpus=False) == images.CPU_IMAGE
     assert container.image_for(tmp_path, None, gpus=True) == images.PADDLE_GPU_IMAGE
     _manifest(tmp_path / "b", "tensorrt", "10.8.0.43")
-    assert container.image_for(tmp_path, None, gpus=True) == "nvcr.io/nvidia/tritonserver:25.01-py3"
+    # the paddle model beside the plan needs Paddle: the serve-paddle image on the plan's NGC release
+    assert container.image_for(tmp_path, None, gpus=True) == "repogen/tritonserver-paddle:25.01"
+    assert container.image_for(tmp_path, ["b"], gpus=True) == "nvcr.io/nvidia/tritonserver:25.01-py3"
     assert container.image_for(tmp_path, ["a"], gpus=False) == images.CPU_IMAGE
     _manifest(tmp_path / "c", "tensorrt", "10.5.0")
     with pytest.raises(ServerError, match="several TensorRT versions"):

@@ -191,11 +191,14 @@ def test_deployment_command_serves_from_s3(s3_env, bucket, tmp_path):
 
 def test_image_and_gpus_follow_the_repository_record():
     """Plans: the NGC release of their TensorRT with one GPU; Python-backend models only: the CPU image with
-    Paddle and no GPU; what the user names wins."""
+    Paddle and no GPU; both: the serve-paddle image on the plans' release, with one GPU; what the user names
+    wins."""
     paddle = [{"target": "paddle"}, {"target": "python"}, {"target": "ensemble"}]
-    plans = paddle + [{"target": "tensorrt", "tensorrt": {"version": "10.8.0.43"}}]
+    plans = [{"target": "ensemble"}, {"target": "tensorrt", "tensorrt": {"version": "10.8.0.43"}}]
     assert (lambda o: (o.image, o.gpus))(for_repository(ManifestOptions(), paddle, "r")) == (images.CPU_IMAGE, 0)
     assert (lambda o: (o.image, o.gpus))(for_repository(ManifestOptions(), plans, "r")) == (NGC, 1)
+    mixed = (lambda o: (o.image, o.gpus))(for_repository(ManifestOptions(), paddle + plans, "r"))
+    assert mixed == ("repogen/tritonserver-paddle:25.01", 1)
     assert for_repository(ManifestOptions(gpus=1), paddle, "r").image == images.PADDLE_GPU_IMAGE
     assert for_repository(ManifestOptions(image="mine:1"), plans, "r").image == "mine:1"
     with pytest.raises(ConfigError, match="several TensorRT versions"):

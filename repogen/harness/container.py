@@ -8,7 +8,9 @@ sends SIGTERM and waits) before the container is removed.
 The image follows the repository: plans need the NGC tritonserver image whose TensorRT built them
 (``repogen.json`` records the TensorRT version); Python-backend models (paddle target, ``--target
 numpy``) need Paddle in the image: ``repogen/tritonserver-cpu`` on a host without a GPU (built by
-``docker/build-cpu-image.sh``), the ``docker/Dockerfile.serve-paddle`` image on a GPU host.
+``docker/build-cpu-image.sh``), the ``docker/Dockerfile.serve-paddle`` image on a GPU host; plans beside
+Python-backend models (pipeline stages, a partition's remainder) need that image built on the plans' NGC
+release. ``repogen.repository.images.serving_image`` decides, for ``repogen manifests`` too.
 
 Hosts without CAP_SYS_RESOURCE refuse the runtime's default rlimits ("error setting rlimit type 7:
 operation not permitted"). When podman fails that way and ``CONTAINERS_CONF`` is not set, the harness runs
