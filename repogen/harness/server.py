@@ -403,8 +403,13 @@ def launch(repo: str | Path | None, server: str = "local", *, models: list[str] 
         gpus = gpu_available()
         image = image or container.image_for(repo_path, models, gpus)
         if not container.image_exists(engine, image):
-            hint = (" (build it with docker/build-cpu-image.sh)" if image == images.CPU_IMAGE else
-                    f" ({Path(engine).name} pull {image}, or pass --image)")
+            if image == images.CPU_IMAGE:
+                hint = " (build it with docker/build-cpu-image.sh)"
+            elif image.startswith(images.PADDLE_GPU_IMAGE.split(":")[0] + ":"):  # built here, never pulled
+                hint = (f" (build it: {Path(engine).name} build -f docker/Dockerfile.serve-paddle --build-arg "
+                        f"TRITON_RELEASE={image.rsplit(':', 1)[1]} -t {image} . ; or pass --image)")
+            else:
+                hint = f" ({Path(engine).name} pull {image}, or pass --image)"
             raise ServerError(f"container image {image} is not available to {Path(engine).name}{hint}")
     startup = list(models or []) if strict_readiness else None
     # with startup loads the endpoints open only once every model was loaded (or refused)
