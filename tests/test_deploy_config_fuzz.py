@@ -86,7 +86,7 @@ KEYS = ["model_name", "arch", "Hpi", "backend_configs", "tensorrt", "dynamic_sha
 
 
 def bases() -> dict[str, tuple[str, str]]:
-    """kind -> (config file name, text): the six kinds of repogen.pipelines.testing's exports."""
+    """kind -> (config file name, text): the six kinds of repogen.examples.pipeline_exports's exports."""
     from repogen.examples import pipeline_exports as testing
 
     return {"ocr_det": ("inference.yml", testing.OCR_DET_YML), "ocr_rec": ("inference.yml", testing.ocr_rec_yml()),

@@ -331,7 +331,7 @@ def test_labels_checked_against_the_output_width(tmp_path):
 
 def test_recognizer_dictionary_checked_against_the_output_width(tmp_path):
     """PaddleX's CTCLabelDecode reads class i as ['blank'] + character_dict (+ ' ') [i]; the test recognizer
-    (repogen.pipelines.testing) returns len(CHARACTERS) + 2 classes, the official PP-OCRv4 one 6623 + 2."""
+    (repogen.examples.pipeline_exports) returns len(CHARACTERS) + 2 classes, the official PP-OCRv4 one 6623 + 2."""
     rec = _engine(("softmax", (-1, -1, len(testing.CHARACTERS) + 2)))
     check_labels(_Spec(), read_deploy_config(_write(tmp_path, testing.ocr_rec_yml())), rec, 8)
     short = read_deploy_config(_write(tmp_path, testing.ocr_rec_yml(testing.CHARACTERS[:-1])))

@@ -385,7 +385,7 @@ def fresh_venvs(tmp_path_factory):
 def pipeline_export(tmp_path_factory) -> tuple[Path, Path]:
     """A PaddleX-style classification export (model + inference.yml) and the repository this checkout's
     environment builds from it (pre/post stages and the pipeline ensemble)."""
-    from repogen.pipelines import testing
+    from repogen.examples import pipeline_exports as testing
 
     root = tmp_path_factory.mktemp("extras-pipeline")
     export = testing.save_model("cls", root / "cls")

@@ -46,8 +46,8 @@ def test_build_accepts_a_path_prefix(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_fp16_paddle_target_checks_what_is_built(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """The paddle target serves fp32: the check runs at fp32 (the fp32 rule, with the network's noise floor),
-    not on an fp16 network."""
+    """The paddle target serves fp32: the check runs at fp32 (the fp32 rule; the network's noise floor is
+    computed only for an output that misses the elementwise bound), not on an fp16 network."""
     rc = cli.main(["build", "--out", str(tmp_path / "repo"), "--fp16", "--target", "paddle", "--json"])
     assert rc == 0
     (model,) = json.loads(capsys.readouterr().out)["models"]
@@ -55,7 +55,8 @@ def test_fp16_paddle_target_checks_what_is_built(tmp_path: Path, capsys: pytest.
     assert model["check"]["status"] == "passed"
     man = json.loads((tmp_path / "repo" / "tiny_cnn" / "repogen.json").read_text())
     assert man["tolerance"]["precision"] == "fp32"
-    assert all(o["passed"] and "noise_rel_l2" in o for o in model["check"]["outputs"].values())
+    outputs = model["check"]["outputs"].values()
+    assert outputs and all(o["passed"] and o["rel_l2"] < 1e-5 for o in outputs)
 
 
 def test_summary_table_keeps_full_rows_in_a_pipe(tmp_path: Path) -> None:

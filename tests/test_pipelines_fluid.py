@@ -451,7 +451,8 @@ def test_fluid_yolo_builds_with_no_flags_and_validates(fluid_yolo, tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     roles = {m["name"]: m["role"] for m in json.loads(build.stdout)["models"]}
     assert roles == {"yolov3_fluid": "model", "yolov3_fluid_pre": "pre", "yolov3_fluid_post": "post",
-                     "yolov3_fluid_pipeline": "pipeline", "yolov3_fluid_pipeline_raw": "pipeline"}
+                     "yolov3_fluid_pipeline": "pipeline", "yolov3_fluid_pipeline_raw": "pipeline",
+                     "yolov3_fluid_paddlex": "pipeline"}
     data = json.loads((repo / "yolov3_fluid_pre" / "1" / "pipeline.json").read_text())
     assert [t["op"] for t in data["transforms"]] == ["fluid_resize", "fluid_normalize", "to_chw", "fluid_feeds"]
     assert data["labels"] == ["ring", "box", "dot"]
