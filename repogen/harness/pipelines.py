@@ -101,6 +101,8 @@ def differences(kind: str, got: dict, want: dict) -> list[str]:
         got = got | {"label_ids": got["class_ids"]}
     if "label_ids" in want and not np.array_equal(got.get("label_ids"), want["label_ids"]):
         bad.append("label_ids differ")
+    if "orders" in want and not np.array_equal(got.get("orders"), want["orders"]):
+        bad.append(f"reading orders {np.asarray(got.get('orders')).tolist()} != {np.asarray(want['orders']).tolist()}")
     if "label_map" in want and not np.array_equal(got.get("label_map"), want["label_map"]):
         bad.append("label_map differs")
     if "boxes" in want:
@@ -154,9 +156,9 @@ def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray) -> dict[str, Any
         texts, scores = ops.ctc_decode(first, ops.ctc_characters(cfg["characters"], cfg["post"]["use_space_char"]))
         return {"texts": texts, "scores": np.array(scores, np.float32)}
     if kind == "detection":
-        res = ops.det_postprocess(outs[cfg["boxes_output"]].reshape(-1, 6), (info[0], info[1]), cfg["labels"],
-                                  cfg["post"]["threshold"])
-        return {k: res[k] for k in ("boxes", "scores", "labels", "label_ids")}
+        res = ops.detection_answer(outs[cfg["boxes_output"]].reshape(-1, cfg.get("box_columns", 6)), (info[0], info[1]),
+                                   cfg["labels"], cfg["post"])
+        return {k: res[k] for k in ("boxes", "scores", "labels", "label_ids", "orders") if k in res}
     if kind == "classification":
         ids, scores, names = ops.topk(first[0], cfg["post"]["topk"], cfg["labels"])
         return {"label_ids": ids, "scores": scores.astype(np.float32), "labels": names}

@@ -174,7 +174,7 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
         ops = schema.parse_transforms(pre, schema.DET_TRANSFORMS, path, ("Preprocess",), "type_key")
         labels = None if det.label_list is None else list(det.label_list)
         return config("detection", ctx, [step for op in ops for step in op.steps(ctx)],
-                      {"threshold": det.draw_threshold}, labels=labels)
+                      det.layout_post(model_name), labels=labels)
     if "Deploy" in data:
         deploy = schema.validate(schema.DeploySection, _section(data, "Deploy"), path, ("Deploy",))
         ctx = schema.StepContext(model_name)
