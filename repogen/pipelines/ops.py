@@ -600,7 +600,8 @@ def _layout_iou(box1: Any, box2: Any) -> Any:
     inter_area = max(0, x2_i - x1_i + 1) * max(0, y2_i - y1_i + 1)
     box1_area = (x2 - x1 + 1) * (y2 - y1 + 1)
     box2_area = (x2_p - x1_p + 1) * (y2_p - y1_p + 1)
-    return inter_area / float(box1_area + box2_area - inter_area)
+    union = float(box1_area + box2_area - inter_area)
+    return inter_area / union if union else 0.0  # degenerate rows (sides of -1 px), where PaddleX would divide by 0
 
 
 def layout_nms(boxes: np.ndarray, iou_same: float = 0.6, iou_diff: float = 0.98) -> list[int]:
