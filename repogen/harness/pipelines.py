@@ -101,8 +101,6 @@ def differences(kind: str, got: dict, want: dict) -> list[str]:
         got = got | {"label_ids": got["class_ids"]}
     if "label_ids" in want and not np.array_equal(got.get("label_ids"), want["label_ids"]):
         bad.append("label_ids differ")
-    if "orders" in want and not np.array_equal(got.get("orders"), want["orders"]):
-        bad.append(f"reading orders {np.asarray(got.get('orders')).tolist()} != {np.asarray(want['orders']).tolist()}")
     if "label_map" in want and not np.array_equal(got.get("label_map"), want["label_map"]):
         bad.append("label_map differs")
     if "boxes" in want:

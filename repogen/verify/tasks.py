@@ -10,7 +10,8 @@ post-processing (``repogen.pipelines.ops``: the processors the served pipeline r
 * classification (``topk``): the top-k labels in order; a different label at a position counts as a tie when
   Paddle's own scores of the two labels are within the tie tolerance.
 * detection (``det_postprocess``): boxes above the score threshold as sets (same label, IoU >= 0.9 or every side
-  within 1 px, scores within tolerance); a box near the threshold may be on one side only. For a model that
+  within 1 px, scores within tolerance); a box near the threshold may be on one side only. Where the answer
+  numbers a reading order (``orders``, layout analysis), matched boxes must have the same place in it. For a model that
   selects its boxes by NMS (``nms=True``), two unmatched boxes of one label that overlap (IoU >= 0.4) with scores
   within tolerance are an NMS tie (NMS kept one for Paddle, the other for us). Answers alone cannot tell such a tie
   from a box moved by a wrong conversion, so at most a quarter of Paddle's boxes may be ties (a wrong box
@@ -346,6 +347,13 @@ def _compare_detections(d: dict[str, Any], g: Mapping[str, Any], w: Mapping[str,
                         f"{wsc[j]:.5f} (> {tol.score:g})")
         else:
             d["boxes_matched"] += 1
+    if "orders" in w:  # layout analysis (PP-DocLayoutV2): each region's place in reading order, 0 where none
+        go, wo = np.asarray(g.get("orders", []), np.int64).reshape(-1), np.asarray(w["orders"], np.int64).reshape(-1)
+        if len(go) != len(gb):
+            _problem(d, f"{where}{len(go)} reading-order places for {len(gb)} boxes")
+        for i, j in pairs if len(go) == len(gb) else []:
+            if go[i] != wo[j]:
+                _problem(d, f"{where}{wn[j]} box {wb[j].round(1).tolist()}: reading order {go[i]} != Paddle's {wo[j]}")
     left_g = sorted(set(range(len(gb))) - {i for i, _ in pairs})
     left_w = sorted(set(range(len(wb))) - {j for _, j in pairs})
     # NMS ties: NMS kept A for Paddle and B for us, A and B of one label, overlapping, scores within tolerance
