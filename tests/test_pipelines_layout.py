@@ -150,6 +150,26 @@ def test_wrong_row_readings_differ_from_paddlex():
         assert caught >= 6, name
 
 
+def test_task_check_reads_layout_rows(tmp_path):
+    """The conversion check's task level (verify.tasks.task_check, what build and check judge a model on) reads
+    [N, 8] rows with the deploy config's layout post-processing: Paddle's rows against themselves pass, rows whose
+    reading order moved fail."""
+    from repogen.verify.inputs import TaskInput
+    from repogen.verify.tasks import task_check
+
+    (tmp_path / "inference.yml").write_text(testing.LAYOUT_V2_YML, encoding="utf-8")
+    cfg = read_deploy_config(tmp_path / "inference.yml")
+    failed = 0
+    for seed in range(6):
+        rows = _rows(seed, 8, V2_LABELS)
+        info = TaskInput(feeds={}, infos=[np.array([400, 320, 1, 1], np.float32)], images=[], label=f"page {seed}")
+        assert task_check(cfg, info, {"rows": rows}, {"rows": rows}).passed
+        moved = rows.copy()
+        moved[:, 6] = -moved[:, 6]  # reading order reversed
+        failed += not task_check(cfg, info, {"rows": moved}, {"rows": rows}).passed
+    assert failed >= 4
+
+
 def test_layout_options_read_from_inference_yml(tmp_path):
     (tmp_path / "inference.yml").write_text(testing.LAYOUT_V2_YML, encoding="utf-8")
     post = read_deploy_config(tmp_path / "inference.yml").post

@@ -455,11 +455,14 @@ class LayoutHead(nn.Layer):
         query = paddle.unsqueeze(index // self.classes, -1)
         boxes = paddle.take_along_axis(xyxy, paddle.tile(query, [1, 1, 4]), axis=1)
         cols = [paddle.unsqueeze(labels, -1), paddle.unsqueeze(top, -1), boxes]
-        if self.order:  # reading order: bands of a quarter page top to bottom, left to right within a band
-            c = paddle.take_along_axis(cxcy, paddle.tile(query, [1, 1, 2]), axis=1)
-            votes = paddle.floor(c[:, :, 1] * 4.0) * 4.0 + c[:, :, 0]
-            seq = paddle.argsort(paddle.argsort(votes, axis=1), axis=1)
-            cols += [paddle.unsqueeze(paddle.cast(seq, "float32"), -1), paddle.unsqueeze(votes, -1)]
+        if self.order:
+            # reading order per query, as PP-DocLayoutV2's head orders its queries before the top-k picks rows:
+            # bands of a quarter page top to bottom, left to right within a band; the position is the vote's rank
+            votes = paddle.floor(cxcy[:, :, 1] * 4.0) * 4.0 + cxcy[:, :, 0]
+            seq = paddle.cast(paddle.argsort(paddle.argsort(votes, axis=1), axis=1), "float32")
+            pick = paddle.squeeze(query, -1)
+            cols += [paddle.unsqueeze(paddle.take_along_axis(seq, pick, axis=1), -1),
+                     paddle.unsqueeze(paddle.take_along_axis(votes, pick, axis=1), -1)]
         out = paddle.reshape(paddle.concat(cols, axis=-1), [-1, 8 if self.order else 6])
         return out, paddle.full([paddle.shape(image)[0]], self.top, "int32")
 
