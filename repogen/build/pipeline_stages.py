@@ -63,17 +63,18 @@ def _batch_range(given: dict[str, list[list[int]]], roles: dict[str, str], spec:
 
 def _role_range(cfg: DeployConfig, role: str, shape: list[int], batch: list[int]) -> list[list[int]]:
     """min/opt/max of one input from what the transforms make of the image: the image after resize, and
-    PaddleDetection's ``im_shape`` (the resized [h, w]) and ``scale_factor`` (the resize ratios), each [N, 2].
-    Dims the graph fixes win."""
+    PaddleDetection's ``im_shape`` (the resized [h, w]) and ``scale_factor`` (the resize ratios), [N, 2] unless the
+    graph fixes their width. A batch dim the graph fixes wins."""
     if role == "image":
         lo, opt, hi = _image_range(cfg, [int(d) for d in (shape or [-1, -1, -1, -1])[1:]])
         rng = [[batch[0]] + lo, [batch[1]] + opt, [batch[2]] + hi]
-    else:
-        rng = [[batch[0], 2], [batch[1], 2], [batch[2], 2]]
-    for i, d in enumerate(shape or []):
-        if d > 0 and i < len(rng[0]):
-            for r in rng:
-                r[i] = int(d)
+    else:  # [h, w] sizes and scales; PaddleDetection 0.x's im_info / im_shape are 3 wide, scale_factor 4
+        tail = [int(d) for d in (shape or [])[1:]]
+        tail = tail if tail and all(d > 0 for d in tail) else [2]
+        rng = [[batch[0], *tail], [batch[1], *tail], [batch[2], *tail]]
+    if shape and shape[0] > 0:
+        for r in rng:
+            r[0] = int(shape[0])
     return rng
 
 
