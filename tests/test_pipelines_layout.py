@@ -213,7 +213,7 @@ def test_inputs_the_hpi_omits_get_ranges_from_the_transforms(tmp_path):
     assert spec.opt_shapes == ["im_shape:2x2,image:2x3x800x800,scale_factor:2x2"]
     # a width the graph fixes wins (PaddleDetection 0.x's im_shape is [N, 3])
     spec = fill_profiles(_spec(), _graph(("im_shape", [-1, 3]), ("image", [-1, 3, -1, -1])), cfg)
-    assert spec.max_shapes == ["im_shape:4x3,image:4x3x800x800"]
+    assert spec.max_shapes == ["im_shape:8x3,image:8x3x800x800"]  # no range of its inputs: batch 1 .. 8
     # two inputs that could each be the image: no guessing
     with pytest.raises(ConfigError, match=r"no range for input\(s\) \['extra', 'image'\].*which input takes the image"):
         fill_profiles(_spec(), _graph(("extra", [-1, 3, -1, -1]), ("image", [-1, 3, -1, -1])), cfg)
