@@ -592,65 +592,56 @@ LAYOUT_SKIP_ORDER = ("figure_title", "vision_footnote", "image", "chart", "table
                      "footer_image", "footnote", "aside_text")
 
 
-def _layout_iou(box1: Any, box2: Any) -> Any:
-    """PaddleX's layout IoU: pixel-inclusive (+1) sides, on the rows' own scalars."""
-    x1, y1, x2, y2 = box1
-    x1_p, y1_p, x2_p, y2_p = box2
-    x1_i, y1_i, x2_i, y2_i = max(x1, x1_p), max(y1, y1_p), min(x2, x2_p), min(y2, y2_p)
-    inter_area = max(0, x2_i - x1_i + 1) * max(0, y2_i - y1_i + 1)
-    box1_area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    box2_area = (x2_p - x1_p + 1) * (y2_p - y1_p + 1)
-    union = float(box1_area + box2_area - inter_area)
-    return inter_area / union if union else 0.0  # degenerate rows (sides of -1 px), where PaddleX would divide by 0
-
-
 def layout_nms(boxes: np.ndarray, iou_same: float = 0.6, iou_diff: float = 0.98) -> list[int]:
     """PaddleX ``layout_nms``: greedy by score; a box goes when it overlaps a kept one by ``iou_same`` (same class)
-    or ``iou_diff`` (another class). Returns the kept row indices, best first."""
+    or ``iou_diff`` (another class), sides pixel-inclusive (+1). Returns the kept row indices, best first.
+
+    Each kept box against all the others at once, with PaddleX's scalar arithmetic: side differences in the
+    rows' dtype, the +1 and everything after it in float64 (NumPy 1.x promotes a float32 scalar plus a Python int
+    to float64)."""
+    cls, x1, y1, x2, y2 = (boxes[:, k] for k in (0, 2, 3, 4, 5))
+    area = ((x2 - x1).astype(np.float64) + 1) * ((y2 - y1).astype(np.float64) + 1)
     indices = np.argsort(boxes[:, 1])[::-1]
     selected = []
-    while len(indices) > 0:
-        current = indices[0]
-        selected.append(current)
-        indices = indices[1:]
-        kept = []
-        for i in indices:
-            same = boxes[current][0] == boxes[i][0]
-            if _layout_iou(boxes[current][2:], boxes[i][2:]) < (iou_same if same else iou_diff):
-                kept.append(i)
-        indices = kept
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while len(indices) > 0:
+            current, rest = indices[0], indices[1:]
+            selected.append(current)
+            w = np.maximum(0, (np.minimum(x2[current], x2[rest]) - np.maximum(x1[current], x1[rest])).astype(np.float64)
+                           + 1)
+            h = np.maximum(0, (np.minimum(y2[current], y2[rest]) - np.maximum(y1[current], y1[rest])).astype(np.float64)
+                           + 1)
+            inter = w * h
+            union = area[current] + area[rest] - inter
+            iou = np.where(union != 0, inter / union, 0.0)  # degenerate rows (sides of -1 px): PaddleX divides by 0
+            indices = rest[iou < np.where(cls[rest] == cls[current], iou_same, iou_diff)]
     return selected
-
-
-def _contained(box1: Any, box2: Any) -> bool:
-    """Whether at least 90 % of box1 lies inside box2 (PaddleX ``is_contained``)."""
-    _, _, x1, y1, x2, y2 = box1
-    _, _, x1_p, y1_p, x2_p, y2_p = box2
-    box1_area = (x2 - x1) * (y2 - y1)
-    inter = max(0, min(x2, x2_p) - max(x1, x1_p)) * max(0, min(y2, y2_p) - max(y1, y1_p))
-    return (inter / box1_area if box1_area > 0 else 0) >= 0.9
 
 
 def _containment(boxes: np.ndarray, formula_index: int | None, category_index: int | None = None,
                  mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """PaddleX ``check_containment``: which boxes contain another, which are contained (a formula is only compared
-    with formulas; with ``category_index``, only pairs where that class is the container (large) / the contained
-    (small))."""
+    """PaddleX ``check_containment``: which boxes contain another, which are contained, a box counting as inside
+    another when at least 90 % of its area is (``is_contained``); a formula is only compared with formulas; with
+    ``category_index``, only pairs where that class is the container (large) / the contained (small). All pairs at
+    once, in the rows' own dtype as PaddleX's scalar arithmetic (intersection over the inner box's area)."""
     n = len(boxes)
-    contains_other, contained_by_other = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
-    for i in range(n):
-        for j in range(n):
-            if i == j or (formula_index is not None and boxes[i][0] == formula_index
-                          and boxes[j][0] != formula_index):
-                continue
-            if category_index is not None and mode is not None:
-                pick = boxes[j][0] == category_index if mode == "large" else boxes[i][0] == category_index
-                if not (mode in ("large", "small") and pick):
-                    continue
-            if _contained(boxes[i], boxes[j]):
-                contained_by_other[i] = 1
-                contains_other[j] = 1
-    return contains_other, contained_by_other
+    cls, x1, y1, x2, y2 = (boxes[:, k] for k in (0, 2, 3, 4, 5))
+    area = (x2 - x1) * (y2 - y1)
+    inter = np.maximum(0, np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])) * \
+        np.maximum(0, np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(area[:, None] > 0, inter / area[:, None], 0)
+    # [i, j]: box i inside box j. PaddleX compares its float32 scalar with 0.9 as a double (0.9f is below 0.9):
+    # an array compared with 0.9 would round 0.9 to float32 and take a 90.0 % box as inside
+    inside = share.astype(np.float64) >= 0.9
+    pairs = ~np.eye(n, dtype=bool)
+    if formula_index is not None:
+        pairs &= ~((cls[:, None] == formula_index) & (cls[None, :] != formula_index))
+    if category_index is not None and mode is not None:
+        pairs &= (cls[None, :] == category_index) if mode == "large" else \
+            (cls[:, None] == category_index) if mode == "small" else np.zeros((n, n), dtype=bool)
+    hit = inside & pairs
+    return hit.any(axis=0).astype(int), hit.any(axis=1).astype(int)
 
 
 def _merge_layout(boxes: np.ndarray, mode: Any, labels: list[str]) -> np.ndarray:
@@ -696,14 +687,18 @@ def _unclip_layout(boxes: np.ndarray, ratio: Any) -> np.ndarray:
                             center_x + new_w / 2, center_y + new_h / 2))
 
 
-def _overlap_small(a: list, b: list) -> float:
-    """PaddleX ``calculate_overlap_ratio(..., "small")``: intersection over the smaller box."""
-    a, b = np.array(a), np.array(b)
-    inter = np.maximum(0, np.minimum(a[2], b[2]) - np.maximum(a[0], b[0])) * \
-        np.maximum(0, np.minimum(a[3], b[3]) - np.maximum(a[1], b[1]))
-    area = lambda x: abs((float(x[2]) - float(x[0])) * (float(x[3]) - float(x[1])))  # noqa: E731
-    ref = np.minimum(area(a), area(b))
-    return 0.0 if ref == 0 else inter / ref
+def _overlap_small(coords: list[list]) -> np.ndarray:
+    """[i, j]: PaddleX ``calculate_overlap_ratio(i, j, "small")``, intersection over the smaller box, for whole-pixel
+    coordinates (integer intersections, float areas, as PaddleX computes them)."""
+    c = np.array(coords).reshape(-1, 4)
+    x1, y1, x2, y2 = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+    inter = np.maximum(0, np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])) * \
+        np.maximum(0, np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :]))
+    cf = c.astype(np.float64)
+    area = np.abs((cf[:, 2] - cf[:, 0]) * (cf[:, 3] - cf[:, 1]))
+    ref = np.minimum(area[:, None], area[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ref == 0, 0.0, inter / ref)
 
 
 def _filter_layout_overlaps(regions: list[dict]) -> list[dict]:
@@ -711,6 +706,9 @@ def _filter_layout_overlaps(regions: list[dict]) -> list[dict]:
     regions overlapping by more than 70 % of the smaller the smaller goes (an image, table, seal or chart beside
     another class stays, unless a table meets a non-visual class); inline formulas inside others go."""
     regions = [r for r in regions if r["label"] != "reference"]
+    overlap = _overlap_small([r["coordinate"] for r in regions])
+    area = [abs((float(x2) - float(x1)) * (float(y2) - float(y1))) for x1, y1, x2, y2 in
+            (r["coordinate"] for r in regions)]
     dropped: set[int] = set()
     for i in range(len(regions)):
         x1, y1, x2, y2 = regions[i]["coordinate"]
@@ -719,7 +717,7 @@ def _filter_layout_overlaps(regions: list[dict]) -> list[dict]:
         for j in range(i + 1, len(regions)):
             if i in dropped or j in dropped:
                 continue
-            ratio = _overlap_small(regions[i]["coordinate"], regions[j]["coordinate"])
+            ratio = overlap[i, j]
             li, lj = regions[i]["label"], regions[j]["label"]
             if "inline_formula" in (li, lj) and ratio > 0.5:
                 if li == "inline_formula":
@@ -732,10 +730,7 @@ def _filter_layout_overlaps(regions: list[dict]) -> list[dict]:
                 if pair & {"image", "table", "seal", "chart"} and len(pair) > 1:
                     if "table" not in pair or pair <= {"table", "image", "seal", "chart"}:
                         continue
-                ai = abs((float(x2) - float(x1)) * (float(y2) - float(y1)))
-                bx1, by1, bx2, by2 = regions[j]["coordinate"]
-                aj = abs((float(bx2) - float(bx1)) * (float(by2) - float(by1)))
-                dropped.add(j if ai >= aj else i)
+                dropped.add(j if area[i] >= area[j] else i)
     return [r for k, r in enumerate(regions) if k not in dropped]
 
 
