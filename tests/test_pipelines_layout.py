@@ -120,14 +120,17 @@ def _same_as_paddlex(got: dict, want: list[dict]) -> bool:
 @pytest.mark.parametrize("option", list(OPTIONS))
 def test_layout_postprocess_matches_paddlex(option, cols, analysis):
     opts = OPTIONS[option]
+    # PP-DocLayoutV2's classes for its processor; PP-DocLayout_plus-L's (with "formula", which merging treats
+    # apart) for DetPostProcess
+    labels = V2_LABELS if analysis else testing.DOCLAYOUT_PLUS_LABELS
     effects = 0
     for seed in SEEDS:
-        rows = _rows(seed, cols, V2_LABELS)
+        rows = _rows(seed, cols, labels)
         w, h = (320, 400) if seed % 2 else (400, 320)
-        want = _paddlex_post(rows, w, h, opts, analysis, V2_LABELS)
-        got = ops.layout_postprocess(rows, (h, w), V2_LABELS, 0.4, analysis=analysis, **opts)
+        want = _paddlex_post(rows, w, h, opts, analysis, labels)
+        got = ops.layout_postprocess(rows, (h, w), labels, 0.4, analysis=analysis, **opts)
         assert _same_as_paddlex(got, want), (seed, got["labels"], [d["label"] for d in want])
-        plain = ops.layout_postprocess(rows, (h, w), V2_LABELS, 0.4, analysis=analysis)
+        plain = ops.layout_postprocess(rows, (h, w), labels, 0.4, analysis=analysis)
         effects += option == "none" or not _same_as_paddlex(plain, want)
     assert effects >= 3  # the option changed the answer on several inputs: the comparison saw it at work
 
