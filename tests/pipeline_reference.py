@@ -58,7 +58,8 @@ __all__ = ["crop_image_regions", "sort_boxes", "common", "cls_proc", "det_proc",
 PADDLEX_NAMES = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "YOLOv3-DarkNet53",
                  "layout": "PP-DocLayout-L", "seg": "PP-LiteSeg-T", "cls": "PP-LCNet_x1_0",
                  "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0",
-                 "ocr_det_mobilenet": "PP-OCRv5_mobile_det"}
+                 "ocr_det_mobilenet": "PP-OCRv5_mobile_det", "layout_plus": "PP-DocLayout_plus-L",
+                 "layout_v2": "PP-DocLayoutV2", "layout_s": "PP-DocLayout-S"}
 PADDLEX_NAMES["keypoint"] = "PP-TinyPose_128x96"  # a top-down keypoint model: PaddleX's KptRunnerPredictor
 
 
@@ -95,11 +96,14 @@ def paddlex_answer(predictor, kind: str, img):
                 "scores": np.array(r["dt_scores"], np.float32)}
     if kind == "ocr_rec":
         return {"texts": [r["rec_text"]], "scores": np.array([r["rec_score"]], np.float32)}
-    if kind in ("det", "layout"):
+    if kind in ("det", "layout") or kind.startswith("layout_"):
         b = r["boxes"]
-        return {"boxes": np.array([d["coordinate"] for d in b], np.float32).reshape(-1, 4),
-                "scores": np.array([d["score"] for d in b], np.float32),
-                "labels": [d["label"] for d in b], "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
+        answer = {"boxes": np.array([d["coordinate"] for d in b], np.float32).reshape(-1, 4),
+                  "scores": np.array([d["score"] for d in b], np.float32),
+                  "labels": [d["label"] for d in b], "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
+        if any("order" in d for d in b):  # layout analysis: reading order, None where PaddleX numbers none
+            answer["orders"] = np.array([d["order"] or 0 for d in b], np.int32)
+        return answer
     if kind in ("cls", "textline", "cls_mobilenet"):
         return {"class_ids": np.asarray(r["class_ids"], np.int32).reshape(-1),
                 "scores": np.asarray(r["scores"], np.float32).reshape(-1),

@@ -62,30 +62,58 @@ def _image_range(cfg: DeployConfig, fixed: list[int]) -> tuple[list[int], list[i
     return lo, opt, hi
 
 
+def _batch_range(given: dict[str, list[list[int]]], roles: dict[str, str], spec: Any) -> list[int]:
+    """[min, opt, max] batch: the image input's Hpi range where it has one (every input shares the batch dim),
+    else the first range the Hpi gives, else 1 .. the spec's max batch size."""
+    for name in sorted(given, key=lambda n: roles.get(n) != "image"):
+        return [int(r[0]) for r in given[name]]
+    return [1, 1, spec.max_batch_size or DEFAULT_BATCH]
+
+
+def _role_range(cfg: DeployConfig, role: str, shape: list[int], batch: list[int]) -> list[list[int]]:
+    """min/opt/max of one input from what the transforms make of the image: the image after resize, and
+    PaddleDetection's ``im_shape`` (the resized [h, w]) and ``scale_factor`` (the resize ratios), [N, 2] unless the
+    graph fixes their width. A batch dim the graph fixes wins."""
+    if role == "image":
+        lo, opt, hi = _image_range(cfg, [int(d) for d in (shape or [-1, -1, -1, -1])[1:]])
+        rng = [[batch[0]] + lo, [batch[1]] + opt, [batch[2]] + hi]
+    else:  # [h, w] sizes and scales; PaddleDetection 0.x's im_info / im_shape are 3 wide, scale_factor 4
+        tail = [int(d) for d in (shape or [])[1:]]
+        tail = tail if tail and all(d > 0 for d in tail) else [2]
+        rng = [[batch[0], *tail], [batch[1], *tail], [batch[2], *tail]]
+    if shape and shape[0] > 0:
+        for r in rng:
+            r[0] = int(shape[0])
+    return rng
+
+
 def fill_profiles(spec: Any, graph: Any, cfg: DeployConfig) -> Any:
-    """``spec`` with min/opt/max shapes from the deploy config, unless the user gave any shape flag."""
+    """``spec`` with min/opt/max shapes from the deploy config, unless the user gave any shape flag.
+
+    The Hpi ``dynamic_shapes`` give an input's range where they name it; an input they leave out (PaddleX's DETR
+    layout exports list only ``image`` and ``scale_factor``, not ``im_shape``) gets its range from the transforms
+    (:func:`_role_range`), with the batch range the Hpi gives the others."""
     if spec.shape or spec.min_shapes or spec.opt_shapes or spec.max_shapes:
         return spec
     values = graph.input_values()
     names = [v.name for v in values]
-    if cfg.dynamic_shapes:
-        missing = [n for n in names if n not in cfg.dynamic_shapes]
-        if missing:
-            raise ConfigError(f"{cfg.path}: Hpi dynamic_shapes has no range for input(s) {missing} "
-                              f"(model inputs: {names})")
-        rng = {n: cfg.dynamic_shapes[n] for n in names}
-    else:
-        roles = input_roles(names, str(cfg.path))
-        batch = spec.max_batch_size or DEFAULT_BATCH
-        rng = {}
+    given = {n: cfg.dynamic_shapes[n] for n in names if n in cfg.dynamic_shapes}
+    rng = dict(given)
+    missing = [n for n in names if n not in given]
+    if missing:
+        try:
+            roles = input_roles(names, str(cfg.path))
+        except ConfigError:
+            if not cfg.dynamic_shapes:
+                raise
+            raise ConfigError(f"{cfg.path}: Hpi dynamic_shapes has no range for input(s) {missing} and the "
+                              f"transforms cannot tell which input takes the image (model inputs: {names}); give "
+                              "--min-shapes/--opt-shapes/--max-shapes") from None
+        batch = _batch_range(given, roles, spec)
         for v in values:
-            if roles[v.name] == "image":
-                lo, opt, hi = _image_range(cfg, [int(d) for d in (v.shape or [-1, -1, -1, -1])[1:]])
-                rng[v.name] = [[1] + lo, [1] + opt, [batch] + hi]
-            else:  # [h, w] sizes and scales; PaddleDetection 0.x's im_info / im_shape are 3 wide, scale_factor 4
-                tail = [int(d) for d in (v.shape or [])[1:]]
-                tail = tail if tail and all(d > 0 for d in tail) else [2]
-                rng[v.name] = [[1, *tail], [1, *tail], [batch, *tail]]
+            if v.name in missing:
+                rng[v.name] = _role_range(cfg, roles[v.name], [int(d) for d in (v.shape or [])], batch)
+    rng = {n: rng[n] for n in names}
     return dataclasses.replace(spec, min_shapes=[_shape_text({n: r[0] for n, r in rng.items()})],
                                opt_shapes=[_shape_text({n: r[1] for n, r in rng.items()})],
                                max_shapes=[_shape_text({n: r[2] for n, r in rng.items()})])

@@ -117,6 +117,106 @@ label_list: [paragraph_title, image, text, number, abstract, content, figure_tit
   formula_number, header_image, footer_image, aside_text]
 """
 
+# PaddleX's layout exports (labels as the official models list them). PP-DocLayout_plus-L is RT-DETR-L: its Hpi
+# section names only image and scale_factor, though the network also takes im_shape; PP-DocLayoutV2 adds reading
+# order to the same head ([N, 8] rows); PP-DocLayout-S is PicoDet (image and scale_factor only). Their own files set
+# draw_threshold alone; PaddleX's layout predictor also reads per-class thresholds, layout_nms,
+# layout_unclip_ratio and layout_merge_bboxes_mode from the same file, so two of the exports carry the values
+# PaddleX's pipeline configs give these models (PP-StructureV3.yaml, PaddleOCR-VL.yaml) to exercise them.
+DOCLAYOUT_PLUS_LABELS = ["paragraph_title", "image", "text", "number", "abstract", "content", "figure_title",
+                         "formula", "table", "reference", "doc_title", "footnote", "header", "algorithm", "footer",
+                         "seal", "chart", "formula_number", "aside_text", "reference_content"]
+DOCLAYOUT_V2_LABELS = ["abstract", "algorithm", "aside_text", "chart", "content", "display_formula", "doc_title",
+                       "figure_title", "footer", "footer_image", "footnote", "formula_number", "header", "header_image",
+                       "image", "inline_formula", "number", "paragraph_title", "reference", "reference_content", "seal",
+                       "table", "text", "vertical_text", "vision_footnote"]
+
+_DETR_LAYOUT_YML = """\
+mode: paddle
+draw_threshold: 0.5
+metric: COCO
+use_dynamic_shape: false
+Global:
+  model_name: {name}
+arch: DETR
+min_subgraph_size: 3
+Preprocess:
+- interp: 2
+  keep_ratio: false
+  target_size: [800, 800]
+  type: Resize
+- mean: [0.0, 0.0, 0.0]
+  norm_type: none
+  std: [1.0, 1.0, 1.0]
+  type: NormalizeImage
+- type: Permute
+label_list: [{labels}]
+Hpi:
+  backend_configs:
+    paddle_infer:
+      trt_dynamic_shapes: &id001
+        image: [[1, 3, 800, 800], [1, 3, 800, 800], [8, 3, 800, 800]]
+        scale_factor: [[1, 2], [1, 2], [8, 2]]
+      trt_dynamic_shape_input_data:
+        scale_factor: [[2, 2], [1, 1], [0.67, 0.67]]
+    tensorrt:
+      dynamic_shapes: *id001
+"""
+
+LAYOUT_PLUS_YML = _DETR_LAYOUT_YML.format(name="PP-DocLayout_plus-L", labels=", ".join(DOCLAYOUT_PLUS_LABELS)) + """\
+# PP-StructureV3.yaml's LayoutDetection values
+draw_threshold: {0: 0.3, 1: 0.5, 2: 0.4, 3: 0.5, 4: 0.5, 5: 0.5, 6: 0.5, 7: 0.3, 8: 0.5, 9: 0.5, 10: 0.5, 11: 0.5,
+  12: 0.5, 13: 0.5, 14: 0.5, 15: 0.45, 16: 0.5, 17: 0.5, 18: 0.5, 19: 0.5}
+layout_nms: true
+layout_unclip_ratio: [1.0, 1.0]
+layout_merge_bboxes_mode: {0: large, 1: large, 2: union, 3: union, 4: union, 5: union, 6: union, 7: large, 8: union,
+  9: union, 10: union, 11: union, 12: union, 13: union, 14: union, 15: union, 16: large, 17: union, 18: union,
+  19: union}
+""".replace("draw_threshold: 0.5\n", "", 1)
+
+LAYOUT_V2_YML = _DETR_LAYOUT_YML.format(name="PP-DocLayoutV2", labels=", ".join(DOCLAYOUT_V2_LABELS)) + """\
+# PaddleOCR-VL.yaml's LayoutDetection values
+draw_threshold: {0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.4, 6: 0.4, 7: 0.5, 8: 0.5, 9: 0.5, 10: 0.5, 11: 0.5,
+  12: 0.5, 13: 0.5, 14: 0.5, 15: 0.4, 16: 0.5, 17: 0.4, 18: 0.5, 19: 0.5, 20: 0.45, 21: 0.5, 22: 0.4, 23: 0.4, 24: 0.5}
+layout_nms: true
+layout_unclip_ratio: [1.0, 1.0]
+layout_merge_bboxes_mode: {0: union, 1: union, 2: union, 3: large, 4: union, 5: large, 6: large, 7: union, 8: union,
+  9: union, 10: union, 11: union, 12: union, 13: union, 14: union, 15: large, 16: union, 17: large, 18: union,
+  19: union, 20: union, 21: union, 22: union, 23: union, 24: union}
+""".replace("draw_threshold: 0.5\n", "", 1)
+
+LAYOUT_S_YML = """\
+mode: paddle
+draw_threshold: 0.5
+metric: COCO
+use_dynamic_shape: false
+Global:
+  model_name: PP-DocLayout-S
+arch: PicoDet
+min_subgraph_size: 3
+Preprocess:
+- interp: 2
+  keep_ratio: false
+  target_size: [480, 480]
+  type: Resize
+- is_scale: true
+  mean: [0.485, 0.456, 0.406]
+  std: [0.229, 0.224, 0.225]
+  type: NormalizeImage
+- type: Permute
+label_list: [paragraph_title, image, text, number, abstract, content, figure_title, formula, table, table_title,
+  reference, doc_title, footnote, header, algorithm, footer, seal, chart_title, chart, formula_number, header_image,
+  footer_image, aside_text]
+Hpi:
+  backend_configs:
+    paddle_infer:
+      trt_dynamic_shapes: &id001
+        image: [[1, 3, 480, 480], [1, 3, 480, 480], [8, 3, 480, 480]]
+        scale_factor: [[1, 2], [1, 2], [8, 2]]
+    tensorrt:
+      dynamic_shapes: *id001
+"""
+
 PPDET_YML = """\
 mode: paddle
 draw_threshold: 0.3
@@ -358,6 +458,59 @@ class Keypoint(nn.Layer):
         heat = F.sigmoid(F.avg_pool2d(self.final(f), 5, stride=1, padding=2, exclusive=False) * 2.0)
         return heat, paddle.argmax(paddle.flatten(heat, 2), axis=-1)
 
+class LayoutHead(nn.Layer):
+    """A DETR-style layout head (RT-DETR, PaddleX's PP-DocLayout_plus-L): one query per cell of a 4x4 grid over the
+    image, boxes cx, cy, w, h in [0, 1] scaled to the source size floor(im_shape / scale_factor + 0.5), class scores
+    sigmoid, the top K of queries x classes as rows [K, 6] (class, score, x1, y1, x2, y2), and the count per
+    image. With ``order`` (PP-DocLayoutV2) each row adds its reading-order position and vote: [K, 8]."""
+    def __init__(self, classes, order=False, top=24):
+        super().__init__()
+        self.classes, self.order, self.top = classes, order, top
+        self.conv = nn.Conv2D(3, 16, 5, stride=4, padding=2)
+        self.pool = nn.AdaptiveAvgPool2D(4)
+        self.box = nn.Linear(16, 4)
+        self.cls = nn.Linear(16, classes)
+        g = (np.arange(4, dtype=np.float32) + 0.5) / 4
+        cy, cx = np.meshgrid(g, g, indexing="ij")
+        self.register_buffer("centers", paddle.to_tensor(np.stack([cx.ravel(), cy.ravel()], -1)))
+        # each query leans to a few classes (a trained head's queries specialise), the image decides the rest
+        self.register_buffer("lean", paddle.to_tensor(np.random.normal(0.0, 1.5, (16, classes)).astype(np.float32)))
+    def rows(self, image, origin):
+        f = self.pool(F.relu(self.conv(image)))
+        f = paddle.transpose(paddle.flatten(f, 2), [0, 2, 1])            # [N, 16 queries, 16]
+        f = 8.0 * (f - paddle.mean(f, axis=1, keepdim=True))             # what sets a cell apart from the page
+        d = self.box(f)
+        cxcy = self.centers + 0.2 * F.tanh(d[:, :, 0:2])
+        wh = 0.01 + 0.6 * F.sigmoid(2.0 * d[:, :, 2:4])
+        xyxy = paddle.concat([cxcy - wh / 2, cxcy + wh / 2], axis=-1)
+        xyxy = xyxy * paddle.unsqueeze(paddle.tile(paddle.flip(origin, [1]), [1, 2]), 1)
+        scores = F.sigmoid(self.cls(f) + self.lean - 2.0)                # [N, 16, C]
+        top, index = paddle.topk(paddle.flatten(scores, 1), self.top, axis=-1)
+        labels = paddle.cast(index % self.classes, "float32")
+        query = paddle.unsqueeze(index // self.classes, -1)
+        boxes = paddle.take_along_axis(xyxy, paddle.tile(query, [1, 1, 4]), axis=1)
+        cols = [paddle.unsqueeze(labels, -1), paddle.unsqueeze(top, -1), boxes]
+        if self.order:
+            # reading order per query, as PP-DocLayoutV2's head orders its queries before the top-k picks rows:
+            # bands of a quarter page top to bottom, left to right within a band; the position is the vote's rank
+            votes = paddle.floor(cxcy[:, :, 1] * 4.0) * 4.0 + cxcy[:, :, 0]
+            seq = paddle.cast(paddle.argsort(paddle.argsort(votes, axis=1), axis=1), "float32")
+            pick = paddle.squeeze(query, -1)
+            cols += [paddle.unsqueeze(paddle.take_along_axis(seq, pick, axis=1), -1),
+                     paddle.unsqueeze(paddle.take_along_axis(votes, pick, axis=1), -1)]
+        out = paddle.reshape(paddle.concat(cols, axis=-1), [-1, 8 if self.order else 6])
+        return out, paddle.full([paddle.shape(image)[0]], self.top, "int32")
+
+class LayoutDetr(LayoutHead):
+    def forward(self, im_shape, image, scale_factor):
+        return self.rows(image, paddle.floor(im_shape / scale_factor + 0.5))
+
+class LayoutPico(LayoutHead):
+    """PicoDet's contract (PP-DocLayout-S): image and scale_factor only; the source size from the image's."""
+    def forward(self, image, scale_factor):
+        hw = paddle.cast(paddle.shape(image)[2:4], "float32")
+        return self.rows(image, paddle.floor(hw / scale_factor + 0.5))
+
 S = paddle.static.InputSpec
 models = {
     "ocr_det": (TextDet, [S([None, 3, None, None], "float32", "x")]),
@@ -370,6 +523,15 @@ models = {
     "ocr_det_mobilenet": (TextDetMobile, [S([None, 3, None, None], "float32", "x")]),
     "cls_mobilenet": (lambda: nn.Sequential(paddle.vision.models.mobilenet_v2(num_classes=1000), nn.Softmax()),
                       [S([None, 3, 224, 224], "float32", "x")]),
+    # PaddleX layout heads: RT-DETR's input order (im_shape, image, scale_factor), PicoDet's (image, scale_factor)
+    "layout_plus": (lambda: LayoutDetr(20), [S([None, 2], "float32", "im_shape"),
+                                             S([None, 3, None, None], "float32", "image"),
+                                             S([None, 2], "float32", "scale_factor")]),
+    "layout_v2": (lambda: LayoutDetr(25, order=True), [S([None, 2], "float32", "im_shape"),
+                                                      S([None, 3, None, None], "float32", "image"),
+                                                      S([None, 2], "float32", "scale_factor")]),
+    "layout_s": (lambda: LayoutPico(23), [S([None, 3, None, None], "float32", "image"),
+                                          S([None, 2], "float32", "scale_factor")]),
     # text-line orientation (0_degree / 180_degree) in PaddleX textline_ori layout
     "textline": (lambda: Cls(2), [S([None, 3, 80, 160], "float32", "x")]),
     # PaddleDetection's TopDownHRNet: a fixed-size person crop [3, h, w] in, heatmaps and arg-max indices out
@@ -382,11 +544,13 @@ paddle.jit.save(m, out + "/inference", input_spec=spec)
 
 MODELS = {"ocr_det": OCR_DET_YML, "ocr_rec": None, "det": PPDET_YML, "layout": LAYOUT_YML, "seg": SEG_YML,
           "cls": CLS_YML, "textline": TEXTLINE_YML, "ocr_det_mobilenet": OCR_DET_MOBILENET_YML,
-          "cls_mobilenet": CLS_MOBILENET_YML.format(labels=", ".join(f"class_{i}" for i in range(1000)))}
-MODELS["keypoint"] = KEYPOINT_YML
+          "cls_mobilenet": CLS_MOBILENET_YML.format(labels=", ".join(f"class_{i}" for i in range(1000))),
+          "layout_plus": LAYOUT_PLUS_YML, "layout_v2": LAYOUT_V2_YML, "layout_s": LAYOUT_S_YML}
 CONFIG_FILE = {"ocr_det": "inference.yml", "ocr_rec": "inference.yml", "det": "infer_cfg.yml",
                "layout": "inference.yml", "seg": "deploy.yaml", "cls": "inference.yml", "textline": "inference.yml",
-               "cls_mobilenet": "inference.yml", "ocr_det_mobilenet": "inference.yml"}
+               "cls_mobilenet": "inference.yml", "ocr_det_mobilenet": "inference.yml",
+               "layout_plus": "inference.yml", "layout_v2": "inference.yml", "layout_s": "inference.yml"}
+MODELS["keypoint"] = KEYPOINT_YML
 CONFIG_FILE["keypoint"] = "infer_cfg.yml"
 # what ``repogen build`` names each export when the user gives no name: the exporter's Global.model_name
 # (PaddleX inference.yml), else the folder name (PaddleDetection's infer_cfg.yml and PaddleSeg's deploy.yaml
@@ -394,7 +558,8 @@ CONFIG_FILE["keypoint"] = "infer_cfg.yml"
 MODEL_NAME = {"ocr_det": "PP-OCRv5_mobile_det", "ocr_rec": "PP-OCRv5_mobile_rec", "det": "det",
               "layout": "PP-DocLayout-L", "seg": "seg", "cls": "PP-LCNet_x1_0",
               "textline": "PP-LCNet_x0_25_textline_ori", "cls_mobilenet": "MobileNetV2_x1_0",
-              "ocr_det_mobilenet": "PP-OCRv5_mobile_det"}
+              "ocr_det_mobilenet": "PP-OCRv5_mobile_det", "layout_plus": "PP-DocLayout_plus-L",
+              "layout_v2": "PP-DocLayoutV2", "layout_s": "PP-DocLayout-S"}
 MODEL_NAME["keypoint"] = "keypoint"  # PaddleDetection's infer_cfg.yml names no model: the folder does
 
 
@@ -437,7 +602,10 @@ DESCRIPTIONS = {"ocr_det": "text detector (PaddleX inference.yml, DB post-proces
                 "layout": "layout detector (PaddleX inference.yml, PP-DocLayout-style)",
                 "seg": "semantic segmenter (PaddleSeg deploy.yaml)",
                 "cls": "image classifier (PaddleX inference.yml, top-k labels)",
-                "textline": "text-line orientation classifier (0 / 180 degrees, joins ocr_system)"}
+                "textline": "text-line orientation classifier (0 / 180 degrees, joins ocr_system)",
+                "layout_plus": "layout detector (PaddleX PP-DocLayout_plus-L style: DETR head, im_shape not in Hpi)",
+                "layout_v2": "layout analysis (PaddleX PP-DocLayoutV2 style: [N, 8] rows with reading order)",
+                "layout_s": "layout detector (PaddleX PP-DocLayout-S style: PicoDet, image and scale_factor)"}
 DESCRIPTIONS["keypoint"] = "top-down keypoint model (PaddleDetection infer_cfg.yml, HRNet-style heatmaps)"
 
 

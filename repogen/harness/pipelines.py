@@ -154,9 +154,9 @@ def pipeline_answer(cfg: dict, ref: Reference, img: np.ndarray, box: np.ndarray 
         texts, scores = ops.ctc_decode(first, ops.ctc_characters(cfg["characters"], cfg["post"]["use_space_char"]))
         return {"texts": texts, "scores": np.array(scores, np.float32)}
     if kind == "detection":
-        res = ops.det_postprocess(outs[cfg["boxes_output"]].reshape(-1, 6), (info[0], info[1]), cfg["labels"],
-                                  cfg["post"]["threshold"])
-        return {k: res[k] for k in ("boxes", "scores", "labels", "label_ids")}
+        res = ops.detection_answer(outs[cfg["boxes_output"]].reshape(-1, cfg.get("box_columns", 6)), (info[0], info[1]),
+                                   cfg["labels"], cfg["post"])
+        return {k: res[k] for k in ("boxes", "scores", "labels", "label_ids", "orders") if k in res}
     if kind == "classification":
         ids, scores, names = ops.topk(first[0], cfg["post"]["topk"], cfg["labels"])
         return {"label_ids": ids, "scores": scores.astype(np.float32), "labels": names}

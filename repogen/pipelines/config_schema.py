@@ -735,9 +735,50 @@ class Identity(Schema):
         return {name: [list(s) for s in rng] for name, rng in shapes.items()}
 
 
+# PaddleX runs these layout models through its LayoutAnalysisProcess (coordinates rounded to whole pixels, small
+# and overlapping regions dropped, reading-order numbers), every other detector through DetPostProcess
+LAYOUT_ANALYSIS_MODELS = frozenset({"PP-DocLayoutV2", "PP-DocLayoutV3"})
+ClassId = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, le=MAX_LIST)]
+UnclipRatio = Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0, le=100.0, allow_inf_nan=False)]
+UnclipPair = Annotated[list[UnclipRatio], Field(min_length=2, max_length=2)]
+MergeMode = Literal["union", "large", "small"]
+
+
 class DetectionSection(Schema):  # PaddleX detection / layout and PaddleDetection: beside ``Preprocess``
-    draw_threshold: Unit = 0.5
+    # PaddleX's DetPostProcess: one threshold, or one per class id (classes not listed: 0.5)
+    draw_threshold: Unit | Annotated[dict[ClassId, Unit], Field(max_length=MAX_LIST)] = 0.5
     label_list: NameList | None = None
+    # PaddleX's layout options, read by its predictor from the same file (DetRunnerPredictor.build_postprocess)
+    layout_nms: bool | None = None
+    layout_unclip_ratio: UnclipRatio | UnclipPair | Annotated[dict[ClassId, UnclipPair],
+                                                             Field(max_length=MAX_LIST)] | None = None
+    layout_merge_bboxes_mode: MergeMode | Annotated[dict[ClassId, MergeMode], Field(max_length=MAX_LIST)] | None = None
+
+    def layout_post(self, model_name: str | None) -> dict[str, Any]:
+        """The post-processing parameters (JSON-safe: class ids as [id, value] pairs) for
+        ``repogen.pipelines.ops.detection_answer``: ``threshold`` (a number: the one threshold, or the default of a
+        per-class table) and, where any layout option is set or PaddleX runs the model as a layout analysis model,
+        ``layout``."""
+        threshold = self.draw_threshold
+        post: dict[str, Any] = {"threshold": threshold if not isinstance(threshold, dict) else 0.5}
+        layout: dict[str, Any] = {}
+        if isinstance(threshold, dict):
+            layout["class_thresholds"] = [[k, v] for k, v in threshold.items()]
+        if self.layout_nms:
+            layout["nms"] = True
+        unclip = self.layout_unclip_ratio
+        if isinstance(unclip, dict):
+            layout["unclip_ratio"] = [[k, list(v)] for k, v in unclip.items()]
+        elif unclip is not None:
+            layout["unclip_ratio"] = list(unclip) if isinstance(unclip, list) else [unclip, unclip]
+        merge = self.layout_merge_bboxes_mode
+        if merge is not None:
+            layout["merge_mode"] = [[k, v] for k, v in merge.items()] if isinstance(merge, dict) else merge
+        if model_name in LAYOUT_ANALYSIS_MODELS:
+            layout["analysis"] = True
+        if layout:
+            post["layout"] = layout
+        return post
 
 
 class FluidDetectionSection(DetectionSection):

@@ -188,7 +188,7 @@ def read_deploy_config(path: Path | str) -> DeployConfig:
         steps = [step for op in ops for step in op.steps(ctx)]
         if any(step["op"] == "topdown_affine" for step in steps):
             return _keypoint_config(path, steps, config, ctx, labels)
-        return config("detection", ctx, steps, {"threshold": det.draw_threshold}, labels=labels)
+        return config("detection", ctx, steps, det.layout_post(model_name), labels=labels)
     if "Deploy" in data:
         deploy = schema.validate(schema.DeploySection, _section(data, "Deploy"), path, ("Deploy",))
         ctx = schema.StepContext(model_name)

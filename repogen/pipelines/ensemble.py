@@ -56,7 +56,13 @@ class GeneratedModel:
     role: str = "pipeline"  # repogen.repository.layout.ROLES: pre, post, pipeline (the ensembles), system
 
 
-def outputs_for(kind: str) -> list[Tensor]:
+BOX_COLUMNS = (6, 7, 8)  # detector box rows: PaddleDetection's, and the layout models' with reading-order columns
+
+
+def outputs_for(kind: str, post: dict[str, Any] | None = None) -> list[Tensor]:
+    """The pipeline's answer tensors; a layout analysis model (``post.layout.analysis``) adds ``orders``."""
+    if kind == "detection" and ((post or {}).get("layout") or {}).get("analysis"):
+        return outputs_for(kind) + [Tensor("orders", "int32", [-1])]
     return {
         "ocr_det": [Tensor("boxes", "float32", [-1, 4, 2]), Tensor("scores", "float32", [-1])],
         "ocr_rec": [Tensor("texts", "bytes", [-1]), Tensor("scores", "float32", [-1])],
@@ -117,11 +123,7 @@ def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: lis
         "max_pixels": MAX_PIXELS, "deploy_config": cfg.path.name,
     }
     if cfg.kind == "detection":
-        boxes = [o.name for o in model_outputs if o.dtype == "float32" and len(o.shape) == 2 and o.shape[-1] == 6]
-        if not boxes:
-            raise ConfigError(f"{cfg.path}: a detection pipeline needs a [N, 6] FP32 output (class, score, x1, y1, "
-                              f"x2, y2); the model has {[(o.name, list(o.shape)) for o in model_outputs]}")
-        data["boxes_output"] = boxes[0]
+        data.update(box_rows(cfg, model_outputs))
     if cfg.kind == "keypoint":
         heat = [o.name for o in model_outputs if o.dtype == "float32" and len(o.shape) == 4]
         if not heat:
@@ -129,6 +131,22 @@ def pipeline_json(cfg: DeployConfig, model_inputs: list[str], model_outputs: lis
                               f"the model has {[(o.name, list(o.shape)) for o in model_outputs]}")
         data["heatmap_output"] = heat[0]
     return data
+
+
+def box_rows(cfg: DeployConfig, model_outputs: list[Any]) -> dict[str, Any]:
+    """Which output holds a detector's box rows, and how many columns they have: [N, 6] (class, score, x1, y1, x2,
+    y2), or with reading-order columns [N, 7] (order) / [N, 8] (order, vote: PP-DocLayoutV2), which PaddleX's
+    layout post-processing sorts by (``ops.layout_postprocess``)."""
+    rows = [o for o in model_outputs if o.dtype == "float32" and len(o.shape) == 2 and o.shape[-1] in BOX_COLUMNS]
+    rows.sort(key=lambda o: BOX_COLUMNS.index(o.shape[-1]))
+    if not rows:
+        raise ConfigError(f"{cfg.path}: a detection pipeline needs an FP32 box-row output [N, 6] (class, score, x1, "
+                          "y1, x2, y2), or [N, 7] / [N, 8] with reading-order columns; the model has "
+                          f"{[(o.name, list(o.shape)) for o in model_outputs]}")
+    if (cfg.post.get("layout") or {}).get("analysis") and len(model_outputs) > 2:
+        raise ConfigError(f"{cfg.path}: {cfg.model_name} returns {len(model_outputs)} outputs; the layout pipeline "
+                          "serves box rows and their count, not region masks (polygons): build with --no-pipeline")
+    return {"boxes_output": rows[0].name, "box_columns": int(rows[0].shape[-1])}
 
 
 def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, instances: int = 1,
@@ -153,7 +171,7 @@ def generate(cfg: DeployConfig, model: str, engine: Any, max_batch_size: int, in
     # model outputs reach post-processing as the model returns them: detectors return [M, 6] rows for a batch of
     # one, which is not a batch of M, so the post stage takes whole tensors (max_batch_size 0)
     model_out = [Tensor(POST_IN + t.name, t.dtype, [-1] * max(len(t.shape), 1)) for t in engine.outputs]
-    outputs = outputs_for(cfg.kind)
+    outputs = outputs_for(cfg.kind, cfg.post)
     post_out = [Tensor(t.name, t.dtype, [1] + t.dims) for t in outputs]
     ops_src = (HERE / "ops.py").read_bytes()
     common = (SERVED / "common.py").read_bytes()

@@ -791,31 +791,246 @@ def det_postprocess(boxes: np.ndarray, src_hw: tuple[int, int], labels: list[str
                     threshold: float = 0.5) -> dict[str, Any]:
     """PaddleX ``DetPostProcess`` (float threshold, no layout NMS/merge): rows [cls, score, x1, y1, x2, y2]
     above ``threshold`` and of a real class, clipped to the source image; empty boxes dropped."""
+    return layout_postprocess(boxes, src_hw, labels, threshold)
+
+
+# -- layout detection (PaddleX DetPostProcess with its layout options, and LayoutAnalysisProcess) ------------------
+
+# PaddleX's LayoutAnalysisProcess numbers the reading order of every region but these
+LAYOUT_SKIP_ORDER = ("figure_title", "vision_footnote", "image", "chart", "table", "header", "header_image", "footer",
+                     "footer_image", "footnote", "aside_text")
+
+
+def layout_nms(boxes: np.ndarray, iou_same: float = 0.6, iou_diff: float = 0.98) -> list[int]:
+    """PaddleX ``layout_nms``: greedy by score; a box goes when it overlaps a kept one by ``iou_same`` (same class)
+    or ``iou_diff`` (another class), sides pixel-inclusive (+1). Returns the kept row indices, best first.
+
+    Each kept box against all the others at once, with PaddleX's scalar arithmetic: side differences in the
+    rows' dtype, the +1 and everything after it in float64 (NumPy 1.x promotes a float32 scalar plus a Python int
+    to float64)."""
+    cls, x1, y1, x2, y2 = (boxes[:, k] for k in (0, 2, 3, 4, 5))
+    area = ((x2 - x1).astype(np.float64) + 1) * ((y2 - y1).astype(np.float64) + 1)
+    indices = np.argsort(boxes[:, 1])[::-1]
+    selected = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while len(indices) > 0:
+            current, rest = indices[0], indices[1:]
+            selected.append(current)
+            w = np.maximum(0, (np.minimum(x2[current], x2[rest]) - np.maximum(x1[current], x1[rest])).astype(np.float64)
+                           + 1)
+            h = np.maximum(0, (np.minimum(y2[current], y2[rest]) - np.maximum(y1[current], y1[rest])).astype(np.float64)
+                           + 1)
+            inter = w * h
+            union = area[current] + area[rest] - inter
+            iou = np.where(union != 0, inter / union, 0.0)  # degenerate rows (sides of -1 px): PaddleX divides by 0
+            indices = rest[iou < np.where(cls[rest] == cls[current], iou_same, iou_diff)]
+    return selected
+
+
+def _containment(boxes: np.ndarray, formula_index: int | None, category_index: int | None = None,
+                 mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """PaddleX ``check_containment``: which boxes contain another, which are contained, a box counting as inside
+    another when at least 90 % of its area is (``is_contained``); a formula is only compared with formulas; with
+    ``category_index``, only pairs where that class is the container (large) / the contained (small). All pairs at
+    once, in the rows' own dtype as PaddleX's scalar arithmetic (intersection over the inner box's area)."""
+    n = len(boxes)
+    cls, x1, y1, x2, y2 = (boxes[:, k] for k in (0, 2, 3, 4, 5))
+    area = (x2 - x1) * (y2 - y1)
+    inter = np.maximum(0, np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])) * \
+        np.maximum(0, np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(area[:, None] > 0, inter / area[:, None], 0)
+    # [i, j]: box i inside box j. PaddleX compares its float32 scalar with 0.9 as a double (0.9f is below 0.9):
+    # an array compared with 0.9 would round 0.9 to float32 and take a 90.0 % box as inside
+    inside = share.astype(np.float64) >= 0.9
+    pairs = ~np.eye(n, dtype=bool)
+    if formula_index is not None:
+        pairs &= ~((cls[:, None] == formula_index) & (cls[None, :] != formula_index))
+    if category_index is not None and mode is not None:
+        pairs &= (cls[None, :] == category_index) if mode == "large" else \
+            (cls[:, None] == category_index) if mode == "small" else np.zeros((n, n), dtype=bool)
+    hit = inside & pairs
+    return hit.any(axis=0).astype(int), hit.any(axis=1).astype(int)
+
+
+def _merge_layout(boxes: np.ndarray, mode: Any, labels: list[str]) -> np.ndarray:
+    """PaddleX ``layout_merge_bboxes_mode``: "large" drops boxes inside another, "small" drops boxes that hold
+    another (unless held themselves), "union" keeps all; a list of [class id, mode] applies per class."""
+    formula_index = labels.index("formula") if "formula" in labels else None
+    if isinstance(mode, str):
+        if mode == "union":
+            return boxes
+        contains, contained = _containment(boxes[:, :6], formula_index)
+        return boxes[contained == 0] if mode == "large" else boxes[(contains == 0) | (contained == 1)]
+    keep = np.ones(len(boxes), dtype=bool)
+    for category_index, layout_mode in mode:
+        if layout_mode == "union":
+            continue
+        contains, contained = _containment(boxes[:, :6], formula_index, int(category_index), mode=layout_mode)
+        keep &= (contained == 0) if layout_mode == "large" else ((contains == 0) | (contained == 1))
+    return boxes[keep]
+
+
+def _unclip_layout(boxes: np.ndarray, ratio: Any) -> np.ndarray:
+    """PaddleX ``unclip_boxes``: each box scaled about its centre by (width, height) ratios; a list of
+    [class id, [w, h]] scales only those classes."""
+    if ratio and isinstance(ratio[0], (list, tuple)):
+        table = {int(k): tuple(v) for k, v in ratio}
+        expanded = []
+        for box in boxes:
+            class_id, score, x1, y1, x2, y2 = box
+            if class_id in table:
+                width_ratio, height_ratio = table[class_id]
+                width, height = x2 - x1, y2 - y1
+                new_w, new_h = width * width_ratio, height * height_ratio
+                center_x, center_y = x1 + width / 2, y1 + height / 2
+                expanded.append([class_id, score, center_x - new_w / 2, center_y - new_h / 2, center_x + new_w / 2,
+                                 center_y + new_h / 2])
+            else:
+                expanded.append(box)
+        return np.array(expanded)
+    widths, heights = boxes[:, 4] - boxes[:, 2], boxes[:, 5] - boxes[:, 3]
+    new_w, new_h = widths * ratio[0], heights * ratio[1]
+    center_x, center_y = boxes[:, 2] + widths / 2, boxes[:, 3] + heights / 2
+    return np.column_stack((boxes[:, 0], boxes[:, 1], center_x - new_w / 2, center_y - new_h / 2,
+                            center_x + new_w / 2, center_y + new_h / 2))
+
+
+def _overlap_small(coords: list[list]) -> np.ndarray:
+    """[i, j]: PaddleX ``calculate_overlap_ratio(i, j, "small")``, intersection over the smaller box, for whole-pixel
+    coordinates (integer intersections, float areas, as PaddleX computes them)."""
+    c = np.array(coords).reshape(-1, 4)
+    x1, y1, x2, y2 = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+    inter = np.maximum(0, np.minimum(x2[:, None], x2[None, :]) - np.maximum(x1[:, None], x1[None, :])) * \
+        np.maximum(0, np.minimum(y2[:, None], y2[None, :]) - np.maximum(y1[:, None], y1[None, :]))
+    cf = c.astype(np.float64)
+    area = np.abs((cf[:, 2] - cf[:, 0]) * (cf[:, 3] - cf[:, 1]))
+    ref = np.minimum(area[:, None], area[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ref == 0, 0.0, inter / ref)
+
+
+def _filter_layout_overlaps(regions: list[dict]) -> list[dict]:
+    """PaddleX ``filter_boxes`` (rectangles): references dropped, regions under 6 pixels a side dropped, of two
+    regions overlapping by more than 70 % of the smaller the smaller goes (an image, table, seal or chart beside
+    another class stays, unless a table meets a non-visual class); inline formulas inside others go."""
+    regions = [r for r in regions if r["label"] != "reference"]
+    overlap = _overlap_small([r["coordinate"] for r in regions])
+    area = [abs((float(x2) - float(x1)) * (float(y2) - float(y1))) for x1, y1, x2, y2 in
+            (r["coordinate"] for r in regions)]
+    dropped: set[int] = set()
+    for i in range(len(regions)):
+        x1, y1, x2, y2 = regions[i]["coordinate"]
+        if x2 - x1 < 6 or y2 - y1 < 6:
+            dropped.add(i)
+        for j in range(i + 1, len(regions)):
+            if i in dropped or j in dropped:
+                continue
+            ratio = overlap[i, j]
+            li, lj = regions[i]["label"], regions[j]["label"]
+            if "inline_formula" in (li, lj) and ratio > 0.5:
+                if li == "inline_formula":
+                    dropped.add(i)
+                if lj == "inline_formula":
+                    dropped.add(j)
+                continue
+            if ratio > 0.7:
+                pair = {li, lj}
+                if pair & {"image", "table", "seal", "chart"} and len(pair) > 1:
+                    if "table" not in pair or pair <= {"table", "image", "seal", "chart"}:
+                        continue
+                dropped.add(j if area[i] >= area[j] else i)
+    return [r for k, r in enumerate(regions) if k not in dropped]
+
+
+def layout_postprocess(boxes: np.ndarray, src_hw: tuple[int, int], labels: list[str] | None,
+                       threshold: float = 0.5, *, class_thresholds: list | None = None, nms: bool = False,
+                       unclip_ratio: list | None = None, merge_mode: Any = None,
+                       analysis: bool = False) -> dict[str, Any]:
+    """PaddleX ``DetPostProcess`` with the layout options its predictor reads from ``inference.yml`` (or, with
+    ``analysis``, ``LayoutAnalysisProcess``, what PaddleX runs PP-DocLayoutV2/V3 through), for one image's rows.
+
+    Rows are [cls, score, x1, y1, x2, y2] plus, for reading-order heads, [order] (7 columns) or [order, votes]
+    (8 columns, PP-DocLayoutV2: the position in reading order and its vote): the kept regions come out in that
+    order. ``class_thresholds`` ([class id, threshold] pairs, others 0.5) replaces ``threshold``; ``nms`` is
+    PaddleX's layout NMS (IoU 0.6 within a class, 0.98 across); ``merge_mode`` "large" / "small" / "union" or
+    [class id, mode] pairs; ``unclip_ratio`` [w, h] or [class id, [w, h]] pairs. ``analysis`` rounds coordinates
+    to whole pixels first, drops references, tiny and overlapped regions, and numbers the reading order
+    (``orders``: 1, 2, ... with 0 for the classes PaddleX leaves unnumbered, where it says None)."""
     h, w = int(src_hw[0]), int(src_hw[1])
-    boxes = boxes[(boxes[:, 1] > threshold) & (boxes[:, 0] > -1)] if len(boxes) else boxes.reshape(0, 6)
-    labels = labels or []
-    if len(boxes) > 1 and boxes.shape[1] == 6 and "image" in labels:
+    labels = list(labels or [])
+    boxes = np.array(boxes, copy=True)
+    if boxes.ndim != 2:
+        boxes = boxes.reshape(0, 6)
+    if analysis:
+        boxes[:, 2:6] = np.round(boxes[:, 2:6]).astype(int)
+    if class_thresholds is None:
+        boxes = boxes[(boxes[:, 1] > threshold) & (boxes[:, 0] > -1), :]
+    else:
+        table = {int(k): v for k, v in class_thresholds}
+        parts = []
+        for cat_id in np.unique(boxes[:, 0]):
+            cat = boxes[boxes[:, 0] == cat_id]
+            parts.append(cat[(cat[:, 1] > table.get(int(cat_id), 0.5)) & (cat[:, 0] > -1)])
+        boxes = np.vstack(parts) if parts else boxes[:0]
+    if nms and len(boxes):
+        boxes = np.array(boxes[layout_nms(boxes[:, :6], iou_same=0.6, iou_diff=0.98)])
+    if len(boxes) > 1:
         # PaddleX drops an "image" region covering (almost) the whole page
         area_thres = 0.82 if w > h else 0.93
-        image_index = labels.index("image")
+        image_index = labels.index("image") if "image" in labels else None
         kept = []
         for box in boxes:
-            x1, y1, x2, y2 = max(0, box[2]), max(0, box[3]), min(w, box[4]), min(h, box[5])
-            if box[0] != image_index or (x2 - x1) * (y2 - y1) <= area_thres * w * h:
-                kept.append(box)
-        if kept:
-            boxes = np.array(kept)
-    out_boxes, ids, scores = [], [], []
+            label_index, _, xmin, ymin, xmax, ymax = box[:6]
+            if label_index == image_index:
+                xmin, ymin, xmax, ymax = max(0, xmin), max(0, ymin), min(w, xmax), min(h, ymax)
+                if (xmax - xmin) * (ymax - ymin) > area_thres * (w * h):
+                    continue
+            kept.append(box)
+        boxes = np.array(kept) if kept else boxes
+    if merge_mode and len(boxes):
+        boxes = _merge_layout(boxes, merge_mode, labels)
+    if boxes.shape[1] == 8:  # reading order first, the larger vote first among equal orders
+        boxes = boxes[np.lexsort((-boxes[:, 7], boxes[:, 6]))][:, :6]
+    elif boxes.shape[1] == 7:
+        boxes = boxes[np.argsort(boxes[:, 6])][:, :6]
+    if unclip_ratio and len(boxes):
+        boxes = _unclip_layout(boxes, unclip_ratio)
+    regions = []
     for box in boxes:
-        x1, y1, x2, y2 = max(0, box[2]), max(0, box[3]), min(w, box[4]), min(h, box[5])
-        if x2 <= x1 or y2 <= y1:
+        xmin, ymin, xmax, ymax = box[2:6]
+        xmin, ymin, xmax, ymax = max(0, xmin), max(0, ymin), min(w, xmax), min(h, ymax)
+        if analysis:
+            xmin, ymin, xmax, ymax = int(xmin), int(ymin), int(xmax), int(ymax)
+        if xmax <= xmin or ymax <= ymin:
             continue
-        out_boxes.append([x1, y1, x2, y2])
-        ids.append(int(box[0]))
-        scores.append(float(box[1]))
-    names = [labels[i] if i < len(labels) else str(i) for i in ids]
-    return {"boxes": np.array(out_boxes, np.float32).reshape(-1, 4), "label_ids": np.array(ids, np.int32),
-            "scores": np.array(scores, np.float32), "labels": names}
+        cls = int(box[0])
+        regions.append({"cls_id": cls, "label": labels[cls] if 0 <= cls < len(labels) else str(cls),
+                        "score": float(box[1]), "coordinate": [xmin, ymin, xmax, ymax]})
+    out: dict[str, Any] = {}
+    if analysis:
+        regions = _filter_layout_overlaps(regions)
+        order = 0
+        orders = []
+        for r in regions:
+            numbered = r["label"] not in LAYOUT_SKIP_ORDER
+            order += numbered
+            orders.append(order if numbered else 0)
+        out["orders"] = np.array(orders, np.int32)
+    out.update({"boxes": np.array([r["coordinate"] for r in regions], np.float32).reshape(-1, 4),
+                "label_ids": np.array([r["cls_id"] for r in regions], np.int32),
+                "scores": np.array([r["score"] for r in regions], np.float32),
+                "labels": [r["label"] for r in regions]})
+    return out
+
+
+def detection_answer(rows: np.ndarray, src_hw: tuple[int, int], labels: list[str] | None,
+                     post: dict[str, Any]) -> dict[str, Any]:
+    """A detection pipeline's answer for one image's box rows, with the post-processing its ``pipeline.json``
+    names (``threshold``; ``layout`` options where the deploy config sets them)."""
+    rows = np.asarray(rows)
+    return layout_postprocess(rows.reshape(-1, rows.shape[-1]) if rows.size else rows.reshape(0, 6), src_hw, labels,
+                              post.get("threshold", 0.5), **(post.get("layout") or {}))
 
 
 def topk(probs: np.ndarray, k: int, labels: list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -324,7 +324,8 @@ def _compare_detections(d: dict[str, Any], g: Mapping[str, Any], w: Mapping[str,
                         tol: TaskTolerance, nms: bool, where: str = "") -> None:
     """``det_postprocess`` answers (boxes [n, 4], label_ids, scores, labels) as sets: same label and IoU >=
     ``tol.iou``, scores within ``tol.score``; boxes scored at the threshold and (``nms``) NMS ties may be
-    one-sided."""
+    one-sided. Answers of layout analysis models also number the reading order (``orders``): a matched box must
+    have the same place in it."""
     gb, wb = np.asarray(g["boxes"], np.float64).reshape(-1, 4), np.asarray(w["boxes"], np.float64).reshape(-1, 4)
     gl, wl = np.asarray(g["label_ids"]).reshape(-1), np.asarray(w["label_ids"]).reshape(-1)
     gsc, wsc = np.asarray(g["scores"], np.float64).reshape(-1), np.asarray(w["scores"], np.float64).reshape(-1)
@@ -348,6 +349,13 @@ def _compare_detections(d: dict[str, Any], g: Mapping[str, Any], w: Mapping[str,
                         f"{wsc[j]:.5f} (> {tol.score:g})")
         else:
             d["boxes_matched"] += 1
+    if "orders" in w:  # layout analysis (PP-DocLayoutV2): each region's place in reading order, 0 where none
+        go, wo = np.asarray(g.get("orders", []), np.int64).reshape(-1), np.asarray(w["orders"], np.int64).reshape(-1)
+        if len(go) != len(gb):
+            _problem(d, f"{where}{len(go)} reading-order places for {len(gb)} boxes")
+        for i, j in pairs if len(go) == len(gb) else []:
+            if go[i] != wo[j]:
+                _problem(d, f"{where}{wn[j]} box {wb[j].round(1).tolist()}: reading order {go[i]} != Paddle's {wo[j]}")
     left_g = sorted(set(range(len(gb))) - {i for i, _ in pairs})
     left_w = sorted(set(range(len(wb))) - {j for _, j in pairs})
     # NMS ties: NMS kept A for Paddle and B for us, A and B of one label, overlapping, scores within tolerance
@@ -375,17 +383,21 @@ def _compare_detections(d: dict[str, Any], g: Mapping[str, Any], w: Mapping[str,
 
 
 def check_detection(got: np.ndarray, want: np.ndarray, infos: Sequence[np.ndarray], labels: Sequence[str] | None,
-                    threshold: float, tol: TaskTolerance = TaskTolerance(), nms: bool = False) -> TaskVerdict:
+                    threshold: float, tol: TaskTolerance = TaskTolerance(), nms: bool = False,
+                    post: Mapping[str, Any] | None = None) -> TaskVerdict:
     """PaddleDetection box rows [M, 6] (label, score, x1, y1, x2, y2) of one image -> ``det_postprocess`` above
     ``threshold``; compared as sets (label + IoU), near-threshold boxes (and NMS ties where ``nms``: the model
-    selects its boxes by NMS) allowed on one side."""
+    selects its boxes by NMS) allowed on one side. ``post``: the deploy config's post-processing where it has
+    layout options (``ops.detection_answer``; rows of 7 or 8 columns carry the reading order)."""
     ops = _ops()
     if len(infos) != 1:
         raise ConfigError(f"detection task check: one image per feed (PaddleDetection's [M, 6] rows carry no "
                           f"image index), got {len(infos)}")
     src = (infos[0][0], infos[0][1])
-    g = ops.det_postprocess(np.asarray(got, np.float32).reshape(-1, 6), src, list(labels or []), threshold)
-    w = ops.det_postprocess(np.asarray(want, np.float32).reshape(-1, 6), src, list(labels or []), threshold)
+    post = dict(post or {"threshold": threshold})
+    cols = int(np.shape(want)[-1]) if np.ndim(want) == 2 else 6
+    g = ops.detection_answer(np.asarray(got, np.float32).reshape(-1, cols), src, list(labels or []), post)
+    w = ops.detection_answer(np.asarray(want, np.float32).reshape(-1, cols), src, list(labels or []), post)
     d = _detection_details()
     _compare_detections(d, g, w, threshold, tol, nms)
     return _verdict("detection", d)
@@ -640,13 +652,16 @@ def task_check(deploy_config: DeployConfig, feeds_info: TaskInput, got_outputs: 
         return check_classification(_pick(got_outputs, first, "converted"), want_outputs[first],
                                     int(cfg.post.get("topk", 5)), cfg.labels, tol)
     if cfg.kind == "detection":
-        rows = [n for n, v in want_outputs.items()
-                if np.asarray(v).ndim == 2 and np.asarray(v).shape[-1] == 6 and np.asarray(v).dtype.kind == "f"]
+        # [M, 6] rows, or a layout model's [M, 7] / [M, 8] with reading-order columns (six preferred)
+        rows = sorted((n for n, v in want_outputs.items() if np.asarray(v).ndim == 2
+                       and np.asarray(v).shape[-1] in (6, 7, 8) and np.asarray(v).dtype.kind == "f"),
+                      key=lambda n: np.asarray(want_outputs[n]).shape[-1])
         if not rows:
             raise ConfigError(f"{cfg.path}: a detection model outputs [M, 6] box rows (label, score, x1, y1, x2, "
-                              f"y2); its outputs are {[(n, list(np.shape(v))) for n, v in want_outputs.items()]}")
+                              f"y2), or [M, 7] / [M, 8] with reading order; its outputs are "
+                              f"{[(n, list(np.shape(v))) for n, v in want_outputs.items()]}")
         return check_detection(_pick(got_outputs, rows[0], "converted"), want_outputs[rows[0]], feeds_info.infos,
-                               cfg.labels, float(cfg.post.get("threshold", 0.5)), tol, nms)
+                               cfg.labels, float(cfg.post.get("threshold", 0.5)), tol, nms, cfg.post)
     if cfg.kind == "segmentation":
         return check_segmentation(_pick(got_outputs, first, "converted"), want_outputs[first], feeds_info.infos,
                                   tol, tie_scores)

@@ -31,10 +31,13 @@ class TritonPythonModel:
             return [pb_utils.Tensor("texts", _bytes(texts)),
                     pb_utils.Tensor("scores", np.array(scores, np.float32).reshape(1, -1))]
         if self.kind == "detection":
-            boxes = outs[self.cfg["boxes_output"]].reshape(-1, 6)
-            res = ops.det_postprocess(boxes, (info[0], info[1]), self.cfg["labels"], self.cfg["post"]["threshold"])
-            return [pb_utils.Tensor("boxes", res["boxes"][None]), pb_utils.Tensor("scores", res["scores"][None]),
-                    pb_utils.Tensor("label_ids", res["label_ids"][None]), pb_utils.Tensor("labels", _bytes(res["labels"]))]
+            boxes = outs[self.cfg["boxes_output"]].reshape(-1, self.cfg.get("box_columns", 6))
+            res = ops.detection_answer(boxes, (info[0], info[1]), self.cfg["labels"], self.cfg["post"])
+            answer = [pb_utils.Tensor("boxes", res["boxes"][None]), pb_utils.Tensor("scores", res["scores"][None]),
+                      pb_utils.Tensor("label_ids", res["label_ids"][None]), pb_utils.Tensor("labels", _bytes(res["labels"]))]
+            if "orders" in res:  # layout analysis: each region's place in reading order (0: not numbered)
+                answer.append(pb_utils.Tensor("orders", res["orders"][None]))
+            return answer
         if self.kind == "classification":
             ids, scores, names = ops.topk(first[0], self.cfg["post"]["topk"], self.cfg["labels"])
             return [pb_utils.Tensor("class_ids", ids[None]), pb_utils.Tensor("scores", scores.astype(np.float32)[None]),
