@@ -52,6 +52,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--deploy-config", metavar="FILE",
                    help="PaddleX inference.yml / PaddleDetection infer_cfg.yml / PaddleSeg deploy.yaml (default: the "
                         "one beside the model): profiles, labels and the _pre/_post/_pipeline models")
+    p.add_argument("--paddlex-pipeline", metavar="PIPELINE.yaml",
+                   help="a PaddleX pipeline config (OCR.yaml, object_detection.yaml, semantic_segmentation.yaml, "
+                        "image_classification.yaml) instead of MODEL: its SubModules' model_dir folders are built with "
+                        "the settings the config gives them, so the pipeline answers as paddlex.create_pipeline does")
     p.add_argument("--no-pipeline", action="store_true",
                    help="build the model alone: no pre/post-processing models from its deploy config")
     p.add_argument("--partition", action=argparse.BooleanOptionalAction, default=None,
@@ -82,7 +86,7 @@ def build_options(args: argparse.Namespace) -> Any:
         max_batch_size=args.max_batch_size, instances=args.instances, template=args.template,
         serving=serving_values(args), input_names=args.input_names, output_names=args.output_names,
         check=not args.no_check, partition=args.partition, deploy_config=args.deploy_config,
-        pipeline=not args.no_pipeline)
+        pipeline=not args.no_pipeline, paddlex_pipeline=args.paddlex_pipeline)
 
 
 def run(args: argparse.Namespace) -> int:
