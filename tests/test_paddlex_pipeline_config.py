@@ -276,7 +276,10 @@ def test_single_model_pipelines_answer_as_create_pipeline(small_exports, tmp_pat
     model = Reference(tmp_path / "repo", name)
     images = [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)] if kind == "cls" else \
         [inputs.text_image(["hello world", "abc"], i, (220, 300)) for i in range(3)]
-    answers = 0
+    from repogen.pipelines.deploy_config import find_deploy_config, read_deploy_config
+
+    own = read_deploy_config(find_deploy_config(small_exports[kind])).post
+    answers = below = 0
     try:
         for img in images:
             r = list(pipeline.predict(img))[0]
@@ -294,7 +297,9 @@ def test_single_model_pipelines_answer_as_create_pipeline(small_exports, tmp_pat
                         "label_ids": np.array([d["cls_id"] for d in b], np.int32)}
                 verdict = compare_answers("detection", got, want)
                 answers += len(b)
+                # boxes under the export's own draw_threshold: a build ignoring the setting would miss them
+                below += int((want["scores"] < own["threshold"]).sum())
             assert verdict.passed, verdict.details.get("problems")
     finally:
         model.close()
-    assert answers > 0
+    assert answers > 0 and (below > 0 or kind == "cls")
