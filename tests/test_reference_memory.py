@@ -9,6 +9,7 @@ pipeline's per-pixel cost the build measured), cut and named so when the full ba
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,33 @@ def test_pipeline_cost_measured_at_build_sizes_the_batch(tmp_path):
     assert 300 + model_files.ADDRESS_SPACE_MB + batch * per_sample <= 6000 * model_files.CAP_USE
     assert 300 + model_files.ADDRESS_SPACE_MB + (batch + 1) * per_sample > 6000 * model_files.CAP_USE
     assert list(make_cases(folder, memory_mb=60000)) == ["batch 1", "batch 8"]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(os.environ.get("REPOGEN_SLOW_TESTS") != "1", reason="3 minutes on 2 cores (a 1536 x 1536 "
+                    "segmenter served and timed); REPOGEN_SLOW_TESTS=1 runs it")
+def test_validate_under_a_small_cap_cuts_its_batch_and_passes(tmp_path):
+    """``repogen validate`` with the reference's cap forced small (REPOGEN_REFERENCE_MEMORY_MB): the served
+    segmenter is checked at the batch the reference holds, named so in the report, and the run passes."""
+    import subprocess
+    import sys
+
+    from repogen.examples import pipeline_exports
+
+    src = pipeline_exports.save_models(tmp_path / "models", ("seg",))["seg"]
+    with runner.ReferenceRunner(src) as ref:
+        name = ref.input_names[0]
+    repo = tmp_path / "repo"
+    build = subprocess.run([sys.executable, "-m", "repogen.cli", "build", str(src), "--name", "seg", "--out", str(repo),
+                            "--target", "paddle", "--no-check", "--no-pipeline", "--min-shapes", f"{name}:1x3x32x32",
+                            "--opt-shapes", f"{name}:1x3x1536x1536", "--max-shapes", f"{name}:8x3x1536x1536"],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-2000:]
+    env = dict(os.environ, REPOGEN_REFERENCE_MEMORY_MB="2560")
+    proc = subprocess.run([sys.executable, "-m", "repogen.cli", "validate", str(repo), "--json", "--protocol", "grpc",
+                           "--concurrency", "1", "--requests", "4", "--level-budget-s", "5"],
+                          capture_output=True, text=True, timeout=800, env=env)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    text = proc.stdout
+    assert "batch 8 would need" in text and "its cap is 2560 MiB" in text, text[-2000:]
