@@ -491,25 +491,34 @@ def _clip_line(w: int, h: int, p0: tuple[int, int], p1: tuple[int, int]) -> tupl
     return (c1 | c2) == 0, (x1, y1), (x2, y2)
 
 
-def _draw_line(mask: np.ndarray, p0: tuple[int, int], p1: tuple[int, int]) -> None:
-    """OpenCV's 8-connected ``Line`` (its LineIterator, left to right): pixels k = 0..n of the major axis, the
-    minor axis stepping where Bresenham's error goes negative, i.e. after (2*minor*k + major - 1) // (2*major)."""
-    h, w = mask.shape
+def _line(w: int, h: int, p0: tuple[int, int], p1: tuple[int, int]) -> tuple[int, ...] | None:
+    """OpenCV's 8-connected ``Line`` (its LineIterator, left to right, clipped to the w x h mask) as (x0, y0, major
+    length, minor length, y step, vertical); None when nothing of it is inside. Pixel k = 0..major lies k along
+    the major axis and (2*minor*k + major - 1) // (2*major) along the minor one: where Bresenham's error, started
+    at major - 2*minor, has gone negative."""
     if not (0 <= p0[0] < w and 0 <= p1[0] < w and 0 <= p0[1] < h and 0 <= p1[1] < h):
         inside, p0, p1 = _clip_line(w, h, p0, p1)
         if not inside:
-            return
+            return None
     if p1[0] < p0[0]:
         p0, p1 = p1, p0
     (x0, y0), (x1, y1) = p0, p1
-    major, minor, step_y = x1 - x0, abs(y1 - y0), (1 if y1 >= y0 else -1)
+    major, minor = x1 - x0, abs(y1 - y0)
     vertical = minor > major
     if vertical:
         major, minor = minor, major
-    k = np.arange(major + 1, dtype=np.int64)
-    side = (2 * minor * k + major - 1) // (2 * major) if major else np.zeros_like(k)
-    xs, ys = (x0 + side, y0 + step_y * k) if vertical else (x0 + k, y0 + step_y * side)
-    mask[ys, xs] = 1
+    return x0, y0, major, minor, 1 if y1 >= y0 else -1, int(vertical)
+
+
+def _draw_lines(mask: np.ndarray, lines: list[tuple[int, ...]]) -> None:
+    """Every pixel of ``lines`` (from :func:`_line`) set, all lines in one pass."""
+    x0, y0, major, minor, step, vertical = (np.array(v, np.int64) for v in zip(*lines))
+    counts = major + 1
+    k = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    x0, y0, major, minor, step, vertical = (np.repeat(v, counts) for v in (x0, y0, major, minor, step, vertical))
+    side = np.where(major > 0, (2 * minor * k + major - 1) // np.maximum(2 * major, 1), 0)  # a point: side 0
+    vertical = vertical.astype(bool)
+    mask[np.where(vertical, y0 + step * k, y0 + step * side), np.where(vertical, x0 + side, x0 + k)] = 1
 
 
 def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
@@ -520,9 +529,12 @@ def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
     h, w = mask.shape
     pts = [(int(x), int(y)) for x, y in np.asarray(points).reshape(-1, 2)]
     edges = []  # (y0, y1, x at y0 in 16.16, dx per row in 16.16)
+    lines = []
     prev = pts[-1]
     for cur in pts:
-        _draw_line(mask, prev, cur)
+        line = _line(w, h, prev, cur)
+        if line is not None:
+            lines.append(line)
         # the edge in 16.16 fixed point: through the pixel centres (x + 0.5) when the line lies inside the mask;
         # else through the end points clipped to the mask (pixel corners), unless clipping left it horizontal
         (x0c, y0c), (x1c, y1c) = (prev[0] << _XY_SHIFT, prev[1]), (cur[0] << _XY_SHIFT, cur[1])
@@ -539,19 +551,27 @@ def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
             else:
                 edges.append((cur[1], prev[1], x1c + (cur[1] - y1c) * dx, dx))
         prev = cur
+    if lines:
+        _draw_lines(mask, lines)
     if len(edges) < 2:
         return
     y_lo, y_hi = min(e[0] for e in edges), max(e[1] for e in edges)
-    xs = [x for y0, y1, x0, dx in edges for x in (x0, x0 + (y1 - y0) * dx)]
-    if y_hi < 0 or y_lo >= h or max(xs) < 0 or min(xs) >= (w << _XY_SHIFT):
+    ends = [x for y0, y1, x0, dx in edges for x in (x0, x0 + (y1 - y0) * dx)]
+    rows = np.arange(max(y_lo, 0), min(y_hi, h), dtype=np.int64)
+    if y_hi < 0 or y_lo >= h or max(ends) < 0 or min(ends) >= (w << _XY_SHIFT) or not len(rows):
         return
-    for y in range(max(y_lo, 0), min(y_hi, h)):
-        # the edges crossing this row, left to right; each pair of them bounds one span
-        cross = sorted(x0 + (y - y0) * dx for y0, y1, x0, dx in edges if y0 <= y < y1)
-        for j in range(0, len(cross) - 1, 2):
-            x1, x2 = cross[j] >> _XY_SHIFT, cross[j + 1] >> _XY_SHIFT
-            if x1 < w and x2 >= 0:
-                mask[y, max(x1, 0):min(x2, w - 1) + 1] = 1
+    e = np.array(edges, np.int64)
+    y0, y1, x0, dx = (e[:, i][None] for i in range(4))
+    r = rows[:, None]
+    never = np.iinfo(np.int64).max
+    # the edges crossing each row, left to right; each pair of them bounds one span
+    cross = np.sort(np.where((y0 <= r) & (r < y1), x0 + (r - y0) * dx, never), axis=1)
+    cols = np.arange(w, dtype=np.int64)[None]
+    band = mask[rows[0]:rows[-1] + 1]
+    for j in range(0, cross.shape[1] - 1, 2):
+        right = cross[:, j + 1:j + 2]
+        x1, x2 = cross[:, j:j + 1] >> _XY_SHIFT, np.where(right == never, -1, right >> _XY_SHIFT)
+        band[(x1 <= cols) & (cols <= x2)] = 1  # spans clipped to the mask by the columns themselves
 
 
 # -- DB text detection ---------------------------------------------------------------------------------------------
