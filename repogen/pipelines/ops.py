@@ -510,15 +510,15 @@ def _line(w: int, h: int, p0: tuple[int, int], p1: tuple[int, int]) -> tuple[int
     return x0, y0, major, minor, 1 if y1 >= y0 else -1, int(vertical)
 
 
-def _draw_lines(mask: np.ndarray, lines: list[tuple[int, ...]]) -> None:
-    """Every pixel of ``lines`` (from :func:`_line`) set, all lines in one pass."""
-    x0, y0, major, minor, step, vertical = (np.array(v, np.int64) for v in zip(*lines))
-    counts = major + 1
-    k = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    x0, y0, major, minor, step, vertical = (np.repeat(v, counts) for v in (x0, y0, major, minor, step, vertical))
-    side = np.where(major > 0, (2 * minor * k + major - 1) // np.maximum(2 * major, 1), 0)  # a point: side 0
-    vertical = vertical.astype(bool)
-    mask[np.where(vertical, y0 + step * k, y0 + step * side), np.where(vertical, x0 + side, x0 + k)] = 1
+def _draw_line(mask: np.ndarray, line: tuple[int, ...]) -> None:
+    """Every pixel of one :func:`_line` set."""
+    x0, y0, major, minor, step, vertical = line
+    k = np.arange(major + 1)
+    side = (2 * minor * k + major - 1) // (2 * major) if major else 0
+    if vertical:
+        mask[y0 + step * k, x0 + side] = 1
+    else:
+        mask[y0 + step * side, x0 + k] = 1
 
 
 def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
@@ -529,12 +529,11 @@ def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
     h, w = mask.shape
     pts = [(int(x), int(y)) for x, y in np.asarray(points).reshape(-1, 2)]
     edges = []  # (y0, y1, x at y0 in 16.16, dx per row in 16.16)
-    lines = []
     prev = pts[-1]
     for cur in pts:
         line = _line(w, h, prev, cur)
         if line is not None:
-            lines.append(line)
+            _draw_line(mask, line)
         # the edge in 16.16 fixed point: through the pixel centres (x + 0.5) when the line lies inside the mask;
         # else through the end points clipped to the mask (pixel corners), unless clipping left it horizontal
         (x0c, y0c), (x1c, y1c) = (prev[0] << _XY_SHIFT, prev[1]), (cur[0] << _XY_SHIFT, cur[1])
@@ -551,8 +550,6 @@ def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
             else:
                 edges.append((cur[1], prev[1], x1c + (cur[1] - y1c) * dx, dx))
         prev = cur
-    if lines:
-        _draw_lines(mask, lines)
     if len(edges) < 2:
         return
     y_lo, y_hi = min(e[0] for e in edges), max(e[1] for e in edges)
