@@ -253,13 +253,19 @@ def test_cli_error_is_one_line_and_exit_2(exports, tmp_path):
 def small_exports(tmp_path_factory) -> dict[str, Path]:
     from repogen.examples import pipeline_exports
 
-    return pipeline_exports.save_models(tmp_path_factory.mktemp("small"), ("layout", "cls"))
+    found = pipeline_exports.save_models(tmp_path_factory.mktemp("small"), ("layout", "cls", "seg"))
+    # PaddleX reads a model's settings from inference.yml only: the PaddleSeg export's deploy.yaml under that name
+    seg = found["seg"].parent / "seg_paddlex"
+    shutil.copytree(found["seg"], seg)
+    (seg / "deploy.yaml").rename(seg / "inference.yml")
+    return {**found, "seg": seg}
 
 
 @pytest.mark.parametrize("pipeline_name, key, kind, settings", [
     ("object_detection", "ObjectDetection", "layout", {"threshold": 0.05}),
     ("image_classification", "ImageClassification", "cls", {"topk": 3}),
     ("image_classification", "ImageClassification", "cls", {}),
+    ("semantic_segmentation", "SemanticSegmentation", "seg", {}),
 ])
 def test_single_model_pipelines_answer_as_create_pipeline(small_exports, tmp_path, pipeline_name, key, kind,
                                                            settings):
@@ -270,12 +276,12 @@ def test_single_model_pipelines_answer_as_create_pipeline(small_exports, tmp_pat
     sub.update(model_name=ref.PADDLEX_NAMES[kind], model_dir=str(small_exports[kind]), **settings)
     proc = _build(_write(cfg, tmp_path / "pipeline.yaml"), tmp_path / "repo")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    name = ref.PADDLEX_NAMES[kind]
+    name = ref.PADDLEX_NAMES[kind]  # the model is named as the config's model_name
     data = json.loads((tmp_path / "repo" / f"{name}_pre" / "1" / "pipeline.json").read_text())
     pipeline = ref.paddlex_pipeline(cfg)
     model = Reference(tmp_path / "repo", name)
-    images = [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)] if kind == "cls" else \
-        [inputs.text_image(["hello world", "abc"], i, (220, 300)) for i in range(3)]
+    images = [inputs.shapes_image(i, (150 + 20 * i, 200 + 30 * i)) for i in range(3)] if kind in ("cls", "seg") \
+        else [inputs.text_image(["hello world", "abc"], i, (220, 300)) for i in range(3)]
     from repogen.pipelines.deploy_config import find_deploy_config, read_deploy_config
 
     own = read_deploy_config(find_deploy_config(small_exports[kind])).post
@@ -284,7 +290,11 @@ def test_single_model_pipelines_answer_as_create_pipeline(small_exports, tmp_pat
         for img in images:
             r = list(pipeline.predict(img))[0]
             got = pipeline_answer(data, model, img)
-            if kind == "cls":
+            if kind == "seg":
+                want = {"label_map": np.asarray(r["pred"])[0].astype(np.int32)}
+                verdict = compare_answers("segmentation", got, want)
+                answers += want["label_map"].size
+            elif kind == "cls":
                 want = {"class_ids": np.asarray(r["class_ids"]).reshape(-1), "scores": np.asarray(r["scores"]),
                         "labels": list(r["label_names"])}
                 verdict = compare_answers("classification", got, want)
@@ -302,4 +312,4 @@ def test_single_model_pipelines_answer_as_create_pipeline(small_exports, tmp_pat
             assert verdict.passed, verdict.details.get("problems")
     finally:
         model.close()
-    assert answers > 0 and (below > 0 or kind == "cls")
+    assert answers > 0 and (below > 0 or kind != "layout")
