@@ -148,3 +148,40 @@ def paddlex_ocr(det, rec, img, batch_size: int = 6, textline=None) -> dict:
             texts[i], scores[i] = r["rec_text"], r["rec_score"]
     return {"boxes": np.array([p for _, p in kept], np.float32).reshape(-1, 4, 2), "texts": texts,
             "scores": np.array(scores, np.float32)}
+
+
+# -- PaddleX's pipelines (create_pipeline) -------------------------------------------------------------------------
+
+def paddlex_pipeline(config: dict):
+    """``paddlex.create_pipeline(config=config)`` on the CPU, Paddle Inference with oneDNN off and one thread (as
+    :func:`paddlex_predictor`), inherited by every model of the pipeline.
+
+    PaddleX also gates each pipeline on an extra (OCR: ``ocr-core``, whose only package missing here is
+    ``imagesize``, for page sizes of documents, which the image path never imports); the gate is answered for the
+    pipelines the tests run, so a truly missing import still fails where it is used."""
+    import paddlex.utils.deps as deps
+    from paddlex import create_pipeline
+
+    if not getattr(deps, "_repogen_extras_patched", False):
+        original = deps.require_extra
+
+        def require_extra(extra, *, obj_name=None, alt=None):
+            if extra in ("ocr", "cv"):
+                return None
+            return original(extra, obj_name=obj_name, alt=alt)
+
+        deps.require_extra = require_extra
+        deps._repogen_extras_patched = True
+    pipeline = create_pipeline(config=config, device="cpu", engine="paddle_static",
+                               engine_config={"run_mode": "paddle", "cpu_threads": 1})
+    _bind_cv2()
+    return pipeline
+
+
+def paddlex_pipeline_answer(pipeline, img) -> dict:
+    """The OCR pipeline's answer for one BGR image in ``ocr_system``'s terms: the kept lines' boxes, texts, scores."""
+    import numpy as np
+
+    r = list(pipeline.predict(img))[0]
+    return {"boxes": np.array(r["rec_polys"], np.float32).reshape(-1, 4, 2), "texts": list(r["rec_texts"]),
+            "scores": np.array(r["rec_scores"], np.float32)}

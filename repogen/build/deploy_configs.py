@@ -4,6 +4,7 @@ name it gives a model the user did not name."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,6 +87,9 @@ def deploy_config(spec: Any, warn: Callable[[str], None] | None = None, graph: A
         raise ConfigError(f"{spec.name}: --deploy-config {explicit}: file not found")
     if path is None:
         return None
+    overrides = getattr(spec, "deploy_overrides", None)
+    if overrides:  # a PaddleX pipeline config's values for this model (repogen.build.paddlex_pipeline)
+        return dataclasses.replace(read_deploy_config(path), **overrides)
     try:
         return read_deploy_config(path)  # under --no-pipeline too: labels and transform-derived profiles
     except ConfigError as exc:  # a bad value is an error either way; only "no pipeline for this" falls back

@@ -16,6 +16,7 @@ from typing import Any
 from repogen.errors import ConfigError
 from repogen.repository import serving_options
 from repogen.repository.serving_options import CudaGraphSpec, VersionPolicy
+from repogen.build import system_spec
 from repogen.build.deploy_configs import default_model_name, paddleocr_dictionary, paddleocr_export
 from repogen.pipelines.paddleocr2 import PIPELINE_KINDS
 from repogen.naming import check_table, parse_renames, validate_name  # noqa: F401 - validate_name: the spec's API
@@ -99,6 +100,9 @@ class ModelSpec:
     pipeline_kind: str | None = None
     char_dict: Path | None = None  # an ocr-rec export's character dictionary (named, or the .txt beside it)
     instance_memory_mb: int | None = None  # pipelines' pixel budget (repogen/build/budget.py); None: derived
+    # deploy-config values replacing the model's own (``transforms``, ``post``): what a PaddleX pipeline config
+    # runs the model with (repogen.build.paddlex_pipeline)
+    deploy_overrides: dict[str, Any] = field(default_factory=dict)
     # renamed inputs/outputs: Paddle name -> Triton name (repogen/naming.py)
     input_names: dict[str, str] = field(default_factory=dict)
     output_names: dict[str, str] = field(default_factory=dict)
@@ -429,7 +433,6 @@ def load_spec_file(path: str | Path) -> BuildSpecs:
     specs = BuildSpecs(spec_from_table(m, base, f"{path}: model[{i}]") for i, m in enumerate(models))
     check_unique(specs, str(path))
     if "ocr_system" in data:
-        from repogen.build import system_spec
         specs.ocr_system = system_spec.parse(data["ocr_system"], specs, str(path))
     return specs
 
@@ -473,6 +476,7 @@ class BuildOptions:
     pipeline: bool = True
     pipeline_kind: str | None = None  # --pipeline ocr-det|ocr-rec|ocr-cls
     char_dict: str | None = None  # --char-dict FILE: the recognizer's dictionary
+    paddlex_pipeline: str | None = None  # a PaddleX pipeline config (OCR.yaml...) naming the models
 
 
 _SHAPE_OPTIONS = ("shape", "min_shapes", "opt_shapes", "max_shapes")
@@ -495,7 +499,7 @@ def specs_from_options(o: BuildOptions) -> BuildSpecs:
     """The ``repogen build`` options -> specs. With a spec file the file is authoritative; the per-model
     options that would silently lose against it are refused."""
     if o.spec_file:
-        clashing = [opt for opt, val in (("MODEL", o.models), ("--name", o.name is not None),
+        clashing = [opt for opt, val in (("MODEL", o.models), ("--paddlex-pipeline", o.paddlex_pipeline), ("--name", o.name is not None),
                                          ("--version-folder", o.version), ("--max-batch-size", o.max_batch_size),
                                          ("--instances", o.instances), ("--template", o.template),
                                          *((opt, True) for opt in serving_options.given_cli_options(o.serving)),
@@ -518,7 +522,20 @@ def specs_from_options(o: BuildOptions) -> BuildSpecs:
                 s.partition = o.partition
         return specs
 
-    sources = [_model_source(m, Path.cwd(), f"model {m}") for m in o.models]
+    pipeline = None
+    if o.paddlex_pipeline:  # the config names the models, their names and what they run with
+        clashing = [opt for opt, val in (("MODEL", o.models), ("--name", o.name is not None),
+                                         ("--deploy-config", o.deploy_config), ("--no-pipeline", not o.pipeline))
+                    if val]
+        if clashing:
+            raise ConfigError(f"{clashing[0]} cannot be combined with --paddlex-pipeline (the pipeline config names "
+                              "the models and their settings)")
+        # imported here: its schema needs pydantic (the pipelines extra), which builds without this option do not
+        from repogen.build.paddlex_pipeline import read_paddlex_pipeline
+
+        pipeline = read_paddlex_pipeline(o.paddlex_pipeline)
+    sources = [m.source for m in pipeline.models] if pipeline else \
+        [_model_source(m, Path.cwd(), f"model {m}") for m in o.models]
     if o.name is not None and len(sources) > 1:
         raise ConfigError("--name needs exactly one MODEL")
     table: dict[str, Any] = {}
@@ -559,6 +576,8 @@ def specs_from_options(o: BuildOptions) -> BuildSpecs:
     if o.deploy_config and len(specs) > 1:
         raise ConfigError("--deploy-config needs exactly one MODEL")
     _paddleocr_options(specs, o)
+    if pipeline is not None:
+        _apply_paddlex_pipeline(specs, pipeline)
     check_unique(specs, "command line")
     return specs
 
@@ -579,3 +598,19 @@ def _paddleocr_options(specs: list[ModelSpec], o: BuildOptions) -> None:
     if char_dict is not None and not any(s.pipeline_kind == "ocr-rec" for s in specs):
         raise ConfigError(f"--char-dict {o.char_dict}: none of the models is a PaddleOCR 2.x text recognizer (a "
                           "*_rec_infer folder without a deploy config, or --pipeline ocr-rec)")
+
+
+def _apply_paddlex_pipeline(specs: BuildSpecs, pipeline: Any) -> None:
+    """Names, deploy-config values and the OCR system a PaddleX pipeline config gives its models."""
+    where = f"{pipeline.path}: SubModules"
+    for s, m in zip(specs, pipeline.models):
+        s.name = validate_name(m.name, f"{where}.{m.key}.model_name")
+        s.deploy_overrides = m.overrides
+    check_unique(specs, str(pipeline.path))
+    if pipeline.ocr_system is not None:
+        chosen = pipeline.ocr_system
+        system = system_spec.parse({"detector": chosen.detector, "recognizer": chosen.recognizer,
+                                    "classifier": chosen.classifier or False}, specs, str(pipeline.path))
+        system.rec_batch_size, system.cls_batch_size = chosen.rec_batch_size, chosen.cls_batch_size
+        system.rec_score_thresh = chosen.rec_score_thresh
+        specs.ocr_system = system

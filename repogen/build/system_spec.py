@@ -39,6 +39,10 @@ class OcrSystemSpec:
     detector: str | None = None
     recognizer: str | None = None
     classifier: str | None = None  # None: no classifier
+    # set from a PaddleX pipeline config (repogen.build.paddlex_pipeline); None / 0: the system's defaults
+    rec_batch_size: int | None = None  # crops recognised together (padded to the widest, as PaddleX batches)
+    cls_batch_size: int | None = None
+    rec_score_thresh: float = 0.0  # lines whose text score is below it are dropped (PaddleX text_rec_score_thresh)
 
 
 def parse(value: Any, specs: list[Any], where: str) -> OcrSystemSpec:

@@ -60,6 +60,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--char-dict", metavar="FILE",
                    help="the character dictionary of the build's PaddleOCR 2.x recognizer (e.g. ppocr_keys_v1.txt; "
                         "default: the .txt file beside the model)")
+    p.add_argument("--paddlex-pipeline", metavar="PIPELINE.yaml",
+                   help="a PaddleX pipeline config (OCR.yaml, object_detection.yaml, semantic_segmentation.yaml, "
+                        "image_classification.yaml) instead of MODEL: its SubModules' model_dir folders are built with "
+                        "the settings the config gives them, so the pipeline answers as paddlex.create_pipeline does")
     p.add_argument("--no-pipeline", action="store_true",
                    help="build the model alone: no pre/post-processing models from its deploy config")
     p.add_argument("--partition", action=argparse.BooleanOptionalAction, default=None,
@@ -90,7 +94,8 @@ def build_options(args: argparse.Namespace) -> Any:
         max_batch_size=args.max_batch_size, instances=args.instances, template=args.template,
         serving=serving_values(args), input_names=args.input_names, output_names=args.output_names,
         check=not args.no_check, partition=args.partition, deploy_config=args.deploy_config,
-        pipeline=not args.no_pipeline, pipeline_kind=args.pipeline_kind, char_dict=args.char_dict)
+        pipeline=not args.no_pipeline, pipeline_kind=args.pipeline_kind, char_dict=args.char_dict,
+        paddlex_pipeline=args.paddlex_pipeline)
 
 
 def run(args: argparse.Namespace) -> int:

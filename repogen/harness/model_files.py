@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from repogen.errors import ConfigError
+from repogen.reference.runner import default_memory_mb
 from repogen.verify.inputs import random_array
 from repogen.verify.tolerances import Rule, rule_for
 
@@ -192,8 +194,65 @@ def as_client_feeds(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def make_cases(model: ModelFolder, npz: dict[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Named input sets: batch 1 and the largest batch (or the profile's opt and max for non-batching models)."""
+# the share of the reference's memory cap (a limit on its address space) a validation batch may bring it to
+CAP_USE = 0.9
+# what a reference child's address space holds beyond its resident memory before any run (Paddle's libraries and
+# arenas: 1.47 GB for 0.32 GB resident with a small segmenter loaded, measured), where no probe measured it
+ADDRESS_SPACE_MB = 1200
+
+
+def pipeline_cost_mb(model: ModelFolder) -> tuple[float, float] | None:
+    """(base MiB, MiB per input pixel) that ``repogen build`` measured for this model's pipeline (the pixel
+    budget in its ``_pre`` stage's pipeline.json: repogen/pipelines/budget.py), or None."""
+    pre = model.path.parent / f"{model.name}_pre"
+    for data in sorted(pre.glob("[0-9]*/pipeline.json"), key=lambda p: -int(p.parent.name)):
+        try:
+            budget = json.loads(data.read_text()).get("budget") or {}
+            return float(budget["base_mb"]), float(budget["bytes_per_pixel"]) / (1 << 20)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return None
+
+
+def _pixels(shapes: dict[str, list[int]]) -> int:
+    """Pixels of one sample's image: the last two dims of its largest 3-D input (C, H, W)."""
+    images = [s for s in shapes.values() if len(s) == 3]
+    return max((int(s[-1]) * int(s[-2]) for s in images), default=0)
+
+
+def fitting_batch(largest: int, base_mb: float, per_sample_mb: float, memory_mb: int) -> int:
+    """The largest batch up to ``largest`` whose reference run stays within ``CAP_USE`` of the memory cap: the
+    address space it starts from (``base_mb``) + batch x per sample (at least 1: a single sample that does not
+    fit is the reference's own memory error)."""
+    room = memory_mb * CAP_USE - base_mb
+    return max(1, min(largest, int(room // max(per_sample_mb, 1e-3))))
+
+
+def _sample_cost_mb(model: ModelFolder, shapes: dict[str, list[int]], one: dict[str, np.ndarray],
+                    probe: Callable[[dict[str, np.ndarray]], tuple[int, int] | None] | None
+                    ) -> tuple[float, float] | None:
+    """(address space MiB the reference starts from, MiB per sample) for this model, or None when nothing tells:
+    the per-sample cost the build measured for the pipeline (a fresh process: nothing cached reads as free) where
+    there is one, else the probe's resident growth for one sample; the start from the probe (the child as it is)."""
+    found = probe(one) if probe is not None else None
+    measured = pipeline_cost_mb(model) if _pixels(shapes) else None
+    if found is None and measured is None:
+        return None
+    base = float(found[0]) if found is not None else measured[0] + ADDRESS_SPACE_MB
+    sample_mb = sum(v.nbytes for v in one.values()) / (1 << 20)  # at least the sample itself
+    per_sample = measured[1] * _pixels(shapes) if measured is not None else float(found[1])
+    return base, max(per_sample, sample_mb)
+
+
+def make_cases(model: ModelFolder, npz: dict[str, np.ndarray] | None = None, seed: int = 0, *,
+               probe: Callable[[dict[str, np.ndarray]], tuple[int, int] | None] | None = None,
+               memory_mb: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Named input sets: batch 1 and the largest batch (or the profile's opt and max for non-batching models).
+
+    The largest batch is the one the Paddle reference can run within its memory cap (``memory_mb``, default the
+    reference's, which follows the machine's available memory): the model's cost per sample is the pipeline's
+    measured memory per input pixel where the build measured one, else ``probe``'s (resident MiB, peak growth
+    MiB) for one sample (ReferenceRunner.measure_run_mb). A batch cut for memory is named so, with the numbers."""
     rng = np.random.default_rng(seed)
     mbs = largest_batch(model)
     if npz is not None:
@@ -210,9 +269,21 @@ def make_cases(model: ModelFolder, npz: dict[str, np.ndarray] | None = None, see
     if mbs > 0:
         shapes = {s.name: sample_shape(model, s, "opt") for s in model.inputs}
         big = as_client_feeds({s.name: random_tensor(rng, s.dtype, [mbs] + shapes[s.name]) for s in model.inputs})
-        cases = {"batch 1": {k: v[:1].copy() for k, v in big.items()}}
+        one = {k: v[:1].copy() for k, v in big.items()}
+        cases = {"batch 1": one}
         if mbs > 1:
-            cases[f"batch {mbs}"] = big
+            cost = _sample_cost_mb(model, shapes, one, probe)
+            name = f"batch {mbs}"
+            if cost is not None:
+                cap = default_memory_mb() if memory_mb is None else memory_mb
+                fits = fitting_batch(mbs, *cost, cap)
+                if fits < mbs:
+                    need = cost[0] + mbs * cost[1]
+                    name = (f"batch {fits} (batch {mbs} would need ~{need:.0f} MiB in the Paddle reference; its cap is "
+                            f"{cap} MiB: REPOGEN_REFERENCE_MEMORY_MB)")
+                    big = {k: v[:fits] for k, v in big.items()}
+            if next(iter(big.values())).shape[0] > 1:
+                cases[name] = big
         return cases
     cases, seen = {}, set()
     for which in ("opt", "max"):

@@ -188,8 +188,9 @@ def ocr_answer(cfg: dict, det: Reference, rec: Reference, img: np.ndarray, cls: 
         probs = rec.run({r["input"]: ops.rec_batch([pairs[i][0] for i in chunk], r["image_shape"])})[r["output"]]
         for i, t, s in zip(chunk, *ops.ctc_decode(probs, chars)):
             texts[i], scores[i] = t, s
-    return {"boxes": np.array([b for _, b in pairs], np.float32).reshape(-1, 4, 2), "texts": texts,
-            "scores": np.array(scores, np.float32)}
+    keep = [i for i in range(len(pairs)) if scores[i] >= r.get("score_thresh", 0.0)]  # as the served system drops
+    return {"boxes": np.array([pairs[i][1] for i in keep], np.float32).reshape(-1, 4, 2),
+            "texts": [texts[i] for i in keep], "scores": np.array([scores[i] for i in keep], np.float32)}
 
 
 # -- speed -----------------------------------------------------------------------------------------------------------

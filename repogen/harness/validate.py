@@ -157,8 +157,10 @@ def validate_model(server: TritonServer, model: ModelFolder, *, protocols: tuple
         report.config_diffs = config_differences(model.config, served)
         for d in report.config_diffs:
             report.fail(f"server config differs from {model.path / 'config.pbtxt'}: {d}")
-        cases = make_cases(model, inputs)
         ref = PaddleReference(model)
+        # the largest batch is the one the reference can run within its memory cap (measured on one sample)
+        cases = make_cases(model, inputs, probe=lambda feeds: ref.runner.measure_run_mb(feeds, ref.run),
+                           memory_mb=ref.runner.memory_mb)
         expected = {case: ref.run(feeds) for case, feeds in cases.items()}
         scorer = None
         for protocol in protocols:

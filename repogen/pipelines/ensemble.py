@@ -235,6 +235,14 @@ def ocr_system(generated: list[GeneratedModel], choice: Any = None,
         name = choice.name
         det, rec = member(choice.detector, "ocr_det", "detector"), member(choice.recognizer, "ocr_rec", "recognizer")
         cls = member(choice.classifier, "textline", "classifier") if choice.classifier else None
+    def batch(member: dict, asked: int | None, role: str) -> int:
+        if asked is None:
+            return max(1, min(OCR_BATCH, member["max_batch_size"]))
+        if asked > member["max_batch_size"]:  # fewer crops a batch pads differently: other scores than PaddleX's
+            raise ConfigError(f"{name}: the {role} batch_size {asked} is above {member['model']}'s max_batch_size "
+                              f"{member['max_batch_size']}: build with a --max-batch-size of at least {asked}")
+        return asked
+
     dp, rp = det["pipeline"], rec["pipeline"]
     if len(dp["roles"]) != 1 or len(rp["roles"]) != 1:
         raise ConfigError(f"{name}: text detector and recognizer must take one image input each")
@@ -246,13 +254,14 @@ def ocr_system(generated: list[GeneratedModel], choice: Any = None,
                 "output": dp["model_outputs"][0], "post": dp["post"], "budget": dp.get("budget")},
         "rec": {"model": rec["model"], "input": next(iter(rp["roles"])), "output": rp["model_outputs"][0],
                 "image_shape": shape, "characters": rp["characters"], "use_space_char": rp["post"]["use_space_char"],
-                "batch_size": max(1, min(OCR_BATCH, rec["max_batch_size"]))},
+                "batch_size": batch(rec, getattr(choice, "rec_batch_size", None), "recognizer"),
+                "score_thresh": float(getattr(choice, "rec_score_thresh", 0.0) or 0.0)},
     }
     if cls is not None:  # a text-line orientation classifier (PaddleX textline_ori: 0_degree / 180_degree)
         op = cls["pipeline"]
         data["cls"] = {"model": cls["model"], "input": next(iter(op["roles"])), "output": op["model_outputs"][0],
                        "transforms": op["transforms"], "color": op["color"],
-                       "batch_size": max(1, min(OCR_BATCH, cls["max_batch_size"]))}
+                       "batch_size": batch(cls, getattr(choice, "cls_batch_size", None), "classifier")}
         if "cls_thresh" in op["post"]:  # PaddleOCR's v2 direction classifier: its labels and threshold decide
             data["cls"].update(labels=op["labels"], cls_thresh=op["post"]["cls_thresh"])
     outputs = [Tensor("boxes", "float32", [-1, 4, 2]), Tensor("texts", "bytes", [-1]), Tensor("scores", "float32", [-1])]

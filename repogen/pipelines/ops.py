@@ -652,6 +652,134 @@ def model_feeds(state: dict, roles: dict[str, str]) -> dict[str, np.ndarray]:
     return feeds
 
 
+# -- polygon fill, as OpenCV 4.10 draws it (cv2.fillPoly, LINE_8, shift 0) -----------------------------------------
+# OpenCV 4.11 fills a polygon's scanlines differently from 4.10 (PaddleX's environment): DB box scores moved by up
+# to 7e-3 with the same probability map. The fill below is 4.10's algorithm in NumPy, so box scores no longer
+# depend on the OpenCV that is installed: the outline as 8-connected Bresenham lines (clipped to the mask as
+# OpenCV's clipLine does), plus every scanline between the edges in 16.16 fixed point.
+
+_XY_SHIFT = 16
+_XY_ONE = 1 << _XY_SHIFT
+
+
+def _c_div(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _clip_line(w: int, h: int, p0: tuple[int, int], p1: tuple[int, int]) -> tuple[bool, tuple, tuple]:
+    """OpenCV's ``clipLine`` on a w x h image: whether any part is inside, and both end points moved onto the
+    image border (Cohen-Sutherland, double intermediates truncated to integers)."""
+    (x1, y1), (x2, y2) = p0, p1
+    if w <= 0 or h <= 0:
+        return False, p0, p1
+    right, bottom = w - 1, h - 1
+    c1 = (x1 < 0) + (x1 > right) * 2 + (y1 < 0) * 4 + (y1 > bottom) * 8
+    c2 = (x2 < 0) + (x2 > right) * 2 + (y2 < 0) * 4 + (y2 > bottom) * 8
+    if (c1 & c2) == 0 and (c1 | c2) != 0:
+        if c1 & 12:
+            a = 0 if c1 < 8 else bottom
+            x1 += int(float(a - y1) * (x2 - x1) / (y2 - y1))
+            y1 = a
+            c1 = (x1 < 0) + (x1 > right) * 2
+        if c2 & 12:
+            a = 0 if c2 < 8 else bottom
+            x2 += int(float(a - y2) * (x2 - x1) / (y2 - y1))
+            y2 = a
+            c2 = (x2 < 0) + (x2 > right) * 2
+        if (c1 & c2) == 0 and (c1 | c2) != 0:
+            if c1:
+                a = 0 if c1 == 1 else right
+                y1 += int(float(a - x1) * (y2 - y1) / (x2 - x1))
+                x1, c1 = a, 0
+            if c2:
+                a = 0 if c2 == 1 else right
+                y2 += int(float(a - x2) * (y2 - y1) / (x2 - x1))
+                x2, c2 = a, 0
+    return (c1 | c2) == 0, (x1, y1), (x2, y2)
+
+
+def _line(w: int, h: int, p0: tuple[int, int], p1: tuple[int, int]) -> tuple[int, ...] | None:
+    """OpenCV's 8-connected ``Line`` (its LineIterator, left to right, clipped to the w x h mask) as (x0, y0, major
+    length, minor length, y step, vertical); None when nothing of it is inside. Pixel k = 0..major lies k along
+    the major axis and (2*minor*k + major - 1) // (2*major) along the minor one: where Bresenham's error, started
+    at major - 2*minor, has gone negative."""
+    if not (0 <= p0[0] < w and 0 <= p1[0] < w and 0 <= p0[1] < h and 0 <= p1[1] < h):
+        inside, p0, p1 = _clip_line(w, h, p0, p1)
+        if not inside:
+            return None
+    if p1[0] < p0[0]:
+        p0, p1 = p1, p0
+    (x0, y0), (x1, y1) = p0, p1
+    major, minor = x1 - x0, abs(y1 - y0)
+    vertical = minor > major
+    if vertical:
+        major, minor = minor, major
+    return x0, y0, major, minor, 1 if y1 >= y0 else -1, int(vertical)
+
+
+def _draw_line(mask: np.ndarray, line: tuple[int, ...]) -> None:
+    """Every pixel of one :func:`_line` set."""
+    x0, y0, major, minor, step, vertical = line
+    k = np.arange(major + 1)
+    side = (2 * minor * k + major - 1) // (2 * major) if major else 0
+    if vertical:
+        mask[y0 + step * k, x0 + side] = 1
+    else:
+        mask[y0 + step * side, x0 + k] = 1
+
+
+def fill_poly(mask: np.ndarray, points: np.ndarray) -> None:
+    """``cv2.fillPoly(mask, [points], 1)`` as OpenCV 4.10 draws it (LINE_8, shift 0) for one polygon of integer
+    ``points`` [N, 2] on a uint8 ``mask``: each edge drawn as a line, then on every row the spans between even-odd
+    pairs of the edges crossing it, both ends rounded down from 16.16 fixed point. (OpenCV 4.11 rounds the left
+    end up and puts every edge through pixel corners: a thinner mask.)"""
+    h, w = mask.shape
+    pts = [(int(x), int(y)) for x, y in np.asarray(points).reshape(-1, 2)]
+    edges = []  # (y0, y1, x at y0 in 16.16, dx per row in 16.16)
+    prev = pts[-1]
+    for cur in pts:
+        line = _line(w, h, prev, cur)
+        if line is not None:
+            _draw_line(mask, line)
+        # the edge in 16.16 fixed point: through the pixel centres (x + 0.5) when the line lies inside the mask;
+        # else through the end points clipped to the mask (pixel corners), unless clipping left it horizontal
+        (x0c, y0c), (x1c, y1c) = (prev[0] << _XY_SHIFT, prev[1]), (cur[0] << _XY_SHIFT, cur[1])
+        if 0 <= prev[0] < w and 0 <= cur[0] < w and 0 <= prev[1] < h and 0 <= cur[1] < h:
+            x0c, x1c = x0c + _XY_ONE // 2, x1c + _XY_ONE // 2
+        else:
+            _, t0, t1 = _clip_line(w, h, prev, cur)
+            if t0[1] != t1[1]:
+                (x0c, y0c), (x1c, y1c) = (t0[0] << _XY_SHIFT, t0[1]), (t1[0] << _XY_SHIFT, t1[1])
+        if prev[1] != cur[1]:
+            dx = _c_div(x1c - x0c, y1c - y0c)
+            if prev[1] < cur[1]:
+                edges.append((prev[1], cur[1], x0c + (prev[1] - y0c) * dx, dx))
+            else:
+                edges.append((cur[1], prev[1], x1c + (cur[1] - y1c) * dx, dx))
+        prev = cur
+    if len(edges) < 2:
+        return
+    y_lo, y_hi = min(e[0] for e in edges), max(e[1] for e in edges)
+    ends = [x for y0, y1, x0, dx in edges for x in (x0, x0 + (y1 - y0) * dx)]
+    rows = np.arange(max(y_lo, 0), min(y_hi, h), dtype=np.int64)
+    if y_hi < 0 or y_lo >= h or max(ends) < 0 or min(ends) >= (w << _XY_SHIFT) or not len(rows):
+        return
+    e = np.array(edges, np.int64)
+    y0, y1, x0, dx = (e[:, i][None] for i in range(4))
+    r = rows[:, None]
+    never = np.iinfo(np.int64).max
+    # the edges crossing each row, left to right; each pair of them bounds one span
+    cross = np.sort(np.where((y0 <= r) & (r < y1), x0 + (r - y0) * dx, never), axis=1)
+    cols = np.arange(w, dtype=np.int64)[None]
+    band = mask[rows[0]:rows[-1] + 1]
+    for j in range(0, cross.shape[1] - 1, 2):
+        right = cross[:, j + 1:j + 2]
+        x1, x2 = cross[:, j:j + 1] >> _XY_SHIFT, np.where(right == never, -1, right >> _XY_SHIFT)
+        band[(x1 <= cols) & (cols <= x2)] = 1  # spans clipped to the mask by the columns themselves
+
+
 # -- DB text detection ---------------------------------------------------------------------------------------------
 
 def _mini_box(contour: np.ndarray) -> tuple[list, float]:
@@ -660,6 +788,13 @@ def _mini_box(contour: np.ndarray) -> tuple[list, float]:
     i1, i4 = (0, 1) if points[1][1] > points[0][1] else (1, 0)
     i2, i3 = (2, 3) if points[3][1] > points[2][1] else (3, 2)
     return [points[i1], points[i2], points[i3], points[i4]], min(rect[1])
+
+
+def _masked_mean(bitmap: np.ndarray, mask: np.ndarray) -> float:
+    """``cv2.mean(bitmap, mask)[0]`` as OpenCV computes it: the pixels under the mask summed one after another in
+    float64, times the reciprocal of their count (0 when none)."""
+    values = bitmap[mask != 0].astype(np.float64)
+    return float(np.cumsum(values)[-1] * (1.0 / len(values))) if len(values) else 0.0
 
 
 def _box_score_fast(bitmap: np.ndarray, box: np.ndarray) -> float:
@@ -672,8 +807,8 @@ def _box_score_fast(bitmap: np.ndarray, box: np.ndarray) -> float:
     mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), np.uint8)
     box[:, 0] -= xmin
     box[:, 1] -= ymin
-    cv2.fillPoly(mask, box.reshape(1, -1, 2).astype(np.int32), 1)
-    return cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+    fill_poly(mask, box.reshape(-1, 2).astype(np.int32))  # PaddleX: cv2.fillPoly as OpenCV 4.10 fills
+    return _masked_mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)
 
 
 def _box_score_slow(bitmap: np.ndarray, contour: np.ndarray) -> float:
@@ -684,8 +819,8 @@ def _box_score_slow(bitmap: np.ndarray, contour: np.ndarray) -> float:
     mask = np.zeros((ymax - ymin + 1, xmax - xmin + 1), np.uint8)
     contour[:, 0] -= xmin
     contour[:, 1] -= ymin
-    cv2.fillPoly(mask, contour.reshape(1, -1, 2).astype(np.int32), 1)
-    return cv2.mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)[0]
+    fill_poly(mask, contour.reshape(-1, 2).astype(np.int32))
+    return _masked_mean(bitmap[ymin:ymax + 1, xmin:xmax + 1], mask)
 
 
 def _unclip(box: Any, ratio: float) -> np.ndarray:

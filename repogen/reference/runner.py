@@ -38,12 +38,62 @@ _MEMORY_HINTS = ("MemoryError", "bad_alloc", "failed to map segment", "Cannot al
                  "out of memory")
 
 
+# The cap is on the child's address space (RLIMIT_AS), which runs ahead of the memory it really uses: Paddle's
+# import and a small CNN took 1.07 GB of address space for 0.42 GB resident (measured, tiny_cnn at batch 8).
+CAP_SHARE = 0.8  # of the memory available when the child starts: whatever else runs keeps the rest
+CAP_STEP_MB = 512  # caps are rounded down to this, so a waiting child still fits the next model's cap
+
+
+def _meminfo_mb(key: str) -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) >> 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_left_mb() -> int | None:
+    """What this process's cgroup (a container's memory limit) still allows, where one is set."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max" or a huge number: no limit
+            return max(int(limit) - usage, 0) >> 20
+    return None
+
+
+def physical_memory_mb() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20
+
+
+def available_memory_mb() -> int:
+    """Memory a new process can have now without the kernel reclaiming from others or its OOM killer stepping in:
+    Linux's MemAvailable, within what a cgroup limit leaves; three quarters of physical memory where neither
+    can be read."""
+    known = [v for v in (_meminfo_mb("MemAvailable"), _cgroup_left_mb()) if v is not None]
+    return min(known) if known else physical_memory_mb() * 3 // 4
+
+
 def default_memory_mb() -> int:
-    """REPOGEN_REFERENCE_MEMORY_MB, else three quarters of this machine's memory."""
+    """The reference child's memory cap: REPOGEN_REFERENCE_MEMORY_MB, else 80 % of the memory available now
+    (never above three quarters of physical memory), rounded down to 512 MiB. A fixed cap above what the machine
+    has free lets Paddle grow until the kernel's OOM killer ends it (a segmentation model at batch 8 x 640 x 640
+    reached 17.3 GB that way); under this one Paddle fails with a memory error naming the cap first. (Paddle's
+    import and a small model need about 1.5 GB of address space: on a machine with less free, the reference
+    says so rather than starting.)"""
     env = os.environ.get("REPOGEN_REFERENCE_MEMORY_MB")
     if env:
         return int(env)
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 / 4) >> 20
+    cap = min(int(available_memory_mb() * CAP_SHARE), physical_memory_mb() * 3 // 4)
+    return cap // CAP_STEP_MB * CAP_STEP_MB if cap >= CAP_STEP_MB else max(cap, 64)
 
 
 def default_timeout() -> float:
@@ -54,8 +104,9 @@ def default_timeout() -> float:
 class _Child:
     """The process and its pipes; ``send``/``receive`` raise _Broken (with the detail) when the child can't go on."""
 
-    def __init__(self, memory_mb: int):
+    def __init__(self, memory_mb: int, default_cap: bool = False):
         self.memory_mb = memory_mb
+        self.default_cap = default_cap  # the cap followed the available memory (no cap asked for)
         fd, self.stderr_path = tempfile.mkstemp(prefix="repogen-reference-", suffix=".log")
         os.close(fd)
         root = str(Path(__file__).resolve().parents[2])  # the folder holding the repogen package
@@ -159,14 +210,22 @@ _idle: list[_Child] = []  # at most one clean child waiting for the next model
 _idle_lock = threading.Lock()
 
 
-def _take(memory_mb: int) -> _Child:
+def _fits(child: _Child, memory_mb: int, default_cap: bool) -> bool:
+    """Whether a waiting child's cap serves a new model: the same cap; or, when both followed the available
+    memory, caps a step apart (the free memory moves between models; a new child costs Paddle's import)."""
+    if child.memory_mb == memory_mb:
+        return True
+    return default_cap and child.default_cap and abs(child.memory_mb - memory_mb) <= CAP_STEP_MB
+
+
+def _take(memory_mb: int, default_cap: bool = False) -> _Child:
     with _idle_lock:
         while _idle:
             child = _idle.pop()
-            if child.alive() and child.memory_mb == memory_mb:
+            if child.alive() and _fits(child, memory_mb, default_cap):
                 return child
             child.stop(kill=True)
-    return _Child(memory_mb)
+    return _Child(memory_mb, default_cap)
 
 
 def _give_back(child: _Child) -> None:
@@ -184,11 +243,12 @@ def _give_back(child: _Child) -> None:
 def prewarm(memory_mb: int | None = None) -> None:
     """Start a child now if none is waiting: Paddle's import then overlaps the caller's own work (reading,
     cleaning, converting) instead of following it."""
-    memory_mb = default_memory_mb() if memory_mb is None else int(memory_mb)
+    default_cap = memory_mb is None
+    memory_mb = default_memory_mb() if default_cap else int(memory_mb)
     with _idle_lock:
-        if any(c.alive() and c.memory_mb == memory_mb for c in _idle):
+        if any(c.alive() and _fits(c, memory_mb, default_cap) for c in _idle):
             return
-    _give_back(_Child(memory_mb))
+    _give_back(_Child(memory_mb, default_cap))
 
 
 @atexit.register
@@ -215,8 +275,9 @@ class ReferenceRunner:
         require_installed("paddle", extra="paddle", for_what="comparing with Paddle Inference (the reference)")
         self.source = source_of(model)
         self.timeout = default_timeout() if timeout is None else float(timeout)
-        self.memory_mb = default_memory_mb() if memory_mb is None else int(memory_mb)
-        self._child: _Child | None = _take(self.memory_mb)
+        self._child: _Child | None = _take(default_memory_mb() if memory_mb is None else int(memory_mb),
+                                           default_cap=memory_mb is None)
+        self.memory_mb = self._child.memory_mb  # the cap of the child that runs the model
         self._finalizer = weakref.finalize(self, _give_back, self._child)
         self._names: tuple[list[str], list[str]] | None = None
         src = self.source
@@ -236,6 +297,35 @@ class ReferenceRunner:
     @property
     def pid(self) -> int | None:
         return self._child.proc.pid if self._child else None
+
+    def memory_mb_used(self) -> dict[str, int] | None:
+        """The child's ``resident`` memory now, its ``peak`` resident memory and its ``address_space`` (what the cap
+        limits), in MiB from /proc; None where that cannot be read."""
+        try:
+            fields = dict(line.split(":", 1) for line in
+                          Path(f"/proc/{self.pid}/status").read_text().splitlines() if ":" in line)
+            return {key: int(fields[name].split()[0]) >> 10
+                    for key, name in (("resident", "VmRSS"), ("peak", "VmHWM"), ("address_space", "VmSize"))}
+        except (OSError, KeyError, ValueError, IndexError, TypeError):
+            return None
+
+    def measure_run_mb(self, feeds: dict[str, np.ndarray], run: Callable[[dict], Any] | None = None
+                       ) -> tuple[int, int] | None:
+        """(address space MiB before, MiB the resident peak rose by) for one run of ``feeds`` through ``run``
+        (default :meth:`run`; the child's peak is reset first through /proc/PID/clear_refs), or None where Linux's
+        /proc cannot tell. Memory a previous model left in Paddle's allocator may be reused and read as free: a
+        lower bound, which the memory cap backs up."""
+        self._ready()
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # 5: reset the peak resident size
+        except OSError:
+            return None
+        before = self.memory_mb_used()
+        (run or self.run)(feeds)
+        after = self.memory_mb_used()
+        if before is None or after is None:
+            return None
+        return before["address_space"], max(after["peak"] - before["resident"], 0)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Paddle's outputs by its output names, in fetch order; ``feeds`` keyed by its input names."""

@@ -54,6 +54,8 @@ class TritonPythonModel:
                                                    self.characters)
             for i, t, s in zip(chunk, got_texts, got_scores):
                 texts[i], scores[i] = t, s
+        keep = [i for i in range(len(crops)) if scores[i] >= rec.get("score_thresh", 0.0)]  # PaddleX drops the rest
+        kept, texts, scores = [kept[i] for i in keep], [texts[i] for i in keep], [scores[i] for i in keep]
         return [pb_utils.Tensor("boxes", np.array(kept, np.float32).reshape(1, -1, 4, 2)),
                 pb_utils.Tensor("texts", np.array([t.encode("utf-8") for t in texts], np.object_).reshape(1, -1)),
                 pb_utils.Tensor("scores", np.array(scores, np.float32).reshape(1, -1))]
