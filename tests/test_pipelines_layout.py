@@ -72,7 +72,7 @@ OPTIONS = {
     "layout nms": {"nms": True},
     "merge large": {"merge_mode": "large"},
     "merge small": {"merge_mode": "small"},
-    "merge per class": {"merge_mode": [[3, "large"], [5, "large"], [22, "small"], [1, "union"]]},
+    "merge per class": {"merge_mode": [[3, "large"], [5, "large"], [2, "small"], [8, "small"], [1, "union"]]},
     "unclip": {"unclip_ratio": [1.1, 0.95]},
     "unclip per class": {"unclip_ratio": [[22, [1.2, 1.05]], [5, [0.9, 1.3]]]},
     "PaddleOCR-VL": {"class_thresholds": [[i, 0.4 if i in (5, 6, 15, 17, 22, 23) else 0.5] for i in range(25)],
