@@ -338,7 +338,7 @@ def test_validate_passes_models_and_pipelines(server, repo):
                             speed=False)
     assert report.ok, report.failures[:3]
     names = pipeline_folders(repo, sorted(p.name for p in repo.iterdir()))
-    assert len(names) == 4 * len(KINDS)
+    assert len(names) == 5 * len(KINDS)  # _pre, _post, _pipeline, _pipeline_raw, _paddlex
     reports = validate_pipelines(server, repo, names, concurrency=(1,), requests=4, speed=False)
     assert reports and all(r.ok for r in reports), {r.model: r.failures for r in reports if not r.ok}
     v2 = {r.model: r for r in reports}[f"{NAME['layout_v2']}_pipeline"]
