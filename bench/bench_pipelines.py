@@ -9,7 +9,7 @@ serves them on the bundled CPU tritonserver and sends encoded images over gRPC f
 alternative is PaddleX ``create_model(..., engine="paddle_static", run_mode "paddle")`` (oneDNN off) called
 from N threads, one predictor per thread (a PaddleX predictor is not thread-safe), with the same CPU math
 threads per predictor (1) as each served model instance. For the OCR system the alternative is PaddleX's
-OCR steps composed from its components (tests/pipeline_reference.py). Also reported: where the server's time
+OCR steps composed from its components (tests/support/pipeline_reference.py). Also reported: where the server's time
 goes (pre, model, post from Triton's per-model statistics) and client-side decode+transport (request latency
 minus the ensemble's server time). Prints only what it measured. Targets (issue 15): >= 0.9x at one client,
 >= 2x at 8 clients.
@@ -107,8 +107,8 @@ OFFICIAL_DET, OFFICIAL_REC, OFFICIAL_CLS = "PP-OCRv4_mobile_det", "PP-OCRv4_mobi
 def _answer_paddlex_ocr_gate() -> None:
     """PaddleX gates its OCR pipeline on the ``ocr-core`` extra, whose ``imagesize`` is used only by PaddleX's
     dataset converters (training tools), never at inference; the gate is answered for it (as
-    tests/pipeline_reference.py does for OpenCV's distribution name) before the first pipeline is created."""
-    import pipeline_reference  # noqa: F401 - answers the OpenCV gate first
+    tests/support/pipeline_reference.py does for OpenCV's distribution name) before the first pipeline is created."""
+    from support import pipeline_reference  # noqa: F401 - answers the OpenCV gate first
     import paddlex.utils.deps as deps
 
     original = deps.is_dep_available
@@ -352,7 +352,7 @@ def official(args) -> int:
 
 
 def main() -> int:
-    import pipeline_reference as ref
+    from support import pipeline_reference as ref
     from repogen.harness.server import launch
     from repogen.build.flow import build_repository
     from repogen.build.spec import InstanceGroup, ModelSpec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, convert_and_compare, saved_programs
+from tests.support.opcases import Case, Inp, convert_and_compare, saved_programs
 
 B = -1
 CASES = {"bf16_linear_conv": Case((Inp("x", (B, 3, 6, 6)),), ({"x": (2, 3, 6, 6)}, {"x": (1, 3, 6, 6)}), fp16=True)}

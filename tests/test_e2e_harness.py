@@ -28,7 +28,7 @@ from repogen.harness.validate import validate_model, validate_repository
 from repogen.harness import speed
 from repogen.harness.model_files import make_cases
 from repogen.harness.validate import time_model
-from test_harness_support import ADD_ONE, SLEEP_PER_ROW, SLOW_ROW_S, derive, good_repo, tritonserver_pids
+from tests.support.harness_repos import ADD_ONE, SLEEP_PER_ROW, SLOW_ROW_S, derive, good_repo, tritonserver_pids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}

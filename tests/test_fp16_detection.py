@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, emit_legacy, saved_programs
+from tests.support.opcases import Case, Inp, emit_legacy, saved_programs
 from tests.test_ops_nms import match_detections
 
 B = -1

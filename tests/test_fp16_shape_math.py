@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, saved_programs
+from tests.support.opcases import Case, Inp, saved_programs
 
 B = -1
 CASES = {"dims_to_float": Case((Inp("x", (B, B)),), ({"x": (1, 1024)}, {"x": (2, 3000)}))}

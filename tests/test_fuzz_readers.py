@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.support import zoo
-from protobuf_bytes import varint
+from tests.support.protobuf_bytes import varint
 
 SEED = 20261201
 FAST_CASES = 100

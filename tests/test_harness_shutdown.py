@@ -16,7 +16,7 @@ from repogen.cli.validate_report import print_report
 from repogen.harness.server import group_members, launch
 from repogen.harness.validate import Report, validate_model
 from repogen.build.spec import EXAMPLE_DIR, ModelSpec
-from test_harness_support import derive
+from tests.support.harness_repos import derive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -23,7 +23,7 @@ from repogen.errors import ConfigError
 from repogen.harness.server import (_die_with_parent, _interpreter_path_env, _prepare_pytriton_backend,
                                     find_tritonserver, free_port, kill_process_group)
 from repogen.storage.publish import publish
-from s3_support import SAMPLE_REPO, bucket, s3_env, s3_server  # noqa: F401 (fixtures)
+from tests.support.s3_fixtures import SAMPLE_REPO
 
 pytestmark = pytest.mark.timeout(240)
 URI = "s3://models/prod"

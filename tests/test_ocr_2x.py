@@ -31,7 +31,7 @@ from repogen.verify import inputs
 from repogen.verify.tasks import compare_answers
 from support.trained_models import EXPORTS, dictionary_characters, official_exports, with_paddlex_configs
 
-ref = pytest.importorskip("pipeline_reference")
+ref = pytest.importorskip("tests.support.pipeline_reference")
 
 CLS_SHAPE = [3, 48, 192]  # PaddleOCR's cls_image_shape default
 CLS_THRESH = 0.9  # PaddleOCR's cls_thresh default

@@ -1,13 +1,13 @@
 """Detection box ops against Paddle: yolo_box, box_coder, prior_box, anchor_generator, roi_align
 (converters/boxes.py).
 
-Cases are saved by Paddle as PIR (dynamic dims), 2.x ProgramDesc and static PIR (tests/opcases.py) and must
+Cases are saved by Paddle as PIR (dynamic dims), 2.x ProgramDesc and static PIR (tests/support/opcases.py) and must
 match Paddle Inference within 1e-5 relative (1e-2 at fp16) at two run shapes.
 """
 
 from __future__ import annotations
 
-from tests.opcases import Case, Inp, emit_legacy, standard_tests
+from tests.support.opcases import Case, Inp, emit_legacy, standard_tests
 
 B = -1
 YOLO_ANCHORS = [10, 13, 16, 30]  # two anchors

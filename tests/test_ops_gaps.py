@@ -3,13 +3,13 @@ slice/strided_slice bounds and steps from tensors, concat/split axes from tensor
 set_value.
 
 Each case is a tiny program saved by Paddle as PIR (dynamic dims), as a 2.x ProgramDesc and as PIR with
-static dims (tests/opcases.py); the converted network runs at two shapes and must match Paddle Inference:
+static dims (tests/support/opcases.py); the converted network runs at two shapes and must match Paddle Inference:
 floats within 1e-5 relative (1e-2 at fp16), integers and bools exactly.
 """
 
 from __future__ import annotations
 
-from tests.opcases import Case, Inp, standard_tests
+from tests.support.opcases import Case, Inp, standard_tests
 
 B = -1
 
@@ -102,7 +102,7 @@ def build_cases(mode: str) -> dict:
         return c, parts[0], parts[1]
 
     if mode == "legacy":
-        from tests.opcases import emit_legacy
+        from tests.support.opcases import emit_legacy
 
         paddle.index_put = lambda x, indices, value, accumulate=False: emit_legacy(
             "index_put", {"x": [x], "indices": list(indices), "value": [value]}, {"accumulate": accumulate},

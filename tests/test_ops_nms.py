@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, emit_legacy, feeds, saved_programs
+from tests.support.opcases import Case, Inp, emit_legacy, feeds, saved_programs
 
 B = -1
 M, C = 12, 3

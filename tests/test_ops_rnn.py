@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.opcases import Case, Inp, standard_tests
+from tests.support.opcases import Case, Inp, standard_tests
 
 B = T = -1
 H = 4

@@ -1,13 +1,13 @@
 """Tier 2 ops (ops_target.md) against Paddle: comparisons and logic, indexing, sequences, grid sampling.
 
 Each case is a tiny program saved by Paddle as PIR (dynamic dims), as a 2.x ProgramDesc (legacy op names)
-and as PIR with static dims (tests/opcases.py); the converted network runs at two shapes and must match
+and as PIR with static dims (tests/support/opcases.py); the converted network runs at two shapes and must match
 Paddle Inference: floats within 1e-5 relative (1e-2 at fp16), integers and bools exactly.
 """
 
 from __future__ import annotations
 
-from tests.opcases import Case, Inp, emit_legacy, standard_tests
+from tests.support.opcases import Case, Inp, emit_legacy, standard_tests
 
 B = -1  # the dynamic batch dim
 

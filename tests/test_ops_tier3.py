@@ -3,7 +3,7 @@ SAME/VALID, adaptive, channels-last), temporal_shift, shuffle_channel / channel_
 pixel_unshuffle and deformable_conv (v1 and v2).
 
 Each case is a tiny program saved by Paddle as PIR (dynamic dims), as a 2.x ProgramDesc (legacy op names)
-and as PIR with static dims (tests/opcases.py); the converted network runs at two shapes and must match
+and as PIR with static dims (tests/support/opcases.py); the converted network runs at two shapes and must match
 Paddle Inference: floats within 1e-5 relative (1e-2 at fp16).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.opcases import Case, Inp, emit_legacy, standard_tests
+from tests.support.opcases import Case, Inp, emit_legacy, standard_tests
 
 B = -1  # a dynamic dim
 

@@ -25,7 +25,7 @@ from repogen.pipelines.bounded_yaml import load_yaml_file
 from repogen.verify import inputs
 from repogen.verify.tasks import compare_answers
 
-ref = pytest.importorskip("pipeline_reference")
+ref = pytest.importorskip("tests.support.pipeline_reference")
 paddlex = pytest.importorskip("paddlex")
 yaml = pytest.importorskip("yaml")
 from tests.support.trained_models import with_paddlex_configs  # noqa: E402

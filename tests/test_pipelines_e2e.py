@@ -16,7 +16,7 @@ import pytest
 from repogen.examples import pipeline_exports as testing
 from repogen.verify import inputs
 
-ref = pytest.importorskip("pipeline_reference")
+ref = pytest.importorskip("tests.support.pipeline_reference")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 KINDS = ("ocr_det", "ocr_rec", "det", "layout", "seg", "cls", "textline")
 NAME = testing.MODEL_NAME  # the Triton names a build with no names gives the exports

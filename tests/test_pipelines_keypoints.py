@@ -20,7 +20,7 @@ from repogen.examples import pipeline_exports as exports
 from repogen.verify import inputs
 from repogen.verify.tasks import compare_answers
 
-ref = pytest.importorskip("pipeline_reference")
+ref = pytest.importorskip("tests.support.pipeline_reference")
 pytestmark = pytest.mark.timeout(420)
 e2e = pytest.mark.e2e  # the tests that start the bundled tritonserver
 

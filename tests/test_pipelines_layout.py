@@ -31,7 +31,7 @@ from repogen.pipelines.deploy_config import read_deploy_config
 from repogen.verify import inputs
 from repogen.verify.tasks import compare_answers
 
-ref = pytest.importorskip("pipeline_reference")
+ref = pytest.importorskip("tests.support.pipeline_reference")
 KINDS = ("layout_plus", "layout_v2", "layout_s")
 SEEDS = range(150) if os.environ.get("REPOGEN_SLOW_TESTS") == "1" else range(12)  # random row sets per case
 NAME = testing.MODEL_NAME

@@ -8,7 +8,7 @@ import pytest
 from repogen.pipelines import ops
 from repogen.pipelines.deploy_config import _normalize
 
-ref = pytest.importorskip("pipeline_reference")
+ref = pytest.importorskip("tests.support.pipeline_reference")
 RNG = np.random.default_rng(0)
 
 

@@ -463,7 +463,7 @@ def _status(exc) -> str:
 
 @pytest.fixture(scope="module")
 def expected_seg(models, tmp_path_factory):
-    ref = pytest.importorskip("pipeline_reference")
+    ref = pytest.importorskip("tests.support.pipeline_reference")
     predictor = ref.paddlex_predictor("seg", models["seg_full"], tmp_path_factory.mktemp("paddlex-seg"))
     images = [inputs.shapes_image(i, (150 + 30 * i, 170 + 20 * i)) for i in range(3)]
     return [(img, ref.paddlex_answer(predictor, "seg", img)["label_map"]) for img in images]

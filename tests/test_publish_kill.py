@@ -28,7 +28,7 @@ from repogen.storage import transaction as tx
 from repogen.storage.download import download
 from repogen.locks import private_dir
 from repogen.storage.uri import StorageError, parse
-from s3_support import bucket, objects, s3_env, s3_server, sample_copy  # noqa: F401 (fixtures)
+from tests.support.s3_fixtures import objects, sample_copy
 
 pytestmark = pytest.mark.timeout(180)
 PAUSED = "REPOGEN_TEST_PAUSED"

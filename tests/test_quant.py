@@ -1,6 +1,6 @@
 """Paddle quantization ops -> TensorRT Quantize/Dequantize layers, against Paddle Inference.
 
-Each case is a tiny program saved by Paddle as PIR and as a 2.x ProgramDesc (tests/opcases.py). Where the
+Each case is a tiny program saved by Paddle as PIR and as a 2.x ProgramDesc (tests/support/opcases.py). Where the
 converted network computes exactly what Paddle computes the bound is fp32's 1e-5 relative; see
 repogen/trt/converters/quant.py for the one difference (ties: Paddle's fake ops round half away from zero,
 TensorRT half to even), tested on its own below with inputs placed on ties.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, convert_and_compare, emit_legacy, saved_programs
+from tests.support.opcases import Case, Inp, convert_and_compare, emit_legacy, saved_programs
 
 B = -1
 
@@ -176,7 +176,7 @@ def _compare_with_legacy_reference(pir_model, legacy_model, case: Case) -> None:
     from tests.support.judging import judge
     from repogen.trt.convert import convert_graph
     from tests.support.zoo import reference_outputs
-    from tests.opcases import feeds
+    from tests.support.opcases import feeds
 
     graph = load_model(pir_model)
     assert {op.type for op in graph.ops} >= {"quantize_linear", "dequantize_linear"}
@@ -193,7 +193,7 @@ def _compare_with_legacy_reference(pir_model, legacy_model, case: Case) -> None:
 def test_broken_pir_reference_is_still_broken(programs) -> None:
     """Guards PIR_REFERENCE_BROKEN: when Paddle fixes PIR dequantize_linear, drop the workaround."""
     from tests.support.zoo import reference_outputs
-    from tests.opcases import feeds
+    from tests.support.opcases import feeds
 
     fd = feeds(CASES["linear_per_channel"], 0)
     deq, q = reference_outputs(programs["pir"] / "linear_per_channel", fd).values()

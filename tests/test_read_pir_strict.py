@@ -13,7 +13,7 @@ import pytest
 from tests.support import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
-from protobuf_bytes import varint
+from tests.support.protobuf_bytes import varint
 
 
 @pytest.fixture(scope="module")

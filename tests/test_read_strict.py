@@ -13,7 +13,7 @@ from tests.support import zoo
 from repogen.errors import ModelFormatError
 from repogen.paddle import load_model
 from repogen.paddle import framework_schema, gen_framework_schema
-from protobuf_bytes import key, varint
+from tests.support.protobuf_bytes import key, varint
 
 
 @pytest.fixture(scope="module")

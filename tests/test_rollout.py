@@ -17,7 +17,6 @@ from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.harness.server import launch
 from repogen.storage.publish import publish
-from s3_support import bucket, mlp_versions, s3_env, s3_server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 POLL = ["--model-control-mode=poll", "--repository-poll-secs=1"]

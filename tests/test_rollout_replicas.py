@@ -14,7 +14,6 @@ from repogen.deploy.rollout import wait_for_version
 from repogen.harness.model_files import read_model_folder
 from repogen.harness.reference import PaddleReference
 from repogen.storage.publish import publish
-from s3_support import bucket, mlp_versions, s3_env, s3_server  # noqa: F401 (fixtures)
 from test_rollout import POLL, _feeds, _rel, _wait_answers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]

@@ -19,7 +19,7 @@ from repogen.storage import client as s3c
 from repogen.storage import publish as pub
 from repogen.storage.download import download
 from repogen.storage.uri import S3URI, StorageError, parse
-from s3_support import bucket, objects, s3_env, s3_server, sample_copy  # noqa: F401 (fixtures)
+from tests.support.s3_fixtures import objects, sample_copy
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from repogen.cli import main
-from s3_support import SAMPLE_REPO, bucket, s3_env, s3_server  # noqa: F401 (fixtures)
+from tests.support.s3_fixtures import SAMPLE_REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, saved_programs
+from tests.support.opcases import Case, Inp, saved_programs
 
 B = -1
 CASES = {"label_map": Case((Inp("x", (B, 1, 4, 5)),), ({"x": (2, 1, 4, 5)},))}

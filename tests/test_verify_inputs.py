@@ -139,7 +139,7 @@ def test_trained_orientation_classifier_tells_upside_down_lines(trained):
 
 
 def test_detector_feeds_are_what_paddlex_preprocessing_makes(trained):
-    ref = pytest.importorskip("pipeline_reference")
+    ref = pytest.importorskip("tests.support.pipeline_reference")
     cfg = read_deploy_config(trained["det"] / "inference.yml")
     for t in vi.task_inputs(cfg, ["x"], count=2):
         img = t.images[0].image  # PP-OCR's DecodeImage img_mode is BGR: the image as drawn

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opcases import Case, Inp, saved_programs
+from tests.support.opcases import Case, Inp, saved_programs
 
 B = -1
 Q, C, K = 30, 4, 12

@@ -40,7 +40,7 @@ def concrete(shape: tuple[int, ...]) -> list[int]:
 
 
 def case_shapes(group: str, case: str) -> dict[str, list[int]] | None:
-    """The first run shapes of a per-op case (tests/opcases.py Case), found through the test module that
+    """The first run shapes of a per-op case (tests/support/opcases.py Case), found through the test module that
     saves under this tag: dims such as an RNN state's batch or temporal_shift's segments must agree."""
     import importlib.util
 

@@ -55,7 +55,7 @@ import json, sys
 import numpy as np
 site, tests, data, out, settings = sys.argv[1:6]
 sys.path.insert(0, site)
-sys.path.insert(1, tests)
+sys.path.insert(1, tests)  # tests/support: the PaddleX reference
 import cv2
 assert cv2.__version__.startswith("4.10."), cv2.__version__
 import pipeline_reference as ref
@@ -97,7 +97,7 @@ def paddlex_db_reference(pairs: list[tuple[np.ndarray, np.ndarray]], maps: list[
     np.savez(data, **arrays)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the child's OpenCV comes first, no other
     env["PYTHONPATH"] = str(TESTS.parent)
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(opencv_410_site()), str(TESTS), str(data), str(out),
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(opencv_410_site()), str(TESTS / "support"), str(data), str(out),
                            json.dumps(list(settings))], capture_output=True, text=True, timeout=600, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"PaddleX reference under OpenCV 4.10 failed: {proc.stderr[-3000:]}")

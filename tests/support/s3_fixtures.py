@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.local_s3 import LocalS3, local_s3
-from test_harness_support import MAKE_MLP
+from tests.support.harness_repos import MAKE_MLP
 
-SAMPLE_REPO = Path(__file__).resolve().parents[1] / "sample_repo"
+SAMPLE_REPO = Path(__file__).resolve().parents[2] / "sample_repo"
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def saved_programs(module_file: str, tag: str, modes: Sequence[str] = MODES) -> 
             env = dict(os.environ, FLAGS_enable_pir_api="0" if mode == "legacy" else "1", GLOG_minloglevel="2")
             proc = subprocess.run([sys.executable, __file__, "_save", module_file, mode, str(tmp)], env=env,
                                   capture_output=True, text=True, timeout=600,
-                                  cwd=str(Path(__file__).resolve().parents[1]))
+                                  cwd=str(Path(__file__).resolve().parents[2]))
             if proc.returncode != 0:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise RuntimeError(f"saving {tag} ({mode}) failed:\n{proc.stderr[-4000:]}")
@@ -214,5 +214,5 @@ def standard_tests(module_file: str, tag: str, cases: dict[str, Case]) -> tuple:
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "_save":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     _save_all(sys.argv[2], sys.argv[3], sys.argv[4])
