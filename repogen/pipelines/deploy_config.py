@@ -106,7 +106,7 @@ def is_unsupported(exc: BaseException) -> bool:
 
 def _load(path: Path) -> dict:
     if schema is None:
-        raise ConfigError(f"{path}: reading a deploy config needs pydantic: pip install 'repogen[pipelines]'")
+        raise MissingExtraError("pydantic", "pipelines", f"{path}: reading a deploy config")
     data = load_yaml_file(path, "deploy config", LIMITS)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a deploy config is a YAML mapping, got {type(data).__name__}")

