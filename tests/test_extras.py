@@ -271,7 +271,7 @@ def test_a_step_passes_only_as_the_table_says():
 
 # -- the README's path in fresh venvs, one extra at a time -----------------------------------------------------------
 
-VENVS = ("base", "paddle", "serve", "pipelines", "s3", "deploy")
+VENVS = ("base", "paddle", "serve", "pipelines", "s3", "deploy", "gateway")
 
 #: (venv, step) -> the extra the one-line error must name; a step absent here must succeed
 NEEDS = {
