@@ -486,22 +486,27 @@ def rec_norm(img: np.ndarray, image_shape: list, max_wh_ratio: float, max_width:
     c, h, w = (int(v) for v in image_shape)
     w = int(h * max_wh_ratio)
     if w > max_width:
-        resized, rw, w = cv2.resize(img, (max_width, h)), max_width, max_width
+        resized, w = cv2.resize(img, (max_width, h)), max_width
     else:
         ih, iw = img.shape[:2]
         ratio = iw / float(ih)
         rw = w if math.ceil(h * ratio) > w else int(math.ceil(h * ratio))
         resized = cv2.resize(img, (rw, h))
-    if resized.dtype == np.uint8:
-        resized = cv2.LUT(resized, _rec_table()).transpose((2, 0, 1))
-    else:
-        resized = resized.astype("float32").transpose((2, 0, 1)) / 255
-        resized -= 0.5
-        resized /= 0.5
-    out = np.zeros((c, h, w), np.float32)
-    out[:, :, :rw] = resized
-    return out
+    return _pad_right_half_range(resized, c, h, w)
 
+
+def _pad_right_half_range(resized: np.ndarray, c: int, h: int, w: int) -> np.ndarray:
+    """PaddleOCR's recognizer/classifier tail: HWC to CHW, (x/255-0.5)/0.5 (a table for 8-bit images), zeros on
+    the right up to width ``w``."""
+    if resized.dtype == np.uint8:
+        chw = cv2.LUT(resized, _rec_table()).transpose((2, 0, 1))
+    else:
+        chw = resized.astype("float32").transpose((2, 0, 1)) / 255
+        chw -= 0.5
+        chw /= 0.5
+    out = np.zeros((c, h, w), np.float32)
+    out[:, :, :resized.shape[1]] = chw
+    return out
 
 def cls_resize(state: dict, *, image_shape: list) -> None:
     """PaddleOCR's direction classifier input (``predict_cls``): height ``H`` keeping the aspect ratio, width at
@@ -512,15 +517,7 @@ def cls_resize(state: dict, *, image_shape: list) -> None:
     fit = math.ceil(h * (iw / float(ih)))
     rw = w if fit > w else int(fit)
     resized = cv2.resize(img, (rw, h))
-    if resized.dtype == np.uint8:
-        resized = cv2.LUT(resized, _rec_table()).transpose((2, 0, 1))
-    else:
-        resized = resized.astype("float32").transpose((2, 0, 1)) / 255
-        resized -= 0.5
-        resized /= 0.5
-    out = np.zeros((c, h, w), np.float32)
-    out[:, :, :rw] = resized
-    state["img"] = out
+    state["img"] = _pad_right_half_range(resized, c, h, w)
 
 
 TRANSFORMS = {"det_resize": det_resize, "resize": resize, "resize_short": resize_short, "center_crop": center_crop,
