@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -135,10 +136,18 @@ def _podman_build(env: dict[str, str], tag: str, *args: str, stdin: str | None =
     assert proc.returncode == 0, f"podman build -t {tag}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
 
 
+def _test_tag(name: str) -> str:
+    """A tag of this run only: two runs on one machine share podman's storage, and a run killed mid-build leaves
+    a buildah working container holding its image, so a fixed tag would collide or be pinned."""
+    return f"repogen/test-{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 def _remove_test_images(env: dict[str, str], tags: list[str]) -> None:
-    """The test's tags go (and the layers only they hold); the CPU image and its base stay for the next run."""
-    subprocess.run(["podman", "rmi", "--ignore", *(f"localhost/{t}:latest" for t in tags)], capture_output=True,
-                   text=True, env=env, timeout=300)
+    """The test's tags go (and the layers only they hold); the CPU image and its base stay for the next run.
+    --force also removes a container using them: the tags are this run's own (``_test_tag``)."""
+    for tag in tags:  # the derived image first: its base cannot go while a child holds it
+        subprocess.run(["podman", "rmi", "--force", "--ignore", f"localhost/{tag}:latest"], capture_output=True,
+                       text=True, env=env, timeout=300)
     listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}"], capture_output=True, text=True,
                             env=env, timeout=60).stdout.split()
     assert not {f"localhost/{t}" for t in tags} & set(listed), listed
@@ -148,7 +157,7 @@ def test_docker_files_build_on_the_local_base(podman_env):
     """Dockerfile.build takes its base as a build argument; built here on the CPU image (the NGC base cannot be
     pulled here), its steps, COPYs, installs and entrypoint are what is tested. Dockerfile.serve-paddle is built
     and checked by test_every_kind_of_generated_python_model_loads_in_its_images."""
-    tag = "repogen/test-build"
+    tag = _test_tag("build")
     try:
         _podman_build(podman_env, tag, "--build-arg", f"BASE_IMAGE=localhost/{images.CPU_IMAGE}", "--build-arg",
                       "REQUIRE_TENSORRT=0", "-f", str(ROOT / "docker" / "Dockerfile.build"), str(ROOT))
@@ -252,7 +261,7 @@ def test_every_kind_of_generated_python_model_loads_in_its_images(podman_env, tm
     statements = images.python_model_imports(folders)
     modules = sorted({s.split()[1].split(".")[0] for s in statements})
     assert {"cv2", "numpy", "paddle", "pyclipper", "repogen"} <= set(modules), modules
-    base, image = "repogen/test-serve-paddle-base", "repogen/test-serve-paddle"
+    base, image = _test_tag("serve-paddle-base"), _test_tag("serve-paddle")
     try:
         (tmp_path / "context").mkdir()
         _podman_build(podman_env, base, "--build-arg", f"MODULES={' '.join(modules)}", "-f", "-",
