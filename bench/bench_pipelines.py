@@ -293,6 +293,7 @@ def official(args) -> int:
     repo = work / "repo"
     build_repository(specs, repo, progress=False)
     repos = {"best": repo, "oneDNN off": onednn_off_copy(repo, work / "repo-onednn-off")}
+    repos = {k: v for k, v in repos.items() if k in args.settings.split(",")}
     images = official_images(dictionary_characters(folders["dict"]), args.images)
     encoded = [inputs.encode(img) for img in images]
     files = []
@@ -365,6 +366,8 @@ def main() -> int:
                     help="instances of each served model and stage (default 2; --official: the build's default)")
     ap.add_argument("--official", action="store_true",
                     help="the official PP-OCRv4 det/rec and v2 classifier: served ocr_system vs PaddleX's OCR pipeline")
+    ap.add_argument("--settings", default="best,oneDNN off",
+                    help="--official: which settings to measure, comma-separated (best, oneDNN off)")
     ap.add_argument("--rounds", type=int, default=2, help="--official: served/PaddleX alternations per level")
     args = ap.parse_args()
     if args.official:

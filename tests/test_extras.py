@@ -168,7 +168,7 @@ def test_the_base_install_path_with_every_optional_package_hidden(tmp_path):
              (["validate", repo], "serve"), (["publish", repo, "s3://bucket-x/p"], "s3"),
              (["manifests", "s3://bucket-x/p", "--out", str(tmp_path / "M")], "deploy"),
              (["manifests", "s3://bucket-x/p", "--out", str(tmp_path / "M"), "--image", "i", "--gpus", "0"],
-              "deploy")]
+              "deploy"), (["gateway", "http://127.0.0.1:9"], "gateway")]
     proc = subprocess.run([sys.executable, "-c", _BASE_ONLY, ",".join(sorted(OPTIONAL)),
                            json.dumps([argv for argv, _ in steps])], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
@@ -184,6 +184,18 @@ def test_the_base_install_path_with_every_optional_package_hidden(tmp_path):
         if not ok:
             problems.append(f"{argv[0]}: rc {rc}, want {want or 'success'}: {err[-1500:]}")
     assert problems == []
+
+
+def test_the_gateway_names_its_missing_package_before_it_calls_triton():
+    """httpx comes with many tools: with it installed and starlette absent, ``repogen gateway`` must say so at
+    once, not first report the Triton it could not list (nothing listens on port 9 here)."""
+    proc = subprocess.run([sys.executable, "-c", _BASE_ONLY, "starlette",
+                           json.dumps([["gateway", "http://127.0.0.1:9"]])], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [(rc, err)] = json.loads(proc.stdout)
+    assert rc == 2 and err.strip() == ('repogen gateway: error: repogen gateway needs Starlette, which is not '
+                                       'installed: pip install "repogen[gateway]"'), err
 
 
 # -- extras that cannot break each other -----------------------------------------------------------------------------
@@ -283,6 +295,7 @@ NEEDS = {
     ("pipelines", "validate-pipeline"): "serve",
     **{(v, "publish"): "s3" for v in VENVS if v not in ("s3", "deploy")},  # deploy reads the store too
     **{(v, "manifests"): "deploy" for v in VENVS if v != "deploy"},
+    **{(v, "gateway"): "gateway" for v in VENVS if v != "gateway"},  # in its venv it answers PaddleX's routes
 }
 
 _ONE_LINE = re.compile(r'repogen [a-z]+: error: [^\n]+: pip install "repogen\[([a-z0-9]+)\]"')
@@ -330,8 +343,55 @@ def _outcome(name: str, step: str, proc: subprocess.CompletedProcess) -> str | N
     return None
 
 
+def _gateway_step(name: str, exe: str, work: Path, env: dict[str, str], triton_url: str) -> str | None:
+    """``repogen gateway`` in front of the test's Triton (the pipeline repository, with its PaddleX-protocol
+    model): where the venv lacks the extra, one line naming it; in the gateway venv, /health and one PaddleX
+    image-classification request answered, then SIGTERM ends it cleanly."""
+    import urllib.request
+
+    import numpy as np
+
+    from repogen.harness.server import free_port
+    from repogen.pipelines.paddlex_protocol import request_body
+    from repogen.verify import inputs
+
+    port = free_port()
+    cmd = [exe, "gateway", triton_url, "--port", str(port)]
+    if (name, "gateway") in NEEDS:
+        return _outcome(name, "gateway", _run(cmd, work, env, timeout=120))
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    problem, url = None, f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as got:
+                    health = json.loads(got.read())
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            return f"{name} gateway: never answered /health (rc {proc.poll()})"
+        image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+        body = json.dumps(request_body("classification", inputs.encode(image))).encode()
+        ask = urllib.request.Request(f"{url}/image-classification", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(ask, timeout=120) as got:
+            answer = json.loads(got.read())
+        if health.get("errorCode") != 0 or answer.get("errorCode") != 0 or not answer["result"].get("categories"):
+            problem = f"{name} gateway: health {health}, answer {str(answer)[:500]}"
+    except OSError as exc:
+        problem = f"{name} gateway: {type(exc).__name__}: {exc}"
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    if problem is None and (proc.returncode != 143 or "Traceback" in out + err):
+        problem = f"{name} gateway: SIGTERM ended it with rc {proc.returncode}:\n{(out + err)[-2000:]}"
+    return problem
+
+
 def _walk(name: str, venv: Path, work: Path, export: Path, pipeline_repo: Path, s3_env: dict[str, str],
-          bucket: str) -> tuple[list[str], dict[str, float]]:
+          bucket: str, triton_url: str) -> tuple[list[str], dict[str, float]]:
     """The README's path in one venv; returns the problems found and each step's seconds."""
     exe = str(venv / "bin" / "repogen")
     env = _env(s3_env)
@@ -363,6 +423,11 @@ def _walk(name: str, venv: Path, work: Path, export: Path, pipeline_repo: Path, 
             problems.append(f"{name} validate: no 'all models valid':\n{proc.stdout[-2000:]}")
         elif step == "manifests" and (name, step) not in NEEDS and not (work / "M" / "deployment.yaml").is_file():
             problems.append(f"{name} manifests: no deployment.yaml written")
+    started = time.monotonic()
+    problem = _gateway_step(name, exe, work, env, triton_url)
+    seconds["gateway"] = time.monotonic() - started
+    if problem:
+        problems.append(problem)
     return problems, seconds
 
 
@@ -399,6 +464,7 @@ def pipeline_export(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_each_extra_alone_in_a_fresh_venv_walks_the_readme_path(fresh_venvs, pipeline_export, capsys):
+    from repogen.harness.server import launch
     from tests.support.local_s3 import local_s3
 
     export, pipeline_repo = pipeline_export
@@ -407,13 +473,14 @@ def test_each_extra_alone_in_a_fresh_venv_walks_the_readme_path(fresh_venvs, pip
     # every extra keeps numpy below 2 (the base install may take 2.x: it serves nothing)
     assert {v: n for v, n in numpys.items() if v != "base" and int(n.split(".")[0]) >= 2} == {}
     bucket = f"extras-{uuid.uuid4().hex[:8]}"
-    with local_s3() as server:
+    # the gateway steps call this Triton (this checkout's environment serves; the gateway venv only answers)
+    with local_s3() as server, launch(pipeline_repo, require_models=True) as triton:
         server.create_bucket(bucket)
         started = time.monotonic()
         with ThreadPoolExecutor(len(VENVS)) as pool:
             walked = dict(zip(VENVS, pool.map(
                 lambda v: _walk(v, fresh_venvs / f"venv-{v}", fresh_venvs / f"work-{v}", export, pipeline_repo,
-                                server.credentials_env(), bucket), VENVS)))
+                                server.credentials_env(), bucket, triton.http_url), VENVS)))
         times["commands (parallel)"] = time.monotonic() - started
     problems = [p for found, _ in walked.values() for p in found]
     for v, (_, seconds) in walked.items():

@@ -261,7 +261,14 @@ def test_validate_hook_passes_every_pipeline_and_times_them(server, repo):
     (run,) = reports["ocr_system"].speed
     assert run.concurrency == 2 and run.verdict in ("stable", "unstable") and not run.errors, run
     assert run.requests >= 4 and run.throughput_rps > 0 and 0 < run.p50_ms <= run.p95_ms <= run.p99_ms
-    assert 0 <= run.pre_post_share < 1 and set(run.stage_server_us) >= {"ocr_system", NAME["ocr_det"]}
+    assert set(run.stage_server_us) >= {"ocr_system", NAME["ocr_det"]}
+    # a page's recognizer batches overlap on the server: the system's own share is reported only where the
+    # members' times fit inside the system's (repogen.harness.pipelines.pre_post_share)
+    members = sum(v for k, v in run.stage_server_us.items() if k != "ocr_system")
+    if members <= run.stage_server_us["ocr_system"]:
+        assert 0 <= run.pre_post_share < 1, run
+    else:
+        assert run.pre_post_share is None, run
 
 
 def test_pipeline_answers_are_judged_by_the_task_rules():

@@ -48,6 +48,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from repogen.harness import gateway
 
+    gateway.require_packages()
     host, port_ = args.host or gateway.DEFAULT_HOST, args.port or gateway.DEFAULT_PORT
     routes = gateway.discover_routes(args.url, dict(args.route))
     app = gateway.make_app(gateway.GatewaySettings(gateway.base_url(args.url), routes,

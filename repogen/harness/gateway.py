@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repogen.errors import ConfigError
-from repogen.extras import require
+from repogen.extras import require, require_installed
 from repogen.interrupts import terminate_raises
 from repogen.pipelines.paddlex_protocol import ENDPOINT_PARAMETER, ENDPOINTS, INPUT, MAX_FILE_BYTES, OUTPUT
 
@@ -40,6 +40,16 @@ class GatewaySettings:
     routes: dict[str, str]
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_body_bytes: int = MAX_BODY_BYTES
+
+
+PACKAGES = ("httpx", "starlette", "uvicorn")  # the gateway extra: the client to Triton, the app, its server
+
+
+def require_packages() -> None:
+    """Every package the gateway needs, before it calls Triton: a user with one of them (httpx comes with other
+    tools) learns what is missing at once, not after the server was listed."""
+    for module in PACKAGES:
+        require_installed(module, extra="gateway", for_what="repogen gateway")
 
 
 def base_url(url: str) -> str:

@@ -211,7 +211,11 @@ def pre_post_share(kind: str, stages: Sequence[str], server_us: dict[str, float]
     if any(np.isnan(spent)):
         return None
     if kind == "ocr_system":  # stages: system (its time includes the BLS calls), det, rec[, cls]
-        return round(1 - (spent[1] + spent[2]) / spent[0], 3) if spent[0] else None
+        # a page's recognizer batches are sent together: where they overlap (several recognizer instances, or
+        # one batch queued behind another), the members' times add up to more than the system waited, and
+        # the system's own share cannot be told from the server's statistics
+        inside = sum(spent[1:])
+        return round(1 - inside / spent[0], 3) if spent[0] and inside <= spent[0] else None
     total = sum(spent)  # stages: pre, model, post
     return round(1 - spent[1] / total, 3) if total else None
 

@@ -7,10 +7,15 @@ produces lives in local variables of ``_one``: nothing is kept between requests,
 see each other's crops or texts.
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from pipeline_common import check_feeds, each_request, load_config, ops, read_image
+
+
+REC_CALLS_IN_FLIGHT = 4  # recognizer batches of one request sent at once (Triton queues what finds no instance)
 
 
 class TritonPythonModel:
@@ -18,6 +23,9 @@ class TritonPythonModel:
         self.cfg = load_config()
         rec = self.cfg["rec"]
         self.characters = ops.ctc_characters(rec["characters"], rec["use_space_char"])
+        # a request's recognizer batches go out together, so that several recognizer instances (one per core on a
+        # CPU) work on one page at once; the stub's own async_exec is exec() in an executor thread, as here
+        self.rec_calls = ThreadPoolExecutor(REC_CALLS_IN_FLIGHT)
 
     def _call(self, model, feeds, output):
         request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output],
@@ -47,11 +55,12 @@ class TritonPythonModel:
             crops = ops.upright(crops, cls, lambda x: self._call(cls["model"], {cls["input"]: x}, cls["output"]))
         texts, scores = [""] * len(crops), [0.0] * len(crops)
         order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / float(crops[i].shape[0]))
-        for start in range(0, len(order), rec["batch_size"]):
-            chunk = order[start:start + rec["batch_size"]]
-            x = ops.rec_batch([crops[i] for i in chunk], rec["image_shape"])
-            got_texts, got_scores = ops.ctc_decode(self._call(rec["model"], {rec["input"]: x}, rec["output"]),
-                                                   self.characters)
+        chunks = [order[start:start + rec["batch_size"]] for start in range(0, len(order), rec["batch_size"])]
+        calls = [self.rec_calls.submit(self._call, rec["model"],
+                                       {rec["input"]: ops.rec_batch([crops[i] for i in chunk], rec["image_shape"])},
+                                       rec["output"]) for chunk in chunks]
+        for chunk, call in zip(chunks, calls):
+            got_texts, got_scores = ops.ctc_decode(call.result(), self.characters)
             for i, t, s in zip(chunk, got_texts, got_scores):
                 texts[i], scores[i] = t, s
         keep = [i for i in range(len(crops)) if scores[i] >= rec.get("score_thresh", 0.0)]  # PaddleX drops the rest
@@ -62,3 +71,6 @@ class TritonPythonModel:
 
     def execute(self, requests):
         return each_request(requests, self._one)
+
+    def finalize(self):
+        self.rec_calls.shutdown(wait=True)
