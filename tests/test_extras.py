@@ -3,10 +3,10 @@
 Fast checks: ``repogen.extras.require`` itself, no optional package imported behind its back, every extra that
 can reach the Triton Python-backend stub keeping numpy below 2, and ``validate`` without OpenCV.
 
-The slow check (marked ``slow``; it runs in CI, deselect it locally with ``-m "not slow"``) installs the base
-package and each extra ALONE into fresh venvs, exactly as the README says (``pip install -e ".[EXTRA]"`` from
-this checkout), and walks the README's path in each: --help, inspect, check, build, validate, a pipeline export,
-publish to a local S3 server, manifests. It then adds the pipelines extra to the serve venv (the order that
+The slow check (marked ``slow``: eight minutes of one worker, so it runs with ``REPOGEN_SLOW_TESTS=1``) installs
+the base package and each extra ALONE into fresh venvs, exactly as the README says (``pip install -e ".[EXTRA]"``
+from this checkout), and walks the README's path in each: --help, inspect, check, build, validate, a pipeline
+export, publish to a local S3 server, manifests, ``repogen gateway`` in front of a Triton this test starts. It then adds the pipelines extra to the serve venv (the order that
 once pulled numpy 2 under the stub) and validates a pipeline repository there. Its time is printed.
 """
 
