@@ -295,7 +295,8 @@ NEEDS = {
     ("pipelines", "validate-pipeline"): "serve",
     **{(v, "publish"): "s3" for v in VENVS if v not in ("s3", "deploy")},  # deploy reads the store too
     **{(v, "manifests"): "deploy" for v in VENVS if v != "deploy"},
-    **{(v, "gateway"): "gateway" for v in VENVS if v != "gateway"},  # in its venv it answers PaddleX's routes
+    # kserve (the deploy extra) brings starlette, uvicorn and httpx: there, as in its own venv, the gateway answers
+    **{(v, "gateway"): "gateway" for v in VENVS if v not in ("gateway", "deploy")},
 }
 
 _ONE_LINE = re.compile(r'repogen [a-z]+: error: [^\n]+: pip install "repogen\[([a-z0-9]+)\]"')
@@ -345,7 +346,7 @@ def _outcome(name: str, step: str, proc: subprocess.CompletedProcess) -> str | N
 
 def _gateway_step(name: str, exe: str, work: Path, env: dict[str, str], triton_url: str) -> str | None:
     """``repogen gateway`` in front of the test's Triton (the pipeline repository, with its PaddleX-protocol
-    model): where the venv lacks the extra, one line naming it; in the gateway venv, /health and one PaddleX
+    model): where the venv lacks the extra, one line naming it; where it has it, /health and one PaddleX
     image-classification request answered, then SIGTERM ends it cleanly."""
     import urllib.request
 
@@ -357,34 +358,39 @@ def _gateway_step(name: str, exe: str, work: Path, env: dict[str, str], triton_u
 
     port = free_port()
     cmd = [exe, "gateway", triton_url, "--port", str(port)]
-    if (name, "gateway") in NEEDS:
-        return _outcome(name, "gateway", _run(cmd, work, env, timeout=120))
     proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    problem, url = None, f"http://127.0.0.1:{port}"
+    problem, url, served = None, f"http://127.0.0.1:{port}", False
     try:
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=5) as got:
                     health = json.loads(got.read())
+                served = True
                 break
             except OSError:
                 time.sleep(0.2)
+        if not served:
+            problem = None if proc.poll() is not None else f"{name} gateway: neither ended nor answered /health in 60 s"
+        elif (name, "gateway") in NEEDS:
+            problem = f"{name} gateway: answers /health, but NEEDS says this venv lacks the gateway extra"
         else:
-            return f"{name} gateway: never answered /health (rc {proc.poll()})"
-        image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
-        body = json.dumps(request_body("classification", inputs.encode(image))).encode()
-        ask = urllib.request.Request(f"{url}/image-classification", data=body,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(ask, timeout=120) as got:
-            answer = json.loads(got.read())
-        if health.get("errorCode") != 0 or answer.get("errorCode") != 0 or not answer["result"].get("categories"):
-            problem = f"{name} gateway: health {health}, answer {str(answer)[:500]}"
+            image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+            body = json.dumps(request_body("classification", inputs.encode(image))).encode()
+            ask = urllib.request.Request(f"{url}/image-classification", data=body,
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(ask, timeout=120) as got:
+                answer = json.loads(got.read())
+            if health.get("errorCode") != 0 or answer.get("errorCode") != 0 or not answer["result"].get("categories"):
+                problem = f"{name} gateway: health {health}, answer {str(answer)[:500]}"
     except OSError as exc:
         problem = f"{name} gateway: {type(exc).__name__}: {exc}"
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         out, err = proc.communicate(timeout=60)
+    if not served and problem is None:  # it ended by itself: one line naming the extra, as NEEDS says
+        return _outcome(name, "gateway", subprocess.CompletedProcess(cmd, proc.returncode, out, err))
     if problem is None and (proc.returncode != 143 or "Traceback" in out + err):
         problem = f"{name} gateway: SIGTERM ended it with rc {proc.returncode}:\n{(out + err)[-2000:]}"
     return problem
