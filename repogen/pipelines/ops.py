@@ -508,6 +508,7 @@ def _pad_right_half_range(resized: np.ndarray, c: int, h: int, w: int) -> np.nda
     out[:, :, :resized.shape[1]] = chw
     return out
 
+
 def cls_resize(state: dict, *, image_shape: list) -> None:
     """PaddleOCR's direction classifier input (``predict_cls``): height ``H`` keeping the aspect ratio, width at
     most ``W``, (x/255-0.5)/0.5, zeros on the right up to ``W``: a fixed [C, H, W] whatever the crop."""

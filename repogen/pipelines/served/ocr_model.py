@@ -35,6 +35,11 @@ class TritonPythonModel:
             raise RuntimeError(f"{model}: {response.error().message()}")
         return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
 
+    def _recognize(self, crops):
+        """One recognizer batch, built in the worker: a dense page's batches are not all in memory at once."""
+        rec = self.cfg["rec"]
+        return self._call(rec["model"], {rec["input"]: ops.rec_batch(crops, rec["image_shape"])}, rec["output"])
+
     def _one(self, request):
         det, rec = self.cfg["det"], self.cfg["rec"]
         img = read_image(request, self.cfg, det.get("budget"))
@@ -56,9 +61,7 @@ class TritonPythonModel:
         texts, scores = [""] * len(crops), [0.0] * len(crops)
         order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / float(crops[i].shape[0]))
         chunks = [order[start:start + rec["batch_size"]] for start in range(0, len(order), rec["batch_size"])]
-        calls = [self.rec_calls.submit(self._call, rec["model"],
-                                       {rec["input"]: ops.rec_batch([crops[i] for i in chunk], rec["image_shape"])},
-                                       rec["output"]) for chunk in chunks]
+        calls = [self.rec_calls.submit(self._recognize, [crops[i] for i in chunk]) for chunk in chunks]
         for chunk, call in zip(chunks, calls):
             got_texts, got_scores = ops.ctc_decode(call.result(), self.characters)
             for i, t, s in zip(chunk, got_texts, got_scores):
